@@ -1,0 +1,449 @@
+//! Signed bundles: a file of document changes (and photos) that another
+//! device imports — the USB-stick path between devices with no network.
+//!
+//! Layout (`schemas/bundle.md`): `"FSBUNDL1"` ‖ exporter public key (32) ‖
+//! CBOR body ‖ Ed25519 signature (64) over the domain tag, magic, key and
+//! body. The envelope signature is checked before the body is parsed. The
+//! body carries, per document, every change and one [`HeadSignature`] per
+//! author: the signature the author made when committing their latest change
+//! in the bundle, which vouches for all their earlier ones.
+//!
+//! [`decode`] checks the envelope and the shape; [`verify_document`] checks
+//! that every change is covered by a trusted author's signature (or is the
+//! document's deterministic genesis). Both are pure: the caller supplies
+//! which keys it trusts and which changes it already holds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use automerge::{Automerge, Change, ChangeHash};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+use crate::doc::{self, genesis_actor};
+use crate::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
+use crate::ids::{DocId, DocKind};
+
+const MAGIC: &[u8; 8] = b"FSBUNDL1";
+const DOMAIN: &[u8] = b"fieldsync/bundle/v1";
+const FORMAT: u32 = 1;
+
+/// The largest bundle file accepted (photos included).
+pub const MAX_BUNDLE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Errors from reading or verifying a bundle. None of them changes anything.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// Bigger than the limit.
+    #[error("数据包过大（{size} 字节，上限 {limit} 字节）")]
+    TooLarge {
+        /// Size of the file.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Not a FieldSync bundle at all.
+    #[error("不是 FieldSync 数据包（文件头不符）")]
+    NotABundle,
+    /// Shorter than its envelope, or its body ends early.
+    #[error("数据包不完整（可能复制时被截断），请重新导出")]
+    Truncated,
+    /// The envelope signature does not match: the file was altered.
+    #[error("数据包签名无效：文件已被改动或损坏，未导入任何内容")]
+    BadSignature,
+    /// The exporting device is not trusted here.
+    #[error("数据包由未受信任的设备 {0} 签名；如确认来源，请先执行 field trust add {0}")]
+    UntrustedExporter(String),
+    /// An author of changes is not trusted here.
+    #[error("文档 {doc} 含有未受信任设备 {key} 的修改；如确认来源，请先执行 field trust add {key}")]
+    UntrustedAuthor {
+        /// The document.
+        doc: String,
+        /// The author's key.
+        key: String,
+    },
+    /// The body is not valid CBOR of the expected shape.
+    #[error("数据包内容无效：{0}")]
+    Malformed(String),
+    /// A signature over a document head does not verify.
+    #[error("文档 {0} 的修改签名无效（可能被伪造）")]
+    ForgedEvidence(String),
+    /// A change is not covered by a signature of the device its actor belongs to.
+    #[error("文档 {doc} 中有修改冒用了其他设备的身份（操作者 {actor} 没有对应设备的签名）")]
+    ActorSpoofed {
+        /// The document.
+        doc: String,
+        /// The actor id (hex).
+        actor: String,
+    },
+    /// A change claims the genesis actor but is not the genesis change.
+    #[error("文档 {0} 的初始记录与文档编号不符")]
+    BadGenesis(String),
+    /// Someone other than HQ changed a checklist.
+    #[error("检查清单 {0} 为只读，数据包中含有对它的修改")]
+    ReadOnly(String),
+    /// Changes depend on changes neither in the bundle nor held here.
+    #[error("文档 {doc} 缺少 {count} 个前置修改，请让对方导出完整数据包")]
+    MissingDependencies {
+        /// The document.
+        doc: String,
+        /// How many are missing.
+        count: usize,
+    },
+    /// A photo's bytes do not match its hash.
+    #[error("照片 {0} 的内容与其哈希不符")]
+    BlobMismatch(String),
+}
+
+/// A decoded bundle.
+#[derive(Debug)]
+pub struct Bundle {
+    /// The device that signed the envelope.
+    pub exporter: DevicePublicKey,
+    /// When it was made (ms since the Unix epoch).
+    pub created_at: i64,
+    /// The documents.
+    pub docs: Vec<BundleDoc>,
+    /// Photos, by SHA-256 hex; hashes already checked.
+    pub blobs: BTreeMap<String, Vec<u8>>,
+}
+
+/// The changes of one document and the signatures covering them.
+#[derive(Debug)]
+pub struct BundleDoc {
+    /// The document.
+    pub id: DocId,
+    /// Its changes, in causal order.
+    pub changes: Vec<Change>,
+    /// One signature per author.
+    pub evidence: Vec<HeadSignature>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    format: u32,
+    created_at: i64,
+    docs: Vec<DocBody>,
+    blobs: Vec<BlobBody>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DocBody {
+    id: String,
+    changes: Vec<ByteBuf>,
+    evidence: Vec<EvidenceBody>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EvidenceBody {
+    key: ByteBuf,
+    nonce: ByteBuf,
+    head: ByteBuf,
+    sig: ByteBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BlobBody {
+    sha256: String,
+    bytes: ByteBuf,
+}
+
+/// SHA-256 of bytes, as lowercase hex: the name of a photo.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether `name` is a well-formed blob name (64 lowercase hex digits).
+pub fn is_blob_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Encodes and signs a bundle with the exporting device's key.
+pub fn encode(bundle: &Bundle, key: &DeviceKey) -> Result<Vec<u8>, BundleError> {
+    let body = Body {
+        format: FORMAT,
+        created_at: bundle.created_at,
+        docs: bundle
+            .docs
+            .iter()
+            .map(|d| DocBody {
+                id: d.id.to_string(),
+                changes: d.changes.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
+                evidence: d
+                    .evidence
+                    .iter()
+                    .map(|e| EvidenceBody {
+                        key: ByteBuf::from(e.actor.key.to_bytes().to_vec()),
+                        nonce: ByteBuf::from(e.actor.nonce.0.to_vec()),
+                        head: ByteBuf::from(e.head.0.to_vec()),
+                        sig: ByteBuf::from(e.signature.to_vec()),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        blobs: bundle
+            .blobs
+            .iter()
+            .map(|(sha256, bytes)| BlobBody {
+                sha256: sha256.clone(),
+                bytes: ByteBuf::from(bytes.clone()),
+            })
+            .collect(),
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&key.public().to_bytes());
+    ciborium::into_writer(&body, &mut out).map_err(|e| BundleError::Malformed(e.to_string()))?;
+    let signature = key.sign_with_domain(DOMAIN, &out);
+    out.extend_from_slice(&signature);
+    Ok(out)
+}
+
+/// Checks the envelope, its signature and the trust in its exporter, then
+/// parses the body. `trusted` says whether a key is trusted here.
+pub fn decode(bytes: &[u8], trusted: impl Fn(&DevicePublicKey) -> bool) -> Result<Bundle, BundleError> {
+    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(BundleError::TooLarge { size: bytes.len() as u64, limit: MAX_BUNDLE_BYTES });
+    }
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(if MAGIC.starts_with(bytes) { BundleError::Truncated } else { BundleError::NotABundle });
+    }
+    if bytes.len() < MAGIC.len() + 32 + 64 {
+        return Err(BundleError::Truncated);
+    }
+    let (signed, signature) = bytes.split_at(bytes.len() - 64);
+    let exporter = DevicePublicKey::from_bytes(&signed[MAGIC.len()..MAGIC.len() + 32])
+        .map_err(|_| BundleError::BadSignature)?;
+    let signature: [u8; 64] = signature.try_into().map_err(|_| BundleError::Truncated)?;
+    if exporter.verify_with_domain(DOMAIN, signed, &signature).is_err() {
+        // A cut-off file fails here too; tell the two apart by whether the
+        // body still parses to its end.
+        let body = &signed[MAGIC.len() + 32..];
+        return Err(match ciborium::from_reader::<Body, _>(body) {
+            Ok(_) => BundleError::BadSignature,
+            Err(ciborium::de::Error::Io(_)) => BundleError::Truncated,
+            Err(_) => BundleError::BadSignature,
+        });
+    }
+    if !trusted(&exporter) {
+        return Err(BundleError::UntrustedExporter(exporter.to_string()));
+    }
+    let body: Body = ciborium::from_reader(&signed[MAGIC.len() + 32..])
+        .map_err(|e| BundleError::Malformed(e.to_string()))?;
+    if body.format != FORMAT {
+        return Err(BundleError::Malformed(format!("不支持的数据包版本 {}", body.format)));
+    }
+    let mut docs = Vec::with_capacity(body.docs.len());
+    for d in body.docs {
+        let id: DocId = d.id.parse().map_err(|e: crate::ids::IdError| BundleError::Malformed(e.to_string()))?;
+        let changes = d
+            .changes
+            .into_iter()
+            .map(|bytes| {
+                Change::from_bytes(bytes.into_vec())
+                    .map_err(|e| BundleError::Malformed(format!("文档 {id} 的修改无法解析：{e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let evidence = d.evidence.into_iter().map(|e| evidence_of(&id, e)).collect::<Result<_, _>>()?;
+        docs.push(BundleDoc { id, changes, evidence });
+    }
+    let mut blobs = BTreeMap::new();
+    for blob in body.blobs {
+        if !is_blob_name(&blob.sha256) || sha256_hex(&blob.bytes) != blob.sha256 {
+            return Err(BundleError::BlobMismatch(blob.sha256));
+        }
+        blobs.insert(blob.sha256, blob.bytes.into_vec());
+    }
+    Ok(Bundle { exporter, created_at: body.created_at, docs, blobs })
+}
+
+fn evidence_of(doc: &DocId, e: EvidenceBody) -> Result<HeadSignature, BundleError> {
+    let bad = || BundleError::ForgedEvidence(doc.to_string());
+    let key = DevicePublicKey::from_bytes(&e.key).map_err(|_| bad())?;
+    let nonce: [u8; 16] = e.nonce.as_slice().try_into().map_err(|_| bad())?;
+    let head: [u8; 32] = e.head.as_slice().try_into().map_err(|_| bad())?;
+    let signature: [u8; 64] = e.sig.as_slice().try_into().map_err(|_| bad())?;
+    Ok(HeadSignature {
+        actor: ActorProof { key, nonce: StoreNonce(nonce) },
+        head: ChangeHash(head),
+        signature,
+    })
+}
+
+/// Checks that every change of `doc` in the bundle may be applied:
+/// - each signature verifies for this document and its key is trusted;
+/// - each change is the document's genesis, or is reachable from a signed
+///   head of the device its actor belongs to;
+/// - checklists take no changes but their genesis;
+/// - every dependency is in the bundle or already held (`known`).
+pub fn verify_document(
+    doc: &BundleDoc,
+    trusted: impl Fn(&DevicePublicKey) -> bool,
+    known: impl Fn(&ChangeHash) -> bool,
+) -> Result<(), BundleError> {
+    let id = doc.id.to_string();
+    let by_hash: HashMap<ChangeHash, &Change> = doc.changes.iter().map(|c| (c.hash(), c)).collect();
+
+    let mut covered: BTreeSet<ChangeHash> = BTreeSet::new();
+    for evidence in &doc.evidence {
+        evidence.verify(&doc.id).map_err(|_| BundleError::ForgedEvidence(id.clone()))?;
+        if !trusted(&evidence.actor.key) {
+            return Err(BundleError::UntrustedAuthor { doc: id.clone(), key: evidence.actor.key.to_string() });
+        }
+        let actor = evidence.actor.actor_id();
+        match by_hash.get(&evidence.head) {
+            Some(head) if *head.actor_id() != actor => return Err(BundleError::ForgedEvidence(id.clone())),
+            Some(_) => {}
+            None if known(&evidence.head) => continue,
+            None => return Err(BundleError::ForgedEvidence(id.clone())),
+        }
+        // Everything by this actor reachable from its signed head is vouched for.
+        let mut stack = vec![evidence.head];
+        let mut seen = BTreeSet::new();
+        while let Some(hash) = stack.pop() {
+            if !seen.insert(hash) {
+                continue;
+            }
+            if let Some(change) = by_hash.get(&hash) {
+                if *change.actor_id() == actor {
+                    covered.insert(hash);
+                }
+                stack.extend(change.deps().iter().copied());
+            }
+        }
+    }
+
+    let genesis = genesis_actor(&doc.id);
+    let mut missing = 0;
+    for change in &doc.changes {
+        if *change.actor_id() == genesis {
+            check_genesis(&doc.id, change)?;
+        } else if doc.id.kind() == DocKind::Checklist {
+            return Err(BundleError::ReadOnly(id));
+        } else if !covered.contains(&change.hash()) {
+            return Err(BundleError::ActorSpoofed { doc: id, actor: change.actor_id().to_hex_string() });
+        }
+        missing += change.deps().iter().filter(|d| !by_hash.contains_key(d) && !known(d)).count();
+    }
+    if missing > 0 {
+        return Err(BundleError::MissingDependencies { doc: id, count: missing });
+    }
+    Ok(())
+}
+
+/// Rebuilds the genesis of `id` from the content the change claims and
+/// compares hashes: a genesis is self-certifying.
+fn check_genesis(id: &DocId, change: &Change) -> Result<(), BundleError> {
+    let bad = || BundleError::BadGenesis(id.to_string());
+    let mut alone = Automerge::new();
+    alone.apply_changes([change.clone()]).map_err(|_| bad())?;
+    let rebuilt = match id.kind() {
+        DocKind::EnterpriseDossier => {
+            let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;
+            let enterprise = read_root_str(&alone, "enterprise").ok_or_else(bad)?;
+            doc::dossier::create(&campaign, &enterprise)
+        }
+        DocKind::Briefing => {
+            let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;
+            doc::briefing::create(&campaign)
+        }
+        DocKind::Checklist => doc::checklist::read(&alone).and_then(|c| doc::checklist::create(&c)),
+        DocKind::Campaign => return Err(bad()),
+    }
+    .map_err(|_| bad())?;
+    if rebuilt.get_heads() == [change.hash()] { Ok(()) } else { Err(bad()) }
+}
+
+fn read_root_str<T: std::str::FromStr>(doc: &Automerge, key: &str) -> Option<T> {
+    use automerge::ReadDoc;
+    match doc.get(automerge::ROOT, key).ok()?? {
+        (automerge::Value::Scalar(s), _) => s.as_str()?.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::dossier;
+    use crate::doc::edit;
+    use crate::ids::EntityId;
+
+    struct Device {
+        key: DeviceKey,
+        proof: ActorProof,
+    }
+
+    fn device(seed: u8) -> Device {
+        let key = DeviceKey::from_seed([seed; 32]);
+        let proof = ActorProof { key: key.public(), nonce: StoreNonce([seed; 16]) };
+        Device { key, proof }
+    }
+
+    /// A dossier with one hazard by `author`, and the bundle doc for it.
+    fn signed_doc(author: &Device) -> BundleDoc {
+        let campaign = DocId::new_campaign([9; 16]);
+        let mut am = dossier::create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap();
+        am.set_actor(author.proof.actor_id());
+        let id = DocId::dossier(&campaign, &"91640200MA76XYW123".parse().unwrap());
+        let mut evidence = None;
+        for i in 0..3u128 {
+            let hazard = crate::doc::dossier::tests::sample_hazard(&format!("隐患{i}"));
+            let hash = edit(&mut am, 1, |tx| dossier::add_hazard(tx, &EntityId::new(1, i), &hazard))
+                .unwrap()
+                .hash
+                .unwrap();
+            evidence = Some(author.key.sign_head(&id, &author.proof, hash));
+        }
+        BundleDoc { id, changes: am.get_changes(&[]), evidence: evidence.into_iter().collect() }
+    }
+
+    fn round_trip(doc: BundleDoc, signer: &Device) -> Vec<u8> {
+        let bundle = Bundle { exporter: signer.key.public(), created_at: 5, docs: vec![doc], blobs: BTreeMap::new() };
+        encode(&bundle, &signer.key).unwrap()
+    }
+
+    #[test]
+    fn one_signature_covers_an_authors_history() {
+        let a = device(1);
+        let bytes = round_trip(signed_doc(&a), &a);
+        let bundle = decode(&bytes, |_| true).unwrap();
+        assert_eq!(bundle.docs[0].changes.len(), 4);
+        assert_eq!(verify_document(&bundle.docs[0], |_| true, |_| false), Ok(()));
+        assert!(matches!(
+            verify_document(&bundle.docs[0], |k| *k != a.key.public(), |_| false),
+            Err(BundleError::UntrustedAuthor { .. })
+        ));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_refused() {
+        let a = device(1);
+        let bytes = round_trip(signed_doc(&a), &a);
+        for i in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            assert!(decode(&bad, |_| true).is_err(), "byte {i} flipped was accepted");
+        }
+        assert_eq!(decode(&bytes[..bytes.len() / 2], |_| true).unwrap_err(), BundleError::Truncated);
+        assert!(matches!(decode(&bytes, |_| false), Err(BundleError::UntrustedExporter(_))));
+    }
+
+    #[test]
+    fn spoofed_actor_and_unsigned_changes_are_refused() {
+        let a = device(1);
+        let b = device(2);
+        // B signs A's changes as if they were B's: the proof's actor differs.
+        let mut doc = signed_doc(&a);
+        let head = doc.evidence[0].head;
+        doc.evidence = vec![b.key.sign_head(&doc.id, &b.proof, head)];
+        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ForgedEvidence(doc.id.to_string())));
+        // B claims A's actor proof but cannot sign with A's key.
+        doc.evidence = vec![b.key.sign_head(&doc.id, &a.proof, head)];
+        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ForgedEvidence(doc.id.to_string())));
+        // No evidence at all.
+        doc.evidence.clear();
+        assert!(matches!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ActorSpoofed { .. })));
+    }
+}

@@ -1,0 +1,139 @@
+//! The campaign document: dates, team, enterprises, schedule, checklists.
+//!
+//! A campaign is created by one device (the team lead's, or HQ's) and shared
+//! before the team goes out; the dossiers of its enterprises are derived
+//! documents every device can open offline ([`crate::doc::dossier::create`]).
+
+use automerge::ROOT;
+use automerge::ReadDoc;
+use automerge::transaction::Transaction;
+use serde_json::{Value as Json, json};
+
+use super::{ModelError, check_date, from_json, insert_record, map_at, put_value, read_json};
+use crate::ids::{CreditCode, DocId, EntityId};
+use crate::model::{Campaign, CampaignKind, Enterprise, SCHEMA_VERSION, ScheduleEntry, TeamMember};
+
+/// Days between the last inspection day and the briefing meeting deadline.
+pub const BRIEFING_DAYS: i8 = 3;
+
+/// Writes a new campaign into an empty document.
+pub fn create(
+    tx: &mut Transaction<'_>,
+    id: &DocId,
+    name: &str,
+    kind: CampaignKind,
+    start_date: &str,
+    end_date: &str,
+) -> Result<(), ModelError> {
+    if name.trim().is_empty() {
+        return Err(ModelError::Empty("检查活动名称"));
+    }
+    if check_date(end_date)? < check_date(start_date)? {
+        return Err(ModelError::Rule(format!("结束日期 {end_date} 早于开始日期 {start_date}")));
+    }
+    if tx.get(ROOT, "kind")?.is_some() {
+        return Err(ModelError::Duplicate { what: "检查活动", id: id.to_string() });
+    }
+    let root = json!({
+        "kind": "campaign",
+        "schema_version": SCHEMA_VERSION,
+        "id": id.as_str(),
+        "name": name.trim(),
+        "campaign_kind": kind.as_str(),
+        "start_date": start_date,
+        "end_date": end_date,
+        "team": {},
+        "enterprises": {},
+        "schedule": {},
+        "checklists": {},
+    });
+    if let Json::Object(fields) = root {
+        for (key, value) in &fields {
+            put_value(tx, &ROOT, key, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the campaign; the briefing deadline is derived from the end date.
+pub fn read(doc: &impl ReadDoc) -> Result<Campaign, ModelError> {
+    let mut json = read_json(doc, &map_at(doc, &[])?, automerge::ObjType::Map)?;
+    let end = json
+        .get("end_date")
+        .and_then(Json::as_str)
+        .ok_or_else(|| ModelError::Malformed("检查活动缺少结束日期".into()))?;
+    let deadline = check_date(end)?
+        .checked_add(jiff::Span::new().days(BRIEFING_DAYS))
+        .map_err(|_| ModelError::InvalidDate(end.to_owned()))?;
+    if let Some(fields) = json.as_object_mut() {
+        fields.insert("briefing_deadline".into(), Json::String(deadline.to_string()));
+    }
+    let campaign: Campaign = from_json(json)?;
+    if campaign.kind != "campaign" {
+        return Err(ModelError::Malformed(format!("不是检查活动：{}", campaign.kind)));
+    }
+    Ok(campaign)
+}
+
+/// Adds an enterprise; its dossier id is derived from the campaign and code.
+pub fn add_enterprise(
+    tx: &mut Transaction<'_>,
+    campaign: &DocId,
+    enterprise: &Enterprise,
+) -> Result<(), ModelError> {
+    if enterprise.name.trim().is_empty() {
+        return Err(ModelError::Empty("企业名称"));
+    }
+    let code: &CreditCode = &enterprise.unified_social_credit_code;
+    if enterprise.dossier_id != DocId::dossier(campaign, code) {
+        return Err(ModelError::Rule("企业档案编号与检查活动不符".into()));
+    }
+    insert_record(tx, &["enterprises"], code.as_str(), "企业", enterprise)
+}
+
+/// Adds a team member.
+pub fn add_member(tx: &mut Transaction<'_>, id: &EntityId, member: &TeamMember) -> Result<(), ModelError> {
+    if member.name.trim().is_empty() {
+        return Err(ModelError::Empty("姓名"));
+    }
+    insert_record(tx, &["team"], id.as_str(), "检查组成员", member)
+}
+
+/// Adds a schedule entry; the enterprise must be in the campaign.
+pub fn add_schedule(tx: &mut Transaction<'_>, id: &EntityId, entry: &ScheduleEntry) -> Result<(), ModelError> {
+    check_date(&entry.date)?;
+    let enterprises = map_at(tx, &["enterprises"])?;
+    if tx.get(&enterprises, entry.enterprise.as_str())?.is_none() {
+        return Err(ModelError::NotFound { what: "企业", id: entry.enterprise.clone() });
+    }
+    insert_record(tx, &["schedule"], id.as_str(), "日程", entry)
+}
+
+/// Records that the campaign uses version `version` of a checklist.
+pub fn use_checklist(tx: &mut Transaction<'_>, checklist: &str, version: u64) -> Result<(), ModelError> {
+    let checklists = map_at(tx, &["checklists"])?;
+    put_value(tx, &checklists, checklist, &Json::from(version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::edit;
+    use automerge::Automerge;
+
+    #[test]
+    fn briefing_deadline_is_end_plus_three_days() {
+        let id = DocId::new_campaign([3; 16]);
+        let mut doc = Automerge::new();
+        edit(&mut doc, 0, |tx| {
+            create(tx, &id, "联合检查", CampaignKind::ConstructionJointInspection, "2026-11-30", "2026-12-01")
+        })
+        .unwrap();
+        assert_eq!(read(&doc).unwrap().briefing_deadline, "2026-12-04");
+        let mut other = Automerge::new();
+        let err = edit(&mut other, 0, |tx| {
+            create(tx, &id, "x", CampaignKind::MineSurvey, "2026-12-02", "2026-12-01")
+        });
+        assert!(err.is_err());
+    }
+}

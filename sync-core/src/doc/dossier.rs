@@ -1,0 +1,306 @@
+//! The enterprise dossier (一企一档): hazards with their rectification,
+//! 四不放过 reviews, document checks and site visits.
+//!
+//! Edits are functions over an open [`Transaction`]; run them inside
+//! [`super::edit`]. Each validates the record it produces, so a bad edit
+//! rolls the whole transaction back.
+
+use automerge::transaction::Transaction;
+use automerge::{Automerge, ReadDoc};
+use serde_json::json;
+
+use super::{ModelError, check_date, genesis, insert_record, map_at, modify_record, read_at};
+use crate::codes;
+use crate::ids::{CreditCode, DocId, EntityId};
+use crate::model::{
+    AccidentReview, DocumentCheck, Dossier, Hazard, HazardLevel, RectificationMode,
+    RectificationStatus, ReviewItemKind, SCHEMA_VERSION, SiteVisit,
+};
+
+/// The deterministic first state of the dossier of `enterprise` in `campaign`.
+pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, ModelError> {
+    let id = DocId::dossier(campaign, enterprise);
+    let root = json!({
+        "kind": "enterprise_dossier",
+        "schema_version": SCHEMA_VERSION,
+        "id": id.as_str(),
+        "campaign_id": campaign.as_str(),
+        "enterprise": enterprise.as_str(),
+        "site_visits": {},
+        "hazards": {},
+        "accident_reviews": {},
+        "document_checks": {},
+    });
+    genesis(&id, root.as_object().ok_or_else(|| ModelError::Malformed("root".into()))?)
+}
+
+/// Reads the whole dossier.
+pub fn read(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
+    let dossier: Dossier = read_at(doc, &[])?;
+    if dossier.kind != "enterprise_dossier" {
+        return Err(ModelError::Malformed(format!("不是企业档案：{}", dossier.kind)));
+    }
+    Ok(dossier)
+}
+
+/// Reads one hazard.
+pub fn hazard(doc: &impl ReadDoc, id: &EntityId) -> Result<Hazard, ModelError> {
+    read_at(doc, &["hazards", id.as_str()]).map_err(|_| ModelError::NotFound {
+        what: "隐患",
+        id: id.to_string(),
+    })
+}
+
+/// Ids of all hazards, without reading them.
+pub fn hazard_ids(doc: &impl ReadDoc) -> Result<Vec<String>, ModelError> {
+    let hazards = map_at(doc, &["hazards"])?;
+    Ok(doc.keys(&hazards).collect())
+}
+
+/// Checks a hazard's values on their own: codes, dates, GPS. A merged
+/// document must pass this for every hazard or it is not stored.
+pub fn check_values(h: &Hazard) -> Result<(), ModelError> {
+    h.accident_type.validate()?;
+    if let Some(clause) = &h.major_hazard_criterion {
+        codes::criterion(clause)?;
+    }
+    if let Some(gps) = &h.location.gps {
+        let ok = (-90.0..=90.0).contains(&gps.lat) && (-180.0..=180.0).contains(&gps.lon);
+        if !ok {
+            return Err(ModelError::InvalidGps { lat: gps.lat, lon: gps.lon });
+        }
+    }
+    if let Some(deadline) = &h.rectification.deadline {
+        check_date(deadline)?;
+    }
+    Ok(())
+}
+
+/// Checks the rules that tie a hazard's fields together. Local edits must
+/// pass them; a merge of two valid concurrent edits can still break one
+/// (one inspector names the rectifier while another names the same person
+/// as verifier), so merged documents report these as needing review
+/// ([`super::conflicts`]) instead of being refused.
+pub fn check_rules(h: &Hazard) -> Result<(), ModelError> {
+    if h.title.trim().is_empty() {
+        return Err(ModelError::Empty("隐患标题"));
+    }
+    if h.level == HazardLevel::Major && h.major_hazard_criterion.is_none() {
+        return Err(ModelError::MajorWithoutCriterion);
+    }
+    let r = &h.rectification;
+    if r.mode == Some(RectificationMode::Deadline) && r.deadline.is_none() {
+        return Err(ModelError::Rule("限期整改必须填写整改期限（--deadline）".into()));
+    }
+    if let (Some(verifier), Some(rectifier)) = (&r.verifier, &r.rectified_by) {
+        if verifier.trim() == rectifier.trim() {
+            return Err(ModelError::VerifierIsRectifier(verifier.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a hazard as a local edit must leave it.
+pub fn validate_hazard(h: &Hazard) -> Result<(), ModelError> {
+    check_values(h)?;
+    check_rules(h)
+}
+
+/// Checks a change of a hazard: the record itself and the workflow step.
+fn check_hazard_change(old: &Hazard, new: &Hazard) -> Result<(), ModelError> {
+    validate_hazard(new)?;
+    let (from, to) = (old.rectification.status, new.rectification.status);
+    if from != to && !from.may_become(to) {
+        return Err(ModelError::BadTransition { from: from.label(), to: to.label() });
+    }
+    let r = &new.rectification;
+    if to == RectificationStatus::AwaitingVerification && r.rectified_by.is_none() {
+        return Err(ModelError::Rule("提交复查前必须填写整改人".into()));
+    }
+    if to == RectificationStatus::Closed && r.verifier.is_none() {
+        return Err(ModelError::Rule("销号前必须填写复查人".into()));
+    }
+    Ok(())
+}
+
+/// Adds a new hazard.
+pub fn add_hazard(tx: &mut Transaction<'_>, id: &EntityId, hazard: &Hazard) -> Result<(), ModelError> {
+    validate_hazard(hazard)?;
+    if hazard.rectification.status != RectificationStatus::Open {
+        return Err(ModelError::Rule("新隐患的整改状态必须为“未整改”".into()));
+    }
+    insert_record(tx, &["hazards"], id.as_str(), "隐患", hazard)
+}
+
+/// Changes a hazard through `change`; the result is validated, including the
+/// rectification workflow, and only changed fields are written.
+pub fn modify_hazard<R>(
+    tx: &mut Transaction<'_>,
+    id: &EntityId,
+    change: impl FnOnce(&mut Hazard) -> Result<R, ModelError>,
+) -> Result<R, ModelError> {
+    modify_record(tx, &["hazards", id.as_str()], "隐患", change, check_hazard_change)
+}
+
+/// Adds a 四不放过 review of a past accident.
+pub fn add_review(tx: &mut Transaction<'_>, id: &EntityId, review: &AccidentReview) -> Result<(), ModelError> {
+    check_date(&review.accident_date)?;
+    if review.accident_summary.trim().is_empty() {
+        return Err(ModelError::Empty("事故概况"));
+    }
+    insert_record(tx, &["accident_reviews"], id.as_str(), "四不放过核查", review)
+}
+
+/// Changes one item of a review.
+pub fn modify_review_item<R>(
+    tx: &mut Transaction<'_>,
+    review: &EntityId,
+    item: ReviewItemKind,
+    change: impl FnOnce(&mut crate::model::ReviewItem) -> Result<R, ModelError>,
+) -> Result<R, ModelError> {
+    let path = ["accident_reviews", review.as_str(), "items", item.as_str()];
+    modify_record(tx, &path, "四不放过核查", change, |_, _| Ok(()))
+}
+
+/// Adds a document-compliance check.
+pub fn add_document_check(tx: &mut Transaction<'_>, id: &EntityId, check: &DocumentCheck) -> Result<(), ModelError> {
+    if check.document_type.trim().is_empty() {
+        return Err(ModelError::Empty("证照资料类型"));
+    }
+    if let Some(date) = &check.expires_on {
+        check_date(date)?;
+    }
+    insert_record(tx, &["document_checks"], id.as_str(), "资料检查", check)
+}
+
+/// Adds a site visit.
+pub fn add_site_visit(tx: &mut Transaction<'_>, id: &EntityId, visit: &SiteVisit) -> Result<(), ModelError> {
+    check_date(&visit.date)?;
+    insert_record(tx, &["site_visits"], id.as_str(), "现场检查", visit)
+}
+
+/// Checks a merged dossier: its shape and every hazard's values. A dossier
+/// that fails this is not stored.
+pub fn validate(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
+    let dossier = read(doc)?;
+    for (id, hazard) in &dossier.hazards {
+        check_values(hazard).map_err(|e| ModelError::Rule(format!("隐患 {id}：{e}")))?;
+    }
+    for review in dossier.accident_reviews.values() {
+        check_date(&review.accident_date)?;
+    }
+    Ok(dossier)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::codes::AccidentType;
+    use crate::doc::edit;
+    use crate::model::{HazardKind, Location, Rectification};
+    use std::collections::BTreeMap;
+
+    pub(crate) fn sample_hazard(title: &str) -> Hazard {
+        Hazard {
+            title: title.into(),
+            description: "外架连墙件缺失".into(),
+            hazard_kind: HazardKind::UnsafeCondition,
+            accident_type: AccidentType::gb6441_1986("10").unwrap(),
+            level: HazardLevel::General,
+            major_hazard_criterion: None,
+            location: Location { text: "3号楼东侧".into(), gps: None },
+            legal_basis: "JGJ 59-2011 第3.3.3条".into(),
+            photos: BTreeMap::new(),
+            inspector: "张三".into(),
+            found_at: "2026-11-23T02:00:00Z".into(),
+            checklist_item: None,
+            deleted: false,
+            rectification: Rectification {
+                mode: None,
+                deadline: None,
+                owner: String::new(),
+                measures: String::new(),
+                interim_control: String::new(),
+                status: RectificationStatus::Open,
+                rectified_by: None,
+                rectified_at: None,
+                verifier: None,
+                verified_at: None,
+                verification_note: String::new(),
+                photos_after: BTreeMap::new(),
+            },
+        }
+    }
+
+    fn dossier() -> Automerge {
+        let campaign = DocId::new_campaign([1; 16]);
+        create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn genesis_is_identical_on_every_device() {
+        assert_eq!(dossier().get_heads(), dossier().get_heads());
+        assert_eq!(dossier().save(), dossier().save());
+    }
+
+    #[test]
+    fn add_edit_and_read_back() {
+        let mut doc = dossier();
+        let id = EntityId::new(1, 1);
+        edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("连墙件缺失"))).unwrap();
+        let hash = edit(&mut doc, 2, |tx| {
+            modify_hazard(tx, &id, |h| {
+                h.description.push_str("，已影响架体稳定");
+                Ok(())
+            })
+        })
+        .unwrap()
+        .hash;
+        assert!(hash.is_some());
+        let read = hazard(&doc, &id).unwrap();
+        assert_eq!(read.description, "外架连墙件缺失，已影响架体稳定");
+        assert_eq!(validate(&doc).unwrap().hazards.len(), 1);
+        // An edit that changes nothing writes nothing.
+        let noop = edit(&mut doc, 3, |tx| modify_hazard(tx, &id, |_| Ok(()))).unwrap();
+        assert!(noop.hash.is_none());
+    }
+
+    #[test]
+    fn rules_reject_and_roll_back() {
+        let mut doc = dossier();
+        let id = EntityId::new(1, 1);
+        let mut major = sample_hazard("重大");
+        major.level = HazardLevel::Major;
+        let err = edit(&mut doc, 1, |tx| add_hazard(tx, &id, &major)).unwrap_err();
+        assert!(matches!(err, ModelError::MajorWithoutCriterion));
+        let mut bad_code = sample_hazard("代码");
+        bad_code.accident_type.code = "99".into();
+        assert!(matches!(
+            edit(&mut doc, 1, |tx| add_hazard(tx, &id, &bad_code)),
+            Err(ModelError::Code(_))
+        ));
+        assert!(hazard_ids(&doc).unwrap().is_empty());
+
+        edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("x"))).unwrap();
+        let heads = doc.get_heads();
+        let err = edit(&mut doc, 2, |tx| {
+            modify_hazard(tx, &id, |h| {
+                h.rectification.status = RectificationStatus::AwaitingVerification;
+                h.rectification.rectified_by = Some("李四".into());
+                h.rectification.verifier = Some("李四".into());
+                Ok(())
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(err, ModelError::VerifierIsRectifier(_)));
+        let err = edit(&mut doc, 2, |tx| {
+            modify_hazard(tx, &id, |h| {
+                h.rectification.status = RectificationStatus::Closed;
+                Ok(())
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(err, ModelError::BadTransition { .. }));
+        assert_eq!(doc.get_heads(), heads);
+    }
+}

@@ -1,0 +1,345 @@
+//! Typed access to the Automerge documents.
+//!
+//! Every edit is an explicit Automerge transaction ([`edit`]) so the caller
+//! learns the change hash at commit time and can sign it. Inside a
+//! transaction, an edit reads the typed record, changes it, validates the
+//! result, and writes back only the leaves that changed ([`write_diff`]):
+//! two inspectors editing different fields of one finding never overwrite
+//! each other, and a critical field is only written when it really changes.
+//!
+//! Layout rules that make concurrent edits safe (see ARCHITECTURE.md):
+//! - collections are maps keyed by ids, never lists;
+//! - every nested map and text object is created once, together with its
+//!   parent record, by the device that creates the record; later edits only
+//!   put scalars or splice text into existing objects;
+//! - dossiers and briefings start from a deterministic genesis change
+//!   ([`genesis`]) so devices that open the same document offline share its
+//!   root objects instead of creating competing ones.
+
+pub mod briefing;
+pub mod campaign;
+pub mod checklist;
+pub mod conflicts;
+pub mod dossier;
+
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::codes::CodeError;
+use crate::ids::DocId;
+
+/// Keys whose string values are Automerge text (character-merged) rather
+/// than last-writer-wins strings.
+const TEXT_FIELDS: &[&str] = &["description", "measures", "notes"];
+
+/// Errors from reading or editing a document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// Automerge refused an operation.
+    #[error("文档操作失败：{0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    /// A record that an edit names does not exist.
+    #[error("未找到{what}：{id}")]
+    NotFound {
+        /// What was looked for, in Chinese.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A record with this id already exists.
+    #[error("{what}已存在：{id}")]
+    Duplicate {
+        /// What, in Chinese.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The document does not have the shape of its kind.
+    #[error("文档结构无效：{0}")]
+    Malformed(String),
+    /// A coded value is unknown.
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// A major hazard needs a criterion clause.
+    #[error("重大事故隐患必须引用判定条款（--criterion），不能自由填写")]
+    MajorWithoutCriterion,
+    /// The verifier is the person who rectified.
+    #[error("复查人不能与整改人相同（{0}）")]
+    VerifierIsRectifier(String),
+    /// A rectification status change that the workflow does not allow.
+    #[error("整改状态不能从“{from}”直接变为“{to}”")]
+    BadTransition {
+        /// Current status label.
+        from: &'static str,
+        /// Requested status label.
+        to: &'static str,
+    },
+    /// A required field is empty.
+    #[error("{0}不能为空")]
+    Empty(&'static str),
+    /// A date is not YYYY-MM-DD.
+    #[error("日期格式无效：“{0}”（应为 YYYY-MM-DD，如 2026-11-23）")]
+    InvalidDate(String),
+    /// A GPS point is out of range.
+    #[error("GPS 坐标超出范围：纬度 {lat}，经度 {lon}")]
+    InvalidGps {
+        /// Latitude.
+        lat: f64,
+        /// Longitude.
+        lon: f64,
+    },
+    /// A rule of the workflow is not met; the text says which.
+    #[error("{0}")]
+    Rule(String),
+}
+
+/// The outcome of an edit that changed something.
+#[derive(Debug)]
+pub struct Committed<T> {
+    /// What the edit returned.
+    pub value: T,
+    /// The change it made, or `None` if it wrote nothing.
+    pub hash: Option<ChangeHash>,
+}
+
+/// Runs `f` in one transaction stamped with `now_ms`; commits on success,
+/// rolls back (leaving `doc` untouched) on error.
+pub fn edit<T>(
+    doc: &mut Automerge,
+    now_ms: i64,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<T, ModelError>,
+) -> Result<Committed<T>, ModelError> {
+    doc.transact_with(|_| CommitOptions::default().with_time(now_ms), f)
+        .map(|ok| Committed {
+            value: ok.result,
+            hash: ok.hash,
+        })
+        .map_err(|failed| failed.error)
+}
+
+/// The actor of a document's genesis change, derived from the document id.
+pub fn genesis_actor(id: &DocId) -> ActorId {
+    let mut hasher = Sha256::new();
+    hasher.update(b"fieldsync/genesis/v1");
+    hasher.update(id.as_str().as_bytes());
+    ActorId::from(&hasher.finalize()[..16])
+}
+
+/// Builds the deterministic first change of a derived document: the same
+/// bytes, and so the same hash, on every device.
+fn genesis(id: &DocId, root: &Map<String, Json>) -> Result<Automerge, ModelError> {
+    let mut doc = Automerge::new().with_actor(genesis_actor(id));
+    edit(&mut doc, 0, |tx| {
+        for (key, value) in root {
+            put_value(tx, &ROOT, key, value)?;
+        }
+        Ok(())
+    })?;
+    Ok(doc)
+}
+
+/// Writes `value` as a new object or scalar at `obj[key]`.
+fn put_value(tx: &mut Transaction<'_>, obj: &ObjId, key: &str, value: &Json) -> Result<(), ModelError> {
+    match value {
+        Json::Object(fields) => {
+            let child = tx.put_object(obj, key, ObjType::Map)?;
+            for (k, v) in fields {
+                put_value(tx, &child, k, v)?;
+            }
+        }
+        Json::Array(items) => {
+            let list = tx.put_object(obj, key, ObjType::List)?;
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Json::String(s) => tx.insert(&list, i, s.as_str())?,
+                    other => return Err(ModelError::Malformed(format!("列表只能包含文本：{other}"))),
+                }
+            }
+        }
+        Json::String(s) if TEXT_FIELDS.contains(&key) => {
+            let text = tx.put_object(obj, key, ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, s)?;
+        }
+        Json::Null => {}
+        scalar => tx.put(obj, key, scalar_of(scalar))?,
+    }
+    Ok(())
+}
+
+fn scalar_of(value: &Json) -> ScalarValue {
+    match value {
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => ScalarValue::Uint(u),
+            (_, Some(i), _) => ScalarValue::Int(i),
+            (_, _, f) => ScalarValue::F64(f.unwrap_or_default()),
+        },
+        Json::String(s) => ScalarValue::Str(s.as_str().into()),
+        _ => ScalarValue::Null,
+    }
+}
+
+/// Writes the difference between `old` and `new` (two JSON objects) into
+/// `obj`: changed leaves are put, text is spliced, removed keys deleted.
+fn write_diff(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    old: &Map<String, Json>,
+    new: &Map<String, Json>,
+) -> Result<(), ModelError> {
+    for (key, new_value) in new {
+        let old_value = old.get(key);
+        if old_value == Some(new_value) {
+            continue;
+        }
+        match (old_value, new_value, tx.get(obj, key.as_str())?) {
+            (Some(Json::Object(o)), Json::Object(n), Some((Value::Object(ObjType::Map), child))) => {
+                write_diff(tx, &child, o, n)?;
+            }
+            (_, Json::String(s), Some((Value::Object(ObjType::Text), text))) => {
+                tx.update_text(&text, s)?;
+            }
+            (_, Json::Null, _) => tx.delete(obj, key.as_str())?,
+            _ => put_value(tx, obj, key, new_value)?,
+        }
+    }
+    for key in old.keys().filter(|k| !new.contains_key(*k)) {
+        tx.delete(obj, key.as_str())?;
+    }
+    Ok(())
+}
+
+/// Reads the object at `obj` as JSON (text as strings, the winning value of
+/// any conflict).
+fn read_json(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType) -> Result<Json, ModelError> {
+    Ok(match kind {
+        ObjType::Text => Json::String(doc.text(obj)?),
+        ObjType::List => {
+            let mut items = Vec::new();
+            for i in 0..doc.length(obj) {
+                if let Some((value, id)) = doc.get(obj, i)? {
+                    items.push(json_of(doc, value, &id)?);
+                }
+            }
+            Json::Array(items)
+        }
+        ObjType::Map | ObjType::Table => {
+            let mut fields = Map::new();
+            for key in doc.keys(obj) {
+                if let Some((value, id)) = doc.get(obj, key.as_str())? {
+                    fields.insert(key, json_of(doc, value, &id)?);
+                }
+            }
+            Json::Object(fields)
+        }
+    })
+}
+
+fn json_of(doc: &impl ReadDoc, value: Value<'_>, id: &ObjId) -> Result<Json, ModelError> {
+    Ok(match value {
+        Value::Object(kind) => read_json(doc, id, kind)?,
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => Json::String(s.to_string()),
+            ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::from(*i),
+            ScalarValue::Uint(u) => Json::from(*u),
+            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            ScalarValue::Boolean(b) => Json::Bool(*b),
+            ScalarValue::Counter(c) => Json::from(i64::from(c)),
+            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+        },
+    })
+}
+
+/// Finds the map at `path` below the root.
+fn map_at(doc: &impl ReadDoc, path: &[&str]) -> Result<ObjId, ModelError> {
+    let mut obj = ROOT;
+    for (depth, key) in path.iter().enumerate() {
+        obj = match doc.get(&obj, *key)? {
+            Some((Value::Object(ObjType::Map), id)) => id,
+            _ => {
+                return Err(ModelError::NotFound {
+                    what: "记录",
+                    id: path[..=depth].join("/"),
+                });
+            }
+        };
+    }
+    Ok(obj)
+}
+
+/// Reads the map at `path` as a typed record.
+fn read_at<T: DeserializeOwned>(doc: &impl ReadDoc, path: &[&str]) -> Result<T, ModelError> {
+    let obj = map_at(doc, path)?;
+    from_json(read_json(doc, &obj, ObjType::Map)?)
+}
+
+fn from_json<T: DeserializeOwned>(json: Json) -> Result<T, ModelError> {
+    serde_json::from_value(json).map_err(|e| ModelError::Malformed(e.to_string()))
+}
+
+fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Json>, ModelError> {
+    match serde_json::to_value(value) {
+        Ok(Json::Object(map)) => Ok(map),
+        Ok(_) => Err(ModelError::Malformed("记录必须是对象".into())),
+        Err(e) => Err(ModelError::Malformed(e.to_string())),
+    }
+}
+
+/// Inserts a new record at `collection[id]`; refuses to overwrite.
+fn insert_record<T: Serialize>(
+    tx: &mut Transaction<'_>,
+    collection: &[&str],
+    id: &str,
+    what: &'static str,
+    record: &T,
+) -> Result<(), ModelError> {
+    let parent = map_at(tx, collection)?;
+    if tx.get(&parent, id)?.is_some() {
+        return Err(ModelError::Duplicate { what, id: id.to_owned() });
+    }
+    put_value(tx, &parent, id, &Json::Object(to_object(record)?))
+}
+
+/// Reads the record at `path`, lets `change` modify it, checks the result
+/// with `check(old, new)`, and writes back only what changed.
+fn modify_record<T, R>(
+    tx: &mut Transaction<'_>,
+    path: &[&str],
+    what: &'static str,
+    change: impl FnOnce(&mut T) -> Result<R, ModelError>,
+    check: impl FnOnce(&T, &T) -> Result<(), ModelError>,
+) -> Result<R, ModelError>
+where
+    T: Serialize + DeserializeOwned + Clone,
+{
+    let obj = map_at(tx, path).map_err(|_| ModelError::NotFound {
+        what,
+        id: path.last().copied().unwrap_or_default().to_owned(),
+    })?;
+    let old: T = from_json(read_json(tx, &obj, ObjType::Map)?)?;
+    let mut new = old.clone();
+    let out = change(&mut new)?;
+    check(&old, &new)?;
+    write_diff(tx, &obj, &to_object(&old)?, &to_object(&new)?)?;
+    Ok(out)
+}
+
+/// Checks a YYYY-MM-DD date.
+pub fn check_date(date: &str) -> Result<jiff::civil::Date, ModelError> {
+    date.parse::<jiff::civil::Date>()
+        .ok()
+        .filter(|_| date.len() == 10)
+        .ok_or_else(|| ModelError::InvalidDate(date.to_owned()))
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 (UTC).
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}

@@ -1,0 +1,18 @@
+//! FieldSync core: the typed inspection documents over Automerge, device
+//! identity and signed changes, and the signed bundle format.
+//!
+//! This crate does no IO: time, randomness and bytes come in as arguments,
+//! and the callers (`field-client`, `server`) own files, sockets and
+//! databases. CI checks that it depends on no tokio, quinn, rusqlite or axum.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+pub mod bundle;
+pub mod codes;
+pub mod doc;
+pub mod identity;
+pub mod ids;
+pub mod model;
+
+pub use automerge;
