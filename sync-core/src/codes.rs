@@ -88,7 +88,11 @@ pub fn gb6441_1986() -> &'static [AccidentTypeEntry] {
 impl AccidentType {
     /// A GB 6441-1986 code, checked against the table.
     pub fn gb6441_1986(code: &str) -> Result<Self, CodeError> {
-        let code = if code.len() == 1 { format!("0{code}") } else { code.to_owned() };
+        let code = if code.len() == 1 {
+            format!("0{code}")
+        } else {
+            code.to_owned()
+        };
         let accident = Self {
             code_system: CodeSystem::Gb6441_1986,
             code,
@@ -99,10 +103,12 @@ impl AccidentType {
 
     /// Checks that the code exists in its code system's table.
     pub fn validate(&self) -> Result<(), CodeError> {
-        self.entry().map(|_| ()).ok_or_else(|| CodeError::UnknownAccidentType {
-            system: self.code_system.as_str(),
-            code: self.code.clone(),
-        })
+        self.entry()
+            .map(|_| ())
+            .ok_or_else(|| CodeError::UnknownAccidentType {
+                system: self.code_system.as_str(),
+                code: self.code.clone(),
+            })
     }
 
     /// The table row, if the code is known.

@@ -91,7 +91,9 @@ pub struct DevicePublicKey(VerifyingKey);
 impl DevicePublicKey {
     /// Parses the 32 raw bytes of a key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| IdentityError::InvalidPublicKey)?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| IdentityError::InvalidPublicKey)?;
         VerifyingKey::from_bytes(&bytes)
             .map(Self)
             .map_err(|_| IdentityError::InvalidPublicKey)

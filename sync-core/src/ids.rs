@@ -77,7 +77,10 @@ impl DocId {
     pub fn dossier(campaign: &DocId, enterprise: &CreditCode) -> Self {
         Self(format!(
             "dos-{}",
-            derive(b"fieldsync/dossier/v1", &[campaign.as_str(), enterprise.as_str()])
+            derive(
+                b"fieldsync/dossier/v1",
+                &[campaign.as_str(), enterprise.as_str()]
+            )
         ))
     }
 
@@ -288,7 +291,10 @@ mod tests {
         let b: CreditCode = "91640200MA76XYW124".parse().unwrap();
         assert_eq!(DocId::dossier(&campaign, &a), DocId::dossier(&campaign, &a));
         assert_ne!(DocId::dossier(&campaign, &a), DocId::dossier(&campaign, &b));
-        assert_eq!(DocId::dossier(&campaign, &a).kind(), DocKind::EnterpriseDossier);
+        assert_eq!(
+            DocId::dossier(&campaign, &a).kind(),
+            DocKind::EnterpriseDossier
+        );
         assert_eq!(DocId::briefing(&campaign).kind(), DocKind::Briefing);
         let parsed: DocId = DocId::briefing(&campaign).as_str().parse().unwrap();
         assert_eq!(parsed, DocId::briefing(&campaign));

@@ -57,7 +57,10 @@ impl CriticalField {
         if ok {
             Ok(())
         } else {
-            Err(ModelError::Rule(format!("“{value}”不是{}的有效取值", self.label())))
+            Err(ModelError::Rule(format!(
+                "“{value}”不是{}的有效取值",
+                self.label()
+            )))
         }
     }
 
@@ -65,7 +68,9 @@ impl CriticalField {
     fn normalise(self, value: &str) -> String {
         let id = match self {
             CriticalField::Level => HazardLevel::parse(value).map(HazardLevel::as_str),
-            CriticalField::Status => RectificationStatus::parse(value).map(RectificationStatus::as_str),
+            CriticalField::Status => {
+                RectificationStatus::parse(value).map(RectificationStatus::as_str)
+            }
             CriticalField::Verdict => Verdict::parse(value).map(Verdict::as_str),
             CriticalField::Criterion | CriticalField::Verifier => None,
         };
@@ -117,10 +122,28 @@ pub fn conflicts(doc: &impl ReadDoc) -> Result<Vec<Conflict>, ModelError> {
             continue;
         };
         check(doc, &hazard, &["hazards", &id, "level"], &id, &mut out)?;
-        check(doc, &hazard, &["hazards", &id, "major_hazard_criterion"], &id, &mut out)?;
+        check(
+            doc,
+            &hazard,
+            &["hazards", &id, "major_hazard_criterion"],
+            &id,
+            &mut out,
+        )?;
         if let Some((Value::Object(ObjType::Map), rect)) = doc.get(&hazard, "rectification")? {
-            check(doc, &rect, &["hazards", &id, "rectification", "status"], &id, &mut out)?;
-            check(doc, &rect, &["hazards", &id, "rectification", "verifier"], &id, &mut out)?;
+            check(
+                doc,
+                &rect,
+                &["hazards", &id, "rectification", "status"],
+                &id,
+                &mut out,
+            )?;
+            check(
+                doc,
+                &rect,
+                &["hazards", &id, "rectification", "verifier"],
+                &id,
+                &mut out,
+            )?;
         }
     }
     let reviews = map_at(doc, &["accident_reviews"])?;
@@ -179,10 +202,12 @@ pub fn rule_issues(dossier: &crate::model::Dossier) -> Vec<RuleIssue> {
         .hazards
         .iter()
         .filter_map(|(id, hazard)| {
-            super::dossier::check_rules(hazard).err().map(|e| RuleIssue {
-                hazard: id.clone(),
-                message: e.to_string(),
-            })
+            super::dossier::check_rules(hazard)
+                .err()
+                .map(|e| RuleIssue {
+                    hazard: id.clone(),
+                    message: e.to_string(),
+                })
         })
         .collect()
 }

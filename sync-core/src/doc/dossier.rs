@@ -31,14 +31,21 @@ pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, Mo
         "accident_reviews": {},
         "document_checks": {},
     });
-    genesis(&id, root.as_object().ok_or_else(|| ModelError::Malformed("root".into()))?)
+    genesis(
+        &id,
+        root.as_object()
+            .ok_or_else(|| ModelError::Malformed("root".into()))?,
+    )
 }
 
 /// Reads the whole dossier.
 pub fn read(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
     let dossier: Dossier = read_at(doc, &[])?;
     if dossier.kind != "enterprise_dossier" {
-        return Err(ModelError::Malformed(format!("不是企业档案：{}", dossier.kind)));
+        return Err(ModelError::Malformed(format!(
+            "不是企业档案：{}",
+            dossier.kind
+        )));
     }
     Ok(dossier)
 }
@@ -51,10 +58,11 @@ pub fn hazard(doc: &impl ReadDoc, id: &EntityId) -> Result<Hazard, ModelError> {
     })
 }
 
-/// Ids of all hazards, without reading them.
-pub fn hazard_ids(doc: &impl ReadDoc) -> Result<Vec<String>, ModelError> {
-    let hazards = map_at(doc, &["hazards"])?;
-    Ok(doc.keys(&hazards).collect())
+/// Ids of the records of a collection (`hazards`, `accident_reviews`, …),
+/// without reading them.
+pub fn record_ids(doc: &impl ReadDoc, collection: &str) -> Result<Vec<String>, ModelError> {
+    let records = map_at(doc, &[collection])?;
+    Ok(doc.keys(&records).collect())
 }
 
 /// Checks a hazard's values on their own: codes, dates, GPS. A merged
@@ -67,7 +75,10 @@ pub fn check_values(h: &Hazard) -> Result<(), ModelError> {
     if let Some(gps) = &h.location.gps {
         let ok = (-90.0..=90.0).contains(&gps.lat) && (-180.0..=180.0).contains(&gps.lon);
         if !ok {
-            return Err(ModelError::InvalidGps { lat: gps.lat, lon: gps.lon });
+            return Err(ModelError::InvalidGps {
+                lat: gps.lat,
+                lon: gps.lon,
+            });
         }
     }
     if let Some(deadline) = &h.rectification.deadline {
@@ -90,7 +101,9 @@ pub fn check_rules(h: &Hazard) -> Result<(), ModelError> {
     }
     let r = &h.rectification;
     if r.mode == Some(RectificationMode::Deadline) && r.deadline.is_none() {
-        return Err(ModelError::Rule("限期整改必须填写整改期限（--deadline）".into()));
+        return Err(ModelError::Rule(
+            "限期整改必须填写整改期限（--deadline）".into(),
+        ));
     }
     if let (Some(verifier), Some(rectifier)) = (&r.verifier, &r.rectified_by) {
         if verifier.trim() == rectifier.trim() {
@@ -111,7 +124,10 @@ fn check_hazard_change(old: &Hazard, new: &Hazard) -> Result<(), ModelError> {
     validate_hazard(new)?;
     let (from, to) = (old.rectification.status, new.rectification.status);
     if from != to && !from.may_become(to) {
-        return Err(ModelError::BadTransition { from: from.label(), to: to.label() });
+        return Err(ModelError::BadTransition {
+            from: from.label(),
+            to: to.label(),
+        });
     }
     let r = &new.rectification;
     if to == RectificationStatus::AwaitingVerification && r.rectified_by.is_none() {
@@ -124,7 +140,11 @@ fn check_hazard_change(old: &Hazard, new: &Hazard) -> Result<(), ModelError> {
 }
 
 /// Adds a new hazard.
-pub fn add_hazard(tx: &mut Transaction<'_>, id: &EntityId, hazard: &Hazard) -> Result<(), ModelError> {
+pub fn add_hazard(
+    tx: &mut Transaction<'_>,
+    id: &EntityId,
+    hazard: &Hazard,
+) -> Result<(), ModelError> {
     validate_hazard(hazard)?;
     if hazard.rectification.status != RectificationStatus::Open {
         return Err(ModelError::Rule("新隐患的整改状态必须为“未整改”".into()));
@@ -139,16 +159,32 @@ pub fn modify_hazard<R>(
     id: &EntityId,
     change: impl FnOnce(&mut Hazard) -> Result<R, ModelError>,
 ) -> Result<R, ModelError> {
-    modify_record(tx, &["hazards", id.as_str()], "隐患", change, check_hazard_change)
+    modify_record(
+        tx,
+        &["hazards", id.as_str()],
+        "隐患",
+        change,
+        check_hazard_change,
+    )
 }
 
 /// Adds a 四不放过 review of a past accident.
-pub fn add_review(tx: &mut Transaction<'_>, id: &EntityId, review: &AccidentReview) -> Result<(), ModelError> {
+pub fn add_review(
+    tx: &mut Transaction<'_>,
+    id: &EntityId,
+    review: &AccidentReview,
+) -> Result<(), ModelError> {
     check_date(&review.accident_date)?;
     if review.accident_summary.trim().is_empty() {
         return Err(ModelError::Empty("事故概况"));
     }
-    insert_record(tx, &["accident_reviews"], id.as_str(), "四不放过核查", review)
+    insert_record(
+        tx,
+        &["accident_reviews"],
+        id.as_str(),
+        "四不放过核查",
+        review,
+    )
 }
 
 /// Changes one item of a review.
@@ -163,7 +199,11 @@ pub fn modify_review_item<R>(
 }
 
 /// Adds a document-compliance check.
-pub fn add_document_check(tx: &mut Transaction<'_>, id: &EntityId, check: &DocumentCheck) -> Result<(), ModelError> {
+pub fn add_document_check(
+    tx: &mut Transaction<'_>,
+    id: &EntityId,
+    check: &DocumentCheck,
+) -> Result<(), ModelError> {
     if check.document_type.trim().is_empty() {
         return Err(ModelError::Empty("证照资料类型"));
     }
@@ -174,7 +214,11 @@ pub fn add_document_check(tx: &mut Transaction<'_>, id: &EntityId, check: &Docum
 }
 
 /// Adds a site visit.
-pub fn add_site_visit(tx: &mut Transaction<'_>, id: &EntityId, visit: &SiteVisit) -> Result<(), ModelError> {
+pub fn add_site_visit(
+    tx: &mut Transaction<'_>,
+    id: &EntityId,
+    visit: &SiteVisit,
+) -> Result<(), ModelError> {
     check_date(&visit.date)?;
     insert_record(tx, &["site_visits"], id.as_str(), "现场检查", visit)
 }
@@ -208,7 +252,10 @@ pub(crate) mod tests {
             accident_type: AccidentType::gb6441_1986("10").unwrap(),
             level: HazardLevel::General,
             major_hazard_criterion: None,
-            location: Location { text: "3号楼东侧".into(), gps: None },
+            location: Location {
+                text: "3号楼东侧".into(),
+                gps: None,
+            },
             legal_basis: "JGJ 59-2011 第3.3.3条".into(),
             photos: BTreeMap::new(),
             inspector: "张三".into(),
@@ -247,7 +294,10 @@ pub(crate) mod tests {
     fn add_edit_and_read_back() {
         let mut doc = dossier();
         let id = EntityId::new(1, 1);
-        edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("连墙件缺失"))).unwrap();
+        edit(&mut doc, 1, |tx| {
+            add_hazard(tx, &id, &sample_hazard("连墙件缺失"))
+        })
+        .unwrap();
         let hash = edit(&mut doc, 2, |tx| {
             modify_hazard(tx, &id, |h| {
                 h.description.push_str("，已影响架体稳定");
@@ -279,7 +329,7 @@ pub(crate) mod tests {
             edit(&mut doc, 1, |tx| add_hazard(tx, &id, &bad_code)),
             Err(ModelError::Code(_))
         ));
-        assert!(hazard_ids(&doc).unwrap().is_empty());
+        assert!(record_ids(&doc, "hazards").unwrap().is_empty());
 
         edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("x"))).unwrap();
         let heads = doc.get_heads();

@@ -23,7 +23,9 @@ pub mod conflicts;
 pub mod dossier;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
-use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
@@ -144,7 +146,12 @@ fn genesis(id: &DocId, root: &Map<String, Json>) -> Result<Automerge, ModelError
 }
 
 /// Writes `value` as a new object or scalar at `obj[key]`.
-fn put_value(tx: &mut Transaction<'_>, obj: &ObjId, key: &str, value: &Json) -> Result<(), ModelError> {
+fn put_value(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+    value: &Json,
+) -> Result<(), ModelError> {
     match value {
         Json::Object(fields) => {
             let child = tx.put_object(obj, key, ObjType::Map)?;
@@ -157,7 +164,9 @@ fn put_value(tx: &mut Transaction<'_>, obj: &ObjId, key: &str, value: &Json) -> 
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Json::String(s) => tx.insert(&list, i, s.as_str())?,
-                    other => return Err(ModelError::Malformed(format!("列表只能包含文本：{other}"))),
+                    other => {
+                        return Err(ModelError::Malformed(format!("列表只能包含文本：{other}")));
+                    }
                 }
             }
         }
@@ -198,7 +207,11 @@ fn write_diff(
             continue;
         }
         match (old_value, new_value, tx.get(obj, key.as_str())?) {
-            (Some(Json::Object(o)), Json::Object(n), Some((Value::Object(ObjType::Map), child))) => {
+            (
+                Some(Json::Object(o)),
+                Json::Object(n),
+                Some((Value::Object(ObjType::Map), child)),
+            ) => {
                 write_diff(tx, &child, o, n)?;
             }
             (_, Json::String(s), Some((Value::Object(ObjType::Text), text))) => {
@@ -247,7 +260,9 @@ fn json_of(doc: &impl ReadDoc, value: Value<'_>, id: &ObjId) -> Result<Json, Mod
             ScalarValue::Str(s) => Json::String(s.to_string()),
             ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::from(*i),
             ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            ScalarValue::F64(f) => {
+                serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number)
+            }
             ScalarValue::Boolean(b) => Json::Bool(*b),
             ScalarValue::Counter(c) => Json::from(i64::from(c)),
             ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
@@ -300,7 +315,10 @@ fn insert_record<T: Serialize>(
 ) -> Result<(), ModelError> {
     let parent = map_at(tx, collection)?;
     if tx.get(&parent, id)?.is_some() {
-        return Err(ModelError::Duplicate { what, id: id.to_owned() });
+        return Err(ModelError::Duplicate {
+            what,
+            id: id.to_owned(),
+        });
     }
     put_value(tx, &parent, id, &Json::Object(to_object(record)?))
 }

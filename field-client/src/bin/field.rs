@@ -1,0 +1,1574 @@
+//! `field`: the inspector's offline command-line client.
+//!
+//! Every command opens the store in `FIELD_HOME`, does one thing durably,
+//! and prints a Chinese summary (or JSON with `--json`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use field_client::{Store, StoreError, export, new_entity_id, now_ms};
+use serde_json::json;
+use sync_core::codes::{self, AccidentType};
+use sync_core::doc::{campaign, conflicts, dossier, rfc3339};
+use sync_core::identity::DevicePublicKey;
+use sync_core::ids::{CreditCode, DocId, DocKind};
+use sync_core::model::{
+    AccidentReview, CampaignKind, Crs, DocumentCheck, DocumentResult, Domain, Enterprise, GeoPoint,
+    Hazard, HazardKind, HazardLevel, Location, PhotoRef, Rectification, RectificationMode,
+    RectificationStatus, ReviewItem, ReviewItemKind, ReviewItems, ScheduleEntry, SiteVisit,
+    TeamMember, Verdict,
+};
+
+/// 工伤风险检查 现场离线客户端
+#[derive(Parser)]
+#[command(name = "field", version)]
+struct Cli {
+    /// 数据目录（默认 ~/.fieldsync）
+    #[arg(long, env = "FIELD_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// 以 JSON 输出，供脚本使用
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// 初始化本设备：生成设备密钥和本地数据库
+    Init {
+        /// 设备使用人姓名
+        #[arg(long)]
+        name: String,
+    },
+    /// 显示本设备的公钥和使用人
+    Whoami,
+    /// 管理受信任的设备（导入数据包前需要信任对方）
+    #[command(subcommand)]
+    Trust(TrustCmd),
+    /// 检查活动
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+    /// 推荐隐患清单（只读）
+    #[command(subcommand)]
+    Checklist(ChecklistCmd),
+    /// 事故隐患
+    #[command(subcommand)]
+    Hazard(HazardCmd),
+    /// 隐患整改与复查
+    #[command(subcommand)]
+    Rectify(RectifyCmd),
+    /// 四不放过核查
+    #[command(subcommand)]
+    Review(ReviewCmd),
+    /// 证照资料检查
+    Doccheck(DoccheckArgs),
+    /// 记录现场检查
+    Visit(VisitArgs),
+    /// 待审核冲突
+    #[command(subcommand)]
+    Conflicts(ConflictsCmd),
+    /// 本设备数据概况
+    Status,
+    /// 导出检查活动（JSON 全量 / CSV 隐患台账）
+    #[command(subcommand)]
+    Export(ExportCmd),
+    /// 离线数据包（U 盘交换）
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+}
+
+#[derive(Subcommand)]
+enum TrustCmd {
+    /// 信任一台设备的公钥
+    Add {
+        /// 对方 field whoami 显示的公钥
+        key: String,
+        /// 对方姓名
+        #[arg(long)]
+        name: String,
+    },
+    /// 列出受信任的设备
+    List,
+}
+
+#[derive(Subcommand)]
+enum CampaignCmd {
+    /// 创建检查活动
+    Create {
+        #[arg(long)]
+        name: String,
+        /// construction（建筑施工联合检查）/ mine（矿山企业调研）/ self（企业自查）
+        #[arg(long, value_parser = parse_campaign_kind)]
+        kind: CampaignKind,
+        /// 开始日期 YYYY-MM-DD
+        #[arg(long)]
+        start: String,
+        /// 结束日期 YYYY-MM-DD
+        #[arg(long)]
+        end: String,
+    },
+    /// 列出检查活动
+    List,
+    /// 查看检查活动
+    Show { campaign: String },
+    /// 添加被检查企业
+    AddEnterprise {
+        campaign: String,
+        #[arg(long)]
+        name: String,
+        /// 统一社会信用代码（18 位）
+        #[arg(long)]
+        code: String,
+        /// construction / coal_mine / metal_nonmetal_mine / other
+        #[arg(long, value_parser = parse_domain, default_value = "construction")]
+        domain: Domain,
+        /// 工程项目名称
+        #[arg(long, default_value = "")]
+        project: String,
+        #[arg(long, default_value = "")]
+        address: String,
+    },
+    /// 添加检查组成员
+    AddMember {
+        campaign: String,
+        #[arg(long)]
+        name: String,
+        /// 组长 / 检查员 / 安监站 / 专家
+        #[arg(long, default_value = "检查员")]
+        role: String,
+        #[arg(long, default_value = "")]
+        org: String,
+    },
+    /// 添加日程
+    Schedule {
+        campaign: String,
+        #[arg(long)]
+        date: String,
+        /// 企业统一社会信用代码
+        #[arg(long)]
+        enterprise: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// 登记本活动使用的清单
+    UseChecklist { campaign: String, checklist: String },
+}
+
+#[derive(Subcommand)]
+enum ChecklistCmd {
+    /// 列出清单
+    List,
+    /// 查看清单条目
+    Show {
+        checklist: String,
+        /// 只看某一节，如 脚手架
+        #[arg(long)]
+        section: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct HazardFields {
+    /// 隐患标题
+    #[arg(long)]
+    title: Option<String>,
+    /// 隐患描述
+    #[arg(long)]
+    description: Option<String>,
+    /// unsafe_condition / unsafe_act / management_deficiency（或中文）
+    #[arg(long, value_parser = parse_hazard_kind)]
+    kind: Option<HazardKind>,
+    /// GB 6441-1986 事故类型代码 01–20
+    #[arg(long)]
+    accident_type: Option<String>,
+    /// general（一般）/ major（重大）
+    #[arg(long, value_parser = parse_level)]
+    level: Option<HazardLevel>,
+    /// 重大事故隐患判定条款编号（field checklist criteria 可查）
+    #[arg(long)]
+    criterion: Option<String>,
+    /// 隐患部位
+    #[arg(long)]
+    location: Option<String>,
+    /// GPS 坐标：纬度,经度
+    #[arg(long)]
+    gps: Option<String>,
+    /// 坐标系 wgs84 / gcj02
+    #[arg(long, value_parser = parse_crs, default_value = "wgs84")]
+    crs: Crs,
+    /// 依据条款
+    #[arg(long)]
+    basis: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum HazardCmd {
+    /// 记录隐患
+    Add {
+        campaign: String,
+        /// 企业统一社会信用代码或名称
+        enterprise: String,
+        #[command(flatten)]
+        fields: HazardFields,
+        /// 从清单条目带入（条目编号）
+        #[arg(long)]
+        from_checklist: Option<String>,
+        /// 整改前照片文件（可多次）
+        #[arg(long)]
+        photo: Vec<PathBuf>,
+        /// 发现人（默认本设备使用人）
+        #[arg(long)]
+        inspector: Option<String>,
+    },
+    /// 修改隐患
+    Edit {
+        hazard: String,
+        #[command(flatten)]
+        fields: HazardFields,
+    },
+    /// 添加照片
+    Photo {
+        hazard: String,
+        files: Vec<PathBuf>,
+        /// 作为整改后照片
+        #[arg(long)]
+        after: bool,
+    },
+    /// 删除隐患（保留记录，标记为已删除）
+    Delete { hazard: String },
+    /// 列出隐患
+    List {
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        enterprise: Option<String>,
+        #[arg(long, value_parser = parse_level)]
+        level: Option<HazardLevel>,
+        #[arg(long, value_parser = parse_status)]
+        status: Option<RectificationStatus>,
+        /// 包括已删除的
+        #[arg(long)]
+        all: bool,
+    },
+    /// 查看隐患
+    Show { hazard: String },
+}
+
+#[derive(Subcommand)]
+enum RectifyCmd {
+    /// 下达整改要求
+    Plan {
+        hazard: String,
+        /// immediate（立即整改）/ deadline（限期整改）
+        #[arg(long, value_parser = parse_mode)]
+        mode: RectificationMode,
+        /// 整改期限 YYYY-MM-DD
+        #[arg(long)]
+        deadline: Option<String>,
+        /// 整改责任人
+        #[arg(long)]
+        owner: String,
+        /// 整改措施
+        #[arg(long)]
+        measures: String,
+        /// 临时管控措施
+        #[arg(long, default_value = "")]
+        interim: String,
+    },
+    /// 开始整改
+    Start { hazard: String },
+    /// 整改完成，提交复查
+    Submit {
+        hazard: String,
+        /// 整改人
+        #[arg(long)]
+        by: String,
+        /// 整改后照片
+        #[arg(long)]
+        photo: Vec<PathBuf>,
+    },
+    /// 复查：通过则销号，不通过退回整改
+    Verify {
+        hazard: String,
+        /// 复查人（不能是整改人）
+        #[arg(long)]
+        verifier: String,
+        /// pass（通过）/ fail（不通过）
+        #[arg(long)]
+        result: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewCmd {
+    /// 登记一起既往事故的四不放过核查
+    Add {
+        campaign: String,
+        enterprise: String,
+        /// 事故日期 YYYY-MM-DD
+        #[arg(long)]
+        date: String,
+        /// 事故概况
+        #[arg(long)]
+        summary: String,
+        /// 事故调查报告 / 批复文号
+        #[arg(long, default_value = "")]
+        report: String,
+    },
+    /// 填写一项结论
+    Set {
+        review: String,
+        /// cause_identified / responsible_handled / measures_implemented / personnel_educated
+        #[arg(value_parser = parse_review_item)]
+        item: ReviewItemKind,
+        /// pass（符合）/ fail（不符合）/ not_applicable（不适用）
+        #[arg(value_parser = parse_verdict)]
+        verdict: Verdict,
+        /// 查阅的证据
+        #[arg(long)]
+        evidence: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// 列出四不放过核查
+    List {
+        campaign: String,
+        enterprise: String,
+    },
+}
+
+#[derive(Args)]
+struct DoccheckArgs {
+    campaign: String,
+    enterprise: String,
+    /// 资料类型，如 安全生产许可证
+    #[arg(long = "type")]
+    document_type: String,
+    /// 名称或编号
+    #[arg(long, default_value = "")]
+    name: String,
+    /// compliant / non_compliant / missing / expired（或中文）
+    #[arg(long, value_parser = parse_doc_result)]
+    result: DocumentResult,
+    /// 有效期至 YYYY-MM-DD
+    #[arg(long)]
+    expires: Option<String>,
+    #[arg(long, default_value = "")]
+    note: String,
+}
+
+#[derive(Args)]
+struct VisitArgs {
+    campaign: String,
+    enterprise: String,
+    #[arg(long)]
+    date: String,
+    #[arg(long, default_value = "")]
+    inspectors: String,
+    #[arg(long, default_value = "")]
+    note: String,
+}
+
+#[derive(Subcommand)]
+enum ConflictsCmd {
+    /// 列出需要审核的冲突
+    List,
+    /// 裁定冲突：写入选定的值
+    Resolve {
+        /// 企业档案编号（dos-…）
+        dossier: String,
+        /// 冲突路径（list 中显示）
+        path: String,
+        /// 选定的值
+        value: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCmd {
+    /// 导出 JSON（检查活动、企业档案、通报材料）
+    Json {
+        campaign: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// 导出隐患排查治理台账 CSV
+    Csv {
+        campaign: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// 导出本设备全部数据为签名数据包
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// 校验并导入数据包
+    Import { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn home(cli_home: Option<PathBuf>) -> Result<PathBuf> {
+    match cli_home {
+        Some(h) => Ok(h),
+        None => {
+            let base = std::env::var_os("HOME").context("未设置 HOME，请用 --home 指定数据目录")?;
+            Ok(Path::new(&base).join(".fieldsync"))
+        }
+    }
+}
+
+/// Prints either the JSON value or the human text.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn emit(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let home = home(cli.home)?;
+    let out = Out { json: cli.json };
+    if let Command::Init { name } = &cli.command {
+        let store = Store::init(&home, name)?;
+        let key = store.public_key().to_string();
+        out.emit(json!({ "public_key": key, "home": home }), || {
+            format!(
+                "已初始化本设备（{}）。\n设备公钥：{key}\n数据目录：{}",
+                store.device_name(),
+                home.display()
+            )
+        });
+        return Ok(());
+    }
+    let mut store = Store::open(&home)?;
+    match cli.command {
+        Command::Init { .. } => bail!("{} 中已有设备数据，不能重复初始化", home.display()),
+        Command::Whoami => {
+            let key = store.public_key().to_string();
+            out.emit(
+                json!({ "public_key": key, "name": store.device_name() }),
+                || format!("使用人：{}\n设备公钥：{key}", store.device_name()),
+            );
+        }
+        Command::Trust(cmd) => trust(&store, &out, cmd)?,
+        Command::Campaign(cmd) => campaign_cmd(&mut store, &out, cmd)?,
+        Command::Checklist(cmd) => checklist_cmd(&out, cmd)?,
+        Command::Hazard(cmd) => hazard_cmd(&mut store, &out, cmd)?,
+        Command::Rectify(cmd) => rectify_cmd(&mut store, &out, cmd)?,
+        Command::Review(cmd) => review_cmd(&mut store, &out, cmd)?,
+        Command::Doccheck(args) => {
+            let dossier_id = open_dossier(&mut store, &args.campaign, &args.enterprise)?;
+            let id = new_entity_id()?;
+            let check = DocumentCheck {
+                document_type: args.document_type,
+                name: args.name,
+                result: args.result,
+                expires_on: args.expires,
+                note: args.note,
+            };
+            store.edit(&dossier_id, |tx| {
+                dossier::add_document_check(tx, &id, &check)
+            })?;
+            out.emit(json!({ "id": id }), || {
+                format!(
+                    "已记录资料检查 {id}：{}（{}）",
+                    check.document_type,
+                    check.result.label()
+                )
+            });
+        }
+        Command::Visit(args) => {
+            let dossier_id = open_dossier(&mut store, &args.campaign, &args.enterprise)?;
+            let id = new_entity_id()?;
+            let visit = SiteVisit {
+                date: args.date,
+                inspectors: args.inspectors,
+                note: args.note,
+            };
+            store.edit(&dossier_id, |tx| dossier::add_site_visit(tx, &id, &visit))?;
+            out.emit(json!({ "id": id }), || {
+                format!("已记录现场检查 {id}（{}）", visit.date)
+            });
+        }
+        Command::Conflicts(cmd) => conflicts_cmd(&mut store, &out, cmd)?,
+        Command::Status => status(&mut store, &out)?,
+        Command::Export(cmd) => export_cmd(&mut store, &out, cmd)?,
+        Command::Bundle(cmd) => bundle_cmd(&mut store, &out, cmd)?,
+    }
+    Ok(())
+}
+
+fn trust(store: &Store, out: &Out, cmd: TrustCmd) -> Result<()> {
+    match cmd {
+        TrustCmd::Add { key, name } => {
+            let parsed: DevicePublicKey = key.parse()?;
+            store.trust(&parsed, &name)?;
+            out.emit(
+                json!({ "trusted": parsed.to_string(), "name": name }),
+                || format!("已信任 {name} 的设备 {parsed}"),
+            );
+        }
+        TrustCmd::List => {
+            let list = store.trusted()?;
+            out.emit(
+                json!(
+                    list.iter()
+                        .map(|(k, n)| json!({"key": k, "name": n}))
+                        .collect::<Vec<_>>()
+                ),
+                || {
+                    if list.is_empty() {
+                        "尚未信任任何其他设备。".into()
+                    } else {
+                        list.iter()
+                            .map(|(k, n)| format!("{n}\t{k}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn campaign_id(store: &Store, text: &str) -> Result<DocId> {
+    if let Ok(id) = text.parse::<DocId>() {
+        if id.kind() == DocKind::Campaign {
+            return Ok(id);
+        }
+    }
+    let matches: Vec<DocId> = store
+        .doc_ids(DocKind::Campaign)?
+        .into_iter()
+        .filter(|id| id.as_str().starts_with(text) && text.len() >= 8)
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("未找到检查活动：{text}（field campaign list 可查看编号）"),
+        _ => bail!("编号 {text} 对应多个检查活动，请输入更长的编号"),
+    }
+}
+
+fn open_dossier(store: &mut Store, campaign: &str, enterprise: &str) -> Result<DocId> {
+    let campaign = campaign_id(store, campaign)?;
+    Ok(store.open_dossier(&campaign, enterprise.trim())?)
+}
+
+fn campaign_cmd(store: &mut Store, out: &Out, cmd: CampaignCmd) -> Result<()> {
+    match cmd {
+        CampaignCmd::Create {
+            name,
+            kind,
+            start,
+            end,
+        } => {
+            let id = store.create_campaign(&name, kind, &start, &end)?;
+            let c = store.campaign(&id)?;
+            out.emit(
+                json!({ "id": id, "briefing_deadline": c.briefing_deadline }),
+                || {
+                    format!(
+                        "已创建检查活动 {id}\n{}（{}），{} 至 {}，通报培训会最迟 {} 召开",
+                        c.name,
+                        kind.label(),
+                        c.start_date,
+                        c.end_date,
+                        c.briefing_deadline
+                    )
+                },
+            );
+        }
+        CampaignCmd::List => {
+            let mut list = Vec::new();
+            for id in store.doc_ids(DocKind::Campaign)? {
+                list.push(store.campaign(&id)?);
+            }
+            out.emit(serde_json::to_value(&list)?, || {
+                if list.is_empty() {
+                    return "本设备还没有检查活动。".into();
+                }
+                list.iter()
+                    .map(|c| {
+                        format!(
+                            "{}\t{}\t{} 至 {}\t企业 {} 家\t通报截止 {}",
+                            c.id,
+                            c.name,
+                            c.start_date,
+                            c.end_date,
+                            c.enterprises.len(),
+                            c.briefing_deadline
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        CampaignCmd::Show { campaign } => {
+            let id = campaign_id(store, &campaign)?;
+            let c = store.campaign(&id)?;
+            out.emit(serde_json::to_value(&c)?, || {
+                let mut s = format!(
+                    "{}（{}）\n编号：{}\n日期：{} 至 {}\n通报培训会截止：{}\n",
+                    c.name,
+                    c.campaign_kind.label(),
+                    c.id,
+                    c.start_date,
+                    c.end_date,
+                    c.briefing_deadline
+                );
+                s.push_str(&format!("检查组（{} 人）：", c.team.len()));
+                s.push_str(
+                    &c.team
+                        .values()
+                        .map(|m| format!("{}（{}）", m.name, m.role))
+                        .collect::<Vec<_>>()
+                        .join("、"),
+                );
+                s.push_str(&format!("\n被检查企业（{} 家）：\n", c.enterprises.len()));
+                for e in c.enterprises.values() {
+                    s.push_str(&format!(
+                        "  {}\t{}\t{}\n",
+                        e.unified_social_credit_code, e.name, e.project
+                    ));
+                }
+                if !c.schedule.is_empty() {
+                    s.push_str("日程：\n");
+                    let mut entries: Vec<_> = c.schedule.values().collect();
+                    entries.sort_by(|a, b| a.date.cmp(&b.date));
+                    for e in entries {
+                        let name = c
+                            .enterprises
+                            .get(&e.enterprise)
+                            .map_or(e.enterprise.as_str(), |x| x.name.as_str());
+                        s.push_str(&format!("  {}\t{}\t{}\n", e.date, name, e.note));
+                    }
+                }
+                if !c.checklists.is_empty() {
+                    s.push_str("使用清单：");
+                    s.push_str(
+                        &c.checklists
+                            .iter()
+                            .map(|(k, v)| format!("{k} v{v}"))
+                            .collect::<Vec<_>>()
+                            .join("、"),
+                    );
+                }
+                s.trim_end().to_owned()
+            });
+        }
+        CampaignCmd::AddEnterprise {
+            campaign: c,
+            name,
+            code,
+            domain,
+            project,
+            address,
+        } => {
+            let id = campaign_id(store, &c)?;
+            let code: CreditCode = code.parse()?;
+            let enterprise = Enterprise {
+                name: name.trim().to_owned(),
+                unified_social_credit_code: code.clone(),
+                domain,
+                project,
+                address,
+                dossier_id: DocId::dossier(&id, &code),
+            };
+            store.edit(&id, |tx| campaign::add_enterprise(tx, &id, &enterprise))?;
+            let dossier_id = store.open_dossier(&id, code.as_str())?;
+            out.emit(json!({ "enterprise": code, "dossier": dossier_id }), || {
+                format!(
+                    "已添加企业 {}（{code}），企业档案 {dossier_id}",
+                    enterprise.name
+                )
+            });
+        }
+        CampaignCmd::AddMember {
+            campaign: c,
+            name,
+            role,
+            org,
+        } => {
+            let id = campaign_id(store, &c)?;
+            let member_id = new_entity_id()?;
+            let member = TeamMember {
+                name,
+                role,
+                organization: org,
+            };
+            store.edit(&id, |tx| campaign::add_member(tx, &member_id, &member))?;
+            out.emit(json!({ "id": member_id }), || {
+                format!("已添加检查组成员 {}（{}）", member.name, member.role)
+            });
+        }
+        CampaignCmd::Schedule {
+            campaign: c,
+            date,
+            enterprise,
+            note,
+        } => {
+            let id = campaign_id(store, &c)?;
+            let entry_id = new_entity_id()?;
+            let code: CreditCode = enterprise.parse()?;
+            let entry = ScheduleEntry {
+                date,
+                enterprise: code.to_string(),
+                note,
+            };
+            store.edit(&id, |tx| campaign::add_schedule(tx, &entry_id, &entry))?;
+            out.emit(json!({ "id": entry_id }), || {
+                format!("已添加日程：{} {}", entry.date, entry.enterprise)
+            });
+        }
+        CampaignCmd::UseChecklist {
+            campaign: c,
+            checklist,
+        } => {
+            let id = campaign_id(store, &c)?;
+            let list = find_checklist(&checklist)?;
+            store.edit(&id, |tx| {
+                campaign::use_checklist(tx, &list.id, list.version)
+            })?;
+            out.emit(
+                json!({ "checklist": list.id, "version": list.version }),
+                || {
+                    format!(
+                        "本活动使用清单：{}（{} v{}）",
+                        list.name, list.id, list.version
+                    )
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn find_checklist(id: &str) -> Result<sync_core::model::Checklist> {
+    Store::checklists()?
+        .into_iter()
+        .find(|c| c.id == id)
+        .with_context(|| format!("未找到清单：{id}（field checklist list 可查看）"))
+}
+
+fn checklist_item(item_id: &str) -> Result<sync_core::model::ChecklistItem> {
+    for list in Store::checklists()? {
+        if let Some(item) = list.items.get(item_id) {
+            return Ok(item.clone());
+        }
+    }
+    bail!("未找到清单条目：{item_id}（field checklist show 清单编号 可查看）")
+}
+
+fn checklist_cmd(out: &Out, cmd: ChecklistCmd) -> Result<()> {
+    match cmd {
+        ChecklistCmd::List => {
+            let lists = Store::checklists()?;
+            out.emit(
+                json!(lists.iter().map(|c| json!({"id": c.id, "version": c.version, "name": c.name, "items": c.items.len()})).collect::<Vec<_>>()),
+                || {
+                    lists
+                        .iter()
+                        .map(|c| format!("{}\tv{}\t{}\t{} 条（{}）", c.id, c.version, c.name, c.items.len(), c.domain.label()))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+        ChecklistCmd::Show { checklist, section } => {
+            let list = find_checklist(&checklist)?;
+            let items: Vec<_> = list
+                .items
+                .iter()
+                .filter(|(_, i)| section.as_ref().is_none_or(|s| &i.section == s))
+                .collect();
+            out.emit(
+                json!(
+                    items
+                        .iter()
+                        .map(|(id, i)| json!({"id": id, "item": i}))
+                        .collect::<Vec<_>>()
+                ),
+                || {
+                    items
+                        .iter()
+                        .map(|(id, i)| {
+                            let major = i
+                                .major_hazard_criterion
+                                .as_deref()
+                                .map(|c| format!("\t【可判定重大：{c}】"))
+                                .unwrap_or_default();
+                            format!(
+                                "{id}\t[{}]\t{}\t{}（{}）{major}",
+                                i.section,
+                                i.title,
+                                i.accident_type.name(),
+                                i.legal_basis
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn parse_gps(text: &str, crs: Crs) -> Result<GeoPoint> {
+    let (lat, lon) = text
+        .split_once(',')
+        .context("GPS 格式应为 纬度,经度，如 39.0153,106.3845")?;
+    let lat: f64 = lat.trim().parse().context("GPS 纬度不是数字")?;
+    let lon: f64 = lon.trim().parse().context("GPS 经度不是数字")?;
+    Ok(GeoPoint { lat, lon, crs })
+}
+
+fn attach(store: &Store, files: &[PathBuf]) -> Result<Vec<(String, PhotoRef)>> {
+    files
+        .iter()
+        .map(|path| {
+            let (sha, size) = store.add_photo(path)?;
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok((
+                sha,
+                PhotoRef {
+                    file_name,
+                    size,
+                    added_at: rfc3339(now_ms()),
+                },
+            ))
+        })
+        .collect()
+}
+
+fn apply_fields(h: &mut Hazard, f: HazardFields) -> Result<()> {
+    if let Some(v) = f.title {
+        h.title = v;
+    }
+    if let Some(v) = f.description {
+        h.description = v;
+    }
+    if let Some(v) = f.kind {
+        h.hazard_kind = v;
+    }
+    if let Some(v) = f.accident_type {
+        h.accident_type = AccidentType::gb6441_1986(&v)?;
+    }
+    if let Some(v) = f.level {
+        h.level = v;
+        if v == HazardLevel::General && f.criterion.is_none() {
+            h.major_hazard_criterion = None;
+        }
+    }
+    if let Some(v) = f.criterion {
+        codes::criterion(&v)?;
+        h.major_hazard_criterion = Some(v);
+    }
+    if let Some(v) = f.location {
+        h.location.text = v;
+    }
+    if let Some(v) = f.gps {
+        h.location.gps = Some(parse_gps(&v, f.crs)?);
+    }
+    if let Some(v) = f.basis {
+        h.legal_basis = v;
+    }
+    Ok(())
+}
+
+fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
+    match cmd {
+        HazardCmd::Add {
+            campaign,
+            enterprise,
+            fields,
+            from_checklist,
+            photo,
+            inspector,
+        } => {
+            let dossier_id = open_dossier(store, &campaign, &enterprise)?;
+            let template = from_checklist.as_deref().map(checklist_item).transpose()?;
+            let mut hazard = Hazard {
+                title: String::new(),
+                description: String::new(),
+                hazard_kind: HazardKind::UnsafeCondition,
+                accident_type: AccidentType::gb6441_1986("20")?,
+                level: HazardLevel::General,
+                major_hazard_criterion: None,
+                location: Location {
+                    text: String::new(),
+                    gps: None,
+                },
+                legal_basis: String::new(),
+                photos: Default::default(),
+                inspector: inspector.unwrap_or_else(|| store.device_name().to_owned()),
+                found_at: rfc3339(now_ms()),
+                checklist_item: from_checklist.clone(),
+                deleted: false,
+                rectification: Rectification {
+                    mode: None,
+                    deadline: None,
+                    owner: String::new(),
+                    measures: String::new(),
+                    interim_control: String::new(),
+                    status: RectificationStatus::Open,
+                    rectified_by: None,
+                    rectified_at: None,
+                    verifier: None,
+                    verified_at: None,
+                    verification_note: String::new(),
+                    photos_after: Default::default(),
+                },
+            };
+            if let Some(t) = template {
+                hazard.title = t.title;
+                hazard.description = t.description;
+                hazard.hazard_kind = t.hazard_kind;
+                hazard.accident_type = t.accident_type;
+                hazard.legal_basis = t.legal_basis;
+                // The item's criterion is offered, not imposed: the level stays
+                // general unless the inspector judges it major.
+                if fields.level == Some(HazardLevel::Major) && fields.criterion.is_none() {
+                    hazard.major_hazard_criterion = t.major_hazard_criterion;
+                }
+            } else if fields.accident_type.is_none() {
+                bail!(
+                    "请用 --accident-type 填写事故类型代码（01–20），或用 --from-checklist 从清单带入"
+                );
+            }
+            apply_fields(&mut hazard, fields)?;
+            hazard.photos = attach(store, &photo)?.into_iter().collect();
+            let id = new_entity_id()?;
+            store.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard))?;
+            out.emit(json!({ "id": id, "dossier": dossier_id }), || {
+                format!(
+                    "已记录隐患 {id}：{}（{}，{}），照片 {} 张",
+                    hazard.title,
+                    hazard.level.label(),
+                    hazard.accident_type.name(),
+                    hazard.photos.len()
+                )
+            });
+        }
+        HazardCmd::Edit { hazard, fields } => {
+            let r = store.find_hazard(&hazard)?;
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| {
+                    apply_fields(h, fields)
+                        .map_err(|e| sync_core::doc::ModelError::Rule(format!("{e:#}")))
+                })
+            })?;
+            out.emit(json!({ "id": r.record }), || {
+                format!("已修改隐患 {}", r.record)
+            });
+        }
+        HazardCmd::Photo {
+            hazard,
+            files,
+            after,
+        } => {
+            let r = store.find_hazard(&hazard)?;
+            let photos = attach(store, &files)?;
+            let count = photos.len();
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| {
+                    let target = if after {
+                        &mut h.rectification.photos_after
+                    } else {
+                        &mut h.photos
+                    };
+                    target.extend(photos);
+                    Ok(())
+                })
+            })?;
+            out.emit(json!({ "id": r.record, "added": count }), || {
+                format!(
+                    "已为隐患 {} 添加{}照片 {count} 张",
+                    r.record,
+                    if after { "整改后" } else { "" }
+                )
+            });
+        }
+        HazardCmd::Delete { hazard } => {
+            let r = store.find_hazard(&hazard)?;
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| {
+                    h.deleted = true;
+                    Ok(())
+                })
+            })?;
+            out.emit(json!({ "id": r.record, "deleted": true }), || {
+                format!("已删除隐患 {}（记录保留备查）", r.record)
+            });
+        }
+        HazardCmd::List {
+            campaign,
+            enterprise,
+            level,
+            status,
+            all,
+        } => {
+            let mut rows = Vec::new();
+            let dossiers = match (&campaign, &enterprise) {
+                (Some(c), Some(e)) => vec![open_dossier(store, c, e)?],
+                (Some(c), None) => {
+                    let id = campaign_id(store, c)?;
+                    store
+                        .campaign(&id)?
+                        .enterprises
+                        .values()
+                        .map(|e| e.dossier_id.clone())
+                        .filter(|d| store.document(d).is_ok())
+                        .collect()
+                }
+                (None, _) => store.doc_ids(DocKind::EnterpriseDossier)?,
+            };
+            for id in dossiers {
+                let d = store.dossier(&id)?;
+                for (hid, h) in d.hazards {
+                    let keep = (all || !h.deleted)
+                        && level.is_none_or(|l| l == h.level)
+                        && status.is_none_or(|s| s == h.rectification.status);
+                    if keep {
+                        rows.push((d.enterprise.clone(), hid, h));
+                    }
+                }
+            }
+            rows.sort_by(|a, b| (&a.2.found_at, &a.1).cmp(&(&b.2.found_at, &b.1)));
+            out.emit(
+                json!(
+                    rows.iter()
+                        .map(|(e, id, h)| json!({"enterprise": e, "id": id, "hazard": h}))
+                        .collect::<Vec<_>>()
+                ),
+                || {
+                    if rows.is_empty() {
+                        return "没有符合条件的隐患。".into();
+                    }
+                    let mut s = format!("共 {} 条隐患：\n", rows.len());
+                    for (_, id, h) in &rows {
+                        let deleted = if h.deleted { "【已删除】" } else { "" };
+                        s.push_str(&format!(
+                            "{id}\t{}\t{}\t{}\t{}{deleted}\n",
+                            h.level.label(),
+                            h.rectification.status.label(),
+                            h.accident_type.name(),
+                            h.title
+                        ));
+                    }
+                    s.trim_end().to_owned()
+                },
+            );
+        }
+        HazardCmd::Show { hazard } => {
+            let r = store.find_hazard(&hazard)?;
+            let h = dossier::hazard(store.document(&r.dossier)?, &r.record)?;
+            out.emit(
+                json!({ "id": r.record, "dossier": r.dossier, "hazard": h }),
+                || describe_hazard(&r.record.to_string(), &h),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn describe_hazard(id: &str, h: &Hazard) -> String {
+    let r = &h.rectification;
+    let mut s = format!("隐患 {id}{}\n", if h.deleted { "【已删除】" } else { "" });
+    s.push_str(&format!("标题：{}\n描述：{}\n", h.title, h.description));
+    s.push_str(&format!(
+        "类别：{}\t事故类型：{} {}\t等级：{}\n",
+        h.hazard_kind.label(),
+        h.accident_type.code,
+        h.accident_type.name(),
+        h.level.label()
+    ));
+    if let Some(c) = &h.major_hazard_criterion {
+        let text = codes::criterion(c)
+            .map(|x| format!("{} {}", x.document_no, x.clause))
+            .unwrap_or_default();
+        s.push_str(&format!("重大隐患判定条款：{c}（{text}）\n"));
+    }
+    s.push_str(&format!("部位：{}", h.location.text));
+    if let Some(g) = h.location.gps {
+        s.push_str(&format!("\tGPS：{},{}（{}）", g.lat, g.lon, g.crs.label()));
+    }
+    s.push_str(&format!(
+        "\n依据：{}\n发现人：{}\t发现时间：{}\n",
+        h.legal_basis, h.inspector, h.found_at
+    ));
+    s.push_str(&format!("整改前照片：{} 张\n", h.photos.len()));
+    s.push_str(&format!("整改状态：{}", r.status.label()));
+    if let Some(m) = r.mode {
+        s.push_str(&format!("\t方式：{}", m.label()));
+    }
+    if let Some(d) = &r.deadline {
+        s.push_str(&format!("\t期限：{d}"));
+    }
+    s.push('\n');
+    if !r.owner.is_empty() || !r.measures.is_empty() {
+        s.push_str(&format!("责任人：{}\t措施：{}\n", r.owner, r.measures));
+    }
+    if let Some(by) = &r.rectified_by {
+        s.push_str(&format!(
+            "整改人：{by}\t整改后照片：{} 张\n",
+            r.photos_after.len()
+        ));
+    }
+    if let Some(v) = &r.verifier {
+        s.push_str(&format!("复查人：{v}\t复查意见：{}\n", r.verification_note));
+    }
+    s.trim_end().to_owned()
+}
+
+fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
+    let (hazard, message) = match cmd {
+        RectifyCmd::Plan {
+            hazard,
+            mode,
+            deadline,
+            owner,
+            measures,
+            interim,
+        } => {
+            let r = store.find_hazard(&hazard)?;
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| {
+                    let rect = &mut h.rectification;
+                    rect.mode = Some(mode);
+                    rect.deadline = deadline.clone();
+                    rect.owner = owner;
+                    rect.measures = measures;
+                    rect.interim_control = interim;
+                    Ok(())
+                })
+            })?;
+            (
+                r.record,
+                format!(
+                    "已下达{}要求{}",
+                    mode.label(),
+                    deadline.map(|d| format!("，期限 {d}")).unwrap_or_default()
+                ),
+            )
+        }
+        RectifyCmd::Start { hazard } => {
+            let r = store.find_hazard(&hazard)?;
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| {
+                    h.rectification.status = RectificationStatus::Rectifying;
+                    Ok(())
+                })
+            })?;
+            (r.record, "状态：整改中".to_owned())
+        }
+        RectifyCmd::Submit { hazard, by, photo } => {
+            let r = store.find_hazard(&hazard)?;
+            let photos = attach(store, &photo)?;
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| {
+                    let rect = &mut h.rectification;
+                    rect.status = RectificationStatus::AwaitingVerification;
+                    rect.rectified_by = Some(by.trim().to_owned());
+                    rect.rectified_at = Some(rfc3339(now_ms()));
+                    rect.photos_after.extend(photos);
+                    Ok(())
+                })
+            })?;
+            (r.record, "整改完成，状态：待复查".to_owned())
+        }
+        RectifyCmd::Verify {
+            hazard,
+            verifier,
+            result,
+            note,
+        } => {
+            let passed = match result.as_str() {
+                "pass" | "通过" => true,
+                "fail" | "不通过" => false,
+                other => bail!("复查结论“{other}”无效，应为 pass（通过）或 fail（不通过）"),
+            };
+            let r = store.find_hazard(&hazard)?;
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| {
+                    let rect = &mut h.rectification;
+                    rect.verifier = Some(verifier.trim().to_owned());
+                    rect.verified_at = Some(rfc3339(now_ms()));
+                    rect.verification_note = note;
+                    rect.status = if passed {
+                        RectificationStatus::Closed
+                    } else {
+                        RectificationStatus::Rectifying
+                    };
+                    Ok(())
+                })
+            })?;
+            (
+                r.record,
+                if passed {
+                    "复查通过，已销号".to_owned()
+                } else {
+                    "复查不通过，退回整改".to_owned()
+                },
+            )
+        }
+    };
+    out.emit(json!({ "id": hazard, "message": message }), || {
+        format!("隐患 {hazard}：{message}")
+    });
+    Ok(())
+}
+
+fn review_cmd(store: &mut Store, out: &Out, cmd: ReviewCmd) -> Result<()> {
+    match cmd {
+        ReviewCmd::Add {
+            campaign,
+            enterprise,
+            date,
+            summary,
+            report,
+        } => {
+            let dossier_id = open_dossier(store, &campaign, &enterprise)?;
+            let id = new_entity_id()?;
+            let empty = || ReviewItem {
+                verdict: None,
+                evidence: String::new(),
+                note: String::new(),
+            };
+            let review = AccidentReview {
+                accident_date: date,
+                accident_summary: summary,
+                report_ref: report,
+                items: ReviewItems {
+                    cause_identified: empty(),
+                    responsible_handled: empty(),
+                    measures_implemented: empty(),
+                    personnel_educated: empty(),
+                },
+            };
+            store.edit(&dossier_id, |tx| dossier::add_review(tx, &id, &review))?;
+            out.emit(json!({ "id": id }), || {
+                format!(
+                    "已登记四不放过核查 {id}（{} {}）",
+                    review.accident_date, review.accident_summary
+                )
+            });
+        }
+        ReviewCmd::Set {
+            review,
+            item,
+            verdict,
+            evidence,
+            note,
+        } => {
+            let r = store.find_review(&review)?;
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_review_item(tx, &r.record, item, |i| {
+                    i.verdict = Some(verdict);
+                    if let Some(e) = evidence {
+                        i.evidence = e;
+                    }
+                    if let Some(n) = note {
+                        i.note = n;
+                    }
+                    Ok(())
+                })
+            })?;
+            out.emit(
+                json!({ "id": r.record, "item": item, "verdict": verdict }),
+                || format!("{}：{}", item.label(), verdict.label()),
+            );
+        }
+        ReviewCmd::List {
+            campaign,
+            enterprise,
+        } => {
+            let id = open_dossier(store, &campaign, &enterprise)?;
+            let d = store.dossier(&id)?;
+            out.emit(serde_json::to_value(&d.accident_reviews)?, || {
+                if d.accident_reviews.is_empty() {
+                    return "尚无四不放过核查。".into();
+                }
+                let mut s = String::new();
+                for (rid, r) in &d.accident_reviews {
+                    s.push_str(&format!(
+                        "{rid}\t{}\t{}\n",
+                        r.accident_date, r.accident_summary
+                    ));
+                    for kind in ReviewItemKind::ALL {
+                        let item = r.items.item(*kind);
+                        let verdict = item.verdict.map_or("未核查", Verdict::label);
+                        s.push_str(&format!(
+                            "  {}：{verdict}\t{}\n",
+                            kind.label(),
+                            item.evidence
+                        ));
+                    }
+                }
+                s.trim_end().to_owned()
+            });
+        }
+    }
+    Ok(())
+}
+
+fn conflicts_cmd(store: &mut Store, out: &Out, cmd: ConflictsCmd) -> Result<()> {
+    match cmd {
+        ConflictsCmd::List => {
+            let entries = store.review_items()?;
+            out.emit(serde_json::to_value(&entries)?, || {
+                if entries.is_empty() {
+                    return "没有需要审核的冲突。".into();
+                }
+                let mut s = String::new();
+                for e in &entries {
+                    s.push_str(&format!("企业档案 {}：\n", e.dossier));
+                    for c in &e.conflicts {
+                        s.push_str(&format!(
+                            "  冲突 {}：{} 有多个同时写入的值：{}\n",
+                            c.path,
+                            c.field.label(),
+                            c.values.join(" / ")
+                        ));
+                    }
+                    for r in &e.rules {
+                        s.push_str(&format!("  需审核 隐患 {}：{}\n", r.hazard, r.message));
+                    }
+                }
+                s.push_str("裁定冲突：field conflicts resolve 企业档案编号 冲突路径 选定的值");
+                s
+            });
+        }
+        ConflictsCmd::Resolve {
+            dossier: d,
+            path,
+            value,
+        } => {
+            let id: DocId = d.parse()?;
+            store.edit(&id, |tx| conflicts::resolve(tx, &path, &value))?;
+            out.emit(
+                json!({ "dossier": id, "path": path, "value": value }),
+                || format!("已裁定 {path} = {value}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn status(store: &mut Store, out: &Out) -> Result<()> {
+    let (local, received) = store.change_counts()?;
+    let campaigns = store.doc_ids(DocKind::Campaign)?.len();
+    let mut hazards = 0;
+    let mut open = 0;
+    for id in store.doc_ids(DocKind::EnterpriseDossier)? {
+        for h in store.dossier(&id)?.hazards.values().filter(|h| !h.deleted) {
+            hazards += 1;
+            if h.rectification.status != RectificationStatus::Closed {
+                open += 1;
+            }
+        }
+    }
+    let review = store.review_items()?;
+    let conflicts: usize = review
+        .iter()
+        .map(|e| e.conflicts.len() + e.rules.len())
+        .sum();
+    let trusted = store.trusted()?.len();
+    out.emit(
+        json!({ "name": store.device_name(), "public_key": store.public_key().to_string(), "campaigns": campaigns,
+                "hazards": hazards, "open_hazards": open, "conflicts": conflicts, "local_changes": local,
+                "received_changes": received, "trusted_devices": trusted, "receipted": false }),
+        || {
+            format!(
+                "使用人：{}\n检查活动 {campaigns} 个，隐患 {hazards} 条（未销号 {open} 条），待审核冲突 {conflicts} 处\n本机修改 {local} 次，收到修改 {received} 次，受信任设备 {trusted} 台\n注意：本版本尚未连接总部，所有修改均未取得总部回执；请用 field bundle export 备份。",
+                store.device_name()
+            )
+        },
+    );
+    Ok(())
+}
+
+fn write_out(path: Option<PathBuf>, bytes: &[u8]) -> Result<()> {
+    match path {
+        Some(p) => std::fs::write(&p, bytes).with_context(|| format!("无法写入 {}", p.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(bytes).context("无法输出")
+        }
+    }
+}
+
+fn export_cmd(store: &mut Store, out: &Out, cmd: ExportCmd) -> Result<()> {
+    let (path, bytes, what) = match cmd {
+        ExportCmd::Json {
+            campaign,
+            out: path,
+        } => {
+            let id = campaign_id(store, &campaign)?;
+            let data = export::campaign(store, &id)?;
+            let mut bytes = serde_json::to_vec_pretty(&data)?;
+            bytes.push(b'\n');
+            (path, bytes, "JSON")
+        }
+        ExportCmd::Csv {
+            campaign,
+            out: path,
+        } => {
+            let id = campaign_id(store, &campaign)?;
+            let data = export::campaign(store, &id)?;
+            (path, export::register_csv(&data)?, "隐患台账 CSV")
+        }
+    };
+    let to_file = path.clone();
+    write_out(path, &bytes)?;
+    if let Some(p) = to_file {
+        out.emit(json!({ "file": p, "bytes": bytes.len() }), || {
+            format!("已导出{what}到 {}（{} 字节）", p.display(), bytes.len())
+        });
+    }
+    Ok(())
+}
+
+fn bundle_cmd(store: &mut Store, out: &Out, cmd: BundleCmd) -> Result<()> {
+    match cmd {
+        BundleCmd::Export { out: path } => {
+            let bytes = store.export_bundle()?;
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, &bytes).with_context(|| format!("无法写入 {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("无法写入 {}", path.display()))?;
+            out.emit(json!({ "file": path, "bytes": bytes.len() }), || {
+                format!(
+                    "已导出数据包 {}（{} 字节）。对方需先信任本设备公钥：{}",
+                    path.display(),
+                    bytes.len(),
+                    store.public_key()
+                )
+            });
+        }
+        BundleCmd::Import { file } => {
+            let bytes = read_bundle_file(&file)?;
+            let report = store.import_bundle(&bytes)?;
+            let total: usize = report.changes.values().sum();
+            out.emit(serde_json::to_value(&report)?, || {
+                if total == 0 && report.photos == 0 {
+                    format!(
+                        "数据包来自 {}，没有新内容（已全部导入过）。",
+                        report.exporter
+                    )
+                } else {
+                    format!(
+                        "已导入数据包：{} 个文档共 {total} 次修改，照片 {} 张（来自 {}）",
+                        report.changes.len(),
+                        report.photos,
+                        report.exporter
+                    )
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads a bundle file, refusing oversized files before reading them.
+fn read_bundle_file(path: &Path) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read;
+    let limit = sync_core::bundle::MAX_BUNDLE_BYTES;
+    let file = std::fs::File::open(path).map_err(StoreError::Io)?;
+    let size = file.metadata().map_err(StoreError::Io)?.len();
+    if size > limit {
+        return Err(sync_core::bundle::BundleError::TooLarge { size, limit }.into());
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(StoreError::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(sync_core::bundle::BundleError::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+        }
+        .into());
+    }
+    Ok(bytes)
+}
+
+fn parse_with<T: Copy>(
+    s: &str,
+    parse: fn(&str) -> Option<T>,
+    all: &[T],
+    show: fn(T) -> String,
+) -> Result<T, String> {
+    parse(s).ok_or_else(|| {
+        format!(
+            "可选值：{}",
+            all.iter().map(|v| show(*v)).collect::<Vec<_>>().join("、")
+        )
+    })
+}
+
+macro_rules! enum_parser {
+    ($name:ident, $ty:ty) => {
+        fn $name(s: &str) -> Result<$ty, String> {
+            parse_with(s, <$ty>::parse, <$ty>::ALL, |v| {
+                format!("{}（{}）", v.as_str(), v.label())
+            })
+        }
+    };
+}
+
+enum_parser!(parse_hazard_kind, HazardKind);
+enum_parser!(parse_level, HazardLevel);
+enum_parser!(parse_status, RectificationStatus);
+enum_parser!(parse_mode, RectificationMode);
+enum_parser!(parse_verdict, Verdict);
+enum_parser!(parse_review_item, ReviewItemKind);
+enum_parser!(parse_doc_result, DocumentResult);
+enum_parser!(parse_crs, Crs);
+enum_parser!(parse_domain, Domain);
+
+fn parse_campaign_kind(s: &str) -> Result<CampaignKind, String> {
+    match s {
+        "construction" => Ok(CampaignKind::ConstructionJointInspection),
+        "mine" => Ok(CampaignKind::MineSurvey),
+        "self" => Ok(CampaignKind::SelfInspection),
+        other => CampaignKind::parse(other).ok_or_else(|| {
+            "可选值：construction（建筑施工联合检查）、mine（矿山企业调研）、self（企业自查）"
+                .into()
+        }),
+    }
+}

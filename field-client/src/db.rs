@@ -1,0 +1,300 @@
+//! The SQLite store, on its own thread.
+//!
+//! One thread owns the `Connection`; callers send it closures over a channel
+//! and wait for the reply ([`Db::call`]). All SQL of the client lives in this
+//! module, so the storage can move to another engine without touching the
+//! rest. Writes come in batches ([`Write`]) applied in one transaction with
+//! `synchronous = FULL`: when [`Db::persist`] returns, the batch is on disk.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::StoreError;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../schemas/migrations/client/0001_init.sql"
+)];
+
+/// A handle to the store thread. Dropping it ends the thread.
+pub(crate) struct Db {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// One row to write; a batch of them is one transaction.
+pub(crate) enum Write {
+    Meta {
+        key: &'static str,
+        value: Vec<u8>,
+    },
+    Doc {
+        id: String,
+        kind: &'static str,
+    },
+    Change {
+        doc: String,
+        hash: Vec<u8>,
+        actor: Vec<u8>,
+        bytes: Vec<u8>,
+        source: String,
+    },
+    Evidence {
+        doc: String,
+        head: Vec<u8>,
+        key: Vec<u8>,
+        nonce: Vec<u8>,
+        sig: Vec<u8>,
+    },
+    Snapshot {
+        doc: String,
+        bytes: Vec<u8>,
+        upto: i64,
+    },
+    Trust {
+        key: String,
+        name: String,
+    },
+    Blob {
+        sha256: String,
+        size: u64,
+    },
+}
+
+/// What is stored for one document: its snapshot and the changes after it.
+pub(crate) struct StoredDoc {
+    pub(crate) snapshot: Option<Vec<u8>>,
+    pub(crate) changes: Vec<Vec<u8>>,
+    pub(crate) since_snapshot: usize,
+}
+
+/// A stored signature.
+pub(crate) struct EvidenceRow {
+    pub(crate) key: Vec<u8>,
+    pub(crate) nonce: Vec<u8>,
+    pub(crate) sig: Vec<u8>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database and starts its thread.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("field-store".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&mut conn);
+                }
+            })
+            .map_err(StoreError::Io)?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the store thread and waits for its result.
+    pub(crate) fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::StoreThreadGone)?;
+        rx.recv().map_err(|_| StoreError::StoreThreadGone)?
+    }
+
+    /// Writes a batch in one durable transaction.
+    pub(crate) fn persist(&self, batch: Vec<Write>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let now = crate::now_ms();
+            for write in batch {
+                match write {
+                    Write::Meta { key, value } => {
+                        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+                    }
+                    Write::Doc { id, kind } => {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO docs (id, kind, created_at) VALUES (?1, ?2, ?3)",
+                            params![id, kind, now],
+                        )?;
+                    }
+                    Write::Change { doc, hash, actor, bytes, source } => {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, source, received_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )?
+                        .execute(params![doc, hash, actor, bytes, source, now])?;
+                    }
+                    Write::Evidence { doc, head, key, nonce, sig } => {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO evidence (doc_id, head, key, nonce, sig) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![doc, head, key, nonce, sig])?;
+                    }
+                    Write::Snapshot { doc, bytes, upto } => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO snapshots (doc_id, bytes, upto) VALUES (?1, ?2, ?3)",
+                            params![doc, bytes, upto],
+                        )?;
+                    }
+                    Write::Trust { key, name } => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO trusted_keys (key, name, added_at) VALUES (?1, ?2, ?3)",
+                            params![key, name, now],
+                        )?;
+                    }
+                    Write::Blob { sha256, size } => {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)",
+                            params![sha256, size as i64, now],
+                        )?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call(move |conn| {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    /// All document ids with their kind, in id order.
+    pub(crate) fn docs(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare("SELECT id, kind FROM docs ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The snapshot of a document and the changes logged after it, or `None`
+    /// if the document is not stored.
+    pub(crate) fn load(&self, doc: String) -> Result<Option<StoredDoc>, StoreError> {
+        self.call(move |conn| {
+            let known: Option<String> = conn
+                .query_row("SELECT id FROM docs WHERE id = ?1", [&doc], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
+                return Ok(None);
+            }
+            let snapshot: Option<(Vec<u8>, i64)> = conn
+                .query_row(
+                    "SELECT bytes, upto FROM snapshots WHERE doc_id = ?1",
+                    [&doc],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let upto = snapshot.as_ref().map_or(0, |s| s.1);
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let changes = stmt
+                .query_map(params![doc, upto], |r| r.get::<_, Vec<u8>>(1))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(StoredDoc {
+                since_snapshot: changes.len(),
+                snapshot: snapshot.map(|s| s.0),
+                changes,
+            }))
+        })
+    }
+
+    /// The highest log sequence number of a document.
+    pub(crate) fn last_seq(&self, doc: String) -> Result<i64, StoreError> {
+        self.call(move |conn| {
+            Ok(conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1",
+                [doc],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// The stored signature over `head` in `doc`, if any.
+    pub(crate) fn evidence(
+        &self,
+        doc: String,
+        heads: Vec<Vec<u8>>,
+    ) -> Result<Vec<Option<EvidenceRow>>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT key, nonce, sig FROM evidence WHERE doc_id = ?1 AND head = ?2",
+            )?;
+            heads
+                .iter()
+                .map(|head| {
+                    Ok(stmt
+                        .query_row(params![doc, head], |r| {
+                            Ok(EvidenceRow {
+                                key: r.get(0)?,
+                                nonce: r.get(1)?,
+                                sig: r.get(2)?,
+                            })
+                        })
+                        .optional()?)
+                })
+                .collect()
+        })
+    }
+
+    /// Trusted keys (hex) with their names.
+    pub(crate) fn trusted(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT key, name FROM trusted_keys ORDER BY added_at, key")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Counts of changes by source: (local, received).
+    pub(crate) fn change_counts(&self) -> Result<(i64, i64), StoreError> {
+        self.call(|conn| {
+            Ok(conn.query_row(
+                "SELECT COALESCE(SUM(source = 'local'), 0), COALESCE(SUM(source NOT IN ('local', 'genesis')), 0) FROM changes",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+    }
+}
+
+/// Brings the schema to the newest version; each migration runs once, in
+/// its own transaction, tracked by `PRAGMA user_version`.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::NewerStore {
+            found: version,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,790 @@
+//! The device's local store: identity, documents, photos, trust.
+//!
+//! A store is a directory (`FIELD_HOME`) holding `device.key` (the Ed25519
+//! seed, owner-only), `store.db` (SQLite, see [`crate::db`]), `blobs/`
+//! (photos by SHA-256) and a lock file that keeps a second process out — two
+//! writers on one store would reuse the same actor sequence numbers.
+//!
+//! Every edit runs as one Automerge transaction; the change it makes is
+//! signed and written durably before [`Store::edit`] returns. If the write
+//! fails, the in-memory document is dropped and reloaded from disk, so memory
+//! never runs ahead of the store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sync_core::automerge::transaction::Transaction;
+use sync_core::automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use sync_core::bundle::{self, Bundle, BundleDoc};
+use sync_core::doc::{self, ModelError, briefing, campaign, checklist, dossier};
+use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
+use sync_core::ids::{DocId, DocKind, EntityId};
+use sync_core::model::{Campaign, Checklist, Dossier};
+
+use crate::StoreError;
+use crate::db::{Db, Write};
+
+/// Changes logged after a snapshot before a new snapshot is written.
+const SNAPSHOT_EVERY: usize = 1000;
+
+/// An open local store. Only one process may hold it.
+pub struct Store {
+    home: PathBuf,
+    db: Db,
+    key: DeviceKey,
+    proof: ActorProof,
+    name: String,
+    docs: HashMap<DocId, Loaded>,
+    _lock: File,
+}
+
+struct Loaded {
+    doc: Automerge,
+    since_snapshot: usize,
+}
+
+/// What an import brought in.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImportReport {
+    /// The device that signed the bundle.
+    pub exporter: String,
+    /// New changes per document.
+    pub changes: BTreeMap<String, usize>,
+    /// Photos added.
+    pub photos: usize,
+}
+
+/// Where a record (hazard, review) lives.
+#[derive(Clone, Debug)]
+pub struct RecordRef {
+    /// The dossier.
+    pub dossier: DocId,
+    /// The record.
+    pub record: EntityId,
+}
+
+impl Store {
+    /// Creates a new store in `home` with a fresh device key.
+    pub fn init(home: &Path, name: &str) -> Result<Self, StoreError> {
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "设备使用人姓名不能为空（--name）".into(),
+            ));
+        }
+        fs::create_dir_all(home.join("blobs")).map_err(StoreError::Io)?;
+        let key_path = home.join("device.key");
+        if key_path.exists() {
+            return Err(StoreError::AlreadyInitialized(home.to_path_buf()));
+        }
+        let lock = lock(home)?;
+        let seed: [u8; 32] = random()?;
+        let nonce: [u8; 16] = random()?;
+        write_owner_only(&key_path, hex::encode(seed).as_bytes())?;
+        let db = Db::open(&home.join("store.db"))?;
+        db.persist(vec![
+            Write::Meta {
+                key: "nonce",
+                value: nonce.to_vec(),
+            },
+            Write::Meta {
+                key: "name",
+                value: name.trim().as_bytes().to_vec(),
+            },
+        ])?;
+        Self::assemble(home, db, seed, nonce, name.trim().to_owned(), lock)
+    }
+
+    /// Opens the store in `home`.
+    pub fn open(home: &Path) -> Result<Self, StoreError> {
+        let key_path = home.join("device.key");
+        if !key_path.exists() {
+            return Err(StoreError::NotInitialized(home.to_path_buf()));
+        }
+        let lock = lock(home)?;
+        let seed_hex = fs::read_to_string(&key_path).map_err(StoreError::Io)?;
+        let seed: [u8; 32] = hex::decode(seed_hex.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("设备密钥文件 {} 已损坏", key_path.display()))
+            })?;
+        let db = Db::open(&home.join("store.db"))?;
+        let nonce: [u8; 16] = db
+            .meta("nonce")?
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Invalid("本地数据库缺少设备信息，请重新初始化".into()))?;
+        let name = db
+            .meta("name")?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Self::assemble(home, db, seed, nonce, name, lock)
+    }
+
+    fn assemble(
+        home: &Path,
+        db: Db,
+        seed: [u8; 32],
+        nonce: [u8; 16],
+        name: String,
+        lock: File,
+    ) -> Result<Self, StoreError> {
+        let key = DeviceKey::from_seed(seed);
+        let proof = ActorProof {
+            key: key.public(),
+            nonce: StoreNonce(nonce),
+        };
+        Ok(Self {
+            home: home.to_path_buf(),
+            db,
+            key,
+            proof,
+            name,
+            docs: HashMap::new(),
+            _lock: lock,
+        })
+    }
+
+    /// This device's public key.
+    pub fn public_key(&self) -> DevicePublicKey {
+        self.key.public()
+    }
+
+    /// The name of the person using this device.
+    pub fn device_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Trusts another device's key (until HQ credentials exist, trust is explicit).
+    pub fn trust(&self, key: &DevicePublicKey, name: &str) -> Result<(), StoreError> {
+        self.db.persist(vec![Write::Trust {
+            key: key.to_string(),
+            name: name.trim().to_owned(),
+        }])
+    }
+
+    /// Trusted devices: (key, name).
+    pub fn trusted(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.db.trusted()
+    }
+
+    fn trusted_set(&self) -> Result<HashSet<[u8; 32]>, StoreError> {
+        let mut set: HashSet<[u8; 32]> = self
+            .db
+            .trusted()?
+            .into_iter()
+            .filter_map(|(k, _)| k.parse::<DevicePublicKey>().ok())
+            .map(|k| k.to_bytes())
+            .collect();
+        set.insert(self.key.public().to_bytes());
+        Ok(set)
+    }
+
+    /// All stored document ids of a kind.
+    pub fn doc_ids(&self, kind: DocKind) -> Result<Vec<DocId>, StoreError> {
+        Ok(self
+            .db
+            .docs()?
+            .into_iter()
+            .filter(|(_, k)| k == kind.as_str())
+            .filter_map(|(id, _)| id.parse().ok())
+            .collect())
+    }
+
+    /// Loads a document into memory (snapshot + later changes). Unknown
+    /// derived documents (dossiers, briefings) are not created here.
+    fn loaded(&mut self, id: &DocId) -> Result<&mut Loaded, StoreError> {
+        if !self.docs.contains_key(id) {
+            let stored = self
+                .db
+                .load(id.to_string())?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "文档",
+                    id: id.to_string(),
+                })?;
+            let mut doc = match &stored.snapshot {
+                Some(bytes) => {
+                    Automerge::load(bytes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?
+                }
+                None => Automerge::new(),
+            };
+            let changes = stored
+                .changes
+                .into_iter()
+                .map(|b| {
+                    Change::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            doc.apply_changes(changes)
+                .map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
+            doc.set_actor(self.proof.actor_id());
+            self.docs.insert(
+                id.clone(),
+                Loaded {
+                    doc,
+                    since_snapshot: stored.since_snapshot,
+                },
+            );
+        }
+        self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound {
+            what: "文档",
+            id: id.to_string(),
+        })
+    }
+
+    /// Read access to a stored document.
+    pub fn document(&mut self, id: &DocId) -> Result<&Automerge, StoreError> {
+        Ok(&self.loaded(id)?.doc)
+    }
+
+    /// Makes sure a derived document (its genesis) is stored.
+    fn ensure_genesis(
+        &mut self,
+        id: &DocId,
+        genesis: impl FnOnce() -> Result<Automerge, ModelError>,
+    ) -> Result<(), StoreError> {
+        if self.db.load(id.to_string())?.is_some() {
+            return Ok(());
+        }
+        let mut doc = genesis()?;
+        let mut writes = vec![Write::Doc {
+            id: id.to_string(),
+            kind: id.kind().as_str(),
+        }];
+        writes.extend(
+            doc.get_changes(&[])
+                .iter()
+                .map(|c| change_write(id, c, "genesis")),
+        );
+        self.db.persist(writes)?;
+        doc.set_actor(self.proof.actor_id());
+        self.docs.insert(
+            id.clone(),
+            Loaded {
+                doc,
+                since_snapshot: 1,
+            },
+        );
+        Ok(())
+    }
+
+    /// Runs `f` as one transaction on document `id`, then signs and durably
+    /// stores the change it made. Returns what `f` returned.
+    pub fn edit<T>(
+        &mut self,
+        id: &DocId,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, ModelError>,
+    ) -> Result<T, StoreError> {
+        if id.kind() == DocKind::Checklist {
+            return Err(StoreError::Model(ModelError::Rule(
+                "检查清单为只读，由总部发布".into(),
+            )));
+        }
+        let now = crate::now_ms();
+        self.loaded(id)?;
+        let loaded = self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound {
+            what: "文档",
+            id: id.to_string(),
+        })?;
+        let committed = doc::edit(&mut loaded.doc, now, f)?;
+        let Some(hash) = committed.hash else {
+            return Ok(committed.value);
+        };
+        let change = loaded
+            .doc
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| StoreError::Corrupt(format!("{id}: 刚提交的修改不存在")))?;
+        let signature = self.key.sign_head(id, &self.proof, hash);
+        let mut batch = vec![
+            change_write(id, &change, "local"),
+            evidence_write(id, &signature),
+        ];
+        loaded.since_snapshot += 1;
+        let snapshot = loaded.since_snapshot >= SNAPSHOT_EVERY;
+        if snapshot {
+            batch.push(Write::Snapshot {
+                doc: id.to_string(),
+                bytes: loaded.doc.save(),
+                upto: -1,
+            });
+        }
+        if let Err(e) = self.persist_with_snapshot(id, batch) {
+            self.docs.remove(id);
+            return Err(e);
+        }
+        if snapshot {
+            if let Some(l) = self.docs.get_mut(id) {
+                l.since_snapshot = 0;
+            }
+        }
+        Ok(committed.value)
+    }
+
+    /// Persists a batch; a snapshot in it (marked `upto: -1`) is stamped with
+    /// the log position of the batch's last change.
+    fn persist_with_snapshot(&self, id: &DocId, mut batch: Vec<Write>) -> Result<(), StoreError> {
+        let has_snapshot = batch.iter().any(|w| matches!(w, Write::Snapshot { .. }));
+        if !has_snapshot {
+            return self.db.persist(batch);
+        }
+        let snapshot = batch.pop();
+        self.db.persist(batch)?;
+        if let Some(Write::Snapshot { doc, bytes, .. }) = snapshot {
+            let upto = self.db.last_seq(id.to_string())?;
+            self.db
+                .persist(vec![Write::Snapshot { doc, bytes, upto }])?;
+        }
+        Ok(())
+    }
+
+    /// Creates a campaign; returns its id.
+    pub fn create_campaign(
+        &mut self,
+        name: &str,
+        kind: sync_core::model::CampaignKind,
+        start: &str,
+        end: &str,
+    ) -> Result<DocId, StoreError> {
+        let id = DocId::new_campaign(random()?);
+        let mut doc = Automerge::new().with_actor(self.proof.actor_id());
+        let committed = doc::edit(&mut doc, crate::now_ms(), |tx| {
+            campaign::create(tx, &id, name, kind, start, end)
+        })?;
+        let hash = committed
+            .hash
+            .ok_or_else(|| StoreError::Corrupt("新检查活动没有产生修改".into()))?;
+        let change = doc
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| StoreError::Corrupt("新检查活动的修改不存在".into()))?;
+        let signature = self.key.sign_head(&id, &self.proof, hash);
+        self.db.persist(vec![
+            Write::Doc {
+                id: id.to_string(),
+                kind: DocKind::Campaign.as_str(),
+            },
+            change_write(&id, &change, "local"),
+            evidence_write(&id, &signature),
+        ])?;
+        self.docs.insert(
+            id.clone(),
+            Loaded {
+                doc,
+                since_snapshot: 1,
+            },
+        );
+        self.ensure_genesis(&DocId::briefing(&id), || briefing::create(&id))?;
+        Ok(id)
+    }
+
+    /// Reads a campaign.
+    pub fn campaign(&mut self, id: &DocId) -> Result<Campaign, StoreError> {
+        Ok(campaign::read(self.document(id)?)?)
+    }
+
+    /// Opens the dossier of an enterprise of a campaign, creating its genesis
+    /// if this device has not opened it before.
+    pub fn open_dossier(
+        &mut self,
+        campaign: &DocId,
+        enterprise: &str,
+    ) -> Result<DocId, StoreError> {
+        let info = self.campaign(campaign)?;
+        let entry = info
+            .enterprises
+            .get(enterprise)
+            .or_else(|| info.enterprises.values().find(|e| e.name == enterprise))
+            .ok_or_else(|| StoreError::NotFound {
+                what: "企业",
+                id: enterprise.to_owned(),
+            })?;
+        let code = entry.unified_social_credit_code.clone();
+        let id = DocId::dossier(campaign, &code);
+        self.ensure_genesis(&id, || dossier::create(campaign, &code))?;
+        Ok(id)
+    }
+
+    /// Reads a dossier.
+    pub fn dossier(&mut self, id: &DocId) -> Result<Dossier, StoreError> {
+        Ok(dossier::read(self.document(id)?)?)
+    }
+
+    /// Finds a hazard by id or unique id prefix (at least 6 characters).
+    pub fn find_hazard(&mut self, prefix: &str) -> Result<RecordRef, StoreError> {
+        self.find_record("hazards", "隐患", prefix)
+    }
+
+    /// Finds a 四不放过 review by id or unique id prefix.
+    pub fn find_review(&mut self, prefix: &str) -> Result<RecordRef, StoreError> {
+        self.find_record("accident_reviews", "四不放过核查", prefix)
+    }
+
+    fn find_record(
+        &mut self,
+        collection: &str,
+        what: &'static str,
+        prefix: &str,
+    ) -> Result<RecordRef, StoreError> {
+        let prefix = prefix.trim().to_ascii_uppercase();
+        if prefix.len() < 6 {
+            return Err(StoreError::Invalid(format!("{what}编号至少输入前 6 位")));
+        }
+        let mut found = Vec::new();
+        for id in self.doc_ids(DocKind::EnterpriseDossier)? {
+            for record in dossier::record_ids(self.document(&id)?, collection)? {
+                if record.starts_with(&prefix) {
+                    found.push(RecordRef {
+                        dossier: id.clone(),
+                        record: record.parse()?,
+                    });
+                }
+            }
+        }
+        match found.len() {
+            0 => Err(StoreError::NotFound { what, id: prefix }),
+            1 => Ok(found.remove(0)),
+            n => Err(StoreError::Invalid(format!(
+                "编号前缀 {prefix} 对应 {n} 条{what}，请输入更长的编号"
+            ))),
+        }
+    }
+
+    /// Copies a photo into the content-addressed blob store; returns its
+    /// SHA-256 and size. The same photo twice is stored once.
+    pub fn add_photo(&self, path: &Path) -> Result<(String, u64), StoreError> {
+        let bytes = fs::read(path).map_err(|e| StoreError::Photo(path.to_path_buf(), e))?;
+        if !looks_like_image(&bytes) {
+            return Err(StoreError::Invalid(format!(
+                "{} 不是 JPEG/PNG/WebP/HEIC 图片",
+                path.display()
+            )));
+        }
+        let sha = bundle::sha256_hex(&bytes);
+        self.put_blob(&sha, &bytes)?;
+        Ok((sha, bytes.len() as u64))
+    }
+
+    fn blob_path(&self, sha: &str) -> PathBuf {
+        self.home.join("blobs").join(&sha[..2]).join(sha)
+    }
+
+    /// Whether a photo's bytes are held here.
+    pub fn has_blob(&self, sha: &str) -> bool {
+        bundle::is_blob_name(sha) && self.blob_path(sha).exists()
+    }
+
+    fn put_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.blob_path(sha);
+        if !path.exists() {
+            let dir = path
+                .parent()
+                .ok_or_else(|| StoreError::Corrupt("照片路径无效".into()))?;
+            fs::create_dir_all(dir).map_err(StoreError::Io)?;
+            let tmp = dir.join(format!(".{sha}.tmp"));
+            let mut file = File::create(&tmp).map_err(StoreError::Io)?;
+            file.write_all(bytes)
+                .and_then(|_| file.sync_all())
+                .map_err(StoreError::Io)?;
+            fs::rename(&tmp, &path).map_err(StoreError::Io)?;
+        }
+        self.db.persist(vec![Write::Blob {
+            sha256: sha.to_owned(),
+            size: bytes.len() as u64,
+        }])
+    }
+
+    /// Loads the embedded starter checklists (read-only, as HQ publishes them).
+    pub fn checklists() -> Result<Vec<Checklist>, StoreError> {
+        crate::STARTER_CHECKLISTS
+            .iter()
+            .map(|text| {
+                let c: Checklist =
+                    serde_json::from_str(text).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                checklist::validate(&c)?;
+                Ok(c)
+            })
+            .collect()
+    }
+
+    /// All conflicts and rule issues needing review, per dossier.
+    pub fn review_items(&mut self) -> Result<Vec<ReviewEntry>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.doc_ids(DocKind::EnterpriseDossier)? {
+            let doc = self.document(&id)?;
+            let conflicts = doc::conflicts::conflicts(doc)?;
+            let rules = doc::conflicts::rule_issues(&dossier::read(doc)?);
+            if !conflicts.is_empty() || !rules.is_empty() {
+                out.push(ReviewEntry {
+                    dossier: id,
+                    conflicts,
+                    rules,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts for `field status`: (local changes, received changes).
+    pub fn change_counts(&self) -> Result<(i64, i64), StoreError> {
+        self.db.change_counts()
+    }
+
+    /// Builds a signed bundle of every document (and the photos they
+    /// reference that this device holds).
+    pub fn export_bundle(&mut self) -> Result<Vec<u8>, StoreError> {
+        let mut docs = Vec::new();
+        let mut blobs = BTreeMap::new();
+        let ids: Vec<DocId> = self
+            .db
+            .docs()?
+            .into_iter()
+            .filter_map(|(id, _)| id.parse().ok())
+            .collect();
+        for id in ids {
+            self.loaded(&id)?;
+            let doc = &self
+                .docs
+                .get(&id)
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "文档",
+                    id: id.to_string(),
+                })?
+                .doc;
+            let changes = doc.get_changes(&[]);
+            // The latest change of each author; its signature covers the rest.
+            let mut latest: BTreeMap<Vec<u8>, (u64, ChangeHash)> = BTreeMap::new();
+            let genesis = doc::genesis_actor(&id);
+            for c in changes.iter().filter(|c| *c.actor_id() != genesis) {
+                let entry = latest
+                    .entry(c.actor_id().to_bytes().to_vec())
+                    .or_insert((0, c.hash()));
+                if c.seq() >= entry.0 {
+                    *entry = (c.seq(), c.hash());
+                }
+            }
+            let heads: Vec<ChangeHash> = latest.values().map(|(_, h)| *h).collect();
+            let rows = self
+                .db
+                .evidence(id.to_string(), heads.iter().map(|h| h.0.to_vec()).collect())?;
+            let mut evidence = Vec::new();
+            for (head, row) in heads.iter().zip(rows) {
+                let row = row.ok_or_else(|| {
+                    StoreError::Corrupt(format!("{id}: 修改 {head} 缺少签名证据"))
+                })?;
+                evidence.push(evidence_of(*head, row)?);
+            }
+            if id.kind() == DocKind::EnterpriseDossier {
+                let d = dossier::read(doc)?;
+                for hazard in d.hazards.values() {
+                    for sha in hazard
+                        .photos
+                        .keys()
+                        .chain(hazard.rectification.photos_after.keys())
+                    {
+                        if self.has_blob(sha) && !blobs.contains_key(sha) {
+                            let bytes = fs::read(self.blob_path(sha)).map_err(StoreError::Io)?;
+                            blobs.insert(sha.clone(), bytes);
+                        }
+                    }
+                }
+            }
+            docs.push(BundleDoc {
+                id,
+                changes,
+                evidence,
+            });
+        }
+        let bundle = Bundle {
+            exporter: self.key.public(),
+            created_at: crate::now_ms(),
+            docs,
+            blobs,
+        };
+        Ok(bundle::encode(&bundle, &self.key)?)
+    }
+
+    /// Verifies and imports a bundle. Either everything in it is stored or
+    /// nothing is: any bad signature, untrusted author, spoofed actor,
+    /// missing dependency or invalid resulting document refuses the whole file.
+    pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<ImportReport, StoreError> {
+        let trusted = self.trusted_set()?;
+        let is_trusted = |k: &DevicePublicKey| trusted.contains(&k.to_bytes());
+        let bundle = bundle::decode(bytes, is_trusted)?;
+        let source = bundle.exporter.to_string();
+        let mut report = ImportReport {
+            exporter: source.clone(),
+            ..ImportReport::default()
+        };
+        let mut batch = Vec::new();
+        let mut staged = Vec::new();
+        for incoming in bundle.docs {
+            let id = incoming.id.clone();
+            let current = match self.loaded(&id) {
+                Ok(l) => Some(l.doc.clone()),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let is_new = current.is_none();
+            let mut doc = current.unwrap_or_default();
+            let fresh: Vec<Change> = incoming
+                .changes
+                .into_iter()
+                .filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none())
+                .collect();
+            let check = BundleDoc {
+                id: id.clone(),
+                changes: fresh,
+                evidence: incoming.evidence,
+            };
+            bundle::verify_document(&check, is_trusted, |h| {
+                doc.get_change_meta_by_hash(h).is_some()
+            })?;
+            if check.changes.is_empty() {
+                continue;
+            }
+            doc.apply_changes(check.changes.iter().cloned())
+                .map_err(|e| StoreError::Rejected {
+                    doc: id.to_string(),
+                    reason: e.to_string(),
+                })?;
+            validate_kind(&id, &doc)?;
+            if is_new {
+                batch.push(Write::Doc {
+                    id: id.to_string(),
+                    kind: id.kind().as_str(),
+                });
+            }
+            batch.extend(check.changes.iter().map(|c| change_write(&id, c, &source)));
+            batch.extend(check.evidence.iter().map(|e| evidence_write(&id, e)));
+            report.changes.insert(id.to_string(), check.changes.len());
+            doc.set_actor(self.proof.actor_id());
+            staged.push((id, doc, check.changes.len()));
+        }
+        for (sha, bytes) in &bundle.blobs {
+            if !self.has_blob(sha) {
+                self.put_blob(sha, bytes)?;
+                report.photos += 1;
+            }
+        }
+        self.db.persist(batch)?;
+        for (id, doc, added) in staged {
+            let since = self.docs.get(&id).map_or(0, |l| l.since_snapshot) + added;
+            self.docs.insert(
+                id,
+                Loaded {
+                    doc,
+                    since_snapshot: since,
+                },
+            );
+        }
+        Ok(report)
+    }
+}
+
+/// What needs review in one dossier.
+#[derive(Debug, serde::Serialize)]
+pub struct ReviewEntry {
+    /// The dossier.
+    pub dossier: DocId,
+    /// Critical fields with concurrent values.
+    pub conflicts: Vec<doc::conflicts::Conflict>,
+    /// Rules broken by merges.
+    pub rules: Vec<doc::conflicts::RuleIssue>,
+}
+
+/// Checks that a merged document still has the shape of its kind.
+fn validate_kind(id: &DocId, doc: &Automerge) -> Result<(), StoreError> {
+    let result = match id.kind() {
+        DocKind::Campaign => campaign::read(doc).map(|_| ()),
+        DocKind::EnterpriseDossier => dossier::validate(doc).map(|_| ()),
+        DocKind::Briefing => briefing::read(doc).map(|_| ()),
+        DocKind::Checklist => checklist::read(doc).map(|_| ()),
+    };
+    result.map_err(|e| StoreError::Rejected {
+        doc: id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
+    Write::Change {
+        doc: id.to_string(),
+        hash: change.hash().0.to_vec(),
+        actor: change.actor_id().to_bytes().to_vec(),
+        bytes: change.raw_bytes().to_vec(),
+        source: source.to_owned(),
+    }
+}
+
+fn evidence_write(id: &DocId, sig: &HeadSignature) -> Write {
+    Write::Evidence {
+        doc: id.to_string(),
+        head: sig.head.0.to_vec(),
+        key: sig.actor.key.to_bytes().to_vec(),
+        nonce: sig.actor.nonce.0.to_vec(),
+        sig: sig.signature.to_vec(),
+    }
+}
+
+fn evidence_of(head: ChangeHash, row: crate::db::EvidenceRow) -> Result<HeadSignature, StoreError> {
+    let corrupt = || StoreError::Corrupt("签名证据格式错误".into());
+    Ok(HeadSignature {
+        actor: ActorProof {
+            key: DevicePublicKey::from_bytes(&row.key).map_err(|_| corrupt())?,
+            nonce: StoreNonce(row.nonce.try_into().map_err(|_| corrupt())?),
+        },
+        head,
+        signature: row.sig.try_into().map_err(|_| corrupt())?,
+    })
+}
+
+fn lock(home: &Path) -> Result<File, StoreError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(home.join("lock"))
+        .map_err(StoreError::Io)?;
+    file.try_lock()
+        .map_err(|_| StoreError::Locked(home.to_path_buf()))?;
+    Ok(file)
+}
+
+fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(StoreError::Io)?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(StoreError::Io)
+}
+
+/// Random bytes from the operating system.
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut bytes = [0; N];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid(format!("无法获取随机数：{e}")))?;
+    Ok(bytes)
+}
+
+/// A new entity id (ULID) from the clock and the OS's randomness.
+pub fn new_entity_id() -> Result<EntityId, StoreError> {
+    let r: [u8; 16] = random()?;
+    Ok(EntityId::new(
+        crate::now_ms().max(0) as u64,
+        u128::from_le_bytes(r),
+    ))
+}
+
+fn looks_like_image(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        || bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        || (bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP")
+        || (bytes.len() > 12 && &bytes[4..8] == b"ftyp")
+}

@@ -1,0 +1,1 @@
+//! Workspace test crate; the tests live in `tests/`.
