@@ -16,52 +16,34 @@ use crate::StoreError;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../schemas/migrations/client/0001_init.sql"
-)];
+const MIGRATIONS: &[&str] = &[include_str!("../../schemas/migrations/client/0001_init.sql")];
 
-/// A handle to the store thread. Dropping it ends the thread.
+/// A handle to the store thread. Dropping it closes the database and waits
+/// for the thread, so the connection is closed cleanly (WAL checkpointed)
+/// before the process exits.
 pub(crate) struct Db {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// One row to write; a batch of them is one transaction.
 pub(crate) enum Write {
-    Meta {
-        key: &'static str,
-        value: Vec<u8>,
-    },
-    Doc {
-        id: String,
-        kind: &'static str,
-    },
-    Change {
-        doc: String,
-        hash: Vec<u8>,
-        actor: Vec<u8>,
-        bytes: Vec<u8>,
-        source: String,
-    },
-    Evidence {
-        doc: String,
-        head: Vec<u8>,
-        key: Vec<u8>,
-        nonce: Vec<u8>,
-        sig: Vec<u8>,
-    },
-    Snapshot {
-        doc: String,
-        bytes: Vec<u8>,
-        upto: i64,
-    },
-    Trust {
-        key: String,
-        name: String,
-    },
-    Blob {
-        sha256: String,
-        size: u64,
-    },
+    Meta { key: &'static str, value: Vec<u8> },
+    Doc { id: String, kind: &'static str },
+    Change { doc: String, hash: Vec<u8>, actor: Vec<u8>, bytes: Vec<u8>, source: String },
+    Evidence { doc: String, head: Vec<u8>, key: Vec<u8>, nonce: Vec<u8>, sig: Vec<u8> },
+    Snapshot { doc: String, bytes: Vec<u8>, upto: i64 },
+    Trust { key: String, name: String },
+    Blob { sha256: String, size: u64 },
 }
 
 /// What is stored for one document: its snapshot and the changes after it.
@@ -87,7 +69,7 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("field-store".into())
             .spawn(move || {
                 for job in rx {
@@ -95,7 +77,7 @@ impl Db {
                 }
             })
             .map_err(StoreError::Io)?;
-        Ok(Self { jobs })
+        Ok(Self { jobs: Some(jobs), thread: Some(thread) })
     }
 
     /// Runs `f` on the store thread and waits for its result.
@@ -107,9 +89,7 @@ impl Db {
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(f(conn));
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::StoreThreadGone)?;
+        self.jobs.as_ref().ok_or(StoreError::StoreThreadGone)?.send(job).map_err(|_| StoreError::StoreThreadGone)?;
         rx.recv().map_err(|_| StoreError::StoreThreadGone)?
     }
 
@@ -172,9 +152,7 @@ impl Db {
 
     pub(crate) fn meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
         self.call(move |conn| {
-            Ok(conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?)
+            Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
         })
     }
 
@@ -191,65 +169,43 @@ impl Db {
     /// if the document is not stored.
     pub(crate) fn load(&self, doc: String) -> Result<Option<StoredDoc>, StoreError> {
         self.call(move |conn| {
-            let known: Option<String> = conn
-                .query_row("SELECT id FROM docs WHERE id = ?1", [&doc], |r| r.get(0))
-                .optional()?;
+            let known: Option<String> =
+                conn.query_row("SELECT id FROM docs WHERE id = ?1", [&doc], |r| r.get(0)).optional()?;
             if known.is_none() {
                 return Ok(None);
             }
             let snapshot: Option<(Vec<u8>, i64)> = conn
-                .query_row(
-                    "SELECT bytes, upto FROM snapshots WHERE doc_id = ?1",
-                    [&doc],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .query_row("SELECT bytes, upto FROM snapshots WHERE doc_id = ?1", [&doc], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
             let upto = snapshot.as_ref().map_or(0, |s| s.1);
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
-            )?;
-            let changes = stmt
-                .query_map(params![doc, upto], |r| r.get::<_, Vec<u8>>(1))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Some(StoredDoc {
-                since_snapshot: changes.len(),
-                snapshot: snapshot.map(|s| s.0),
-                changes,
-            }))
+            let mut stmt =
+                conn.prepare_cached("SELECT seq, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?;
+            let changes =
+                stmt.query_map(params![doc, upto], |r| r.get::<_, Vec<u8>>(1))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(StoredDoc { since_snapshot: changes.len(), snapshot: snapshot.map(|s| s.0), changes }))
         })
     }
 
     /// The highest log sequence number of a document.
     pub(crate) fn last_seq(&self, doc: String) -> Result<i64, StoreError> {
         self.call(move |conn| {
-            Ok(conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1",
-                [doc],
-                |r| r.get(0),
-            )?)
+            Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1", [doc], |r| r.get(0))?)
         })
     }
 
     /// The stored signature over `head` in `doc`, if any.
-    pub(crate) fn evidence(
-        &self,
-        doc: String,
-        heads: Vec<Vec<u8>>,
-    ) -> Result<Vec<Option<EvidenceRow>>, StoreError> {
+    pub(crate) fn evidence(&self, doc: String, heads: Vec<Vec<u8>>) -> Result<Vec<Option<EvidenceRow>>, StoreError> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT key, nonce, sig FROM evidence WHERE doc_id = ?1 AND head = ?2",
-            )?;
+            let mut stmt =
+                conn.prepare_cached("SELECT key, nonce, sig FROM evidence WHERE doc_id = ?1 AND head = ?2")?;
             heads
                 .iter()
                 .map(|head| {
                     Ok(stmt
                         .query_row(params![doc, head], |r| {
-                            Ok(EvidenceRow {
-                                key: r.get(0)?,
-                                nonce: r.get(1)?,
-                                sig: r.get(2)?,
-                            })
+                            Ok(EvidenceRow { key: r.get(0)?, nonce: r.get(1)?, sig: r.get(2)? })
                         })
                         .optional()?)
                 })
@@ -260,8 +216,7 @@ impl Db {
     /// Trusted keys (hex) with their names.
     pub(crate) fn trusted(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.call(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT key, name FROM trusted_keys ORDER BY added_at, key")?;
+            let mut stmt = conn.prepare("SELECT key, name FROM trusted_keys ORDER BY added_at, key")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -285,10 +240,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
     if version > MIGRATIONS.len() {
-        return Err(StoreError::NewerStore {
-            found: version,
-            supported: MIGRATIONS.len(),
-        });
+        return Err(StoreError::NewerStore { found: version, supported: MIGRATIONS.len() });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;

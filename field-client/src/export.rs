@@ -38,11 +38,7 @@ pub fn campaign(store: &mut Store, id: &DocId) -> Result<CampaignExport, StoreEr
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
-    Ok(CampaignExport {
-        campaign,
-        dossiers,
-        briefing,
-    })
+    Ok(CampaignExport { campaign, dossiers, briefing })
 }
 
 /// The register's columns, in order.
@@ -102,8 +98,7 @@ pub fn register_csv(export: &CampaignExport) -> Result<Vec<u8>, StoreError> {
         let mut n = 0;
         for dossier in &export.dossiers {
             let enterprise = export.campaign.enterprises.get(&dossier.enterprise);
-            let mut hazards: Vec<(&String, &Hazard)> =
-                dossier.hazards.iter().filter(|(_, h)| !h.deleted).collect();
+            let mut hazards: Vec<(&String, &Hazard)> = dossier.hazards.iter().filter(|(_, h)| !h.deleted).collect();
             hazards.sort_by(|a, b| (&a.1.found_at, a.0).cmp(&(&b.1.found_at, b.0)));
             for (id, h) in hazards {
                 n += 1;
@@ -137,18 +132,10 @@ pub fn register_csv(export: &CampaignExport) -> Result<Vec<u8>, StoreError> {
                     r.deadline.clone().unwrap_or_default(),
                     r.interim_control.clone(),
                     r.rectified_by.clone().unwrap_or_default(),
-                    r.rectified_at
-                        .as_deref()
-                        .and_then(|t| t.get(..10))
-                        .unwrap_or_default()
-                        .to_owned(),
+                    r.rectified_at.as_deref().and_then(|t| t.get(..10)).unwrap_or_default().to_owned(),
                     r.photos_after.keys().cloned().collect::<Vec<_>>().join(";"),
                     r.verifier.clone().unwrap_or_default(),
-                    r.verified_at
-                        .as_deref()
-                        .and_then(|t| t.get(..10))
-                        .unwrap_or_default()
-                        .to_owned(),
+                    r.verified_at.as_deref().and_then(|t| t.get(..10)).unwrap_or_default().to_owned(),
                     r.verification_note.clone(),
                     r.status.label().to_owned(),
                 ];

@@ -69,9 +69,7 @@ impl Store {
     /// Creates a new store in `home` with a fresh device key.
     pub fn init(home: &Path, name: &str) -> Result<Self, StoreError> {
         if name.trim().is_empty() {
-            return Err(StoreError::Invalid(
-                "设备使用人姓名不能为空（--name）".into(),
-            ));
+            return Err(StoreError::Invalid("设备使用人姓名不能为空（--name）".into()));
         }
         fs::create_dir_all(home.join("blobs")).map_err(StoreError::Io)?;
         let key_path = home.join("device.key");
@@ -84,14 +82,8 @@ impl Store {
         write_owner_only(&key_path, hex::encode(seed).as_bytes())?;
         let db = Db::open(&home.join("store.db"))?;
         db.persist(vec![
-            Write::Meta {
-                key: "nonce",
-                value: nonce.to_vec(),
-            },
-            Write::Meta {
-                key: "name",
-                value: name.trim().as_bytes().to_vec(),
-            },
+            Write::Meta { key: "nonce", value: nonce.to_vec() },
+            Write::Meta { key: "name", value: name.trim().as_bytes().to_vec() },
         ])?;
         Self::assemble(home, db, seed, nonce, name.trim().to_owned(), lock)
     }
@@ -107,18 +99,13 @@ impl Store {
         let seed: [u8; 32] = hex::decode(seed_hex.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("设备密钥文件 {} 已损坏", key_path.display()))
-            })?;
+            .ok_or_else(|| StoreError::Invalid(format!("设备密钥文件 {} 已损坏", key_path.display())))?;
         let db = Db::open(&home.join("store.db"))?;
         let nonce: [u8; 16] = db
             .meta("nonce")?
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| StoreError::Invalid("本地数据库缺少设备信息，请重新初始化".into()))?;
-        let name = db
-            .meta("name")?
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
+        let name = db.meta("name")?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
         Self::assemble(home, db, seed, nonce, name, lock)
     }
 
@@ -131,19 +118,8 @@ impl Store {
         lock: File,
     ) -> Result<Self, StoreError> {
         let key = DeviceKey::from_seed(seed);
-        let proof = ActorProof {
-            key: key.public(),
-            nonce: StoreNonce(nonce),
-        };
-        Ok(Self {
-            home: home.to_path_buf(),
-            db,
-            key,
-            proof,
-            name,
-            docs: HashMap::new(),
-            _lock: lock,
-        })
+        let proof = ActorProof { key: key.public(), nonce: StoreNonce(nonce) };
+        Ok(Self { home: home.to_path_buf(), db, key, proof, name, docs: HashMap::new(), _lock: lock })
     }
 
     /// This device's public key.
@@ -163,10 +139,7 @@ impl Store {
 
     /// Trusts another device's key (until HQ credentials exist, trust is explicit).
     pub fn trust(&self, key: &DevicePublicKey, name: &str) -> Result<(), StoreError> {
-        self.db.persist(vec![Write::Trust {
-            key: key.to_string(),
-            name: name.trim().to_owned(),
-        }])
+        self.db.persist(vec![Write::Trust { key: key.to_string(), name: name.trim().to_owned() }])
     }
 
     /// Trusted devices: (key, name).
@@ -204,38 +177,21 @@ impl Store {
             let stored = self
                 .db
                 .load(id.to_string())?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "文档",
-                    id: id.to_string(),
-                })?;
+                .ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })?;
             let mut doc = match &stored.snapshot {
-                Some(bytes) => {
-                    Automerge::load(bytes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?
-                }
+                Some(bytes) => Automerge::load(bytes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?,
                 None => Automerge::new(),
             };
             let changes = stored
                 .changes
                 .into_iter()
-                .map(|b| {
-                    Change::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))
-                })
+                .map(|b| Change::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("{id}: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            doc.apply_changes(changes)
-                .map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
+            doc.apply_changes(changes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
             doc.set_actor(self.proof.actor_id());
-            self.docs.insert(
-                id.clone(),
-                Loaded {
-                    doc,
-                    since_snapshot: stored.since_snapshot,
-                },
-            );
+            self.docs.insert(id.clone(), Loaded { doc, since_snapshot: stored.since_snapshot });
         }
-        self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound {
-            what: "文档",
-            id: id.to_string(),
-        })
+        self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })
     }
 
     /// Read access to a stored document.
@@ -253,24 +209,11 @@ impl Store {
             return Ok(());
         }
         let mut doc = genesis()?;
-        let mut writes = vec![Write::Doc {
-            id: id.to_string(),
-            kind: id.kind().as_str(),
-        }];
-        writes.extend(
-            doc.get_changes(&[])
-                .iter()
-                .map(|c| change_write(id, c, "genesis")),
-        );
+        let mut writes = vec![Write::Doc { id: id.to_string(), kind: id.kind().as_str() }];
+        writes.extend(doc.get_changes(&[]).iter().map(|c| change_write(id, c, "genesis")));
         self.db.persist(writes)?;
         doc.set_actor(self.proof.actor_id());
-        self.docs.insert(
-            id.clone(),
-            Loaded {
-                doc,
-                since_snapshot: 1,
-            },
-        );
+        self.docs.insert(id.clone(), Loaded { doc, since_snapshot: 1 });
         Ok(())
     }
 
@@ -282,16 +225,12 @@ impl Store {
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, ModelError>,
     ) -> Result<T, StoreError> {
         if id.kind() == DocKind::Checklist {
-            return Err(StoreError::Model(ModelError::Rule(
-                "检查清单为只读，由总部发布".into(),
-            )));
+            return Err(StoreError::Model(ModelError::Rule("检查清单为只读，由总部发布".into())));
         }
         let now = crate::now_ms();
         self.loaded(id)?;
-        let loaded = self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound {
-            what: "文档",
-            id: id.to_string(),
-        })?;
+        let loaded =
+            self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })?;
         let committed = doc::edit(&mut loaded.doc, now, f)?;
         let Some(hash) = committed.hash else {
             return Ok(committed.value);
@@ -301,18 +240,11 @@ impl Store {
             .get_change_by_hash(&hash)
             .ok_or_else(|| StoreError::Corrupt(format!("{id}: 刚提交的修改不存在")))?;
         let signature = self.key.sign_head(id, &self.proof, hash);
-        let mut batch = vec![
-            change_write(id, &change, "local"),
-            evidence_write(id, &signature),
-        ];
+        let mut batch = vec![change_write(id, &change, "local"), evidence_write(id, &signature)];
         loaded.since_snapshot += 1;
         let snapshot = loaded.since_snapshot >= SNAPSHOT_EVERY;
         if snapshot {
-            batch.push(Write::Snapshot {
-                doc: id.to_string(),
-                bytes: loaded.doc.save(),
-                upto: -1,
-            });
+            batch.push(Write::Snapshot { doc: id.to_string(), bytes: loaded.doc.save(), upto: -1 });
         }
         if let Err(e) = self.persist_with_snapshot(id, batch) {
             self.docs.remove(id);
@@ -337,8 +269,7 @@ impl Store {
         self.db.persist(batch)?;
         if let Some(Write::Snapshot { doc, bytes, .. }) = snapshot {
             let upto = self.db.last_seq(id.to_string())?;
-            self.db
-                .persist(vec![Write::Snapshot { doc, bytes, upto }])?;
+            self.db.persist(vec![Write::Snapshot { doc, bytes, upto }])?;
         }
         Ok(())
     }
@@ -353,31 +284,17 @@ impl Store {
     ) -> Result<DocId, StoreError> {
         let id = DocId::new_campaign(random()?);
         let mut doc = Automerge::new().with_actor(self.proof.actor_id());
-        let committed = doc::edit(&mut doc, crate::now_ms(), |tx| {
-            campaign::create(tx, &id, name, kind, start, end)
-        })?;
-        let hash = committed
-            .hash
-            .ok_or_else(|| StoreError::Corrupt("新检查活动没有产生修改".into()))?;
-        let change = doc
-            .get_change_by_hash(&hash)
-            .ok_or_else(|| StoreError::Corrupt("新检查活动的修改不存在".into()))?;
+        let committed = doc::edit(&mut doc, crate::now_ms(), |tx| campaign::create(tx, &id, name, kind, start, end))?;
+        let hash = committed.hash.ok_or_else(|| StoreError::Corrupt("新检查活动没有产生修改".into()))?;
+        let change =
+            doc.get_change_by_hash(&hash).ok_or_else(|| StoreError::Corrupt("新检查活动的修改不存在".into()))?;
         let signature = self.key.sign_head(&id, &self.proof, hash);
         self.db.persist(vec![
-            Write::Doc {
-                id: id.to_string(),
-                kind: DocKind::Campaign.as_str(),
-            },
+            Write::Doc { id: id.to_string(), kind: DocKind::Campaign.as_str() },
             change_write(&id, &change, "local"),
             evidence_write(&id, &signature),
         ])?;
-        self.docs.insert(
-            id.clone(),
-            Loaded {
-                doc,
-                since_snapshot: 1,
-            },
-        );
+        self.docs.insert(id.clone(), Loaded { doc, since_snapshot: 1 });
         self.ensure_genesis(&DocId::briefing(&id), || briefing::create(&id))?;
         Ok(id)
     }
@@ -389,20 +306,13 @@ impl Store {
 
     /// Opens the dossier of an enterprise of a campaign, creating its genesis
     /// if this device has not opened it before.
-    pub fn open_dossier(
-        &mut self,
-        campaign: &DocId,
-        enterprise: &str,
-    ) -> Result<DocId, StoreError> {
+    pub fn open_dossier(&mut self, campaign: &DocId, enterprise: &str) -> Result<DocId, StoreError> {
         let info = self.campaign(campaign)?;
         let entry = info
             .enterprises
             .get(enterprise)
             .or_else(|| info.enterprises.values().find(|e| e.name == enterprise))
-            .ok_or_else(|| StoreError::NotFound {
-                what: "企业",
-                id: enterprise.to_owned(),
-            })?;
+            .ok_or_else(|| StoreError::NotFound { what: "企业", id: enterprise.to_owned() })?;
         let code = entry.unified_social_credit_code.clone();
         let id = DocId::dossier(campaign, &code);
         self.ensure_genesis(&id, || dossier::create(campaign, &code))?;
@@ -424,12 +334,7 @@ impl Store {
         self.find_record("accident_reviews", "四不放过核查", prefix)
     }
 
-    fn find_record(
-        &mut self,
-        collection: &str,
-        what: &'static str,
-        prefix: &str,
-    ) -> Result<RecordRef, StoreError> {
+    fn find_record(&mut self, collection: &str, what: &'static str, prefix: &str) -> Result<RecordRef, StoreError> {
         let prefix = prefix.trim().to_ascii_uppercase();
         if prefix.len() < 6 {
             return Err(StoreError::Invalid(format!("{what}编号至少输入前 6 位")));
@@ -438,35 +343,27 @@ impl Store {
         for id in self.doc_ids(DocKind::EnterpriseDossier)? {
             for record in dossier::record_ids(self.document(&id)?, collection)? {
                 if record.starts_with(&prefix) {
-                    found.push(RecordRef {
-                        dossier: id.clone(),
-                        record: record.parse()?,
-                    });
+                    found.push(RecordRef { dossier: id.clone(), record: record.parse()? });
                 }
             }
         }
         match found.len() {
             0 => Err(StoreError::NotFound { what, id: prefix }),
             1 => Ok(found.remove(0)),
-            n => Err(StoreError::Invalid(format!(
-                "编号前缀 {prefix} 对应 {n} 条{what}，请输入更长的编号"
-            ))),
+            n => Err(StoreError::Invalid(format!("编号前缀 {prefix} 对应 {n} 条{what}，请输入更长的编号"))),
         }
     }
 
     /// Copies a photo into the content-addressed blob store; returns its
-    /// SHA-256 and size. The same photo twice is stored once.
-    pub fn add_photo(&self, path: &Path) -> Result<(String, u64), StoreError> {
+    /// SHA-256. The same photo twice is stored once.
+    pub fn add_photo(&self, path: &Path) -> Result<String, StoreError> {
         let bytes = fs::read(path).map_err(|e| StoreError::Photo(path.to_path_buf(), e))?;
         if !looks_like_image(&bytes) {
-            return Err(StoreError::Invalid(format!(
-                "{} 不是 JPEG/PNG/WebP/HEIC 图片",
-                path.display()
-            )));
+            return Err(StoreError::Invalid(format!("{} 不是 JPEG/PNG/WebP/HEIC 图片", path.display())));
         }
         let sha = bundle::sha256_hex(&bytes);
         self.put_blob(&sha, &bytes)?;
-        Ok((sha, bytes.len() as u64))
+        Ok(sha)
     }
 
     fn blob_path(&self, sha: &str) -> PathBuf {
@@ -481,21 +378,14 @@ impl Store {
     fn put_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.blob_path(sha);
         if !path.exists() {
-            let dir = path
-                .parent()
-                .ok_or_else(|| StoreError::Corrupt("照片路径无效".into()))?;
+            let dir = path.parent().ok_or_else(|| StoreError::Corrupt("照片路径无效".into()))?;
             fs::create_dir_all(dir).map_err(StoreError::Io)?;
             let tmp = dir.join(format!(".{sha}.tmp"));
             let mut file = File::create(&tmp).map_err(StoreError::Io)?;
-            file.write_all(bytes)
-                .and_then(|_| file.sync_all())
-                .map_err(StoreError::Io)?;
+            file.write_all(bytes).and_then(|_| file.sync_all()).map_err(StoreError::Io)?;
             fs::rename(&tmp, &path).map_err(StoreError::Io)?;
         }
-        self.db.persist(vec![Write::Blob {
-            sha256: sha.to_owned(),
-            size: bytes.len() as u64,
-        }])
+        self.db.persist(vec![Write::Blob { sha256: sha.to_owned(), size: bytes.len() as u64 }])
     }
 
     /// Loads the embedded starter checklists (read-only, as HQ publishes them).
@@ -503,8 +393,7 @@ impl Store {
         crate::STARTER_CHECKLISTS
             .iter()
             .map(|text| {
-                let c: Checklist =
-                    serde_json::from_str(text).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let c: Checklist = serde_json::from_str(text).map_err(|e| StoreError::Invalid(e.to_string()))?;
                 checklist::validate(&c)?;
                 Ok(c)
             })
@@ -519,11 +408,7 @@ impl Store {
             let conflicts = doc::conflicts::conflicts(doc)?;
             let rules = doc::conflicts::rule_issues(&dossier::read(doc)?);
             if !conflicts.is_empty() || !rules.is_empty() {
-                out.push(ReviewEntry {
-                    dossier: id,
-                    conflicts,
-                    rules,
-                });
+                out.push(ReviewEntry { dossier: id, conflicts, rules });
             }
         }
         Ok(out)
@@ -539,53 +424,31 @@ impl Store {
     pub fn export_bundle(&mut self) -> Result<Vec<u8>, StoreError> {
         let mut docs = Vec::new();
         let mut blobs = BTreeMap::new();
-        let ids: Vec<DocId> = self
-            .db
-            .docs()?
-            .into_iter()
-            .filter_map(|(id, _)| id.parse().ok())
-            .collect();
+        let ids: Vec<DocId> = self.db.docs()?.into_iter().filter_map(|(id, _)| id.parse().ok()).collect();
         for id in ids {
             self.loaded(&id)?;
-            let doc = &self
-                .docs
-                .get(&id)
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "文档",
-                    id: id.to_string(),
-                })?
-                .doc;
+            let doc = &self.docs.get(&id).ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })?.doc;
             let changes = doc.get_changes(&[]);
             // The latest change of each author; its signature covers the rest.
             let mut latest: BTreeMap<Vec<u8>, (u64, ChangeHash)> = BTreeMap::new();
             let genesis = doc::genesis_actor(&id);
             for c in changes.iter().filter(|c| *c.actor_id() != genesis) {
-                let entry = latest
-                    .entry(c.actor_id().to_bytes().to_vec())
-                    .or_insert((0, c.hash()));
+                let entry = latest.entry(c.actor_id().to_bytes().to_vec()).or_insert((0, c.hash()));
                 if c.seq() >= entry.0 {
                     *entry = (c.seq(), c.hash());
                 }
             }
             let heads: Vec<ChangeHash> = latest.values().map(|(_, h)| *h).collect();
-            let rows = self
-                .db
-                .evidence(id.to_string(), heads.iter().map(|h| h.0.to_vec()).collect())?;
+            let rows = self.db.evidence(id.to_string(), heads.iter().map(|h| h.0.to_vec()).collect())?;
             let mut evidence = Vec::new();
             for (head, row) in heads.iter().zip(rows) {
-                let row = row.ok_or_else(|| {
-                    StoreError::Corrupt(format!("{id}: 修改 {head} 缺少签名证据"))
-                })?;
+                let row = row.ok_or_else(|| StoreError::Corrupt(format!("{id}: 修改 {head} 缺少签名证据")))?;
                 evidence.push(evidence_of(*head, row)?);
             }
             if id.kind() == DocKind::EnterpriseDossier {
                 let d = dossier::read(doc)?;
                 for hazard in d.hazards.values() {
-                    for sha in hazard
-                        .photos
-                        .keys()
-                        .chain(hazard.rectification.photos_after.keys())
-                    {
+                    for sha in hazard.photos.keys().chain(hazard.rectification.photos_after.keys()) {
                         if self.has_blob(sha) && !blobs.contains_key(sha) {
                             let bytes = fs::read(self.blob_path(sha)).map_err(StoreError::Io)?;
                             blobs.insert(sha.clone(), bytes);
@@ -593,18 +456,9 @@ impl Store {
                     }
                 }
             }
-            docs.push(BundleDoc {
-                id,
-                changes,
-                evidence,
-            });
+            docs.push(BundleDoc { id, changes, evidence });
         }
-        let bundle = Bundle {
-            exporter: self.key.public(),
-            created_at: crate::now_ms(),
-            docs,
-            blobs,
-        };
+        let bundle = Bundle { exporter: self.key.public(), created_at: crate::now_ms(), docs, blobs };
         Ok(bundle::encode(&bundle, &self.key)?)
     }
 
@@ -616,10 +470,7 @@ impl Store {
         let is_trusted = |k: &DevicePublicKey| trusted.contains(&k.to_bytes());
         let bundle = bundle::decode(bytes, is_trusted)?;
         let source = bundle.exporter.to_string();
-        let mut report = ImportReport {
-            exporter: source.clone(),
-            ..ImportReport::default()
-        };
+        let mut report = ImportReport { exporter: source.clone(), ..ImportReport::default() };
         let mut batch = Vec::new();
         let mut staged = Vec::new();
         for incoming in bundle.docs {
@@ -631,33 +482,18 @@ impl Store {
             };
             let is_new = current.is_none();
             let mut doc = current.unwrap_or_default();
-            let fresh: Vec<Change> = incoming
-                .changes
-                .into_iter()
-                .filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none())
-                .collect();
-            let check = BundleDoc {
-                id: id.clone(),
-                changes: fresh,
-                evidence: incoming.evidence,
-            };
-            bundle::verify_document(&check, is_trusted, |h| {
-                doc.get_change_meta_by_hash(h).is_some()
-            })?;
+            let fresh: Vec<Change> =
+                incoming.changes.into_iter().filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none()).collect();
+            let check = BundleDoc { id: id.clone(), changes: fresh, evidence: incoming.evidence };
+            bundle::verify_document(&check, is_trusted, |h| doc.get_change_meta_by_hash(h).is_some())?;
             if check.changes.is_empty() {
                 continue;
             }
             doc.apply_changes(check.changes.iter().cloned())
-                .map_err(|e| StoreError::Rejected {
-                    doc: id.to_string(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
             validate_kind(&id, &doc)?;
             if is_new {
-                batch.push(Write::Doc {
-                    id: id.to_string(),
-                    kind: id.kind().as_str(),
-                });
+                batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
             }
             batch.extend(check.changes.iter().map(|c| change_write(&id, c, &source)));
             batch.extend(check.evidence.iter().map(|e| evidence_write(&id, e)));
@@ -674,13 +510,7 @@ impl Store {
         self.db.persist(batch)?;
         for (id, doc, added) in staged {
             let since = self.docs.get(&id).map_or(0, |l| l.since_snapshot) + added;
-            self.docs.insert(
-                id,
-                Loaded {
-                    doc,
-                    since_snapshot: since,
-                },
-            );
+            self.docs.insert(id, Loaded { doc, since_snapshot: since });
         }
         Ok(report)
     }
@@ -705,10 +535,7 @@ fn validate_kind(id: &DocId, doc: &Automerge) -> Result<(), StoreError> {
         DocKind::Briefing => briefing::read(doc).map(|_| ()),
         DocKind::Checklist => checklist::read(doc).map(|_| ()),
     };
-    result.map_err(|e| StoreError::Rejected {
-        doc: id.to_string(),
-        reason: e.to_string(),
-    })
+    result.map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })
 }
 
 fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
@@ -744,14 +571,9 @@ fn evidence_of(head: ChangeHash, row: crate::db::EvidenceRow) -> Result<HeadSign
 }
 
 fn lock(home: &Path) -> Result<File, StoreError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(home.join("lock"))
-        .map_err(StoreError::Io)?;
-    file.try_lock()
-        .map_err(|_| StoreError::Locked(home.to_path_buf()))?;
+    let file =
+        OpenOptions::new().create(true).truncate(false).write(true).open(home.join("lock")).map_err(StoreError::Io)?;
+    file.try_lock().map_err(|_| StoreError::Locked(home.to_path_buf()))?;
     Ok(file)
 }
 
@@ -761,9 +583,7 @@ fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(StoreError::Io)?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(StoreError::Io)
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(StoreError::Io)
 }
 
 /// Random bytes from the operating system.
@@ -776,10 +596,7 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], StoreError> {
 /// A new entity id (ULID) from the clock and the OS's randomness.
 pub fn new_entity_id() -> Result<EntityId, StoreError> {
     let r: [u8; 16] = random()?;
-    Ok(EntityId::new(
-        crate::now_ms().max(0) as u64,
-        u128::from_le_bytes(r),
-    ))
+    Ok(EntityId::new(crate::now_ms().max(0) as u64, u128::from_le_bytes(r)))
 }
 
 fn looks_like_image(bytes: &[u8]) -> bool {
@@ -787,4 +604,75 @@ fn looks_like_image(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"\x89PNG\r\n\x1a\n")
         || (bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP")
         || (bytes.len() > 12 && &bytes[4..8] == b"ftyp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_core::model::{CampaignKind, Domain, Enterprise};
+
+    fn store_with_dossier(home: &Path) -> (Store, DocId, DocId) {
+        let mut store = Store::init(home, "张三").unwrap();
+        let campaign_id = store
+            .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
+            .unwrap();
+        let code: sync_core::ids::CreditCode = "91640200MA76XYW123".parse().unwrap();
+        let enterprise = Enterprise {
+            name: "某建设集团".into(),
+            unified_social_credit_code: code.clone(),
+            domain: Domain::Construction,
+            project: String::new(),
+            address: String::new(),
+            dossier_id: DocId::dossier(&campaign_id, &code),
+        };
+        store.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let dossier_id = store.open_dossier(&campaign_id, code.as_str()).unwrap();
+        (store, campaign_id, dossier_id)
+    }
+
+    #[test]
+    fn one_process_per_store() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let _store = Store::init(dir.path(), "张三").unwrap();
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
+    }
+
+    #[test]
+    fn reopening_reads_snapshot_plus_later_changes() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (mut store, campaign_id, dossier_id) = store_with_dossier(dir.path());
+        // Cross the snapshot threshold, then add a few changes after it.
+        for i in 0..SNAPSHOT_EVERY + 5 {
+            let member = sync_core::model::TeamMember {
+                name: format!("成员{i}"),
+                role: "检查员".into(),
+                organization: String::new(),
+            };
+            let id = new_entity_id().unwrap();
+            store.edit(&campaign_id, |tx| campaign::add_member(tx, &id, &member)).unwrap();
+        }
+        let heads = store.document(&campaign_id).unwrap().get_heads();
+        let exported = store.export_bundle().unwrap();
+        drop(store);
+
+        let mut store = Store::open(dir.path()).unwrap();
+        let snapshots: i64 =
+            store.db.call(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(snapshots, 1);
+        assert_eq!(store.document(&campaign_id).unwrap().get_heads(), heads);
+        assert_eq!(store.campaign(&campaign_id).unwrap().team.len(), SNAPSHOT_EVERY + 5);
+        assert!(store.dossier(&dossier_id).is_ok());
+        // The reopened store exports the same signed history.
+        assert_eq!(
+            bundle::decode(&store.export_bundle().unwrap(), |_| true).unwrap().docs.len(),
+            bundle::decode(&exported, |_| true).unwrap().docs.len()
+        );
+        // And keeps editing as the same actor with fresh sequence numbers.
+        let id = new_entity_id().unwrap();
+        let member =
+            sync_core::model::TeamMember {
+                name: "新成员".into(), role: "专家".into(), organization: String::new()
+            };
+        store.edit(&campaign_id, |tx| campaign::add_member(tx, &id, &member)).unwrap();
+    }
 }

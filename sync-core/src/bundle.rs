@@ -169,11 +169,7 @@ pub fn encode(bundle: &Bundle, key: &DeviceKey) -> Result<Vec<u8>, BundleError> 
             .iter()
             .map(|d| DocBody {
                 id: d.id.to_string(),
-                changes: d
-                    .changes
-                    .iter()
-                    .map(|c| ByteBuf::from(c.raw_bytes().to_vec()))
-                    .collect(),
+                changes: d.changes.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
                 evidence: d
                     .evidence
                     .iter()
@@ -189,10 +185,7 @@ pub fn encode(bundle: &Bundle, key: &DeviceKey) -> Result<Vec<u8>, BundleError> 
         blobs: bundle
             .blobs
             .iter()
-            .map(|(sha256, bytes)| BlobBody {
-                sha256: sha256.clone(),
-                bytes: ByteBuf::from(bytes.clone()),
-            })
+            .map(|(sha256, bytes)| BlobBody { sha256: sha256.clone(), bytes: ByteBuf::from(bytes.clone()) })
             .collect(),
     };
     let mut out = Vec::new();
@@ -206,34 +199,21 @@ pub fn encode(bundle: &Bundle, key: &DeviceKey) -> Result<Vec<u8>, BundleError> 
 
 /// Checks the envelope, its signature and the trust in its exporter, then
 /// parses the body. `trusted` says whether a key is trusted here.
-pub fn decode(
-    bytes: &[u8],
-    trusted: impl Fn(&DevicePublicKey) -> bool,
-) -> Result<Bundle, BundleError> {
+pub fn decode(bytes: &[u8], trusted: impl Fn(&DevicePublicKey) -> bool) -> Result<Bundle, BundleError> {
     if bytes.len() as u64 > MAX_BUNDLE_BYTES {
-        return Err(BundleError::TooLarge {
-            size: bytes.len() as u64,
-            limit: MAX_BUNDLE_BYTES,
-        });
+        return Err(BundleError::TooLarge { size: bytes.len() as u64, limit: MAX_BUNDLE_BYTES });
     }
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(if MAGIC.starts_with(bytes) {
-            BundleError::Truncated
-        } else {
-            BundleError::NotABundle
-        });
+        return Err(if MAGIC.starts_with(bytes) { BundleError::Truncated } else { BundleError::NotABundle });
     }
     if bytes.len() < MAGIC.len() + 32 + 64 {
         return Err(BundleError::Truncated);
     }
     let (signed, signature) = bytes.split_at(bytes.len() - 64);
-    let exporter = DevicePublicKey::from_bytes(&signed[MAGIC.len()..MAGIC.len() + 32])
-        .map_err(|_| BundleError::BadSignature)?;
+    let exporter =
+        DevicePublicKey::from_bytes(&signed[MAGIC.len()..MAGIC.len() + 32]).map_err(|_| BundleError::BadSignature)?;
     let signature: [u8; 64] = signature.try_into().map_err(|_| BundleError::Truncated)?;
-    if exporter
-        .verify_with_domain(DOMAIN, signed, &signature)
-        .is_err()
-    {
+    if exporter.verify_with_domain(DOMAIN, signed, &signature).is_err() {
         // A cut-off file fails here too; tell the two apart by whether the
         // body still parses to its end.
         let body = &signed[MAGIC.len() + 32..];
@@ -246,19 +226,14 @@ pub fn decode(
     if !trusted(&exporter) {
         return Err(BundleError::UntrustedExporter(exporter.to_string()));
     }
-    let body: Body = ciborium::from_reader(&signed[MAGIC.len() + 32..])
-        .map_err(|e| BundleError::Malformed(e.to_string()))?;
+    let body: Body =
+        ciborium::from_reader(&signed[MAGIC.len() + 32..]).map_err(|e| BundleError::Malformed(e.to_string()))?;
     if body.format != FORMAT {
-        return Err(BundleError::Malformed(format!(
-            "不支持的数据包版本 {}",
-            body.format
-        )));
+        return Err(BundleError::Malformed(format!("不支持的数据包版本 {}", body.format)));
     }
     let mut docs = Vec::with_capacity(body.docs.len());
     for d in body.docs {
-        let id: DocId =
-            d.id.parse()
-                .map_err(|e: crate::ids::IdError| BundleError::Malformed(e.to_string()))?;
+        let id: DocId = d.id.parse().map_err(|e: crate::ids::IdError| BundleError::Malformed(e.to_string()))?;
         let changes = d
             .changes
             .into_iter()
@@ -267,16 +242,8 @@ pub fn decode(
                     .map_err(|e| BundleError::Malformed(format!("文档 {id} 的修改无法解析：{e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let evidence = d
-            .evidence
-            .into_iter()
-            .map(|e| evidence_of(&id, e))
-            .collect::<Result<_, _>>()?;
-        docs.push(BundleDoc {
-            id,
-            changes,
-            evidence,
-        });
+        let evidence = d.evidence.into_iter().map(|e| evidence_of(&id, e)).collect::<Result<_, _>>()?;
+        docs.push(BundleDoc { id, changes, evidence });
     }
     let mut blobs = BTreeMap::new();
     for blob in body.blobs {
@@ -285,12 +252,7 @@ pub fn decode(
         }
         blobs.insert(blob.sha256, blob.bytes.into_vec());
     }
-    Ok(Bundle {
-        exporter,
-        created_at: body.created_at,
-        docs,
-        blobs,
-    })
+    Ok(Bundle { exporter, created_at: body.created_at, docs, blobs })
 }
 
 fn evidence_of(doc: &DocId, e: EvidenceBody) -> Result<HeadSignature, BundleError> {
@@ -299,14 +261,7 @@ fn evidence_of(doc: &DocId, e: EvidenceBody) -> Result<HeadSignature, BundleErro
     let nonce: [u8; 16] = e.nonce.as_slice().try_into().map_err(|_| bad())?;
     let head: [u8; 32] = e.head.as_slice().try_into().map_err(|_| bad())?;
     let signature: [u8; 64] = e.sig.as_slice().try_into().map_err(|_| bad())?;
-    Ok(HeadSignature {
-        actor: ActorProof {
-            key,
-            nonce: StoreNonce(nonce),
-        },
-        head: ChangeHash(head),
-        signature,
-    })
+    Ok(HeadSignature { actor: ActorProof { key, nonce: StoreNonce(nonce) }, head: ChangeHash(head), signature })
 }
 
 /// Checks that every change of `doc` in the bundle may be applied:
@@ -325,14 +280,9 @@ pub fn verify_document(
 
     let mut covered: BTreeSet<ChangeHash> = BTreeSet::new();
     for evidence in &doc.evidence {
-        evidence
-            .verify(&doc.id)
-            .map_err(|_| BundleError::ForgedEvidence(id.clone()))?;
+        evidence.verify(&doc.id).map_err(|_| BundleError::ForgedEvidence(id.clone()))?;
         if !trusted(&evidence.actor.key) {
-            return Err(BundleError::UntrustedAuthor {
-                doc: id.clone(),
-                key: evidence.actor.key.to_string(),
-            });
+            return Err(BundleError::UntrustedAuthor { doc: id.clone(), key: evidence.actor.key.to_string() });
         }
         let actor = evidence.actor.actor_id();
         match by_hash.get(&evidence.head) {
@@ -367,22 +317,12 @@ pub fn verify_document(
         } else if doc.id.kind() == DocKind::Checklist {
             return Err(BundleError::ReadOnly(id));
         } else if !covered.contains(&change.hash()) {
-            return Err(BundleError::ActorSpoofed {
-                doc: id,
-                actor: change.actor_id().to_hex_string(),
-            });
+            return Err(BundleError::ActorSpoofed { doc: id, actor: change.actor_id().to_hex_string() });
         }
-        missing += change
-            .deps()
-            .iter()
-            .filter(|d| !by_hash.contains_key(d) && !known(d))
-            .count();
+        missing += change.deps().iter().filter(|d| !by_hash.contains_key(d) && !known(d)).count();
     }
     if missing > 0 {
-        return Err(BundleError::MissingDependencies {
-            doc: id,
-            count: missing,
-        });
+        return Err(BundleError::MissingDependencies { doc: id, count: missing });
     }
     Ok(())
 }
@@ -407,11 +347,7 @@ fn check_genesis(id: &DocId, change: &Change) -> Result<(), BundleError> {
         DocKind::Campaign => return Err(bad()),
     }
     .map_err(|_| bad())?;
-    if rebuilt.get_heads() == [change.hash()] {
-        Ok(())
-    } else {
-        Err(bad())
-    }
+    if rebuilt.get_heads() == [change.hash()] { Ok(()) } else { Err(bad()) }
 }
 
 fn read_root_str<T: std::str::FromStr>(doc: &Automerge, key: &str) -> Option<T> {
@@ -436,10 +372,7 @@ mod tests {
 
     fn device(seed: u8) -> Device {
         let key = DeviceKey::from_seed([seed; 32]);
-        let proof = ActorProof {
-            key: key.public(),
-            nonce: StoreNonce([seed; 16]),
-        };
+        let proof = ActorProof { key: key.public(), nonce: StoreNonce([seed; 16]) };
         Device { key, proof }
     }
 
@@ -452,28 +385,15 @@ mod tests {
         let mut evidence = None;
         for i in 0..3u128 {
             let hazard = crate::doc::dossier::tests::sample_hazard(&format!("隐患{i}"));
-            let hash = edit(&mut am, 1, |tx| {
-                dossier::add_hazard(tx, &EntityId::new(1, i), &hazard)
-            })
-            .unwrap()
-            .hash
-            .unwrap();
+            let hash =
+                edit(&mut am, 1, |tx| dossier::add_hazard(tx, &EntityId::new(1, i), &hazard)).unwrap().hash.unwrap();
             evidence = Some(author.key.sign_head(&id, &author.proof, hash));
         }
-        BundleDoc {
-            id,
-            changes: am.get_changes(&[]),
-            evidence: evidence.into_iter().collect(),
-        }
+        BundleDoc { id, changes: am.get_changes(&[]), evidence: evidence.into_iter().collect() }
     }
 
     fn round_trip(doc: BundleDoc, signer: &Device) -> Vec<u8> {
-        let bundle = Bundle {
-            exporter: signer.key.public(),
-            created_at: 5,
-            docs: vec![doc],
-            blobs: BTreeMap::new(),
-        };
+        let bundle = Bundle { exporter: signer.key.public(), created_at: 5, docs: vec![doc], blobs: BTreeMap::new() };
         encode(&bundle, &signer.key).unwrap()
     }
 
@@ -483,10 +403,7 @@ mod tests {
         let bytes = round_trip(signed_doc(&a), &a);
         let bundle = decode(&bytes, |_| true).unwrap();
         assert_eq!(bundle.docs[0].changes.len(), 4);
-        assert_eq!(
-            verify_document(&bundle.docs[0], |_| true, |_| false),
-            Ok(())
-        );
+        assert_eq!(verify_document(&bundle.docs[0], |_| true, |_| false), Ok(()));
         assert!(matches!(
             verify_document(&bundle.docs[0], |k| *k != a.key.public(), |_| false),
             Err(BundleError::UntrustedAuthor { .. })
@@ -500,19 +417,10 @@ mod tests {
         for i in (0..bytes.len()).step_by(7) {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
-            assert!(
-                decode(&bad, |_| true).is_err(),
-                "byte {i} flipped was accepted"
-            );
+            assert!(decode(&bad, |_| true).is_err(), "byte {i} flipped was accepted");
         }
-        assert_eq!(
-            decode(&bytes[..bytes.len() / 2], |_| true).unwrap_err(),
-            BundleError::Truncated
-        );
-        assert!(matches!(
-            decode(&bytes, |_| false),
-            Err(BundleError::UntrustedExporter(_))
-        ));
+        assert_eq!(decode(&bytes[..bytes.len() / 2], |_| true).unwrap_err(), BundleError::Truncated);
+        assert!(matches!(decode(&bytes, |_| false), Err(BundleError::UntrustedExporter(_))));
     }
 
     #[test]
@@ -523,21 +431,12 @@ mod tests {
         let mut doc = signed_doc(&a);
         let head = doc.evidence[0].head;
         doc.evidence = vec![b.key.sign_head(&doc.id, &b.proof, head)];
-        assert_eq!(
-            verify_document(&doc, |_| true, |_| false),
-            Err(BundleError::ForgedEvidence(doc.id.to_string()))
-        );
+        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ForgedEvidence(doc.id.to_string())));
         // B claims A's actor proof but cannot sign with A's key.
         doc.evidence = vec![b.key.sign_head(&doc.id, &a.proof, head)];
-        assert_eq!(
-            verify_document(&doc, |_| true, |_| false),
-            Err(BundleError::ForgedEvidence(doc.id.to_string()))
-        );
+        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ForgedEvidence(doc.id.to_string())));
         // No evidence at all.
         doc.evidence.clear();
-        assert!(matches!(
-            verify_document(&doc, |_| true, |_| false),
-            Err(BundleError::ActorSpoofed { .. })
-        ));
+        assert!(matches!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ActorSpoofed { .. })));
     }
 }

@@ -77,38 +77,27 @@ pub struct AccidentTypeEntry {
 pub fn gb6441_1986() -> &'static [AccidentTypeEntry] {
     static TABLE: OnceLock<Vec<AccidentTypeEntry>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        serde_json::from_str::<AccidentTable>(include_str!(
-            "../../schemas/accident-types/gb6441-1986.json"
-        ))
-        .map(|t| t.types)
-        .unwrap_or_default()
+        serde_json::from_str::<AccidentTable>(include_str!("../../schemas/accident-types/gb6441-1986.json"))
+            .map(|t| t.types)
+            .unwrap_or_default()
     })
 }
 
 impl AccidentType {
     /// A GB 6441-1986 code, checked against the table.
     pub fn gb6441_1986(code: &str) -> Result<Self, CodeError> {
-        let code = if code.len() == 1 {
-            format!("0{code}")
-        } else {
-            code.to_owned()
-        };
-        let accident = Self {
-            code_system: CodeSystem::Gb6441_1986,
-            code,
-        };
+        let code = if code.len() == 1 { format!("0{code}") } else { code.to_owned() };
+        let accident = Self { code_system: CodeSystem::Gb6441_1986, code };
         accident.validate()?;
         Ok(accident)
     }
 
     /// Checks that the code exists in its code system's table.
     pub fn validate(&self) -> Result<(), CodeError> {
-        self.entry()
-            .map(|_| ())
-            .ok_or_else(|| CodeError::UnknownAccidentType {
-                system: self.code_system.as_str(),
-                code: self.code.clone(),
-            })
+        self.entry().map(|_| ()).ok_or_else(|| CodeError::UnknownAccidentType {
+            system: self.code_system.as_str(),
+            code: self.code.clone(),
+        })
     }
 
     /// The table row, if the code is known.
@@ -151,20 +140,15 @@ struct CriteriaTable {
 pub fn criteria() -> &'static [Criterion] {
     static TABLE: OnceLock<Vec<Criterion>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        serde_json::from_str::<CriteriaTable>(include_str!(
-            "../../schemas/major-hazard-criteria.json"
-        ))
-        .map(|t| t.criteria)
-        .unwrap_or_default()
+        serde_json::from_str::<CriteriaTable>(include_str!("../../schemas/major-hazard-criteria.json"))
+            .map(|t| t.criteria)
+            .unwrap_or_default()
     })
 }
 
 /// Looks up a criterion clause by id.
 pub fn criterion(id: &str) -> Result<&'static Criterion, CodeError> {
-    criteria()
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| CodeError::UnknownCriterion(id.to_owned()))
+    criteria().iter().find(|c| c.id == id).ok_or_else(|| CodeError::UnknownCriterion(id.to_owned()))
 }
 
 #[cfg(test)]
@@ -182,14 +166,8 @@ mod tests {
     #[test]
     fn accident_codes_are_checked() {
         assert_eq!(AccidentType::gb6441_1986("9").unwrap().name(), "高处坠落");
-        assert!(matches!(
-            AccidentType::gb6441_1986("21"),
-            Err(CodeError::UnknownAccidentType { .. })
-        ));
-        let future = AccidentType {
-            code_system: CodeSystem::Gb6441_2025,
-            code: "01".into(),
-        };
+        assert!(matches!(AccidentType::gb6441_1986("21"), Err(CodeError::UnknownAccidentType { .. })));
+        let future = AccidentType { code_system: CodeSystem::Gb6441_2025, code: "01".into() };
         assert!(future.validate().is_err());
     }
 }

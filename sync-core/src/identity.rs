@@ -65,11 +65,7 @@ impl DeviceKey {
     /// Signs a change hash of a document: the evidence stored with every local change.
     pub fn sign_head(&self, doc: &DocId, actor: &ActorProof, head: ChangeHash) -> HeadSignature {
         let sig = self.0.sign(&head_message(doc, head));
-        HeadSignature {
-            actor: actor.clone(),
-            head,
-            signature: sig.to_bytes(),
-        }
+        HeadSignature { actor: actor.clone(), head, signature: sig.to_bytes() }
     }
 
     /// Signs arbitrary bytes under a domain tag (used for bundle envelopes).
@@ -91,12 +87,8 @@ pub struct DevicePublicKey(VerifyingKey);
 impl DevicePublicKey {
     /// Parses the 32 raw bytes of a key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| IdentityError::InvalidPublicKey)?;
-        VerifyingKey::from_bytes(&bytes)
-            .map(Self)
-            .map_err(|_| IdentityError::InvalidPublicKey)
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| IdentityError::InvalidPublicKey)?;
+        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| IdentityError::InvalidPublicKey)
     }
 
     /// The 32 raw bytes.
@@ -105,17 +97,9 @@ impl DevicePublicKey {
     }
 
     /// Checks a signature made by [`DeviceKey::sign_with_domain`].
-    pub fn verify_with_domain(
-        &self,
-        domain: &[u8],
-        message: &[u8],
-        signature: &[u8; 64],
-    ) -> Result<(), IdentityError> {
+    pub fn verify_with_domain(&self, domain: &[u8], message: &[u8], signature: &[u8; 64]) -> Result<(), IdentityError> {
         self.0
-            .verify_strict(
-                &domain_message(domain, message),
-                &Signature::from_bytes(signature),
-            )
+            .verify_strict(&domain_message(domain, message), &Signature::from_bytes(signature))
             .map_err(|_| IdentityError::BadSignature)
     }
 }
@@ -183,10 +167,7 @@ impl HeadSignature {
         self.actor
             .key
             .0
-            .verify_strict(
-                &head_message(doc, self.head),
-                &Signature::from_bytes(&self.signature),
-            )
+            .verify_strict(&head_message(doc, self.head), &Signature::from_bytes(&self.signature))
             .map_err(|_| IdentityError::BadSignature)
     }
 }
@@ -213,10 +194,7 @@ mod tests {
 
     fn proof(seed: u8, nonce: u8) -> (DeviceKey, ActorProof) {
         let key = DeviceKey::from_seed([seed; 32]);
-        let proof = ActorProof {
-            key: key.public(),
-            nonce: StoreNonce([nonce; 16]),
-        };
+        let proof = ActorProof { key: key.public(), nonce: StoreNonce([nonce; 16]) };
         (key, proof)
     }
 

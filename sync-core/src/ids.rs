@@ -75,21 +75,12 @@ impl DocId {
 
     /// The dossier of `enterprise` in `campaign`: the same on every device.
     pub fn dossier(campaign: &DocId, enterprise: &CreditCode) -> Self {
-        Self(format!(
-            "dos-{}",
-            derive(
-                b"fieldsync/dossier/v1",
-                &[campaign.as_str(), enterprise.as_str()]
-            )
-        ))
+        Self(format!("dos-{}", derive(b"fieldsync/dossier/v1", &[campaign.as_str(), enterprise.as_str()])))
     }
 
     /// The briefing of `campaign`: the same on every device.
     pub fn briefing(campaign: &DocId) -> Self {
-        Self(format!(
-            "brf-{}",
-            derive(b"fieldsync/briefing/v1", &[campaign.as_str()])
-        ))
+        Self(format!("brf-{}", derive(b"fieldsync/briefing/v1", &[campaign.as_str()])))
     }
 
     /// The document holding version `version` of checklist `id`.
@@ -129,27 +120,16 @@ impl FromStr for DocId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || IdError::InvalidDocId(s.to_owned());
         let (prefix, rest) = s.split_once('-').ok_or_else(bad)?;
-        let known = [
-            DocKind::Campaign,
-            DocKind::EnterpriseDossier,
-            DocKind::Briefing,
-            DocKind::Checklist,
-        ]
-        .iter()
-        .any(|k| k.prefix() == prefix);
-        let charset_ok = rest
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let known = [DocKind::Campaign, DocKind::EnterpriseDossier, DocKind::Briefing, DocKind::Checklist]
+            .iter()
+            .any(|k| k.prefix() == prefix);
+        let charset_ok = rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         let shape_ok = if prefix == "chk" {
             !rest.is_empty() && rest.len() <= 96
         } else {
             rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit())
         };
-        if known && charset_ok && shape_ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(bad())
-        }
+        if known && charset_ok && shape_ok { Ok(Self(s.to_owned())) } else { Err(bad()) }
     }
 }
 
@@ -199,9 +179,7 @@ impl FromStr for EntityId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ulid::Ulid::from_string(s)
-            .map(|u| Self(u.to_string()))
-            .map_err(|_| IdError::InvalidEntityId(s.to_owned()))
+        ulid::Ulid::from_string(s).map(|u| Self(u.to_string())).map_err(|_| IdError::InvalidEntityId(s.to_owned()))
     }
 }
 
@@ -250,14 +228,8 @@ impl FromStr for CreditCode {
         // GB 32100-2015: 18 characters from digits and upper-case letters
         // without I, O, Z, S, V.
         let ok = code.len() == 18
-            && code
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"IOZSV".contains(&b)));
-        if ok {
-            Ok(Self(code))
-        } else {
-            Err(IdError::InvalidCreditCode(s.to_owned()))
-        }
+            && code.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"IOZSV".contains(&b)));
+        if ok { Ok(Self(code)) } else { Err(IdError::InvalidCreditCode(s.to_owned())) }
     }
 }
 
@@ -291,10 +263,7 @@ mod tests {
         let b: CreditCode = "91640200MA76XYW124".parse().unwrap();
         assert_eq!(DocId::dossier(&campaign, &a), DocId::dossier(&campaign, &a));
         assert_ne!(DocId::dossier(&campaign, &a), DocId::dossier(&campaign, &b));
-        assert_eq!(
-            DocId::dossier(&campaign, &a).kind(),
-            DocKind::EnterpriseDossier
-        );
+        assert_eq!(DocId::dossier(&campaign, &a).kind(), DocKind::EnterpriseDossier);
         assert_eq!(DocId::briefing(&campaign).kind(), DocKind::Briefing);
         let parsed: DocId = DocId::briefing(&campaign).as_str().parse().unwrap();
         assert_eq!(parsed, DocId::briefing(&campaign));

@@ -186,20 +186,25 @@ labelled_enum! {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Campaign {
     /// Always `"campaign"`.
+    #[serde(default)]
     pub kind: String,
     /// Layout version.
     pub schema_version: u64,
     /// Document id.
     pub id: DocId,
     /// Name, e.g. 2026年石嘴山市建筑施工工伤风险联合检查.
+    #[serde(default)]
     pub name: String,
     /// Kind of campaign.
     pub campaign_kind: CampaignKind,
     /// First inspection day (YYYY-MM-DD).
+    #[serde(default)]
     pub start_date: String,
     /// Last inspection day (YYYY-MM-DD).
+    #[serde(default)]
     pub end_date: String,
     /// End + 3 days: the briefing meeting must be held by then. Derived.
+    #[serde(default)]
     pub briefing_deadline: String,
     /// Team members by member id.
     pub team: BTreeMap<String, TeamMember>,
@@ -215,10 +220,13 @@ pub struct Campaign {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TeamMember {
     /// Name.
+    #[serde(default)]
     pub name: String,
     /// Role, e.g. 组长 / 检查员 / 安监站 / 专家.
+    #[serde(default)]
     pub role: String,
     /// Organisation.
+    #[serde(default)]
     pub organization: String,
 }
 
@@ -226,14 +234,17 @@ pub struct TeamMember {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Enterprise {
     /// Name.
+    #[serde(default)]
     pub name: String,
     /// 统一社会信用代码.
     pub unified_social_credit_code: CreditCode,
     /// Industry.
     pub domain: Domain,
     /// Project (工程项目) for construction sites.
+    #[serde(default)]
     pub project: String,
     /// Address.
+    #[serde(default)]
     pub address: String,
     /// The dossier of this enterprise in this campaign.
     pub dossier_id: DocId,
@@ -243,10 +254,13 @@ pub struct Enterprise {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleEntry {
     /// Day (YYYY-MM-DD).
+    #[serde(default)]
     pub date: String,
     /// Enterprise credit code.
+    #[serde(default)]
     pub enterprise: String,
     /// Note.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -254,6 +268,7 @@ pub struct ScheduleEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dossier {
     /// Always `"enterprise_dossier"`.
+    #[serde(default)]
     pub kind: String,
     /// Layout version.
     pub schema_version: u64,
@@ -262,6 +277,7 @@ pub struct Dossier {
     /// The campaign.
     pub campaign_id: DocId,
     /// The enterprise's credit code.
+    #[serde(default)]
     pub enterprise: String,
     /// Site visits by id.
     pub site_visits: BTreeMap<String, SiteVisit>,
@@ -277,10 +293,13 @@ pub struct Dossier {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SiteVisit {
     /// Day (YYYY-MM-DD).
+    #[serde(default)]
     pub date: String,
     /// Inspectors present.
+    #[serde(default)]
     pub inspectors: String,
     /// Note.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -288,8 +307,10 @@ pub struct SiteVisit {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hazard {
     /// Short title.
+    #[serde(default)]
     pub title: String,
-    /// Description (Automerge text: concurrent edits merge).
+    /// Description. Concurrent edits are listed for review.
+    #[serde(default)]
     pub description: String,
     /// Kind.
     pub hazard_kind: HazardKind,
@@ -303,18 +324,24 @@ pub struct Hazard {
     /// Where.
     pub location: Location,
     /// Legal basis (依据条款).
+    #[serde(default)]
     pub legal_basis: String,
-    /// Before-photos by SHA-256 (hex).
-    pub photos: BTreeMap<String, PhotoRef>,
+    /// Before-photos: SHA-256 (hex) → original file name. The bytes, and so
+    /// the size, live in the device's blob store under the hash; one value
+    /// per photo keeps a 2,000-finding dossier quick to load.
+    pub photos: BTreeMap<String, String>,
     /// The inspector who found it.
+    #[serde(default)]
     pub inspector: String,
     /// When it was found (RFC 3339, UTC).
+    #[serde(default)]
     pub found_at: String,
     /// The checklist item it was raised from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checklist_item: Option<String>,
     /// Soft delete: deleted findings stay in the document for audit and so
     /// that a concurrent edit is never lost.
+    #[serde(default)]
     pub deleted: bool,
     /// The rectification sub-record.
     pub rectification: Rectification,
@@ -324,6 +351,7 @@ pub struct Hazard {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Location {
     /// Free text, e.g. 3号楼东侧外架第12层.
+    #[serde(default)]
     pub text: String,
     /// GPS point, if taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,17 +369,6 @@ pub struct GeoPoint {
     pub crs: Crs,
 }
 
-/// A photo attached to a record; the bytes live in the blob store by hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PhotoRef {
-    /// Original file name, for people.
-    pub file_name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// When it was attached (RFC 3339).
-    pub added_at: String,
-}
-
 /// The rectification sub-record of a hazard (整改).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rectification {
@@ -362,10 +379,13 @@ pub struct Rectification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
     /// Responsible person (整改责任人).
+    #[serde(default)]
     pub owner: String,
-    /// Measures (Automerge text).
+    /// Measures.
+    #[serde(default)]
     pub measures: String,
     /// Interim controls (临时管控措施).
+    #[serde(default)]
     pub interim_control: String,
     /// Status. Concurrent writes are conflicts needing review.
     pub status: RectificationStatus,
@@ -382,19 +402,23 @@ pub struct Rectification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<String>,
     /// Verification opinion.
+    #[serde(default)]
     pub verification_note: String,
-    /// After-photos by SHA-256.
-    pub photos_after: BTreeMap<String, PhotoRef>,
+    /// After-photos: SHA-256 (hex) → original file name.
+    pub photos_after: BTreeMap<String, String>,
 }
 
 /// A 四不放过 review of one past accident.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccidentReview {
     /// When the accident happened (YYYY-MM-DD).
+    #[serde(default)]
     pub accident_date: String,
     /// What happened.
+    #[serde(default)]
     pub accident_summary: String,
     /// Investigation report / decision reference.
+    #[serde(default)]
     pub report_ref: String,
     /// The four items.
     pub items: ReviewItems,
@@ -432,8 +456,10 @@ pub struct ReviewItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
     /// Evidence seen (documents, photo hashes).
+    #[serde(default)]
     pub evidence: String,
     /// Note.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -441,8 +467,10 @@ pub struct ReviewItem {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DocumentCheck {
     /// Kind of document, e.g. 安全生产许可证.
+    #[serde(default)]
     pub document_type: String,
     /// Its name or number.
+    #[serde(default)]
     pub name: String,
     /// Result.
     pub result: DocumentResult,
@@ -450,6 +478,7 @@ pub struct DocumentCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_on: Option<String>,
     /// Note.
+    #[serde(default)]
     pub note: String,
 }
 
@@ -457,6 +486,7 @@ pub struct DocumentCheck {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Briefing {
     /// Always `"briefing"`.
+    #[serde(default)]
     pub kind: String,
     /// Layout version.
     pub schema_version: u64,
@@ -472,10 +502,12 @@ pub struct Briefing {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BriefingSection {
     /// Title.
+    #[serde(default)]
     pub title: String,
     /// Sort key; a move writes one number, so concurrent moves never duplicate.
     pub position: f64,
     /// Notes (Automerge text).
+    #[serde(default)]
     pub notes: String,
     /// Findings shown: `"<dossier id>/<hazard id>"` → true.
     pub findings: BTreeMap<String, bool>,
@@ -486,12 +518,15 @@ pub struct BriefingSection {
 #[serde(deny_unknown_fields)]
 pub struct Checklist {
     /// Always `"checklist"`.
+    #[serde(default)]
     pub kind: String,
     /// Stable id, e.g. `construction-jgj59`.
+    #[serde(default)]
     pub id: String,
     /// Version; a new version is a new document.
     pub version: u64,
     /// Name.
+    #[serde(default)]
     pub name: String,
     /// Industry.
     pub domain: Domain,
@@ -506,16 +541,20 @@ pub struct Checklist {
 #[serde(deny_unknown_fields)]
 pub struct ChecklistItem {
     /// Section, e.g. 脚手架.
+    #[serde(default)]
     pub section: String,
     /// Short title.
+    #[serde(default)]
     pub title: String,
     /// What the hazard is.
+    #[serde(default)]
     pub description: String,
     /// Kind.
     pub hazard_kind: HazardKind,
     /// Accident type.
     pub accident_type: AccidentType,
     /// The clause it comes from.
+    #[serde(default)]
     pub legal_basis: String,
     /// The major-hazard criterion it meets when found, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -119,51 +119,19 @@ fn two_inspectors_merge_offline_both_ways() {
         .as_str()
         .unwrap()
         .to_owned();
-    let review = b.json(&[
-        "review",
-        "add",
-        &campaign,
-        CODE,
-        "--date",
-        "2025-06-01",
-        "--summary",
-        "塔吊司机高处坠落",
-    ])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.ok(&[
-        "review",
-        "set",
-        &review,
-        "cause_identified",
-        "pass",
-        "--evidence",
-        "事故调查报告 石安委〔2025〕3号",
-    ]);
-    a.ok(&[
-        "doccheck",
-        &campaign,
-        CODE,
-        "--type",
-        "安全生产许可证",
-        "--result",
-        "expired",
-        "--expires",
-        "2026-06-30",
-    ]);
+    let review =
+        b.json(&["review", "add", &campaign, CODE, "--date", "2025-06-01", "--summary", "塔吊司机高处坠落"])["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    b.ok(&["review", "set", &review, "cause_identified", "pass", "--evidence", "事故调查报告 石安委〔2025〕3号"]);
+    a.ok(&["doccheck", &campaign, CODE, "--type", "安全生产许可证", "--result", "expired", "--expires", "2026-06-30"]);
 
     exchange(&a, &b, root, "a1.fsb");
     exchange(&b, &a, root, "b1.fsb");
 
     // Day 2: concurrent edits of the same finding.
-    a.ok(&[
-        "hazard",
-        "edit",
-        &h1,
-        "--description",
-        "连墙件整层缺失，架体外倾",
-    ]);
+    a.ok(&["hazard", "edit", &h1, "--description", "连墙件整层缺失，架体外倾"]);
     b.ok(&["hazard", "edit", &h1, "--location", "3号楼东侧外架12-13层"]);
     a.ok(&[
         "rectify",
@@ -179,26 +147,8 @@ fn two_inspectors_merge_offline_both_ways() {
         "补设防护栏杆",
     ]);
     a.ok(&["rectify", "start", &h2]);
-    b.ok(&[
-        "rectify",
-        "plan",
-        &h2,
-        "--mode",
-        "immediate",
-        "--owner",
-        "王五",
-        "--measures",
-        "立即封闭临边",
-    ]);
-    b.ok(&[
-        "rectify",
-        "submit",
-        &h2,
-        "--by",
-        "王五",
-        "--photo",
-        &jpeg(root, "after.jpg", 2),
-    ]);
+    b.ok(&["rectify", "plan", &h2, "--mode", "immediate", "--owner", "王五", "--measures", "立即封闭临边"]);
+    b.ok(&["rectify", "submit", &h2, "--by", "王五", "--photo", &jpeg(root, "after.jpg", 2)]);
     a.ok(&["review", "set", &review, "measures_implemented", "fail"]);
     b.ok(&["review", "set", &review, "measures_implemented", "pass"]);
 
@@ -208,10 +158,7 @@ fn two_inspectors_merge_offline_both_ways() {
     let (export_a, _) = state(&a, &campaign);
     let (export_b, _) = state(&b, &campaign);
     assert_eq!(export_a, export_b, "exports differ after merging both ways");
-    assert_eq!(
-        a.ok(&["export", "csv", &campaign]),
-        b.ok(&["export", "csv", &campaign])
-    );
+    assert_eq!(a.ok(&["export", "csv", &campaign]), b.ok(&["export", "csv", &campaign]));
 
     let export: serde_json::Value = serde_json::from_str(&export_a).unwrap();
     common::assert_valid("campaign", &export["campaign"]);
@@ -223,56 +170,43 @@ fn two_inspectors_merge_offline_both_ways() {
 
     // The concurrent status and verdict writes are conflicts needing review.
     let conflicts = a.json(&["conflicts", "list"]);
-    let paths: Vec<&str> = conflicts[0]["conflicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["path"].as_str().unwrap())
-        .collect();
+    let paths: Vec<&str> =
+        conflicts[0]["conflicts"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
     let status_path = format!("hazards/{h2}/rectification/status");
     assert!(paths.contains(&status_path.as_str()), "{conflicts}");
-    assert!(paths.contains(
-        &format!("accident_reviews/{review}/items/measures_implemented/verdict").as_str()
-    ));
+    assert!(paths.contains(&format!("accident_reviews/{review}/items/measures_implemented/verdict").as_str()));
     assert!(a.ok(&["conflicts", "list"]).contains("整改状态"));
 
-    // Resolving on one device and syncing clears it everywhere.
+    // The concurrent plans are listed too, as non-critical conflicts.
+    let measures = conflicts[0]["conflicts"].as_array().unwrap().iter().find(|c| c["field"] == "measures").unwrap();
+    assert_eq!(measures["critical"], false);
+    assert_eq!(measures["values"], serde_json::json!(["立即封闭临边", "补设防护栏杆"]));
+    let status = conflicts[0]["conflicts"].as_array().unwrap().iter().find(|c| c["field"] == "status").unwrap();
+    assert_eq!(status["critical"], true);
+
+    // A choice that is not one of the concurrent values is refused.
     let dossier = conflicts[0]["dossier"].as_str().unwrap();
+    let err = a.fails(&["conflicts", "resolve", dossier, &status_path, "已销号"]);
+    assert!(err.contains("不是该字段当前的值之一"), "{err}");
+
+    // Resolving on one device and syncing clears them everywhere.
     a.ok(&["conflicts", "resolve", dossier, &status_path, "待复查"]);
-    a.ok(&[
-        "conflicts",
-        "resolve",
-        dossier,
-        paths.iter().find(|p| p.contains("verdict")).unwrap(),
-        "fail",
-    ]);
+    for c in conflicts[0]["conflicts"].as_array().unwrap().iter().filter(|c| c["field"] != "status") {
+        a.ok(&["conflicts", "resolve", dossier, c["path"].as_str().unwrap(), c["values"][0].as_str().unwrap()]);
+    }
     exchange(&a, &b, root, "a3.fsb");
     assert_eq!(b.json(&["conflicts", "list"]), serde_json::json!([]));
     assert_eq!(state(&a, &campaign).0, state(&b, &campaign).0);
 
     // Photos travelled with the bundle.
-    let sha = hazard["photos"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
+    let sha = hazard["photos"].as_object().unwrap().keys().next().unwrap().clone();
     assert!(b.home.join("blobs").join(&sha[..2]).join(&sha).exists());
 
     // The CSV register carries the DOMAIN.md columns.
     let csv = a.ok(&["export", "csv", &campaign]);
     let header = csv.trim_start_matches('\u{feff}').lines().next().unwrap();
-    for column in [
-        "序号",
-        "隐患部位",
-        "事故类型",
-        "隐患等级",
-        "重大隐患判定条款",
-        "整改期限",
-        "复查人",
-        "整改状态",
-    ] {
+    for column in ["序号", "隐患部位", "事故类型", "隐患等级", "重大隐患判定条款", "整改期限", "复查人", "整改状态"]
+    {
         assert!(header.contains(column), "missing column {column}");
     }
     assert_eq!(csv.lines().count(), 3);
@@ -283,103 +217,30 @@ fn bad_edits_are_refused_and_change_nothing() {
     let root = TempDir::new().unwrap();
     let root = root.path();
     let (a, _b, campaign) = team(root);
-    let h = a.json(&[
-        "hazard",
-        "add",
-        &campaign,
-        CODE,
-        "--title",
-        "配电箱无门锁",
-        "--accident-type",
-        "05",
-    ])["id"]
+    let h = a.json(&["hazard", "add", &campaign, CODE, "--title", "配电箱无门锁", "--accident-type", "05"])["id"]
         .as_str()
         .unwrap()
         .to_owned();
     a.ok(&["rectify", "submit", &h, "--by", "赵六"]);
     let before = state(&a, &campaign);
 
-    let err = a.fails(&[
-        "hazard",
-        "add",
-        &campaign,
-        CODE,
-        "--title",
-        "x",
-        "--accident-type",
-        "33",
-    ]);
+    let err = a.fails(&["hazard", "add", &campaign, CODE, "--title", "x", "--accident-type", "33"]);
     assert!(err.contains("未知的事故类型代码"), "{err}");
-    let err = a.fails(&[
-        "hazard",
-        "add",
-        &campaign,
-        CODE,
-        "--title",
-        "x",
-        "--accident-type",
-        "09",
-        "--level",
-        "major",
-    ]);
+    let err = a.fails(&["hazard", "add", &campaign, CODE, "--title", "x", "--accident-type", "09", "--level", "major"]);
     assert!(err.contains("重大事故隐患必须引用判定条款"), "{err}");
     let err = a.fails(&["hazard", "edit", &h, "--criterion", "no-such-clause"]);
     assert!(err.contains("未知的重大事故隐患判定条款"), "{err}");
-    let err = a.fails(&[
-        "rectify",
-        "verify",
-        &h,
-        "--verifier",
-        "赵六",
-        "--result",
-        "pass",
-    ]);
+    let err = a.fails(&["rectify", "verify", &h, "--verifier", "赵六", "--result", "pass"]);
     assert!(err.contains("复查人不能与整改人相同"), "{err}");
-    let err = a.fails(&[
-        "hazard",
-        "add",
-        &campaign,
-        CODE,
-        "--title",
-        "x",
-        "--accident-type",
-        "09",
-        "--gps",
-        "95,106",
-    ]);
+    let err = a.fails(&["hazard", "add", &campaign, CODE, "--title", "x", "--accident-type", "09", "--gps", "95,106"]);
     assert!(err.contains("GPS"), "{err}");
-    let err = a.fails(&[
-        "hazard",
-        "photo",
-        &h,
-        root.join("missing.jpg").to_str().unwrap(),
-    ]);
+    let err = a.fails(&["hazard", "photo", &h, root.join("missing.jpg").to_str().unwrap()]);
     assert!(err.contains("无法读取照片"), "{err}");
-    let err = a.fails(&[
-        "campaign",
-        "add-enterprise",
-        &campaign,
-        "--name",
-        "x",
-        "--code",
-        "123",
-    ]);
+    let err = a.fails(&["campaign", "add-enterprise", &campaign, "--name", "x", "--code", "123"]);
     assert!(err.contains("统一社会信用代码无效"), "{err}");
 
-    assert_eq!(
-        state(&a, &campaign),
-        before,
-        "a refused edit changed the store"
-    );
-    a.ok(&[
-        "rectify",
-        "verify",
-        &h,
-        "--verifier",
-        "钱七",
-        "--result",
-        "pass",
-    ]);
+    assert_eq!(state(&a, &campaign), before, "a refused edit changed the store");
+    a.ok(&["rectify", "verify", &h, "--verifier", "钱七", "--result", "pass"]);
 }
 
 /// Imports `bytes` on `to` and expects a refusal containing `message`, with
@@ -390,11 +251,7 @@ fn refused(to: &Device, campaign: &str, root: &Path, bytes: &[u8], message: &str
     let before = state(to, campaign);
     let err = to.fails(&["bundle", "import", path.to_str().unwrap()]);
     assert!(err.contains(message), "expected “{message}”, got: {err}");
-    assert_eq!(
-        state(to, campaign),
-        before,
-        "a refused bundle changed the store"
-    );
+    assert_eq!(state(to, campaign), before, "a refused bundle changed the store");
 }
 
 #[test]
@@ -427,13 +284,7 @@ fn bad_bundles_are_refused_and_change_nothing() {
     // Truncated.
     refused(&b, &campaign, root, &bytes[..bytes.len() * 2 / 3], "不完整");
     // Not a bundle at all.
-    refused(
-        &b,
-        &campaign,
-        root,
-        b"PK\x03\x04 a zip file",
-        "不是 FieldSync 数据包",
-    );
+    refused(&b, &campaign, root, b"PK\x03\x04 a zip file", "不是 FieldSync 数据包");
 
     // Signed by a device B does not trust.
     let stranger = Device::new(root, "陌生人");
@@ -450,19 +301,8 @@ fn bad_bundles_are_refused_and_change_nothing() {
         "--end",
         "2026-11-24",
     ]);
-    stranger.ok(&[
-        "bundle",
-        "export",
-        "--out",
-        stranger_bundle.to_str().unwrap(),
-    ]);
-    refused(
-        &b,
-        &campaign,
-        root,
-        &fs::read(&stranger_bundle).unwrap(),
-        "未受信任的设备",
-    );
+    stranger.ok(&["bundle", "export", "--out", stranger_bundle.to_str().unwrap()]);
+    refused(&b, &campaign, root, &fs::read(&stranger_bundle).unwrap(), "未受信任的设备");
 
     // Oversized: a sparse file past the limit is refused before it is read.
     let big = root.join("big.fsb");
@@ -491,29 +331,19 @@ fn a_change_claiming_another_devices_actor_is_refused() {
     b.ok(&["trust", "add", &mallory.key(), "--name", "马六"]);
     let mallory_key = DeviceKey::from_seed(read_seed(&mallory.home));
     let campaign_id: DocId = campaign.parse().unwrap();
-    let doc = decoded
-        .docs
-        .iter_mut()
-        .find(|d| d.id == campaign_id)
-        .unwrap();
+    let doc = decoded.docs.iter_mut().find(|d| d.id == campaign_id).unwrap();
     let a_actor = doc.changes.last().unwrap().actor_id().clone();
     let mut forged = sync_core::automerge::Automerge::new();
     forged.apply_changes(doc.changes.clone()).unwrap();
     forged.set_actor(a_actor);
     let mut tx = forged.transaction();
-    tx.put(sync_core::automerge::ROOT, "name", "已篡改的活动名称")
-        .unwrap();
+    tx.put(sync_core::automerge::ROOT, "name", "已篡改的活动名称").unwrap();
     let (hash, _) = tx.commit();
-    doc.changes
-        .push(forged.get_change_by_hash(&hash.unwrap()).unwrap());
+    doc.changes.push(forged.get_change_by_hash(&hash.unwrap()).unwrap());
     let forged_bundle = Bundle {
         exporter: mallory_key.public(),
         created_at: 0,
-        docs: decoded
-            .docs
-            .drain(..)
-            .filter(|d: &BundleDoc| d.id == campaign_id)
-            .collect(),
+        docs: decoded.docs.drain(..).filter(|d: &BundleDoc| d.id == campaign_id).collect(),
         blobs: Default::default(),
     };
     let bytes = bundle::encode(&forged_bundle, &mallory_key).unwrap();
@@ -545,10 +375,7 @@ fn device_key_is_owner_only() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(a.home.join("device.key"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(a.home.join("device.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let err = a.fails(&["init", "--name", "张三"]);

@@ -3,9 +3,11 @@
 //! random orders. After a final all-to-all exchange:
 //! - all replicas export identical JSON and list identical conflicts;
 //! - every export validates against the JSON Schemas;
-//! - no accepted edit is lost (hazards, text appends, deletions);
-//! - for every critical field, the writes no replica superseded are exactly
-//!   the values reported as a conflict (or the single final value).
+//! - no accepted edit is lost: every hazard and deletion is there, and for
+//!   every field written (level, status, verifier, rectifier, description,
+//!   四不放过 verdicts) the writes no replica superseded are exactly the
+//!   values reported as a conflict — or the single final value;
+//! - conflicts on safety-critical fields are flagged critical.
 //!
 //! The oracle tracks causal knowledge: a replica knows every write it made
 //! or received in a bundle; a write supersedes the writes on the same field
@@ -19,8 +21,8 @@ use sync_core::codes::AccidentType;
 use sync_core::doc::{campaign as campaign_doc, dossier};
 use sync_core::ids::{CreditCode, DocId, EntityId};
 use sync_core::model::{
-    AccidentReview, CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location,
-    Rectification, RectificationStatus, ReviewItem, ReviewItemKind, ReviewItems, Verdict,
+    AccidentReview, CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification,
+    RectificationStatus, ReviewItem, ReviewItemKind, ReviewItems, Verdict,
 };
 use tempfile::TempDir;
 
@@ -28,46 +30,21 @@ mod common;
 
 #[derive(Clone, Debug)]
 enum Op {
-    AddHazard {
-        r: usize,
-    },
-    AppendText {
-        r: usize,
-        h: usize,
-    },
-    ToggleLevel {
-        r: usize,
-        h: usize,
-    },
-    Step {
-        r: usize,
-        h: usize,
-        alt: bool,
-    },
-    Delete {
-        r: usize,
-        h: usize,
-    },
-    AddReview {
-        r: usize,
-    },
-    SetVerdict {
-        r: usize,
-        v: usize,
-        item: usize,
-        verdict: usize,
-    },
-    Exchange {
-        from: usize,
-        to: usize,
-    },
+    AddHazard { r: usize },
+    EditDescription { r: usize, h: usize },
+    ToggleLevel { r: usize, h: usize },
+    Step { r: usize, h: usize, alt: bool },
+    Delete { r: usize, h: usize },
+    AddReview { r: usize },
+    SetVerdict { r: usize, v: usize, item: usize, verdict: usize },
+    Exchange { from: usize, to: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let i = || 0usize..64;
     prop_oneof![
         3 => i().prop_map(|r| Op::AddHazard { r }),
-        2 => (i(), i()).prop_map(|(r, h)| Op::AppendText { r, h }),
+        2 => (i(), i()).prop_map(|(r, h)| Op::EditDescription { r, h }),
         3 => (i(), i()).prop_map(|(r, h)| Op::ToggleLevel { r, h }),
         3 => (i(), i(), any::<bool>()).prop_map(|(r, h, alt)| Op::Step { r, h, alt }),
         1 => (i(), i()).prop_map(|(r, h)| Op::Delete { r, h }),
@@ -91,7 +68,6 @@ struct Sim {
     writes: Vec<Write>,
     superseded: BTreeSet<usize>,
     hazards: Vec<EntityId>,
-    tokens: Vec<(EntityId, String)>,
     deleted: BTreeSet<EntityId>,
     next_token: usize,
 }
@@ -101,11 +77,8 @@ const CODE: &str = "91640200MA76XYW123";
 impl Sim {
     fn new(n: usize) -> Self {
         let dirs: Vec<TempDir> = (0..n).map(|_| TempDir::new().unwrap()).collect();
-        let mut stores: Vec<Store> = dirs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Store::init(d.path(), &format!("检查员{i}")).unwrap())
-            .collect();
+        let mut stores: Vec<Store> =
+            dirs.iter().enumerate().map(|(i, d)| Store::init(d.path(), &format!("检查员{i}")).unwrap()).collect();
         let keys: Vec<_> = stores.iter().map(|s| s.public_key()).collect();
         for (i, store) in stores.iter().enumerate() {
             for (j, key) in keys.iter().enumerate() {
@@ -115,12 +88,7 @@ impl Sim {
             }
         }
         let campaign = stores[0]
-            .create_campaign(
-                "联合检查",
-                CampaignKind::ConstructionJointInspection,
-                "2026-11-24",
-                "2026-11-25",
-            )
+            .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
             .unwrap();
         let code: CreditCode = CODE.parse().unwrap();
         let enterprise = Enterprise {
@@ -131,11 +99,7 @@ impl Sim {
             address: String::new(),
             dossier_id: DocId::dossier(&campaign, &code),
         };
-        stores[0]
-            .edit(&campaign, |tx| {
-                campaign_doc::add_enterprise(tx, &campaign, &enterprise)
-            })
-            .unwrap();
+        stores[0].edit(&campaign, |tx| campaign_doc::add_enterprise(tx, &campaign, &enterprise)).unwrap();
         let dossier = stores[0].open_dossier(&campaign, CODE).unwrap();
         let setup = stores[0].export_bundle().unwrap();
         for store in &mut stores[1..] {
@@ -150,7 +114,6 @@ impl Sim {
             writes: Vec::new(),
             superseded: BTreeSet::new(),
             hazards: Vec::new(),
-            tokens: Vec::new(),
             deleted: BTreeSet::new(),
             next_token: 0,
         }
@@ -163,10 +126,7 @@ impl Sim {
                 self.superseded.insert(w);
             }
         }
-        self.writes.push(Write {
-            path,
-            value: value.to_owned(),
-        });
+        self.writes.push(Write { path, value: value.to_owned() });
         self.knows[r].insert(self.writes.len() - 1);
     }
 
@@ -196,24 +156,22 @@ impl Sim {
                 let id = field_client::new_entity_id().unwrap();
                 let hazard = new_hazard(&format!("隐患{}", self.hazards.len()));
                 let dossier = self.dossier.clone();
-                self.stores[r]
-                    .edit(&dossier, |tx| dossier::add_hazard(tx, &id, &hazard))
-                    .unwrap();
+                self.stores[r].edit(&dossier, |tx| dossier::add_hazard(tx, &id, &hazard)).unwrap();
                 let base = format!("hazards/{id}");
                 self.write(r, format!("{base}/level"), "general");
                 self.write(r, format!("{base}/rectification/status"), "open");
                 self.hazards.push(id);
             }
-            Op::AppendText { r, h } => {
+            Op::EditDescription { r, h } => {
                 let r = r % n;
-                let Some((id, _)) = self.known_hazard(r, h) else {
+                let Some((id, hazard)) = self.known_hazard(r, h) else {
                     return;
                 };
-                let token = format!("〔记录{}〕", self.next_token);
+                let description = format!("{}〔补充{}〕", hazard.description, self.next_token);
                 self.next_token += 1;
-                let t = token.clone();
-                if self.edit_hazard(r, &id, |h| h.description.push_str(&t)) {
-                    self.tokens.push((id, token));
+                let d = description.clone();
+                if self.edit_hazard(r, &id, |h| h.description = d) {
+                    self.write(r, format!("hazards/{id}/description"), &description);
                 }
             }
             Op::ToggleLevel { r, h } => {
@@ -244,8 +202,7 @@ impl Sim {
                 use RectificationStatus::*;
                 let rectifier = format!("整改人{r}");
                 let verifier = format!("复查人{r}");
-                let (status, set_rectifier, set_verifier) = match (hazard.rectification.status, alt)
-                {
+                let (status, set_rectifier, set_verifier) = match (hazard.rectification.status, alt) {
                     (Open, false) => (Rectifying, false, false),
                     (Open, true) | (Rectifying, _) => (AwaitingVerification, true, false),
                     (AwaitingVerification, false) => (Closed, false, true),
@@ -253,6 +210,7 @@ impl Sim {
                     (Closed, _) => return,
                 };
                 let old_verifier = hazard.rectification.verifier.clone();
+                let old_rectifier = hazard.rectification.rectified_by.clone();
                 let accepted = self.edit_hazard(r, &id, |h| {
                     h.rectification.status = status;
                     if set_rectifier {
@@ -263,13 +221,12 @@ impl Sim {
                     }
                 });
                 if accepted {
-                    self.write(
-                        r,
-                        format!("hazards/{id}/rectification/status"),
-                        status.as_str(),
-                    );
+                    self.write(r, format!("hazards/{id}/rectification/status"), status.as_str());
                     if set_verifier && old_verifier.as_deref() != Some(verifier.as_str()) {
                         self.write(r, format!("hazards/{id}/rectification/verifier"), &verifier);
+                    }
+                    if set_rectifier && old_rectifier.as_deref() != Some(rectifier.as_str()) {
+                        self.write(r, format!("hazards/{id}/rectification/rectified_by"), &rectifier);
                     }
                 }
             }
@@ -285,11 +242,7 @@ impl Sim {
             Op::AddReview { r } => {
                 let r = r % n;
                 let id = field_client::new_entity_id().unwrap();
-                let empty = || ReviewItem {
-                    verdict: None,
-                    evidence: String::new(),
-                    note: String::new(),
-                };
+                let empty = || ReviewItem { verdict: None, evidence: String::new(), note: String::new() };
                 let review = AccidentReview {
                     accident_date: "2025-06-01".into(),
                     accident_summary: "高处坠落死亡事故".into(),
@@ -302,16 +255,9 @@ impl Sim {
                     },
                 };
                 let dossier = self.dossier.clone();
-                self.stores[r]
-                    .edit(&dossier, |tx| dossier::add_review(tx, &id, &review))
-                    .unwrap();
+                self.stores[r].edit(&dossier, |tx| dossier::add_review(tx, &id, &review)).unwrap();
             }
-            Op::SetVerdict {
-                r,
-                v,
-                item,
-                verdict,
-            } => {
+            Op::SetVerdict { r, v, item, verdict } => {
                 let r = r % n;
                 let d = self.stores[r].dossier(&self.dossier).unwrap();
                 let Some((id, review)) = d.accident_reviews.into_iter().nth(v % 4) else {
@@ -320,11 +266,7 @@ impl Sim {
                 let id: EntityId = id.parse().unwrap();
                 let kind = ReviewItemKind::ALL[item % 4];
                 let current = review.items.item(kind).verdict;
-                let choices: Vec<Verdict> = Verdict::ALL
-                    .iter()
-                    .copied()
-                    .filter(|v| Some(*v) != current)
-                    .collect();
+                let choices: Vec<Verdict> = Verdict::ALL.iter().copied().filter(|v| Some(*v) != current).collect();
                 let chosen = choices[verdict % choices.len()];
                 let dossier = self.dossier.clone();
                 self.stores[r]
@@ -335,11 +277,7 @@ impl Sim {
                         })
                     })
                     .unwrap();
-                self.write(
-                    r,
-                    format!("accident_reviews/{id}/items/{}/verdict", kind.as_str()),
-                    chosen.as_str(),
-                );
+                self.write(r, format!("accident_reviews/{id}/items/{}/verdict", kind.as_str()), chosen.as_str());
             }
             Op::Exchange { from, to } => {
                 let (from, to) = (from % n, to % n);
@@ -383,10 +321,7 @@ impl Sim {
         let reviews: Vec<String> = (0..self.stores.len())
             .map(|r| serde_json::to_string(&self.stores[r].review_items().unwrap()).unwrap())
             .collect();
-        assert!(
-            reviews.iter().all(|c| c == &reviews[0]),
-            "replicas list different conflicts"
-        );
+        assert!(reviews.iter().all(|c| c == &reviews[0]), "replicas list different conflicts");
 
         let export = export::campaign(&mut self.stores[0], &self.campaign).unwrap();
         common::assert_schema_valid(&export);
@@ -394,52 +329,33 @@ impl Sim {
         for id in &self.hazards {
             assert!(d.hazards.contains_key(id.as_str()), "hazard {id} lost");
         }
-        for (id, token) in &self.tokens {
-            assert!(
-                d.hazards[id.as_str()].description.contains(token.as_str()),
-                "text edit {token} lost on {id}"
-            );
-        }
         for id in &self.deleted {
             assert!(d.hazards[id.as_str()].deleted, "deletion of {id} lost");
         }
 
-        let conflicts: BTreeMap<String, Vec<String>> = self.stores[0]
-            .review_items()
-            .unwrap()
-            .into_iter()
-            .flat_map(|e| e.conflicts)
-            .map(|c| (c.path, c.values))
-            .collect();
+        let listed: Vec<_> = self.stores[0].review_items().unwrap().into_iter().flat_map(|e| e.conflicts).collect();
+        for c in &listed {
+            let critical =
+                ["level", "status", "verifier", "verdict", "major_hazard_criterion"].contains(&c.field.as_str());
+            assert_eq!(c.critical, critical, "{} flagged wrongly", c.path);
+        }
+        let conflicts: BTreeMap<String, Vec<String>> = listed.into_iter().map(|c| (c.path, c.values)).collect();
         let mut live: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (i, w) in self.writes.iter().enumerate() {
             if !self.superseded.contains(&i) {
-                live.entry(w.path.as_str())
-                    .or_default()
-                    .insert(w.value.as_str());
+                live.entry(w.path.as_str()).or_default().insert(w.value.as_str());
             }
         }
         for (path, values) in &live {
             let expected: Vec<String> = values.iter().map(|v| v.to_string()).collect();
             if values.len() > 1 {
-                assert_eq!(
-                    conflicts.get(*path),
-                    Some(&expected),
-                    "concurrent writes at {path} not reported"
-                );
+                assert_eq!(conflicts.get(*path), Some(&expected), "concurrent writes at {path} not reported");
             } else {
                 assert_eq!(conflicts.get(*path), None, "spurious conflict at {path}");
-                assert_eq!(
-                    final_value(d, path).as_deref(),
-                    Some(expected[0].as_str()),
-                    "write at {path} lost"
-                );
+                assert_eq!(final_value(d, path).as_deref(), Some(expected[0].as_str()), "write at {path} lost");
             }
         }
-        assert_eq!(
-            conflicts.len(),
-            live.values().filter(|v| v.len() > 1).count()
-        );
+        assert_eq!(conflicts.len(), live.values().filter(|v| v.len() > 1).count());
     }
 }
 
@@ -447,19 +363,13 @@ fn final_value(d: &sync_core::model::Dossier, path: &str) -> Option<String> {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["hazards", id, "level"] => Some(d.hazards[*id].level.as_str().to_owned()),
-        ["hazards", id, "rectification", "status"] => {
-            Some(d.hazards[*id].rectification.status.as_str().to_owned())
-        }
-        ["hazards", id, "rectification", "verifier"] => {
-            d.hazards[*id].rectification.verifier.clone()
-        }
+        ["hazards", id, "rectification", "status"] => Some(d.hazards[*id].rectification.status.as_str().to_owned()),
+        ["hazards", id, "rectification", "verifier"] => d.hazards[*id].rectification.verifier.clone(),
+        ["hazards", id, "rectification", "rectified_by"] => d.hazards[*id].rectification.rectified_by.clone(),
+        ["hazards", id, "description"] => Some(d.hazards[*id].description.clone()),
         ["accident_reviews", id, "items", item, "verdict"] => {
             let kind = ReviewItemKind::parse(item)?;
-            d.accident_reviews[*id]
-                .items
-                .item(kind)
-                .verdict
-                .map(|v| v.as_str().to_owned())
+            d.accident_reviews[*id].items.item(kind).verdict.map(|v| v.as_str().to_owned())
         }
         _ => None,
     }
@@ -473,10 +383,7 @@ fn new_hazard(title: &str) -> Hazard {
         accident_type: AccidentType::gb6441_1986("09").unwrap(),
         level: HazardLevel::General,
         major_hazard_criterion: None,
-        location: Location {
-            text: "1号楼".into(),
-            gps: None,
-        },
+        location: Location { text: "1号楼".into(), gps: None },
         legal_basis: "JGJ 59-2011".into(),
         photos: BTreeMap::new(),
         inspector: "检查员".into(),

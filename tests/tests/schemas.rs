@@ -16,23 +16,12 @@ fn starter_checklists_round_trip_and_validate() {
         assert!(list.items.len() >= 15, "{} is too short", list.id);
         common::assert_valid("checklist", &serde_json::to_value(&list).unwrap());
         let doc = checklist::create(&list).unwrap();
-        assert_eq!(
-            checklist::read(&doc).unwrap(),
-            list,
-            "{} does not round-trip through Automerge",
-            list.id
-        );
+        assert_eq!(checklist::read(&doc).unwrap(), list, "{} does not round-trip through Automerge", list.id);
         // Same content → same document on every device.
-        assert_eq!(
-            checklist::create(&list).unwrap().get_heads(),
-            doc.get_heads()
-        );
+        assert_eq!(checklist::create(&list).unwrap().get_heads(), doc.get_heads());
         for (id, item) in &list.items {
             assert!(id.starts_with(&format!("{}/", list.id)), "{id}");
-            assert!(
-                item.accident_type.entry().is_some(),
-                "{id}: unknown accident type"
-            );
+            assert!(item.accident_type.entry().is_some(), "{id}: unknown accident type");
         }
     }
 }
@@ -45,9 +34,6 @@ fn accident_table_and_criteria_are_complete() {
     assert_eq!(codes, expected);
     assert_eq!(table[8].name, "高处坠落");
     for domain in ["construction", "coal_mine", "metal_nonmetal_mine"] {
-        assert!(
-            codes::criteria().iter().any(|c| c.domain == domain),
-            "no criteria for {domain}"
-        );
+        assert!(codes::criteria().iter().any(|c| c.domain == domain), "no criteria for {domain}");
     }
 }

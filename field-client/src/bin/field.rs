@@ -15,10 +15,9 @@ use sync_core::doc::{campaign, conflicts, dossier, rfc3339};
 use sync_core::identity::DevicePublicKey;
 use sync_core::ids::{CreditCode, DocId, DocKind};
 use sync_core::model::{
-    AccidentReview, CampaignKind, Crs, DocumentCheck, DocumentResult, Domain, Enterprise, GeoPoint,
-    Hazard, HazardKind, HazardLevel, Location, PhotoRef, Rectification, RectificationMode,
-    RectificationStatus, ReviewItem, ReviewItemKind, ReviewItems, ScheduleEntry, SiteVisit,
-    TeamMember, Verdict,
+    AccidentReview, CampaignKind, Crs, DocumentCheck, DocumentResult, Domain, Enterprise, GeoPoint, Hazard, HazardKind,
+    HazardLevel, Location, Rectification, RectificationMode, RectificationStatus, ReviewItem, ReviewItemKind,
+    ReviewItems, ScheduleEntry, SiteVisit, TeamMember, Verdict,
 };
 
 /// 工伤风险检查 现场离线客户端
@@ -336,10 +335,7 @@ enum ReviewCmd {
         note: Option<String>,
     },
     /// 列出四不放过核查
-    List {
-        campaign: String,
-        enterprise: String,
-    },
+    List { campaign: String, enterprise: String },
 }
 
 #[derive(Args)]
@@ -463,11 +459,7 @@ fn run(cli: Cli) -> Result<()> {
         let store = Store::init(&home, name)?;
         let key = store.public_key().to_string();
         out.emit(json!({ "public_key": key, "home": home }), || {
-            format!(
-                "已初始化本设备（{}）。\n设备公钥：{key}\n数据目录：{}",
-                store.device_name(),
-                home.display()
-            )
+            format!("已初始化本设备（{}）。\n设备公钥：{key}\n数据目录：{}", store.device_name(), home.display())
         });
         return Ok(());
     }
@@ -476,10 +468,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init { .. } => bail!("{} 中已有设备数据，不能重复初始化", home.display()),
         Command::Whoami => {
             let key = store.public_key().to_string();
-            out.emit(
-                json!({ "public_key": key, "name": store.device_name() }),
-                || format!("使用人：{}\n设备公钥：{key}", store.device_name()),
-            );
+            out.emit(json!({ "public_key": key, "name": store.device_name() }), || {
+                format!("使用人：{}\n设备公钥：{key}", store.device_name())
+            });
         }
         Command::Trust(cmd) => trust(&store, &out, cmd)?,
         Command::Campaign(cmd) => campaign_cmd(&mut store, &out, cmd)?,
@@ -497,29 +488,17 @@ fn run(cli: Cli) -> Result<()> {
                 expires_on: args.expires,
                 note: args.note,
             };
-            store.edit(&dossier_id, |tx| {
-                dossier::add_document_check(tx, &id, &check)
-            })?;
+            store.edit(&dossier_id, |tx| dossier::add_document_check(tx, &id, &check))?;
             out.emit(json!({ "id": id }), || {
-                format!(
-                    "已记录资料检查 {id}：{}（{}）",
-                    check.document_type,
-                    check.result.label()
-                )
+                format!("已记录资料检查 {id}：{}（{}）", check.document_type, check.result.label())
             });
         }
         Command::Visit(args) => {
             let dossier_id = open_dossier(&mut store, &args.campaign, &args.enterprise)?;
             let id = new_entity_id()?;
-            let visit = SiteVisit {
-                date: args.date,
-                inspectors: args.inspectors,
-                note: args.note,
-            };
+            let visit = SiteVisit { date: args.date, inspectors: args.inspectors, note: args.note };
             store.edit(&dossier_id, |tx| dossier::add_site_visit(tx, &id, &visit))?;
-            out.emit(json!({ "id": id }), || {
-                format!("已记录现场检查 {id}（{}）", visit.date)
-            });
+            out.emit(json!({ "id": id }), || format!("已记录现场检查 {id}（{}）", visit.date));
         }
         Command::Conflicts(cmd) => conflicts_cmd(&mut store, &out, cmd)?,
         Command::Status => status(&mut store, &out)?,
@@ -534,30 +513,19 @@ fn trust(store: &Store, out: &Out, cmd: TrustCmd) -> Result<()> {
         TrustCmd::Add { key, name } => {
             let parsed: DevicePublicKey = key.parse()?;
             store.trust(&parsed, &name)?;
-            out.emit(
-                json!({ "trusted": parsed.to_string(), "name": name }),
-                || format!("已信任 {name} 的设备 {parsed}"),
-            );
+            out.emit(json!({ "trusted": parsed.to_string(), "name": name }), || {
+                format!("已信任 {name} 的设备 {parsed}")
+            });
         }
         TrustCmd::List => {
             let list = store.trusted()?;
-            out.emit(
-                json!(
-                    list.iter()
-                        .map(|(k, n)| json!({"key": k, "name": n}))
-                        .collect::<Vec<_>>()
-                ),
-                || {
-                    if list.is_empty() {
-                        "尚未信任任何其他设备。".into()
-                    } else {
-                        list.iter()
-                            .map(|(k, n)| format!("{n}\t{k}"))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    }
-                },
-            );
+            out.emit(json!(list.iter().map(|(k, n)| json!({"key": k, "name": n})).collect::<Vec<_>>()), || {
+                if list.is_empty() {
+                    "尚未信任任何其他设备。".into()
+                } else {
+                    list.iter().map(|(k, n)| format!("{n}\t{k}")).collect::<Vec<_>>().join("\n")
+                }
+            });
         }
     }
     Ok(())
@@ -588,27 +556,19 @@ fn open_dossier(store: &mut Store, campaign: &str, enterprise: &str) -> Result<D
 
 fn campaign_cmd(store: &mut Store, out: &Out, cmd: CampaignCmd) -> Result<()> {
     match cmd {
-        CampaignCmd::Create {
-            name,
-            kind,
-            start,
-            end,
-        } => {
+        CampaignCmd::Create { name, kind, start, end } => {
             let id = store.create_campaign(&name, kind, &start, &end)?;
             let c = store.campaign(&id)?;
-            out.emit(
-                json!({ "id": id, "briefing_deadline": c.briefing_deadline }),
-                || {
-                    format!(
-                        "已创建检查活动 {id}\n{}（{}），{} 至 {}，通报培训会最迟 {} 召开",
-                        c.name,
-                        kind.label(),
-                        c.start_date,
-                        c.end_date,
-                        c.briefing_deadline
-                    )
-                },
-            );
+            out.emit(json!({ "id": id, "briefing_deadline": c.briefing_deadline }), || {
+                format!(
+                    "已创建检查活动 {id}\n{}（{}），{} 至 {}，通报培训会最迟 {} 召开",
+                    c.name,
+                    kind.label(),
+                    c.start_date,
+                    c.end_date,
+                    c.briefing_deadline
+                )
+            });
         }
         CampaignCmd::List => {
             let mut list = Vec::new();
@@ -650,52 +610,29 @@ fn campaign_cmd(store: &mut Store, out: &Out, cmd: CampaignCmd) -> Result<()> {
                 );
                 s.push_str(&format!("检查组（{} 人）：", c.team.len()));
                 s.push_str(
-                    &c.team
-                        .values()
-                        .map(|m| format!("{}（{}）", m.name, m.role))
-                        .collect::<Vec<_>>()
-                        .join("、"),
+                    &c.team.values().map(|m| format!("{}（{}）", m.name, m.role)).collect::<Vec<_>>().join("、"),
                 );
                 s.push_str(&format!("\n被检查企业（{} 家）：\n", c.enterprises.len()));
                 for e in c.enterprises.values() {
-                    s.push_str(&format!(
-                        "  {}\t{}\t{}\n",
-                        e.unified_social_credit_code, e.name, e.project
-                    ));
+                    s.push_str(&format!("  {}\t{}\t{}\n", e.unified_social_credit_code, e.name, e.project));
                 }
                 if !c.schedule.is_empty() {
                     s.push_str("日程：\n");
                     let mut entries: Vec<_> = c.schedule.values().collect();
                     entries.sort_by(|a, b| a.date.cmp(&b.date));
                     for e in entries {
-                        let name = c
-                            .enterprises
-                            .get(&e.enterprise)
-                            .map_or(e.enterprise.as_str(), |x| x.name.as_str());
+                        let name = c.enterprises.get(&e.enterprise).map_or(e.enterprise.as_str(), |x| x.name.as_str());
                         s.push_str(&format!("  {}\t{}\t{}\n", e.date, name, e.note));
                     }
                 }
                 if !c.checklists.is_empty() {
                     s.push_str("使用清单：");
-                    s.push_str(
-                        &c.checklists
-                            .iter()
-                            .map(|(k, v)| format!("{k} v{v}"))
-                            .collect::<Vec<_>>()
-                            .join("、"),
-                    );
+                    s.push_str(&c.checklists.iter().map(|(k, v)| format!("{k} v{v}")).collect::<Vec<_>>().join("、"));
                 }
                 s.trim_end().to_owned()
             });
         }
-        CampaignCmd::AddEnterprise {
-            campaign: c,
-            name,
-            code,
-            domain,
-            project,
-            address,
-        } => {
+        CampaignCmd::AddEnterprise { campaign: c, name, code, domain, project, address } => {
             let id = campaign_id(store, &c)?;
             let code: CreditCode = code.parse()?;
             let enterprise = Enterprise {
@@ -709,67 +646,31 @@ fn campaign_cmd(store: &mut Store, out: &Out, cmd: CampaignCmd) -> Result<()> {
             store.edit(&id, |tx| campaign::add_enterprise(tx, &id, &enterprise))?;
             let dossier_id = store.open_dossier(&id, code.as_str())?;
             out.emit(json!({ "enterprise": code, "dossier": dossier_id }), || {
-                format!(
-                    "已添加企业 {}（{code}），企业档案 {dossier_id}",
-                    enterprise.name
-                )
+                format!("已添加企业 {}（{code}），企业档案 {dossier_id}", enterprise.name)
             });
         }
-        CampaignCmd::AddMember {
-            campaign: c,
-            name,
-            role,
-            org,
-        } => {
+        CampaignCmd::AddMember { campaign: c, name, role, org } => {
             let id = campaign_id(store, &c)?;
             let member_id = new_entity_id()?;
-            let member = TeamMember {
-                name,
-                role,
-                organization: org,
-            };
+            let member = TeamMember { name, role, organization: org };
             store.edit(&id, |tx| campaign::add_member(tx, &member_id, &member))?;
-            out.emit(json!({ "id": member_id }), || {
-                format!("已添加检查组成员 {}（{}）", member.name, member.role)
-            });
+            out.emit(json!({ "id": member_id }), || format!("已添加检查组成员 {}（{}）", member.name, member.role));
         }
-        CampaignCmd::Schedule {
-            campaign: c,
-            date,
-            enterprise,
-            note,
-        } => {
+        CampaignCmd::Schedule { campaign: c, date, enterprise, note } => {
             let id = campaign_id(store, &c)?;
             let entry_id = new_entity_id()?;
             let code: CreditCode = enterprise.parse()?;
-            let entry = ScheduleEntry {
-                date,
-                enterprise: code.to_string(),
-                note,
-            };
+            let entry = ScheduleEntry { date, enterprise: code.to_string(), note };
             store.edit(&id, |tx| campaign::add_schedule(tx, &entry_id, &entry))?;
-            out.emit(json!({ "id": entry_id }), || {
-                format!("已添加日程：{} {}", entry.date, entry.enterprise)
-            });
+            out.emit(json!({ "id": entry_id }), || format!("已添加日程：{} {}", entry.date, entry.enterprise));
         }
-        CampaignCmd::UseChecklist {
-            campaign: c,
-            checklist,
-        } => {
+        CampaignCmd::UseChecklist { campaign: c, checklist } => {
             let id = campaign_id(store, &c)?;
             let list = find_checklist(&checklist)?;
-            store.edit(&id, |tx| {
-                campaign::use_checklist(tx, &list.id, list.version)
-            })?;
-            out.emit(
-                json!({ "checklist": list.id, "version": list.version }),
-                || {
-                    format!(
-                        "本活动使用清单：{}（{} v{}）",
-                        list.name, list.id, list.version
-                    )
-                },
-            );
+            store.edit(&id, |tx| campaign::use_checklist(tx, &list.id, list.version))?;
+            out.emit(json!({ "checklist": list.id, "version": list.version }), || {
+                format!("本活动使用清单：{}（{} v{}）", list.name, list.id, list.version)
+            });
         }
     }
     Ok(())
@@ -796,45 +697,23 @@ fn checklist_cmd(out: &Out, cmd: ChecklistCmd) -> Result<()> {
         ChecklistCmd::List => {
             let lists = Store::checklists()?;
             out.emit(
-                json!(lists.iter().map(|c| json!({"id": c.id, "version": c.version, "name": c.name, "items": c.items.len()})).collect::<Vec<_>>()),
-                || {
+                json!(
                     lists
                         .iter()
-                        .map(|c| format!("{}\tv{}\t{}\t{} 条（{}）", c.id, c.version, c.name, c.items.len(), c.domain.label()))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-            );
-        }
-        ChecklistCmd::Show { checklist, section } => {
-            let list = find_checklist(&checklist)?;
-            let items: Vec<_> = list
-                .items
-                .iter()
-                .filter(|(_, i)| section.as_ref().is_none_or(|s| &i.section == s))
-                .collect();
-            out.emit(
-                json!(
-                    items
-                        .iter()
-                        .map(|(id, i)| json!({"id": id, "item": i}))
+                        .map(|c| json!({"id": c.id, "version": c.version, "name": c.name, "items": c.items.len()}))
                         .collect::<Vec<_>>()
                 ),
                 || {
-                    items
+                    lists
                         .iter()
-                        .map(|(id, i)| {
-                            let major = i
-                                .major_hazard_criterion
-                                .as_deref()
-                                .map(|c| format!("\t【可判定重大：{c}】"))
-                                .unwrap_or_default();
+                        .map(|c| {
                             format!(
-                                "{id}\t[{}]\t{}\t{}（{}）{major}",
-                                i.section,
-                                i.title,
-                                i.accident_type.name(),
-                                i.legal_basis
+                                "{}\tv{}\t{}\t{} 条（{}）",
+                                c.id,
+                                c.version,
+                                c.name,
+                                c.items.len(),
+                                c.domain.label()
                             )
                         })
                         .collect::<Vec<_>>()
@@ -842,36 +721,49 @@ fn checklist_cmd(out: &Out, cmd: ChecklistCmd) -> Result<()> {
                 },
             );
         }
+        ChecklistCmd::Show { checklist, section } => {
+            let list = find_checklist(&checklist)?;
+            let items: Vec<_> =
+                list.items.iter().filter(|(_, i)| section.as_ref().is_none_or(|s| &i.section == s)).collect();
+            out.emit(json!(items.iter().map(|(id, i)| json!({"id": id, "item": i})).collect::<Vec<_>>()), || {
+                items
+                    .iter()
+                    .map(|(id, i)| {
+                        let major = i
+                            .major_hazard_criterion
+                            .as_deref()
+                            .map(|c| format!("\t【可判定重大：{c}】"))
+                            .unwrap_or_default();
+                        format!(
+                            "{id}\t[{}]\t{}\t{}（{}）{major}",
+                            i.section,
+                            i.title,
+                            i.accident_type.name(),
+                            i.legal_basis
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
     }
     Ok(())
 }
 
 fn parse_gps(text: &str, crs: Crs) -> Result<GeoPoint> {
-    let (lat, lon) = text
-        .split_once(',')
-        .context("GPS 格式应为 纬度,经度，如 39.0153,106.3845")?;
+    let (lat, lon) = text.split_once(',').context("GPS 格式应为 纬度,经度，如 39.0153,106.3845")?;
     let lat: f64 = lat.trim().parse().context("GPS 纬度不是数字")?;
     let lon: f64 = lon.trim().parse().context("GPS 经度不是数字")?;
     Ok(GeoPoint { lat, lon, crs })
 }
 
-fn attach(store: &Store, files: &[PathBuf]) -> Result<Vec<(String, PhotoRef)>> {
+fn attach(store: &Store, files: &[PathBuf]) -> Result<Vec<(String, String)>> {
     files
         .iter()
         .map(|path| {
-            let (sha, size) = store.add_photo(path)?;
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Ok((
-                sha,
-                PhotoRef {
-                    file_name,
-                    size,
-                    added_at: rfc3339(now_ms()),
-                },
-            ))
+            let sha = store.add_photo(path)?;
+            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok((sha, file_name))
         })
         .collect()
 }
@@ -913,14 +805,7 @@ fn apply_fields(h: &mut Hazard, f: HazardFields) -> Result<()> {
 
 fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
     match cmd {
-        HazardCmd::Add {
-            campaign,
-            enterprise,
-            fields,
-            from_checklist,
-            photo,
-            inspector,
-        } => {
+        HazardCmd::Add { campaign, enterprise, fields, from_checklist, photo, inspector } => {
             let dossier_id = open_dossier(store, &campaign, &enterprise)?;
             let template = from_checklist.as_deref().map(checklist_item).transpose()?;
             let mut hazard = Hazard {
@@ -930,10 +815,7 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                 accident_type: AccidentType::gb6441_1986("20")?,
                 level: HazardLevel::General,
                 major_hazard_criterion: None,
-                location: Location {
-                    text: String::new(),
-                    gps: None,
-                },
+                location: Location { text: String::new(), gps: None },
                 legal_basis: String::new(),
                 photos: Default::default(),
                 inspector: inspector.unwrap_or_else(|| store.device_name().to_owned()),
@@ -967,9 +849,7 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                     hazard.major_hazard_criterion = t.major_hazard_criterion;
                 }
             } else if fields.accident_type.is_none() {
-                bail!(
-                    "请用 --accident-type 填写事故类型代码（01–20），或用 --from-checklist 从清单带入"
-                );
+                bail!("请用 --accident-type 填写事故类型代码（01–20），或用 --from-checklist 从清单带入");
             }
             apply_fields(&mut hazard, fields)?;
             hazard.photos = attach(store, &photo)?.into_iter().collect();
@@ -989,39 +869,24 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
             let r = store.find_hazard(&hazard)?;
             store.edit(&r.dossier, |tx| {
                 dossier::modify_hazard(tx, &r.record, |h| {
-                    apply_fields(h, fields)
-                        .map_err(|e| sync_core::doc::ModelError::Rule(format!("{e:#}")))
+                    apply_fields(h, fields).map_err(|e| sync_core::doc::ModelError::Rule(format!("{e:#}")))
                 })
             })?;
-            out.emit(json!({ "id": r.record }), || {
-                format!("已修改隐患 {}", r.record)
-            });
+            out.emit(json!({ "id": r.record }), || format!("已修改隐患 {}", r.record));
         }
-        HazardCmd::Photo {
-            hazard,
-            files,
-            after,
-        } => {
+        HazardCmd::Photo { hazard, files, after } => {
             let r = store.find_hazard(&hazard)?;
             let photos = attach(store, &files)?;
             let count = photos.len();
             store.edit(&r.dossier, |tx| {
                 dossier::modify_hazard(tx, &r.record, |h| {
-                    let target = if after {
-                        &mut h.rectification.photos_after
-                    } else {
-                        &mut h.photos
-                    };
+                    let target = if after { &mut h.rectification.photos_after } else { &mut h.photos };
                     target.extend(photos);
                     Ok(())
                 })
             })?;
             out.emit(json!({ "id": r.record, "added": count }), || {
-                format!(
-                    "已为隐患 {} 添加{}照片 {count} 张",
-                    r.record,
-                    if after { "整改后" } else { "" }
-                )
+                format!("已为隐患 {} 添加{}照片 {count} 张", r.record, if after { "整改后" } else { "" })
             });
         }
         HazardCmd::Delete { hazard } => {
@@ -1032,17 +897,9 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                     Ok(())
                 })
             })?;
-            out.emit(json!({ "id": r.record, "deleted": true }), || {
-                format!("已删除隐患 {}（记录保留备查）", r.record)
-            });
+            out.emit(json!({ "id": r.record, "deleted": true }), || format!("已删除隐患 {}（记录保留备查）", r.record));
         }
-        HazardCmd::List {
-            campaign,
-            enterprise,
-            level,
-            status,
-            all,
-        } => {
+        HazardCmd::List { campaign, enterprise, level, status, all } => {
             let mut rows = Vec::new();
             let dossiers = match (&campaign, &enterprise) {
                 (Some(c), Some(e)) => vec![open_dossier(store, c, e)?],
@@ -1072,9 +929,7 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
             rows.sort_by(|a, b| (&a.2.found_at, &a.1).cmp(&(&b.2.found_at, &b.1)));
             out.emit(
                 json!(
-                    rows.iter()
-                        .map(|(e, id, h)| json!({"enterprise": e, "id": id, "hazard": h}))
-                        .collect::<Vec<_>>()
+                    rows.iter().map(|(e, id, h)| json!({"enterprise": e, "id": id, "hazard": h})).collect::<Vec<_>>()
                 ),
                 || {
                     if rows.is_empty() {
@@ -1098,10 +953,9 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
         HazardCmd::Show { hazard } => {
             let r = store.find_hazard(&hazard)?;
             let h = dossier::hazard(store.document(&r.dossier)?, &r.record)?;
-            out.emit(
-                json!({ "id": r.record, "dossier": r.dossier, "hazard": h }),
-                || describe_hazard(&r.record.to_string(), &h),
-            );
+            out.emit(json!({ "id": r.record, "dossier": r.dossier, "hazard": h }), || {
+                describe_hazard(&r.record.to_string(), &h)
+            });
         }
     }
     Ok(())
@@ -1119,19 +973,14 @@ fn describe_hazard(id: &str, h: &Hazard) -> String {
         h.level.label()
     ));
     if let Some(c) = &h.major_hazard_criterion {
-        let text = codes::criterion(c)
-            .map(|x| format!("{} {}", x.document_no, x.clause))
-            .unwrap_or_default();
+        let text = codes::criterion(c).map(|x| format!("{} {}", x.document_no, x.clause)).unwrap_or_default();
         s.push_str(&format!("重大隐患判定条款：{c}（{text}）\n"));
     }
     s.push_str(&format!("部位：{}", h.location.text));
     if let Some(g) = h.location.gps {
         s.push_str(&format!("\tGPS：{},{}（{}）", g.lat, g.lon, g.crs.label()));
     }
-    s.push_str(&format!(
-        "\n依据：{}\n发现人：{}\t发现时间：{}\n",
-        h.legal_basis, h.inspector, h.found_at
-    ));
+    s.push_str(&format!("\n依据：{}\n发现人：{}\t发现时间：{}\n", h.legal_basis, h.inspector, h.found_at));
     s.push_str(&format!("整改前照片：{} 张\n", h.photos.len()));
     s.push_str(&format!("整改状态：{}", r.status.label()));
     if let Some(m) = r.mode {
@@ -1145,10 +994,7 @@ fn describe_hazard(id: &str, h: &Hazard) -> String {
         s.push_str(&format!("责任人：{}\t措施：{}\n", r.owner, r.measures));
     }
     if let Some(by) = &r.rectified_by {
-        s.push_str(&format!(
-            "整改人：{by}\t整改后照片：{} 张\n",
-            r.photos_after.len()
-        ));
+        s.push_str(&format!("整改人：{by}\t整改后照片：{} 张\n", r.photos_after.len()));
     }
     if let Some(v) = &r.verifier {
         s.push_str(&format!("复查人：{v}\t复查意见：{}\n", r.verification_note));
@@ -1158,14 +1004,7 @@ fn describe_hazard(id: &str, h: &Hazard) -> String {
 
 fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
     let (hazard, message) = match cmd {
-        RectifyCmd::Plan {
-            hazard,
-            mode,
-            deadline,
-            owner,
-            measures,
-            interim,
-        } => {
+        RectifyCmd::Plan { hazard, mode, deadline, owner, measures, interim } => {
             let r = store.find_hazard(&hazard)?;
             store.edit(&r.dossier, |tx| {
                 dossier::modify_hazard(tx, &r.record, |h| {
@@ -1180,11 +1019,7 @@ fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
             })?;
             (
                 r.record,
-                format!(
-                    "已下达{}要求{}",
-                    mode.label(),
-                    deadline.map(|d| format!("，期限 {d}")).unwrap_or_default()
-                ),
+                format!("已下达{}要求{}", mode.label(), deadline.map(|d| format!("，期限 {d}")).unwrap_or_default()),
             )
         }
         RectifyCmd::Start { hazard } => {
@@ -1212,12 +1047,7 @@ fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
             })?;
             (r.record, "整改完成，状态：待复查".to_owned())
         }
-        RectifyCmd::Verify {
-            hazard,
-            verifier,
-            result,
-            note,
-        } => {
+        RectifyCmd::Verify { hazard, verifier, result, note } => {
             let passed = match result.as_str() {
                 "pass" | "通过" => true,
                 "fail" | "不通过" => false,
@@ -1230,11 +1060,7 @@ fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
                     rect.verifier = Some(verifier.trim().to_owned());
                     rect.verified_at = Some(rfc3339(now_ms()));
                     rect.verification_note = note;
-                    rect.status = if passed {
-                        RectificationStatus::Closed
-                    } else {
-                        RectificationStatus::Rectifying
-                    };
+                    rect.status = if passed { RectificationStatus::Closed } else { RectificationStatus::Rectifying };
                     Ok(())
                 })
             })?;
@@ -1248,28 +1074,16 @@ fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
             )
         }
     };
-    out.emit(json!({ "id": hazard, "message": message }), || {
-        format!("隐患 {hazard}：{message}")
-    });
+    out.emit(json!({ "id": hazard, "message": message }), || format!("隐患 {hazard}：{message}"));
     Ok(())
 }
 
 fn review_cmd(store: &mut Store, out: &Out, cmd: ReviewCmd) -> Result<()> {
     match cmd {
-        ReviewCmd::Add {
-            campaign,
-            enterprise,
-            date,
-            summary,
-            report,
-        } => {
+        ReviewCmd::Add { campaign, enterprise, date, summary, report } => {
             let dossier_id = open_dossier(store, &campaign, &enterprise)?;
             let id = new_entity_id()?;
-            let empty = || ReviewItem {
-                verdict: None,
-                evidence: String::new(),
-                note: String::new(),
-            };
+            let empty = || ReviewItem { verdict: None, evidence: String::new(), note: String::new() };
             let review = AccidentReview {
                 accident_date: date,
                 accident_summary: summary,
@@ -1283,19 +1097,10 @@ fn review_cmd(store: &mut Store, out: &Out, cmd: ReviewCmd) -> Result<()> {
             };
             store.edit(&dossier_id, |tx| dossier::add_review(tx, &id, &review))?;
             out.emit(json!({ "id": id }), || {
-                format!(
-                    "已登记四不放过核查 {id}（{} {}）",
-                    review.accident_date, review.accident_summary
-                )
+                format!("已登记四不放过核查 {id}（{} {}）", review.accident_date, review.accident_summary)
             });
         }
-        ReviewCmd::Set {
-            review,
-            item,
-            verdict,
-            evidence,
-            note,
-        } => {
+        ReviewCmd::Set { review, item, verdict, evidence, note } => {
             let r = store.find_review(&review)?;
             store.edit(&r.dossier, |tx| {
                 dossier::modify_review_item(tx, &r.record, item, |i| {
@@ -1309,15 +1114,11 @@ fn review_cmd(store: &mut Store, out: &Out, cmd: ReviewCmd) -> Result<()> {
                     Ok(())
                 })
             })?;
-            out.emit(
-                json!({ "id": r.record, "item": item, "verdict": verdict }),
-                || format!("{}：{}", item.label(), verdict.label()),
-            );
+            out.emit(json!({ "id": r.record, "item": item, "verdict": verdict }), || {
+                format!("{}：{}", item.label(), verdict.label())
+            });
         }
-        ReviewCmd::List {
-            campaign,
-            enterprise,
-        } => {
+        ReviewCmd::List { campaign, enterprise } => {
             let id = open_dossier(store, &campaign, &enterprise)?;
             let d = store.dossier(&id)?;
             out.emit(serde_json::to_value(&d.accident_reviews)?, || {
@@ -1326,18 +1127,11 @@ fn review_cmd(store: &mut Store, out: &Out, cmd: ReviewCmd) -> Result<()> {
                 }
                 let mut s = String::new();
                 for (rid, r) in &d.accident_reviews {
-                    s.push_str(&format!(
-                        "{rid}\t{}\t{}\n",
-                        r.accident_date, r.accident_summary
-                    ));
+                    s.push_str(&format!("{rid}\t{}\t{}\n", r.accident_date, r.accident_summary));
                     for kind in ReviewItemKind::ALL {
                         let item = r.items.item(*kind);
                         let verdict = item.verdict.map_or("未核查", Verdict::label);
-                        s.push_str(&format!(
-                            "  {}：{verdict}\t{}\n",
-                            kind.label(),
-                            item.evidence
-                        ));
+                        s.push_str(&format!("  {}：{verdict}\t{}\n", kind.label(), item.evidence));
                     }
                 }
                 s.trim_end().to_owned()
@@ -1360,31 +1154,25 @@ fn conflicts_cmd(store: &mut Store, out: &Out, cmd: ConflictsCmd) -> Result<()> 
                     s.push_str(&format!("企业档案 {}：\n", e.dossier));
                     for c in &e.conflicts {
                         s.push_str(&format!(
-                            "  冲突 {}：{} 有多个同时写入的值：{}\n",
+                            "  {}冲突 {}：{}有多个同时写入的值：{}\n",
+                            if c.critical { "【安全关键】" } else { "" },
                             c.path,
-                            c.field.label(),
-                            c.values.join(" / ")
+                            c.label,
+                            c.values.iter().map(|v| conflicts::display(&c.field, v)).collect::<Vec<_>>().join(" / ")
                         ));
                     }
                     for r in &e.rules {
                         s.push_str(&format!("  需审核 隐患 {}：{}\n", r.hazard, r.message));
                     }
                 }
-                s.push_str("裁定冲突：field conflicts resolve 企业档案编号 冲突路径 选定的值");
+                s.push_str("裁定冲突：field conflicts resolve 企业档案编号 冲突路径 选定的值（须为上面列出的值之一）");
                 s
             });
         }
-        ConflictsCmd::Resolve {
-            dossier: d,
-            path,
-            value,
-        } => {
+        ConflictsCmd::Resolve { dossier: d, path, value } => {
             let id: DocId = d.parse()?;
             store.edit(&id, |tx| conflicts::resolve(tx, &path, &value))?;
-            out.emit(
-                json!({ "dossier": id, "path": path, "value": value }),
-                || format!("已裁定 {path} = {value}"),
-            );
+            out.emit(json!({ "dossier": id, "path": path, "value": value }), || format!("已裁定 {path} = {value}"));
         }
     }
     Ok(())
@@ -1404,10 +1192,7 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
         }
     }
     let review = store.review_items()?;
-    let conflicts: usize = review
-        .iter()
-        .map(|e| e.conflicts.len() + e.rules.len())
-        .sum();
+    let conflicts: usize = review.iter().map(|e| e.conflicts.len() + e.rules.len()).sum();
     let trusted = store.trusted()?.len();
     out.emit(
         json!({ "name": store.device_name(), "public_key": store.public_key().to_string(), "campaigns": campaigns,
@@ -1435,20 +1220,14 @@ fn write_out(path: Option<PathBuf>, bytes: &[u8]) -> Result<()> {
 
 fn export_cmd(store: &mut Store, out: &Out, cmd: ExportCmd) -> Result<()> {
     let (path, bytes, what) = match cmd {
-        ExportCmd::Json {
-            campaign,
-            out: path,
-        } => {
+        ExportCmd::Json { campaign, out: path } => {
             let id = campaign_id(store, &campaign)?;
             let data = export::campaign(store, &id)?;
             let mut bytes = serde_json::to_vec_pretty(&data)?;
             bytes.push(b'\n');
             (path, bytes, "JSON")
         }
-        ExportCmd::Csv {
-            campaign,
-            out: path,
-        } => {
+        ExportCmd::Csv { campaign, out: path } => {
             let id = campaign_id(store, &campaign)?;
             let data = export::campaign(store, &id)?;
             (path, export::register_csv(&data)?, "隐患台账 CSV")
@@ -1486,10 +1265,7 @@ fn bundle_cmd(store: &mut Store, out: &Out, cmd: BundleCmd) -> Result<()> {
             let total: usize = report.changes.values().sum();
             out.emit(serde_json::to_value(&report)?, || {
                 if total == 0 && report.photos == 0 {
-                    format!(
-                        "数据包来自 {}，没有新内容（已全部导入过）。",
-                        report.exporter
-                    )
+                    format!("数据包来自 {}，没有新内容（已全部导入过）。", report.exporter)
                 } else {
                     format!(
                         "已导入数据包：{} 个文档共 {total} 次修改，照片 {} 张（来自 {}）",
@@ -1514,39 +1290,21 @@ fn read_bundle_file(path: &Path) -> Result<Vec<u8>, StoreError> {
         return Err(sync_core::bundle::BundleError::TooLarge { size, limit }.into());
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(StoreError::Io)?;
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(StoreError::Io)?;
     if bytes.len() as u64 > limit {
-        return Err(sync_core::bundle::BundleError::TooLarge {
-            size: bytes.len() as u64,
-            limit,
-        }
-        .into());
+        return Err(sync_core::bundle::BundleError::TooLarge { size: bytes.len() as u64, limit }.into());
     }
     Ok(bytes)
 }
 
-fn parse_with<T: Copy>(
-    s: &str,
-    parse: fn(&str) -> Option<T>,
-    all: &[T],
-    show: fn(T) -> String,
-) -> Result<T, String> {
-    parse(s).ok_or_else(|| {
-        format!(
-            "可选值：{}",
-            all.iter().map(|v| show(*v)).collect::<Vec<_>>().join("、")
-        )
-    })
+fn parse_with<T: Copy>(s: &str, parse: fn(&str) -> Option<T>, all: &[T], show: fn(T) -> String) -> Result<T, String> {
+    parse(s).ok_or_else(|| format!("可选值：{}", all.iter().map(|v| show(*v)).collect::<Vec<_>>().join("、")))
 }
 
 macro_rules! enum_parser {
     ($name:ident, $ty:ty) => {
         fn $name(s: &str) -> Result<$ty, String> {
-            parse_with(s, <$ty>::parse, <$ty>::ALL, |v| {
-                format!("{}（{}）", v.as_str(), v.label())
-            })
+            parse_with(s, <$ty>::parse, <$ty>::ALL, |v| format!("{}（{}）", v.as_str(), v.label()))
         }
     };
 }
@@ -1566,9 +1324,7 @@ fn parse_campaign_kind(s: &str) -> Result<CampaignKind, String> {
         "construction" => Ok(CampaignKind::ConstructionJointInspection),
         "mine" => Ok(CampaignKind::MineSurvey),
         "self" => Ok(CampaignKind::SelfInspection),
-        other => CampaignKind::parse(other).ok_or_else(|| {
-            "可选值：construction（建筑施工联合检查）、mine（矿山企业调研）、self（企业自查）"
-                .into()
-        }),
+        other => CampaignKind::parse(other)
+            .ok_or_else(|| "可选值：construction（建筑施工联合检查）、mine（矿山企业调研）、self（企业自查）".into()),
     }
 }

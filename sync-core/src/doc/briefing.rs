@@ -22,31 +22,20 @@ pub fn create(campaign: &DocId) -> Result<Automerge, ModelError> {
         "campaign_id": campaign.as_str(),
         "sections": {},
     });
-    genesis(
-        &id,
-        root.as_object()
-            .ok_or_else(|| ModelError::Malformed("root".into()))?,
-    )
+    genesis(&id, root.as_object().ok_or_else(|| ModelError::Malformed("root".into()))?)
 }
 
 /// Reads the briefing.
 pub fn read(doc: &impl ReadDoc) -> Result<Briefing, ModelError> {
     let briefing: Briefing = read_at(doc, &[])?;
     if briefing.kind != "briefing" {
-        return Err(ModelError::Malformed(format!(
-            "不是通报材料：{}",
-            briefing.kind
-        )));
+        return Err(ModelError::Malformed(format!("不是通报材料：{}", briefing.kind)));
     }
     Ok(briefing)
 }
 
 /// Adds a section.
-pub fn add_section(
-    tx: &mut Transaction<'_>,
-    id: &EntityId,
-    section: &BriefingSection,
-) -> Result<(), ModelError> {
+pub fn add_section(tx: &mut Transaction<'_>, id: &EntityId, section: &BriefingSection) -> Result<(), ModelError> {
     if section.title.trim().is_empty() {
         return Err(ModelError::Empty("章节标题"));
     }
@@ -59,19 +48,9 @@ pub fn modify_section<R>(
     id: &EntityId,
     change: impl FnOnce(&mut BriefingSection) -> Result<R, ModelError>,
 ) -> Result<R, ModelError> {
-    modify_record(
-        tx,
-        &["sections", id.as_str()],
-        "章节",
-        change,
-        |_, new| {
-            if new.title.trim().is_empty() {
-                Err(ModelError::Empty("章节标题"))
-            } else {
-                Ok(())
-            }
-        },
-    )
+    modify_record(tx, &["sections", id.as_str()], "章节", change, |_, new| {
+        if new.title.trim().is_empty() { Err(ModelError::Empty("章节标题")) } else { Ok(()) }
+    })
 }
 
 #[cfg(test)]
@@ -91,10 +70,7 @@ mod tests {
                 notes: String::new(),
                 findings: BTreeMap::new(),
             };
-            edit(&mut doc, 1, |tx| {
-                add_section(tx, &EntityId::new(1, i as u128), &section)
-            })
-            .unwrap();
+            edit(&mut doc, 1, |tx| add_section(tx, &EntityId::new(1, i as u128), &section)).unwrap();
         }
         let id = EntityId::new(1, 0);
         edit(&mut doc, 2, |tx| {

@@ -29,15 +29,10 @@ pub fn create(
         return Err(ModelError::Empty("检查活动名称"));
     }
     if check_date(end_date)? < check_date(start_date)? {
-        return Err(ModelError::Rule(format!(
-            "结束日期 {end_date} 早于开始日期 {start_date}"
-        )));
+        return Err(ModelError::Rule(format!("结束日期 {end_date} 早于开始日期 {start_date}")));
     }
     if tx.get(ROOT, "kind")?.is_some() {
-        return Err(ModelError::Duplicate {
-            what: "检查活动",
-            id: id.to_string(),
-        });
+        return Err(ModelError::Duplicate { what: "检查活动", id: id.to_string() });
     }
     let root = json!({
         "kind": "campaign",
@@ -71,27 +66,17 @@ pub fn read(doc: &impl ReadDoc) -> Result<Campaign, ModelError> {
         .checked_add(jiff::Span::new().days(BRIEFING_DAYS))
         .map_err(|_| ModelError::InvalidDate(end.to_owned()))?;
     if let Some(fields) = json.as_object_mut() {
-        fields.insert(
-            "briefing_deadline".into(),
-            Json::String(deadline.to_string()),
-        );
+        fields.insert("briefing_deadline".into(), Json::String(deadline.to_string()));
     }
     let campaign: Campaign = from_json(json)?;
     if campaign.kind != "campaign" {
-        return Err(ModelError::Malformed(format!(
-            "不是检查活动：{}",
-            campaign.kind
-        )));
+        return Err(ModelError::Malformed(format!("不是检查活动：{}", campaign.kind)));
     }
     Ok(campaign)
 }
 
 /// Adds an enterprise; its dossier id is derived from the campaign and code.
-pub fn add_enterprise(
-    tx: &mut Transaction<'_>,
-    campaign: &DocId,
-    enterprise: &Enterprise,
-) -> Result<(), ModelError> {
+pub fn add_enterprise(tx: &mut Transaction<'_>, campaign: &DocId, enterprise: &Enterprise) -> Result<(), ModelError> {
     if enterprise.name.trim().is_empty() {
         return Err(ModelError::Empty("企业名称"));
     }
@@ -103,11 +88,7 @@ pub fn add_enterprise(
 }
 
 /// Adds a team member.
-pub fn add_member(
-    tx: &mut Transaction<'_>,
-    id: &EntityId,
-    member: &TeamMember,
-) -> Result<(), ModelError> {
+pub fn add_member(tx: &mut Transaction<'_>, id: &EntityId, member: &TeamMember) -> Result<(), ModelError> {
     if member.name.trim().is_empty() {
         return Err(ModelError::Empty("姓名"));
     }
@@ -115,28 +96,17 @@ pub fn add_member(
 }
 
 /// Adds a schedule entry; the enterprise must be in the campaign.
-pub fn add_schedule(
-    tx: &mut Transaction<'_>,
-    id: &EntityId,
-    entry: &ScheduleEntry,
-) -> Result<(), ModelError> {
+pub fn add_schedule(tx: &mut Transaction<'_>, id: &EntityId, entry: &ScheduleEntry) -> Result<(), ModelError> {
     check_date(&entry.date)?;
     let enterprises = map_at(tx, &["enterprises"])?;
     if tx.get(&enterprises, entry.enterprise.as_str())?.is_none() {
-        return Err(ModelError::NotFound {
-            what: "企业",
-            id: entry.enterprise.clone(),
-        });
+        return Err(ModelError::NotFound { what: "企业", id: entry.enterprise.clone() });
     }
     insert_record(tx, &["schedule"], id.as_str(), "日程", entry)
 }
 
 /// Records that the campaign uses version `version` of a checklist.
-pub fn use_checklist(
-    tx: &mut Transaction<'_>,
-    checklist: &str,
-    version: u64,
-) -> Result<(), ModelError> {
+pub fn use_checklist(tx: &mut Transaction<'_>, checklist: &str, version: u64) -> Result<(), ModelError> {
     let checklists = map_at(tx, &["checklists"])?;
     put_value(tx, &checklists, checklist, &Json::from(version))
 }
@@ -152,28 +122,12 @@ mod tests {
         let id = DocId::new_campaign([3; 16]);
         let mut doc = Automerge::new();
         edit(&mut doc, 0, |tx| {
-            create(
-                tx,
-                &id,
-                "联合检查",
-                CampaignKind::ConstructionJointInspection,
-                "2026-11-30",
-                "2026-12-01",
-            )
+            create(tx, &id, "联合检查", CampaignKind::ConstructionJointInspection, "2026-11-30", "2026-12-01")
         })
         .unwrap();
         assert_eq!(read(&doc).unwrap().briefing_deadline, "2026-12-04");
         let mut other = Automerge::new();
-        let err = edit(&mut other, 0, |tx| {
-            create(
-                tx,
-                &id,
-                "x",
-                CampaignKind::MineSurvey,
-                "2026-12-02",
-                "2026-12-01",
-            )
-        });
+        let err = edit(&mut other, 0, |tx| create(tx, &id, "x", CampaignKind::MineSurvey, "2026-12-02", "2026-12-01"));
         assert!(err.is_err());
     }
 }

@@ -15,10 +15,7 @@ use crate::model::Checklist;
 /// Checks a checklist's items: known accident types and criterion clauses.
 pub fn validate(checklist: &Checklist) -> Result<(), ModelError> {
     if checklist.kind != "checklist" {
-        return Err(ModelError::Malformed(format!(
-            "不是检查清单：{}",
-            checklist.kind
-        )));
+        return Err(ModelError::Malformed(format!("不是检查清单：{}", checklist.kind)));
     }
     for (id, item) in &checklist.items {
         let fail = |e: &dyn std::fmt::Display| ModelError::Rule(format!("清单条目 {id}：{e}"));
@@ -33,11 +30,8 @@ pub fn validate(checklist: &Checklist) -> Result<(), ModelError> {
 /// The document of a published checklist version.
 pub fn create(checklist: &Checklist) -> Result<Automerge, ModelError> {
     validate(checklist)?;
-    let id = DocId::checklist(
-        &checklist.id,
-        u32::try_from(checklist.version).unwrap_or(u32::MAX),
-    )
-    .map_err(|e| ModelError::Malformed(e.to_string()))?;
+    let id = DocId::checklist(&checklist.id, u32::try_from(checklist.version).unwrap_or(u32::MAX))
+        .map_err(|e| ModelError::Malformed(e.to_string()))?;
     genesis(&id, &to_object(checklist)?)
 }
 

@@ -1,10 +1,12 @@
 //! Conflicts needing review (待审核冲突).
 //!
 //! Automerge keeps every concurrent value of a field; [`ReadDoc::get`] picks
-//! a deterministic winner, which is fine for a title but not for a hazard
-//! level or a sign-off. For the safety-critical fields this module lists
-//! every field holding more than one distinct concurrent value, and
-//! [`resolve`] writes the reviewer's choice, which supersedes all of them.
+//! a deterministic winner. For a dossier nothing may be resolved silently, so
+//! this module lists every field that holds more than one distinct
+//! concurrent value. The safety-critical fields (hazard level, criterion,
+//! rectification status, verifier sign-off, 四不放过 verdicts) are flagged as
+//! such. [`resolve`] writes the reviewer's choice — one of the concurrent
+//! values — which supersedes all of them.
 //!
 //! It also lists rule issues: a merge of two valid concurrent edits can
 //! break a rule that ties fields together (see [`super::dossier::check_rules`]).
@@ -14,80 +16,22 @@ use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use serde::Serialize;
 
 use super::{ModelError, map_at};
-use crate::codes;
-use crate::model::{HazardLevel, RectificationStatus, ReviewItemKind, Verdict};
+use crate::model::{HazardLevel, RectificationStatus, Verdict};
 
-/// A safety-critical field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CriticalField {
-    /// `hazards/<id>/level`.
-    Level,
-    /// `hazards/<id>/major_hazard_criterion`.
-    Criterion,
-    /// `hazards/<id>/rectification/status`.
-    Status,
-    /// `hazards/<id>/rectification/verifier` (the verification sign-off).
-    Verifier,
-    /// `accident_reviews/<id>/items/<item>/verdict`.
-    Verdict,
-}
-
-impl CriticalField {
-    /// Chinese label.
-    pub fn label(self) -> &'static str {
-        match self {
-            CriticalField::Level => "隐患等级",
-            CriticalField::Criterion => "重大隐患判定条款",
-            CriticalField::Status => "整改状态",
-            CriticalField::Verifier => "复查签认",
-            CriticalField::Verdict => "四不放过结论",
-        }
-    }
-
-    /// Parses and checks a value a reviewer chose for this field.
-    fn check_value(self, value: &str) -> Result<(), ModelError> {
-        let ok = match self {
-            CriticalField::Level => HazardLevel::parse(value).is_some(),
-            CriticalField::Status => RectificationStatus::parse(value).is_some(),
-            CriticalField::Verdict => Verdict::parse(value).is_some(),
-            CriticalField::Criterion => codes::criterion(value).is_ok(),
-            CriticalField::Verifier => !value.trim().is_empty(),
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(ModelError::Rule(format!(
-                "“{value}”不是{}的有效取值",
-                self.label()
-            )))
-        }
-    }
-
-    /// Normalises a value typed as a Chinese label to its stored identifier.
-    fn normalise(self, value: &str) -> String {
-        let id = match self {
-            CriticalField::Level => HazardLevel::parse(value).map(HazardLevel::as_str),
-            CriticalField::Status => {
-                RectificationStatus::parse(value).map(RectificationStatus::as_str)
-            }
-            CriticalField::Verdict => Verdict::parse(value).map(Verdict::as_str),
-            CriticalField::Criterion | CriticalField::Verifier => None,
-        };
-        id.map_or_else(|| value.trim().to_owned(), str::to_owned)
-    }
-}
-
-/// A critical field holding several concurrent values.
+/// A field holding several concurrent values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Conflict {
     /// Path inside the document, e.g. `hazards/<id>/level`; names the conflict.
     pub path: String,
-    /// The hazard or review it belongs to.
+    /// The record (hazard, review, check, visit) it belongs to.
     pub record: String,
-    /// Which field.
-    pub field: CriticalField,
-    /// The distinct concurrent values (stored identifiers), sorted.
+    /// The field's key.
+    pub field: String,
+    /// Chinese name of the field.
+    pub label: &'static str,
+    /// Whether it is a safety-critical field.
+    pub critical: bool,
+    /// The distinct concurrent values, as text, sorted.
     pub values: Vec<String>,
 }
 
@@ -100,98 +44,118 @@ pub struct RuleIssue {
     pub message: String,
 }
 
-fn field_of(path: &[&str]) -> Option<CriticalField> {
-    match path {
-        ["hazards", _, "level"] => Some(CriticalField::Level),
-        ["hazards", _, "major_hazard_criterion"] => Some(CriticalField::Criterion),
-        ["hazards", _, "rectification", "status"] => Some(CriticalField::Status),
-        ["hazards", _, "rectification", "verifier"] => Some(CriticalField::Verifier),
-        ["accident_reviews", _, "items", item, "verdict"] => {
-            ReviewItemKind::parse(item).map(|_| CriticalField::Verdict)
-        }
+/// Whether the field at `path` is safety-critical.
+fn is_critical(path: &[&str]) -> bool {
+    matches!(
+        path,
+        ["hazards", _, "level"]
+            | ["hazards", _, "major_hazard_criterion"]
+            | ["hazards", _, "rectification", "status"]
+            | ["hazards", _, "rectification", "verifier"]
+            | ["accident_reviews", _, "items", _, "verdict"]
+    )
+}
+
+/// The Chinese name of a field key.
+fn label(key: &str) -> &'static str {
+    match key {
+        "level" => "隐患等级",
+        "major_hazard_criterion" => "重大隐患判定条款",
+        "status" => "整改状态",
+        "verifier" => "复查人",
+        "verdict" => "四不放过结论",
+        "title" => "隐患标题",
+        "description" => "隐患描述",
+        "hazard_kind" => "隐患类别",
+        "code" | "code_system" => "事故类型",
+        "text" => "隐患部位",
+        "lat" | "lon" | "crs" => "GPS 坐标",
+        "legal_basis" => "依据条款",
+        "inspector" => "发现人",
+        "found_at" => "发现时间",
+        "mode" => "整改方式",
+        "deadline" => "整改期限",
+        "owner" => "整改责任人",
+        "measures" => "整改措施",
+        "interim_control" => "临时管控措施",
+        "rectified_by" => "整改人",
+        "rectified_at" => "整改完成时间",
+        "verified_at" => "复查时间",
+        "verification_note" => "复查意见",
+        "deleted" => "删除标记",
+        "evidence" => "证据",
+        "note" => "备注",
+        "accident_date" => "事故日期",
+        "accident_summary" => "事故概况",
+        "report_ref" => "调查报告",
+        "document_type" => "资料类型",
+        "name" => "名称",
+        "result" => "检查结论",
+        "expires_on" => "有效期",
+        "date" => "日期",
+        "inspectors" => "检查人员",
+        _ => "字段",
+    }
+}
+
+/// How a stored value is shown: enumerations as their Chinese label with
+/// the identifier, anything else as it is.
+pub fn display(field: &str, value: &str) -> String {
+    let text = match field {
+        "level" => HazardLevel::parse(value).map(HazardLevel::label),
+        "status" => RectificationStatus::parse(value).map(RectificationStatus::label),
+        "verdict" => Verdict::parse(value).map(Verdict::label),
         _ => None,
+    };
+    text.map_or_else(|| value.to_owned(), |l| format!("{l}（{value}）"))
+}
+
+fn text_of(value: &ScalarValue) -> String {
+    match value {
+        ScalarValue::Str(s) => s.to_string(),
+        other => other.to_string(),
     }
 }
 
 /// Lists the conflicts of a dossier, in path order.
 pub fn conflicts(doc: &impl ReadDoc) -> Result<Vec<Conflict>, ModelError> {
     let mut out = Vec::new();
-    let hazards = map_at(doc, &["hazards"])?;
-    for id in doc.keys(&hazards) {
-        let Some((Value::Object(ObjType::Map), hazard)) = doc.get(&hazards, id.as_str())? else {
-            continue;
-        };
-        check(doc, &hazard, &["hazards", &id, "level"], &id, &mut out)?;
-        check(
-            doc,
-            &hazard,
-            &["hazards", &id, "major_hazard_criterion"],
-            &id,
-            &mut out,
-        )?;
-        if let Some((Value::Object(ObjType::Map), rect)) = doc.get(&hazard, "rectification")? {
-            check(
-                doc,
-                &rect,
-                &["hazards", &id, "rectification", "status"],
-                &id,
-                &mut out,
-            )?;
-            check(
-                doc,
-                &rect,
-                &["hazards", &id, "rectification", "verifier"],
-                &id,
-                &mut out,
-            )?;
-        }
-    }
-    let reviews = map_at(doc, &["accident_reviews"])?;
-    for id in doc.keys(&reviews) {
-        let Ok(items) = map_at(doc, &["accident_reviews", &id, "items"]) else {
-            continue;
-        };
-        for kind in ReviewItemKind::ALL {
-            if let Some((Value::Object(ObjType::Map), item)) = doc.get(&items, kind.as_str())? {
-                let path = ["accident_reviews", &id, "items", kind.as_str(), "verdict"];
-                check(doc, &item, &path, &id, &mut out)?;
-            }
-        }
+    for collection in ["hazards", "accident_reviews", "document_checks", "site_visits"] {
+        let Ok(obj) = map_at(doc, &[collection]) else { continue };
+        let mut path = vec![collection.to_owned()];
+        walk(doc, &obj, &mut path, &mut out)?;
     }
     Ok(out)
 }
 
-fn check(
-    doc: &impl ReadDoc,
-    obj: &ObjId,
-    path: &[&str],
-    record: &str,
-    out: &mut Vec<Conflict>,
-) -> Result<(), ModelError> {
-    let Some(field) = field_of(path) else {
-        return Ok(());
-    };
-    let key = path.last().copied().unwrap_or_default();
-    let mut values: Vec<String> = doc
-        .get_all(obj, key)?
-        .into_iter()
-        .map(|(value, _)| match value {
-            Value::Scalar(s) => match s.as_ref() {
-                ScalarValue::Str(s) => s.to_string(),
-                other => other.to_string(),
-            },
-            Value::Object(kind) => kind.to_string(),
-        })
-        .collect();
-    values.sort();
-    values.dedup();
-    if values.len() > 1 {
-        out.push(Conflict {
-            path: path.join("/"),
-            record: record.to_owned(),
-            field,
-            values,
-        });
+fn walk(doc: &impl ReadDoc, obj: &ObjId, path: &mut Vec<String>, out: &mut Vec<Conflict>) -> Result<(), ModelError> {
+    for key in doc.keys(obj) {
+        let values = doc.get_all(obj, key.as_str())?;
+        let mut scalars: Vec<String> = Vec::new();
+        for (value, id) in &values {
+            match value {
+                Value::Object(ObjType::Map) => {
+                    path.push(key.clone());
+                    walk(doc, id, path, out)?;
+                    path.pop();
+                }
+                Value::Object(_) => {}
+                Value::Scalar(s) => scalars.push(text_of(s)),
+            }
+        }
+        scalars.sort();
+        scalars.dedup();
+        if scalars.len() > 1 {
+            let parts: Vec<&str> = path.iter().map(String::as_str).chain([key.as_str()]).collect();
+            out.push(Conflict {
+                path: parts.join("/"),
+                record: parts.get(1).copied().unwrap_or_default().to_owned(),
+                critical: is_critical(&parts),
+                label: label(&key),
+                field: key.clone(),
+                values: scalars,
+            });
+        }
     }
     Ok(())
 }
@@ -202,44 +166,58 @@ pub fn rule_issues(dossier: &crate::model::Dossier) -> Vec<RuleIssue> {
         .hazards
         .iter()
         .filter_map(|(id, hazard)| {
-            super::dossier::check_rules(hazard)
-                .err()
-                .map(|e| RuleIssue {
-                    hazard: id.clone(),
-                    message: e.to_string(),
-                })
+            super::dossier::check_rules(hazard).err().map(|e| RuleIssue { hazard: id.clone(), message: e.to_string() })
         })
         .collect()
 }
 
-/// Resolves the conflict at `path` by writing `value` (an identifier or a
-/// Chinese label); the write supersedes every concurrent value.
-pub fn resolve(tx: &mut Transaction<'_>, path: &str, value: &str) -> Result<(), ModelError> {
+/// Resolves the conflict at `path` by choosing one of its concurrent values
+/// (as listed, or as its Chinese label). The write supersedes every
+/// concurrent value and keeps the value's type.
+pub fn resolve(tx: &mut Transaction<'_>, path: &str, choice: &str) -> Result<(), ModelError> {
+    let not_found = || ModelError::NotFound { what: "需审核字段", id: path.to_owned() };
     let parts: Vec<&str> = path.split('/').collect();
-    let field = field_of(&parts).ok_or_else(|| ModelError::NotFound {
-        what: "需审核字段",
-        id: path.to_owned(),
-    })?;
-    field.check_value(value)?;
-    let (key, parent) = parts.split_last().ok_or_else(|| ModelError::NotFound {
-        what: "需审核字段",
-        id: path.to_owned(),
-    })?;
-    let obj = map_at(tx, parent)?;
-    tx.put(&obj, *key, field.normalise(value))?;
+    let (key, parent) = parts.split_last().ok_or_else(not_found)?;
+    if parent.is_empty() {
+        return Err(not_found());
+    }
+    let obj = map_at(tx, parent).map_err(|_| not_found())?;
+    let values = tx.get_all(&obj, *key)?;
+    let choice = choice.trim();
+    let chosen = values.into_iter().find_map(|(value, _)| match value {
+        Value::Scalar(s) => {
+            let text = text_of(&s);
+            let matches = text == choice || display(key, &text).starts_with(&format!("{choice}（"));
+            matches.then(|| s.into_owned())
+        }
+        Value::Object(_) => None,
+    });
+    let Some(value) = chosen else {
+        let current: Vec<String> = tx
+            .get_all(&obj, *key)?
+            .into_iter()
+            .filter_map(|(v, _)| match v {
+                Value::Scalar(s) => Some(display(key, &text_of(&s))),
+                Value::Object(_) => None,
+            })
+            .collect();
+        return Err(ModelError::Rule(format!("“{choice}”不是该字段当前的值之一，可选：{}", current.join(" / "))));
+    };
+    tx.put(&obj, *key, value)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes;
     use crate::doc::dossier::{add_hazard, create, modify_hazard};
     use crate::doc::edit;
     use crate::ids::{DocId, EntityId};
     use automerge::{ActorId, Automerge};
 
     #[test]
-    fn concurrent_level_writes_are_conflicts_until_resolved() {
+    fn concurrent_writes_are_conflicts_until_resolved() {
         let campaign = DocId::new_campaign([2; 16]);
         let mut a = create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap();
         a.set_actor(ActorId::from(&[1u8; 16][..]));
@@ -272,6 +250,7 @@ mod tests {
         edit(&mut a, 3, |tx| {
             modify_hazard(tx, &id, |h| {
                 h.rectification.status = RectificationStatus::Rectifying;
+                h.description = "甲的描述".into();
                 Ok(())
             })
         })
@@ -280,19 +259,25 @@ mod tests {
             modify_hazard(tx, &id, |h| {
                 h.rectification.status = RectificationStatus::AwaitingVerification;
                 h.rectification.rectified_by = Some("王五".into());
+                h.description = "丙的描述".into();
                 Ok(())
             })
         })
         .unwrap();
         a.merge(&mut c).unwrap();
         let found = conflicts(&a).unwrap();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].field, CriticalField::Status);
-        assert_eq!(found[0].values, vec!["awaiting_verification", "rectifying"]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        let status = found.iter().find(|c| c.field == "status").unwrap();
+        assert!(status.critical);
+        assert_eq!(status.values, vec!["awaiting_verification", "rectifying"]);
+        let description = found.iter().find(|c| c.field == "description").unwrap();
+        assert!(!description.critical);
 
-        edit(&mut a, 4, |tx| resolve(tx, &found[0].path, "待复查")).unwrap();
-        assert!(conflicts(&a).unwrap().is_empty());
-        let err = edit(&mut a, 5, |tx| resolve(tx, &found[0].path, "bogus")).unwrap_err();
+        let err = edit(&mut a, 4, |tx| resolve(tx, &status.path, "已销号")).unwrap_err();
         assert!(matches!(err, ModelError::Rule(_)));
+        edit(&mut a, 4, |tx| resolve(tx, &status.path, "待复查")).unwrap();
+        edit(&mut a, 4, |tx| resolve(tx, &description.path, "丙的描述")).unwrap();
+        assert!(conflicts(&a).unwrap().is_empty());
+        assert_eq!(crate::doc::dossier::hazard(&a, &id).unwrap().description, "丙的描述");
     }
 }

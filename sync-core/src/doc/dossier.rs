@@ -13,8 +13,8 @@ use super::{ModelError, check_date, genesis, insert_record, map_at, modify_recor
 use crate::codes;
 use crate::ids::{CreditCode, DocId, EntityId};
 use crate::model::{
-    AccidentReview, DocumentCheck, Dossier, Hazard, HazardLevel, RectificationMode,
-    RectificationStatus, ReviewItemKind, SCHEMA_VERSION, SiteVisit,
+    AccidentReview, DocumentCheck, Dossier, Hazard, HazardLevel, RectificationMode, RectificationStatus,
+    ReviewItemKind, SCHEMA_VERSION, SiteVisit,
 };
 
 /// The deterministic first state of the dossier of `enterprise` in `campaign`.
@@ -31,31 +31,21 @@ pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, Mo
         "accident_reviews": {},
         "document_checks": {},
     });
-    genesis(
-        &id,
-        root.as_object()
-            .ok_or_else(|| ModelError::Malformed("root".into()))?,
-    )
+    genesis(&id, root.as_object().ok_or_else(|| ModelError::Malformed("root".into()))?)
 }
 
 /// Reads the whole dossier.
 pub fn read(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
     let dossier: Dossier = read_at(doc, &[])?;
     if dossier.kind != "enterprise_dossier" {
-        return Err(ModelError::Malformed(format!(
-            "不是企业档案：{}",
-            dossier.kind
-        )));
+        return Err(ModelError::Malformed(format!("不是企业档案：{}", dossier.kind)));
     }
     Ok(dossier)
 }
 
 /// Reads one hazard.
 pub fn hazard(doc: &impl ReadDoc, id: &EntityId) -> Result<Hazard, ModelError> {
-    read_at(doc, &["hazards", id.as_str()]).map_err(|_| ModelError::NotFound {
-        what: "隐患",
-        id: id.to_string(),
-    })
+    read_at(doc, &["hazards", id.as_str()]).map_err(|_| ModelError::NotFound { what: "隐患", id: id.to_string() })
 }
 
 /// Ids of the records of a collection (`hazards`, `accident_reviews`, …),
@@ -75,14 +65,18 @@ pub fn check_values(h: &Hazard) -> Result<(), ModelError> {
     if let Some(gps) = &h.location.gps {
         let ok = (-90.0..=90.0).contains(&gps.lat) && (-180.0..=180.0).contains(&gps.lon);
         if !ok {
-            return Err(ModelError::InvalidGps {
-                lat: gps.lat,
-                lon: gps.lon,
-            });
+            return Err(ModelError::InvalidGps { lat: gps.lat, lon: gps.lon });
         }
     }
     if let Some(deadline) = &h.rectification.deadline {
         check_date(deadline)?;
+    }
+    // Photo keys name files in the blob store: only SHA-256 hex is accepted,
+    // so no document can smuggle a path.
+    if let Some(bad) =
+        h.photos.keys().chain(h.rectification.photos_after.keys()).find(|k| !crate::bundle::is_blob_name(k))
+    {
+        return Err(ModelError::Rule(format!("照片编号无效：{bad}")));
     }
     Ok(())
 }
@@ -101,9 +95,7 @@ pub fn check_rules(h: &Hazard) -> Result<(), ModelError> {
     }
     let r = &h.rectification;
     if r.mode == Some(RectificationMode::Deadline) && r.deadline.is_none() {
-        return Err(ModelError::Rule(
-            "限期整改必须填写整改期限（--deadline）".into(),
-        ));
+        return Err(ModelError::Rule("限期整改必须填写整改期限（--deadline）".into()));
     }
     if let (Some(verifier), Some(rectifier)) = (&r.verifier, &r.rectified_by) {
         if verifier.trim() == rectifier.trim() {
@@ -124,10 +116,7 @@ fn check_hazard_change(old: &Hazard, new: &Hazard) -> Result<(), ModelError> {
     validate_hazard(new)?;
     let (from, to) = (old.rectification.status, new.rectification.status);
     if from != to && !from.may_become(to) {
-        return Err(ModelError::BadTransition {
-            from: from.label(),
-            to: to.label(),
-        });
+        return Err(ModelError::BadTransition { from: from.label(), to: to.label() });
     }
     let r = &new.rectification;
     if to == RectificationStatus::AwaitingVerification && r.rectified_by.is_none() {
@@ -140,11 +129,7 @@ fn check_hazard_change(old: &Hazard, new: &Hazard) -> Result<(), ModelError> {
 }
 
 /// Adds a new hazard.
-pub fn add_hazard(
-    tx: &mut Transaction<'_>,
-    id: &EntityId,
-    hazard: &Hazard,
-) -> Result<(), ModelError> {
+pub fn add_hazard(tx: &mut Transaction<'_>, id: &EntityId, hazard: &Hazard) -> Result<(), ModelError> {
     validate_hazard(hazard)?;
     if hazard.rectification.status != RectificationStatus::Open {
         return Err(ModelError::Rule("新隐患的整改状态必须为“未整改”".into()));
@@ -159,32 +144,16 @@ pub fn modify_hazard<R>(
     id: &EntityId,
     change: impl FnOnce(&mut Hazard) -> Result<R, ModelError>,
 ) -> Result<R, ModelError> {
-    modify_record(
-        tx,
-        &["hazards", id.as_str()],
-        "隐患",
-        change,
-        check_hazard_change,
-    )
+    modify_record(tx, &["hazards", id.as_str()], "隐患", change, check_hazard_change)
 }
 
 /// Adds a 四不放过 review of a past accident.
-pub fn add_review(
-    tx: &mut Transaction<'_>,
-    id: &EntityId,
-    review: &AccidentReview,
-) -> Result<(), ModelError> {
+pub fn add_review(tx: &mut Transaction<'_>, id: &EntityId, review: &AccidentReview) -> Result<(), ModelError> {
     check_date(&review.accident_date)?;
     if review.accident_summary.trim().is_empty() {
         return Err(ModelError::Empty("事故概况"));
     }
-    insert_record(
-        tx,
-        &["accident_reviews"],
-        id.as_str(),
-        "四不放过核查",
-        review,
-    )
+    insert_record(tx, &["accident_reviews"], id.as_str(), "四不放过核查", review)
 }
 
 /// Changes one item of a review.
@@ -199,11 +168,7 @@ pub fn modify_review_item<R>(
 }
 
 /// Adds a document-compliance check.
-pub fn add_document_check(
-    tx: &mut Transaction<'_>,
-    id: &EntityId,
-    check: &DocumentCheck,
-) -> Result<(), ModelError> {
+pub fn add_document_check(tx: &mut Transaction<'_>, id: &EntityId, check: &DocumentCheck) -> Result<(), ModelError> {
     if check.document_type.trim().is_empty() {
         return Err(ModelError::Empty("证照资料类型"));
     }
@@ -214,11 +179,7 @@ pub fn add_document_check(
 }
 
 /// Adds a site visit.
-pub fn add_site_visit(
-    tx: &mut Transaction<'_>,
-    id: &EntityId,
-    visit: &SiteVisit,
-) -> Result<(), ModelError> {
+pub fn add_site_visit(tx: &mut Transaction<'_>, id: &EntityId, visit: &SiteVisit) -> Result<(), ModelError> {
     check_date(&visit.date)?;
     insert_record(tx, &["site_visits"], id.as_str(), "现场检查", visit)
 }
@@ -252,10 +213,7 @@ pub(crate) mod tests {
             accident_type: AccidentType::gb6441_1986("10").unwrap(),
             level: HazardLevel::General,
             major_hazard_criterion: None,
-            location: Location {
-                text: "3号楼东侧".into(),
-                gps: None,
-            },
+            location: Location { text: "3号楼东侧".into(), gps: None },
             legal_basis: "JGJ 59-2011 第3.3.3条".into(),
             photos: BTreeMap::new(),
             inspector: "张三".into(),
@@ -294,10 +252,7 @@ pub(crate) mod tests {
     fn add_edit_and_read_back() {
         let mut doc = dossier();
         let id = EntityId::new(1, 1);
-        edit(&mut doc, 1, |tx| {
-            add_hazard(tx, &id, &sample_hazard("连墙件缺失"))
-        })
-        .unwrap();
+        edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("连墙件缺失"))).unwrap();
         let hash = edit(&mut doc, 2, |tx| {
             modify_hazard(tx, &id, |h| {
                 h.description.push_str("，已影响架体稳定");
@@ -325,11 +280,11 @@ pub(crate) mod tests {
         assert!(matches!(err, ModelError::MajorWithoutCriterion));
         let mut bad_code = sample_hazard("代码");
         bad_code.accident_type.code = "99".into();
-        assert!(matches!(
-            edit(&mut doc, 1, |tx| add_hazard(tx, &id, &bad_code)),
-            Err(ModelError::Code(_))
-        ));
+        assert!(matches!(edit(&mut doc, 1, |tx| add_hazard(tx, &id, &bad_code)), Err(ModelError::Code(_))));
         assert!(record_ids(&doc, "hazards").unwrap().is_empty());
+        let mut path_trick = sample_hazard("照片");
+        path_trick.photos.insert("../../etc/passwd".into(), "x.jpg".into());
+        assert!(edit(&mut doc, 1, |tx| add_hazard(tx, &id, &path_trick)).is_err());
 
         edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("x"))).unwrap();
         let heads = doc.get_heads();

@@ -23,9 +23,7 @@ pub mod conflicts;
 pub mod dossier;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
-use automerge::{
-    ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
-};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
@@ -35,8 +33,12 @@ use crate::codes::CodeError;
 use crate::ids::DocId;
 
 /// Keys whose string values are Automerge text (character-merged) rather
-/// than last-writer-wins strings.
-const TEXT_FIELDS: &[&str] = &["description", "measures", "notes"];
+/// than single values. Only the briefing's notes, which HQ edits at length:
+/// in dossiers every character of a text would be an operation, and a
+/// 2,000-finding dossier would take seconds to load. Concurrent writes to a
+/// dossier's strings are kept by Automerge and listed for review instead
+/// ([`conflicts`]).
+const TEXT_FIELDS: &[&str] = &["notes"];
 
 /// Errors from reading or editing a document.
 #[derive(Debug, thiserror::Error)]
@@ -117,10 +119,7 @@ pub fn edit<T>(
     f: impl FnOnce(&mut Transaction<'_>) -> Result<T, ModelError>,
 ) -> Result<Committed<T>, ModelError> {
     doc.transact_with(|_| CommitOptions::default().with_time(now_ms), f)
-        .map(|ok| Committed {
-            value: ok.result,
-            hash: ok.hash,
-        })
+        .map(|ok| Committed { value: ok.result, hash: ok.hash })
         .map_err(|failed| failed.error)
 }
 
@@ -146,12 +145,7 @@ fn genesis(id: &DocId, root: &Map<String, Json>) -> Result<Automerge, ModelError
 }
 
 /// Writes `value` as a new object or scalar at `obj[key]`.
-fn put_value(
-    tx: &mut Transaction<'_>,
-    obj: &ObjId,
-    key: &str,
-    value: &Json,
-) -> Result<(), ModelError> {
+fn put_value(tx: &mut Transaction<'_>, obj: &ObjId, key: &str, value: &Json) -> Result<(), ModelError> {
     match value {
         Json::Object(fields) => {
             let child = tx.put_object(obj, key, ObjType::Map)?;
@@ -207,11 +201,7 @@ fn write_diff(
             continue;
         }
         match (old_value, new_value, tx.get(obj, key.as_str())?) {
-            (
-                Some(Json::Object(o)),
-                Json::Object(n),
-                Some((Value::Object(ObjType::Map), child)),
-            ) => {
+            (Some(Json::Object(o)), Json::Object(n), Some((Value::Object(ObjType::Map), child))) => {
                 write_diff(tx, &child, o, n)?;
             }
             (_, Json::String(s), Some((Value::Object(ObjType::Text), text))) => {
@@ -243,10 +233,13 @@ fn read_json(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType) -> Result<Json, Mod
         }
         ObjType::Map | ObjType::Table => {
             let mut fields = Map::new();
-            for key in doc.keys(obj) {
-                if let Some((value, id)) = doc.get(obj, key.as_str())? {
-                    fields.insert(key, json_of(doc, value, &id)?);
-                }
+            for item in doc.map_range(obj, ..) {
+                let value: Value<'static> = item.value.clone().into();
+                let json = match value {
+                    Value::Object(kind) => read_json(doc, &item.id(), kind)?,
+                    Value::Scalar(s) => scalar_json(&s),
+                };
+                fields.insert(item.key.into_owned(), json);
             }
             Json::Object(fields)
         }
@@ -256,18 +249,20 @@ fn read_json(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType) -> Result<Json, Mod
 fn json_of(doc: &impl ReadDoc, value: Value<'_>, id: &ObjId) -> Result<Json, ModelError> {
     Ok(match value {
         Value::Object(kind) => read_json(doc, id, kind)?,
-        Value::Scalar(s) => match s.as_ref() {
-            ScalarValue::Str(s) => Json::String(s.to_string()),
-            ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::from(*i),
-            ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => {
-                serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number)
-            }
-            ScalarValue::Boolean(b) => Json::Bool(*b),
-            ScalarValue::Counter(c) => Json::from(i64::from(c)),
-            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
-        },
+        Value::Scalar(s) => scalar_json(&s),
     })
+}
+
+fn scalar_json(value: &ScalarValue) -> Json {
+    match value {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+    }
 }
 
 /// Finds the map at `path` below the root.
@@ -277,10 +272,7 @@ fn map_at(doc: &impl ReadDoc, path: &[&str]) -> Result<ObjId, ModelError> {
         obj = match doc.get(&obj, *key)? {
             Some((Value::Object(ObjType::Map), id)) => id,
             _ => {
-                return Err(ModelError::NotFound {
-                    what: "记录",
-                    id: path[..=depth].join("/"),
-                });
+                return Err(ModelError::NotFound { what: "记录", id: path[..=depth].join("/") });
             }
         };
     }
@@ -315,12 +307,22 @@ fn insert_record<T: Serialize>(
 ) -> Result<(), ModelError> {
     let parent = map_at(tx, collection)?;
     if tx.get(&parent, id)?.is_some() {
-        return Err(ModelError::Duplicate {
-            what,
-            id: id.to_owned(),
-        });
+        return Err(ModelError::Duplicate { what, id: id.to_owned() });
     }
-    put_value(tx, &parent, id, &Json::Object(to_object(record)?))
+    let mut json = Json::Object(to_object(record)?);
+    prune_defaults(&mut json);
+    put_value(tx, &parent, id, &json)
+}
+
+/// Drops empty strings and `false` from a new record: readers default them
+/// (`#[serde(default)]`), and every value written is an operation that each
+/// device loads. Maps are kept, even empty: nested objects are created once,
+/// with their parent.
+fn prune_defaults(json: &mut Json) {
+    if let Json::Object(fields) = json {
+        fields.retain(|_, v| !matches!(v, Json::Bool(false)) && !matches!(v, Json::String(s) if s.is_empty()));
+        fields.values_mut().for_each(prune_defaults);
+    }
 }
 
 /// Reads the record at `path`, lets `change` modify it, checks the result
@@ -335,10 +337,8 @@ fn modify_record<T, R>(
 where
     T: Serialize + DeserializeOwned + Clone,
 {
-    let obj = map_at(tx, path).map_err(|_| ModelError::NotFound {
-        what,
-        id: path.last().copied().unwrap_or_default().to_owned(),
-    })?;
+    let obj = map_at(tx, path)
+        .map_err(|_| ModelError::NotFound { what, id: path.last().copied().unwrap_or_default().to_owned() })?;
     let old: T = from_json(read_json(tx, &obj, ObjType::Map)?)?;
     let mut new = old.clone();
     let out = change(&mut new)?;
@@ -357,7 +357,5 @@ pub fn check_date(date: &str) -> Result<jiff::civil::Date, ModelError> {
 
 /// Formats milliseconds since the Unix epoch as RFC 3339 (UTC).
 pub fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }

@@ -18,32 +18,21 @@ fn schema(name: &str) -> jsonschema::Validator {
     let path = schemas_dir().join(format!("{name}.schema.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let schema: Value = serde_json::from_str(&text).unwrap();
-    jsonschema::validator_for(&schema)
-        .unwrap_or_else(|e| panic!("{name} schema does not compile: {e}"))
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} schema does not compile: {e}"))
 }
 
 /// Validates `value` against `schemas/<name>.schema.json`, listing every error.
 pub fn assert_valid(name: &str, value: &Value) {
     let validator = schema(name);
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{name} export is not schema-valid:\n{}",
-        errors.join("\n")
-    );
+    let errors: Vec<String> = validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name} export is not schema-valid:\n{}", errors.join("\n"));
 }
 
 /// Validates every document of a campaign export against its schema.
 pub fn assert_schema_valid(export: &CampaignExport) {
     assert_valid("campaign", &serde_json::to_value(&export.campaign).unwrap());
     for dossier in &export.dossiers {
-        assert_valid(
-            "enterprise_dossier",
-            &serde_json::to_value(dossier).unwrap(),
-        );
+        assert_valid("enterprise_dossier", &serde_json::to_value(dossier).unwrap());
     }
     if let Some(briefing) = &export.briefing {
         assert_valid("briefing", &serde_json::to_value(briefing).unwrap());
@@ -70,20 +59,13 @@ pub struct Device {
 
 impl Device {
     pub fn new(root: &Path, name: &str) -> Self {
-        let device = Self {
-            home: root.join(name),
-        };
+        let device = Self { home: root.join(name) };
         device.ok(&["init", "--name", name]);
         device
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(field_bin())
-            .env("FIELD_HOME", &self.home)
-            .env_remove("RUST_LOG")
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(field_bin()).env("FIELD_HOME", &self.home).env_remove("RUST_LOG").args(args).output().unwrap()
     }
 
     /// Runs and expects success; returns stdout.
@@ -113,9 +95,6 @@ impl Device {
     }
 
     pub fn key(&self) -> String {
-        self.json(&["whoami"])["public_key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.json(&["whoami"])["public_key"].as_str().unwrap().to_owned()
     }
 }
