@@ -37,13 +37,41 @@ impl Drop for Db {
 
 /// One row to write; a batch of them is one transaction.
 pub(crate) enum Write {
-    Meta { key: &'static str, value: Vec<u8> },
-    Doc { id: String, kind: &'static str },
-    Change { doc: String, hash: Vec<u8>, actor: Vec<u8>, bytes: Vec<u8>, source: String },
-    Evidence { doc: String, head: Vec<u8>, key: Vec<u8>, nonce: Vec<u8>, sig: Vec<u8> },
-    Snapshot { doc: String, bytes: Vec<u8>, upto: i64 },
-    Trust { key: String, name: String },
-    Blob { sha256: String, size: u64 },
+    Meta {
+        key: &'static str,
+        value: Vec<u8>,
+    },
+    Doc {
+        id: String,
+        kind: &'static str,
+    },
+    Change {
+        doc: String,
+        hash: Vec<u8>,
+        actor: Vec<u8>,
+        bytes: Vec<u8>,
+        source: String,
+    },
+    Evidence {
+        doc: String,
+        head: Vec<u8>,
+        key: Vec<u8>,
+        nonce: Vec<u8>,
+        sig: Vec<u8>,
+    },
+    /// A saved document covering every change logged for it so far.
+    Snapshot {
+        doc: String,
+        bytes: Vec<u8>,
+    },
+    Trust {
+        key: String,
+        name: String,
+    },
+    Blob {
+        sha256: String,
+        size: u64,
+    },
 }
 
 /// What is stored for one document: its snapshot and the changes after it.
@@ -125,10 +153,11 @@ impl Db {
                         )?
                         .execute(params![doc, head, key, nonce, sig])?;
                     }
-                    Write::Snapshot { doc, bytes, upto } => {
+                    Write::Snapshot { doc, bytes } => {
                         tx.execute(
-                            "INSERT OR REPLACE INTO snapshots (doc_id, bytes, upto) VALUES (?1, ?2, ?3)",
-                            params![doc, bytes, upto],
+                            "INSERT OR REPLACE INTO snapshots (doc_id, bytes, upto)
+                             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1))",
+                            params![doc, bytes],
                         )?;
                     }
                     Write::Trust { key, name } => {
@@ -185,13 +214,6 @@ impl Db {
             let changes =
                 stmt.query_map(params![doc, upto], |r| r.get::<_, Vec<u8>>(1))?.collect::<Result<Vec<_>, _>>()?;
             Ok(Some(StoredDoc { since_snapshot: changes.len(), snapshot: snapshot.map(|s| s.0), changes }))
-        })
-    }
-
-    /// The highest log sequence number of a document.
-    pub(crate) fn last_seq(&self, doc: String) -> Result<i64, StoreError> {
-        self.call(move |conn| {
-            Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1", [doc], |r| r.get(0))?)
         })
     }
 

@@ -242,36 +242,17 @@ impl Store {
         let signature = self.key.sign_head(id, &self.proof, hash);
         let mut batch = vec![change_write(id, &change, "local"), evidence_write(id, &signature)];
         loaded.since_snapshot += 1;
-        let snapshot = loaded.since_snapshot >= SNAPSHOT_EVERY;
-        if snapshot {
-            batch.push(Write::Snapshot { doc: id.to_string(), bytes: loaded.doc.save(), upto: -1 });
+        // The snapshot holds exactly what the log holds once this batch is
+        // in: the document in memory never runs ahead of the log.
+        if loaded.since_snapshot >= SNAPSHOT_EVERY {
+            batch.push(Write::Snapshot { doc: id.to_string(), bytes: loaded.doc.save() });
+            loaded.since_snapshot = 0;
         }
-        if let Err(e) = self.persist_with_snapshot(id, batch) {
+        if let Err(e) = self.db.persist(batch) {
             self.docs.remove(id);
             return Err(e);
         }
-        if snapshot {
-            if let Some(l) = self.docs.get_mut(id) {
-                l.since_snapshot = 0;
-            }
-        }
         Ok(committed.value)
-    }
-
-    /// Persists a batch; a snapshot in it (marked `upto: -1`) is stamped with
-    /// the log position of the batch's last change.
-    fn persist_with_snapshot(&self, id: &DocId, mut batch: Vec<Write>) -> Result<(), StoreError> {
-        let has_snapshot = batch.iter().any(|w| matches!(w, Write::Snapshot { .. }));
-        if !has_snapshot {
-            return self.db.persist(batch);
-        }
-        let snapshot = batch.pop();
-        self.db.persist(batch)?;
-        if let Some(Write::Snapshot { doc, bytes, .. }) = snapshot {
-            let upto = self.db.last_seq(id.to_string())?;
-            self.db.persist(vec![Write::Snapshot { doc, bytes, upto }])?;
-        }
-        Ok(())
     }
 
     /// Creates a campaign; returns its id.

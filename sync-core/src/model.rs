@@ -102,6 +102,13 @@ labelled_enum! {
     }
 }
 
+impl Default for RectificationStatus {
+    /// Every hazard starts open.
+    fn default() -> Self {
+        RectificationStatus::Open
+    }
+}
+
 impl RectificationStatus {
     /// Whether a rectification may move from `self` to `next`. Moving back
     /// from awaiting verification to rectifying is a failed verification.
@@ -369,8 +376,9 @@ pub struct GeoPoint {
     pub crs: Crs,
 }
 
-/// The rectification sub-record of a hazard (整改).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The rectification sub-record of a hazard (整改). The default is the
+/// record of a new hazard: open, nothing planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rectification {
     /// Immediate or by deadline; unset until planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -424,8 +432,8 @@ pub struct AccidentReview {
     pub items: ReviewItems,
 }
 
-/// The four 四不放过 items.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The four 四不放过 items. The default is four items not yet judged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReviewItems {
     /// 事故原因未查清不放过.
     pub cause_identified: ReviewItem,
@@ -450,7 +458,7 @@ impl ReviewItems {
 }
 
 /// One 四不放过 item.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReviewItem {
     /// Verdict; unset until judged. Concurrent writes are conflicts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

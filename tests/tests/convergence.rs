@@ -22,7 +22,7 @@ use sync_core::doc::{campaign as campaign_doc, dossier};
 use sync_core::ids::{CreditCode, DocId, EntityId};
 use sync_core::model::{
     AccidentReview, CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification,
-    RectificationStatus, ReviewItem, ReviewItemKind, ReviewItems, Verdict,
+    RectificationStatus, ReviewItemKind, ReviewItems, Verdict,
 };
 use tempfile::TempDir;
 
@@ -242,17 +242,11 @@ impl Sim {
             Op::AddReview { r } => {
                 let r = r % n;
                 let id = field_client::new_entity_id().unwrap();
-                let empty = || ReviewItem { verdict: None, evidence: String::new(), note: String::new() };
                 let review = AccidentReview {
                     accident_date: "2025-06-01".into(),
                     accident_summary: "高处坠落死亡事故".into(),
                     report_ref: "石安委〔2025〕1号".into(),
-                    items: ReviewItems {
-                        cause_identified: empty(),
-                        responsible_handled: empty(),
-                        measures_implemented: empty(),
-                        personnel_educated: empty(),
-                    },
+                    items: ReviewItems::default(),
                 };
                 let dossier = self.dossier.clone();
                 self.stores[r].edit(&dossier, |tx| dossier::add_review(tx, &id, &review)).unwrap();
@@ -390,20 +384,7 @@ fn new_hazard(title: &str) -> Hazard {
         found_at: "2026-11-24T01:00:00Z".into(),
         checklist_item: None,
         deleted: false,
-        rectification: Rectification {
-            mode: None,
-            deadline: None,
-            owner: String::new(),
-            measures: String::new(),
-            interim_control: String::new(),
-            status: RectificationStatus::Open,
-            rectified_by: None,
-            rectified_at: None,
-            verifier: None,
-            verified_at: None,
-            verification_note: String::new(),
-            photos_after: BTreeMap::new(),
-        },
+        rectification: Rectification::default(),
     }
 }
 

@@ -16,8 +16,8 @@ use sync_core::identity::DevicePublicKey;
 use sync_core::ids::{CreditCode, DocId, DocKind};
 use sync_core::model::{
     AccidentReview, CampaignKind, Crs, DocumentCheck, DocumentResult, Domain, Enterprise, GeoPoint, Hazard, HazardKind,
-    HazardLevel, Location, Rectification, RectificationMode, RectificationStatus, ReviewItem, ReviewItemKind,
-    ReviewItems, ScheduleEntry, SiteVisit, TeamMember, Verdict,
+    HazardLevel, Location, Rectification, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems,
+    ScheduleEntry, SiteVisit, TeamMember, Verdict,
 };
 
 /// 工伤风险检查 现场离线客户端
@@ -532,10 +532,10 @@ fn trust(store: &Store, out: &Out, cmd: TrustCmd) -> Result<()> {
 }
 
 fn campaign_id(store: &Store, text: &str) -> Result<DocId> {
-    if let Ok(id) = text.parse::<DocId>() {
-        if id.kind() == DocKind::Campaign {
-            return Ok(id);
-        }
+    if let Ok(id) = text.parse::<DocId>()
+        && id.kind() == DocKind::Campaign
+    {
+        return Ok(id);
     }
     let matches: Vec<DocId> = store
         .doc_ids(DocKind::Campaign)?
@@ -822,20 +822,7 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                 found_at: rfc3339(now_ms()),
                 checklist_item: from_checklist.clone(),
                 deleted: false,
-                rectification: Rectification {
-                    mode: None,
-                    deadline: None,
-                    owner: String::new(),
-                    measures: String::new(),
-                    interim_control: String::new(),
-                    status: RectificationStatus::Open,
-                    rectified_by: None,
-                    rectified_at: None,
-                    verifier: None,
-                    verified_at: None,
-                    verification_note: String::new(),
-                    photos_after: Default::default(),
-                },
+                rectification: Rectification::default(),
             };
             if let Some(t) = template {
                 hazard.title = t.title;
@@ -1083,17 +1070,11 @@ fn review_cmd(store: &mut Store, out: &Out, cmd: ReviewCmd) -> Result<()> {
         ReviewCmd::Add { campaign, enterprise, date, summary, report } => {
             let dossier_id = open_dossier(store, &campaign, &enterprise)?;
             let id = new_entity_id()?;
-            let empty = || ReviewItem { verdict: None, evidence: String::new(), note: String::new() };
             let review = AccidentReview {
                 accident_date: date,
                 accident_summary: summary,
                 report_ref: report,
-                items: ReviewItems {
-                    cause_identified: empty(),
-                    responsible_handled: empty(),
-                    measures_implemented: empty(),
-                    personnel_educated: empty(),
-                },
+                items: ReviewItems::default(),
             };
             store.edit(&dossier_id, |tx| dossier::add_review(tx, &id, &review))?;
             out.emit(json!({ "id": id }), || {

@@ -97,10 +97,10 @@ pub fn check_rules(h: &Hazard) -> Result<(), ModelError> {
     if r.mode == Some(RectificationMode::Deadline) && r.deadline.is_none() {
         return Err(ModelError::Rule("限期整改必须填写整改期限（--deadline）".into()));
     }
-    if let (Some(verifier), Some(rectifier)) = (&r.verifier, &r.rectified_by) {
-        if verifier.trim() == rectifier.trim() {
-            return Err(ModelError::VerifierIsRectifier(verifier.clone()));
-        }
+    if let (Some(verifier), Some(rectifier)) = (&r.verifier, &r.rectified_by)
+        && verifier.trim() == rectifier.trim()
+    {
+        return Err(ModelError::VerifierIsRectifier(verifier.clone()));
     }
     Ok(())
 }
@@ -220,20 +220,7 @@ pub(crate) mod tests {
             found_at: "2026-11-23T02:00:00Z".into(),
             checklist_item: None,
             deleted: false,
-            rectification: Rectification {
-                mode: None,
-                deadline: None,
-                owner: String::new(),
-                measures: String::new(),
-                interim_control: String::new(),
-                status: RectificationStatus::Open,
-                rectified_by: None,
-                rectified_at: None,
-                verifier: None,
-                verified_at: None,
-                verification_note: String::new(),
-                photos_after: BTreeMap::new(),
-            },
+            rectification: Rectification::default(),
         }
     }
 
