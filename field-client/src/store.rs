@@ -188,6 +188,9 @@ impl Store {
                 .map(|b| Change::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("{id}: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
             doc.apply_changes(changes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
+            if !doc.get_missing_deps(&[]).is_empty() {
+                return Err(StoreError::Corrupt(format!("{id}: 修改记录不完整")));
+            }
             doc.set_actor(self.proof.actor_id());
             self.docs.insert(id.clone(), Loaded { doc, since_snapshot: stored.since_snapshot });
         }
@@ -235,10 +238,10 @@ impl Store {
         let Some(hash) = committed.hash else {
             return Ok(committed.value);
         };
-        let change = loaded
-            .doc
-            .get_change_by_hash(&hash)
-            .ok_or_else(|| StoreError::Corrupt(format!("{id}: 刚提交的修改不存在")))?;
+        let Some(change) = loaded.doc.get_change_by_hash(&hash) else {
+            self.docs.remove(id);
+            return Err(StoreError::Corrupt(format!("{id}: 刚提交的修改不存在")));
+        };
         let signature = self.key.sign_head(id, &self.proof, hash);
         let mut batch = vec![change_write(id, &change, "local"), evidence_write(id, &signature)];
         loaded.since_snapshot += 1;
@@ -357,6 +360,12 @@ impl Store {
     }
 
     fn put_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_blob_file(sha, bytes)?;
+        self.db.persist(vec![Write::Blob { sha256: sha.to_owned(), size: bytes.len() as u64 }])
+    }
+
+    /// Writes a photo file durably (temp file, fsync, rename) if absent.
+    fn write_blob_file(&self, sha: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.blob_path(sha);
         if !path.exists() {
             let dir = path.parent().ok_or_else(|| StoreError::Corrupt("照片路径无效".into()))?;
@@ -366,7 +375,7 @@ impl Store {
             file.write_all(bytes).and_then(|_| file.sync_all()).map_err(StoreError::Io)?;
             fs::rename(&tmp, &path).map_err(StoreError::Io)?;
         }
-        self.db.persist(vec![Write::Blob { sha256: sha.to_owned(), size: bytes.len() as u64 }])
+        Ok(())
     }
 
     /// Loads the embedded starter checklists (read-only, as HQ publishes them).
@@ -454,6 +463,7 @@ impl Store {
         let mut report = ImportReport { exporter: source.clone(), ..ImportReport::default() };
         let mut batch = Vec::new();
         let mut staged = Vec::new();
+        let mut photos = HashSet::new();
         for incoming in bundle.docs {
             let id = incoming.id.clone();
             let current = match self.loaded(&id) {
@@ -466,25 +476,38 @@ impl Store {
             let fresh: Vec<Change> =
                 incoming.changes.into_iter().filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none()).collect();
             let check = BundleDoc { id: id.clone(), changes: fresh, evidence: incoming.evidence };
-            bundle::verify_document(&check, is_trusted, |h| doc.get_change_meta_by_hash(h).is_some())?;
+            let evidence = bundle::verify_document(&check, is_trusted, |h| doc.get_change_meta_by_hash(h).is_some())?;
             if check.changes.is_empty() {
                 continue;
             }
             doc.apply_changes(check.changes.iter().cloned())
                 .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
-            validate_kind(&id, &doc)?;
+            if !doc.get_missing_deps(&[]).is_empty() {
+                return Err(StoreError::Rejected { doc: id.to_string(), reason: "缺少前置修改".into() });
+            }
+            if let Some(d) = validate_kind(&id, &doc)? {
+                photos.extend(
+                    d.hazards
+                        .into_values()
+                        .flat_map(|h| h.photos.into_keys().chain(h.rectification.photos_after.into_keys())),
+                );
+            }
             if is_new {
                 batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
             }
             batch.extend(check.changes.iter().map(|c| change_write(&id, c, &source)));
-            batch.extend(check.evidence.iter().map(|e| evidence_write(&id, e)));
+            batch.extend(evidence.iter().map(|e| evidence_write(&id, e)));
             report.changes.insert(id.to_string(), check.changes.len());
             doc.set_actor(self.proof.actor_id());
             staged.push((id, doc, check.changes.len()));
         }
-        for (sha, bytes) in &bundle.blobs {
+        // Only photos the imported dossiers reference are kept. Files go
+        // first: they are content-addressed, so if the transaction below
+        // fails they are unreferenced copies, never wrong data.
+        for (sha, bytes) in bundle.blobs.iter().filter(|(sha, _)| photos.contains(*sha)) {
             if !self.has_blob(sha) {
-                self.put_blob(sha, bytes)?;
+                self.write_blob_file(sha, bytes)?;
+                batch.push(Write::Blob { sha256: sha.clone(), size: bytes.len() as u64 });
                 report.photos += 1;
             }
         }
@@ -509,14 +532,26 @@ pub struct ReviewEntry {
 }
 
 /// Checks that a merged document still has the shape of its kind.
-fn validate_kind(id: &DocId, doc: &Automerge) -> Result<(), StoreError> {
-    let result = match id.kind() {
-        DocKind::Campaign => campaign::read(doc).map(|_| ()),
-        DocKind::EnterpriseDossier => dossier::validate(doc).map(|_| ()),
-        DocKind::Briefing => briefing::read(doc).map(|_| ()),
-        DocKind::Checklist => checklist::read(doc).map(|_| ()),
+/// Checks that a merged document still has the shape of its kind and names
+/// itself; returns the dossier, for its photo references.
+fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossier>, StoreError> {
+    let rejected = |reason: String| StoreError::Rejected { doc: id.to_string(), reason };
+    let (own_id, dossier) = match id.kind() {
+        DocKind::Campaign => (campaign::read(doc).map_err(|e| rejected(e.to_string()))?.id, None),
+        DocKind::EnterpriseDossier => {
+            let d = dossier::validate(doc).map_err(|e| rejected(e.to_string()))?;
+            (d.id.clone(), Some(d))
+        }
+        DocKind::Briefing => (briefing::read(doc).map_err(|e| rejected(e.to_string()))?.id, None),
+        DocKind::Checklist => {
+            let c = checklist::read(doc).map_err(|e| rejected(e.to_string()))?;
+            (DocId::checklist(&c.id, c.version)?, None)
+        }
     };
-    result.map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })
+    if own_id != *id {
+        return Err(rejected(format!("文档内容记载的编号是 {own_id}")));
+    }
+    Ok(dossier)
 }
 
 fn change_write(id: &DocId, change: &Change, source: &str) -> Write {

@@ -27,6 +27,8 @@ use crate::ids::{DocId, DocKind};
 const MAGIC: &[u8; 8] = b"FSBUNDL1";
 const DOMAIN: &[u8] = b"fieldsync/bundle/v1";
 const FORMAT: u32 = 1;
+/// Magic, exporter key, body length.
+const HEADER: usize = 8 + 32 + 8;
 
 /// The largest bundle file accepted (photos included).
 pub const MAX_BUNDLE_BYTES: u64 = 256 * 1024 * 1024;
@@ -188,10 +190,13 @@ pub fn encode(bundle: &Bundle, key: &DeviceKey) -> Result<Vec<u8>, BundleError> 
             .map(|(sha256, bytes)| BlobBody { sha256: sha256.clone(), bytes: ByteBuf::from(bytes.clone()) })
             .collect(),
     };
-    let mut out = Vec::new();
+    let mut encoded = Vec::new();
+    ciborium::into_writer(&body, &mut encoded).map_err(|e| BundleError::Malformed(e.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER + encoded.len() + 64);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&key.public().to_bytes());
-    ciborium::into_writer(&body, &mut out).map_err(|e| BundleError::Malformed(e.to_string()))?;
+    out.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+    out.extend_from_slice(&encoded);
     let signature = key.sign_with_domain(DOMAIN, &out);
     out.extend_from_slice(&signature);
     Ok(out)
@@ -206,34 +211,37 @@ pub fn decode(bytes: &[u8], trusted: impl Fn(&DevicePublicKey) -> bool) -> Resul
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(if MAGIC.starts_with(bytes) { BundleError::Truncated } else { BundleError::NotABundle });
     }
-    if bytes.len() < MAGIC.len() + 32 + 64 {
+    // The header says how long the body is, so a cut-off file is told from
+    // an altered one without parsing anything unauthenticated.
+    let header: &[u8; HEADER] = bytes.get(..HEADER).and_then(|h| h.try_into().ok()).ok_or(BundleError::Truncated)?;
+    let body_len = u64::from_le_bytes(header[40..48].try_into().map_err(|_| BundleError::Truncated)?);
+    let expected = (HEADER as u64).saturating_add(body_len).saturating_add(64);
+    if (bytes.len() as u64) < expected {
         return Err(BundleError::Truncated);
     }
+    if bytes.len() as u64 > expected {
+        return Err(BundleError::BadSignature);
+    }
     let (signed, signature) = bytes.split_at(bytes.len() - 64);
-    let exporter =
-        DevicePublicKey::from_bytes(&signed[MAGIC.len()..MAGIC.len() + 32]).map_err(|_| BundleError::BadSignature)?;
+    let exporter = DevicePublicKey::from_bytes(&header[8..40]).map_err(|_| BundleError::BadSignature)?;
     let signature: [u8; 64] = signature.try_into().map_err(|_| BundleError::Truncated)?;
     if exporter.verify_with_domain(DOMAIN, signed, &signature).is_err() {
-        // A cut-off file fails here too; tell the two apart by whether the
-        // body still parses to its end.
-        let body = &signed[MAGIC.len() + 32..];
-        return Err(match ciborium::from_reader::<Body, _>(body) {
-            Ok(_) => BundleError::BadSignature,
-            Err(ciborium::de::Error::Io(_)) => BundleError::Truncated,
-            Err(_) => BundleError::BadSignature,
-        });
+        return Err(BundleError::BadSignature);
     }
     if !trusted(&exporter) {
         return Err(BundleError::UntrustedExporter(exporter.to_string()));
     }
-    let body: Body =
-        ciborium::from_reader(&signed[MAGIC.len() + 32..]).map_err(|e| BundleError::Malformed(e.to_string()))?;
+    let body: Body = ciborium::from_reader(&signed[HEADER..]).map_err(|e| BundleError::Malformed(e.to_string()))?;
     if body.format != FORMAT {
         return Err(BundleError::Malformed(format!("不支持的数据包版本 {}", body.format)));
     }
     let mut docs = Vec::with_capacity(body.docs.len());
+    let mut seen = BTreeSet::new();
     for d in body.docs {
         let id: DocId = d.id.parse().map_err(|e: crate::ids::IdError| BundleError::Malformed(e.to_string()))?;
+        if !seen.insert(id.clone()) {
+            return Err(BundleError::Malformed(format!("文档 {id} 在数据包中出现了两次")));
+        }
         let changes = d
             .changes
             .into_iter()
@@ -265,33 +273,41 @@ fn evidence_of(doc: &DocId, e: EvidenceBody) -> Result<HeadSignature, BundleErro
 }
 
 /// Checks that every change of `doc` in the bundle may be applied:
-/// - each signature verifies for this document and its key is trusted;
+/// - at most one signature per author; each verifies for this document, its
+///   key is trusted, and it signs a change in the bundle by that author;
 /// - each change is the document's genesis, or is reachable from a signed
 ///   head of the device its actor belongs to;
-/// - checklists take no changes but their genesis;
+/// - in a derived document (dossier, briefing, checklist) the only change
+///   without dependencies is the genesis, so nobody can start a competing
+///   root; checklists take no changes but their genesis;
 /// - every dependency is in the bundle or already held (`known`).
+///
+/// Returns the signatures to store: those over changes in the bundle.
 pub fn verify_document(
     doc: &BundleDoc,
     trusted: impl Fn(&DevicePublicKey) -> bool,
     known: impl Fn(&ChangeHash) -> bool,
-) -> Result<(), BundleError> {
+) -> Result<Vec<HeadSignature>, BundleError> {
     let id = doc.id.to_string();
     let by_hash: HashMap<ChangeHash, &Change> = doc.changes.iter().map(|c| (c.hash(), c)).collect();
 
     let mut covered: BTreeSet<ChangeHash> = BTreeSet::new();
+    let mut authors = BTreeSet::new();
+    let mut accepted = Vec::new();
     for evidence in &doc.evidence {
         evidence.verify(&doc.id).map_err(|_| BundleError::ForgedEvidence(id.clone()))?;
         if !trusted(&evidence.actor.key) {
             return Err(BundleError::UntrustedAuthor { doc: id.clone(), key: evidence.actor.key.to_string() });
         }
         let actor = evidence.actor.actor_id();
+        if !authors.insert(actor.clone()) {
+            return Err(BundleError::Malformed(format!("文档 {id} 中同一作者有多个签名")));
+        }
         match by_hash.get(&evidence.head) {
-            Some(head) if *head.actor_id() != actor => {
-                return Err(BundleError::ForgedEvidence(id.clone()));
-            }
-            Some(_) => {}
+            Some(head) if *head.actor_id() == actor => accepted.push(evidence.clone()),
+            // A signature over a change held already adds nothing.
             None if known(&evidence.head) => continue,
-            None => return Err(BundleError::ForgedEvidence(id.clone())),
+            _ => return Err(BundleError::ForgedEvidence(id.clone())),
         }
         // Everything by this actor reachable from its signed head is vouched for.
         let mut stack = vec![evidence.head];
@@ -310,12 +326,15 @@ pub fn verify_document(
     }
 
     let genesis = genesis_actor(&doc.id);
+    let derived = doc.id.kind() != DocKind::Campaign;
     let mut missing = 0;
     for change in &doc.changes {
         if *change.actor_id() == genesis {
             check_genesis(&doc.id, change)?;
         } else if doc.id.kind() == DocKind::Checklist {
             return Err(BundleError::ReadOnly(id));
+        } else if derived && change.deps().is_empty() {
+            return Err(BundleError::BadGenesis(id));
         } else if !covered.contains(&change.hash()) {
             return Err(BundleError::ActorSpoofed { doc: id, actor: change.actor_id().to_hex_string() });
         }
@@ -324,7 +343,7 @@ pub fn verify_document(
     if missing > 0 {
         return Err(BundleError::MissingDependencies { doc: id, count: missing });
     }
-    Ok(())
+    Ok(accepted)
 }
 
 /// Rebuilds the genesis of `id` from the content the change claims and
@@ -403,7 +422,7 @@ mod tests {
         let bytes = round_trip(signed_doc(&a), &a);
         let bundle = decode(&bytes, |_| true).unwrap();
         assert_eq!(bundle.docs[0].changes.len(), 4);
-        assert_eq!(verify_document(&bundle.docs[0], |_| true, |_| false), Ok(()));
+        assert_eq!(verify_document(&bundle.docs[0], |_| true, |_| false).map(|e| e.len()), Ok(1));
         assert!(matches!(
             verify_document(&bundle.docs[0], |k| *k != a.key.public(), |_| false),
             Err(BundleError::UntrustedAuthor { .. })
@@ -438,5 +457,47 @@ mod tests {
         // No evidence at all.
         doc.evidence.clear();
         assert!(matches!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ActorSpoofed { .. })));
+    }
+
+    #[test]
+    fn duplicate_documents_and_evidence_are_refused() {
+        let a = device(1);
+        let doc = signed_doc(&a);
+        let twice = Bundle {
+            exporter: a.key.public(),
+            created_at: 0,
+            docs: vec![
+                BundleDoc { id: doc.id.clone(), changes: doc.changes.clone(), evidence: doc.evidence.clone() },
+                BundleDoc { id: doc.id.clone(), changes: doc.changes.clone(), evidence: doc.evidence.clone() },
+            ],
+            blobs: BTreeMap::new(),
+        };
+        assert!(matches!(decode(&encode(&twice, &a.key).unwrap(), |_| true), Err(BundleError::Malformed(_))));
+        let mut doubled = signed_doc(&a);
+        doubled.evidence.push(doubled.evidence[0].clone());
+        assert!(matches!(verify_document(&doubled, |_| true, |_| false), Err(BundleError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_derived_document_cannot_get_a_competing_root() {
+        let a = device(1);
+        let real = signed_doc(&a);
+        // A signed change with no dependencies in a dossier: a second root
+        // that would shadow the genesis maps.
+        let mut rogue = Automerge::new().with_actor(a.proof.actor_id());
+        let hash = edit(&mut rogue, 1, |tx| {
+            use automerge::transaction::Transactable;
+            tx.put_object(automerge::ROOT, "hazards", automerge::ObjType::Map)?;
+            Ok(())
+        })
+        .unwrap()
+        .hash
+        .unwrap();
+        let doc = BundleDoc {
+            id: real.id.clone(),
+            changes: rogue.get_changes(&[]),
+            evidence: vec![a.key.sign_head(&real.id, &a.proof, hash)],
+        };
+        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::BadGenesis(real.id.to_string())));
     }
 }

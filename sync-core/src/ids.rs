@@ -84,7 +84,7 @@ impl DocId {
     }
 
     /// The document holding version `version` of checklist `id`.
-    pub fn checklist(id: &str, version: u32) -> Result<Self, IdError> {
+    pub fn checklist(id: &str, version: u64) -> Result<Self, IdError> {
         format!("chk-{id}-v{version}").parse()
     }
 

@@ -72,6 +72,10 @@ pub fn read(doc: &impl ReadDoc) -> Result<Campaign, ModelError> {
     if campaign.kind != "campaign" {
         return Err(ModelError::Malformed(format!("不是检查活动：{}", campaign.kind)));
     }
+    check_date(&campaign.start_date)?;
+    for entry in campaign.schedule.values() {
+        check_date(&entry.date)?;
+    }
     Ok(campaign)
 }
 

@@ -30,8 +30,7 @@ pub fn validate(checklist: &Checklist) -> Result<(), ModelError> {
 /// The document of a published checklist version.
 pub fn create(checklist: &Checklist) -> Result<Automerge, ModelError> {
     validate(checklist)?;
-    let id = DocId::checklist(&checklist.id, u32::try_from(checklist.version).unwrap_or(u32::MAX))
-        .map_err(|e| ModelError::Malformed(e.to_string()))?;
+    let id = DocId::checklist(&checklist.id, checklist.version).map_err(|e| ModelError::Malformed(e.to_string()))?;
     genesis(&id, &to_object(checklist)?)
 }
 

@@ -15,7 +15,7 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use serde::Serialize;
 
-use super::{ModelError, map_at};
+use super::{MAX_DEPTH, ModelError, map_at, put_value, read_json};
 use crate::model::{HazardLevel, RectificationStatus, Verdict};
 
 /// A field holding several concurrent values.
@@ -69,7 +69,7 @@ fn label(key: &str) -> &'static str {
         "hazard_kind" => "隐患类别",
         "code" | "code_system" => "事故类型",
         "text" => "隐患部位",
-        "lat" | "lon" | "crs" => "GPS 坐标",
+        "gps" | "lat" | "lon" | "crs" => "GPS 坐标",
         "legal_basis" => "依据条款",
         "inspector" => "发现人",
         "found_at" => "发现时间",
@@ -128,24 +128,31 @@ pub fn conflicts(doc: &impl ReadDoc) -> Result<Vec<Conflict>, ModelError> {
     Ok(out)
 }
 
+/// The concurrent values of `obj[key]` as text: scalars as they are, maps
+/// (such as a GPS point two devices set at once) as compact JSON.
+fn values_of(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Vec<(String, Value<'static>, ObjId)>, ModelError> {
+    let mut out = Vec::new();
+    for (value, id) in doc.get_all(obj, key)? {
+        let text = match &value {
+            Value::Scalar(s) => text_of(s),
+            Value::Object(ObjType::Map) => read_json(doc, &id, ObjType::Map)?.to_string(),
+            Value::Object(_) => continue,
+        };
+        out.push((text, value.into_owned(), id));
+    }
+    Ok(out)
+}
+
 fn walk(doc: &impl ReadDoc, obj: &ObjId, path: &mut Vec<String>, out: &mut Vec<Conflict>) -> Result<(), ModelError> {
+    if path.len() > MAX_DEPTH {
+        return Err(ModelError::Malformed(format!("对象嵌套超过 {MAX_DEPTH} 层")));
+    }
     for key in doc.keys(obj) {
-        let values = doc.get_all(obj, key.as_str())?;
-        let mut scalars: Vec<String> = Vec::new();
-        for (value, id) in &values {
-            match value {
-                Value::Object(ObjType::Map) => {
-                    path.push(key.clone());
-                    walk(doc, id, path, out)?;
-                    path.pop();
-                }
-                Value::Object(_) => {}
-                Value::Scalar(s) => scalars.push(text_of(s)),
-            }
-        }
-        scalars.sort();
-        scalars.dedup();
-        if scalars.len() > 1 {
+        let values = values_of(doc, obj, &key)?;
+        let mut texts: Vec<String> = values.iter().map(|(t, _, _)| t.clone()).collect();
+        texts.sort();
+        texts.dedup();
+        if texts.len() > 1 {
             let parts: Vec<&str> = path.iter().map(String::as_str).chain([key.as_str()]).collect();
             out.push(Conflict {
                 path: parts.join("/"),
@@ -153,8 +160,12 @@ fn walk(doc: &impl ReadDoc, obj: &ObjId, path: &mut Vec<String>, out: &mut Vec<C
                 critical: is_critical(&parts),
                 label: label(&key),
                 field: key.clone(),
-                values: scalars,
+                values: texts,
             });
+        } else if let Some((_, Value::Object(ObjType::Map), id)) = values.first() {
+            path.push(key.clone());
+            walk(doc, id, path, out)?;
+            path.pop();
         }
     }
     Ok(())
@@ -173,7 +184,8 @@ pub fn rule_issues(dossier: &crate::model::Dossier) -> Vec<RuleIssue> {
 
 /// Resolves the conflict at `path` by choosing one of its concurrent values
 /// (as listed, or as its Chinese label). The write supersedes every
-/// concurrent value and keeps the value's type.
+/// concurrent value and keeps the value's type; a chosen map is written
+/// again as a new map.
 pub fn resolve(tx: &mut Transaction<'_>, path: &str, choice: &str) -> Result<(), ModelError> {
     let not_found = || ModelError::NotFound { what: "需审核字段", id: path.to_owned() };
     let parts: Vec<&str> = path.split('/').collect();
@@ -182,28 +194,22 @@ pub fn resolve(tx: &mut Transaction<'_>, path: &str, choice: &str) -> Result<(),
         return Err(not_found());
     }
     let obj = map_at(tx, parent).map_err(|_| not_found())?;
-    let values = tx.get_all(&obj, *key)?;
+    let values = values_of(tx, &obj, key)?;
     let choice = choice.trim();
-    let chosen = values.into_iter().find_map(|(value, _)| match value {
-        Value::Scalar(s) => {
-            let text = text_of(&s);
-            let matches = text == choice || display(key, &text).starts_with(&format!("{choice}（"));
-            matches.then(|| s.into_owned())
+    let chosen =
+        values.iter().find(|(text, _, _)| text == choice || display(key, text).starts_with(&format!("{choice}（")));
+    match chosen {
+        Some((_, Value::Scalar(s), _)) => tx.put(&obj, *key, s.clone().into_owned())?,
+        Some((text, Value::Object(_), _)) => {
+            let json: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| ModelError::Malformed(e.to_string()))?;
+            put_value(tx, &obj, key, &json)?;
         }
-        Value::Object(_) => None,
-    });
-    let Some(value) = chosen else {
-        let current: Vec<String> = tx
-            .get_all(&obj, *key)?
-            .into_iter()
-            .filter_map(|(v, _)| match v {
-                Value::Scalar(s) => Some(display(key, &text_of(&s))),
-                Value::Object(_) => None,
-            })
-            .collect();
-        return Err(ModelError::Rule(format!("“{choice}”不是该字段当前的值之一，可选：{}", current.join(" / "))));
-    };
-    tx.put(&obj, *key, value)?;
+        None => {
+            let current: Vec<String> = values.iter().map(|(t, _, _)| display(key, t)).collect();
+            return Err(ModelError::Rule(format!("“{choice}”不是该字段当前的值之一，可选：{}", current.join(" / "))));
+        }
+    }
     Ok(())
 }
 
@@ -279,5 +285,32 @@ mod tests {
         edit(&mut a, 4, |tx| resolve(tx, &description.path, "丙的描述")).unwrap();
         assert!(conflicts(&a).unwrap().is_empty());
         assert_eq!(crate::doc::dossier::hazard(&a, &id).unwrap().description, "丙的描述");
+
+        // Two devices setting the first GPS point at once create two maps:
+        // listed as one conflict, resolved by choosing one.
+        let mut d = a.fork().with_actor(ActorId::from(&[4u8; 16][..]));
+        let point = |lat| crate::model::GeoPoint { lat, lon: 106.0, crs: crate::model::Crs::Wgs84 };
+        edit(&mut a, 5, |tx| {
+            modify_hazard(tx, &id, |h| {
+                h.location.gps = Some(point(39.0));
+                Ok(())
+            })
+        })
+        .unwrap();
+        edit(&mut d, 5, |tx| {
+            modify_hazard(tx, &id, |h| {
+                h.location.gps = Some(point(38.5));
+                Ok(())
+            })
+        })
+        .unwrap();
+        a.merge(&mut d).unwrap();
+        let found = conflicts(&a).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].field, "gps");
+        let choice = found[0].values.iter().find(|v| v.contains("38.5")).unwrap().clone();
+        edit(&mut a, 6, |tx| resolve(tx, &found[0].path, &choice)).unwrap();
+        assert!(conflicts(&a).unwrap().is_empty());
+        assert_eq!(crate::doc::dossier::hazard(&a, &id).unwrap().location.gps, Some(point(38.5)));
     }
 }

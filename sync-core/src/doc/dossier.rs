@@ -194,6 +194,14 @@ pub fn validate(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
     for review in dossier.accident_reviews.values() {
         check_date(&review.accident_date)?;
     }
+    for visit in dossier.site_visits.values() {
+        check_date(&visit.date)?;
+    }
+    for check in dossier.document_checks.values() {
+        if let Some(date) = &check.expires_on {
+            check_date(date)?;
+        }
+    }
     Ok(dossier)
 }
 
@@ -294,5 +302,22 @@ pub(crate) mod tests {
         .unwrap_err();
         assert!(matches!(err, ModelError::BadTransition { .. }));
         assert_eq!(doc.get_heads(), heads);
+    }
+
+    #[test]
+    fn over_deep_documents_are_refused_not_followed() {
+        use automerge::transaction::Transactable;
+        let mut doc = dossier();
+        edit(&mut doc, 1, |tx| {
+            let mut obj =
+                tx.put_object(map_at(tx, &["hazards"])?, "01ARZ3NDEKTSV4RRFFQ69G5FAV", automerge::ObjType::Map)?;
+            for _ in 0..64 {
+                obj = tx.put_object(&obj, "x", automerge::ObjType::Map)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(matches!(validate(&doc), Err(ModelError::Malformed(_))));
+        assert!(matches!(crate::doc::conflicts::conflicts(&doc), Err(ModelError::Malformed(_))));
     }
 }

@@ -217,16 +217,31 @@ fn write_diff(
     Ok(())
 }
 
+/// How deep objects may nest. Our documents nest at most six levels; a
+/// deeper document comes from a broken or hostile peer and is refused rather
+/// than followed into a stack overflow.
+pub(crate) const MAX_DEPTH: usize = 12;
+
 /// Reads the object at `obj` as JSON (text as strings, the winning value of
 /// any conflict).
 fn read_json(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType) -> Result<Json, ModelError> {
+    read_json_at(doc, obj, kind, 0)
+}
+
+fn read_json_at(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) -> Result<Json, ModelError> {
+    if depth > MAX_DEPTH {
+        return Err(ModelError::Malformed(format!("对象嵌套超过 {MAX_DEPTH} 层")));
+    }
     Ok(match kind {
         ObjType::Text => Json::String(doc.text(obj)?),
         ObjType::List => {
             let mut items = Vec::new();
             for i in 0..doc.length(obj) {
                 if let Some((value, id)) = doc.get(obj, i)? {
-                    items.push(json_of(doc, value, &id)?);
+                    items.push(match value {
+                        Value::Object(kind) => read_json_at(doc, &id, kind, depth + 1)?,
+                        Value::Scalar(s) => scalar_json(&s),
+                    });
                 }
             }
             Json::Array(items)
@@ -236,20 +251,13 @@ fn read_json(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType) -> Result<Json, Mod
             for item in doc.map_range(obj, ..) {
                 let value: Value<'static> = item.value.clone().into();
                 let json = match value {
-                    Value::Object(kind) => read_json(doc, &item.id(), kind)?,
+                    Value::Object(kind) => read_json_at(doc, &item.id(), kind, depth + 1)?,
                     Value::Scalar(s) => scalar_json(&s),
                 };
                 fields.insert(item.key.into_owned(), json);
             }
             Json::Object(fields)
         }
-    })
-}
-
-fn json_of(doc: &impl ReadDoc, value: Value<'_>, id: &ObjId) -> Result<Json, ModelError> {
-    Ok(match value {
-        Value::Object(kind) => read_json(doc, id, kind)?,
-        Value::Scalar(s) => scalar_json(&s),
     })
 }
 
@@ -320,7 +328,11 @@ fn insert_record<T: Serialize>(
 /// with their parent.
 fn prune_defaults(json: &mut Json) {
     if let Json::Object(fields) = json {
-        fields.retain(|_, v| !matches!(v, Json::Bool(false)) && !matches!(v, Json::String(s) if s.is_empty()));
+        // Text objects are kept even when empty: they are nested objects too.
+        fields.retain(|k, v| {
+            TEXT_FIELDS.contains(&k.as_str())
+                || !(matches!(v, Json::Bool(false)) || matches!(v, Json::String(s) if s.is_empty()))
+        });
         fields.values_mut().for_each(prune_defaults);
     }
 }
