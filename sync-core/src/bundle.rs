@@ -27,6 +27,8 @@ use crate::ids::{DocId, DocKind};
 const MAGIC: &[u8; 8] = b"FSBUNDL1";
 const DOMAIN: &[u8] = b"fieldsync/bundle/v1";
 const FORMAT: u32 = 1;
+/// Automerge chunk type of an uncompressed change (byte 8 of a chunk).
+const CHUNK_CHANGE: u8 = 1;
 /// Magic, exporter key, body length.
 const HEADER: usize = 8 + 32 + 8;
 
@@ -246,6 +248,11 @@ pub fn decode(bytes: &[u8], trusted: impl Fn(&DevicePublicKey) -> bool) -> Resul
             .changes
             .into_iter()
             .map(|bytes| {
+                // Only uncompressed change chunks (type 1) are accepted: a
+                // compressed chunk would be inflated without a size bound.
+                if bytes.get(8) != Some(&CHUNK_CHANGE) {
+                    return Err(BundleError::Malformed(format!("文档 {id} 含有非普通修改块")));
+                }
                 Change::from_bytes(bytes.into_vec())
                     .map_err(|e| BundleError::Malformed(format!("文档 {id} 的修改无法解析：{e}")))
             })
