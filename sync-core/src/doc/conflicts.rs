@@ -16,7 +16,7 @@ use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use serde::Serialize;
 
 use super::{MAX_DEPTH, ModelError, map_at, put_value, read_json};
-use crate::model::{HazardLevel, RectificationStatus, Verdict};
+use crate::model::{Crs, DocumentResult, HazardKind, HazardLevel, RectificationMode, RectificationStatus, Verdict};
 
 /// A field holding several concurrent values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -105,6 +105,10 @@ pub fn display(field: &str, value: &str) -> String {
         "level" => HazardLevel::parse(value).map(HazardLevel::label),
         "status" => RectificationStatus::parse(value).map(RectificationStatus::label),
         "verdict" => Verdict::parse(value).map(Verdict::label),
+        "mode" => RectificationMode::parse(value).map(RectificationMode::label),
+        "hazard_kind" => HazardKind::parse(value).map(HazardKind::label),
+        "result" => DocumentResult::parse(value).map(DocumentResult::label),
+        "crs" => Crs::parse(value).map(Crs::label),
         _ => None,
     };
     text.map_or_else(|| value.to_owned(), |l| format!("{l}（{value}）"))
