@@ -1,5 +1,6 @@
-//! Helpers shared by the workspace tests: JSON Schema validation of exports
-//! and driving the real `field` binary.
+//! Helpers shared by the workspace tests (`tests/tests/`) and the CLI tests
+//! (`field-client/tests/`): JSON Schema validation of exports and driving
+//! the real `field` binary.
 
 #![allow(dead_code, unreachable_pub)]
 

@@ -13,6 +13,7 @@ use sync_core::identity::DeviceKey;
 use sync_core::ids::DocId;
 use tempfile::TempDir;
 
+#[path = "../../tests/tests/common/mod.rs"]
 mod common;
 use common::Device;
 
