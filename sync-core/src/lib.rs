@@ -10,9 +10,11 @@
 
 pub mod bundle;
 pub mod codes;
+pub mod credential;
 pub mod doc;
 pub mod identity;
 pub mod ids;
 pub mod model;
+pub mod sync;
 
 pub use automerge;

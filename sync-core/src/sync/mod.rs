@@ -1,0 +1,7 @@
+//! The sync protocol, sans-IO: messages and framing ([`message`]) and the
+//! session state machine ([`session`]). Drivers (the QUIC endpoint of the
+//! server, the field client, the simulation in `tests/`) own the sockets,
+//! clocks and storage; the session only sees them as inputs and effects.
+
+pub mod message;
+pub mod session;

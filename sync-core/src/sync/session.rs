@@ -1,0 +1,835 @@
+//! The sync session: one connection between two peers, as a state machine.
+//!
+//! `Session::handle(now, replica, input) -> Vec<Effect>`: messages received,
+//! storage results and the start signal go in; messages to send, changes to
+//! persist, receipts to store and the outcome come out. The session reads
+//! the local documents through [`Replica`] (in memory, no IO) and never
+//! writes them: writes are [`Effect::Persist`], carried out by the driver,
+//! which answers with [`Input::Persisted`] once the write is durable.
+//!
+//! Flow, the same on both sides:
+//! 1. `Hello` with the sender's HQ-signed credential (and revocation list).
+//!    The peer's credential must verify against the pinned HQ key, be valid
+//!    now, not revoked, and name the key the transport authenticated.
+//! 2. `Catalog`: the documents the sender holds that the peer's scope
+//!    allows, with their heads — one round trip reconciles all documents.
+//! 3. For each document, `Changes` with everything the peer lacks: the
+//!    changes not reachable from the peer's heads that we hold, nor from the
+//!    checkpoint of our last completed session with that peer. One signature
+//!    per author (and the author's credential) travels with them. Then
+//!    `Receipts` we hold, then `Sent`.
+//! 4. Received changes are verified (credentials, signatures, actor
+//!    coverage, scope, document validity) before anything is persisted.
+//! 5. `Done` once everything received is durable (HQ sends a receipt for
+//!    each document first). When both sides said `Done`, the session emits
+//!    [`Effect::Finished`] with the new checkpoints.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{ActorId, Change, ChangeHash};
+use serde_bytes::ByteBuf;
+
+use super::message::{DocHeads, Evidence, Message, PROTOCOL_VERSION, Receipt, ReceiptBody, RefusalCode};
+use crate::bundle::{self, BundleDoc, BundleError};
+use crate::credential::{Credential, CredentialError, Role, SignedCredential, SignedRevocations};
+use crate::identity::{ActorProof, DevicePublicKey, HeadSignature, StoreNonce};
+use crate::ids::{CreditCode, DocId};
+
+const RECEIPT_DOMAIN: &[u8] = b"fieldsync/receipt/v1";
+
+/// Where a document belongs, for scope checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocTag {
+    /// The campaign.
+    pub campaign: DocId,
+    /// The enterprise, for a dossier.
+    pub enterprise: Option<CreditCode>,
+}
+
+/// One document a replica holds.
+#[derive(Clone, Debug)]
+pub struct CatalogEntry {
+    /// Id.
+    pub id: DocId,
+    /// Where it belongs.
+    pub tag: DocTag,
+    /// Current heads.
+    pub heads: Vec<ChangeHash>,
+}
+
+/// Read access to the local side's documents. Implemented by the field
+/// client's store, the server's store and the simulation's replicas.
+pub trait Replica {
+    /// Documents held.
+    fn catalog(&self) -> Vec<CatalogEntry>;
+    /// Whether a change of `doc` is held.
+    fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool;
+    /// Changes of `doc` not reachable from `have`, in causal order.
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change>;
+    /// The stored signature over `head` and its author's credential bytes.
+    fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)>;
+    /// Heads both this side and `peer` held when their last session ended.
+    fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash>;
+    /// Applies `changes` to a copy of `doc` and checks the result; returns
+    /// where the document belongs. Never changes the replica.
+    fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String>;
+    /// Receipts held for `doc`.
+    fn receipts(&self, doc: &DocId) -> Vec<Receipt>;
+}
+
+/// What goes into a session.
+#[derive(Debug)]
+pub enum Input {
+    /// The connection is up: send our hello.
+    Start,
+    /// A message arrived.
+    Message(Message),
+    /// The driver durably stored the changes of `token`; HQ's driver also
+    /// hands over the receipt it signed for them.
+    Persisted {
+        /// The token of the [`Effect::Persist`].
+        token: u64,
+        /// HQ's receipt, on the HQ side.
+        receipt: Option<Receipt>,
+    },
+    /// The driver could not store them (the document would be invalid).
+    PersistFailed {
+        /// The token.
+        token: u64,
+        /// Why, for the peer and the log.
+        reason: String,
+    },
+}
+
+/// What comes out of a session.
+#[derive(Debug)]
+pub enum Effect {
+    /// Send a message.
+    Send(Message),
+    /// Store verified changes with their evidence, durably, then answer
+    /// [`Input::Persisted`].
+    Persist {
+        /// Answer with this token.
+        token: u64,
+        /// Document.
+        doc: DocId,
+        /// Changes not yet held.
+        changes: Vec<Change>,
+        /// Evidence for them, with author credentials.
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+    },
+    /// Store receipts (HQ's signatures already checked).
+    StoreReceipts(Vec<(ReceiptBody, Receipt)>),
+    /// Store a newer revocation list (HQ's signature already checked).
+    StoreRevocations(SignedRevocations),
+    /// The session ended well.
+    Finished(Summary),
+    /// The session failed; close the connection.
+    Close(SyncError),
+}
+
+/// The outcome of a session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Changes sent, per document.
+    pub sent: BTreeMap<DocId, usize>,
+    /// Changes received and stored, per document.
+    pub received: BTreeMap<DocId, usize>,
+    /// Receipts received.
+    pub receipts: usize,
+    /// Heads both sides now hold, per document: store as checkpoints.
+    pub checkpoints: BTreeMap<DocId, Vec<ChangeHash>>,
+}
+
+/// Why a session failed. Each closes only that session.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The peer speaks another protocol version.
+    #[error("对方的协议版本 {0} 不受支持")]
+    Version(u32),
+    /// The peer's credential was refused.
+    #[error("对方凭证无效：{0}")]
+    Credential(#[from] CredentialError),
+    /// The peer's credential names another key than the connection's.
+    #[error("对方凭证与其连接密钥不符")]
+    WrongPeerKey,
+    /// Something outside the allowed scope was sent.
+    #[error("文档 {0} 不在允许的范围内")]
+    Scope(String),
+    /// Signature evidence failed.
+    #[error(transparent)]
+    Signature(#[from] BundleError),
+    /// The changes would make a document invalid; they were not stored.
+    #[error("文档 {doc} 的修改无效，已隔离：{reason}")]
+    Invalid {
+        /// The document.
+        doc: String,
+        /// Why.
+        reason: String,
+    },
+    /// A message out of order or malformed.
+    #[error("协议错误：{0}")]
+    Protocol(String),
+    /// The peer refused us.
+    #[error("对方拒绝同步：{message}")]
+    Refused {
+        /// Its code.
+        code: RefusalCode,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl SyncError {
+    fn refusal(&self) -> Option<Message> {
+        let code = match self {
+            SyncError::Version(_) => RefusalCode::Version,
+            SyncError::Credential(_) | SyncError::WrongPeerKey => RefusalCode::Credential,
+            SyncError::Scope(_) => RefusalCode::Scope,
+            SyncError::Signature(_) => RefusalCode::Signature,
+            SyncError::Invalid { .. } => RefusalCode::Invalid,
+            SyncError::Protocol(_) => RefusalCode::Protocol,
+            SyncError::Refused { .. } => return None,
+        };
+        Some(Message::Refused { code, message: self.to_string() })
+    }
+}
+
+/// Session configuration.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Our own credential.
+    pub credential: SignedCredential,
+    /// The pinned HQ key.
+    pub hq: DevicePublicKey,
+    /// The newest revocation list we hold.
+    pub revocations: Option<SignedRevocations>,
+    /// The peer's key, as the transport authenticated it.
+    pub peer_key: DevicePublicKey,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    New,
+    AwaitHello,
+    AwaitCatalog,
+    Exchanging,
+    Closed,
+}
+
+/// One sync session.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    phase: Phase,
+    peer: Option<Credential>,
+    revocations: Option<SignedRevocations>,
+    offered: BTreeMap<DocId, Vec<ChangeHash>>,
+    peer_heads: BTreeMap<DocId, Vec<ChangeHash>>,
+    next_token: u64,
+    pending: BTreeMap<u64, (DocId, usize)>,
+    /// How many `Changes` the peer said it sent, once it said so.
+    peer_sent: Option<u32>,
+    /// Which of the peer's `Changes` arrived (duplicates are ignored).
+    received: BTreeSet<u32>,
+    sent_done: bool,
+    peer_done: bool,
+    summary: Summary,
+}
+
+fn hash_of(bytes: &[u8]) -> Result<ChangeHash, SyncError> {
+    bytes.try_into().map(ChangeHash).map_err(|_| SyncError::Protocol("修改哈希长度错误".into()))
+}
+
+fn heads_bytes(heads: &[ChangeHash]) -> Vec<ByteBuf> {
+    heads.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect()
+}
+
+/// Verifies HQ's signature on a receipt and decodes it.
+pub fn open_receipt(receipt: &Receipt, hq: &DevicePublicKey) -> Result<ReceiptBody, SyncError> {
+    let sig: [u8; 64] =
+        receipt.sig.as_slice().try_into().map_err(|_| SyncError::Protocol("回执签名长度错误".into()))?;
+    hq.verify_with_domain(RECEIPT_DOMAIN, &receipt.body, &sig)
+        .map_err(|_| SyncError::Signature(BundleError::ForgedEvidence("回执".into())))?;
+    ciborium::from_reader(receipt.body.as_slice()).map_err(|e| SyncError::Protocol(format!("回执无法解析：{e}")))
+}
+
+/// HQ signs a receipt body.
+pub fn sign_receipt(hq: &crate::identity::DeviceKey, body: &ReceiptBody) -> Receipt {
+    let mut bytes = Vec::new();
+    let _ = ciborium::into_writer(body, &mut bytes);
+    let sig = hq.sign_with_domain(RECEIPT_DOMAIN, &bytes);
+    Receipt { body: ByteBuf::from(bytes), sig: ByteBuf::from(sig.to_vec()) }
+}
+
+impl Session {
+    /// A session over a connection to `config.peer_key`.
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            revocations: config.revocations.clone(),
+            config,
+            phase: Phase::New,
+            peer: None,
+            offered: BTreeMap::new(),
+            peer_heads: BTreeMap::new(),
+            next_token: 0,
+            pending: BTreeMap::new(),
+            peer_sent: None,
+            received: BTreeSet::new(),
+            sent_done: false,
+            peer_done: false,
+            summary: Summary::default(),
+        }
+    }
+
+    /// Whether the session has ended (well or not).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Feeds one input; returns the effects to carry out, in order.
+    pub fn handle(&mut self, now_ms: i64, replica: &impl Replica, input: Input) -> Vec<Effect> {
+        if self.phase == Phase::Closed {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Err(error) = self.step(now_ms, replica, input, &mut out) {
+            if let Some(refusal) = error.refusal() {
+                out.push(Effect::Send(refusal));
+            }
+            out.push(Effect::Close(error));
+            self.phase = Phase::Closed;
+        }
+        out
+    }
+
+    fn step(&mut self, now: i64, replica: &impl Replica, input: Input, out: &mut Vec<Effect>) -> Result<(), SyncError> {
+        match input {
+            Input::Start if self.phase == Phase::New => {
+                out.push(Effect::Send(Message::Hello {
+                    version: PROTOCOL_VERSION,
+                    credential: ByteBuf::from(self.config.credential.to_bytes()),
+                    revocations: self.revocations.as_ref().map(|r| ByteBuf::from(r.to_bytes())),
+                }));
+                self.phase = Phase::AwaitHello;
+            }
+            Input::Start => return Err(SyncError::Protocol("重复开始".into())),
+            Input::Message(message) => self.on_message(now, replica, message, out)?,
+            Input::Persisted { token, receipt } => {
+                let (doc, count) =
+                    self.pending.remove(&token).ok_or_else(|| SyncError::Protocol("未知的存储结果".into()))?;
+                *self.summary.received.entry(doc).or_default() += count;
+                if let Some(receipt) = receipt {
+                    out.push(Effect::Send(Message::Receipts { receipts: vec![receipt] }));
+                }
+            }
+            Input::PersistFailed { token, reason } => {
+                let (doc, _) =
+                    self.pending.remove(&token).ok_or_else(|| SyncError::Protocol("未知的存储结果".into()))?;
+                return Err(SyncError::Invalid { doc: doc.to_string(), reason });
+            }
+        }
+        self.maybe_finish(out);
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        now: i64,
+        replica: &impl Replica,
+        message: Message,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), SyncError> {
+        match (&self.phase, message) {
+            (_, Message::Refused { code, message }) => return Err(SyncError::Refused { code, message }),
+            (Phase::AwaitHello, Message::Hello { version, credential, revocations }) => {
+                if version != PROTOCOL_VERSION {
+                    return Err(SyncError::Version(version));
+                }
+                if let Some(bytes) = revocations {
+                    self.adopt_revocations(&bytes, out)?;
+                }
+                let credential = SignedCredential::from_bytes(&credential)?;
+                let peer = self.verify_credential(&credential, now)?.clone();
+                if peer.device_key()? != self.config.peer_key {
+                    return Err(SyncError::WrongPeerKey);
+                }
+                let docs: Vec<DocHeads> = replica
+                    .catalog()
+                    .into_iter()
+                    .filter(|e| may_see(&peer, &e.tag))
+                    .map(|e| {
+                        let entry = DocHeads { id: e.id.to_string(), heads: heads_bytes(&e.heads) };
+                        self.offered.insert(e.id, e.heads);
+                        entry
+                    })
+                    .collect();
+                self.peer = Some(peer);
+                out.push(Effect::Send(Message::Catalog { docs }));
+                self.phase = Phase::AwaitCatalog;
+            }
+            (Phase::AwaitCatalog, Message::Catalog { docs }) => {
+                for entry in docs {
+                    let id: DocId =
+                        entry.id.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{}", entry.id)))?;
+                    let heads = entry.heads.iter().map(|h| hash_of(h)).collect::<Result<Vec<_>, _>>()?;
+                    self.peer_heads.insert(id, heads);
+                }
+                self.send_changes(replica, out)?;
+                self.phase = Phase::Exchanging;
+            }
+            (Phase::Exchanging, Message::Changes { n, doc, changes, evidence }) => {
+                if self.peer_sent.is_some_and(|count| n >= count) {
+                    return Err(SyncError::Protocol(format!("修改消息编号 {n} 超出对方声明的数量")));
+                }
+                if self.received.insert(n) {
+                    self.receive_changes(now, replica, &doc, changes, evidence, out)?;
+                }
+            }
+            (Phase::Exchanging, Message::Receipts { receipts }) => {
+                let mut opened = Vec::new();
+                for receipt in receipts {
+                    opened.push((open_receipt(&receipt, &self.config.hq)?, receipt));
+                }
+                self.summary.receipts += opened.len();
+                out.push(Effect::StoreReceipts(opened));
+            }
+            (Phase::Exchanging, Message::Sent { count }) if self.peer_sent.is_none_or(|c| c == count) => {
+                if self.received.iter().any(|n| *n >= count) {
+                    return Err(SyncError::Protocol("对方声明的修改消息数量与已收到的不符".into()));
+                }
+                self.peer_sent = Some(count);
+            }
+            (Phase::Exchanging, Message::Done) if self.sent_done => self.peer_done = true,
+            (_, other) => return Err(SyncError::Protocol(format!("此时不应收到 {}", kind(&other)))),
+        }
+        Ok(())
+    }
+
+    fn adopt_revocations(&mut self, bytes: &[u8], out: &mut Vec<Effect>) -> Result<(), SyncError> {
+        let list = SignedRevocations::from_bytes(bytes)?;
+        let version = list.verify(&self.config.hq)?.version;
+        let current = self.revocations.as_ref().and_then(|r| r.verify(&self.config.hq).ok()).map(|l| l.version);
+        if current.is_none_or(|v| version > v) {
+            self.revocations = Some(list.clone());
+            out.push(Effect::StoreRevocations(list));
+        }
+        Ok(())
+    }
+
+    fn verify_credential<'c>(&self, credential: &'c SignedCredential, now: i64) -> Result<&'c Credential, SyncError> {
+        let list = self.revocations.as_ref().map(|r| r.verify(&self.config.hq)).transpose()?;
+        Ok(credential.verify(&self.config.hq, now, list)?)
+    }
+
+    fn send_changes(&mut self, replica: &impl Replica, out: &mut Vec<Effect>) -> Result<(), SyncError> {
+        let peer_key = self.config.peer_key;
+        let mut count = 0u32;
+        for doc in self.offered.keys() {
+            let mut have: Vec<ChangeHash> = self
+                .peer_heads
+                .get(doc)
+                .into_iter()
+                .flatten()
+                .chain(replica.checkpoint(&peer_key, doc).iter())
+                .filter(|h| replica.has_change(doc, h))
+                .copied()
+                .collect();
+            have.sort();
+            have.dedup();
+            let changes = replica.changes_since(doc, &have);
+            if !changes.is_empty() {
+                let evidence = evidence_for(replica, doc, &changes)?;
+                self.summary.sent.insert(doc.clone(), changes.len());
+                out.push(Effect::Send(Message::Changes {
+                    n: count,
+                    doc: doc.to_string(),
+                    changes: changes.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
+                    evidence,
+                }));
+                count += 1;
+            }
+            let receipts = replica.receipts(doc);
+            if !receipts.is_empty() {
+                out.push(Effect::Send(Message::Receipts { receipts }));
+            }
+        }
+        out.push(Effect::Send(Message::Sent { count }));
+        Ok(())
+    }
+
+    fn receive_changes(
+        &mut self,
+        now: i64,
+        replica: &impl Replica,
+        doc: &str,
+        changes: Vec<ByteBuf>,
+        evidence: Vec<Evidence>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), SyncError> {
+        let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
+        let peer = self.peer.clone().ok_or_else(|| SyncError::Protocol("尚未握手".into()))?;
+        let mut parsed = Vec::with_capacity(changes.len());
+        for bytes in changes {
+            if bytes.get(8) != Some(&1) {
+                return Err(SyncError::Protocol("只接受未压缩的修改块".into()));
+            }
+            let change =
+                Change::from_bytes(bytes.into_vec()).map_err(|e| SyncError::Protocol(format!("修改无法解析：{e}")))?;
+            if !replica.has_change(&id, &change.hash()) {
+                parsed.push(change);
+            }
+        }
+        // Authors: each signature must come with a valid credential for its key.
+        let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
+        let mut signatures = Vec::with_capacity(evidence.len());
+        for e in evidence {
+            let credential = SignedCredential::from_bytes(&e.credential)?;
+            let author = self.verify_credential(&credential, now)?.clone();
+            let signature = head_signature(&e)?;
+            if author.device_key()? != signature.actor.key {
+                return Err(SyncError::Signature(BundleError::ForgedEvidence(id.to_string())));
+            }
+            authors.insert(signature.actor.key.to_bytes(), author);
+            signatures.push((signature, e.credential.into_vec()));
+        }
+        let check = BundleDoc {
+            id: id.clone(),
+            changes: parsed,
+            evidence: signatures.iter().map(|(s, _)| s.clone()).collect(),
+        };
+        let accepted =
+            bundle::verify_document(&check, |k| authors.contains_key(&k.to_bytes()), |h| replica.has_change(&id, h))?;
+        if check.changes.is_empty() {
+            return Ok(());
+        }
+        let tag =
+            replica.check(&id, &check.changes).map_err(|reason| SyncError::Invalid { doc: id.to_string(), reason })?;
+        // The delivering peer and every author must have this document in scope.
+        let writers: BTreeSet<ActorId> = check.changes.iter().map(|c| c.actor_id().clone()).collect();
+        let outside = !may_see(&peer, &tag)
+            || accepted.iter().any(|s| {
+                writers.contains(&s.actor.actor_id())
+                    && authors.get(&s.actor.key.to_bytes()).is_none_or(|a| !may_write(a, &tag))
+            });
+        if outside {
+            return Err(SyncError::Scope(id.to_string()));
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.insert(token, (id.clone(), check.changes.len()));
+        let evidence = signatures.into_iter().filter(|(s, _)| accepted.contains(s)).collect();
+        out.push(Effect::Persist { token, doc: id, changes: check.changes, evidence });
+        Ok(())
+    }
+
+    fn maybe_finish(&mut self, out: &mut Vec<Effect>) {
+        let all_arrived = self.peer_sent.is_some_and(|count| self.received.len() == count as usize);
+        if self.phase != Phase::Exchanging || !all_arrived || !self.pending.is_empty() {
+            return;
+        }
+        if !self.sent_done {
+            out.push(Effect::Send(Message::Done));
+            self.sent_done = true;
+        }
+        if self.peer_done {
+            let mut summary = std::mem::take(&mut self.summary);
+            for (doc, heads) in &self.offered {
+                let mut both: Vec<ChangeHash> = heads.clone();
+                both.extend(self.peer_heads.get(doc).into_iter().flatten().copied());
+                both.sort();
+                both.dedup();
+                summary.checkpoints.insert(doc.clone(), both);
+            }
+            out.push(Effect::Finished(summary));
+            self.phase = Phase::Closed;
+        }
+    }
+}
+
+fn kind(message: &Message) -> &'static str {
+    match message {
+        Message::Hello { .. } => "Hello",
+        Message::Catalog { .. } => "Catalog",
+        Message::Changes { .. } => "Changes",
+        Message::Receipts { .. } => "Receipts",
+        Message::Sent { .. } => "Sent",
+        Message::Done => "Done",
+        Message::Refused { .. } => "Refused",
+    }
+}
+
+/// Whether a credential's holder may receive a document.
+fn may_see(credential: &Credential, tag: &DocTag) -> bool {
+    credential.role == Role::Hq || credential.scope.allows(&tag.campaign, tag.enterprise.as_ref())
+}
+
+/// Whether a credential's holder may author changes to a document. A
+/// station relays but writes nothing of its own into dossiers.
+fn may_write(credential: &Credential, tag: &DocTag) -> bool {
+    match credential.role {
+        Role::Hq => true,
+        Role::Station => false,
+        Role::Inspector | Role::Enterprise => credential.scope.allows(&tag.campaign, tag.enterprise.as_ref()),
+    }
+}
+
+fn head_signature(e: &Evidence) -> Result<HeadSignature, SyncError> {
+    let bad = || SyncError::Protocol("签名证据格式错误".into());
+    Ok(HeadSignature {
+        actor: ActorProof {
+            key: DevicePublicKey::from_bytes(&e.key).map_err(|_| bad())?,
+            nonce: StoreNonce(e.nonce.as_slice().try_into().map_err(|_| bad())?),
+        },
+        head: hash_of(&e.head)?,
+        signature: e.sig.as_slice().try_into().map_err(|_| bad())?,
+    })
+}
+
+/// One signature per author: over that author's latest change being sent.
+fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Change]) -> Result<Vec<Evidence>, SyncError> {
+    let genesis = crate::doc::genesis_actor(doc);
+    let mut latest: BTreeMap<Vec<u8>, (u64, ChangeHash)> = BTreeMap::new();
+    for c in changes.iter().filter(|c| *c.actor_id() != genesis) {
+        let entry = latest.entry(c.actor_id().to_bytes().to_vec()).or_insert((0, c.hash()));
+        if c.seq() >= entry.0 {
+            *entry = (c.seq(), c.hash());
+        }
+    }
+    latest
+        .values()
+        .map(|(_, head)| {
+            let (sig, credential) = replica
+                .evidence(doc, head)
+                .ok_or_else(|| SyncError::Protocol(format!("{doc}: 修改 {head} 缺少签名证据")))?;
+            Ok(Evidence {
+                key: ByteBuf::from(sig.actor.key.to_bytes().to_vec()),
+                nonce: ByteBuf::from(sig.actor.nonce.0.to_vec()),
+                head: ByteBuf::from(sig.head.0.to_vec()),
+                sig: ByteBuf::from(sig.signature.to_vec()),
+                credential: ByteBuf::from(credential),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{RevocationList, Scope};
+    use crate::identity::DeviceKey;
+
+    const NOW: i64 = 1_000_000;
+
+    /// A replica with nothing in it: enough to exercise the handshake.
+    struct Empty;
+
+    impl Replica for Empty {
+        fn catalog(&self) -> Vec<CatalogEntry> {
+            Vec::new()
+        }
+        fn has_change(&self, _: &DocId, _: &ChangeHash) -> bool {
+            false
+        }
+        fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Change> {
+            Vec::new()
+        }
+        fn evidence(&self, _: &DocId, _: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
+            None
+        }
+        fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
+            Vec::new()
+        }
+        fn check(&self, _: &DocId, _: &[Change]) -> Result<DocTag, String> {
+            Ok(DocTag { campaign: DocId::new_campaign([9; 16]), enterprise: None })
+        }
+        fn receipts(&self, _: &DocId) -> Vec<Receipt> {
+            Vec::new()
+        }
+    }
+
+    fn credential(hq: &DeviceKey, device: &DeviceKey, serial: u64, not_after: i64, scope: Scope) -> SignedCredential {
+        SignedCredential::issue(
+            hq,
+            Credential {
+                serial,
+                device: ByteBuf::from(device.public().to_bytes().to_vec()),
+                name: "张三".into(),
+                role: Role::Inspector,
+                scope,
+                not_before: 0,
+                not_after,
+            },
+        )
+    }
+
+    struct Setup {
+        hq: DeviceKey,
+        server: DeviceKey,
+        tablet: DeviceKey,
+    }
+
+    fn setup() -> Setup {
+        Setup {
+            hq: DeviceKey::from_seed([1; 32]),
+            server: DeviceKey::from_seed([2; 32]),
+            tablet: DeviceKey::from_seed([3; 32]),
+        }
+    }
+
+    /// The server's session, after it has started; `revocations` it holds.
+    fn server(s: &Setup, revocations: Option<SignedRevocations>) -> Session {
+        let mut session = Session::new(SessionConfig {
+            credential: credential(&s.hq, &s.server, 1, i64::MAX, Scope::default()),
+            hq: s.hq.public(),
+            revocations,
+            peer_key: s.tablet.public(),
+        });
+        session.handle(NOW, &Empty, Input::Start);
+        session
+    }
+
+    fn hello(credential: &SignedCredential) -> Input {
+        Input::Message(Message::Hello {
+            version: PROTOCOL_VERSION,
+            credential: ByteBuf::from(credential.to_bytes()),
+            revocations: None,
+        })
+    }
+
+    fn closed_with(effects: &[Effect]) -> Option<&SyncError> {
+        effects.iter().find_map(|e| match e {
+            Effect::Close(error) => Some(error),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_valid_hello_is_answered_with_a_catalog() {
+        let s = setup();
+        let mut session = server(&s, None);
+        let effects = session.handle(NOW, &Empty, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default())));
+        assert!(matches!(effects.as_slice(), [Effect::Send(Message::Catalog { .. })]), "{effects:?}");
+    }
+
+    #[test]
+    fn bad_credentials_are_refused_with_a_reason() {
+        let s = setup();
+        let stranger = DeviceKey::from_seed([4; 32]);
+        let unenrolled = credential(&stranger, &s.tablet, 9, i64::MAX, Scope::default());
+        let expired = credential(&s.hq, &s.tablet, 9, NOW - 1, Scope::default());
+        let other_device = credential(&s.hq, &stranger, 9, i64::MAX, Scope::default());
+        let cases: Vec<(SignedCredential, Option<SignedRevocations>, &str)> = vec![
+            (unenrolled, None, "BadSignature"),
+            (expired, None, "Expired"),
+            (other_device, None, "WrongPeerKey"),
+            (
+                credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default()),
+                Some(SignedRevocations::issue(
+                    &s.hq,
+                    RevocationList { version: 1, issued_at: 0, serials: [9].into(), devices: Default::default() },
+                )),
+                "Revoked",
+            ),
+        ];
+        for (credential, revocations, expected) in cases {
+            let mut session = server(&s, revocations);
+            let effects = session.handle(NOW, &Empty, hello(&credential));
+            let error = closed_with(&effects).unwrap_or_else(|| panic!("{expected}: not refused"));
+            assert!(format!("{error:?}").contains(expected), "{expected}: {error:?}");
+            assert!(
+                effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::Send(Message::Refused { code: RefusalCode::Credential, .. }))),
+                "{expected}: the peer is told why"
+            );
+            assert!(session.is_closed());
+            assert!(session.handle(NOW, &Empty, Input::Start).is_empty(), "a closed session stays closed");
+        }
+    }
+
+    #[test]
+    fn a_replayed_hello_and_out_of_order_messages_close_the_session() {
+        let s = setup();
+        let good = credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default());
+        let mut session = server(&s, None);
+        session.handle(NOW, &Empty, hello(&good));
+        let effects = session.handle(NOW, &Empty, hello(&good));
+        assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
+
+        let mut session = server(&s, None);
+        let effects = session.handle(NOW, &Empty, Input::Message(Message::Done));
+        assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
+    }
+
+    #[test]
+    fn out_of_scope_and_malformed_changes_are_refused_before_anything_is_stored() {
+        let s = setup();
+        // The tablet may only see another campaign than the one `Empty` reports.
+        let scope = Scope { campaigns: Some([DocId::new_campaign([1; 16])].into()), enterprises: None };
+        let mut session = server(&s, None);
+        session.handle(NOW, &Empty, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, scope)));
+        session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+
+        // Malformed Automerge bytes.
+        let mut bad = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1];
+        bad.extend_from_slice(&[0xff; 16]);
+        let effects = session.handle(
+            NOW,
+            &Empty,
+            Input::Message(Message::Changes {
+                n: 0,
+                doc: DocId::new_campaign([9; 16]).to_string(),
+                changes: vec![ByteBuf::from(bad)],
+                evidence: vec![],
+            }),
+        );
+        assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))), "{effects:?}");
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
+
+        // A real, signed change in a campaign outside the tablet's scope.
+        let mut session = server(&s, None);
+        let tablet_cred = credential(
+            &s.hq,
+            &s.tablet,
+            9,
+            i64::MAX,
+            Scope { campaigns: Some([DocId::new_campaign([1; 16])].into()), enterprises: None },
+        );
+        session.handle(NOW, &Empty, hello(&tablet_cred));
+        session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+        let proof = ActorProof { key: s.tablet.public(), nonce: StoreNonce([3; 16]) };
+        let doc_id = DocId::new_campaign([9; 16]);
+        let mut doc = automerge::Automerge::new().with_actor(proof.actor_id());
+        let hash = crate::doc::edit(&mut doc, 1, |tx| {
+            crate::doc::campaign::create(
+                tx,
+                &doc_id,
+                "别人的活动",
+                crate::model::CampaignKind::SelfInspection,
+                "2026-01-01",
+                "2026-01-02",
+            )
+        })
+        .unwrap()
+        .hash
+        .unwrap();
+        let sig = s.tablet.sign_head(&doc_id, &proof, hash);
+        let evidence = Evidence {
+            key: ByteBuf::from(sig.actor.key.to_bytes().to_vec()),
+            nonce: ByteBuf::from(sig.actor.nonce.0.to_vec()),
+            head: ByteBuf::from(sig.head.0.to_vec()),
+            sig: ByteBuf::from(sig.signature.to_vec()),
+            credential: ByteBuf::from(tablet_cred.to_bytes()),
+        };
+        let changes = doc.get_changes(&[]).iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect();
+        let effects = session.handle(
+            NOW,
+            &Empty,
+            Input::Message(Message::Changes { n: 0, doc: doc_id.to_string(), changes, evidence: vec![evidence] }),
+        );
+        assert_eq!(closed_with(&effects), Some(&SyncError::Scope(doc_id.to_string())));
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
+    }
+}
