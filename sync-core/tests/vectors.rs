@@ -1,0 +1,79 @@
+//! Test vectors for the wire formats (`schemas/sync-vectors.json`): fixed
+//! inputs, their exact bytes. A Kotlin or Swift implementation checks itself
+//! against the same file. Set `FIELDSYNC_WRITE_VECTORS=1` to regenerate
+//! after a deliberate format change.
+
+use serde_bytes::ByteBuf;
+use serde_json::{Value, json};
+use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
+use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
+use sync_core::ids::DocId;
+use sync_core::sync::message::{DocHeads, Message, RefusalCode};
+
+fn vectors() -> Value {
+    let hq = DeviceKey::from_seed([1; 32]);
+    let tablet = DeviceKey::from_seed([2; 32]);
+    let campaign = DocId::new_campaign([3; 16]);
+    let credential = SignedCredential::issue(
+        &hq,
+        Credential {
+            serial: 7,
+            device: ByteBuf::from(tablet.public().to_bytes().to_vec()),
+            name: "张三".into(),
+            role: Role::Inspector,
+            scope: Scope { campaigns: Some([campaign.clone()].into()), enterprises: None },
+            not_before: 1_790_000_000_000,
+            not_after: 1_792_592_000_000,
+        },
+    );
+    let proof = ActorProof { key: tablet.public(), nonce: StoreNonce([4; 16]) };
+    let head = sync_core::automerge::ChangeHash([5; 32]);
+    let signed_head = tablet.sign_head(&campaign, &proof, head);
+    let enrollment = Enrollment { hq: hq.public(), server: "127.0.0.1:4433".into(), credential: credential.clone() };
+    let messages = [
+        ("hello", Message::Hello { version: 1, credential: ByteBuf::from(credential.to_bytes()), revocations: None }),
+        (
+            "catalog",
+            Message::Catalog {
+                docs: vec![DocHeads { id: campaign.to_string(), heads: vec![ByteBuf::from(vec![5; 32])] }],
+            },
+        ),
+        ("sent", Message::Sent { count: 1 }),
+        ("done", Message::Done),
+        ("refused", Message::Refused { code: RefusalCode::Credential, message: "凭证已过期".into() }),
+    ];
+    let frames: serde_json::Map<String, Value> =
+        messages.iter().map(|(name, m)| (name.to_string(), Value::String(hex::encode(m.to_frame())))).collect();
+    json!({
+        "keys": {
+            "hq_seed": hex::encode([1u8; 32]),
+            "hq_public": hq.public().to_string(),
+            "tablet_seed": hex::encode([2u8; 32]),
+            "tablet_public": tablet.public().to_string(),
+        },
+        "actor_id": { "nonce": hex::encode([4u8; 16]), "actor": proof.actor_id().to_hex_string() },
+        "head_signature": {
+            "doc": campaign.to_string(),
+            "head": hex::encode([5u8; 32]),
+            "signature": hex::encode(signed_head.signature),
+        },
+        "credential": hex::encode(credential.to_bytes()),
+        "enrollment": enrollment.to_string(),
+        "frames": frames,
+    })
+}
+
+#[test]
+fn wire_formats_match_the_published_vectors() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/sync-vectors.json");
+    let current = vectors();
+    if std::env::var_os("FIELDSYNC_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&current).unwrap() + "\n").unwrap();
+    }
+    let published: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(current, published, "wire format changed: update schemas/sync-protocol.md and the vectors deliberately");
+    for frame in published["frames"].as_object().unwrap().values() {
+        let bytes = hex::decode(frame.as_str().unwrap()).unwrap();
+        Message::from_body(&bytes[4..]).unwrap();
+    }
+}
