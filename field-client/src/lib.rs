@@ -72,6 +72,9 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A credential or enrollment string was refused.
+    #[error(transparent)]
+    Credential(#[from] sync_core::credential::CredentialError),
     /// An id did not parse.
     #[error(transparent)]
     Id(#[from] sync_core::ids::IdError),

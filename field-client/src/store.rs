@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use sync_core::automerge::transaction::Transaction;
 use sync_core::automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use sync_core::bundle::{self, Bundle, BundleDoc};
+use sync_core::credential::{Credential, Enrollment, SignedCredential};
 use sync_core::doc::{self, ModelError, briefing, campaign, checklist, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use sync_core::ids::{DocId, DocKind, EntityId};
@@ -140,6 +141,39 @@ impl Store {
     /// Trusts another device's key (until HQ credentials exist, trust is explicit).
     pub fn trust(&self, key: &DevicePublicKey, name: &str) -> Result<(), StoreError> {
         self.db.persist(vec![Write::Trust { key: key.to_string(), name: name.trim().to_owned() }])
+    }
+
+    /// Imports an enrollment: pins HQ's key, records the server address and
+    /// this device's credential. The credential must verify under that key
+    /// and name this device.
+    pub fn enroll(&self, enrollment: &Enrollment) -> Result<Credential, StoreError> {
+        let credential = enrollment.verify(&self.key.public(), crate::now_ms())?.clone();
+        if let Some(pinned) = self.db.meta("hq_key")?
+            && pinned.as_slice() != enrollment.hq.to_bytes().as_slice()
+        {
+            return Err(StoreError::Invalid("本设备已绑定另一个总部，不能用此入网码".into()));
+        }
+        self.db.persist(vec![
+            Write::Meta { key: "hq_key", value: enrollment.hq.to_bytes().to_vec() },
+            Write::Meta { key: "server", value: enrollment.server.as_bytes().to_vec() },
+            Write::Meta { key: "credential", value: enrollment.credential.to_bytes() },
+        ])?;
+        Ok(credential)
+    }
+
+    /// This device's enrollment, if it has one.
+    pub fn enrollment(&self) -> Result<Option<Enrollment>, StoreError> {
+        let (Some(hq), Some(server), Some(credential)) =
+            (self.db.meta("hq_key")?, self.db.meta("server")?, self.db.meta("credential")?)
+        else {
+            return Ok(None);
+        };
+        let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("入网信息：{e}"));
+        Ok(Some(Enrollment {
+            hq: DevicePublicKey::from_bytes(&hq).map_err(|e| corrupt(&e))?,
+            server: String::from_utf8(server).map_err(|e| corrupt(&e))?,
+            credential: SignedCredential::from_bytes(&credential).map_err(|e| corrupt(&e))?,
+        }))
     }
 
     /// Trusted devices: (key, name).

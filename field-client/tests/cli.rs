@@ -382,3 +382,55 @@ fn device_key_is_owner_only() {
     let err = a.fails(&["init", "--name", "张三"]);
     assert!(err.contains("已有设备数据"), "{err}");
 }
+
+#[test]
+fn enroll_imports_an_hq_credential_and_refuses_bad_codes() {
+    use serde_bytes::ByteBuf;
+    use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
+    let root = TempDir::new().unwrap();
+    let a = Device::new(root.path(), "张三");
+    let hq = DeviceKey::from_seed([7; 32]);
+    let device: sync_core::identity::DevicePublicKey = a.key().parse().unwrap();
+    let issue = |not_after: i64| {
+        let credential = SignedCredential::issue(
+            &hq,
+            Credential {
+                serial: 1,
+                device: ByteBuf::from(device.to_bytes().to_vec()),
+                name: "张三".into(),
+                role: Role::Inspector,
+                scope: Scope::default(),
+                not_before: 0,
+                not_after,
+            },
+        );
+        Enrollment { hq: hq.public(), server: "127.0.0.1:4433".into(), credential }.to_string()
+    };
+    let expired = a.fails(&["enroll", &issue(1)]);
+    assert!(expired.contains("凭证已过期"), "{expired}");
+    let garbled = a.fails(&["enroll", "FS1:AAAA"]);
+    assert!(garbled.contains("入网码") || garbled.contains("凭证格式无效"), "{garbled}");
+    let code = issue(i64::MAX);
+    let file = root.path().join("code.txt");
+    fs::write(&file, &code).unwrap();
+    let out = a.ok(&["enroll", &format!("@{}", file.display())]);
+    assert!(out.contains("入网成功") && out.contains("检查员"), "{out}");
+
+    // Another HQ's code is refused once this device is bound.
+    let other_hq = DeviceKey::from_seed([8; 32]);
+    let credential = SignedCredential::issue(
+        &other_hq,
+        Credential {
+            serial: 1,
+            device: ByteBuf::from(device.to_bytes().to_vec()),
+            name: "张三".into(),
+            role: Role::Inspector,
+            scope: Scope::default(),
+            not_before: 0,
+            not_after: i64::MAX,
+        },
+    );
+    let foreign = Enrollment { hq: other_hq.public(), server: "x:1".into(), credential }.to_string();
+    let err = a.fails(&["enroll", &foreign]);
+    assert!(err.contains("另一个总部"), "{err}");
+}

@@ -1,27 +1,85 @@
 //! `fieldsync-server`: the HQ server.
 //!
-//! This build serves only its health endpoint over HTTP; the QUIC sync
-//! endpoint, the SQLite store, the admin API and the console arrive with the
-//! sync issue. With no arguments it uses `./data` and `127.0.0.1:8080`.
+//! With no arguments it serves: data in `./data` (HQ's key is generated
+//! there on first start and its public key printed), health on
+//! `127.0.0.1:8080`. `issue` creates a device credential and prints the
+//! enrollment string the device imports with `field enroll`. The QUIC sync
+//! endpoint, the sync store and the console are not built yet (issue 4).
+
+mod hq;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, Result};
 use axum::{Json, Router, routing::get};
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
+use sync_core::credential::{Role, Scope};
+use sync_core::identity::DevicePublicKey;
+use sync_core::ids::{CreditCode, DocId};
 
 /// FieldSync 总部服务器
 #[derive(Parser)]
 #[command(name = "fieldsync-server", version)]
-struct Config {
+struct Cli {
     /// 数据目录
-    #[arg(long, env = "FIELDSYNC_DATA", default_value = "data")]
+    #[arg(long, env = "FIELDSYNC_DATA", default_value = "data", global = true)]
     data: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// 启动服务（默认）
+    Serve(ServeArgs),
+    /// 显示总部公钥
+    Key,
+    /// 为设备签发凭证，输出入网码
+    Issue(IssueArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
     /// HTTP 监听地址
     #[arg(long, env = "FIELDSYNC_HTTP", default_value = "127.0.0.1:8080")]
-    http: SocketAddr,
+    http: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct IssueArgs {
+    /// 设备公钥（设备上 field whoami 显示）
+    #[arg(long)]
+    device: String,
+    /// 姓名或站点名称
+    #[arg(long)]
+    name: String,
+    /// inspector（检查员）/ station（安监站）/ hq（总部）/ enterprise（企业）
+    #[arg(long, value_parser = parse_role, default_value = "inspector")]
+    role: Role,
+    /// 限定检查活动（可多次；不填为全部）
+    #[arg(long)]
+    campaign: Vec<String>,
+    /// 限定企业统一社会信用代码（可多次；不填为全部）
+    #[arg(long)]
+    enterprise: Vec<String>,
+    /// 有效天数
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// 写入入网码的同步地址
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    server: String,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "inspector" | "检查员" => Ok(Role::Inspector),
+        "station" | "安监站" => Ok(Role::Station),
+        "hq" | "总部" => Ok(Role::Hq),
+        "enterprise" | "企业" => Ok(Role::Enterprise),
+        _ => Err("可选值：inspector（检查员）、station（安监站）、hq（总部）、enterprise（企业）".into()),
+    }
 }
 
 fn router() -> Router {
@@ -32,23 +90,66 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let config = Config::parse();
-    std::fs::create_dir_all(&config.data).with_context(|| format!("无法创建数据目录 {}", config.data.display()))?;
-    let listener =
-        tokio::net::TcpListener::bind(config.http).await.with_context(|| format!("无法监听 {}", config.http))?;
-    println!(
-        "FieldSync 总部服务器已启动：http://{}/health，数据目录 {}",
-        listener.local_addr()?,
-        config.data.display()
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
+    let mut hq = hq::Hq::open(data)?;
+    let device: DevicePublicKey = args.device.parse().context("设备公钥格式无效（应为 64 位十六进制）")?;
+    let campaigns = args
+        .campaign
+        .iter()
+        .map(|c| c.parse::<DocId>().with_context(|| format!("检查活动编号无效：{c}")))
+        .collect::<Result<std::collections::BTreeSet<_>>>()?;
+    let enterprises = args
+        .enterprise
+        .iter()
+        .map(|e| e.parse::<CreditCode>().map_err(anyhow::Error::from))
+        .collect::<Result<std::collections::BTreeSet<_>>>()?;
+    let scope = Scope {
+        campaigns: (!campaigns.is_empty()).then_some(campaigns),
+        enterprises: (!enterprises.is_empty()).then_some(enterprises),
+    };
+    let now = now_ms();
+    let not_after = now + i64::from(args.days) * 86_400_000;
+    let request = hq::Request { device, name: args.name, role: args.role, scope, not_before: now, not_after };
+    let credential = hq.issue(request, now)?;
+    let serial = credential.credential().serial;
+    let enrollment = hq.enrollment(credential, &args.server);
+    eprintln!(
+        "已签发凭证 {serial}（{}），有效期 {} 天。请在设备上执行：field enroll <入网码>",
+        args.role.label(),
+        args.days
     );
-    axum::serve(listener, router())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    println!("{enrollment}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
+        Command::Issue(args) => issue(&cli.data, args)?,
+        Command::Serve(args) => {
+            let hq = hq::Hq::open(&cli.data)?;
+            let http = args.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+            let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("无法监听 {http}"))?;
+            println!("FieldSync 总部服务器已启动");
+            println!("总部公钥：{}", hq.public_key());
+            println!("健康检查：http://{}/health", listener.local_addr()?);
+            println!("数据目录：{}", cli.data.display());
+            axum::serve(listener, router())
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+        }
+    }
     Ok(())
 }
 

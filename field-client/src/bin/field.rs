@@ -44,6 +44,11 @@ enum Command {
     },
     /// 显示本设备的公钥和使用人
     Whoami,
+    /// 导入总部签发的入网码（字符串或 @文件）
+    Enroll {
+        /// FS1: 开头的入网码，或 @文件路径
+        code: String,
+    },
     /// 管理受信任的设备（导入数据包前需要信任对方）
     #[command(subcommand)]
     Trust(TrustCmd),
@@ -471,6 +476,33 @@ fn run(cli: Cli) -> Result<()> {
             out.emit(json!({ "public_key": key, "name": store.device_name() }), || {
                 format!("使用人：{}\n设备公钥：{key}", store.device_name())
             });
+        }
+        Command::Enroll { code } => {
+            let text = match code.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).with_context(|| format!("无法读取 {path}"))?,
+                None => code,
+            };
+            let enrollment: sync_core::credential::Enrollment = text.parse()?;
+            let c = store.enroll(&enrollment)?;
+            out.emit(
+                json!({ "serial": c.serial, "role": c.role, "name": c.name, "server": enrollment.server,
+                        "hq_key": enrollment.hq.to_string(), "not_after": rfc3339(c.not_after) }),
+                || {
+                    let scope = match &c.scope.campaigns {
+                        None => "全部检查活动".to_owned(),
+                        Some(list) => format!("{} 个检查活动", list.len()),
+                    };
+                    format!(
+                        "入网成功：{}（{}），凭证编号 {}，范围：{scope}，有效期至 {}\n总部地址：{}\n总部公钥：{}",
+                        c.name,
+                        c.role.label(),
+                        c.serial,
+                        rfc3339(c.not_after),
+                        enrollment.server,
+                        enrollment.hq
+                    )
+                },
+            );
         }
         Command::Trust(cmd) => trust(&store, &out, cmd)?,
         Command::Campaign(cmd) => campaign_cmd(&mut store, &out, cmd)?,
