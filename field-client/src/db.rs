@@ -11,12 +11,17 @@ use std::sync::mpsc;
 use std::thread;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_bytes::ByteBuf;
+use sync_core::sync::message::Receipt;
 
 use crate::StoreError;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../schemas/migrations/client/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schemas/migrations/client/0001_init.sql"),
+    include_str!("../../schemas/migrations/client/0002_sync.sql"),
+];
 
 /// A handle to the store thread. Dropping it closes the database and waits
 /// for the thread, so the connection is closed cleanly (WAL checkpointed)
@@ -71,6 +76,22 @@ pub(crate) enum Write {
     Blob {
         sha256: String,
         size: u64,
+    },
+    AuthorCredential {
+        key: Vec<u8>,
+        credential: Vec<u8>,
+    },
+    Receipt {
+        seq: i64,
+        doc: String,
+        body: Vec<u8>,
+        sig: Vec<u8>,
+        hash: Vec<u8>,
+    },
+    Checkpoint {
+        peer: Vec<u8>,
+        doc: String,
+        heads: Vec<u8>,
     },
 }
 
@@ -166,6 +187,20 @@ impl Db {
                             params![key, name, now],
                         )?;
                     }
+                    Write::AuthorCredential { key, credential } => {
+                        tx.prepare_cached("INSERT OR REPLACE INTO author_credentials (key, credential) VALUES (?1, ?2)")?
+                            .execute(params![key, credential])?;
+                    }
+                    Write::Receipt { seq, doc, body, sig, hash } => {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO receipts (seq, doc_id, body, sig, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![seq, doc, body, sig, hash],
+                        )?;
+                    }
+                    Write::Checkpoint { peer, doc, heads } => {
+                        tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (peer, doc_id, heads) VALUES (?1, ?2, ?3)")?
+                            .execute(params![peer, doc, heads])?;
+                    }
                     Write::Blob { sha256, size } => {
                         tx.execute(
                             "INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)",
@@ -232,6 +267,53 @@ impl Db {
                         .optional()?)
                 })
                 .collect()
+        })
+    }
+
+    /// The credential stored for an author's key.
+    pub(crate) fn author_credential(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT credential FROM author_credentials WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    /// The newest receipt held for a document.
+    pub(crate) fn latest_receipt(&self, doc: String) -> Result<Option<Receipt>, StoreError> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT body, sig FROM receipts WHERE doc_id = ?1 ORDER BY seq DESC LIMIT 1")?
+                .query_row([doc], |r| {
+                    Ok(Receipt {
+                        body: ByteBuf::from(r.get::<_, Vec<u8>>(0)?),
+                        sig: ByteBuf::from(r.get::<_, Vec<u8>>(1)?),
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    /// The last entry of the receipt log: (seq, hash).
+    pub(crate) fn receipt_tail(&self) -> Result<(i64, Vec<u8>), StoreError> {
+        self.call(|conn| {
+            Ok(conn
+                .query_row("SELECT seq, hash FROM receipts ORDER BY seq DESC LIMIT 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?
+                .unwrap_or((0, vec![0; 32])))
+        })
+    }
+
+    /// The checkpoint with `peer` for `doc`: concatenated 32-byte hashes.
+    pub(crate) fn checkpoint(&self, peer: Vec<u8>, doc: String) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT heads FROM checkpoints WHERE peer = ?1 AND doc_id = ?2")?
+                .query_row(params![peer, doc], |r| r.get(0))
+                .optional()?)
         })
     }
 

@@ -10,7 +10,9 @@
 
 mod db;
 pub mod export;
+pub mod net;
 mod store;
+mod sync;
 
 use std::path::PathBuf;
 

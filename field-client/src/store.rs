@@ -33,17 +33,18 @@ const SNAPSHOT_EVERY: usize = 1000;
 /// An open local store. Only one process may hold it.
 pub struct Store {
     home: PathBuf,
-    db: Db,
-    key: DeviceKey,
-    proof: ActorProof,
+    pub(crate) db: Db,
+    pub(crate) key: DeviceKey,
+    pub(crate) proof: ActorProof,
     name: String,
-    docs: HashMap<DocId, Loaded>,
+    pub(crate) docs: HashMap<DocId, Loaded>,
+    pub(crate) issues_receipts: bool,
     _lock: File,
 }
 
-struct Loaded {
-    doc: Automerge,
-    since_snapshot: usize,
+pub(crate) struct Loaded {
+    pub(crate) doc: Automerge,
+    pub(crate) since_snapshot: usize,
 }
 
 /// What an import brought in.
@@ -69,6 +70,12 @@ pub struct RecordRef {
 impl Store {
     /// Creates a new store in `home` with a fresh device key.
     pub fn init(home: &Path, name: &str) -> Result<Self, StoreError> {
+        Self::init_with_seed(home, name, random()?)
+    }
+
+    /// Creates a new store whose device key is `seed` (HQ's server store
+    /// uses HQ's key, so the receipts it signs verify under the pinned key).
+    pub fn init_with_seed(home: &Path, name: &str, seed: [u8; 32]) -> Result<Self, StoreError> {
         if name.trim().is_empty() {
             return Err(StoreError::Invalid("设备使用人姓名不能为空（--name）".into()));
         }
@@ -78,7 +85,6 @@ impl Store {
             return Err(StoreError::AlreadyInitialized(home.to_path_buf()));
         }
         let lock = lock(home)?;
-        let seed: [u8; 32] = random()?;
         let nonce: [u8; 16] = random()?;
         write_owner_only(&key_path, hex::encode(seed).as_bytes())?;
         let db = Db::open(&home.join("store.db"))?;
@@ -120,7 +126,16 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let key = DeviceKey::from_seed(seed);
         let proof = ActorProof { key: key.public(), nonce: StoreNonce(nonce) };
-        Ok(Self { home: home.to_path_buf(), db, key, proof, name, docs: HashMap::new(), _lock: lock })
+        Ok(Self {
+            home: home.to_path_buf(),
+            db,
+            key,
+            proof,
+            name,
+            docs: HashMap::new(),
+            issues_receipts: false,
+            _lock: lock,
+        })
     }
 
     /// This device's public key.
@@ -206,7 +221,7 @@ impl Store {
 
     /// Loads a document into memory (snapshot + later changes). Unknown
     /// derived documents (dossiers, briefings) are not created here.
-    fn loaded(&mut self, id: &DocId) -> Result<&mut Loaded, StoreError> {
+    pub(crate) fn loaded(&mut self, id: &DocId) -> Result<&mut Loaded, StoreError> {
         if !self.docs.contains_key(id) {
             let stored = self
                 .db
@@ -568,7 +583,7 @@ pub struct ReviewEntry {
 /// Checks that a merged document still has the shape of its kind.
 /// Checks that a merged document still has the shape of its kind and names
 /// itself; returns the dossier, for its photo references.
-fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossier>, StoreError> {
+pub(crate) fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossier>, StoreError> {
     let rejected = |reason: String| StoreError::Rejected { doc: id.to_string(), reason };
     let (own_id, dossier) = match id.kind() {
         DocKind::Campaign => (campaign::read(doc).map_err(|e| rejected(e.to_string()))?.id, None),
@@ -588,7 +603,7 @@ fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossier>, StoreEr
     Ok(dossier)
 }
 
-fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
+pub(crate) fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
     Write::Change {
         doc: id.to_string(),
         hash: change.hash().0.to_vec(),
@@ -598,7 +613,7 @@ fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
     }
 }
 
-fn evidence_write(id: &DocId, sig: &HeadSignature) -> Write {
+pub(crate) fn evidence_write(id: &DocId, sig: &HeadSignature) -> Write {
     Write::Evidence {
         doc: id.to_string(),
         head: sig.head.0.to_vec(),
@@ -608,7 +623,7 @@ fn evidence_write(id: &DocId, sig: &HeadSignature) -> Write {
     }
 }
 
-fn evidence_of(head: ChangeHash, row: crate::db::EvidenceRow) -> Result<HeadSignature, StoreError> {
+pub(crate) fn evidence_of(head: ChangeHash, row: crate::db::EvidenceRow) -> Result<HeadSignature, StoreError> {
     let corrupt = || StoreError::Corrupt("签名证据格式错误".into());
     Ok(HeadSignature {
         actor: ActorProof {

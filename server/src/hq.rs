@@ -45,6 +45,32 @@ impl Hq {
         Ok(Self { key, db })
     }
 
+    /// HQ's key seed: the server's sync store signs receipts with it.
+    pub(crate) fn seed(&self) -> [u8; 32] {
+        self.key.to_seed()
+    }
+
+    /// HQ's own credential (role hq), issued once and kept in `<data>/hq.credential`.
+    pub(crate) fn own_credential(&mut self, data: &Path, now_ms: i64) -> Result<SignedCredential> {
+        let path = data.join("hq.credential");
+        if let Ok(bytes) = fs::read(&path)
+            && let Ok(credential) = SignedCredential::from_bytes(&bytes)
+        {
+            return Ok(credential);
+        }
+        let request = Request {
+            device: self.public_key(),
+            name: "总部".into(),
+            role: Role::Hq,
+            scope: Scope::default(),
+            not_before: now_ms,
+            not_after: now_ms + 10 * 365 * 86_400_000,
+        };
+        let credential = self.issue(request, now_ms)?;
+        fs::write(&path, credential.to_bytes())?;
+        Ok(credential)
+    }
+
     /// HQ's public key, which devices pin.
     pub(crate) fn public_key(&self) -> DevicePublicKey {
         self.key.public()

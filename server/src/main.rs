@@ -45,6 +45,9 @@ struct ServeArgs {
     /// HTTP 监听地址
     #[arg(long, env = "FIELDSYNC_HTTP", default_value = "127.0.0.1:8080")]
     http: Option<SocketAddr>,
+    /// QUIC 同步监听地址
+    #[arg(long, env = "FIELDSYNC_QUIC", default_value = "127.0.0.1:4433")]
+    quic: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -128,6 +131,51 @@ fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
     Ok(())
 }
 
+async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
+    let mut hq = hq::Hq::open(data)?;
+    let credential = hq.own_credential(data, now_ms())?;
+    let store_dir = data.join("sync");
+    let mut store = if store_dir.join("device.key").exists() {
+        field_client::Store::open(&store_dir)?
+    } else {
+        field_client::Store::init_with_seed(&store_dir, "总部", hq.seed())?
+    };
+    store.set_issues_receipts(true);
+    let store = std::sync::Arc::new(tokio::sync::Mutex::new(store));
+    let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
+    let key = sync_core::identity::DeviceKey::from_seed(hq.seed());
+    let endpoint = field_client::net::server_endpoint(&key, quic)?;
+    let http = args.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("无法监听 {http}"))?;
+    println!("FieldSync 总部服务器已启动");
+    println!("总部公钥：{}", hq.public_key());
+    println!("同步地址：{}", endpoint.local_addr()?);
+    println!("健康检查：http://{}/health", listener.local_addr()?);
+    println!("数据目录：{}", data.display());
+    let hq_key = hq.public_key();
+    let accept = async move {
+        while let Some(incoming) = endpoint.accept().await {
+            let store = store.clone();
+            let credential = credential.clone();
+            tokio::spawn(async move {
+                let Ok(connection) = incoming.await else { return };
+                // Sessions take turns on the store; each commits before the next.
+                let mut store = store.lock().await;
+                match store.serve_connection(connection, credential, hq_key).await {
+                    Ok(summary) => tracing::info!(received = ?summary.received, "session finished"),
+                    Err(error) => tracing::warn!(%error, "session failed"),
+                }
+            });
+        }
+    };
+    tokio::select! {
+        result = axum::serve(listener, router()).into_future() => result?,
+        () = accept => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
@@ -135,20 +183,7 @@ async fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,
-        Command::Serve(args) => {
-            let hq = hq::Hq::open(&cli.data)?;
-            let http = args.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
-            let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("无法监听 {http}"))?;
-            println!("FieldSync 总部服务器已启动");
-            println!("总部公钥：{}", hq.public_key());
-            println!("健康检查：http://{}/health", listener.local_addr()?);
-            println!("数据目录：{}", cli.data.display());
-            axum::serve(listener, router())
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
-        }
+        Command::Serve(args) => serve(&cli.data, args).await?,
     }
     Ok(())
 }

@@ -57,6 +57,13 @@ impl DeviceKey {
         self.0.to_bytes()
     }
 
+    /// The key as PKCS#8 DER, for a TLS certificate made from it (so the
+    /// certificate key is the identity key).
+    pub fn pkcs8_der(&self) -> Vec<u8> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        self.0.to_pkcs8_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+    }
+
     /// The public half.
     pub fn public(&self) -> DevicePublicKey {
         DevicePublicKey(self.0.verifying_key())

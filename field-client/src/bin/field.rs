@@ -49,6 +49,12 @@ enum Command {
         /// FS1: 开头的入网码，或 @文件路径
         code: String,
     },
+    /// 与总部同步（需先入网）
+    Sync {
+        /// 同步地址（默认用入网码中的总部地址）
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+    },
     /// 管理受信任的设备（导入数据包前需要信任对方）
     #[command(subcommand)]
     Trust(TrustCmd),
@@ -503,6 +509,15 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 },
             );
+        }
+        Command::Sync { server } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let summary = runtime.block_on(store.sync_with_hq(server))?;
+            let sent: usize = summary.sent.values().sum();
+            let received: usize = summary.received.values().sum();
+            out.emit(json!({ "sent": sent, "received": received, "receipts": summary.receipts }), || {
+                format!("同步完成：发出修改 {sent} 次，收到修改 {received} 次，总部回执 {} 份", summary.receipts)
+            });
         }
         Command::Trust(cmd) => trust(&store, &out, cmd)?,
         Command::Campaign(cmd) => campaign_cmd(&mut store, &out, cmd)?,
@@ -1207,13 +1222,21 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
     let review = store.review_items()?;
     let conflicts: usize = review.iter().map(|e| e.conflicts.len() + e.rules.len()).sum();
     let trusted = store.trusted()?.len();
+    let enrolled = store.enrollment()?.is_some();
+    let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
     out.emit(
         json!({ "name": store.device_name(), "public_key": store.public_key().to_string(), "campaigns": campaigns,
                 "hazards": hazards, "open_hazards": open, "conflicts": conflicts, "local_changes": local,
-                "received_changes": received, "trusted_devices": trusted, "receipted": false }),
+                "received_changes": received, "trusted_devices": trusted, "enrolled": enrolled,
+                "unreceipted_changes": pending }),
         || {
+            let safety = match (enrolled, pending) {
+                (false, _) => "本设备尚未入网（field enroll），修改都还没有送到总部；请用 field bundle export 备份。".to_owned(),
+                (true, 0) => "所有本机修改都已取得总部回执，可以放心离开。".to_owned(),
+                (true, n) => format!("还有 {n} 次本机修改没有取得总部回执，请执行 field sync。"),
+            };
             format!(
-                "使用人：{}\n检查活动 {campaigns} 个，隐患 {hazards} 条（未销号 {open} 条），待审核冲突 {conflicts} 处\n本机修改 {local} 次，收到修改 {received} 次，受信任设备 {trusted} 台\n注意：本版本尚未连接总部，所有修改均未取得总部回执；请用 field bundle export 备份。",
+                "使用人：{}\n检查活动 {campaigns} 个，隐患 {hazards} 条（未销号 {open} 条），待审核冲突 {conflicts} 处\n本机修改 {local} 次，收到修改 {received} 次，受信任设备 {trusted} 台\n{safety}",
                 store.device_name()
             )
         },

@@ -1,0 +1,293 @@
+//! QUIC transport for sync sessions: pinned-key mutual TLS and the driver
+//! that runs a sans-IO [`Session`] over one bidirectional stream.
+//!
+//! Every peer presents a self-signed certificate made from its identity key.
+//! A device pins HQ's key (from enrollment): a server with another key fails
+//! the handshake. A server accepts any Ed25519 device certificate at the TLS
+//! layer and judges the device by its credential in the session's `hello`,
+//! where the credential must name the key the TLS handshake authenticated.
+//! ALPN names the protocol version (`fieldsync/1`). Used by the `field` CLI
+//! and by `fieldsync-server`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use sync_core::automerge::Change;
+use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
+use sync_core::ids::DocId;
+use sync_core::sync::message::{FrameReader, Receipt, ReceiptBody};
+use sync_core::sync::session::{Effect, Input, Replica, Session, Summary, SyncError};
+
+/// How long a session waits for the peer before giving up.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// ALPN of protocol version 1.
+pub const ALPN: &[u8] = b"fieldsync/1";
+
+/// The 12 bytes before the key in an Ed25519 SubjectPublicKeyInfo.
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+/// Transport failures, in words an inspector can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// TLS or QUIC setup failed.
+    #[error("安全连接配置失败：{0}")]
+    Setup(String),
+    /// The connection failed or broke.
+    #[error("无法连接或连接中断：{0}")]
+    Connection(String),
+    /// The session ended in a typed refusal or error.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// Storing what arrived failed.
+    #[error("保存同步数据失败：{0}")]
+    Store(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certificate(key: &DeviceKey) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), NetError> {
+    let der = key.pkcs8_der();
+    let pkcs8 = PrivatePkcs8KeyDer::from(der);
+    let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)
+        .map_err(|e| NetError::Setup(e.to_string()))?;
+    let params = rcgen::CertificateParams::new(vec!["fieldsync".into()]).map_err(|e| NetError::Setup(e.to_string()))?;
+    let cert = params.self_signed(&pair).map_err(|e| NetError::Setup(e.to_string()))?;
+    Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(pkcs8)))
+}
+
+/// The identity key inside a peer's certificate.
+pub fn key_of(cert: &CertificateDer<'_>) -> Option<DevicePublicKey> {
+    let bytes = cert.as_ref();
+    let at = bytes.windows(ED25519_SPKI_PREFIX.len()).position(|w| w == ED25519_SPKI_PREFIX)?;
+    let key = bytes.get(at + 12..at + 44)?;
+    DevicePublicKey::from_bytes(key).ok()
+}
+
+#[derive(Debug)]
+struct PinnedServer {
+    key: DevicePublicKey,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match key_of(end_entity) {
+            Some(key) if key == self.key => Ok(ServerCertVerified::assertion()),
+            _ => Err(rustls::Error::General("服务器密钥与绑定的总部密钥不符".into())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("只支持 TLS 1.3".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct AnyDevice {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyDevice {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        key_of(end_entity)
+            .map(|_| ClientCertVerified::assertion())
+            .ok_or_else(|| rustls::Error::General("设备证书不是 Ed25519 身份密钥".into()))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("只支持 TLS 1.3".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A server endpoint bound to `addr` that presents `key`.
+pub fn server_endpoint(key: &DeviceKey, addr: SocketAddr) -> Result<quinn::Endpoint, NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let (cert, private) = certificate(key)?;
+    let provider = provider();
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| setup(&e))?
+        .with_client_cert_verifier(Arc::new(AnyDevice { provider }))
+        .with_single_cert(vec![cert], private)
+        .map_err(|e| setup(&e))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?;
+    quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr).map_err(|e| setup(&e))
+}
+
+/// Connects to `addr`, presenting `key` and requiring the server to hold
+/// `pinned`. Keep the endpoint until the connection is closed and idle.
+pub async fn connect(
+    key: &DeviceKey,
+    pinned: DevicePublicKey,
+    addr: SocketAddr,
+) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let (cert, private) = certificate(key)?;
+    let provider = provider();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| setup(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedServer { key: pinned, provider }))
+        .with_client_auth_cert(vec![cert], private)
+        .map_err(|e| setup(&e))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| setup(&e))?;
+    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|e| setup(&e))?;
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| setup(&e))?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let connecting = endpoint.connect(addr, "fieldsync").map_err(|e| NetError::Connection(e.to_string()))?;
+    let connection = connecting.await.map_err(|e| NetError::Connection(e.to_string()))?;
+    Ok((endpoint, connection))
+}
+
+/// The peer's identity key, as its certificate proved it.
+pub fn peer_key(connection: &quinn::Connection) -> Option<DevicePublicKey> {
+    let identity = connection.peer_identity()?;
+    let certs = identity.downcast_ref::<Vec<CertificateDer<'static>>>()?;
+    key_of(certs.first()?)
+}
+
+/// The storage side of a session: reads through [`Replica`], and durable
+/// writes for the session's effects.
+pub trait Local: Replica {
+    /// Stores verified changes durably; HQ returns the receipt it signed.
+    fn persist(
+        &mut self,
+        doc: &DocId,
+        changes: Vec<Change>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+    ) -> Result<Option<Receipt>, String>;
+    /// Stores receipts whose signatures were checked.
+    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String>;
+    /// Stores checkpoints with `peer` after a completed session.
+    fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String>;
+}
+
+/// Runs `session` to its end over one stream pair.
+pub async fn drive(
+    local: &mut impl Local,
+    session: &mut Session,
+    peer: DevicePublicKey,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<Summary, NetError> {
+    let mut reader = FrameReader::default();
+    let mut inputs = vec![Input::Start];
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        while let Some(input) = inputs.pop() {
+            let now = crate::now_ms();
+            for effect in session.handle(now, &*local, input) {
+                match effect {
+                    Effect::Send(message) => {
+                        tracing::debug!(?message, "send");
+                        send.write_all(&message.to_frame()).await.map_err(|e| NetError::Connection(e.to_string()))?;
+                    }
+                    Effect::Persist { token, doc, changes, evidence } => {
+                        inputs.insert(
+                            0,
+                            match local.persist(&doc, changes, evidence, &peer) {
+                                Ok(receipt) => Input::Persisted { token, receipt },
+                                Err(reason) => Input::PersistFailed { token, reason },
+                            },
+                        );
+                    }
+                    Effect::StoreReceipts(receipts) => local.store_receipts(receipts).map_err(NetError::Store)?,
+                    Effect::StoreRevocations(_) => {}
+                    Effect::Finished(summary) => {
+                        local.store_checkpoints(&peer, &summary).map_err(NetError::Store)?;
+                        // Close our side, then wait for the peer to close its
+                        // side: both last `Done`s are then delivered, and only
+                        // after that may either end drop the connection.
+                        let _ = send.finish();
+                        let drain = async { while let Ok(Some(_)) = recv.read(&mut buf).await {} };
+                        let _ = tokio::time::timeout(IDLE, drain).await;
+                        return Ok(summary);
+                    }
+                    Effect::Close(error) => {
+                        let _ = send.finish();
+                        return Err(error.into());
+                    }
+                }
+            }
+        }
+        match reader.next_message() {
+            Ok(Some(message)) => {
+                tracing::debug!(?message, "received");
+                inputs.push(Input::Message(message));
+            }
+            Ok(None) => match tokio::time::timeout(IDLE, recv.read(&mut buf)).await {
+                Ok(Ok(Some(n))) => reader.push(&buf[..n]),
+                Ok(Ok(None)) => return Err(NetError::Connection("对方关闭了连接".into())),
+                Ok(Err(e)) => return Err(NetError::Connection(e.to_string())),
+                Err(_) => return Err(NetError::Connection("对方长时间无响应".into())),
+            },
+            Err(e) => return Err(NetError::Sync(SyncError::Protocol(e.to_string()))),
+        }
+    }
+}

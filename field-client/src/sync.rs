@@ -1,0 +1,277 @@
+//! The store as one side of a sync session: [`Replica`] reads from the
+//! documents in memory, [`Local`] writes what a session verified. The same
+//! store serves a device and, with [`Store::set_issues_receipts`], HQ, which
+//! appends a signed receipt to its hash-chained log after every durable write.
+
+use std::net::SocketAddr;
+
+use serde_bytes::ByteBuf;
+use sync_core::automerge::{Automerge, Change, ChangeHash, ROOT, ReadDoc, Value};
+use sync_core::credential::SignedCredential;
+use sync_core::identity::{DevicePublicKey, HeadSignature};
+use sync_core::ids::{DocId, DocKind};
+use sync_core::sync::message::{Receipt, ReceiptBody};
+use sync_core::sync::session::{self, CatalogEntry, DocTag, Replica, Session, SessionConfig, Summary};
+
+use crate::db::Write;
+use crate::net::{self, Local, NetError};
+use crate::{Store, StoreError};
+
+fn root_str(doc: &Automerge, key: &str) -> Option<String> {
+    match doc.get(ROOT, key).ok()?? {
+        (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Where a document belongs, read from its root.
+fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
+    match id.kind() {
+        DocKind::Campaign => Some(DocTag { campaign: id.clone(), enterprise: None }),
+        DocKind::EnterpriseDossier => Some(DocTag {
+            campaign: root_str(doc, "campaign_id")?.parse().ok()?,
+            enterprise: root_str(doc, "enterprise")?.parse().ok(),
+        }),
+        DocKind::Briefing => Some(DocTag { campaign: root_str(doc, "campaign_id")?.parse().ok()?, enterprise: None }),
+        DocKind::Checklist => None,
+    }
+}
+
+fn hashes(bytes: &[u8]) -> Vec<ChangeHash> {
+    bytes.chunks_exact(32).filter_map(|c| c.try_into().ok().map(ChangeHash)).collect()
+}
+
+impl Replica for Store {
+    fn catalog(&self) -> Vec<CatalogEntry> {
+        self.docs
+            .iter()
+            .filter_map(|(id, l)| {
+                Some(CatalogEntry { id: id.clone(), tag: tag_of(id, &l.doc)?, heads: l.doc.get_heads() })
+            })
+            .collect()
+    }
+
+    fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
+        self.docs.get(doc).is_some_and(|l| l.doc.get_change_meta_by_hash(hash).is_some())
+    }
+
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
+        self.docs.get(doc).map(|l| l.doc.get_changes(have)).unwrap_or_default()
+    }
+
+    fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
+        let row = self.db.evidence(doc.to_string(), vec![head.0.to_vec()]).ok()?.pop()??;
+        let signature = crate::store::evidence_of(*head, row).ok()?;
+        let credential = if signature.actor.key == self.key.public() {
+            self.db.meta("credential").ok()??
+        } else {
+            self.db.author_credential(signature.actor.key.to_bytes().to_vec()).ok()??
+        };
+        Some((signature, credential))
+    }
+
+    fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
+        self.db
+            .checkpoint(peer.to_bytes().to_vec(), doc.to_string())
+            .ok()
+            .flatten()
+            .map(|b| hashes(&b))
+            .unwrap_or_default()
+    }
+
+    fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String> {
+        let mut copy = self.docs.get(doc).map(|l| l.doc.clone()).unwrap_or_default();
+        copy.apply_changes(changes.iter().cloned()).map_err(|e| e.to_string())?;
+        if !copy.get_missing_deps(&[]).is_empty() {
+            return Err("缺少前置修改".into());
+        }
+        crate::store::validate_kind(doc, &copy).map_err(|e| e.to_string())?;
+        tag_of(doc, &copy).ok_or_else(|| "无法确定文档所属的检查活动".into())
+    }
+
+    fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
+        self.db.latest_receipt(doc.to_string()).ok().flatten().into_iter().collect()
+    }
+}
+
+impl Local for Store {
+    fn persist(
+        &mut self,
+        doc: &DocId,
+        changes: Vec<Change>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+    ) -> Result<Option<Receipt>, String> {
+        self.persist_synced(doc, changes, evidence, from).map_err(|e| e.to_string())
+    }
+
+    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
+        let batch = receipts
+            .into_iter()
+            .map(|(body, receipt)| Write::Receipt {
+                seq: i64::try_from(body.seq).unwrap_or(i64::MAX),
+                doc: body.doc,
+                hash: sync_core::bundle::sha256_hex(&receipt.body).into_bytes(),
+                body: receipt.body.into_vec(),
+                sig: receipt.sig.into_vec(),
+            })
+            .collect();
+        self.db.persist(batch).map_err(|e| e.to_string())
+    }
+
+    fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String> {
+        let batch = summary
+            .checkpoints
+            .iter()
+            .map(|(doc, heads)| Write::Checkpoint {
+                peer: peer.to_bytes().to_vec(),
+                doc: doc.to_string(),
+                heads: heads.iter().flat_map(|h| h.0).collect(),
+            })
+            .collect();
+        self.db.persist(batch).map_err(|e| e.to_string())
+    }
+}
+
+impl Store {
+    /// Loads every stored document, so a session can offer them all.
+    pub fn load_all(&mut self) -> Result<(), StoreError> {
+        for (id, _) in self.db.docs()? {
+            if let Ok(id) = id.parse::<DocId>() {
+                self.loaded(&id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This device's changes that no HQ receipt covers yet, per document:
+    /// the work that is not yet known to be safe at HQ.
+    pub fn unreceipted(&mut self) -> Result<Vec<(DocId, usize)>, StoreError> {
+        self.load_all()?;
+        let actor = self.proof.actor_id();
+        let mut out = Vec::new();
+        for (id, loaded) in &self.docs {
+            let receipted: Vec<ChangeHash> = match self.db.latest_receipt(id.to_string())? {
+                Some(receipt) => ciborium::from_reader::<ReceiptBody, _>(receipt.body.as_slice())
+                    .map(|b| b.heads.iter().filter_map(|h| h.as_slice().try_into().ok().map(ChangeHash)).collect())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let known: Vec<ChangeHash> =
+                receipted.into_iter().filter(|h| loaded.doc.get_change_meta_by_hash(h).is_some()).collect();
+            let mine = loaded.doc.get_changes(&known).iter().filter(|c| *c.actor_id() == actor).count();
+            if mine > 0 {
+                out.push((id.clone(), mine));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Makes this store HQ's: every durable write of synced changes is
+    /// followed by a receipt signed with this store's key.
+    pub fn set_issues_receipts(&mut self, on: bool) {
+        self.issues_receipts = on;
+    }
+
+    /// Stores changes a session verified, in one transaction with their
+    /// evidence and author credentials; HQ then appends a signed receipt.
+    fn persist_synced(
+        &mut self,
+        id: &DocId,
+        changes: Vec<Change>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+    ) -> Result<Option<Receipt>, StoreError> {
+        let is_new = !self.docs.contains_key(id) && self.db.load(id.to_string())?.is_none();
+        let mut doc = if is_new { Automerge::new() } else { self.loaded(id)?.doc.clone() };
+        doc.apply_changes(changes.iter().cloned())
+            .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
+        crate::store::validate_kind(id, &doc)?;
+        let source = from.to_string();
+        let mut batch = Vec::new();
+        if is_new {
+            batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
+        }
+        batch.extend(changes.iter().map(|c| crate::store::change_write(id, c, &source)));
+        for (signature, credential) in &evidence {
+            batch.push(crate::store::evidence_write(id, signature));
+            batch.push(Write::AuthorCredential {
+                key: signature.actor.key.to_bytes().to_vec(),
+                credential: credential.clone(),
+            });
+        }
+        let receipt = if self.issues_receipts {
+            let (seq, prev) = self.db.receipt_tail()?;
+            let body = ReceiptBody {
+                doc: id.to_string(),
+                heads: doc.get_heads().iter().map(|h| ByteBuf::from(h.0.to_vec())).collect(),
+                device: ByteBuf::from(from.to_bytes().to_vec()),
+                server_time: crate::now_ms(),
+                seq: u64::try_from(seq + 1).unwrap_or_default(),
+                prev: ByteBuf::from(prev),
+            };
+            let receipt = session::sign_receipt(&self.key, &body);
+            batch.push(Write::Receipt {
+                seq: seq + 1,
+                doc: id.to_string(),
+                hash: sync_core::bundle::sha256_hex(&receipt.body).into_bytes(),
+                body: receipt.body.to_vec(),
+                sig: receipt.sig.to_vec(),
+            });
+            Some(receipt)
+        } else {
+            None
+        };
+        self.db.persist(batch)?;
+        doc.set_actor(self.proof.actor_id());
+        let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + changes.len();
+        self.docs.insert(id.clone(), crate::store::Loaded { doc, since_snapshot: since });
+        Ok(receipt)
+    }
+
+    /// Syncs with HQ (or a relay holding HQ's key pin) at `addr`.
+    pub async fn sync_with_hq(&mut self, addr: Option<SocketAddr>) -> Result<Summary, NetError> {
+        let enrollment = self
+            .enrollment()
+            .map_err(|e| NetError::Store(e.to_string()))?
+            .ok_or_else(|| NetError::Store("本设备尚未入网，请先执行 field enroll".into()))?;
+        let addr = match addr {
+            Some(a) => a,
+            None => enrollment
+                .server
+                .parse()
+                .map_err(|_| NetError::Setup(format!("总部地址无效：{}", enrollment.server)))?,
+        };
+        self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
+        let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
+        let (endpoint, connection) = net::connect(&key, enrollment.hq, addr).await?;
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+        let mut session = Session::new(SessionConfig {
+            credential: enrollment.credential.clone(),
+            hq: enrollment.hq,
+            revocations: None,
+            peer_key: enrollment.hq,
+        });
+        let summary = net::drive(self, &mut session, enrollment.hq, &mut send, &mut recv).await;
+        connection.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+        summary
+    }
+
+    /// Serves one incoming connection (HQ's side).
+    pub async fn serve_connection(
+        &mut self,
+        connection: quinn::Connection,
+        credential: SignedCredential,
+        hq: DevicePublicKey,
+    ) -> Result<Summary, NetError> {
+        let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
+        let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+        self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
+        let mut session = Session::new(SessionConfig { credential, hq, revocations: None, peer_key: peer });
+        let result = net::drive(self, &mut session, peer, &mut send, &mut recv).await;
+        connection.close(0u32.into(), b"done");
+        result
+    }
+}

@@ -1,0 +1,191 @@
+//! Sync over real QUIC between real processes: the server binary on
+//! loopback, devices as field-client stores in temp dirs.
+//!
+//! Three inspectors enroll, share a campaign through HQ, record findings
+//! offline and sync; the server is killed with SIGKILL and restarted in
+//! between. Checked: all replicas converge, every device ends with HQ
+//! receipts covering all its work, nothing receipted is lost across the
+//! kill, and a device of another HQ is refused while others keep syncing.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use field_client::net::NetError;
+use field_client::{Store, new_entity_id};
+use sync_core::codes::AccidentType;
+use sync_core::credential::Enrollment;
+use sync_core::doc::{campaign, dossier};
+use sync_core::ids::{CreditCode, DocId, DocKind};
+use sync_core::model::{CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification};
+use sync_core::sync::session::SyncError;
+
+const CODE: &str = "91640200MA76XYW123";
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines.next().expect("server exited").unwrap();
+            if let Some(addr) = line.strip_prefix("同步地址：") {
+                break addr.parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+    }
+}
+
+fn enroll(data: &Path, store: &Store) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+        .arg("--data")
+        .arg(data)
+        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let enrollment: Enrollment = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    store.enroll(&enrollment).unwrap();
+}
+
+fn hazard(title: &str) -> Hazard {
+    Hazard {
+        title: title.into(),
+        description: "现场发现".into(),
+        hazard_kind: HazardKind::UnsafeCondition,
+        accident_type: AccidentType::gb6441_1986("09").unwrap(),
+        level: HazardLevel::General,
+        major_hazard_criterion: None,
+        location: Location { text: "1号楼".into(), gps: None },
+        legal_basis: String::new(),
+        photos: Default::default(),
+        inspector: String::new(),
+        found_at: "2026-11-24T01:00:00Z".into(),
+        checklist_item: None,
+        deleted: false,
+        rectification: Rectification::default(),
+    }
+}
+
+fn heads(store: &mut Store) -> Vec<(DocId, Vec<sync_core::automerge::ChangeHash>)> {
+    let mut out = Vec::new();
+    for kind in [DocKind::Campaign, DocKind::EnterpriseDossier, DocKind::Briefing] {
+        for id in store.doc_ids(kind).unwrap() {
+            let heads = store.document(&id).unwrap().get_heads();
+            out.push((id, heads));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn inspectors_sync_through_hq_across_a_server_kill() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let mut devices: Vec<Store> =
+        ["张三", "李四", "王五"].iter().map(|n| Store::init(&dir.path().join(n), n).unwrap()).collect();
+    let server = Server::start(&data);
+    for d in &devices {
+        enroll(&data, d);
+    }
+    let addr = Some(server.addr);
+
+    // The lead creates the campaign and shares it through HQ.
+    let c = devices[0]
+        .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
+        .unwrap();
+    let code: CreditCode = CODE.parse().unwrap();
+    let enterprise = Enterprise {
+        name: "某建设集团".into(),
+        unified_social_credit_code: code.clone(),
+        domain: Domain::Construction,
+        project: String::new(),
+        address: String::new(),
+        dossier_id: DocId::dossier(&c, &code),
+    };
+    devices[0].edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise)).unwrap();
+    for d in devices.iter_mut() {
+        d.sync_with_hq(addr).await.unwrap();
+    }
+
+    // Day 1, offline: everyone records findings in the same dossier.
+    for (i, d) in devices.iter_mut().enumerate() {
+        let dossier_id = d.open_dossier(&c, CODE).unwrap();
+        for n in 0..3 {
+            let id = new_entity_id().unwrap();
+            d.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard(&format!("检查员{i}的隐患{n}")))).unwrap();
+        }
+        assert!(!d.unreceipted().unwrap().is_empty());
+    }
+    // Two of them sync; then the server is killed mid-day and restarted.
+    devices[0].sync_with_hq(addr).await.unwrap();
+    devices[1].sync_with_hq(addr).await.unwrap();
+    assert!(devices[0].unreceipted().unwrap().is_empty(), "receipted after sync");
+    server.kill();
+    let server = Server::start(&data);
+    let addr = Some(server.addr);
+
+    // A device enrolled with another HQ is refused at the handshake, and
+    // the server keeps serving the others. (Forged, expired and revoked
+    // credentials are refused in the session: sync-core's session tests.)
+    let stranger = Store::init(&dir.path().join("stranger"), "陌生人").unwrap();
+    let foreign_hq = tempfile::TempDir::new().unwrap();
+    enroll(foreign_hq.path(), &stranger);
+    let mut stranger = stranger;
+    let refused = stranger.sync_with_hq(addr).await.unwrap_err();
+    assert!(matches!(refused, NetError::Connection(_) | NetError::Sync(_)), "{refused}");
+
+    // Evening: everyone syncs until nothing moves.
+    for _ in 0..2 {
+        for d in devices.iter_mut() {
+            d.sync_with_hq(addr).await.unwrap();
+        }
+    }
+    let reference = heads(&mut devices[0]);
+    assert_eq!(reference.len(), 3, "campaign, dossier and briefing");
+    for d in devices.iter_mut() {
+        assert_eq!(heads(d), reference, "{} differs", d.device_name());
+        assert!(d.unreceipted().unwrap().is_empty(), "{} has unreceipted work", d.device_name());
+        let dossier_id = d.open_dossier(&c, CODE).unwrap();
+        assert_eq!(d.dossier(&dossier_id).unwrap().hazards.len(), 9);
+    }
+    // Receipted before the kill, still at HQ after it: a fresh device pulls all.
+    let mut fresh = Store::init(&dir.path().join("新设备"), "赵六").unwrap();
+    enroll(&data, &fresh);
+    let summary = fresh.sync_with_hq(addr).await.unwrap();
+    assert!(summary.received.values().sum::<usize>() >= 9 + 3);
+    assert_eq!(heads(&mut fresh), reference);
+    server.kill();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_device_pinned_to_another_hq_key_fails_the_handshake() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("hq"));
+    let mut device = Store::init(&dir.path().join("tablet"), "张三").unwrap();
+    // Enrolled with another HQ: its pinned key is not the server's.
+    enroll(&dir.path().join("other-hq"), &device);
+    let error = device.sync_with_hq(Some(server.addr)).await.unwrap_err();
+    assert!(matches!(error, NetError::Connection(_)), "{error}");
+    assert!(!matches!(error, NetError::Sync(SyncError::Protocol(_))));
+    server.kill();
+}
