@@ -24,6 +24,10 @@ use sync_core::ids::DocId;
 use sync_core::sync::message::{FrameReader, Receipt, ReceiptBody};
 use sync_core::sync::session::{Effect, Input, Replica, Session, Summary, SyncError};
 
+/// How long connecting may take: on a site or a LAN a live peer answers in
+/// milliseconds, so a silent one is reported quickly.
+const CONNECT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How long a session waits for the peer before giving up.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -73,9 +77,13 @@ pub fn key_of(cert: &CertificateDer<'_>) -> Option<DevicePublicKey> {
     DevicePublicKey::from_bytes(key).ok()
 }
 
+/// Which server keys a client accepts at the TLS layer.
 #[derive(Debug)]
 struct PinnedServer {
-    key: DevicePublicKey,
+    /// HQ's pinned key; `None` for a relay or another device, whose
+    /// HQ-signed credential in the session's hello must then name the key
+    /// TLS authenticated.
+    key: Option<DevicePublicKey>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -88,8 +96,9 @@ impl ServerCertVerifier for PinnedServer {
         _: &[u8],
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match key_of(end_entity) {
-            Some(key) if key == self.key => Ok(ServerCertVerified::assertion()),
+        match (key_of(end_entity), self.key) {
+            (Some(key), Some(pinned)) if key == pinned => Ok(ServerCertVerified::assertion()),
+            (Some(_), None) => Ok(ServerCertVerified::assertion()),
             _ => Err(rustls::Error::General("服务器密钥与绑定的总部密钥不符".into())),
         }
     }
@@ -177,11 +186,13 @@ pub fn server_endpoint(key: &DeviceKey, addr: SocketAddr) -> Result<quinn::Endpo
     quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr).map_err(|e| setup(&e))
 }
 
-/// Connects to `addr`, presenting `key` and requiring the server to hold
-/// `pinned`. Keep the endpoint until the connection is closed and idle.
+/// Connects to `addr`, presenting `key`. With `pinned`, the server must hold
+/// that key (HQ); without, any identity key passes TLS and the session
+/// judges the peer's credential. Keep the endpoint until the connection is
+/// closed and idle.
 pub async fn connect(
     key: &DeviceKey,
-    pinned: DevicePublicKey,
+    pinned: Option<DevicePublicKey>,
     addr: SocketAddr,
 ) -> Result<(quinn::Endpoint, quinn::Connection), NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
@@ -200,7 +211,10 @@ pub async fn connect(
     let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| setup(&e))?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     let connecting = endpoint.connect(addr, "fieldsync").map_err(|e| NetError::Connection(e.to_string()))?;
-    let connection = connecting.await.map_err(|e| NetError::Connection(e.to_string()))?;
+    let connection = tokio::time::timeout(CONNECT, connecting)
+        .await
+        .map_err(|_| NetError::Connection(format!("{addr} 没有应答（对方未开机或网络不通）")))?
+        .map_err(|e| NetError::Connection(e.to_string()))?;
     Ok((endpoint, connection))
 }
 

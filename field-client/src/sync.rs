@@ -230,8 +230,29 @@ impl Store {
         Ok(receipt)
     }
 
-    /// Syncs with HQ (or a relay holding HQ's key pin) at `addr`.
+    /// Syncs with HQ at `addr` (default: the address from enrollment).
     pub async fn sync_with_hq(&mut self, addr: Option<SocketAddr>) -> Result<Summary, NetError> {
+        self.sync_with(addr, true).await
+    }
+
+    /// Syncs with a station relay or another device at `addr`; the peer is
+    /// judged by its HQ-signed credential.
+    pub async fn sync_with_peer(&mut self, addr: SocketAddr) -> Result<Summary, NetError> {
+        self.sync_with(Some(addr), false).await
+    }
+
+    async fn sync_with(&mut self, addr: Option<SocketAddr>, hq: bool) -> Result<Summary, NetError> {
+        let (enrollment, addr) = self.sync_target(addr)?;
+        let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
+        let (endpoint, connection) = net::connect(&key, hq.then_some(enrollment.hq), addr).await?;
+        self.client_session(endpoint, connection, &enrollment).await
+    }
+
+    /// This device's enrollment and the address to reach HQ at.
+    fn sync_target(
+        &self,
+        addr: Option<SocketAddr>,
+    ) -> Result<(sync_core::credential::Enrollment, SocketAddr), NetError> {
         let enrollment = self
             .enrollment()
             .map_err(|e| NetError::Store(e.to_string()))?
@@ -243,23 +264,87 @@ impl Store {
                 .parse()
                 .map_err(|_| NetError::Setup(format!("总部地址无效：{}", enrollment.server)))?,
         };
+        Ok((enrollment, addr))
+    }
+
+    /// Runs the connecting side's session on an established connection.
+    async fn client_session(
+        &mut self,
+        endpoint: quinn::Endpoint,
+        connection: quinn::Connection,
+        enrollment: &sync_core::credential::Enrollment,
+    ) -> Result<Summary, NetError> {
         self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
-        let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
-        let (endpoint, connection) = net::connect(&key, enrollment.hq, addr).await?;
+        let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示身份证书".into()))?;
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
         let mut session = Session::new(SessionConfig {
             credential: enrollment.credential.clone(),
             hq: enrollment.hq,
             revocations: None,
-            peer_key: enrollment.hq,
+            peer_key: peer,
         });
-        let summary = net::drive(self, &mut session, enrollment.hq, &mut send, &mut recv).await;
+        let summary = net::drive(self, &mut session, peer, &mut send, &mut recv).await;
         connection.close(0u32.into(), b"done");
         endpoint.wait_idle().await;
         summary
     }
 
-    /// Serves one incoming connection (HQ's side).
+    /// Runs station relay mode: serves devices at `listen` and forwards to
+    /// HQ every `forward_every` (when HQ cannot be reached, it keeps what it
+    /// has and tries again). Runs until `stop` resolves.
+    pub async fn relay(
+        &mut self,
+        listen: SocketAddr,
+        forward_every: std::time::Duration,
+        ready: impl FnOnce(SocketAddr),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NetError> {
+        let enrollment = self
+            .enrollment()
+            .map_err(|e| NetError::Store(e.to_string()))?
+            .ok_or_else(|| NetError::Store("本站尚未入网，请先执行 field enroll".into()))?;
+        let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
+        let endpoint = net::server_endpoint(&key, listen)?;
+        ready(endpoint.local_addr().map_err(|e| NetError::Setup(e.to_string()))?);
+        let mut timer = tokio::time::interval(forward_every);
+        tokio::pin!(stop);
+        // Connecting to HQ needs no store, so it waits beside the devices:
+        // an unreachable HQ never keeps a device waiting.
+        let mut forward: Option<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>> = None;
+        loop {
+            tokio::select! {
+                incoming = endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let Ok(connection) = incoming.await else { continue };
+                    match self.serve_connection(connection, enrollment.credential.clone(), enrollment.hq).await {
+                        Ok(summary) => tracing::info!(received = ?summary.received, "device session finished"),
+                        Err(error) => tracing::warn!(%error, "device session failed"),
+                    }
+                }
+                _ = timer.tick(), if forward.is_none() => {
+                    let (enrollment, addr) = self.sync_target(None)?;
+                    let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
+                    forward = Some(Box::pin(async move { net::connect(&key, Some(enrollment.hq), addr).await }));
+                }
+                connected = async { forward.as_mut().expect("guarded").await }, if forward.is_some() => {
+                    forward = None;
+                    match connected {
+                        Ok((hq_endpoint, connection)) => {
+                            match self.client_session(hq_endpoint, connection, &enrollment).await {
+                                Ok(summary) => tracing::info!(sent = ?summary.sent, "forwarded to HQ"),
+                                Err(error) => tracing::info!(%error, "forwarding failed; will retry"),
+                            }
+                        }
+                        Err(error) => tracing::info!(%error, "HQ not reachable; will retry"),
+                    }
+                }
+                () = &mut stop => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves one incoming connection (HQ's or a relay's side).
     pub async fn serve_connection(
         &mut self,
         connection: quinn::Connection,

@@ -23,6 +23,23 @@ use sync_core::sync::session::SyncError;
 
 const CODE: &str = "91640200MA76XYW123";
 
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn enroll_as(data: &Path, store: &Store, role: &str, server: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+        .arg("--data")
+        .arg(data)
+        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name(), "--role", role])
+        .args(["--server", server])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let enrollment: Enrollment = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    store.enroll(&enrollment).unwrap();
+}
+
 struct Server {
     child: Child,
     addr: SocketAddr,
@@ -30,10 +47,14 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Self {
+        Self::start_at(data, "127.0.0.1:0")
+    }
+
+    fn start_at(data: &Path, quic: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
             .arg("--data")
             .arg(data)
-            .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["serve", "--quic", quic, "--http", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -187,5 +208,90 @@ async fn a_device_pinned_to_another_hq_key_fails_the_handshake() {
     let error = device.sync_with_hq(Some(server.addr)).await.unwrap_err();
     assert!(matches!(error, NetError::Connection(_)), "{error}");
     assert!(!matches!(error, NetError::Sync(SyncError::Protocol(_))));
+    server.kill();
+}
+
+/// Day 1 the station has no link to HQ: inspectors sync with the station's
+/// relay. Day 2 HQ is reachable: the relay forwards, HQ's receipts come back
+/// through the relay, and every inspector ends with receipts for its work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_relay_stores_and_forwards_and_carries_receipts_back() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let hq_addr = format!("127.0.0.1:{}", free_udp_port());
+    let relay_store = Store::init(&dir.path().join("station"), "安监站").unwrap();
+    enroll_as(&data, &relay_store, "station", &hq_addr);
+    let mut devices: Vec<Store> =
+        ["张三", "李四"].iter().map(|n| Store::init(&dir.path().join(n), n).unwrap()).collect();
+    for d in &devices {
+        enroll_as(&data, d, "inspector", &hq_addr);
+    }
+
+    // The station's relay runs in its own task until told to stop.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(async move {
+        let mut store = relay_store;
+        store
+            .relay(
+                "127.0.0.1:0".parse().unwrap(),
+                std::time::Duration::from_secs(1),
+                |addr| {
+                    let _ = ready_tx.send(addr);
+                },
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+    });
+    let relay_addr = ready_rx.await.unwrap();
+
+    // Day 1: the lead creates the campaign; both record findings and sync
+    // with the station only.
+    let c = devices[0]
+        .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
+        .unwrap();
+    let code: CreditCode = CODE.parse().unwrap();
+    let enterprise = Enterprise {
+        name: "某建设集团".into(),
+        unified_social_credit_code: code.clone(),
+        domain: Domain::Construction,
+        project: String::new(),
+        address: String::new(),
+        dossier_id: DocId::dossier(&c, &code),
+    };
+    devices[0].edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise)).unwrap();
+    devices[0].sync_with_peer(relay_addr).await.unwrap();
+    devices[1].sync_with_peer(relay_addr).await.unwrap();
+    for (i, d) in devices.iter_mut().enumerate() {
+        let dossier_id = d.open_dossier(&c, CODE).unwrap();
+        let id = new_entity_id().unwrap();
+        d.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard(&format!("检查员{i}的隐患")))).unwrap();
+        d.sync_with_peer(relay_addr).await.unwrap();
+        assert!(!d.unreceipted().unwrap().is_empty(), "no HQ yet, so no receipt");
+    }
+
+    // Day 2: HQ comes up; the relay forwards on its own.
+    let server = Server::start_at(&data, &hq_addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        for d in devices.iter_mut() {
+            d.sync_with_peer(relay_addr).await.unwrap();
+        }
+        if devices.iter_mut().all(|d| d.unreceipted().unwrap().is_empty()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "receipts never came back through the relay");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    // HQ holds everything: a fresh HQ-side pull sees both findings.
+    let mut fresh = Store::init(&dir.path().join("总部分析员"), "分析员").unwrap();
+    enroll_as(&data, &fresh, "hq", &hq_addr);
+    fresh.sync_with_hq(None).await.unwrap();
+    let dossier_id = fresh.open_dossier(&c, CODE).unwrap();
+    assert_eq!(fresh.dossier(&dossier_id).unwrap().hazards.len(), 2);
+    stop_tx.send(()).unwrap();
+    relay.await.unwrap().unwrap();
     server.kill();
 }

@@ -49,11 +49,23 @@ enum Command {
         /// FS1: 开头的入网码，或 @文件路径
         code: String,
     },
-    /// 与总部同步（需先入网）
+    /// 与总部同步（需先入网）；或经安监站中转、与另一台设备同步
     Sync {
-        /// 同步地址（默认用入网码中的总部地址）
-        #[arg(long)]
+        /// 总部同步地址（默认用入网码中的地址）
+        #[arg(long, conflicts_with = "peer")]
         server: Option<std::net::SocketAddr>,
+        /// 安监站中转或另一台设备的地址（以总部签发的凭证核验对方）
+        #[arg(long)]
+        peer: Option<std::net::SocketAddr>,
+    },
+    /// 安监站中转模式：接收检查员设备同步，能连上总部时转发
+    Relay {
+        /// 监听地址
+        #[arg(long, default_value = "0.0.0.0:4434")]
+        listen: std::net::SocketAddr,
+        /// 尝试转发到总部的间隔（秒）
+        #[arg(long, default_value_t = 60)]
+        forward_every: u64,
     },
     /// 管理受信任的设备（导入数据包前需要信任对方）
     #[command(subcommand)]
@@ -510,9 +522,22 @@ fn run(cli: Cli) -> Result<()> {
                 },
             );
         }
-        Command::Sync { server } => {
+        Command::Relay { listen, forward_every } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let summary = runtime.block_on(store.sync_with_hq(server))?;
+            let every = std::time::Duration::from_secs(forward_every.max(1));
+            let ready =
+                |addr| println!("安监站中转已启动：{addr}（每 {} 秒尝试转发到总部，Ctrl-C 停止）", every.as_secs());
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            runtime.block_on(store.relay(listen, every, ready, stop))?;
+        }
+        Command::Sync { server, peer } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let summary = match peer {
+                Some(addr) => runtime.block_on(store.sync_with_peer(addr))?,
+                None => runtime.block_on(store.sync_with_hq(server))?,
+            };
             let sent: usize = summary.sent.values().sum();
             let received: usize = summary.received.values().sum();
             out.emit(json!({ "sent": sent, "received": received, "receipts": summary.receipts }), || {
