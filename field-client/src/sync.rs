@@ -242,10 +242,23 @@ impl Store {
     }
 
     async fn sync_with(&mut self, addr: Option<SocketAddr>, hq: bool) -> Result<Summary, NetError> {
+        self.sync_counting(addr, hq).await.map(|(summary, _)| summary)
+    }
+
+    /// Syncs with HQ and also returns the bytes that crossed the network
+    /// both ways (UDP payload as QUIC counted it), for benchmarks.
+    pub async fn sync_with_hq_counting(&mut self, addr: Option<SocketAddr>) -> Result<(Summary, u64), NetError> {
+        self.sync_counting(addr, true).await
+    }
+
+    async fn sync_counting(&mut self, addr: Option<SocketAddr>, hq: bool) -> Result<(Summary, u64), NetError> {
         let (enrollment, addr) = self.sync_target(addr)?;
         let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
         let (endpoint, connection) = net::connect(&key, hq.then_some(enrollment.hq), addr).await?;
-        self.client_session(endpoint, connection, &enrollment).await
+        let counter = connection.clone();
+        let summary = self.client_session(endpoint, connection, &enrollment).await?;
+        let stats = counter.stats();
+        Ok((summary, stats.udp_tx.bytes + stats.udp_rx.bytes))
     }
 
     /// This device's enrollment and the address to reach HQ at.

@@ -1,0 +1,214 @@
+//! End-of-day burst benchmark (DESIGN.md §10), run by `scripts/bench-sync D S F`.
+//!
+//! Starts the real `fieldsync-server` process, enrolls D devices, and on each
+//! device (offline, through the real store) creates S dossiers with F
+//! findings each: one change per finding (~30-character title, ~200-character
+//! description, accident type, level, location, 3 photo hashes, status),
+//! then 2 small edits per finding, each its own change. Then all devices sync
+//! at once over QUIC. The burst ends when every device holds HQ receipts
+//! covering all its work (checked, not assumed). Then a fresh HQ-role client
+//! pulls everything. Prints readable lines, then one JSON object.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use field_client::{Store, new_entity_id};
+use sync_core::codes::AccidentType;
+use sync_core::credential::Enrollment;
+use sync_core::doc::{campaign, dossier};
+use sync_core::ids::{CreditCode, DocId};
+use sync_core::model::{
+    CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
+};
+
+const DESCRIPTION: &str = "外脚手架连墙件未按专项施工方案设置，东侧十二至十三层整层缺失，部分连墙件采用柔性连接，架体有外倾迹象，立杆基础局部积水，扫地杆缺失，剪刀撑未沿高度连续设置，作业层脚手板未满铺，挡脚板缺失，安全网破损未及时更换，存在坍塌和高处坠落风险，须立即停止架上作业并限期整改，整改完成后经项目技术负责人验收合格方可使用，并由安监站复查销号。";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let devices: usize = args.next().map_or(Ok(10), |a| a.parse())?;
+    let dossiers: usize = args.next().map_or(Ok(4), |a| a.parse())?;
+    let findings: usize = args.next().map_or(Ok(50), |a| a.parse())?;
+    let server_bin = std::env::var("FIELDSYNC_SERVER_BIN")?;
+    let dir = tempfile::TempDir::new()?;
+    let data = dir.path().join("hq");
+
+    // Enroll devices one by one (HQ's register issues serials in order), then
+    // prepare their data offline on two threads (CPU and fsync bound).
+    let started = Instant::now();
+    let homes: Vec<_> = (0..devices).map(|i| dir.path().join(format!("d{i}"))).collect();
+    Command::new(&server_bin).arg("--data").arg(&data).arg("key").output()?;
+    for home in &homes {
+        enroll(&server_bin, &data, &Store::init(home, "检查员")?, "inspector")?;
+    }
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let chunks: Vec<_> = homes.chunks(devices.div_ceil(2).max(1)).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(|| chunk.iter().try_for_each(|home| prepare(home, dossiers, findings))))
+            .collect();
+        for handle in handles {
+            handle.join().map_err(|_| anyhow::anyhow!("preparation thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let changes = devices * (dossiers * (1 + findings * 3) + 1 + dossiers);
+    eprintln!("prepared {devices} devices ({changes} changes) in {:.1}s", started.elapsed().as_secs_f64());
+
+    // The server, fresh.
+    let mut child = Command::new(&server_bin)
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().ok_or_else(|| anyhow::anyhow!("server exited"))??;
+        if let Some(addr) = line.strip_prefix("同步地址：") {
+            break addr.parse()?;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (burst_wall_s, bytes_total) = runtime.block_on(async {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for home in &homes {
+            let home = home.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut store = Store::open(&home)?;
+                let (_, bytes) = store.sync_with_hq_counting(Some(addr)).await?;
+                let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
+                anyhow::ensure!(pending == 0, "{} still has {pending} unreceipted changes", home.display());
+                anyhow::Ok(bytes)
+            }));
+        }
+        let mut bytes = 0;
+        for task in tasks {
+            bytes += task.await??;
+        }
+        anyhow::Ok((started.elapsed().as_secs_f64(), bytes))
+    })?;
+    let (rss_mb, cpu_s) = proc_stats(pid)?;
+
+    // A fresh HQ-role client pulls everything.
+    let puller = dir.path().join("hq-analyst");
+    let store = Store::init(&puller, "分析员")?;
+    enroll(&server_bin, &data, &store, "hq")?;
+    drop(store);
+    let hq_pull_wall_s = runtime.block_on(async {
+        let mut store = Store::open(&puller)?;
+        let started = Instant::now();
+        let summary = store.sync_with_hq(Some(addr)).await?;
+        let received: usize = summary.received.values().sum();
+        anyhow::ensure!(received >= devices * dossiers * findings * 3, "pulled only {received} changes");
+        anyhow::Ok(started.elapsed().as_secs_f64())
+    })?;
+    let (rss_after_pull, cpu_after_pull) = proc_stats(pid)?;
+    child.kill()?;
+    child.wait()?;
+
+    println!("D={devices} S={dossiers} F={findings}: {changes} changes");
+    println!("burst: {burst_wall_s:.2}s until every device held receipts for all its work");
+    println!("bytes on the wire (both ways, UDP payload): {:.2} MB", bytes_total as f64 / 1e6);
+    println!("server: peak RSS {:.1} MB, CPU {cpu_s:.2}s during the burst", rss_mb.max(0.0));
+    println!("HQ pull: {hq_pull_wall_s:.2}s (server peak RSS then {rss_after_pull:.1} MB, CPU {cpu_after_pull:.2}s)");
+    println!(
+        "{}",
+        serde_json::json!({
+            "devices": devices, "dossiers": dossiers, "findings": findings, "changes": changes,
+            "burst_wall_s": round(burst_wall_s), "bytes_total": bytes_total,
+            "server_peak_rss_mb": round(rss_after_pull.max(rss_mb)), "server_cpu_s": round(cpu_s),
+            "hq_pull_wall_s": round(hq_pull_wall_s),
+        })
+    );
+    Ok(())
+}
+
+fn enroll(server_bin: &str, data: &Path, store: &Store, role: &str) -> anyhow::Result<()> {
+    let out = Command::new(server_bin)
+        .arg("--data")
+        .arg(data)
+        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name(), "--role", role])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let enrollment: Enrollment = String::from_utf8(out.stdout)?.trim().parse()?;
+    store.enroll(&enrollment)?;
+    Ok(())
+}
+
+fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<()> {
+    let mut store = Store::open(home)?;
+    let c = store.create_campaign("基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
+    for s in 0..dossiers {
+        let code: CreditCode = format!("91640200MA76XYW{s:03}").parse()?;
+        let enterprise = Enterprise {
+            name: format!("企业{s}"),
+            unified_social_credit_code: code.clone(),
+            domain: Domain::Construction,
+            project: String::new(),
+            address: String::new(),
+            dossier_id: DocId::dossier(&c, &code),
+        };
+        store.edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise))?;
+        let d = store.open_dossier(&c, code.as_str())?;
+        for f in 0..findings {
+            let id = new_entity_id()?;
+            let hazard = Hazard {
+                title: format!("第{f}处：脚手架连墙件设置不符合规范要求存在架体失稳风险"),
+                description: DESCRIPTION.into(),
+                hazard_kind: HazardKind::UnsafeCondition,
+                accident_type: AccidentType::gb6441_1986("10")?,
+                level: HazardLevel::General,
+                major_hazard_criterion: None,
+                location: Location { text: format!("{}号楼东侧外架", f % 12 + 1), gps: None },
+                legal_basis: "JGJ 59-2011 第3.3.3条".into(),
+                photos: (0..3).map(|p| (sync_core::bundle::sha256_hex(format!("{f}-{p}").as_bytes()), format!("IMG_{p}.jpg"))).collect(),
+                inspector: "张三".into(),
+                found_at: "2026-11-24T02:00:00Z".into(),
+                checklist_item: None,
+                deleted: false,
+                rectification: Rectification::default(),
+            };
+            store.edit(&d, |tx| dossier::add_hazard(tx, &id, &hazard))?;
+            store.edit(&d, |tx| {
+                dossier::modify_hazard(tx, &id, |h| {
+                    h.rectification.status = RectificationStatus::Rectifying;
+                    Ok(())
+                })
+            })?;
+            store.edit(&d, |tx| {
+                dossier::modify_hazard(tx, &id, |h| {
+                    h.rectification.owner = "王五".into();
+                    Ok(())
+                })
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Peak resident set (MB) and CPU time (s) of a process, from /proc.
+fn proc_stats(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or_default()
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or_default();
+    Ok((hwm_kb / 1024.0, ticks / 100.0))
+}
+
+fn round(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
