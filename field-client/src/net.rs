@@ -238,6 +238,8 @@ pub trait Local: Replica {
     ) -> Result<Option<Receipt>, String>;
     /// Stores receipts whose signatures were checked.
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String>;
+    /// Keeps a newer HQ revocation list (signature and version already checked).
+    fn store_revocations(&mut self, list: sync_core::credential::SignedRevocations) -> Result<(), String>;
     /// Stores checkpoints with `peer` after a completed session.
     fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String>;
 }
@@ -272,7 +274,7 @@ pub async fn drive(
                         );
                     }
                     Effect::StoreReceipts(receipts) => local.store_receipts(receipts).map_err(NetError::Store)?,
-                    Effect::StoreRevocations(_) => {}
+                    Effect::StoreRevocations(list) => local.store_revocations(list).map_err(NetError::Store)?,
                     Effect::Finished(summary) => {
                         local.store_checkpoints(&peer, &summary).map_err(NetError::Store)?;
                         // Close our side, then wait for the peer to close its
@@ -284,7 +286,11 @@ pub async fn drive(
                         return Ok(summary);
                     }
                     Effect::Close(error) => {
+                        // Let the refusal reach the peer before anyone closes,
+                        // so it can tell its user why.
                         let _ = send.finish();
+                        let drain = async { while let Ok(Some(_)) = recv.read(&mut buf).await {} };
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
                         return Err(error.into());
                     }
                 }

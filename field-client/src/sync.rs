@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde_bytes::ByteBuf;
 use sync_core::automerge::{Automerge, Change, ChangeHash, ROOT, ReadDoc, Value};
-use sync_core::credential::SignedCredential;
+use sync_core::credential::{SignedCredential, SignedRevocations};
 use sync_core::identity::{DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::message::{Receipt, ReceiptBody};
@@ -95,6 +95,10 @@ impl Replica for Store {
 }
 
 impl Local for Store {
+    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), String> {
+        self.db.persist(vec![Write::Meta { key: "revocations", value: list.to_bytes() }]).map_err(|e| e.to_string())
+    }
+
     fn persist(
         &mut self,
         doc: &DocId,
@@ -290,10 +294,11 @@ impl Store {
         self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
         let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示身份证书".into()))?;
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+        let revocations = self.revocations().map_err(|e| NetError::Store(e.to_string()))?;
         let mut session = Session::new(SessionConfig {
             credential: enrollment.credential.clone(),
             hq: enrollment.hq,
-            revocations: None,
+            revocations,
             peer_key: peer,
         });
         let summary = net::drive(self, &mut session, peer, &mut send, &mut recv).await;
@@ -329,7 +334,8 @@ impl Store {
                 incoming = endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
                     let Ok(connection) = incoming.await else { continue };
-                    match self.serve_connection(connection, enrollment.credential.clone(), enrollment.hq).await {
+                    let revocations = self.revocations().map_err(|e| NetError::Store(e.to_string()))?;
+                    match self.serve_connection(connection, enrollment.credential.clone(), enrollment.hq, revocations).await {
                         Ok(summary) => tracing::info!(received = ?summary.received, "device session finished"),
                         Err(error) => tracing::warn!(%error, "device session failed"),
                     }
@@ -357,17 +363,24 @@ impl Store {
         Ok(())
     }
 
-    /// Serves one incoming connection (HQ's or a relay's side).
+    /// The newest HQ revocation list this store holds.
+    pub fn revocations(&self) -> Result<Option<SignedRevocations>, StoreError> {
+        self.db.meta("revocations")?.map(|b| SignedRevocations::from_bytes(&b).map_err(StoreError::from)).transpose()
+    }
+
+    /// Serves one incoming connection (HQ's or a relay's side), judging the
+    /// peer against `revocations` (HQ's newest list; a relay passes its own).
     pub async fn serve_connection(
         &mut self,
         connection: quinn::Connection,
         credential: SignedCredential,
         hq: DevicePublicKey,
+        revocations: Option<SignedRevocations>,
     ) -> Result<Summary, NetError> {
         let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
         let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
         self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
-        let mut session = Session::new(SessionConfig { credential, hq, revocations: None, peer_key: peer });
+        let mut session = Session::new(SessionConfig { credential, hq, revocations, peer_key: peer });
         let result = net::drive(self, &mut session, peer, &mut send, &mut recv).await;
         connection.close(0u32.into(), b"done");
         result

@@ -168,7 +168,9 @@ fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<()> 
                 major_hazard_criterion: None,
                 location: Location { text: format!("{}号楼东侧外架", f % 12 + 1), gps: None },
                 legal_basis: "JGJ 59-2011 第3.3.3条".into(),
-                photos: (0..3).map(|p| (sync_core::bundle::sha256_hex(format!("{f}-{p}").as_bytes()), format!("IMG_{p}.jpg"))).collect(),
+                photos: (0..3)
+                    .map(|p| (sync_core::bundle::sha256_hex(format!("{f}-{p}").as_bytes()), format!("IMG_{p}.jpg")))
+                    .collect(),
                 inspector: "张三".into(),
                 found_at: "2026-11-24T02:00:00Z".into(),
                 checklist_item: None,
@@ -203,7 +205,8 @@ fn proc_stats(pid: u32) -> anyhow::Result<(f64, f64)> {
         .and_then(|v| v.parse().ok())
         .unwrap_or_default();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or_default()
         + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or_default();
     Ok((hwm_kb / 1024.0, ticks / 100.0))

@@ -10,12 +10,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_bytes::ByteBuf;
-use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
+use sync_core::credential::{Credential, Enrollment, RevocationList, Role, Scope, SignedCredential, SignedRevocations};
 use sync_core::identity::{DeviceKey, DevicePublicKey};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../schemas/migrations/server/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schemas/migrations/server/0001_init.sql"),
+    include_str!("../../schemas/migrations/server/0002_revocations.sql"),
+];
 
 /// HQ's data directory: key and credential register.
 pub(crate) struct Hq {
@@ -115,6 +118,39 @@ impl Hq {
         )?;
         tx.commit()?;
         Ok(signed)
+    }
+
+    /// The newest signed revocation list, if HQ ever revoked anything.
+    pub(crate) fn revocations(&self) -> Result<Option<SignedRevocations>> {
+        let bytes: Option<Vec<u8>> = self
+            .db
+            .query_row("SELECT signed FROM revocation_lists ORDER BY version DESC LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        Ok(bytes.map(|b| SignedRevocations::from_bytes(&b)).transpose()?)
+    }
+
+    /// Revokes credential serials and/or device keys: signs and stores a new
+    /// list that contains everything revoked before plus these.
+    pub(crate) fn revoke(
+        &mut self,
+        serials: &[u64],
+        devices: &[DevicePublicKey],
+        now_ms: i64,
+    ) -> Result<RevocationList> {
+        let mut list = match self.revocations()? {
+            Some(signed) => signed.verify(&self.key.public())?.clone(),
+            None => RevocationList::default(),
+        };
+        list.version += 1;
+        list.issued_at = now_ms;
+        list.serials.extend(serials.iter().copied());
+        list.devices.extend(devices.iter().map(|d| ByteBuf::from(d.to_bytes().to_vec())));
+        let signed = SignedRevocations::issue(&self.key, list.clone());
+        self.db.execute(
+            "INSERT INTO revocation_lists (version, signed, issued_at) VALUES (?1, ?2, ?3)",
+            params![list.version as i64, signed.to_bytes(), now_ms],
+        )?;
+        Ok(list)
     }
 
     /// The enrollment string for a credential: HQ's key, address, credential.

@@ -38,6 +38,15 @@ enum Command {
     Key,
     /// 为设备签发凭证，输出入网码
     Issue(IssueArgs),
+    /// 吊销凭证或设备（签发新的吊销名单，随同步传到各设备和安监站）
+    Revoke {
+        /// 凭证编号（可多次）
+        #[arg(long)]
+        serial: Vec<u64>,
+        /// 设备公钥（吊销该设备的全部凭证，可多次）
+        #[arg(long)]
+        device: Vec<String>,
+    },
 }
 
 #[derive(Args, Default)]
@@ -153,15 +162,19 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     println!("健康检查：http://{}/health", listener.local_addr()?);
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
+    let hq = std::sync::Arc::new(tokio::sync::Mutex::new(hq));
     let accept = async move {
         while let Some(incoming) = endpoint.accept().await {
             let store = store.clone();
             let credential = credential.clone();
+            let hq = hq.clone();
             tokio::spawn(async move {
                 let Ok(connection) = incoming.await else { return };
+                // Every session sees the newest revocation list.
+                let revocations = hq.lock().await.revocations().unwrap_or_default();
                 // Sessions take turns on the store; each commits before the next.
                 let mut store = store.lock().await;
-                match store.serve_connection(connection, credential, hq_key).await {
+                match store.serve_connection(connection, credential, hq_key, revocations).await {
                     Ok(summary) => tracing::info!(received = ?summary.received, "session finished"),
                     Err(error) => tracing::warn!(%error, "session failed"),
                 }
@@ -183,6 +196,22 @@ async fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,
+        Command::Revoke { serial, device } => {
+            if serial.is_empty() && device.is_empty() {
+                anyhow::bail!("请用 --serial 或 --device 指定要吊销的凭证或设备");
+            }
+            let devices = device
+                .iter()
+                .map(|d| d.parse::<DevicePublicKey>().context("设备公钥格式无效（应为 64 位十六进制）"))
+                .collect::<Result<Vec<_>>>()?;
+            let list = hq::Hq::open(&cli.data)?.revoke(&serial, &devices, now_ms())?;
+            println!(
+                "已签发吊销名单第 {} 版：凭证 {} 个，设备 {} 台；各设备和安监站下次同步时生效。",
+                list.version,
+                list.serials.len(),
+                list.devices.len()
+            );
+        }
         Command::Serve(args) => serve(&cli.data, args).await?,
     }
     Ok(())

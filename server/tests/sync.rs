@@ -295,3 +295,61 @@ async fn a_station_relay_stores_and_forwards_and_carries_receipts_back() {
     relay.await.unwrap().unwrap();
     server.kill();
 }
+
+/// A revoked tablet is refused by HQ at once, and by a station relay with no
+/// link to HQ once the relay has seen HQ's newer revocation list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_reach_hq_sessions_and_relays() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = server.addr.to_string();
+    let mut honest = Store::init(&dir.path().join("张三"), "张三").unwrap();
+    let mut stolen = Store::init(&dir.path().join("李四"), "李四").unwrap();
+    let relay_store = Store::init(&dir.path().join("station"), "安监站").unwrap();
+    enroll_as(&data, &honest, "inspector", &addr);
+    enroll_as(&data, &stolen, "inspector", &addr);
+    enroll_as(&data, &relay_store, "station", &addr);
+    stolen.sync_with_hq(None).await.unwrap();
+
+    let serial = stolen.enrollment().unwrap().unwrap().credential.credential().serial;
+    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+        .arg("--data")
+        .arg(&data)
+        .args(["revoke", "--serial", &serial.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let refused = stolen.sync_with_hq(None).await.unwrap_err();
+    assert!(refused.to_string().contains("吊销"), "{refused}");
+    honest.sync_with_hq(None).await.unwrap();
+    assert!(honest.revocations().unwrap().is_some(), "the list travels to devices");
+
+    // The relay learns the list from HQ, then HQ goes away.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(async move {
+        let mut store = relay_store;
+        store
+            .relay(
+                "127.0.0.1:0".parse().unwrap(),
+                std::time::Duration::from_millis(200),
+                |a| {
+                    let _ = ready_tx.send(a);
+                },
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+    });
+    let relay_addr = ready_rx.await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    server.kill();
+    let refused = stolen.sync_with_peer(relay_addr).await.unwrap_err();
+    assert!(refused.to_string().contains("吊销"), "{refused}");
+    honest.sync_with_peer(relay_addr).await.unwrap();
+    stop_tx.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+}
