@@ -17,6 +17,7 @@ mod sync;
 use std::path::PathBuf;
 
 pub use store::{ImportReport, RecordRef, ReviewEntry, Store, new_entity_id};
+pub use sync::SharedStore;
 
 /// The starter checklists shipped with the client (`schemas/checklists/`).
 pub(crate) const STARTER_CHECKLISTS: &[&str] = &[

@@ -386,3 +386,86 @@ impl Store {
         result
     }
 }
+
+/// A store shared by concurrent sessions (HQ's server): every storage call
+/// takes the lock only for its own duration, so sessions interleave at
+/// message granularity instead of waiting for each other to finish. Heads
+/// only grow, so what one session read stays a valid "have" set while
+/// another writes.
+#[derive(Clone)]
+pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
+
+impl SharedStore {
+    /// Shares `store`.
+    pub fn new(store: Store) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        let mut guard = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Serves one incoming connection.
+    pub async fn serve_connection(
+        &self,
+        connection: quinn::Connection,
+        credential: SignedCredential,
+        hq: DevicePublicKey,
+        revocations: Option<SignedRevocations>,
+    ) -> Result<Summary, NetError> {
+        let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
+        let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+        self.with(Store::load_all).map_err(|e| NetError::Store(e.to_string()))?;
+        let mut session = Session::new(SessionConfig { credential, hq, revocations, peer_key: peer });
+        let mut local = self.clone();
+        let result = net::drive(&mut local, &mut session, peer, &mut send, &mut recv).await;
+        connection.close(0u32.into(), b"done");
+        result
+    }
+}
+
+impl Replica for SharedStore {
+    fn catalog(&self) -> Vec<CatalogEntry> {
+        self.with(|s| Replica::catalog(s))
+    }
+    fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
+        self.with(|s| Replica::has_change(s, doc, hash))
+    }
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
+        self.with(|s| Replica::changes_since(s, doc, have))
+    }
+    fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
+        self.with(|s| Replica::evidence(s, doc, head))
+    }
+    fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
+        self.with(|s| Replica::checkpoint(s, peer, doc))
+    }
+    fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String> {
+        self.with(|s| Replica::check(s, doc, changes))
+    }
+    fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
+        self.with(|s| Replica::receipts(s, doc))
+    }
+}
+
+impl Local for SharedStore {
+    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), String> {
+        self.with(|s| s.store_revocations(list))
+    }
+    fn persist(
+        &mut self,
+        doc: &DocId,
+        changes: Vec<Change>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+    ) -> Result<Option<Receipt>, String> {
+        self.with(|s| Local::persist(s, doc, changes, evidence, from))
+    }
+    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
+        self.with(|s| s.store_receipts(receipts))
+    }
+    fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String> {
+        self.with(|s| s.store_checkpoints(peer, summary))
+    }
+}

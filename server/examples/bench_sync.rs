@@ -41,31 +41,42 @@ fn main() -> anyhow::Result<()> {
     let homes: Vec<_> = (0..devices).map(|i| dir.path().join(format!("d{i}"))).collect();
     Command::new(&server_bin).arg("--data").arg(&data).arg("key").output()?;
     for home in &homes {
-        enroll(&server_bin, &data, &Store::init(home, "检查员")?, "inspector")?;
+        Store::init(home, "检查员")?;
     }
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    let campaigns = std::thread::scope(|scope| -> anyhow::Result<Vec<DocId>> {
         let chunks: Vec<_> = homes.chunks(devices.div_ceil(2).max(1)).collect();
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| scope.spawn(|| chunk.iter().try_for_each(|home| prepare(home, dossiers, findings))))
+            .map(|chunk| {
+                scope.spawn(|| {
+                    chunk.iter().map(|home| prepare(home, dossiers, findings)).collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
             .collect();
+        let mut all = Vec::new();
         for handle in handles {
-            handle.join().map_err(|_| anyhow::anyhow!("preparation thread panicked"))??;
+            all.extend(handle.join().map_err(|_| anyhow::anyhow!("preparation thread panicked"))??);
         }
-        Ok(())
+        Ok(all)
     })?;
+    // Each inspector's credential covers its own campaign, as in the field.
+    for (home, campaign) in homes.iter().zip(&campaigns) {
+        enroll(&server_bin, &data, &Store::open(home)?, &["--role", "inspector", "--campaign", campaign.as_str()])?;
+    }
     let changes = devices * (dossiers * (1 + findings * 3) + 1 + dossiers);
     eprintln!("prepared {devices} devices ({changes} changes) in {:.1}s", started.elapsed().as_secs_f64());
 
     // The server, fresh.
-    let mut child = Command::new(&server_bin)
+    let child = Command::new(&server_bin)
         .arg("--data")
         .arg(&data)
         .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()?;
     let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
+    let child = KillOnDrop(child);
+    let mut child = child;
+    let mut lines = BufReader::new(child.0.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
     let addr: SocketAddr = loop {
         let line = lines.next().ok_or_else(|| anyhow::anyhow!("server exited"))??;
         if let Some(addr) = line.strip_prefix("同步地址：") {
@@ -99,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     // A fresh HQ-role client pulls everything.
     let puller = dir.path().join("hq-analyst");
     let store = Store::init(&puller, "分析员")?;
-    enroll(&server_bin, &data, &store, "hq")?;
+    enroll(&server_bin, &data, &store, &["--role", "hq"])?;
     drop(store);
     let hq_pull_wall_s = runtime.block_on(async {
         let mut store = Store::open(&puller)?;
@@ -110,8 +121,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(started.elapsed().as_secs_f64())
     })?;
     let (rss_after_pull, cpu_after_pull) = proc_stats(pid)?;
-    child.kill()?;
-    child.wait()?;
+    drop(child);
 
     println!("D={devices} S={dossiers} F={findings}: {changes} changes");
     println!("burst: {burst_wall_s:.2}s until every device held receipts for all its work");
@@ -130,11 +140,12 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn enroll(server_bin: &str, data: &Path, store: &Store, role: &str) -> anyhow::Result<()> {
+fn enroll(server_bin: &str, data: &Path, store: &Store, extra: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(server_bin)
         .arg("--data")
         .arg(data)
-        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name(), "--role", role])
+        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name()])
+        .args(extra)
         .output()?;
     anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let enrollment: Enrollment = String::from_utf8(out.stdout)?.trim().parse()?;
@@ -142,7 +153,7 @@ fn enroll(server_bin: &str, data: &Path, store: &Store, role: &str) -> anyhow::R
     Ok(())
 }
 
-fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<()> {
+fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocId> {
     let mut store = Store::open(home)?;
     let c = store.create_campaign("基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
     for s in 0..dossiers {
@@ -192,7 +203,17 @@ fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<()> 
             })?;
         }
     }
-    Ok(())
+    Ok(c)
+}
+
+/// Kills the server however the benchmark ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Peak resident set (MB) and CPU time (s) of a process, from /proc.

@@ -150,7 +150,7 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
         field_client::Store::init_with_seed(&store_dir, "总部", hq.seed())?
     };
     store.set_issues_receipts(true);
-    let store = std::sync::Arc::new(tokio::sync::Mutex::new(store));
+    let store = field_client::SharedStore::new(store);
     let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
     let key = sync_core::identity::DeviceKey::from_seed(hq.seed());
     let endpoint = field_client::net::server_endpoint(&key, quic)?;
@@ -172,8 +172,6 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
                 let Ok(connection) = incoming.await else { return };
                 // Every session sees the newest revocation list.
                 let revocations = hq.lock().await.revocations().unwrap_or_default();
-                // Sessions take turns on the store; each commits before the next.
-                let mut store = store.lock().await;
                 match store.serve_connection(connection, credential, hq_key, revocations).await {
                     Ok(summary) => tracing::info!(received = ?summary.received, "session finished"),
                     Err(error) => tracing::warn!(%error, "session failed"),
