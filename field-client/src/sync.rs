@@ -377,14 +377,25 @@ impl Store {
         hq: DevicePublicKey,
         revocations: Option<SignedRevocations>,
     ) -> Result<Summary, NetError> {
-        let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
-        let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
         self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
-        let mut session = Session::new(SessionConfig { credential, hq, revocations, peer_key: peer });
-        let result = net::drive(self, &mut session, peer, &mut send, &mut recv).await;
-        connection.close(0u32.into(), b"done");
-        result
+        serve(self, connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await
     }
+}
+
+/// Runs the accepting side's session on one connection: the peer is the
+/// key its certificate proved (`config.peer_key` is replaced by it).
+async fn serve(
+    local: &mut impl Local,
+    connection: quinn::Connection,
+    mut config: SessionConfig,
+) -> Result<Summary, NetError> {
+    let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
+    let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+    config.peer_key = peer;
+    let mut session = Session::new(config);
+    let result = net::drive(local, &mut session, peer, &mut send, &mut recv).await;
+    connection.close(0u32.into(), b"done");
+    result
 }
 
 /// A store shared by concurrent sessions (HQ's server): every storage call
@@ -414,14 +425,8 @@ impl SharedStore {
         hq: DevicePublicKey,
         revocations: Option<SignedRevocations>,
     ) -> Result<Summary, NetError> {
-        let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
-        let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
         self.with(Store::load_all).map_err(|e| NetError::Store(e.to_string()))?;
-        let mut session = Session::new(SessionConfig { credential, hq, revocations, peer_key: peer });
-        let mut local = self.clone();
-        let result = net::drive(&mut local, &mut session, peer, &mut send, &mut recv).await;
-        connection.close(0u32.into(), b"done");
-        result
+        serve(&mut self.clone(), connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await
     }
 }
 
