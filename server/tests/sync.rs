@@ -40,6 +40,32 @@ fn enroll_as(data: &Path, store: &Store, role: &str, server: &str) {
     store.enroll(&enrollment).unwrap();
 }
 
+/// Runs a station relay on `store` in its own task; returns its address, a
+/// stop switch and the task.
+async fn spawn_relay(
+    store: Store,
+    every: std::time::Duration,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), NetError>>) {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut store = store;
+        store
+            .relay(
+                "127.0.0.1:0".parse().unwrap(),
+                every,
+                |addr| {
+                    let _ = ready_tx.send(addr);
+                },
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+    });
+    (ready_rx.await.unwrap(), stop_tx, task)
+}
+
 struct Server {
     child: Child,
     addr: SocketAddr,
@@ -228,24 +254,7 @@ async fn a_station_relay_stores_and_forwards_and_carries_receipts_back() {
     }
 
     // The station's relay runs in its own task until told to stop.
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let relay = tokio::spawn(async move {
-        let mut store = relay_store;
-        store
-            .relay(
-                "127.0.0.1:0".parse().unwrap(),
-                std::time::Duration::from_secs(1),
-                |addr| {
-                    let _ = ready_tx.send(addr);
-                },
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-    });
-    let relay_addr = ready_rx.await.unwrap();
+    let (relay_addr, stop_tx, relay) = spawn_relay(relay_store, std::time::Duration::from_secs(1)).await;
 
     // Day 1: the lead creates the campaign; both record findings and sync
     // with the station only.
@@ -327,24 +336,7 @@ async fn revocations_reach_hq_sessions_and_relays() {
     assert!(honest.revocations().unwrap().is_some(), "the list travels to devices");
 
     // The relay learns the list from HQ, then HQ goes away.
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let relay = tokio::spawn(async move {
-        let mut store = relay_store;
-        store
-            .relay(
-                "127.0.0.1:0".parse().unwrap(),
-                std::time::Duration::from_millis(200),
-                |a| {
-                    let _ = ready_tx.send(a);
-                },
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-    });
-    let relay_addr = ready_rx.await.unwrap();
+    let (relay_addr, stop_tx, relay) = spawn_relay(relay_store, std::time::Duration::from_millis(200)).await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     server.kill();
     let refused = stolen.sync_with_peer(relay_addr).await.unwrap_err();
