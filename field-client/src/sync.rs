@@ -59,6 +59,11 @@ impl Replica for Store {
         self.docs.get(doc).map(|l| l.doc.get_changes(have)).unwrap_or_default()
     }
 
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
+        let bundle = self.docs.get(doc)?.doc.bundle(hashes.iter().copied()).ok()?;
+        Some(bundle.bytes().to_vec())
+    }
+
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
         let row = self.db.evidence(doc.to_string(), vec![head.0.to_vec()]).ok()?.pop()??;
         let signature = crate::store::evidence_of(*head, row).ok()?;
@@ -439,6 +444,9 @@ impl Replica for SharedStore {
     }
     fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
         self.with(|s| Replica::changes_since(s, doc, have))
+    }
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
+        self.with(|s| Replica::batch(s, doc, hashes))
     }
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
         self.with(|s| Replica::evidence(s, doc, head))

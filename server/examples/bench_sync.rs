@@ -24,7 +24,50 @@ use sync_core::model::{
     CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
 };
 
-const DESCRIPTION: &str = "外脚手架连墙件未按专项施工方案设置，东侧十二至十三层整层缺失，部分连墙件采用柔性连接，架体有外倾迹象，立杆基础局部积水，扫地杆缺失，剪刀撑未沿高度连续设置，作业层脚手板未满铺，挡脚板缺失，安全网破损未及时更换，存在坍塌和高处坠落风险，须立即停止架上作业并限期整改，整改完成后经项目技术负责人验收合格方可使用，并由安监站复查销号。";
+/// Finding texts: an item of the construction checklist (JGJ 59) and what
+/// was seen on site, about 200 characters, as inspectors write them. Each
+/// finding draws its item, place and figures from a seeded generator, so
+/// texts vary the way real ones do (shared vocabulary, different details).
+struct Findings {
+    items: Vec<serde_json::Value>,
+    state: u64,
+}
+
+impl Findings {
+    fn new(seed: u64) -> anyhow::Result<Self> {
+        let checklist: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/checklists/construction-jgj59.json"))?;
+        let items = checklist["items"].as_object().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        Ok(Self { items, state: seed | 1 })
+    }
+
+    fn next(&mut self, below: u64) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state % below
+    }
+
+    /// (title, description, location, legal basis, photo hashes) of one finding.
+    fn finding(&mut self) -> (String, String, String, String, Vec<String>) {
+        let pick = self.next(self.items.len() as u64) as usize;
+        let item = self.items[pick].clone();
+        let text = |key: &str| item[key].as_str().unwrap_or_default().to_owned();
+        let side = ["东侧", "西侧", "南侧", "北侧", "中部"][self.next(5) as usize];
+        let (building, floor) = (self.next(12) + 1, self.next(30) + 1);
+        let (seen, bad, days) = (self.next(9) + 2, self.next(2) + 1, self.next(7) + 1);
+        let location = format!("{building}号楼{side}{floor}层");
+        let description = format!(
+            "{location}检查发现：{}。现场抽查{seen}处，其中{bad}处不符合要求，施工单位未能提供相应的检查验收记录和班前安全交底记录。\
+             问题为：{}。要求施工单位立即组织整改，{days}日内完成整改并报项目监理单位复查，\
+             整改期间停止相关区域作业并设置警戒区，项目负责人对整改结果签字确认，安监站跟踪复查销号。",
+            text("description"),
+            text("title"),
+        );
+        let photos = (0..3).map(|_| sync_core::bundle::sha256_hex(&self.next(u64::MAX).to_le_bytes())).collect();
+        (text("title"), description, location, text("legal_basis"), photos)
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -155,6 +198,9 @@ fn enroll(server_bin: &str, data: &Path, store: &Store, extra: &[&str]) -> anyho
 
 fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocId> {
     let mut store = Store::open(home)?;
+    // Each device its own texts, the same on every run.
+    let seed = sync_core::bundle::sha256_hex(home.file_name().unwrap_or_default().as_encoded_bytes());
+    let mut texts = Findings::new(u64::from_str_radix(&seed[..16], 16)?)?;
     let c = store.create_campaign("基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
     for s in 0..dossiers {
         let code: CreditCode = format!("91640200MA76XYW{s:03}").parse()?;
@@ -168,20 +214,19 @@ fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocI
         };
         store.edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise))?;
         let d = store.open_dossier(&c, code.as_str())?;
-        for f in 0..findings {
+        for _ in 0..findings {
             let id = new_entity_id()?;
+            let (title, description, location, legal_basis, photos) = texts.finding();
             let hazard = Hazard {
-                title: format!("第{f}处：脚手架连墙件设置不符合规范要求存在架体失稳风险"),
-                description: DESCRIPTION.into(),
+                title,
+                description,
                 hazard_kind: HazardKind::UnsafeCondition,
                 accident_type: AccidentType::gb6441_1986("10")?,
                 level: HazardLevel::General,
                 major_hazard_criterion: None,
-                location: Location { text: format!("{}号楼东侧外架", f % 12 + 1), gps: None },
-                legal_basis: "JGJ 59-2011 第3.3.3条".into(),
-                photos: (0..3)
-                    .map(|p| (sync_core::bundle::sha256_hex(format!("{f}-{p}").as_bytes()), format!("IMG_{p}.jpg")))
-                    .collect(),
+                location: Location { text: location, gps: None },
+                legal_basis,
+                photos: photos.into_iter().enumerate().map(|(p, sha)| (sha, format!("IMG_{p}.jpg"))).collect(),
                 inspector: "张三".into(),
                 found_at: "2026-11-24T02:00:00Z".into(),
                 checklist_item: None,

@@ -183,6 +183,9 @@ impl Replica for Node {
     fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
         self.docs.get(doc).map(|am| am.get_changes(have)).unwrap_or_default()
     }
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
+        Some(self.docs.get(doc)?.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
+    }
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
         self.evidence.get(&(doc.clone(), *head)).cloned()
     }

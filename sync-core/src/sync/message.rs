@@ -120,8 +120,9 @@ pub enum Message {
         n: u32,
         /// Document id.
         doc: String,
-        /// Automerge change chunks (uncompressed), in causal order.
-        changes: Vec<ByteBuf>,
+        /// The changes, as one Automerge bundle chunk (columnar, compressed):
+        /// see [`encode_batch`](super::session) and `schemas/sync-protocol.md`.
+        batch: ByteBuf,
         /// Evidence.
         evidence: Vec<Evidence>,
     },
