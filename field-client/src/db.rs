@@ -5,6 +5,13 @@
 //! module, so the storage can move to another engine without touching the
 //! rest. Writes come in batches ([`Write`]) applied in one transaction with
 //! `synchronous = FULL`: when [`Db::persist`] returns, the batch is on disk.
+//!
+//! Group commit: batches that queue up while the thread is busy (many
+//! sessions at HQ) are written in one transaction, one fsync for all, and
+//! each caller is answered after that commit. Jobs run in the order they
+//! were sent, so a batch is never durable before an earlier one. After a
+//! failed commit every later write fails too: what callers hold in memory
+//! may then run ahead of the disk, and only a restart (reload) is safe.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -16,7 +23,13 @@ use sync_core::sync::message::Receipt;
 
 use crate::StoreError;
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+enum Job {
+    Call(Box<dyn FnOnce(&mut Connection) + Send>),
+    Write(Vec<Write>, Box<dyn FnOnce(Result<(), StoreError>) + Send>),
+}
+
+/// The most batches one transaction takes.
+const GROUP_MAX: usize = 512;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0001_init.sql"),
@@ -118,15 +131,13 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        let thread = thread::Builder::new()
-            .name("field-store".into())
-            .spawn(move || {
-                for job in rx {
-                    job(&mut conn);
-                }
-            })
-            .map_err(StoreError::Io)?;
+        let thread =
+            thread::Builder::new().name("field-store".into()).spawn(move || serve(conn, rx)).map_err(StoreError::Io)?;
         Ok(Self { jobs: Some(jobs), thread: Some(thread) })
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs.as_ref().ok_or(StoreError::StoreThreadGone)?.send(job).map_err(|_| StoreError::StoreThreadGone)
     }
 
     /// Runs `f` on the store thread and waits for its result.
@@ -135,10 +146,9 @@ impl Db {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |conn| {
+        self.send(Job::Call(Box::new(move |conn| {
             let _ = tx.send(f(conn));
-        });
-        self.jobs.as_ref().ok_or(StoreError::StoreThreadGone)?.send(job).map_err(|_| StoreError::StoreThreadGone)?;
+        })))?;
         rx.recv().map_err(|_| StoreError::StoreThreadGone)?
     }
 
@@ -147,71 +157,27 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            let now = crate::now_ms();
-            for write in batch {
-                match write {
-                    Write::Meta { key, value } => {
-                        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
-                    }
-                    Write::Doc { id, kind } => {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO docs (id, kind, created_at) VALUES (?1, ?2, ?3)",
-                            params![id, kind, now],
-                        )?;
-                    }
-                    Write::Change { doc, hash, actor, bytes, source } => {
-                        tx.prepare_cached(
-                            "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, source, received_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        )?
-                        .execute(params![doc, hash, actor, bytes, source, now])?;
-                    }
-                    Write::Evidence { doc, head, key, nonce, sig } => {
-                        tx.prepare_cached(
-                            "INSERT OR IGNORE INTO evidence (doc_id, head, key, nonce, sig) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )?
-                        .execute(params![doc, head, key, nonce, sig])?;
-                    }
-                    Write::Snapshot { doc, bytes } => {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO snapshots (doc_id, bytes, upto)
-                             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1))",
-                            params![doc, bytes],
-                        )?;
-                    }
-                    Write::Trust { key, name } => {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO trusted_keys (key, name, added_at) VALUES (?1, ?2, ?3)",
-                            params![key, name, now],
-                        )?;
-                    }
-                    Write::AuthorCredential { key, credential } => {
-                        tx.prepare_cached("INSERT OR REPLACE INTO author_credentials (key, credential) VALUES (?1, ?2)")?
-                            .execute(params![key, credential])?;
-                    }
-                    Write::Receipt { seq, doc, body, sig, hash } => {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO receipts (seq, doc_id, body, sig, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-                            params![seq, doc, body, sig, hash],
-                        )?;
-                    }
-                    Write::Checkpoint { peer, doc, heads } => {
-                        tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (peer, doc_id, heads) VALUES (?1, ?2, ?3)")?
-                            .execute(params![peer, doc, heads])?;
-                    }
-                    Write::Blob { sha256, size } => {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)",
-                            params![sha256, size as i64, now],
-                        )?;
-                    }
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Write(
+            batch,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        ))?;
+        rx.recv().map_err(|_| StoreError::StoreThreadGone)?
+    }
+
+    /// Queues a batch; the returned receiver answers once it is durable
+    /// (possibly in one transaction with other queued batches). Batches
+    /// become durable in the order they were queued.
+    pub(crate) fn persist_later(&self, batch: Vec<Write>) -> tokio::sync::oneshot::Receiver<Result<(), StoreError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let reply: Box<dyn FnOnce(Result<(), StoreError>) + Send> = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        // A gone thread drops `reply`, and the receiver reports that.
+        let _ = self.send(Job::Write(batch, reply));
+        rx
     }
 
     pub(crate) fn meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -336,6 +302,110 @@ impl Db {
             )?)
         })
     }
+}
+
+/// The store thread: runs jobs in order, committing queued writes together.
+fn serve(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    let mut failed: Option<String> = None;
+    let mut next = jobs.recv().ok();
+    while let Some(job) = next.take() {
+        match job {
+            Job::Call(f) => f(&mut conn),
+            Job::Write(batch, reply) => {
+                let mut group = vec![(batch, reply)];
+                while group.len() < GROUP_MAX {
+                    match jobs.try_recv() {
+                        Ok(Job::Write(batch, reply)) => group.push((batch, reply)),
+                        Ok(call) => {
+                            next = Some(call);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                if failed.is_none()
+                    && let Err(e) = write_all(&mut conn, batches)
+                {
+                    tracing::error!(error = %e, "store write failed; refusing further writes");
+                    failed = Some(e.to_string());
+                }
+                for reply in replies {
+                    reply(failed.as_ref().map_or(Ok(()), |e| Err(StoreError::WriteFailed(e.clone()))));
+                }
+            }
+        }
+        if next.is_none() {
+            next = jobs.recv().ok();
+        }
+    }
+}
+
+/// Writes batches in one transaction.
+fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let now = crate::now_ms();
+    for write in batches.into_iter().flatten() {
+        match write {
+            Write::Meta { key, value } => {
+                tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+            }
+            Write::Doc { id, kind } => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO docs (id, kind, created_at) VALUES (?1, ?2, ?3)",
+                    params![id, kind, now],
+                )?;
+            }
+            Write::Change { doc, hash, actor, bytes, source } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, source, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![doc, hash, actor, bytes, source, now])?;
+            }
+            Write::Evidence { doc, head, key, nonce, sig } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO evidence (doc_id, head, key, nonce, sig) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![doc, head, key, nonce, sig])?;
+            }
+            Write::Snapshot { doc, bytes } => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO snapshots (doc_id, bytes, upto)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) FROM changes WHERE doc_id = ?1))",
+                    params![doc, bytes],
+                )?;
+            }
+            Write::Trust { key, name } => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO trusted_keys (key, name, added_at) VALUES (?1, ?2, ?3)",
+                    params![key, name, now],
+                )?;
+            }
+            Write::AuthorCredential { key, credential } => {
+                tx.prepare_cached("INSERT OR REPLACE INTO author_credentials (key, credential) VALUES (?1, ?2)")?
+                    .execute(params![key, credential])?;
+            }
+            Write::Receipt { seq, doc, body, sig, hash } => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO receipts (seq, doc_id, body, sig, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![seq, doc, body, sig, hash],
+                )?;
+            }
+            Write::Checkpoint { peer, doc, heads } => {
+                tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (peer, doc_id, heads) VALUES (?1, ?2, ?3)")?
+                    .execute(params![peer, doc, heads])?;
+            }
+            Write::Blob { sha256, size } => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)",
+                    params![sha256, size as i64, now],
+                )?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Brings the schema to the newest version; each migration runs once, in

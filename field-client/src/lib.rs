@@ -93,6 +93,9 @@ pub enum StoreError {
     /// The store thread stopped.
     #[error("本地数据库线程已停止")]
     StoreThreadGone,
+    /// A write failed; the store refuses writes until it is reopened.
+    #[error("写入数据库失败，需重新打开数据：{0}")]
+    WriteFailed(String),
 }
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -225,17 +225,23 @@ pub fn peer_key(connection: &quinn::Connection) -> Option<DevicePublicKey> {
     key_of(certs.first()?)
 }
 
+/// A write a session asked for: durable when it resolves. HQ's carries the
+/// receipt it signed, to be sent only then.
+pub type PendingWrite = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Receipt>, String>> + Send>>;
+
 /// The storage side of a session: reads through [`Replica`], and durable
 /// writes for the session's effects.
 pub trait Local: Replica {
-    /// Stores verified changes durably; HQ returns the receipt it signed.
+    /// Starts storing verified changes: later reads see them at once; they
+    /// are durable when the returned write resolves. Writes resolve in the
+    /// order they were started.
     fn persist(
         &mut self,
         doc: &DocId,
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
-    ) -> Result<Option<Receipt>, String>;
+    ) -> PendingWrite;
     /// Stores receipts whose signatures were checked.
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String>;
     /// Keeps a newer HQ revocation list (signature and version already checked).
@@ -244,7 +250,8 @@ pub trait Local: Replica {
     fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String>;
 }
 
-/// Runs `session` to its end over one stream pair.
+/// Runs `session` to its end over one stream pair. Writes overlap with
+/// receiving: the next document arrives while the last one is committed.
 pub async fn drive(
     local: &mut impl Local,
     session: &mut Session,
@@ -255,6 +262,7 @@ pub async fn drive(
     let mut reader = FrameReader::default();
     let mut inputs = vec![Input::Start];
     let mut buf = vec![0u8; 64 * 1024];
+    let mut writes: std::collections::VecDeque<(u64, PendingWrite)> = std::collections::VecDeque::new();
     loop {
         while let Some(input) = inputs.pop() {
             let now = crate::now_ms();
@@ -265,13 +273,7 @@ pub async fn drive(
                         send.write_all(&message.to_frame()).await.map_err(|e| NetError::Connection(e.to_string()))?;
                     }
                     Effect::Persist { token, doc, changes, evidence } => {
-                        inputs.insert(
-                            0,
-                            match local.persist(&doc, changes, evidence, &peer) {
-                                Ok(receipt) => Input::Persisted { token, receipt },
-                                Err(reason) => Input::PersistFailed { token, reason },
-                            },
-                        );
+                        writes.push_back((token, local.persist(&doc, changes, evidence, &peer)));
                     }
                     Effect::StoreReceipts(receipts) => local.store_receipts(receipts).map_err(NetError::Store)?,
                     Effect::StoreRevocations(list) => local.store_revocations(list).map_err(NetError::Store)?,
@@ -300,14 +302,26 @@ pub async fn drive(
             Ok(Some(message)) => {
                 tracing::debug!(?message, "received");
                 inputs.push(Input::Message(message));
+                continue;
             }
-            Ok(None) => match tokio::time::timeout(IDLE, recv.read(&mut buf)).await {
+            Ok(None) => {}
+            Err(e) => return Err(NetError::Sync(SyncError::Protocol(e.to_string()))),
+        }
+        tokio::select! {
+            biased;
+            written = async { writes.front_mut().expect("guarded").1.as_mut().await }, if !writes.is_empty() => {
+                let (token, _) = writes.pop_front().expect("guarded");
+                inputs.push(match written {
+                    Ok(receipt) => Input::Persisted { token, receipt },
+                    Err(reason) => Input::PersistFailed { token, reason },
+                });
+            }
+            read = tokio::time::timeout(IDLE, recv.read(&mut buf)) => match read {
                 Ok(Ok(Some(n))) => reader.push(&buf[..n]),
                 Ok(Ok(None)) => return Err(NetError::Connection("对方关闭了连接".into())),
                 Ok(Err(e)) => return Err(NetError::Connection(e.to_string())),
                 Err(_) => return Err(NetError::Connection("对方长时间无响应".into())),
             },
-            Err(e) => return Err(NetError::Sync(SyncError::Protocol(e.to_string()))),
         }
     }
 }

@@ -38,7 +38,12 @@ pub struct Store {
     pub(crate) proof: ActorProof,
     name: String,
     pub(crate) docs: HashMap<DocId, Loaded>,
+    /// Documents a sync session checked, waiting to be persisted.
+    pub(crate) staged: std::cell::RefCell<HashMap<DocId, Staged>>,
     pub(crate) issues_receipts: bool,
+    /// HQ's receipt log tail (seq, hash), once read: receipts are signed
+    /// before earlier ones are durable, so the tail is kept here.
+    pub(crate) receipt_tail: Option<(i64, Vec<u8>)>,
     _lock: File,
 }
 
@@ -46,6 +51,17 @@ pub(crate) struct Loaded {
     pub(crate) doc: Automerge,
     pub(crate) since_snapshot: usize,
 }
+
+/// A document with received changes applied and checked, and the heads it
+/// had before them.
+pub(crate) struct Staged {
+    pub(crate) base: Vec<ChangeHash>,
+    pub(crate) result: Automerge,
+}
+
+/// At most this many checked documents wait for their write (one per
+/// concurrent session, in practice).
+pub(crate) const STAGED_MAX: usize = 64;
 
 /// What an import brought in.
 #[derive(Debug, Default, serde::Serialize)]
@@ -133,7 +149,9 @@ impl Store {
             proof,
             name,
             docs: HashMap::new(),
+            staged: std::cell::RefCell::default(),
             issues_receipts: false,
+            receipt_tail: None,
             _lock: lock,
         })
     }

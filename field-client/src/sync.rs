@@ -14,7 +14,8 @@ use sync_core::sync::message::{Receipt, ReceiptBody};
 use sync_core::sync::session::{self, CatalogEntry, DocTag, Replica, Session, SessionConfig, Summary};
 
 use crate::db::Write;
-use crate::net::{self, Local, NetError};
+use crate::net::{self, Local, NetError, PendingWrite};
+use crate::store::{STAGED_MAX, Staged};
 use crate::{Store, StoreError};
 
 fn root_str(doc: &Automerge, key: &str) -> Option<String> {
@@ -85,13 +86,22 @@ impl Replica for Store {
     }
 
     fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String> {
+        let base = self.docs.get(doc).map(|l| l.doc.get_heads()).unwrap_or_default();
         let mut copy = self.docs.get(doc).map(|l| l.doc.clone()).unwrap_or_default();
         copy.apply_changes(changes.iter().cloned()).map_err(|e| e.to_string())?;
         if !copy.get_missing_deps(&[]).is_empty() {
             return Err("缺少前置修改".into());
         }
         crate::store::validate_kind(doc, &copy).map_err(|e| e.to_string())?;
-        tag_of(doc, &copy).ok_or_else(|| "无法确定文档所属的检查活动".into())
+        let tag = tag_of(doc, &copy).ok_or_else(|| "无法确定文档所属的检查活动".to_owned())?;
+        // Kept so that persisting these changes need not apply and check
+        // them again (if nothing else changed the document meanwhile).
+        let mut staged = self.staged.borrow_mut();
+        if staged.len() >= STAGED_MAX {
+            staged.clear();
+        }
+        staged.insert(doc.clone(), Staged { base, result: copy });
+        Ok(tag)
     }
 
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
@@ -110,8 +120,14 @@ impl Local for Store {
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
-    ) -> Result<Option<Receipt>, String> {
-        self.persist_synced(doc, changes, evidence, from).map_err(|e| e.to_string())
+    ) -> PendingWrite {
+        match self.persist_synced(doc, changes, evidence, from) {
+            Ok((written, receipt)) => Box::pin(async move {
+                written.await.map_err(|_| StoreError::StoreThreadGone.to_string())?.map_err(|e| e.to_string())?;
+                Ok(receipt)
+            }),
+            Err(e) => Box::pin(std::future::ready(Err(e.to_string()))),
+        }
     }
 
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
@@ -184,25 +200,40 @@ impl Store {
     }
 
     /// Stores changes a session verified, in one transaction with their
-    /// evidence and author credentials; HQ then appends a signed receipt.
+    /// evidence and author credentials; HQ also appends a signed receipt.
+    /// The document in memory is updated at once; the returned receiver
+    /// answers when the transaction is durable, and only then may the
+    /// receipt be sent.
+    #[allow(clippy::type_complexity)]
     fn persist_synced(
         &mut self,
         id: &DocId,
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
-    ) -> Result<Option<Receipt>, StoreError> {
+    ) -> Result<(tokio::sync::oneshot::Receiver<Result<(), StoreError>>, Option<Receipt>), StoreError> {
         let is_new = !self.docs.contains_key(id) && self.db.load(id.to_string())?.is_none();
-        let mut doc = if is_new { Automerge::new() } else { self.loaded(id)?.doc.clone() };
-        doc.apply_changes(changes.iter().cloned())
-            .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
-        crate::store::validate_kind(id, &doc)?;
+        let current = if is_new { Vec::new() } else { self.loaded(id)?.doc.get_heads() };
+        let staged = self.staged.get_mut().remove(id).filter(|s| s.base == current);
+        let mut doc = match staged {
+            Some(staged) => staged.result,
+            None => {
+                let mut doc = if is_new { Automerge::new() } else { self.loaded(id)?.doc.clone() };
+                doc.apply_changes(changes.iter().cloned())
+                    .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
+                crate::store::validate_kind(id, &doc)?;
+                doc
+            }
+        };
         let source = from.to_string();
         let mut batch = Vec::new();
         if is_new {
             batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
         }
-        batch.extend(changes.iter().map(|c| crate::store::change_write(id, c, &source)));
+        // Another session may have stored some of these meanwhile.
+        let held = |c: &Change| self.docs.get(id).is_some_and(|l| l.doc.get_change_meta_by_hash(&c.hash()).is_some());
+        let fresh: Vec<&Change> = changes.iter().filter(|c| !held(c)).collect();
+        batch.extend(fresh.iter().map(|c| crate::store::change_write(id, c, &source)));
         for (signature, credential) in &evidence {
             batch.push(crate::store::evidence_write(id, signature));
             batch.push(Write::AuthorCredential {
@@ -211,7 +242,10 @@ impl Store {
             });
         }
         let receipt = if self.issues_receipts {
-            let (seq, prev) = self.db.receipt_tail()?;
+            let (seq, prev) = match self.receipt_tail.take() {
+                Some(tail) => tail,
+                None => self.db.receipt_tail()?,
+            };
             let body = ReceiptBody {
                 doc: id.to_string(),
                 heads: doc.get_heads().iter().map(|h| ByteBuf::from(h.0.to_vec())).collect(),
@@ -221,10 +255,12 @@ impl Store {
                 prev: ByteBuf::from(prev),
             };
             let receipt = session::sign_receipt(&self.key, &body);
+            let hash = sync_core::bundle::sha256_hex(&receipt.body).into_bytes();
+            self.receipt_tail = Some((seq + 1, hash.clone()));
             batch.push(Write::Receipt {
                 seq: seq + 1,
                 doc: id.to_string(),
-                hash: sync_core::bundle::sha256_hex(&receipt.body).into_bytes(),
+                hash,
                 body: receipt.body.to_vec(),
                 sig: receipt.sig.to_vec(),
             });
@@ -232,11 +268,11 @@ impl Store {
         } else {
             None
         };
-        self.db.persist(batch)?;
+        let written = self.db.persist_later(batch);
         doc.set_actor(self.proof.actor_id());
-        let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + changes.len();
+        let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + fresh.len();
         self.docs.insert(id.clone(), crate::store::Loaded { doc, since_snapshot: since });
-        Ok(receipt)
+        Ok((written, receipt))
     }
 
     /// Syncs with HQ at `addr` (default: the address from enrollment).
@@ -472,7 +508,7 @@ impl Local for SharedStore {
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
-    ) -> Result<Option<Receipt>, String> {
+    ) -> PendingWrite {
         self.with(|s| Local::persist(s, doc, changes, evidence, from))
     }
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {

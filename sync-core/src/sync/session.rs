@@ -404,7 +404,8 @@ impl Session {
                 }
                 self.peer_sent = Some(count);
             }
-            (Phase::Exchanging, Message::Done) if self.sent_done => self.peer_done = true,
+            // The peer stored all we sent; our own writes may still be under way.
+            (Phase::Exchanging, Message::Done) if self.peer_sent.is_some() => self.peer_done = true,
             (_, other) => return Err(SyncError::Protocol(format!("此时不应收到 {}", kind(&other)))),
         }
         Ok(())
