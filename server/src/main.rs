@@ -1,10 +1,10 @@
 //! `fieldsync-server`: the HQ server.
 //!
 //! With no arguments it serves: data in `./data` (HQ's key is generated
-//! there on first start and its public key printed), health on
-//! `127.0.0.1:8080`. `issue` creates a device credential and prints the
-//! enrollment string the device imports with `field enroll`. The QUIC sync
-//! endpoint, the sync store and the console are not built yet (issue 4).
+//! there on first start and its public key printed), QUIC sync on
+//! `127.0.0.1:4433`, health on `127.0.0.1:8080`. `issue` creates a device
+//! credential and prints the enrollment string the device imports with
+//! `field enroll`; `revoke` signs a new revocation list.
 
 mod hq;
 
@@ -15,9 +15,6 @@ use anyhow::{Context, Result};
 use axum::{Json, Router, routing::get};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
-use sync_core::credential::{Role, Scope};
-use sync_core::identity::DevicePublicKey;
-use sync_core::ids::{CreditCode, DocId};
 
 /// FieldSync 总部服务器
 #[derive(Parser)]
@@ -68,8 +65,8 @@ struct IssueArgs {
     #[arg(long)]
     name: String,
     /// inspector（检查员）/ station（安监站）/ hq（总部）/ enterprise（企业）
-    #[arg(long, value_parser = parse_role, default_value = "inspector")]
-    role: Role,
+    #[arg(long, default_value = "inspector")]
+    role: String,
     /// 限定检查活动（可多次；不填为全部）
     #[arg(long)]
     campaign: Vec<String>,
@@ -82,16 +79,6 @@ struct IssueArgs {
     /// 写入入网码的同步地址
     #[arg(long, default_value = "127.0.0.1:4433")]
     server: String,
-}
-
-fn parse_role(s: &str) -> Result<Role, String> {
-    match s {
-        "inspector" | "检查员" => Ok(Role::Inspector),
-        "station" | "安监站" => Ok(Role::Station),
-        "hq" | "总部" => Ok(Role::Hq),
-        "enterprise" | "企业" => Ok(Role::Enterprise),
-        _ => Err("可选值：inspector（检查员）、station（安监站）、hq（总部）、enterprise（企业）".into()),
-    }
 }
 
 fn router() -> Router {
@@ -109,31 +96,21 @@ fn now_ms() -> i64 {
 }
 
 fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
-    let mut hq = hq::Hq::open(data)?;
-    let device: DevicePublicKey = args.device.parse().context("设备公钥格式无效（应为 64 位十六进制）")?;
-    let campaigns = args
-        .campaign
-        .iter()
-        .map(|c| c.parse::<DocId>().with_context(|| format!("检查活动编号无效：{c}")))
-        .collect::<Result<std::collections::BTreeSet<_>>>()?;
-    let enterprises = args
-        .enterprise
-        .iter()
-        .map(|e| e.parse::<CreditCode>().map_err(anyhow::Error::from))
-        .collect::<Result<std::collections::BTreeSet<_>>>()?;
-    let scope = Scope {
-        campaigns: (!campaigns.is_empty()).then_some(campaigns),
-        enterprises: (!enterprises.is_empty()).then_some(enterprises),
+    let form = hq::IssueForm {
+        device: args.device,
+        name: args.name,
+        role: args.role,
+        campaigns: args.campaign,
+        enterprises: args.enterprise,
+        days: i64::from(args.days),
+        server: args.server,
     };
-    let now = now_ms();
-    let not_after = now + i64::from(args.days) * 86_400_000;
-    let request = hq::Request { device, name: args.name, role: args.role, scope, not_before: now, not_after };
-    let credential = hq.issue(request, now)?;
-    let serial = credential.credential().serial;
-    let enrollment = hq.enrollment(credential, &args.server);
+    let enrollment = hq::Hq::open(data)?.issue(form, now_ms())?;
+    let credential = enrollment.credential.credential();
     eprintln!(
-        "已签发凭证 {serial}（{}），有效期 {} 天。请在设备上执行：field enroll <入网码>",
-        args.role.label(),
+        "已签发凭证 {}（{}），有效期 {} 天。请在设备上执行：field enroll <入网码>",
+        credential.serial,
+        credential.role.label(),
         args.days
     );
     println!("{enrollment}");
@@ -195,14 +172,8 @@ async fn main() -> Result<()> {
         Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,
         Command::Revoke { serial, device } => {
-            if serial.is_empty() && device.is_empty() {
-                anyhow::bail!("请用 --serial 或 --device 指定要吊销的凭证或设备");
-            }
-            let devices = device
-                .iter()
-                .map(|d| d.parse::<DevicePublicKey>().context("设备公钥格式无效（应为 64 位十六进制）"))
-                .collect::<Result<Vec<_>>>()?;
-            let list = hq::Hq::open(&cli.data)?.revoke(&serial, &devices, now_ms())?;
+            let form = hq::RevokeForm { serials: serial, devices: device };
+            let list = hq::Hq::open(&cli.data)?.revoke(form, now_ms())?;
             println!(
                 "已签发吊销名单第 {} 版：凭证 {} 个，设备 {} 台；各设备和安监站下次同步时生效。",
                 list.version,
