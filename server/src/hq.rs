@@ -1,4 +1,5 @@
-//! HQ's identity, the register of credentials it issued and revocation lists.
+//! HQ's identity, the register of credentials it issued, revocation lists
+//! and the admin token.
 //!
 //! HQ's Ed25519 key is the root of trust: it is generated on first start in
 //! `<data>/hq.key` (owner-only) and its public key is what devices pin at
@@ -10,15 +11,20 @@
 //! [`RevokeForm`], and [`Hq::issue`] / [`Hq::revoke`] parse and check it
 //! here, so the two surfaces accept exactly the same requests. A refusal is a
 //! [`RequestError`] and writes nothing.
+//!
+//! The admin API's bearer token lives in `<data>/admin.token` (owner-only);
+//! `hq.db` keeps only its SHA-256.
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
 use sync_core::credential::{Credential, Enrollment, RevocationList, Role, Scope, SignedCredential, SignedRevocations};
 use sync_core::identity::{DeviceKey, DevicePublicKey};
 use sync_core::ids::{CreditCode, DocId, DocKind};
@@ -26,7 +32,11 @@ use sync_core::ids::{CreditCode, DocId, DocKind};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/server/0001_init.sql"),
     include_str!("../../schemas/migrations/server/0002_revocations.sql"),
+    include_str!("../../schemas/migrations/server/0003_admin_tokens.sql"),
 ];
+
+/// The file next to `hq.key` that holds the admin API's bearer token.
+const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// Longest display name, in characters.
 const MAX_NAME_CHARS: usize = 64;
@@ -38,7 +48,7 @@ const MAX_SERVER_LEN: usize = 255;
 const MAX_DAYS: i64 = 3650;
 const DAY_MS: i64 = 86_400_000;
 
-/// HQ's data directory: key, credential register, revocation lists.
+/// HQ's data directory: key, credential register, revocation lists, admin token.
 pub(crate) struct Hq {
     key: DeviceKey,
     db: Connection,
@@ -141,6 +151,16 @@ struct Request {
     scope: Scope,
     not_before: i64,
     not_after: i64,
+}
+
+/// One credential in the register.
+pub(crate) struct Entry {
+    /// The credential as issued.
+    pub(crate) credential: Credential,
+    /// When HQ issued it (ms).
+    pub(crate) issued_at: i64,
+    /// Whether the newest revocation list covers it.
+    pub(crate) revoked: bool,
 }
 
 /// Parses a role by its identifier or Chinese label.
@@ -317,9 +337,33 @@ impl Hq {
         Ok(signed)
     }
 
+    /// Every credential HQ issued, by serial, with its revocation status.
+    pub(crate) fn register(&self) -> Result<Vec<Entry>> {
+        let list = self.revocation_list()?;
+        let mut statement = self.db.prepare("SELECT signed, issued_at FROM credentials ORDER BY serial")?;
+        let rows = statement.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (bytes, issued_at) = row?;
+            let credential =
+                SignedCredential::from_bytes(&bytes).context("总部数据库中的凭证已损坏")?.credential().clone();
+            let revoked = list.as_ref().is_some_and(|l| l.revokes(&credential));
+            entries.push(Entry { credential, issued_at, revoked });
+        }
+        Ok(entries)
+    }
+
     /// The newest signed revocation list, if HQ ever revoked anything.
     pub(crate) fn revocations(&self) -> Result<Option<SignedRevocations>> {
         newest_list(&self.db)
+    }
+
+    /// The content of the newest revocation list, checked against HQ's key.
+    pub(crate) fn revocation_list(&self) -> Result<Option<RevocationList>> {
+        Ok(match self.revocations()? {
+            Some(signed) => Some(signed.verify(&self.key.public())?.clone()),
+            None => None,
+        })
     }
 
     /// Checks an operator's request, then revokes credential serials and/or
@@ -373,6 +417,63 @@ impl Hq {
         tx.commit().context("无法写入吊销名单")?;
         Ok(list)
     }
+
+    /// Makes the admin token on first start: returns whether it made one
+    /// (then it is in [`admin_token_path`]).
+    pub(crate) fn ensure_admin_token(&mut self, data: &Path, now_ms: i64) -> Result<bool> {
+        let exists: bool = self.db.query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens)", [], |r| r.get(0))?;
+        if exists {
+            return Ok(false);
+        }
+        self.rotate_admin_token(data, now_ms)?;
+        Ok(true)
+    }
+
+    /// Replaces the admin token with a new random one, written to
+    /// [`admin_token_path`] (owner-only); the old one stops working at once.
+    /// Returns the new token.
+    pub(crate) fn rotate_admin_token(&mut self, data: &Path, now_ms: i64) -> Result<String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("无法获取随机数：{e}"))?;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        // The file first: if the database write fails, the next start makes a
+        // new token; the other way round a crash could leave a hash whose
+        // token nobody has.
+        let path = admin_token_path(data);
+        let fresh = path.with_extension("token.new");
+        // A leftover of an interrupted rotation; if it cannot be removed,
+        // creating the file below fails and says why.
+        fs::remove_file(&fresh).ok();
+        create_owner_only(&fresh, format!("{token}\n").as_bytes())
+            .with_context(|| format!("无法写入管理令牌 {}", fresh.display()))?;
+        fs::rename(&fresh, &path).with_context(|| format!("无法写入管理令牌 {}", path.display()))?;
+        let tx = self.db.transaction()?;
+        tx.execute("DELETE FROM admin_tokens", [])?;
+        tx.execute(
+            "INSERT INTO admin_tokens (sha256, created_at) VALUES (?1, ?2)",
+            params![token_hash(&token), now_ms],
+        )?;
+        tx.commit()?;
+        Ok(token)
+    }
+
+    /// Whether `token` is the current admin token (compared by SHA-256).
+    pub(crate) fn admin_token_matches(&self, token: &str) -> Result<bool> {
+        Ok(self.db.query_row(
+            "SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE sha256 = ?1)",
+            [token_hash(token)],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+/// Where the admin token is kept.
+pub(crate) fn admin_token_path(data: &Path) -> PathBuf {
+    data.join(ADMIN_TOKEN_FILE)
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 fn newest_list(db: &Connection) -> Result<Option<SignedRevocations>> {
@@ -380,6 +481,18 @@ fn newest_list(db: &Connection) -> Result<Option<SignedRevocations>> {
         .query_row("SELECT signed FROM revocation_lists ORDER BY version DESC LIMIT 1", [], |r| r.get(0))
         .optional()?;
     Ok(bytes.map(|b| SignedRevocations::from_bytes(&b)).transpose()?)
+}
+
+/// Writes a new file readable only by its owner, synced to disk.
+fn create_owner_only(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
 }
 
 fn load_or_create_key(path: &Path) -> Result<DeviceKey> {
@@ -393,13 +506,8 @@ fn load_or_create_key(path: &Path) -> Result<DeviceKey> {
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("无法获取随机数：{e}"))?;
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("无法创建总部密钥 {}", path.display()))?;
-    file.write_all(hex::encode(seed).as_bytes())?;
-    file.sync_all()?;
+    create_owner_only(path, hex::encode(seed).as_bytes())
+        .with_context(|| format!("无法创建总部密钥 {}", path.display()))?;
     Ok(DeviceKey::from_seed(seed))
 }
 
@@ -488,6 +596,7 @@ mod tests {
                 other => panic!("{expected}: {:?}", other.map(|e| e.to_string())),
             }
         }
+        assert!(hq.register().unwrap().is_empty());
         assert_eq!(hq.issue(form(&device), 0).unwrap().credential.credential().serial, 1);
     }
 
@@ -539,6 +648,37 @@ mod tests {
         let second = hq.revoke(revoke(vec![], vec![stranger.to_string()]), 20).unwrap();
         assert_eq!((first.version, second.version, second.issued_at), (1, 2, 20));
         assert_eq!(second.serials, BTreeSet::from([1]));
-        assert_eq!(hq.revocations().unwrap().unwrap().verify(&hq.public_key()).unwrap(), &second);
+        assert_eq!(hq.revocation_list().unwrap(), Some(second));
+        let revoked: Vec<bool> = hq.register().unwrap().iter().map(|entry| entry.revoked).collect();
+        assert_eq!(revoked, [true, true, false]);
+    }
+
+    #[test]
+    fn admin_token_is_made_once_kept_as_a_hash_and_rotated() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut hq = Hq::open(dir.path()).unwrap();
+        assert!(hq.ensure_admin_token(dir.path(), 0).unwrap());
+        let path = admin_token_path(dir.path());
+        let token = fs::read_to_string(&path).unwrap().trim().to_owned();
+        assert_eq!(token.len(), 43, "32 bytes, base64url without padding");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert!(hq.admin_token_matches(&token).unwrap());
+        assert!(!hq.admin_token_matches("wrong").unwrap());
+        assert!(!hq.ensure_admin_token(dir.path(), 0).unwrap(), "made only once");
+        assert_eq!(fs::read_to_string(&path).unwrap().trim(), token);
+        for file in ["hq.db", "hq.db-wal"] {
+            let bytes = fs::read(dir.path().join(file)).unwrap_or_default();
+            assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "only the hash is stored");
+        }
+
+        let rotated = hq.rotate_admin_token(dir.path(), 1).unwrap();
+        assert_ne!(rotated, token);
+        assert_eq!(fs::read_to_string(&path).unwrap().trim(), rotated);
+        assert!(hq.admin_token_matches(&rotated).unwrap());
+        assert!(!hq.admin_token_matches(&token).unwrap(), "the old token stops working");
     }
 }

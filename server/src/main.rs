@@ -1,11 +1,13 @@
 //! `fieldsync-server`: the HQ server.
 //!
-//! With no arguments it serves: data in `./data` (HQ's key is generated
-//! there on first start and its public key printed), QUIC sync on
-//! `127.0.0.1:4433`, health on `127.0.0.1:8080`. `issue` creates a device
-//! credential and prints the enrollment string the device imports with
-//! `field enroll`; `revoke` signs a new revocation list.
+//! With no arguments it serves: data in `./data` (HQ's key and the admin
+//! token are generated there on first start and the public key printed),
+//! QUIC sync on `127.0.0.1:4433`, health and the admin API (`api`) on
+//! `127.0.0.1:8080`. `issue` creates a device credential and prints the
+//! enrollment string the device imports with `field enroll`; `revoke` signs
+//! a new revocation list; `admin-token` replaces the admin token.
 
+mod api;
 mod hq;
 
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ enum Command {
         #[arg(long)]
         device: Vec<String>,
     },
+    /// 重新生成管理接口令牌（旧令牌立即失效）
+    AdminToken,
 }
 
 #[derive(Args, Default)]
@@ -81,8 +85,8 @@ struct IssueArgs {
     server: String,
 }
 
-fn router() -> Router {
-    Router::new().route("/health", get(health))
+fn router(api: api::ApiState) -> Router {
+    Router::new().route("/health", get(health)).merge(api::router(api))
 }
 
 async fn health() -> Json<Value> {
@@ -120,6 +124,7 @@ fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
 async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let mut hq = hq::Hq::open(data)?;
     let credential = hq.own_credential(data, now_ms())?;
+    let token_created = hq.ensure_admin_token(data, now_ms())?;
     let store_dir = data.join("sync");
     let mut store = if store_dir.join("device.key").exists() {
         field_client::Store::open(&store_dir)?
@@ -137,9 +142,12 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     println!("总部公钥：{}", hq.public_key());
     println!("同步地址：{}", endpoint.local_addr()?);
     println!("健康检查：http://{}/health", listener.local_addr()?);
+    println!("管理接口：http://{}/api/v1（接口说明：/api/openapi.json）", listener.local_addr()?);
+    println!("{}", api::token_notice(data, token_created));
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
     let hq = std::sync::Arc::new(tokio::sync::Mutex::new(hq));
+    let api = api::ApiState::new(hq.clone());
     let accept = async move {
         while let Some(incoming) = endpoint.accept().await {
             let store = store.clone();
@@ -157,7 +165,7 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
         }
     };
     tokio::select! {
-        result = axum::serve(listener, router()).into_future() => result?,
+        result = axum::serve(listener, router(api)).into_future() => result?,
         () = accept => {}
         _ = tokio::signal::ctrl_c() => {}
     }
@@ -181,6 +189,11 @@ async fn main() -> Result<()> {
                 list.devices.len()
             );
         }
+        Command::AdminToken => {
+            let token = hq::Hq::open(&cli.data)?.rotate_admin_token(&cli.data, now_ms())?;
+            eprintln!("已生成新的管理令牌并写入 {}，旧令牌立即失效。", hq::admin_token_path(&cli.data).display());
+            println!("{token}");
+        }
         Command::Serve(args) => serve(&cli.data, args).await?,
     }
     Ok(())
@@ -195,7 +208,10 @@ mod tests {
 
     #[tokio::test]
     async fn health_answers_ok() {
-        let response = router().oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+        let dir = tempfile::TempDir::new().unwrap();
+        let hq = hq::Hq::open(dir.path()).unwrap();
+        let api = api::ApiState::new(std::sync::Arc::new(tokio::sync::Mutex::new(hq)));
+        let response = router(api).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
         let value: Value = serde_json::from_slice(&body).unwrap();
