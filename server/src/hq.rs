@@ -1,39 +1,255 @@
-//! HQ's identity and the register of credentials it issued.
+//! HQ's identity, the register of credentials it issued, revocation lists
+//! and the admin token.
 //!
 //! HQ's Ed25519 key is the root of trust: it is generated on first start in
 //! `<data>/hq.key` (owner-only) and its public key is what devices pin at
 //! enrollment. Issued credentials are recorded in `<data>/hq.db` (SQLite) so
-//! serials are unique and HQ can list and later revoke them.
+//! serials are unique and HQ can list and revoke them.
+//!
+//! Operators ask for credentials and revocations through the CLI or the
+//! admin API; both hand over the raw text as an [`IssueForm`] or a
+//! [`RevokeForm`], and [`Hq::issue`] / [`Hq::revoke`] parse and check it
+//! here, so the two surfaces accept exactly the same requests. A refusal is a
+//! [`RequestError`] and writes nothing.
+//!
+//! The admin API's bearer token lives in `<data>/admin.token` (owner-only);
+//! `hq.db` keeps only its SHA-256.
 
+use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use rusqlite::{Connection, OptionalExtension, params};
+use base64::Engine as _;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
 use sync_core::credential::{Credential, Enrollment, RevocationList, Role, Scope, SignedCredential, SignedRevocations};
 use sync_core::identity::{DeviceKey, DevicePublicKey};
+use sync_core::ids::{CreditCode, DocId, DocKind};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/server/0001_init.sql"),
     include_str!("../../schemas/migrations/server/0002_revocations.sql"),
+    include_str!("../../schemas/migrations/server/0003_admin_tokens.sql"),
 ];
 
-/// HQ's data directory: key and credential register.
+/// The file next to `hq.key` that holds the admin API's bearer token.
+const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Longest display name, in characters.
+const MAX_NAME_CHARS: usize = 64;
+/// Most campaigns, and most enterprises, one credential may name.
+const MAX_SCOPE_ITEMS: usize = 16;
+/// Longest sync address written into an enrollment string, in bytes.
+const MAX_SERVER_LEN: usize = 255;
+/// Longest validity, in days.
+const MAX_DAYS: i64 = 3650;
+const DAY_MS: i64 = 86_400_000;
+
+/// HQ's data directory: key, credential register, revocation lists, admin token.
 pub(crate) struct Hq {
     key: DeviceKey,
     db: Connection,
 }
 
-/// What to put in a new credential.
-pub(crate) struct Request {
-    pub(crate) device: DevicePublicKey,
+/// A credential request as an operator gives it (CLI flags or API JSON):
+/// raw text, parsed by [`Hq::issue`].
+pub(crate) struct IssueForm {
+    /// The device's public key, 64 hex digits.
+    pub(crate) device: String,
+    /// The person or station.
     pub(crate) name: String,
-    pub(crate) role: Role,
-    pub(crate) scope: Scope,
-    pub(crate) not_before: i64,
-    pub(crate) not_after: i64,
+    /// `inspector`, `station`, `hq` or `enterprise` (or the Chinese label).
+    pub(crate) role: String,
+    /// Campaign ids; none means every campaign.
+    pub(crate) campaigns: Vec<String>,
+    /// Enterprise credit codes; none means every enterprise.
+    pub(crate) enterprises: Vec<String>,
+    /// Validity in days from now.
+    pub(crate) days: i64,
+    /// HQ's sync address as devices reach it (`host:port`).
+    pub(crate) server: String,
+}
+
+/// A revocation request as an operator gives it, parsed by [`Hq::revoke`].
+pub(crate) struct RevokeForm {
+    /// Credential serials to revoke.
+    pub(crate) serials: Vec<u64>,
+    /// Device public keys (hex) whose every credential is revoked.
+    pub(crate) devices: Vec<String>,
+}
+
+/// Why an operator's request is refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// The device key is not 64 hex digits of an Ed25519 public key.
+    #[error("设备公钥格式无效（应为 64 位十六进制，即设备上 field whoami 显示的公钥）")]
+    DeviceKey,
+    /// The name is empty or too long.
+    #[error("姓名或站点名称不能为空，且不超过 {MAX_NAME_CHARS} 个字")]
+    Name,
+    /// Not one of the four roles.
+    #[error("角色无效：{0}。可选值：inspector（检查员）、station（安监站）、hq（总部）、enterprise（企业）")]
+    Role(String),
+    /// Not a campaign id.
+    #[error("检查活动编号无效：{0}")]
+    Campaign(String),
+    /// Not a unified social credit code.
+    #[error("统一社会信用代码无效：{0}（应为 18 位）")]
+    Enterprise(String),
+    /// More campaigns or enterprises than fit an enrollment string.
+    #[error("检查活动和企业各最多 {MAX_SCOPE_ITEMS} 个（入网码要能放进二维码）")]
+    ScopeTooLarge,
+    /// An enterprise credential must name the enterprise.
+    #[error("企业凭证必须限定到该企业（指定统一社会信用代码）")]
+    EnterpriseScope,
+    /// Validity outside 1..=3650 days.
+    #[error("有效天数必须在 1 到 {MAX_DAYS} 之间：{0}")]
+    Days(i64),
+    /// The sync address is not `host:port`.
+    #[error("同步地址无效（应为 主机:端口，如 192.0.2.1:4433）：{0}")]
+    Server(String),
+    /// A revocation names nothing.
+    #[error("请指定要吊销的凭证编号或设备公钥")]
+    NothingToRevoke,
+    /// A revocation names a serial HQ never issued.
+    #[error("凭证编号 {0} 不存在")]
+    UnknownSerial(u64),
+    /// A revocation names HQ's own key or credential: every peer would then
+    /// refuse HQ itself.
+    #[error("不能吊销总部自己的密钥或凭证")]
+    RevokesHq,
+    /// A revocation names a device HQ never issued a credential to (its key, hex).
+    #[error("总部从未给设备 {0} 签发过凭证")]
+    UnknownDevice(String),
+}
+
+/// Why an operator's request was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HqError {
+    /// The request is invalid; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] RequestError),
+    /// Reading or writing HQ's data failed.
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for HqError {
+    fn from(error: rusqlite::Error) -> Self {
+        HqError::Storage(error.into())
+    }
+}
+
+/// What to put in a new credential: a parsed [`IssueForm`], or HQ's own.
+struct Request {
+    device: DevicePublicKey,
+    name: String,
+    role: Role,
+    scope: Scope,
+    not_before: i64,
+    not_after: i64,
+}
+
+/// One credential in the register.
+pub(crate) struct Entry {
+    /// The credential as issued.
+    pub(crate) credential: Credential,
+    /// When HQ issued it (ms).
+    pub(crate) issued_at: i64,
+    /// Whether the newest revocation list covers it.
+    pub(crate) revoked: bool,
+}
+
+/// Parses a role by its identifier or Chinese label.
+pub(crate) fn parse_role(s: &str) -> Result<Role, RequestError> {
+    match s.trim() {
+        "inspector" | "检查员" => Ok(Role::Inspector),
+        "station" | "安监站" => Ok(Role::Station),
+        "hq" | "总部" => Ok(Role::Hq),
+        "enterprise" | "企业" => Ok(Role::Enterprise),
+        other => Err(RequestError::Role(shown(other))),
+    }
+}
+
+/// The stored identifier of a role (as in credentials and the register).
+pub(crate) fn role_id(role: Role) -> &'static str {
+    match role {
+        Role::Inspector => "inspector",
+        Role::Station => "station",
+        Role::Hq => "hq",
+        Role::Enterprise => "enterprise",
+    }
+}
+
+/// Echoes operator input in an error message, cut short if long.
+fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() > MAX { s.chars().take(MAX).chain(['…']).collect() } else { s.to_owned() }
+}
+
+fn parse_device(s: &str) -> Result<DevicePublicKey, RequestError> {
+    s.parse().map_err(|_| RequestError::DeviceKey)
+}
+
+impl IssueForm {
+    /// Checks every field; validity starts at `now_ms`. Returns the request
+    /// and the sync address for the enrollment string.
+    fn parse(self, now_ms: i64) -> Result<(Request, String), RequestError> {
+        let device = parse_device(&self.device)?;
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(RequestError::Name);
+        }
+        let role = parse_role(&self.role)?;
+        if self.campaigns.len() > MAX_SCOPE_ITEMS || self.enterprises.len() > MAX_SCOPE_ITEMS {
+            return Err(RequestError::ScopeTooLarge);
+        }
+        let campaigns = self
+            .campaigns
+            .iter()
+            .map(|c| match c.trim().parse::<DocId>() {
+                Ok(id) if id.kind() == DocKind::Campaign => Ok(id),
+                _ => Err(RequestError::Campaign(shown(c))),
+            })
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let enterprises = self
+            .enterprises
+            .iter()
+            .map(|e| e.parse::<CreditCode>().map_err(|_| RequestError::Enterprise(shown(e))))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        if role == Role::Enterprise && enterprises.is_empty() {
+            return Err(RequestError::EnterpriseScope);
+        }
+        if !(1..=MAX_DAYS).contains(&self.days) {
+            return Err(RequestError::Days(self.days));
+        }
+        let server = self.server.trim();
+        let address_ok = server.len() <= MAX_SERVER_LEN
+            && server.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && !host.chars().any(|c| c.is_whitespace() || c.is_control())
+                    && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+        if !address_ok {
+            return Err(RequestError::Server(shown(server)));
+        }
+        let scope = Scope {
+            campaigns: (!campaigns.is_empty()).then_some(campaigns),
+            enterprises: (!enterprises.is_empty()).then_some(enterprises),
+        };
+        let request = Request {
+            device,
+            name: name.to_owned(),
+            role,
+            scope,
+            not_before: now_ms,
+            not_after: now_ms + self.days * DAY_MS,
+        };
+        Ok((request, server.to_owned()))
+    }
 }
 
 impl Hq {
@@ -67,9 +283,9 @@ impl Hq {
             role: Role::Hq,
             scope: Scope::default(),
             not_before: now_ms,
-            not_after: now_ms + 10 * 365 * 86_400_000,
+            not_after: now_ms + 10 * 365 * DAY_MS,
         };
-        let credential = self.issue(request, now_ms)?;
+        let credential = self.record(request, now_ms)?;
         fs::write(&path, credential.to_bytes())?;
         Ok(credential)
     }
@@ -79,25 +295,26 @@ impl Hq {
         self.key.public()
     }
 
-    /// Issues, records and returns a credential with the next serial.
-    pub(crate) fn issue(&mut self, request: Request, now_ms: i64) -> Result<SignedCredential> {
-        if request.name.trim().is_empty() {
-            bail!("姓名或站点名称不能为空（--name）");
-        }
-        if request.not_after <= request.not_before {
-            bail!("有效期必须晚于生效时间");
-        }
-        if request.role == Role::Enterprise && request.scope.enterprises.is_none() {
-            bail!("企业凭证必须用 --enterprise 限定到该企业");
-        }
-        let tx = self.db.transaction()?;
+    /// Checks an operator's request, then issues and records a credential
+    /// with the next serial, valid from `now_ms`. Returns the enrollment
+    /// string's content for the device.
+    pub(crate) fn issue(&mut self, form: IssueForm, now_ms: i64) -> Result<Enrollment, HqError> {
+        let (request, server) = form.parse(now_ms)?;
+        let credential = self.record(request, now_ms)?;
+        Ok(Enrollment { hq: self.public_key(), server, credential })
+    }
+
+    /// Signs and records a credential with the next serial.
+    fn record(&mut self, request: Request, now_ms: i64) -> Result<SignedCredential> {
+        // IMMEDIATE: the CLI and the running server may issue at the same time.
+        let tx = self.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let serial: i64 = tx.query_row("SELECT COALESCE(MAX(serial), 0) + 1 FROM credentials", [], |r| r.get(0))?;
         let signed = SignedCredential::issue(
             &self.key,
             Credential {
                 serial: serial.unsigned_abs(),
                 device: ByteBuf::from(request.device.to_bytes().to_vec()),
-                name: request.name.trim().to_owned(),
+                name: request.name.clone(),
                 role: request.role,
                 scope: request.scope,
                 not_before: request.not_before,
@@ -109,8 +326,8 @@ impl Hq {
             params![
                 serial,
                 request.device.to_bytes().to_vec(),
-                request.name.trim(),
-                format!("{:?}", request.role).to_lowercase(),
+                request.name,
+                role_id(request.role),
                 signed.to_bytes(),
                 request.not_after,
                 now_ms
@@ -120,46 +337,165 @@ impl Hq {
         Ok(signed)
     }
 
-    /// The newest signed revocation list, if HQ ever revoked anything.
-    pub(crate) fn revocations(&self) -> Result<Option<SignedRevocations>> {
-        let bytes: Option<Vec<u8>> = self
-            .db
-            .query_row("SELECT signed FROM revocation_lists ORDER BY version DESC LIMIT 1", [], |r| r.get(0))
-            .optional()?;
-        Ok(bytes.map(|b| SignedRevocations::from_bytes(&b)).transpose()?)
+    /// Every credential HQ issued, by serial, with its revocation status.
+    pub(crate) fn register(&self) -> Result<Vec<Entry>> {
+        let list = self.revocation_list()?;
+        let mut statement = self.db.prepare("SELECT signed, issued_at FROM credentials ORDER BY serial")?;
+        let rows = statement.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (bytes, issued_at) = row?;
+            let credential =
+                SignedCredential::from_bytes(&bytes).context("总部数据库中的凭证已损坏")?.credential().clone();
+            let revoked = list.as_ref().is_some_and(|l| l.revokes(&credential));
+            entries.push(Entry { credential, issued_at, revoked });
+        }
+        Ok(entries)
     }
 
-    /// Revokes credential serials and/or device keys: signs and stores a new
-    /// list that contains everything revoked before plus these.
-    pub(crate) fn revoke(
-        &mut self,
-        serials: &[u64],
-        devices: &[DevicePublicKey],
-        now_ms: i64,
-    ) -> Result<RevocationList> {
-        let mut list = match self.revocations()? {
-            Some(signed) => signed.verify(&self.key.public())?.clone(),
+    /// The newest signed revocation list, if HQ ever revoked anything.
+    pub(crate) fn revocations(&self) -> Result<Option<SignedRevocations>> {
+        newest_list(&self.db)
+    }
+
+    /// The content of the newest revocation list, checked against HQ's key.
+    pub(crate) fn revocation_list(&self) -> Result<Option<RevocationList>> {
+        Ok(match self.revocations()? {
+            Some(signed) => Some(signed.verify(&self.key.public())?.clone()),
+            None => None,
+        })
+    }
+
+    /// Checks an operator's request, then revokes credential serials and/or
+    /// device keys: signs and stores a new list that contains everything
+    /// revoked before plus these.
+    pub(crate) fn revoke(&mut self, form: RevokeForm, now_ms: i64) -> Result<RevocationList, HqError> {
+        let devices = form.devices.iter().map(|d| parse_device(d)).collect::<Result<Vec<_>, _>>()?;
+        if form.serials.is_empty() && devices.is_empty() {
+            return Err(RequestError::NothingToRevoke.into());
+        }
+        let tx = self.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hq_key = self.key.public().to_bytes().to_vec();
+        for &serial in &form.serials {
+            let device: Option<Vec<u8>> = match i64::try_from(serial) {
+                Ok(s) => {
+                    tx.query_row("SELECT device FROM credentials WHERE serial = ?1", [s], |r| r.get(0)).optional()?
+                }
+                Err(_) => None,
+            };
+            match device {
+                None => return Err(RequestError::UnknownSerial(serial).into()),
+                Some(device) if device == hq_key => return Err(RequestError::RevokesHq.into()),
+                Some(_) => {}
+            }
+        }
+        for device in &devices {
+            let key = device.to_bytes().to_vec();
+            if key == hq_key {
+                return Err(RequestError::RevokesHq.into());
+            }
+            let found =
+                tx.query_row("SELECT 1 FROM credentials WHERE device = ?1 LIMIT 1", [key], |_| Ok(())).optional()?;
+            if found.is_none() {
+                return Err(RequestError::UnknownDevice(device.to_string()).into());
+            }
+        }
+        let mut list = match newest_list(&tx)? {
+            Some(signed) => signed.verify(&self.key.public()).context("吊销名单签名无效")?.clone(),
             None => RevocationList::default(),
         };
         list.version += 1;
         list.issued_at = now_ms;
-        list.serials.extend(serials.iter().copied());
+        list.serials.extend(form.serials.iter().copied());
         list.devices.extend(devices.iter().map(|d| ByteBuf::from(d.to_bytes().to_vec())));
         let signed = SignedRevocations::issue(&self.key, list.clone());
-        self.db.execute(
+        tx.execute(
             "INSERT INTO revocation_lists (version, signed, issued_at) VALUES (?1, ?2, ?3)",
             params![list.version as i64, signed.to_bytes(), now_ms],
-        )?;
+        )
+        .context("无法写入吊销名单")?;
+        tx.commit().context("无法写入吊销名单")?;
         Ok(list)
     }
 
-    /// The enrollment string for a credential: HQ's key, address, credential.
-    pub(crate) fn enrollment(&self, credential: SignedCredential, server: &str) -> Enrollment {
-        Enrollment { hq: self.public_key(), server: server.to_owned(), credential }
+    /// Makes the admin token on first start: returns whether it made one
+    /// (then it is in [`admin_token_path`]).
+    pub(crate) fn ensure_admin_token(&mut self, data: &Path, now_ms: i64) -> Result<bool> {
+        let exists: bool = self.db.query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens)", [], |r| r.get(0))?;
+        if exists {
+            return Ok(false);
+        }
+        self.rotate_admin_token(data, now_ms)?;
+        Ok(true)
+    }
+
+    /// Replaces the admin token with a new random one, written to
+    /// [`admin_token_path`] (owner-only); the old one stops working at once.
+    /// Returns the new token.
+    pub(crate) fn rotate_admin_token(&mut self, data: &Path, now_ms: i64) -> Result<String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("无法获取随机数：{e}"))?;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        // The file first: if the database write fails, the next start makes a
+        // new token; the other way round a crash could leave a hash whose
+        // token nobody has.
+        let path = admin_token_path(data);
+        let fresh = path.with_extension("token.new");
+        // A leftover of an interrupted rotation; if it cannot be removed,
+        // creating the file below fails and says why.
+        fs::remove_file(&fresh).ok();
+        create_owner_only(&fresh, format!("{token}\n").as_bytes())
+            .with_context(|| format!("无法写入管理令牌 {}", fresh.display()))?;
+        fs::rename(&fresh, &path).with_context(|| format!("无法写入管理令牌 {}", path.display()))?;
+        let tx = self.db.transaction()?;
+        tx.execute("DELETE FROM admin_tokens", [])?;
+        tx.execute(
+            "INSERT INTO admin_tokens (sha256, created_at) VALUES (?1, ?2)",
+            params![token_hash(&token), now_ms],
+        )?;
+        tx.commit()?;
+        Ok(token)
+    }
+
+    /// Whether `token` is the current admin token (compared by SHA-256).
+    pub(crate) fn admin_token_matches(&self, token: &str) -> Result<bool> {
+        Ok(self.db.query_row(
+            "SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE sha256 = ?1)",
+            [token_hash(token)],
+            |r| r.get(0),
+        )?)
     }
 }
 
-fn load_or_create_key(path: &PathBuf) -> Result<DeviceKey> {
+/// Where the admin token is kept.
+pub(crate) fn admin_token_path(data: &Path) -> PathBuf {
+    data.join(ADMIN_TOKEN_FILE)
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn newest_list(db: &Connection) -> Result<Option<SignedRevocations>> {
+    let bytes: Option<Vec<u8>> = db
+        .query_row("SELECT signed FROM revocation_lists ORDER BY version DESC LIMIT 1", [], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.map(|b| SignedRevocations::from_bytes(&b)).transpose()?)
+}
+
+/// Writes a new file readable only by its owner, synced to disk.
+fn create_owner_only(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn load_or_create_key(path: &Path) -> Result<DeviceKey> {
     if path.exists() {
         let text = fs::read_to_string(path).with_context(|| format!("无法读取总部密钥 {}", path.display()))?;
         let seed: [u8; 32] = hex::decode(text.trim())
@@ -170,13 +506,8 @@ fn load_or_create_key(path: &PathBuf) -> Result<DeviceKey> {
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("无法获取随机数：{e}"))?;
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("无法创建总部密钥 {}", path.display()))?;
-    file.write_all(hex::encode(seed).as_bytes())?;
-    file.sync_all()?;
+    create_owner_only(path, hex::encode(seed).as_bytes())
+        .with_context(|| format!("无法创建总部密钥 {}", path.display()))?;
     Ok(DeviceKey::from_seed(seed))
 }
 
@@ -199,6 +530,18 @@ fn migrate(db: &mut Connection) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn form(device: &DevicePublicKey) -> IssueForm {
+        IssueForm {
+            device: device.to_string(),
+            name: " 张三 ".into(),
+            role: "inspector".into(),
+            campaigns: Vec::new(),
+            enterprises: Vec::new(),
+            days: 30,
+            server: "127.0.0.1:4433".into(),
+        }
+    }
+
     #[test]
     fn key_is_created_once_owner_only_and_serials_increase() {
         let dir = tempfile::TempDir::new().unwrap();
@@ -210,19 +553,132 @@ mod tests {
             assert_eq!(fs::metadata(dir.path().join("hq.key")).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let device = DeviceKey::from_seed([9; 32]).public();
-        let request = || Request {
-            device,
-            name: "张三".into(),
-            role: Role::Inspector,
-            scope: Scope::default(),
-            not_before: 0,
-            not_after: 1_000,
-        };
-        let first = hq.issue(request(), 0).unwrap();
-        let second = hq.issue(request(), 0).unwrap();
-        assert_eq!((first.credential().serial, second.credential().serial), (1, 2));
-        assert!(second.verify(&key, 500, None).is_ok());
+        let first = hq.issue(form(&device), 0).unwrap();
+        let second = hq.issue(form(&device), 0).unwrap();
+        assert_eq!((first.credential.credential().serial, second.credential.credential().serial), (1, 2));
+        assert_eq!(second.hq, key);
+        let credential = second.verify(&device, 500).unwrap();
+        assert_eq!((credential.name.as_str(), credential.not_after), ("张三", 30 * DAY_MS));
         drop(hq);
         assert_eq!(Hq::open(dir.path()).unwrap().public_key(), key, "the key survives a restart");
+    }
+
+    #[test]
+    fn bad_forms_are_refused_and_use_no_serial() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut hq = Hq::open(dir.path()).unwrap();
+        let device = DeviceKey::from_seed([9; 32]).public();
+        type Spoil = fn(&mut IssueForm);
+        let cases: [(Spoil, &str); 17] = [
+            (|f| f.device = "not-a-key".into(), "DeviceKey"),
+            (|f| f.device = "00".repeat(31), "DeviceKey"),
+            (|f| f.name = "  ".into(), "Name"),
+            (|f| f.name = "名".repeat(65), "Name"),
+            (|f| f.role = "boss".into(), r#"Role("boss")"#),
+            (|f| f.campaigns = vec!["cmp-1".into()], "Campaign"),
+            (|f| f.campaigns = vec![format!("dos-{}", "0".repeat(32))], "Campaign"),
+            (|f| f.enterprises = vec!["123".into()], "Enterprise"),
+            (|f| f.campaigns = vec![String::new(); 17], "ScopeTooLarge"),
+            (|f| f.role = "enterprise".into(), "EnterpriseScope"),
+            (|f| f.days = 0, "Days(0)"),
+            (|f| f.days = MAX_DAYS + 1, "Days"),
+            (|f| f.days = i64::MAX, "Days"),
+            (|f| f.server = "127.0.0.1".into(), "Server"),
+            (|f| f.server = "hq example:4433".into(), "Server"),
+            (|f| f.server = ":4433".into(), "Server"),
+            (|f| f.server = format!("{}:4433", "h".repeat(300)), "Server"),
+        ];
+        for (spoil, expected) in cases {
+            let mut bad = form(&device);
+            spoil(&mut bad);
+            match hq.issue(bad, 0) {
+                Err(HqError::Refused(error)) => assert!(format!("{error:?}").starts_with(expected), "{error:?}"),
+                other => panic!("{expected}: {:?}", other.map(|e| e.to_string())),
+            }
+        }
+        assert!(hq.register().unwrap().is_empty());
+        assert_eq!(hq.issue(form(&device), 0).unwrap().credential.credential().serial, 1);
+    }
+
+    #[test]
+    fn the_largest_form_still_fits_an_enrollment_string() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut hq = Hq::open(dir.path()).unwrap();
+        let device = DeviceKey::from_seed([9; 32]).public();
+        let mut largest = form(&device);
+        largest.name = "🏗".repeat(MAX_NAME_CHARS);
+        largest.role = "enterprise".into();
+        largest.campaigns = (0..MAX_SCOPE_ITEMS).map(|i| format!("cmp-{i:032x}")).collect();
+        largest.enterprises = (0..MAX_SCOPE_ITEMS).map(|i| format!("91640200MA76XYW{i:03}")).collect();
+        largest.days = MAX_DAYS;
+        largest.server = format!("{}:65535", "h".repeat(MAX_SERVER_LEN - 6));
+        let enrollment = hq.issue(largest, 0).unwrap();
+        let parsed: Enrollment = enrollment.to_string().parse().unwrap();
+        assert_eq!(parsed, enrollment);
+    }
+
+    #[test]
+    fn revocations_name_known_credentials_and_accumulate() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut hq = Hq::open(dir.path()).unwrap();
+        let device = DeviceKey::from_seed([9; 32]).public();
+        let stranger = DeviceKey::from_seed([8; 32]).public();
+        hq.issue(form(&device), 0).unwrap();
+        hq.issue(form(&stranger), 0).unwrap();
+        hq.own_credential(dir.path(), 0).unwrap();
+        let revoke = |serials: Vec<u64>, devices: Vec<String>| RevokeForm { serials, devices };
+
+        for (bad, expected) in [
+            (revoke(vec![], vec![]), "NothingToRevoke"),
+            (revoke(vec![4], vec![]), "UnknownSerial(4)"),
+            (revoke(vec![u64::MAX], vec![]), "UnknownSerial"),
+            (revoke(vec![1], vec!["zz".into()]), "DeviceKey"),
+            (revoke(vec![3], vec![]), "RevokesHq"),
+            (revoke(vec![], vec![hq.public_key().to_string()]), "RevokesHq"),
+            (revoke(vec![1], vec![DeviceKey::from_seed([7; 32]).public().to_string()]), "UnknownDevice"),
+        ] {
+            match hq.revoke(bad, 10) {
+                Err(HqError::Refused(error)) => assert!(format!("{error:?}").starts_with(expected), "{error:?}"),
+                other => panic!("{:?}", other.map(|l| l.version)),
+            }
+        }
+        assert!(hq.revocations().unwrap().is_none(), "refusals sign no list");
+
+        let first = hq.revoke(revoke(vec![1], vec![]), 10).unwrap();
+        let second = hq.revoke(revoke(vec![], vec![stranger.to_string()]), 20).unwrap();
+        assert_eq!((first.version, second.version, second.issued_at), (1, 2, 20));
+        assert_eq!(second.serials, BTreeSet::from([1]));
+        assert_eq!(hq.revocation_list().unwrap(), Some(second));
+        let revoked: Vec<bool> = hq.register().unwrap().iter().map(|entry| entry.revoked).collect();
+        assert_eq!(revoked, [true, true, false]);
+    }
+
+    #[test]
+    fn admin_token_is_made_once_kept_as_a_hash_and_rotated() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut hq = Hq::open(dir.path()).unwrap();
+        assert!(hq.ensure_admin_token(dir.path(), 0).unwrap());
+        let path = admin_token_path(dir.path());
+        let token = fs::read_to_string(&path).unwrap().trim().to_owned();
+        assert_eq!(token.len(), 43, "32 bytes, base64url without padding");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert!(hq.admin_token_matches(&token).unwrap());
+        assert!(!hq.admin_token_matches("wrong").unwrap());
+        assert!(!hq.ensure_admin_token(dir.path(), 0).unwrap(), "made only once");
+        assert_eq!(fs::read_to_string(&path).unwrap().trim(), token);
+        for file in ["hq.db", "hq.db-wal"] {
+            let bytes = fs::read(dir.path().join(file)).unwrap_or_default();
+            assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "only the hash is stored");
+        }
+
+        let rotated = hq.rotate_admin_token(dir.path(), 1).unwrap();
+        assert_ne!(rotated, token);
+        assert_eq!(fs::read_to_string(&path).unwrap().trim(), rotated);
+        assert!(hq.admin_token_matches(&rotated).unwrap());
+        assert!(!hq.admin_token_matches(&token).unwrap(), "the old token stops working");
     }
 }

@@ -1,11 +1,13 @@
 //! `fieldsync-server`: the HQ server.
 //!
-//! With no arguments it serves: data in `./data` (HQ's key is generated
-//! there on first start and its public key printed), health on
+//! With no arguments it serves: data in `./data` (HQ's key and the admin
+//! token are generated there on first start and the public key printed),
+//! QUIC sync on `127.0.0.1:4433`, health and the admin API (`api`) on
 //! `127.0.0.1:8080`. `issue` creates a device credential and prints the
-//! enrollment string the device imports with `field enroll`. The QUIC sync
-//! endpoint, the sync store and the console are not built yet (issue 4).
+//! enrollment string the device imports with `field enroll`; `revoke` signs
+//! a new revocation list; `admin-token` replaces the admin token.
 
+mod api;
 mod hq;
 
 use std::net::SocketAddr;
@@ -15,9 +17,6 @@ use anyhow::{Context, Result};
 use axum::{Json, Router, routing::get};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
-use sync_core::credential::{Role, Scope};
-use sync_core::identity::DevicePublicKey;
-use sync_core::ids::{CreditCode, DocId};
 
 /// FieldSync 总部服务器
 #[derive(Parser)]
@@ -47,6 +46,8 @@ enum Command {
         #[arg(long)]
         device: Vec<String>,
     },
+    /// 重新生成管理接口令牌（旧令牌立即失效）
+    AdminToken,
 }
 
 #[derive(Args, Default)]
@@ -68,8 +69,8 @@ struct IssueArgs {
     #[arg(long)]
     name: String,
     /// inspector（检查员）/ station（安监站）/ hq（总部）/ enterprise（企业）
-    #[arg(long, value_parser = parse_role, default_value = "inspector")]
-    role: Role,
+    #[arg(long, default_value = "inspector")]
+    role: String,
     /// 限定检查活动（可多次；不填为全部）
     #[arg(long)]
     campaign: Vec<String>,
@@ -84,18 +85,8 @@ struct IssueArgs {
     server: String,
 }
 
-fn parse_role(s: &str) -> Result<Role, String> {
-    match s {
-        "inspector" | "检查员" => Ok(Role::Inspector),
-        "station" | "安监站" => Ok(Role::Station),
-        "hq" | "总部" => Ok(Role::Hq),
-        "enterprise" | "企业" => Ok(Role::Enterprise),
-        _ => Err("可选值：inspector（检查员）、station（安监站）、hq（总部）、enterprise（企业）".into()),
-    }
-}
-
-fn router() -> Router {
-    Router::new().route("/health", get(health))
+fn router(api: api::ApiState) -> Router {
+    Router::new().route("/health", get(health)).merge(api::router(api))
 }
 
 async fn health() -> Json<Value> {
@@ -109,31 +100,21 @@ fn now_ms() -> i64 {
 }
 
 fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
-    let mut hq = hq::Hq::open(data)?;
-    let device: DevicePublicKey = args.device.parse().context("设备公钥格式无效（应为 64 位十六进制）")?;
-    let campaigns = args
-        .campaign
-        .iter()
-        .map(|c| c.parse::<DocId>().with_context(|| format!("检查活动编号无效：{c}")))
-        .collect::<Result<std::collections::BTreeSet<_>>>()?;
-    let enterprises = args
-        .enterprise
-        .iter()
-        .map(|e| e.parse::<CreditCode>().map_err(anyhow::Error::from))
-        .collect::<Result<std::collections::BTreeSet<_>>>()?;
-    let scope = Scope {
-        campaigns: (!campaigns.is_empty()).then_some(campaigns),
-        enterprises: (!enterprises.is_empty()).then_some(enterprises),
+    let form = hq::IssueForm {
+        device: args.device,
+        name: args.name,
+        role: args.role,
+        campaigns: args.campaign,
+        enterprises: args.enterprise,
+        days: i64::from(args.days),
+        server: args.server,
     };
-    let now = now_ms();
-    let not_after = now + i64::from(args.days) * 86_400_000;
-    let request = hq::Request { device, name: args.name, role: args.role, scope, not_before: now, not_after };
-    let credential = hq.issue(request, now)?;
-    let serial = credential.credential().serial;
-    let enrollment = hq.enrollment(credential, &args.server);
+    let enrollment = hq::Hq::open(data)?.issue(form, now_ms())?;
+    let credential = enrollment.credential.credential();
     eprintln!(
-        "已签发凭证 {serial}（{}），有效期 {} 天。请在设备上执行：field enroll <入网码>",
-        args.role.label(),
+        "已签发凭证 {}（{}），有效期 {} 天。请在设备上执行：field enroll <入网码>",
+        credential.serial,
+        credential.role.label(),
         args.days
     );
     println!("{enrollment}");
@@ -143,6 +124,7 @@ fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
 async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let mut hq = hq::Hq::open(data)?;
     let credential = hq.own_credential(data, now_ms())?;
+    let token_created = hq.ensure_admin_token(data, now_ms())?;
     let store_dir = data.join("sync");
     let mut store = if store_dir.join("device.key").exists() {
         field_client::Store::open(&store_dir)?
@@ -160,9 +142,12 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     println!("总部公钥：{}", hq.public_key());
     println!("同步地址：{}", endpoint.local_addr()?);
     println!("健康检查：http://{}/health", listener.local_addr()?);
+    println!("管理接口：http://{}/api/v1（接口说明：/api/openapi.json）", listener.local_addr()?);
+    println!("{}", api::token_notice(data, token_created));
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
     let hq = std::sync::Arc::new(tokio::sync::Mutex::new(hq));
+    let api = api::ApiState::new(hq.clone());
     let accept = async move {
         while let Some(incoming) = endpoint.accept().await {
             let store = store.clone();
@@ -180,7 +165,7 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
         }
     };
     tokio::select! {
-        result = axum::serve(listener, router()).into_future() => result?,
+        result = axum::serve(listener, router(api)).into_future() => result?,
         () = accept => {}
         _ = tokio::signal::ctrl_c() => {}
     }
@@ -195,20 +180,19 @@ async fn main() -> Result<()> {
         Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,
         Command::Revoke { serial, device } => {
-            if serial.is_empty() && device.is_empty() {
-                anyhow::bail!("请用 --serial 或 --device 指定要吊销的凭证或设备");
-            }
-            let devices = device
-                .iter()
-                .map(|d| d.parse::<DevicePublicKey>().context("设备公钥格式无效（应为 64 位十六进制）"))
-                .collect::<Result<Vec<_>>>()?;
-            let list = hq::Hq::open(&cli.data)?.revoke(&serial, &devices, now_ms())?;
+            let form = hq::RevokeForm { serials: serial, devices: device };
+            let list = hq::Hq::open(&cli.data)?.revoke(form, now_ms())?;
             println!(
                 "已签发吊销名单第 {} 版：凭证 {} 个，设备 {} 台；各设备和安监站下次同步时生效。",
                 list.version,
                 list.serials.len(),
                 list.devices.len()
             );
+        }
+        Command::AdminToken => {
+            let token = hq::Hq::open(&cli.data)?.rotate_admin_token(&cli.data, now_ms())?;
+            eprintln!("已生成新的管理令牌并写入 {}，旧令牌立即失效。", hq::admin_token_path(&cli.data).display());
+            println!("{token}");
         }
         Command::Serve(args) => serve(&cli.data, args).await?,
     }
@@ -224,7 +208,10 @@ mod tests {
 
     #[tokio::test]
     async fn health_answers_ok() {
-        let response = router().oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+        let dir = tempfile::TempDir::new().unwrap();
+        let hq = hq::Hq::open(dir.path()).unwrap();
+        let api = api::ApiState::new(std::sync::Arc::new(tokio::sync::Mutex::new(hq)));
+        let response = router(api).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
         let value: Value = serde_json::from_slice(&body).unwrap();
