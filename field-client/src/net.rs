@@ -307,7 +307,8 @@ pub async fn drive(
                 Ok(Err(e)) => return Err(NetError::Connection(e.to_string())),
                 Err(_) => return Err(NetError::Connection("对方长时间无响应".into())),
             },
-            Err(e) => return Err(NetError::Sync(SyncError::Protocol(e.to_string()))),
+            // The session refuses the peer, so it learns why, and closes.
+            Err(e) => inputs.push(Input::BadFrame(e)),
         }
     }
 }
