@@ -19,8 +19,8 @@ use std::time::Duration;
 use common::{Server, hazard, issue, revoke, server_command, spawn_relay};
 use field_client::{Store, new_entity_id};
 use serde_bytes::ByteBuf;
-use sync_core::automerge::transaction::{Transactable, Transaction};
-use sync_core::automerge::{ObjId, ROOT, ReadDoc, Value};
+use sync_core::automerge::transaction::{CommitOptions, Transactable, Transaction};
+use sync_core::automerge::{ActorId, Automerge, AutomergeError, ObjId, ROOT, ReadDoc, Value};
 use sync_core::credential::{Enrollment, SignedCredential};
 use sync_core::doc::{campaign, dossier};
 use sync_core::identity::{DeviceKey, DevicePublicKey};
@@ -483,4 +483,48 @@ async fn a_major_hazard_without_its_criterion_is_stored_and_listed_for_review_at
     let flagged = analyst.review_items().unwrap();
     let issue = flagged.iter().flat_map(|e| &e.rules).find(|r| r.hazard == id.as_str());
     assert!(issue.is_some_and(|r| r.message.contains("判定条款")), "{flagged:?}");
+}
+
+/// Found by this suite: a `changes` batch with one damaged byte makes
+/// Automerge's bundle parser loop forever. In hexane 1.0.0-alpha.5,
+/// `BoolDecoder::next` calls `advance_run`, which leaves its position where
+/// it was when a run length is not valid LEB128, and tries again. The
+/// session decodes a batch before checking anything else, so any enrolled
+/// device or relay can pin one of the server's worker threads per message,
+/// and with two messages (two workers here) the server serves nobody.
+/// `decode_batch`'s `catch_unwind` contains panics, not loops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_sends_automerge_into_a_loop_is_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let dir = dir.path();
+    let mut hq = Hq::start(dir).await;
+    let hq_key = hq.key;
+    for (name, seed) in [("孙八", 6), ("周九", 7)] {
+        let (mut tablet, key, credential) = hq.tablet(dir, name, seed).await;
+        let site = tablet.open_dossier(&hq.campaign, SITE).unwrap();
+        add_hazard(&mut tablet, &site, "隐患");
+        let looping = on_changes(|batch, _| *batch = ByteBuf::from(looping_batch()));
+        hq.case(&format!("{name}的损坏打包块"), RefusalCode::Protocol, "修改无法解析", async |addr| {
+            session(addr, hq_key, &key, &credential, &mut tablet, looping).await
+        })
+        .await;
+    }
+}
+
+/// Three changes as one Automerge bundle, with byte 99 (a run length of a
+/// boolean column) given its continuation bit: no longer valid LEB128.
+fn looping_batch() -> Vec<u8> {
+    let mut doc = Automerge::new().with_actor(ActorId::from([7; 16]));
+    let mut hashes = Vec::new();
+    for name in ["一", "二", "三"] {
+        let committed = doc.transact_with::<_, _, AutomergeError, _>(
+            |_| CommitOptions::default().with_time(0),
+            |tx| tx.put(ROOT, "name", name),
+        );
+        hashes.push(committed.unwrap().hash.unwrap());
+    }
+    let mut batch = doc.bundle(hashes).unwrap().bytes().to_vec();
+    assert_eq!(batch[99], 0x03, "the run length this test damages");
+    batch[99] |= 0x80;
+    batch
 }
