@@ -305,7 +305,11 @@ pub async fn drive(
                 continue;
             }
             Ok(None) => {}
-            Err(e) => return Err(NetError::Sync(SyncError::Protocol(e.to_string()))),
+            // The session refuses the peer, so it learns why, and closes.
+            Err(e) => {
+                inputs.push(Input::BadFrame(e));
+                continue;
+            }
         }
         tokio::select! {
             biased;

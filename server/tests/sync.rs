@@ -7,142 +7,17 @@
 //! receipts covering all its work, nothing receipted is lost across the
 //! kill, and a device of another HQ is refused while others keep syncing.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use common::{Server, enroll, enroll_as, free_udp_port, hazard, heads, revoke, spawn_relay};
 use field_client::net::NetError;
 use field_client::{Store, new_entity_id};
-use sync_core::codes::AccidentType;
-use sync_core::credential::Enrollment;
 use sync_core::doc::{campaign, dossier};
-use sync_core::ids::{CreditCode, DocId, DocKind};
-use sync_core::model::{CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification};
+use sync_core::ids::{CreditCode, DocId};
+use sync_core::model::{CampaignKind, Domain, Enterprise};
 use sync_core::sync::session::SyncError;
 
 const CODE: &str = "91640200MA76XYW123";
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn enroll_as(data: &Path, store: &Store, role: &str, server: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
-        .arg("--data")
-        .arg(data)
-        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name(), "--role", role])
-        .args(["--server", server])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let enrollment: Enrollment = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
-    store.enroll(&enrollment).unwrap();
-}
-
-/// Runs a station relay on `store` in its own task; returns its address, a
-/// stop switch and the task.
-async fn spawn_relay(
-    store: Store,
-    every: std::time::Duration,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), NetError>>) {
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let mut store = store;
-        store
-            .relay(
-                "127.0.0.1:0".parse().unwrap(),
-                every,
-                |addr| {
-                    let _ = ready_tx.send(addr);
-                },
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await
-    });
-    (ready_rx.await.unwrap(), stop_tx, task)
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(data: &Path) -> Self {
-        Self::start_at(data, "127.0.0.1:0")
-    }
-
-    fn start_at(data: &Path, quic: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--quic", quic, "--http", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines.next().expect("server exited").unwrap();
-            if let Some(addr) = line.strip_prefix("同步地址：") {
-                break addr.parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-    }
-}
-
-fn enroll(data: &Path, store: &Store) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
-        .arg("--data")
-        .arg(data)
-        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let enrollment: Enrollment = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
-    store.enroll(&enrollment).unwrap();
-}
-
-fn hazard(title: &str) -> Hazard {
-    Hazard {
-        title: title.into(),
-        description: "现场发现".into(),
-        hazard_kind: HazardKind::UnsafeCondition,
-        accident_type: AccidentType::gb6441_1986("09").unwrap(),
-        level: HazardLevel::General,
-        major_hazard_criterion: None,
-        location: Location { text: "1号楼".into(), gps: None },
-        legal_basis: String::new(),
-        photos: Default::default(),
-        inspector: String::new(),
-        found_at: "2026-11-24T01:00:00Z".into(),
-        checklist_item: None,
-        deleted: false,
-        rectification: Rectification::default(),
-    }
-}
-
-fn heads(store: &mut Store) -> Vec<(DocId, Vec<sync_core::automerge::ChangeHash>)> {
-    let mut out = Vec::new();
-    for kind in [DocKind::Campaign, DocKind::EnterpriseDossier, DocKind::Briefing] {
-        for id in store.doc_ids(kind).unwrap() {
-            let heads = store.document(&id).unwrap().get_heads();
-            out.push((id, heads));
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn inspectors_sync_through_hq_across_a_server_kill() {
@@ -322,13 +197,7 @@ async fn revocations_reach_hq_sessions_and_relays() {
     stolen.sync_with_hq(None).await.unwrap();
 
     let serial = stolen.enrollment().unwrap().unwrap().credential.credential().serial;
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
-        .arg("--data")
-        .arg(&data)
-        .args(["revoke", "--serial", &serial.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    revoke(&data, serial);
 
     let refused = stolen.sync_with_hq(None).await.unwrap_err();
     assert!(refused.to_string().contains("吊销"), "{refused}");

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ActorId, Change, ChangeHash};
 use serde_bytes::ByteBuf;
 
-use super::message::{DocHeads, Evidence, Message, PROTOCOL_VERSION, Receipt, ReceiptBody, RefusalCode};
+use super::message::{DocHeads, Evidence, FrameError, Message, PROTOCOL_VERSION, Receipt, ReceiptBody, RefusalCode};
 use crate::bundle::{self, BundleDoc, BundleError};
 use crate::credential::{Credential, CredentialError, Role, SignedCredential, SignedRevocations};
 use crate::identity::{ActorProof, DevicePublicKey, HeadSignature, StoreNonce};
@@ -87,6 +87,9 @@ pub enum Input {
     Start,
     /// A message arrived.
     Message(Message),
+    /// The bytes that arrived are not a frame (malformed, or a length over
+    /// the limit): the session refuses the peer, saying why, and closes.
+    BadFrame(FrameError),
     /// The driver durably stored the changes of `token`; HQ's driver also
     /// hands over the receipt it signed for them.
     Persisted {
@@ -319,6 +322,7 @@ impl Session {
             }
             Input::Start => return Err(SyncError::Protocol("重复开始".into())),
             Input::Message(message) => self.on_message(now, replica, message, out)?,
+            Input::BadFrame(error) => return Err(SyncError::Protocol(error.to_string())),
             Input::Persisted { token, receipt } => {
                 let (doc, count) =
                     self.pending.remove(&token).ok_or_else(|| SyncError::Protocol("未知的存储结果".into()))?;
@@ -643,6 +647,7 @@ mod tests {
     use super::*;
     use crate::credential::{RevocationList, Scope};
     use crate::identity::DeviceKey;
+    use crate::sync::message::MAX_FRAME;
 
     const NOW: i64 = 1_000_000;
 
@@ -788,6 +793,22 @@ mod tests {
         let mut session = server(&s, None);
         let effects = session.handle(NOW, &Empty, Input::Message(Message::Done));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
+    }
+
+    #[test]
+    fn a_bad_frame_is_refused_and_closes_the_session() {
+        let s = setup();
+        for error in [FrameError::TooLarge(MAX_FRAME + 1), FrameError::Malformed("EOF".into())] {
+            let reason = error.to_string();
+            let mut session = server(&s, None);
+            let effects = session.handle(NOW, &Empty, Input::BadFrame(error));
+            assert!(
+                matches!(&effects[..], [Effect::Send(Message::Refused { code: RefusalCode::Protocol, message }), Effect::Close(SyncError::Protocol(_))]
+                    if message.contains(&reason)),
+                "{effects:?}"
+            );
+            assert!(session.is_closed());
+        }
     }
 
     #[test]
