@@ -34,6 +34,8 @@ const GROUP_MAX: usize = 512;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0001_init.sql"),
     include_str!("../../schemas/migrations/client/0002_sync.sql"),
+    include_str!("../../schemas/migrations/client/0003_doc_heads.sql"),
+    include_str!("../../schemas/migrations/client/0004_quarantine.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -106,7 +108,25 @@ pub(crate) enum Write {
         doc: String,
         heads: Vec<u8>,
     },
+    /// Signed changes refused as invalid, kept for review.
+    Quarantine {
+        doc: String,
+        source: String,
+        reason: String,
+        batch: Vec<u8>,
+        evidence: Vec<u8>,
+    },
+    /// A document's current heads and where it belongs.
+    Heads {
+        doc: String,
+        heads: Vec<u8>,
+        campaign: Option<String>,
+        enterprise: Option<String>,
+    },
 }
+
+/// One row of the document index: id, heads (if recorded), campaign, enterprise.
+pub(crate) type IndexRow = (String, Option<Vec<u8>>, Option<String>, Option<String>);
 
 /// What is stored for one document: its snapshot and the changes after it.
 pub(crate) struct StoredDoc {
@@ -191,6 +211,15 @@ impl Db {
         self.call(|conn| {
             let mut stmt = conn.prepare("SELECT id, kind FROM docs ORDER BY id")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Every document with its recorded heads and place.
+    pub(crate) fn index(&self) -> Result<Vec<IndexRow>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare("SELECT id, heads, campaign, enterprise FROM docs")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -304,6 +333,42 @@ impl Db {
     }
 }
 
+/// One quarantined batch, as listed for review.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Quarantined {
+    /// Row id.
+    pub id: i64,
+    /// Document.
+    pub doc: String,
+    /// Hex key of the delivering device.
+    pub source: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// Size of the batch kept.
+    pub batch_bytes: usize,
+    /// When it arrived (ms since the epoch).
+    pub received_at: i64,
+}
+
+/// Lists the quarantine of the store in `home`, read-only, so it works
+/// while the store is open elsewhere (HQ's running server).
+pub fn quarantined(home: &Path) -> Result<Vec<Quarantined>, StoreError> {
+    let conn = Connection::open_with_flags(home.join("store.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt =
+        conn.prepare("SELECT id, doc_id, source, reason, length(batch), received_at FROM quarantine ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Quarantined {
+            id: r.get(0)?,
+            doc: r.get(1)?,
+            source: r.get(2)?,
+            reason: r.get(3)?,
+            batch_bytes: r.get::<_, i64>(4)? as usize,
+            received_at: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The store thread: runs jobs in order, committing queued writes together.
 fn serve(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     let mut failed: Option<String> = None;
@@ -391,6 +456,17 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                     "INSERT OR IGNORE INTO receipts (seq, doc_id, body, sig, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![seq, doc, body, sig, hash],
                 )?;
+            }
+            Write::Quarantine { doc, source, reason, batch, evidence } => {
+                tx.execute(
+                    "INSERT INTO quarantine (doc_id, source, reason, batch, evidence, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![doc, source, reason, batch, evidence, now],
+                )?;
+            }
+            Write::Heads { doc, heads, campaign, enterprise } => {
+                tx.prepare_cached("UPDATE docs SET heads = ?2, campaign = ?3, enterprise = ?4 WHERE id = ?1")?
+                    .execute(params![doc, heads, campaign, enterprise])?;
             }
             Write::Checkpoint { peer, doc, heads } => {
                 tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (peer, doc_id, heads) VALUES (?1, ?2, ?3)")?

@@ -16,6 +16,7 @@ mod sync;
 
 use std::path::PathBuf;
 
+pub use db::{Quarantined, quarantined};
 pub use store::{ImportReport, RecordRef, ReviewEntry, Store, new_entity_id};
 pub use sync::SharedStore;
 

@@ -170,6 +170,24 @@ impl ClientCertVerifier for AnyDevice {
     }
 }
 
+/// Socket buffers of every endpoint. The kernel default (about 200 KB)
+/// overflows when fifty tablets sync at once: datagrams are dropped, and
+/// QUIC's loss recovery then stretches a one-second burst to many seconds.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A QUIC endpoint on a UDP socket bound to `addr`, with large buffers.
+fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint, NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let socket = std::net::UdpSocket::bind(addr).map_err(|e| NetError::Setup(format!("无法监听 {addr}：{e}")))?;
+    let buffers = socket2::SockRef::from(&socket);
+    // The kernel caps these at net.core.[rw]mem_max; a smaller buffer only
+    // costs speed, so failures are not errors.
+    let _ = buffers.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = buffers.set_send_buffer_size(SOCKET_BUFFER);
+    let runtime = quinn::default_runtime().ok_or_else(|| setup(&"没有可用的异步运行时"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime).map_err(|e| setup(&e))
+}
+
 /// A server endpoint bound to `addr` that presents `key`.
 pub fn server_endpoint(key: &DeviceKey, addr: SocketAddr) -> Result<quinn::Endpoint, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
@@ -183,7 +201,8 @@ pub fn server_endpoint(key: &DeviceKey, addr: SocketAddr) -> Result<quinn::Endpo
         .map_err(|e| setup(&e))?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?;
-    quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), addr).map_err(|e| setup(&e))
+    let server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    endpoint(addr, Some(server))
 }
 
 /// Connects to `addr`, presenting `key`. With `pinned`, the server must hold
@@ -208,7 +227,7 @@ pub async fn connect(
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| setup(&e))?;
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|e| setup(&e))?;
-    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| setup(&e))?;
+    let mut endpoint = endpoint(bind, None)?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     let connecting = endpoint.connect(addr, "fieldsync").map_err(|e| NetError::Connection(e.to_string()))?;
     let connection = tokio::time::timeout(CONNECT, connecting)
@@ -242,6 +261,15 @@ pub trait Local: Replica {
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
     ) -> PendingWrite;
+    /// Keeps signed changes that would make `doc` invalid, for review.
+    fn quarantine(
+        &mut self,
+        doc: &DocId,
+        batch: Vec<u8>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+        reason: &str,
+    ) -> Result<(), String>;
     /// Stores receipts whose signatures were checked.
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String>;
     /// Keeps a newer HQ revocation list (signature and version already checked).
@@ -277,6 +305,12 @@ pub async fn drive(
                     }
                     Effect::StoreReceipts(receipts) => local.store_receipts(receipts).map_err(NetError::Store)?,
                     Effect::StoreRevocations(list) => local.store_revocations(list).map_err(NetError::Store)?,
+                    // After the sends before it; received messages wait.
+                    Effect::Continue => inputs.insert(0, Input::Continue),
+                    Effect::Quarantine { doc, batch, evidence, reason } => {
+                        tracing::warn!(%doc, %reason, "changes quarantined");
+                        local.quarantine(&doc, batch, evidence, &peer, &reason).map_err(NetError::Store)?;
+                    }
                     Effect::Finished(summary) => {
                         local.store_checkpoints(&peer, &summary).map_err(NetError::Store)?;
                         // Close our side, then wait for the peer to close its

@@ -23,6 +23,7 @@ use sync_core::doc::{self, ModelError, briefing, campaign, checklist, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use sync_core::ids::{DocId, DocKind, EntityId};
 use sync_core::model::{Campaign, Checklist, Dossier};
+use sync_core::sync::session::DocTag;
 
 use crate::StoreError;
 use crate::db::{Db, Write};
@@ -38,6 +39,13 @@ pub struct Store {
     pub(crate) proof: ActorProof,
     name: String,
     pub(crate) docs: HashMap<DocId, Loaded>,
+    /// Every stored document's heads and place, kept with every write: what
+    /// a sync catalog offers, without the documents in memory.
+    pub(crate) index: BTreeMap<DocId, Indexed>,
+    /// At most this many documents stay in memory (HQ); `None`: all.
+    cache_limit: Option<usize>,
+    /// Use counter, for evicting the least recently used document.
+    tick: u64,
     /// Documents a sync session checked, waiting to be persisted.
     pub(crate) staged: std::cell::RefCell<HashMap<DocId, Staged>>,
     pub(crate) issues_receipts: bool,
@@ -50,6 +58,22 @@ pub struct Store {
 pub(crate) struct Loaded {
     pub(crate) doc: Automerge,
     pub(crate) since_snapshot: usize,
+    used: u64,
+}
+
+impl Loaded {
+    pub(crate) fn new(doc: Automerge, since_snapshot: usize) -> Self {
+        Self { doc, since_snapshot, used: 0 }
+    }
+}
+
+/// A document's entry in the index.
+#[derive(Clone, Debug)]
+pub(crate) struct Indexed {
+    /// Where it belongs (`None` for checklists, which are not synced).
+    pub(crate) tag: Option<DocTag>,
+    /// Its heads.
+    pub(crate) heads: Vec<ChangeHash>,
 }
 
 /// A document with received changes applied and checked, and the heads it
@@ -142,18 +166,85 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let key = DeviceKey::from_seed(seed);
         let proof = ActorProof { key: key.public(), nonce: StoreNonce(nonce) };
-        Ok(Self {
+        let mut store = Self {
             home: home.to_path_buf(),
             db,
             key,
             proof,
             name,
             docs: HashMap::new(),
+            index: BTreeMap::new(),
+            cache_limit: None,
+            tick: 0,
             staged: std::cell::RefCell::default(),
             issues_receipts: false,
             receipt_tail: None,
             _lock: lock,
-        })
+        };
+        store.read_index()?;
+        Ok(store)
+    }
+
+    /// Reads the document index; documents stored before it existed are
+    /// loaded once to record their heads.
+    fn read_index(&mut self) -> Result<(), StoreError> {
+        let mut missing = Vec::new();
+        for (id, heads, campaign, enterprise) in self.db.index()? {
+            let Ok(id) = id.parse::<DocId>() else { continue };
+            match heads {
+                Some(heads) => {
+                    let tag = campaign
+                        .and_then(|c| c.parse().ok())
+                        .map(|campaign| DocTag { campaign, enterprise: enterprise.and_then(|e| e.parse().ok()) });
+                    let heads = heads.chunks_exact(32).filter_map(|c| c.try_into().ok().map(ChangeHash)).collect();
+                    self.index.insert(id, Indexed { tag, heads });
+                }
+                None => missing.push(id),
+            }
+        }
+        for id in missing {
+            let write = heads_write(&id, &self.loaded(&id)?.doc);
+            self.db.persist(vec![write])?;
+            self.reindex(&id);
+        }
+        Ok(())
+    }
+
+    /// Keeps at most `limit` documents in memory (the least recently used
+    /// go first). For HQ, which holds every campaign.
+    pub fn set_cache_limit(&mut self, limit: usize) {
+        self.cache_limit = Some(limit.max(1));
+    }
+
+    /// Records the heads of a document in memory in the index.
+    pub(crate) fn reindex(&mut self, id: &DocId) {
+        if let Some(loaded) = self.docs.get(id) {
+            let entry = Indexed { tag: crate::sync::tag_of(id, &loaded.doc), heads: loaded.doc.get_heads() };
+            self.index.insert(id.clone(), entry);
+        }
+    }
+
+    /// Puts a document in memory and in the index, evicting the least
+    /// recently used one if over the limit.
+    pub(crate) fn keep(&mut self, id: &DocId, loaded: Loaded) {
+        self.docs.insert(id.clone(), loaded);
+        self.reindex(id);
+        self.touch(id);
+    }
+
+    fn touch(&mut self, id: &DocId) {
+        self.tick += 1;
+        if let Some(loaded) = self.docs.get_mut(id) {
+            loaded.used = self.tick;
+        }
+        let Some(limit) = self.cache_limit else { return };
+        while self.docs.len() > limit {
+            let oldest = self.docs.iter().filter(|(k, _)| *k != id).min_by_key(|(_, l)| l.used).map(|(k, _)| k.clone());
+            match oldest {
+                Some(oldest) => self.docs.remove(&oldest),
+                None => break,
+            };
+        }
     }
 
     /// This device's public key.
@@ -259,8 +350,9 @@ impl Store {
                 return Err(StoreError::Corrupt(format!("{id}: 修改记录不完整")));
             }
             doc.set_actor(self.proof.actor_id());
-            self.docs.insert(id.clone(), Loaded { doc, since_snapshot: stored.since_snapshot });
+            self.docs.insert(id.clone(), Loaded::new(doc, stored.since_snapshot));
         }
+        self.touch(id);
         self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })
     }
 
@@ -281,9 +373,10 @@ impl Store {
         let mut doc = genesis()?;
         let mut writes = vec![Write::Doc { id: id.to_string(), kind: id.kind().as_str() }];
         writes.extend(doc.get_changes(&[]).iter().map(|c| change_write(id, c, "genesis")));
+        writes.push(heads_write(id, &doc));
         self.db.persist(writes)?;
         doc.set_actor(self.proof.actor_id());
-        self.docs.insert(id.clone(), Loaded { doc, since_snapshot: 1 });
+        self.keep(id, Loaded::new(doc, 1));
         Ok(())
     }
 
@@ -310,7 +403,8 @@ impl Store {
             return Err(StoreError::Corrupt(format!("{id}: 刚提交的修改不存在")));
         };
         let signature = self.key.sign_head(id, &self.proof, hash);
-        let mut batch = vec![change_write(id, &change, "local"), evidence_write(id, &signature)];
+        let mut batch =
+            vec![change_write(id, &change, "local"), evidence_write(id, &signature), heads_write(id, &loaded.doc)];
         loaded.since_snapshot += 1;
         // The snapshot holds exactly what the log holds once this batch is
         // in: the document in memory never runs ahead of the log.
@@ -322,6 +416,7 @@ impl Store {
             self.docs.remove(id);
             return Err(e);
         }
+        self.reindex(id);
         Ok(committed.value)
     }
 
@@ -344,8 +439,9 @@ impl Store {
             Write::Doc { id: id.to_string(), kind: DocKind::Campaign.as_str() },
             change_write(&id, &change, "local"),
             evidence_write(&id, &signature),
+            heads_write(&id, &doc),
         ])?;
-        self.docs.insert(id.clone(), Loaded { doc, since_snapshot: 1 });
+        self.keep(&id, Loaded::new(doc, 1));
         self.ensure_genesis(&DocId::briefing(&id), || briefing::create(&id))?;
         Ok(id)
     }
@@ -564,6 +660,7 @@ impl Store {
             }
             batch.extend(check.changes.iter().map(|c| change_write(&id, c, &source)));
             batch.extend(evidence.iter().map(|e| evidence_write(&id, e)));
+            batch.push(heads_write(&id, &doc));
             report.changes.insert(id.to_string(), check.changes.len());
             doc.set_actor(self.proof.actor_id());
             staged.push((id, doc, check.changes.len()));
@@ -581,7 +678,7 @@ impl Store {
         self.db.persist(batch)?;
         for (id, doc, added) in staged {
             let since = self.docs.get(&id).map_or(0, |l| l.since_snapshot) + added;
-            self.docs.insert(id, Loaded { doc, since_snapshot: since });
+            self.keep(&id, Loaded::new(doc, since));
         }
         Ok(report)
     }
@@ -619,6 +716,17 @@ pub(crate) fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossie
         return Err(rejected(format!("文档内容记载的编号是 {own_id}")));
     }
     Ok(dossier)
+}
+
+/// The index row of a document: its heads and where it belongs.
+pub(crate) fn heads_write(id: &DocId, doc: &Automerge) -> Write {
+    let tag = crate::sync::tag_of(id, doc);
+    Write::Heads {
+        doc: id.to_string(),
+        heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
+        campaign: tag.as_ref().map(|t| t.campaign.to_string()),
+        enterprise: tag.and_then(|t| t.enterprise).map(|e| e.to_string()),
+    }
 }
 
 pub(crate) fn change_write(id: &DocId, change: &Change, source: &str) -> Write {

@@ -26,7 +26,7 @@ fn root_str(doc: &Automerge, key: &str) -> Option<String> {
 }
 
 /// Where a document belongs, read from its root.
-fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
+pub(crate) fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
     match id.kind() {
         DocKind::Campaign => Some(DocTag { campaign: id.clone(), enterprise: None }),
         DocKind::EnterpriseDossier => Some(DocTag {
@@ -44,11 +44,9 @@ fn hashes(bytes: &[u8]) -> Vec<ChangeHash> {
 
 impl Replica for Store {
     fn catalog(&self) -> Vec<CatalogEntry> {
-        self.docs
+        self.index
             .iter()
-            .filter_map(|(id, l)| {
-                Some(CatalogEntry { id: id.clone(), tag: tag_of(id, &l.doc)?, heads: l.doc.get_heads() })
-            })
+            .filter_map(|(id, i)| Some(CatalogEntry { id: id.clone(), tag: i.tag.clone()?, heads: i.heads.clone() }))
             .collect()
     }
 
@@ -110,6 +108,36 @@ impl Replica for Store {
 }
 
 impl Local for Store {
+    fn quarantine(
+        &mut self,
+        doc: &DocId,
+        batch: Vec<u8>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+        reason: &str,
+    ) -> Result<(), String> {
+        let evidence: Vec<_> = evidence
+            .into_iter()
+            .map(|(s, credential)| {
+                (
+                    ByteBuf::from(s.actor.key.to_bytes().to_vec()),
+                    ByteBuf::from(s.head.0.to_vec()),
+                    ByteBuf::from(credential),
+                )
+            })
+            .collect();
+        let mut encoded = Vec::new();
+        ciborium::into_writer(&evidence, &mut encoded).map_err(|e| e.to_string())?;
+        let write = Write::Quarantine {
+            doc: doc.to_string(),
+            source: from.to_string(),
+            reason: reason.to_owned(),
+            batch,
+            evidence: encoded,
+        };
+        self.db.persist(vec![write]).map_err(|e| e.to_string())
+    }
+
     fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), String> {
         self.db.persist(vec![Write::Meta { key: "revocations", value: list.to_bytes() }]).map_err(|e| e.to_string())
     }
@@ -212,7 +240,7 @@ impl Store {
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
     ) -> Result<(tokio::sync::oneshot::Receiver<Result<(), StoreError>>, Option<Receipt>), StoreError> {
-        let is_new = !self.docs.contains_key(id) && self.db.load(id.to_string())?.is_none();
+        let is_new = !self.index.contains_key(id);
         let current = if is_new { Vec::new() } else { self.loaded(id)?.doc.get_heads() };
         let staged = self.staged.get_mut().remove(id).filter(|s| s.base == current);
         let mut doc = match staged {
@@ -268,10 +296,11 @@ impl Store {
         } else {
             None
         };
+        batch.push(crate::store::heads_write(id, &doc));
         let written = self.db.persist_later(batch);
         doc.set_actor(self.proof.actor_id());
         let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + fresh.len();
-        self.docs.insert(id.clone(), crate::store::Loaded { doc, since_snapshot: since });
+        self.keep(id, crate::store::Loaded::new(doc, since));
         Ok((written, receipt))
     }
 
@@ -458,6 +487,19 @@ impl SharedStore {
         f(&mut guard)
     }
 
+    /// Like [`Self::with`], with `doc` in memory if it is stored (documents
+    /// are loaded when a session needs them, not all at start).
+    fn with_doc<T>(&self, doc: &DocId, f: impl FnOnce(&mut Store) -> T) -> T {
+        self.with(|s| {
+            if s.index.contains_key(doc)
+                && let Err(error) = s.loaded(doc)
+            {
+                tracing::error!(%doc, %error, "stored document does not load");
+            }
+            f(s)
+        })
+    }
+
     /// Serves one incoming connection.
     pub async fn serve_connection(
         &self,
@@ -466,7 +508,6 @@ impl SharedStore {
         hq: DevicePublicKey,
         revocations: Option<SignedRevocations>,
     ) -> Result<Summary, NetError> {
-        self.with(Store::load_all).map_err(|e| NetError::Store(e.to_string()))?;
         serve(&mut self.clone(), connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await
     }
 }
@@ -476,13 +517,13 @@ impl Replica for SharedStore {
         self.with(|s| Replica::catalog(s))
     }
     fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
-        self.with(|s| Replica::has_change(s, doc, hash))
+        self.with_doc(doc, |s| Replica::has_change(s, doc, hash))
     }
     fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
-        self.with(|s| Replica::changes_since(s, doc, have))
+        self.with_doc(doc, |s| Replica::changes_since(s, doc, have))
     }
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
-        self.with(|s| Replica::batch(s, doc, hashes))
+        self.with_doc(doc, |s| Replica::batch(s, doc, hashes))
     }
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
         self.with(|s| Replica::evidence(s, doc, head))
@@ -491,7 +532,7 @@ impl Replica for SharedStore {
         self.with(|s| Replica::checkpoint(s, peer, doc))
     }
     fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String> {
-        self.with(|s| Replica::check(s, doc, changes))
+        self.with_doc(doc, |s| Replica::check(s, doc, changes))
     }
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.with(|s| Replica::receipts(s, doc))
@@ -499,6 +540,16 @@ impl Replica for SharedStore {
 }
 
 impl Local for SharedStore {
+    fn quarantine(
+        &mut self,
+        doc: &DocId,
+        batch: Vec<u8>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+        reason: &str,
+    ) -> Result<(), String> {
+        self.with(|s| s.quarantine(doc, batch, evidence, from, reason))
+    }
     fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), String> {
         self.with(|s| s.store_revocations(list))
     }

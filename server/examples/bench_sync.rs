@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
     std::thread::spawn(move || for _ in lines {});
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (_, devices_cpu_before) = proc_stats(std::process::id())?;
     let (burst_wall_s, bytes_total) = runtime.block_on(async {
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -149,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok((started.elapsed().as_secs_f64(), bytes))
     })?;
     let (rss_mb, cpu_s) = proc_stats(pid)?;
+    let devices_cpu_s = proc_stats(std::process::id())?.1 - devices_cpu_before;
 
     // A fresh HQ-role client pulls everything.
     let puller = dir.path().join("hq-analyst");
@@ -170,6 +172,7 @@ fn main() -> anyhow::Result<()> {
     println!("burst: {burst_wall_s:.2}s until every device held receipts for all its work");
     println!("bytes on the wire (both ways, UDP payload): {:.2} MB", bytes_total as f64 / 1e6);
     println!("server: peak RSS {:.1} MB, CPU {cpu_s:.2}s during the burst", rss_mb.max(0.0));
+    println!("devices (all in this process): CPU {devices_cpu_s:.2}s during the burst");
     println!("HQ pull: {hq_pull_wall_s:.2}s (server peak RSS then {rss_after_pull:.1} MB, CPU {cpu_after_pull:.2}s)");
     println!(
         "{}",

@@ -18,6 +18,10 @@ use axum::{Json, Router, routing::get};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+/// Documents HQ keeps in memory at most (least recently used go first).
+/// A dossier of 50 findings is on the order of 100 KB in memory.
+const DOC_CACHE: usize = 128;
+
 /// FieldSync 总部服务器
 #[derive(Parser)]
 #[command(name = "fieldsync-server", version)]
@@ -48,6 +52,8 @@ enum Command {
     },
     /// 重新生成管理接口令牌（旧令牌立即失效）
     AdminToken,
+    /// 列出被隔离的修改（签名有效但会使文档无效，未写入文档，待审核）
+    Quarantine,
 }
 
 #[derive(Args, Default)]
@@ -132,6 +138,8 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
         field_client::Store::init_with_seed(&store_dir, "总部", hq.seed())?
     };
     store.set_issues_receipts(true);
+    // HQ holds every campaign: documents load when a session needs them.
+    store.set_cache_limit(DOC_CACHE);
     let store = field_client::SharedStore::new(store);
     let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
     let key = sync_core::identity::DeviceKey::from_seed(hq.seed());
@@ -193,6 +201,24 @@ async fn main() -> Result<()> {
             let token = hq::Hq::open(&cli.data)?.rotate_admin_token(&cli.data, now_ms())?;
             eprintln!("已生成新的管理令牌并写入 {}，旧令牌立即失效。", hq::admin_token_path(&cli.data).display());
             println!("{token}");
+        }
+        Command::Quarantine => {
+            let store = cli.data.join("sync");
+            let rows = if store.join("store.db").exists() { field_client::quarantined(&store)? } else { Vec::new() };
+            if rows.is_empty() {
+                println!("没有被隔离的修改。");
+            }
+            for q in rows {
+                println!(
+                    "#{} {} 文档 {}，来自设备 {}（{} 字节）：{}",
+                    q.id,
+                    sync_core::doc::rfc3339(q.received_at),
+                    q.doc,
+                    q.source,
+                    q.batch_bytes,
+                    q.reason
+                );
+            }
         }
         Command::Serve(args) => serve(&cli.data, args).await?,
     }

@@ -72,6 +72,8 @@ async fn session(
                     }
                     Effect::Persist { token, .. } => inputs.push_back(Input::Persisted { token, receipt: None }),
                     Effect::StoreReceipts(_) | Effect::StoreRevocations(_) => {}
+                    Effect::Continue => inputs.push_back(Input::Continue),
+                    Effect::Quarantine { .. } => {}
                     Effect::Close(SyncError::Refused { code, message }) => break 'session Ok((code, message)),
                     Effect::Close(error) => break 'session Err(format!("the client's own session failed: {error}")),
                     Effect::Finished(_) => break 'session Err("the server completed the session".into()),
@@ -451,10 +453,17 @@ async fn bad_input_is_refused_and_the_server_keeps_serving() {
         let (mut rogue, rogue_key, rogue_credential) = hq.tablet(dir, name, seed).await;
         let rogue_site = rogue.open_dossier(&hq.campaign, SITE).unwrap();
         add_corrupt_hazard(&mut rogue, &rogue_site, corrupt);
+        let quarantined = field_client::quarantined(&hq.data.join("sync")).unwrap().len();
         hq.case(name, RefusalCode::Invalid, reason, async |addr| {
             session(addr, hq_key, &rogue_key, &rogue_credential, &mut rogue, as_is).await
         })
         .await;
+        // Kept aside for review, with who delivered it and why.
+        let kept = field_client::quarantined(&hq.data.join("sync")).unwrap();
+        assert_eq!(kept.len(), quarantined + 1, "{name}: quarantined");
+        let last = kept.last().unwrap();
+        assert!(last.reason.contains(reason) && last.source == rogue.public_key().to_string(), "{last:?}");
+        assert_eq!(last.doc, rogue_site.to_string());
     }
 }
 

@@ -314,6 +314,8 @@ impl World {
                             }
                         }
                         Effect::StoreRevocations(_) => {}
+                        Effect::Continue => inputs.push((side, Input::Continue)),
+                        Effect::Quarantine { .. } => {}
                         Effect::Finished(summary) => {
                             let peer = self.nodes[ends[1 - side]].key.public().to_bytes();
                             for (doc, heads) in summary.checkpoints {

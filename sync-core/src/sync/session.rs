@@ -90,6 +90,8 @@ pub enum Input {
     /// The bytes that arrived are not a frame (malformed, or a length over
     /// the limit): the session refuses the peer, saying why, and closes.
     BadFrame(FrameError),
+    /// Answer to [`Effect::Continue`]: send the next document.
+    Continue,
     /// The driver durably stored the changes of `token`; HQ's driver also
     /// hands over the receipt it signed for them.
     Persisted {
@@ -124,10 +126,26 @@ pub enum Effect {
         /// Evidence for them, with author credentials.
         evidence: Vec<(HeadSignature, Vec<u8>)>,
     },
+    /// Keep signed changes that would make a document invalid, for review;
+    /// they are not applied. The session then closes with a refusal.
+    Quarantine {
+        /// Document.
+        doc: DocId,
+        /// The batch as received.
+        batch: Vec<u8>,
+        /// Its evidence, with author credentials.
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        /// Why it is invalid.
+        reason: String,
+    },
     /// Store receipts (HQ's signatures already checked).
     StoreReceipts(Vec<(ReceiptBody, Receipt)>),
     /// Store a newer revocation list (HQ's signature already checked).
     StoreRevocations(SignedRevocations),
+    /// More is to be sent: carry out the effects so far (send them), then
+    /// feed [`Input::Continue`]. One document's changes at a time, so the
+    /// peer works on the first while the next is prepared.
+    Continue,
     /// The session ended well.
     Finished(Summary),
     /// The session failed; close the connection.
@@ -233,6 +251,12 @@ pub struct Session {
     revocations: Option<SignedRevocations>,
     offered: BTreeMap<DocId, Vec<ChangeHash>>,
     peer_heads: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Documents whose changes are still to be sent.
+    to_send: std::collections::VecDeque<DocId>,
+    /// `Changes` messages sent so far.
+    sent_count: u32,
+    /// Whether `Sent` went out (everything was sent).
+    sent_all: bool,
     next_token: u64,
     pending: BTreeMap<u64, (DocId, usize)>,
     /// How many `Changes` the peer said it sent, once it said so.
@@ -279,6 +303,9 @@ impl Session {
             peer: None,
             offered: BTreeMap::new(),
             peer_heads: BTreeMap::new(),
+            to_send: std::collections::VecDeque::new(),
+            sent_count: 0,
+            sent_all: false,
             next_token: 0,
             pending: BTreeMap::new(),
             peer_sent: None,
@@ -323,6 +350,8 @@ impl Session {
             Input::Start => return Err(SyncError::Protocol("重复开始".into())),
             Input::Message(message) => self.on_message(now, replica, message, out)?,
             Input::BadFrame(error) => return Err(SyncError::Protocol(error.to_string())),
+            Input::Continue if self.phase == Phase::Exchanging && !self.sent_all => self.send_next(replica, out)?,
+            Input::Continue => return Err(SyncError::Protocol("没有待发送的内容".into())),
             Input::Persisted { token, receipt } => {
                 let (doc, count) =
                     self.pending.remove(&token).ok_or_else(|| SyncError::Protocol("未知的存储结果".into()))?;
@@ -383,8 +412,9 @@ impl Session {
                     let heads = entry.heads.iter().map(|h| hash_of(h)).collect::<Result<Vec<_>, _>>()?;
                     self.peer_heads.insert(id, heads);
                 }
-                self.send_changes(replica, out)?;
+                self.to_send = self.offered.keys().cloned().collect();
                 self.phase = Phase::Exchanging;
+                self.send_next(replica, out)?;
             }
             (Phase::Exchanging, Message::Changes { n, doc, batch, evidence }) => {
                 if self.peer_sent.is_some_and(|count| n >= count) {
@@ -431,43 +461,49 @@ impl Session {
         Ok(credential.verify(&self.config.hq, now, list)?)
     }
 
-    fn send_changes(&mut self, replica: &impl Replica, out: &mut Vec<Effect>) -> Result<(), SyncError> {
+    /// Sends the changes (and receipts) of the next document that has any,
+    /// then asks to be continued; after the last, sends `Sent`.
+    fn send_next(&mut self, replica: &impl Replica, out: &mut Vec<Effect>) -> Result<(), SyncError> {
         let peer_key = self.config.peer_key;
-        let mut count = 0u32;
-        for doc in self.offered.keys() {
+        while let Some(doc) = self.to_send.pop_front() {
             let mut have: Vec<ChangeHash> = self
                 .peer_heads
-                .get(doc)
+                .get(&doc)
                 .into_iter()
                 .flatten()
-                .chain(replica.checkpoint(&peer_key, doc).iter())
-                .filter(|h| replica.has_change(doc, h))
+                .chain(replica.checkpoint(&peer_key, &doc).iter())
+                .filter(|h| replica.has_change(&doc, h))
                 .copied()
                 .collect();
             have.sort();
             have.dedup();
-            let changes = replica.changes_since(doc, &have);
+            let changes = replica.changes_since(&doc, &have);
+            let receipts = replica.receipts(&doc);
             if !changes.is_empty() {
-                let evidence = evidence_for(replica, doc, &changes)?;
+                let evidence = evidence_for(replica, &doc, &changes)?;
                 let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
                 let batch = replica
-                    .batch(doc, &hashes)
+                    .batch(&doc, &hashes)
                     .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?;
                 self.summary.sent.insert(doc.clone(), changes.len());
                 out.push(Effect::Send(Message::Changes {
-                    n: count,
+                    n: self.sent_count,
                     doc: doc.to_string(),
                     batch: ByteBuf::from(batch),
                     evidence,
                 }));
-                count += 1;
+                self.sent_count += 1;
             }
-            let receipts = replica.receipts(doc);
             if !receipts.is_empty() {
                 out.push(Effect::Send(Message::Receipts { receipts }));
             }
+            if !changes.is_empty() && !self.to_send.is_empty() {
+                out.push(Effect::Continue);
+                return Ok(());
+            }
         }
-        out.push(Effect::Send(Message::Sent { count }));
+        out.push(Effect::Send(Message::Sent { count: self.sent_count }));
+        self.sent_all = true;
         Ok(())
     }
 
@@ -507,8 +543,20 @@ impl Session {
         if check.changes.is_empty() {
             return Ok(());
         }
-        let tag =
-            replica.check(&id, &check.changes).map_err(|reason| SyncError::Invalid { doc: id.to_string(), reason })?;
+        let tag = match replica.check(&id, &check.changes) {
+            Ok(tag) => tag,
+            Err(reason) => {
+                // Signed by enrolled authors, but the document would be
+                // invalid: kept aside for review, never applied.
+                out.push(Effect::Quarantine {
+                    doc: id.clone(),
+                    batch: batch.to_vec(),
+                    evidence: signatures,
+                    reason: reason.clone(),
+                });
+                return Err(SyncError::Invalid { doc: id.to_string(), reason });
+            }
+        };
         // The delivering peer and every author must have this document in scope.
         let writers: BTreeSet<ActorId> = check.changes.iter().map(|c| c.actor_id().clone()).collect();
         let outside = !may_see(&peer, &tag)
@@ -529,7 +577,8 @@ impl Session {
 
     fn maybe_finish(&mut self, out: &mut Vec<Effect>) {
         let all_arrived = self.peer_sent.is_some_and(|count| self.received.len() == count as usize);
-        if self.phase != Phase::Exchanging || !all_arrived || !self.pending.is_empty() {
+        // `Done` goes after our `Sent`: the peer must know our count first.
+        if self.phase != Phase::Exchanging || !all_arrived || !self.pending.is_empty() || !self.sent_all {
             return;
         }
         if !self.sent_done {
