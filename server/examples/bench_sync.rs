@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
     };
     std::thread::spawn(move || for _ in lines {});
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(8).enable_all().build()?;
     let (_, devices_cpu_before) = proc_stats(std::process::id())?;
     let (burst_wall_s, bytes_total) = runtime.block_on(async {
         let started = Instant::now();
@@ -138,15 +138,26 @@ fn main() -> anyhow::Result<()> {
             tasks.push(tokio::spawn(async move {
                 let mut store = Store::open(&home)?;
                 let (_, bytes) = store.sync_with_hq_counting(Some(addr)).await?;
+                let synced = started.elapsed().as_secs_f64();
                 let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
                 anyhow::ensure!(pending == 0, "{} still has {pending} unreceipted changes", home.display());
-                anyhow::Ok(bytes)
+                anyhow::Ok((bytes, synced))
             }));
         }
         let mut bytes = 0;
+        let mut finished = Vec::new();
         for task in tasks {
-            bytes += task.await??;
+            let (b, synced) = task.await??;
+            bytes += b;
+            finished.push(synced);
         }
+        finished.sort_by(f64::total_cmp);
+        eprintln!(
+            "devices done syncing after: first {:.2}s, median {:.2}s, last {:.2}s",
+            finished[0],
+            finished[finished.len() / 2],
+            finished[finished.len() - 1]
+        );
         anyhow::Ok((started.elapsed().as_secs_f64(), bytes))
     })?;
     let (rss_mb, cpu_s) = proc_stats(pid)?;
@@ -180,6 +191,7 @@ fn main() -> anyhow::Result<()> {
             "devices": devices, "dossiers": dossiers, "findings": findings, "changes": changes,
             "burst_wall_s": round(burst_wall_s), "bytes_total": bytes_total,
             "server_peak_rss_mb": round(rss_after_pull.max(rss_mb)), "server_cpu_s": round(cpu_s),
+            "devices_cpu_s": round(devices_cpu_s),
             "hq_pull_wall_s": round(hq_pull_wall_s),
         })
     );
