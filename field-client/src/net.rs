@@ -50,6 +50,9 @@ pub enum NetError {
     /// The session ended in a typed refusal or error.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The photo exchange after the session was refused.
+    #[error(transparent)]
+    Photo(#[from] sync_core::sync::photo::PhotoError),
     /// Storing what arrived failed.
     #[error("保存同步数据失败：{0}")]
     Store(String),

@@ -514,7 +514,7 @@ impl Store {
     }
 
     fn blob_path(&self, sha: &str) -> PathBuf {
-        self.home.join("blobs").join(&sha[..2]).join(sha)
+        crate::photos::blob_path(&self.home, sha)
     }
 
     /// Whether a photo's bytes are held here.
