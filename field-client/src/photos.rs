@@ -80,6 +80,7 @@ pub(crate) fn blob_path(home: &Path, sha: &str) -> PathBuf {
 }
 
 /// The blob directory of a store.
+#[derive(Clone)]
 pub(crate) struct Blobs {
     home: PathBuf,
 }
@@ -444,14 +445,22 @@ async fn receive_all(
             }
         };
         match outcome {
-            Ok(()) => match blobs.settle(&id, file).map_err(store)? {
-                Ok(()) => {
-                    side.record(&id, expected.size).map_err(store)?;
-                    tracing::debug!(photo = %id, bytes = got, "photo received");
-                    stored.push(id);
+            Ok(()) => {
+                // Hashing up to 32 MiB would hold up other sessions' tasks.
+                let blobs = blobs.clone();
+                let settled = tokio::task::spawn_blocking(move || blobs.settle(&id, file))
+                    .await
+                    .map_err(store)?
+                    .map_err(store)?;
+                match settled {
+                    Ok(()) => {
+                        side.record(&id, expected.size).map_err(store)?;
+                        tracing::debug!(photo = %id, bytes = got, "photo received");
+                        stored.push(id);
+                    }
+                    Err(mismatch) => report.failed.push(mismatch.to_string()),
                 }
-                Err(mismatch) => report.failed.push(mismatch.to_string()),
-            },
+            }
             Err(Incomplete::Overrun) => {
                 let _ = stream.stop(0u32.into());
                 drop(file);
@@ -462,4 +471,53 @@ async fn receive_all(
         }
     }
     Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_copy_is_written_by_one_session_at_a_time() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let blobs = Blobs { home: dir.path().to_path_buf() };
+        let photo = PhotoId::from_digest([3; 32]);
+        let mut first = blobs.open_partial(&photo, 0).unwrap().expect("free");
+        first.write_all(b"abc").unwrap();
+        assert!(blobs.open_partial(&photo, 3).unwrap().is_none(), "locked by the first");
+        drop(first);
+        // Measured at another length than it has: not resumed now.
+        assert!(blobs.open_partial(&photo, 2).unwrap().is_none());
+        assert!(blobs.open_partial(&photo, 3).unwrap().is_some());
+    }
+
+    #[test]
+    fn only_a_copy_that_hashes_to_its_name_becomes_a_photo() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let blobs = Blobs { home: dir.path().to_path_buf() };
+        let good = PhotoId::from_digest(Sha256::digest(b"photo").into());
+        let mut file = blobs.open_partial(&good, 0).unwrap().unwrap();
+        file.write_all(b"photo").unwrap();
+        blobs.settle(&good, file).unwrap().unwrap();
+        assert_eq!(blobs.size(&good), Some(5));
+        assert!(!blobs.partial(&good).exists());
+
+        let forged = PhotoId::from_digest([9; 32]);
+        let mut file = blobs.open_partial(&forged, 0).unwrap().unwrap();
+        file.write_all(b"photo").unwrap();
+        assert_eq!(blobs.settle(&forged, file).unwrap(), Err(PhotoError::Mismatch(forged)));
+        assert_eq!(blobs.size(&forged), None);
+        assert!(!blobs.partial(&forged).exists(), "the bad copy is deleted");
+    }
+
+    #[test]
+    fn photos_over_the_limit_are_not_added() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::init(&dir.path().join("home"), "张三").unwrap();
+        let path = dir.path().join("huge.jpg");
+        let mut bytes = vec![0u8; usize::try_from(photo::MAX_PHOTO).unwrap() + 1];
+        bytes[..3].copy_from_slice(&[0xFF, 0xD8, 0xFF]);
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(store.add_photo(&path), Err(StoreError::Invalid(m)) if m.contains("32 MiB")));
+    }
 }
