@@ -4,8 +4,8 @@
 //! Photos are content-addressed (SHA-256) and referenced from hazards. Each
 //! side sends one [`PhotoMessage::Offer`]: the photos it holds that documents
 //! in the peer's scope reference ([`offer`]). Each side answers with
-//! [`PhotoMessage::Want`]: the offered photos that its own documents
-//! reference and that it lacks, each with the length of the partial copy it
+//! [`PhotoMessage::Want`]: the offered photos that the same documents (which
+//! after the session both sides hold) reference and that it lacks, each with the length of the partial copy it
 //! already holds ([`plan`]). The sender checks the request against its
 //! offer ([`uploads`]) and sends every photo on its own unidirectional
 //! stream: a [`StreamHeader`] (SHA-256 and offset), then the bytes from the
