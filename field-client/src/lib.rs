@@ -11,14 +11,16 @@
 mod db;
 pub mod export;
 pub mod net;
+mod photos;
 mod store;
 mod sync;
 
 use std::path::PathBuf;
 
 pub use db::{Quarantined, quarantined};
+pub use photos::{PhotoProgress, PhotoReport, Progress};
 pub use store::{ImportReport, RecordRef, ReviewEntry, Store, new_entity_id};
-pub use sync::SharedStore;
+pub use sync::{SharedStore, SyncReport};
 
 /// The starter checklists shipped with the client (`schemas/checklists/`).
 pub(crate) const STARTER_CHECKLISTS: &[&str] = &[

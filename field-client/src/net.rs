@@ -31,6 +31,9 @@ const CONNECT: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long a session waits for the peer before giving up.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// How often an idle connection pings its peer.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// ALPN of protocol version 1.
 pub const ALPN: &[u8] = b"fieldsync/1";
 
@@ -50,6 +53,9 @@ pub enum NetError {
     /// The session ended in a typed refusal or error.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The photo exchange after the session was refused.
+    #[error(transparent)]
+    Photo(#[from] sync_core::sync::photo::PhotoError),
     /// Storing what arrived failed.
     #[error("保存同步数据失败：{0}")]
     Store(String),
@@ -176,7 +182,11 @@ impl ClientCertVerifier for AnyDevice {
 const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A QUIC endpoint on a UDP socket bound to `addr`, with large buffers.
-fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint, NetError> {
+fn endpoint(
+    addr: SocketAddr,
+    config: quinn::EndpointConfig,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let socket = std::net::UdpSocket::bind(addr).map_err(|e| NetError::Setup(format!("无法监听 {addr}：{e}")))?;
     let buffers = socket2::SockRef::from(&socket);
@@ -185,7 +195,35 @@ fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> Result<qui
     let _ = buffers.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = buffers.set_send_buffer_size(SOCKET_BUFFER);
     let runtime = quinn::default_runtime().ok_or_else(|| setup(&"没有可用的异步运行时"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime).map_err(|e| setup(&e))
+    quinn::Endpoint::new(config, server, socket, runtime).map_err(|e| setup(&e))
+}
+
+/// The client's transport settings. A keep-alive while waiting (for flow
+/// control credit, say) makes a restarted server answer with a stateless
+/// reset (see [`endpoint_config`]), so the cut is noticed within seconds.
+fn transport() -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    transport
+}
+
+/// A server endpoint's QUIC settings, with its stateless-reset key and its
+/// connection-id key derived from its identity key. A restarted server then
+/// recognises the connection ids of its previous run and answers them with
+/// the reset tokens that run promised, so a peer whose connection died with
+/// that run (mid-transfer, say) is told at once instead of waiting out the
+/// idle timeout, and resumes on a new connection.
+fn endpoint_config(key: &DeviceKey) -> quinn::EndpointConfig {
+    use sha2::Digest as _;
+    let derived =
+        sha2::Sha256::new().chain_update(b"fieldsync/quic-endpoint/v1\0").chain_update(key.to_seed()).finalize();
+    let (reset, cid) = derived.split_at(24);
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(cid);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset)));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    config
 }
 
 /// A server endpoint bound to `addr` that presents `key`.
@@ -202,7 +240,7 @@ pub fn server_endpoint(key: &DeviceKey, addr: SocketAddr) -> Result<quinn::Endpo
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| setup(&e))?;
     let server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    endpoint(addr, Some(server))
+    endpoint(addr, endpoint_config(key), Some(server))
 }
 
 /// Connects to `addr`, presenting `key`. With `pinned`, the server must hold
@@ -227,8 +265,10 @@ pub async fn connect(
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| setup(&e))?;
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|e| setup(&e))?;
-    let mut endpoint = endpoint(bind, None)?;
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let mut endpoint = endpoint(bind, quinn::EndpointConfig::default(), None)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport()));
+    endpoint.set_default_client_config(config);
     let connecting = endpoint.connect(addr, "fieldsync").map_err(|e| NetError::Connection(e.to_string()))?;
     let connection = tokio::time::timeout(CONNECT, connecting)
         .await

@@ -505,6 +505,9 @@ impl Store {
     /// SHA-256. The same photo twice is stored once.
     pub fn add_photo(&self, path: &Path) -> Result<String, StoreError> {
         let bytes = fs::read(path).map_err(|e| StoreError::Photo(path.to_path_buf(), e))?;
+        if bytes.len() as u64 > sync_core::sync::photo::MAX_PHOTO {
+            return Err(StoreError::Invalid(format!("{} 超过 32 MiB，无法同步，请压缩后再添加", path.display())));
+        }
         if !looks_like_image(&bytes) {
             return Err(StoreError::Invalid(format!("{} 不是 JPEG/PNG/WebP/HEIC 图片", path.display())));
         }
@@ -514,7 +517,7 @@ impl Store {
     }
 
     fn blob_path(&self, sha: &str) -> PathBuf {
-        self.home.join("blobs").join(&sha[..2]).join(sha)
+        crate::photos::blob_path(&self.home, sha)
     }
 
     /// Whether a photo's bytes are held here.

@@ -15,6 +15,7 @@ use sync_core::sync::session::{self, CatalogEntry, DocTag, Replica, Session, Ses
 
 use crate::db::Write;
 use crate::net::{self, Local, NetError, PendingWrite};
+use crate::photos::{self, PhotoReport, PhotoSide, Progress};
 use crate::store::{STAGED_MAX, Staged};
 use crate::{Store, StoreError};
 
@@ -316,23 +317,36 @@ impl Store {
     }
 
     async fn sync_with(&mut self, addr: Option<SocketAddr>, hq: bool) -> Result<Summary, NetError> {
-        self.sync_counting(addr, hq).await.map(|(summary, _)| summary)
+        let report = self.sync_reporting(addr, hq, &|_| {}).await?;
+        if let Err(error) = &report.photos {
+            tracing::warn!(%error, "photo exchange failed");
+        }
+        Ok(report.summary)
     }
 
     /// Syncs with HQ and also returns the bytes that crossed the network
     /// both ways (UDP payload as QUIC counted it), for benchmarks.
     pub async fn sync_with_hq_counting(&mut self, addr: Option<SocketAddr>) -> Result<(Summary, u64), NetError> {
-        self.sync_counting(addr, true).await
+        let report = self.sync_reporting(addr, true, &|_| {}).await?;
+        Ok((report.summary, report.bytes))
     }
 
-    async fn sync_counting(&mut self, addr: Option<SocketAddr>, hq: bool) -> Result<(Summary, u64), NetError> {
+    /// Syncs documents, then photos, with HQ (`to_hq`: its key is pinned;
+    /// `addr` defaults to the address from enrollment) or with a station
+    /// relay or another device at `addr`. Photo progress goes to `progress`.
+    pub async fn sync_reporting(
+        &mut self,
+        addr: Option<SocketAddr>,
+        to_hq: bool,
+        progress: &Progress<'_>,
+    ) -> Result<SyncReport, NetError> {
         let (enrollment, addr) = self.sync_target(addr)?;
         let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
-        let (endpoint, connection) = net::connect(&key, hq.then_some(enrollment.hq), addr).await?;
+        let (endpoint, connection) = net::connect(&key, to_hq.then_some(enrollment.hq), addr).await?;
         let counter = connection.clone();
-        let summary = self.client_session(endpoint, connection, &enrollment).await?;
+        let (summary, photos) = self.client_session(endpoint, connection, &enrollment, progress).await?;
         let stats = counter.stats();
-        Ok((summary, stats.udp_tx.bytes + stats.udp_rx.bytes))
+        Ok(SyncReport { summary, photos, bytes: stats.udp_tx.bytes + stats.udp_rx.bytes })
     }
 
     /// This device's enrollment and the address to reach HQ at.
@@ -354,13 +368,15 @@ impl Store {
         Ok((enrollment, addr))
     }
 
-    /// Runs the connecting side's session on an established connection.
+    /// Runs the connecting side's session on an established connection,
+    /// then, if it ended well, the photo exchange.
     async fn client_session(
         &mut self,
         endpoint: quinn::Endpoint,
         connection: quinn::Connection,
         enrollment: &sync_core::credential::Enrollment,
-    ) -> Result<Summary, NetError> {
+        progress: &Progress<'_>,
+    ) -> Result<(Summary, Result<PhotoReport, NetError>), NetError> {
         self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
         let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示身份证书".into()))?;
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
@@ -371,10 +387,13 @@ impl Store {
             revocations,
             peer_key: peer,
         });
-        let summary = net::drive(self, &mut session, peer, &mut send, &mut recv).await;
+        let result = match net::drive(self, &mut session, peer, &mut send, &mut recv).await {
+            Ok(summary) => Ok((summary, exchange_photos(self, &session, &connection, true, progress).await)),
+            Err(error) => Err(error),
+        };
         connection.close(0u32.into(), b"done");
         endpoint.wait_idle().await;
-        summary
+        result
     }
 
     /// Runs station relay mode: serves devices at `listen` and forwards to
@@ -419,8 +438,10 @@ impl Store {
                     forward = None;
                     match connected {
                         Ok((hq_endpoint, connection)) => {
-                            match self.client_session(hq_endpoint, connection, &enrollment).await {
-                                Ok(summary) => tracing::info!(sent = ?summary.sent, "forwarded to HQ"),
+                            match self.client_session(hq_endpoint, connection, &enrollment, &|_| {}).await {
+                                Ok((summary, photos)) => {
+                                    tracing::info!(sent = ?summary.sent, ?photos, "forwarded to HQ");
+                                }
                                 Err(error) => tracing::info!(%error, "forwarding failed; will retry"),
                             }
                         }
@@ -455,7 +476,7 @@ impl Store {
 /// Runs the accepting side's session on one connection: the peer is the
 /// key its certificate proved (`config.peer_key` is replaced by it).
 async fn serve(
-    local: &mut impl Local,
+    local: &mut (impl Local + PhotoSide),
     connection: quinn::Connection,
     mut config: SessionConfig,
 ) -> Result<Summary, NetError> {
@@ -464,8 +485,41 @@ async fn serve(
     config.peer_key = peer;
     let mut session = Session::new(config);
     let result = net::drive(local, &mut session, peer, &mut send, &mut recv).await;
+    if result.is_ok() {
+        match exchange_photos(local, &session, &connection, false, &|_| {}).await {
+            Ok(report) => tracing::info!(?report, "photos exchanged"),
+            Err(error) => tracing::warn!(%error, "photo exchange failed"),
+        }
+    }
     connection.close(0u32.into(), b"done");
     result
+}
+
+/// The photo exchange after `session` ended well, scoped by the peer's
+/// credential from its hello.
+async fn exchange_photos(
+    side: &mut impl PhotoSide,
+    session: &Session,
+    connection: &quinn::Connection,
+    opens: bool,
+    progress: &Progress<'_>,
+) -> Result<PhotoReport, NetError> {
+    let peer = session
+        .peer_credential()
+        .ok_or_else(|| sync_core::sync::photo::PhotoError::Protocol("对方尚未出示凭证".into()))?;
+    photos::exchange(side, connection, opens, peer, progress).await
+}
+
+/// What `sync_reporting` did: the document session, then the photo
+/// exchange, which fails on its own (the documents are synced either way).
+#[derive(Debug)]
+pub struct SyncReport {
+    /// The document session.
+    pub summary: Summary,
+    /// The photo exchange that followed it.
+    pub photos: Result<PhotoReport, NetError>,
+    /// Bytes on the wire, both ways (UDP payload as QUIC counted it).
+    pub bytes: u64,
 }
 
 /// A store shared by concurrent sessions (HQ's server): every storage call
@@ -482,7 +536,7 @@ impl SharedStore {
         Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
         let mut guard = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
     }

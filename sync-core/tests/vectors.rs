@@ -9,6 +9,7 @@ use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredentia
 use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
 use sync_core::ids::DocId;
 use sync_core::sync::message::{DocHeads, Message, RefusalCode};
+use sync_core::sync::photo::{PhotoId, PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
 
 fn vectors() -> Value {
     let hq = DeviceKey::from_seed([1; 32]);
@@ -44,6 +45,18 @@ fn vectors() -> Value {
     ];
     let frames: serde_json::Map<String, Value> =
         messages.iter().map(|(name, m)| (name.to_string(), Value::String(hex::encode(m.to_frame())))).collect();
+    // A photo: the SHA-256 of the bytes "fieldsync".
+    let photo: PhotoId = "f84171f2f1bb54c27fedb0193d4ecf600e9765a00b6fe31b64c93fac2ea06647".parse().unwrap();
+    let sha = photo.to_string();
+    let photo_messages = [
+        ("photo_offer", PhotoMessage::Offer { photos: vec![PhotoOffer { sha: sha.clone(), size: 3_145_728 }] }),
+        ("photo_want", PhotoMessage::Want { photos: vec![PhotoWant { sha: sha.clone(), offset: 1_048_576 }] }),
+        ("photo_done", PhotoMessage::Done { stored: vec![sha] }),
+        ("photo_refused", PhotoMessage::Refused { code: RefusalCode::Protocol, message: "照片名称无效".into() }),
+    ];
+    let photo_frames: serde_json::Map<String, Value> =
+        photo_messages.iter().map(|(name, m)| (name.to_string(), Value::String(hex::encode(m.to_frame())))).collect();
+    let header = StreamHeader { photo, offset: 1_048_576 };
     json!({
         "keys": {
             "hq_seed": hex::encode([1u8; 32]),
@@ -60,6 +73,8 @@ fn vectors() -> Value {
         "credential": hex::encode(credential.to_bytes()),
         "enrollment": enrollment.to_string(),
         "frames": frames,
+        "photo_frames": photo_frames,
+        "photo_stream_header": hex::encode(header.encode()),
     })
 }
 
@@ -75,5 +90,9 @@ fn wire_formats_match_the_published_vectors() {
     for frame in published["frames"].as_object().unwrap().values() {
         let bytes = hex::decode(frame.as_str().unwrap()).unwrap();
         Message::from_body(&bytes[4..]).unwrap();
+    }
+    for frame in published["photo_frames"].as_object().unwrap().values() {
+        let bytes = hex::decode(frame.as_str().unwrap()).unwrap();
+        PhotoMessage::from_body(&bytes[4..]).unwrap();
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use field_client::{Store, StoreError, export, new_entity_id, now_ms};
+use field_client::{PhotoProgress, Store, StoreError, export, new_entity_id, now_ms};
 use serde_json::json;
 use sync_core::codes::{self, AccidentType};
 use sync_core::doc::{campaign, conflicts, dossier, rfc3339};
@@ -534,15 +534,43 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Sync { server, peer } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let summary = match peer {
-                Some(addr) => runtime.block_on(store.sync_with_peer(addr))?,
-                None => runtime.block_on(store.sync_with_hq(server))?,
+            let bar = photo_bar(&out);
+            let progress = |p: PhotoProgress| match p {
+                PhotoProgress::Planned { photos, bytes } if photos > 0 => {
+                    bar.set_length(bytes);
+                    bar.set_message(format!("照片 {photos} 张"));
+                }
+                PhotoProgress::Moved(n) => bar.inc(n),
+                _ => {}
             };
+            let report = match peer {
+                Some(addr) => runtime.block_on(store.sync_reporting(Some(addr), false, &progress))?,
+                None => runtime.block_on(store.sync_reporting(server, true, &progress))?,
+            };
+            bar.finish_and_clear();
+            let summary = report.summary;
             let sent: usize = summary.sent.values().sum();
             let received: usize = summary.received.values().sum();
-            out.emit(json!({ "sent": sent, "received": received, "receipts": summary.receipts }), || {
-                format!("同步完成：发出修改 {sent} 次，收到修改 {received} 次，总部回执 {} 份", summary.receipts)
-            });
+            let photos = report.photos.as_ref().ok();
+            let mut photo_errors: Vec<String> = photos.map(|p| p.failed.clone()).unwrap_or_default();
+            if let Err(error) = &report.photos {
+                photo_errors.push(format!("照片同步中断：{error}（文档已同步，下次同步时续传）"));
+            }
+            let (photos_sent, photos_received) = photos.map_or((0, 0), |p| (p.sent, p.received));
+            out.emit(
+                json!({ "sent": sent, "received": received, "receipts": summary.receipts,
+                        "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": photo_errors }),
+                || {
+                    let mut text = format!(
+                        "同步完成：发出修改 {sent} 次，收到修改 {received} 次，总部回执 {} 份；发出照片 {photos_sent} 张，收到照片 {photos_received} 张",
+                        summary.receipts
+                    );
+                    for error in &photo_errors {
+                        text.push_str(&format!("\n{error}"));
+                    }
+                    text
+                },
+            );
         }
         Command::Trust(cmd) => trust(&store, &out, cmd)?,
         Command::Campaign(cmd) => campaign_cmd(&mut store, &out, cmd)?,
@@ -1249,24 +1277,45 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
     let trusted = store.trusted()?.len();
     let enrolled = store.enrollment()?.is_some();
     let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
+    let missing = store.missing_photos()?;
     out.emit(
         json!({ "name": store.device_name(), "public_key": store.public_key().to_string(), "campaigns": campaigns,
                 "hazards": hazards, "open_hazards": open, "conflicts": conflicts, "local_changes": local,
                 "received_changes": received, "trusted_devices": trusted, "enrolled": enrolled,
-                "unreceipted_changes": pending }),
+                "unreceipted_changes": pending, "missing_photos": missing }),
         || {
             let safety = match (enrolled, pending) {
                 (false, _) => "本设备尚未入网（field enroll），修改都还没有送到总部；请用 field bundle export 备份。".to_owned(),
                 (true, 0) => "所有本机修改都已取得总部回执，可以放心离开。".to_owned(),
                 (true, n) => format!("还有 {n} 次本机修改没有取得总部回执，请执行 field sync。"),
             };
+            let photos = match missing {
+                0 => String::new(),
+                n => format!("\n隐患照片还有 {n} 张不在本机，执行 field sync 从总部或同伴取回。"),
+            };
             format!(
-                "使用人：{}\n检查活动 {campaigns} 个，隐患 {hazards} 条（未销号 {open} 条），待审核冲突 {conflicts} 处\n本机修改 {local} 次，收到修改 {received} 次，受信任设备 {trusted} 台\n{safety}",
+                "使用人：{}\n检查活动 {campaigns} 个，隐患 {hazards} 条（未销号 {open} 条），待审核冲突 {conflicts} 处\n本机修改 {local} 次，收到修改 {received} 次，受信任设备 {trusted} 台\n{safety}{photos}",
                 store.device_name()
             )
         },
     );
     Ok(())
+}
+
+/// The photo progress bar of `field sync`, on standard error. Hidden with
+/// `--json`; indicatif also hides it when standard error is not a terminal.
+fn photo_bar(out: &Out) -> indicatif::ProgressBar {
+    if out.json {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} 剩余 {eta}")
+            .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn write_out(path: Option<PathBuf>, bytes: &[u8]) -> Result<()> {

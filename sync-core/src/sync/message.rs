@@ -5,6 +5,7 @@
 //! before they are buffered. The encoding is specified, with test vectors,
 //! in `schemas/sync-protocol.md`.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -151,22 +152,32 @@ pub enum Message {
 impl Message {
     /// Encodes the message as one frame.
     pub fn to_frame(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        // Encoding plain structs into a Vec cannot fail.
-        let _ = ciborium::into_writer(self, &mut body);
-        let mut frame = Vec::with_capacity(4 + body.len());
-        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&body);
-        frame
+        frame(self)
     }
 
     /// Decodes a frame body (without its length prefix).
     pub fn from_body(body: &[u8]) -> Result<Self, FrameError> {
-        if body.len() > MAX_FRAME {
-            return Err(FrameError::TooLarge(body.len()));
-        }
-        ciborium::from_reader(body).map_err(|e| FrameError::Malformed(e.to_string()))
+        from_body(body)
     }
+}
+
+/// Encodes any protocol message (document or photo negotiation) as a frame.
+pub(crate) fn frame(message: &impl Serialize) -> Vec<u8> {
+    let mut body = Vec::new();
+    // Encoding plain structs into a Vec cannot fail.
+    let _ = ciborium::into_writer(message, &mut body);
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Decodes a frame body (without its length prefix) as a `T`.
+pub(crate) fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    ciborium::from_reader(body).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
 /// Splits a byte stream into frames. Feed it bytes as they arrive; take
@@ -184,6 +195,12 @@ impl FrameReader {
 
     /// The next complete message, if one has arrived.
     pub fn next_message(&mut self) -> Result<Option<Message>, FrameError> {
+        self.next_as()
+    }
+
+    /// The next complete frame decoded as a `T` (the photo negotiation uses
+    /// the same framing with its own messages).
+    pub fn next_as<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         let Some(prefix) = self.buf.get(..4) else { return Ok(None) };
         let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         if len > MAX_FRAME {
@@ -192,7 +209,7 @@ impl FrameReader {
         if self.buf.len() < 4 + len {
             return Ok(None);
         }
-        let message = Message::from_body(&self.buf[4..4 + len]);
+        let message = from_body(&self.buf[4..4 + len]);
         self.buf.drain(..4 + len);
         message.map(Some)
     }

@@ -316,6 +316,12 @@ impl Session {
         }
     }
 
+    /// The peer's credential, once its hello was accepted: the photo
+    /// exchange after the session is scoped by it.
+    pub fn peer_credential(&self) -> Option<&Credential> {
+        self.peer.as_ref()
+    }
+
     /// Whether the session has ended (well or not).
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
@@ -612,8 +618,9 @@ fn kind(message: &Message) -> &'static str {
     }
 }
 
-/// Whether a credential's holder may receive a document.
-fn may_see(credential: &Credential, tag: &DocTag) -> bool {
+/// Whether a credential's holder may receive a document (and the photos
+/// it references).
+pub fn may_see(credential: &Credential, tag: &DocTag) -> bool {
     credential.role == Role::Hq || credential.scope.allows(&tag.campaign, tag.enterprise.as_ref())
 }
 
