@@ -15,17 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, enroll, enroll_as, hazard, spawn_relay};
+use common::{CODE, Server, enroll, enroll_as, hazard, joint_campaign, spawn_relay};
 use field_client::{PhotoProgress, Store, new_entity_id};
-use sync_core::doc::{campaign, dossier};
+use sync_core::doc::dossier;
 use sync_core::identity::{DeviceKey, DevicePublicKey};
-use sync_core::ids::{CreditCode, DocId};
-use sync_core::model::{CampaignKind, Domain, Enterprise};
+use sync_core::ids::DocId;
 use sync_core::sync::message::{FrameReader, RefusalCode};
 use sync_core::sync::photo::{MAX_PHOTO, PhotoId, PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
 use sync_core::sync::session::{Session, SessionConfig};
-
-const CODE: &str = "91640200MA76XYW123";
 
 fn crc32(bytes: &[u8]) -> u32 {
     let table: Vec<u32> =
@@ -77,19 +74,7 @@ fn png(width: u32, height: u32, seed: u32) -> Vec<u8> {
 
 /// A campaign with one construction site; returns the site's dossier.
 fn site(store: &mut Store) -> DocId {
-    let c = store
-        .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
-        .unwrap();
-    let code: CreditCode = CODE.parse().unwrap();
-    let enterprise = Enterprise {
-        name: "某建设集团".into(),
-        unified_social_credit_code: code.clone(),
-        domain: Domain::Construction,
-        project: String::new(),
-        address: String::new(),
-        dossier_id: DocId::dossier(&c, &code),
-    };
-    store.edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise)).unwrap();
+    let c = joint_campaign(store);
     store.open_dossier(&c, CODE).unwrap()
 }
 

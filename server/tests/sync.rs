@@ -9,15 +9,11 @@
 
 mod common;
 
-use common::{Server, enroll, enroll_as, free_udp_port, hazard, heads, revoke, spawn_relay};
+use common::{CODE, Server, enroll, enroll_as, free_udp_port, hazard, heads, joint_campaign, revoke, spawn_relay};
 use field_client::net::NetError;
 use field_client::{Store, new_entity_id};
-use sync_core::doc::{campaign, dossier};
-use sync_core::ids::{CreditCode, DocId};
-use sync_core::model::{CampaignKind, Domain, Enterprise};
+use sync_core::doc::dossier;
 use sync_core::sync::session::SyncError;
-
-const CODE: &str = "91640200MA76XYW123";
 
 #[tokio::test(flavor = "current_thread")]
 async fn inspectors_sync_through_hq_across_a_server_kill() {
@@ -32,19 +28,7 @@ async fn inspectors_sync_through_hq_across_a_server_kill() {
     let addr = Some(server.addr);
 
     // The lead creates the campaign and shares it through HQ.
-    let c = devices[0]
-        .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
-        .unwrap();
-    let code: CreditCode = CODE.parse().unwrap();
-    let enterprise = Enterprise {
-        name: "某建设集团".into(),
-        unified_social_credit_code: code.clone(),
-        domain: Domain::Construction,
-        project: String::new(),
-        address: String::new(),
-        dossier_id: DocId::dossier(&c, &code),
-    };
-    devices[0].edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise)).unwrap();
+    let c = joint_campaign(&mut devices[0]);
     for d in devices.iter_mut() {
         d.sync_with_hq(addr).await.unwrap();
     }
@@ -133,19 +117,7 @@ async fn a_station_relay_stores_and_forwards_and_carries_receipts_back() {
 
     // Day 1: the lead creates the campaign; both record findings and sync
     // with the station only.
-    let c = devices[0]
-        .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
-        .unwrap();
-    let code: CreditCode = CODE.parse().unwrap();
-    let enterprise = Enterprise {
-        name: "某建设集团".into(),
-        unified_social_credit_code: code.clone(),
-        domain: Domain::Construction,
-        project: String::new(),
-        address: String::new(),
-        dossier_id: DocId::dossier(&c, &code),
-    };
-    devices[0].edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise)).unwrap();
+    let c = joint_campaign(&mut devices[0]);
     devices[0].sync_with_peer(relay_addr).await.unwrap();
     devices[1].sync_with_peer(relay_addr).await.unwrap();
     for (i, d) in devices.iter_mut().enumerate() {

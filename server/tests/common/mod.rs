@@ -15,8 +15,9 @@ use field_client::net::NetError;
 use sync_core::automerge::ChangeHash;
 use sync_core::codes::AccidentType;
 use sync_core::credential::Enrollment;
-use sync_core::ids::{DocId, DocKind};
-use sync_core::model::{Hazard, HazardKind, HazardLevel, Location, Rectification};
+use sync_core::doc::campaign;
+use sync_core::ids::{CreditCode, DocId, DocKind};
+use sync_core::model::{CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification};
 
 /// A UDP port nobody listens on now, for a server started later.
 pub fn free_udp_port() -> u16 {
@@ -138,6 +139,28 @@ impl Drop for Server {
 }
 
 /// A valid general hazard with `title`.
+/// The enterprise the single-site tests use.
+pub const CODE: &str = "91640200MA76XYW123";
+
+/// Creates a joint-inspection campaign on `store` with one construction
+/// site (`CODE`); returns the campaign.
+pub fn joint_campaign(store: &mut Store) -> DocId {
+    let c = store
+        .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
+        .unwrap();
+    let code: CreditCode = CODE.parse().unwrap();
+    let enterprise = Enterprise {
+        name: "某建设集团".into(),
+        unified_social_credit_code: code.clone(),
+        domain: Domain::Construction,
+        project: String::new(),
+        address: String::new(),
+        dossier_id: DocId::dossier(&c, &code),
+    };
+    store.edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise)).unwrap();
+    c
+}
+
 pub fn hazard(title: &str) -> Hazard {
     Hazard {
         title: title.into(),
