@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0002_sync.sql"),
     include_str!("../../schemas/migrations/client/0003_doc_heads.sql"),
     include_str!("../../schemas/migrations/client/0004_quarantine.sql"),
+    include_str!("../../schemas/migrations/client/0005_doc_photos.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -116,17 +117,27 @@ pub(crate) enum Write {
         batch: Vec<u8>,
         evidence: Vec<u8>,
     },
-    /// A document's current heads and where it belongs.
+    /// A document's current heads, where it belongs and (dossiers) the
+    /// photos it references.
     Heads {
         doc: String,
         heads: Vec<u8>,
         campaign: Option<String>,
         enterprise: Option<String>,
+        photos: Option<Vec<u8>>,
     },
 }
 
-/// One row of the document index: id, heads (if recorded), campaign, enterprise.
-pub(crate) type IndexRow = (String, Option<Vec<u8>>, Option<String>, Option<String>);
+/// One row of the document index.
+pub(crate) struct IndexRow {
+    pub(crate) id: String,
+    /// `None` until recorded (stores from before the index).
+    pub(crate) heads: Option<Vec<u8>>,
+    pub(crate) campaign: Option<String>,
+    pub(crate) enterprise: Option<String>,
+    /// Whether the referenced photos are recorded.
+    pub(crate) photos: bool,
+}
 
 /// What is stored for one document: its snapshot and the changes after it.
 pub(crate) struct StoredDoc {
@@ -218,9 +229,33 @@ impl Db {
     /// Every document with its recorded heads and place.
     pub(crate) fn index(&self) -> Result<Vec<IndexRow>, StoreError> {
         self.call(|conn| {
-            let mut stmt = conn.prepare("SELECT id, heads, campaign, enterprise FROM docs")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let mut stmt = conn.prepare("SELECT id, heads, campaign, enterprise, photos IS NOT NULL FROM docs")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(IndexRow {
+                    id: r.get(0)?,
+                    heads: r.get(1)?,
+                    campaign: r.get(2)?,
+                    enterprise: r.get(3)?,
+                    photos: r.get(4)?,
+                })
+            })?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The photos each of `docs` references (as recorded with its heads:
+    /// sorted 32-byte digests, concatenated); documents without any are
+    /// left out.
+    pub(crate) fn photos(&self, docs: Vec<String>) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT photos FROM docs WHERE id = ?1 AND photos IS NOT NULL")?;
+            let mut out = Vec::new();
+            for doc in &docs {
+                if let Some(photos) = stmt.query_row([doc], |r| r.get(0)).optional()? {
+                    out.push(photos);
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -464,9 +499,11 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                     params![doc, source, reason, batch, evidence, now],
                 )?;
             }
-            Write::Heads { doc, heads, campaign, enterprise } => {
-                tx.prepare_cached("UPDATE docs SET heads = ?2, campaign = ?3, enterprise = ?4 WHERE id = ?1")?
-                    .execute(params![doc, heads, campaign, enterprise])?;
+            Write::Heads { doc, heads, campaign, enterprise, photos } => {
+                tx.prepare_cached(
+                    "UPDATE docs SET heads = ?2, campaign = ?3, enterprise = ?4, photos = ?5 WHERE id = ?1",
+                )?
+                .execute(params![doc, heads, campaign, enterprise, photos])?;
             }
             Write::Checkpoint { peer, doc, heads } => {
                 tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (peer, doc_id, heads) VALUES (?1, ?2, ?3)")?

@@ -24,7 +24,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sync_core::automerge::{Automerge, ROOT, ReadDoc, Value};
 use sync_core::credential::Credential;
-use sync_core::ids::{DocId, DocKind};
+use sync_core::ids::DocKind;
 use sync_core::sync::message::FrameReader;
 use sync_core::sync::photo::{
     self, Expected, HEADER_LEN, PhotoError, PhotoId, PhotoMessage, Plan, StreamHeader, Upload,
@@ -172,17 +172,17 @@ pub(crate) trait PhotoSide {
 
 impl PhotoSide for Store {
     fn referenced(&mut self, scope: &dyn Fn(&DocTag) -> bool) -> Result<BTreeSet<PhotoId>, StoreError> {
-        // The index says where each document belongs; only dossiers in
-        // scope are loaded (HQ keeps a bounded number in memory).
-        let dossiers: Vec<DocId> = self
+        // The index says where each document belongs, and each dossier's
+        // row records its photos: no dossier is loaded (HQ holds thousands).
+        let dossiers: Vec<String> = self
             .index
             .iter()
             .filter(|(id, i)| id.kind() == DocKind::EnterpriseDossier && i.tag.as_ref().is_some_and(scope))
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
             .collect();
         let mut out = BTreeSet::new();
-        for id in dossiers {
-            dossier_photos(&self.loaded(&id)?.doc, &mut out);
+        for photos in self.db.photos(dossiers)? {
+            out.extend(photos.chunks_exact(32).filter_map(|d| d.try_into().ok().map(PhotoId::from_digest)));
         }
         Ok(out)
     }
@@ -221,7 +221,7 @@ impl Store {
 
 /// The photos a dossier's hazards reference (before and after
 /// rectification), read from the document without building the model.
-fn dossier_photos(doc: &Automerge, out: &mut BTreeSet<PhotoId>) {
+pub(crate) fn dossier_photos(doc: &Automerge, out: &mut BTreeSet<PhotoId>) {
     let object = |obj: &sync_core::automerge::ObjId, key: &str| match doc.get(obj, key) {
         Ok(Some((Value::Object(_), id))) => Some(id),
         _ => None,

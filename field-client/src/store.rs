@@ -185,21 +185,22 @@ impl Store {
         Ok(store)
     }
 
-    /// Reads the document index; documents stored before it existed are
-    /// loaded once to record their heads.
+    /// Reads the document index; documents stored before it (or before it
+    /// recorded photos) are loaded once to record what is missing.
     fn read_index(&mut self) -> Result<(), StoreError> {
         let mut missing = Vec::new();
-        for (id, heads, campaign, enterprise) in self.db.index()? {
-            let Ok(id) = id.parse::<DocId>() else { continue };
-            match heads {
-                Some(heads) => {
-                    let tag = campaign
+        for row in self.db.index()? {
+            let Ok(id) = row.id.parse::<DocId>() else { continue };
+            match row.heads {
+                Some(heads) if row.photos || id.kind() != DocKind::EnterpriseDossier => {
+                    let tag = row
+                        .campaign
                         .and_then(|c| c.parse().ok())
-                        .map(|campaign| DocTag { campaign, enterprise: enterprise.and_then(|e| e.parse().ok()) });
+                        .map(|campaign| DocTag { campaign, enterprise: row.enterprise.and_then(|e| e.parse().ok()) });
                     let heads = heads.chunks_exact(32).filter_map(|c| c.try_into().ok().map(ChangeHash)).collect();
                     self.index.insert(id, Indexed { tag, heads });
                 }
-                None => missing.push(id),
+                _ => missing.push(id),
             }
         }
         for id in missing {
@@ -721,14 +722,21 @@ pub(crate) fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossie
     Ok(dossier)
 }
 
-/// The index row of a document: its heads and where it belongs.
+/// The index row of a document: its heads, where it belongs and (a
+/// dossier) the photos it references.
 pub(crate) fn heads_write(id: &DocId, doc: &Automerge) -> Write {
     let tag = crate::sync::tag_of(id, doc);
+    let photos = (id.kind() == DocKind::EnterpriseDossier).then(|| {
+        let mut photos = std::collections::BTreeSet::new();
+        crate::photos::dossier_photos(doc, &mut photos);
+        photos.iter().flat_map(|p| *p.digest()).collect()
+    });
     Write::Heads {
         doc: id.to_string(),
         heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
         campaign: tag.as_ref().map(|t| t.campaign.to_string()),
         enterprise: tag.and_then(|t| t.enterprise).map(|e| e.to_string()),
+        photos,
     }
 }
 
@@ -822,6 +830,47 @@ mod tests {
         store.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
         let dossier_id = store.open_dossier(&campaign_id, code.as_str()).unwrap();
         (store, campaign_id, dossier_id)
+    }
+
+    #[test]
+    fn dossier_rows_record_their_photos_and_old_stores_are_filled_in() {
+        use crate::photos::PhotoSide as _;
+        use sync_core::codes::AccidentType;
+        use sync_core::model::{Hazard, HazardKind, HazardLevel, Location, Rectification};
+        use sync_core::sync::photo::PhotoId;
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let (mut store, _, dossier_id) = store_with_dossier(dir.path());
+        let photo = PhotoId::from_digest([7; 32]);
+        let hazard = Hazard {
+            title: "临边未设防护栏杆".into(),
+            description: "3号楼5层东侧临边未设防护栏杆".into(),
+            hazard_kind: HazardKind::UnsafeCondition,
+            accident_type: AccidentType::gb6441_1986("09").unwrap(),
+            level: HazardLevel::General,
+            major_hazard_criterion: None,
+            location: Location { text: "3号楼".into(), gps: None },
+            legal_basis: String::new(),
+            photos: [(photo.to_string(), "IMG_1.jpg".to_owned())].into(),
+            inspector: "张三".into(),
+            found_at: "2026-11-24T01:00:00Z".into(),
+            checklist_item: None,
+            deleted: false,
+            rectification: Rectification::default(),
+        };
+        let id = new_entity_id().unwrap();
+        store.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard)).unwrap();
+        // Read from the row, with no document in memory.
+        store.docs.clear();
+        assert_eq!(store.referenced(&|_| true).unwrap(), [photo].into());
+        assert!(store.docs.is_empty());
+
+        // A store from before photos were recorded: filled in on opening.
+        store.db.call(|conn| Ok(conn.execute("UPDATE docs SET photos = NULL", [])?)).unwrap();
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        store.docs.clear();
+        assert_eq!(store.referenced(&|_| true).unwrap(), [photo].into());
     }
 
     #[test]
