@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0003_doc_heads.sql"),
     include_str!("../../schemas/migrations/client/0004_quarantine.sql"),
     include_str!("../../schemas/migrations/client/0005_doc_photos.sql"),
+    include_str!("../../schemas/migrations/client/0006_whole_batches.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -126,7 +127,18 @@ pub(crate) enum Write {
         enterprise: Option<String>,
         photos: Option<Vec<u8>>,
     },
+    /// A document's whole history as the batch it arrived in.
+    Whole {
+        doc: String,
+        heads: Vec<u8>,
+        batch: Vec<u8>,
+        evidence: Vec<u8>,
+        changes: usize,
+    },
 }
+
+/// A stored whole batch: heads, batch, evidence (CBOR), number of changes.
+pub(crate) type WholeRow = (Vec<u8>, Vec<u8>, Vec<u8>, i64);
 
 /// One row of the document index.
 pub(crate) struct IndexRow {
@@ -240,6 +252,16 @@ impl Db {
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The whole batch kept for `doc`, if any.
+    pub(crate) fn whole(&self, doc: String) -> Result<Option<WholeRow>, StoreError> {
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT heads, batch, evidence, changes FROM whole_batches WHERE doc_id = ?1")?
+                .query_row([doc], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?)
         })
     }
 
@@ -504,6 +526,15 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                     "UPDATE docs SET heads = ?2, campaign = ?3, enterprise = ?4, photos = ?5 WHERE id = ?1",
                 )?
                 .execute(params![doc, heads, campaign, enterprise, photos])?;
+                tx.prepare_cached("DELETE FROM whole_batches WHERE doc_id = ?1 AND heads <> ?2")?
+                    .execute(params![doc, heads])?;
+            }
+            Write::Whole { doc, heads, batch, evidence, changes } => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO whole_batches (doc_id, heads, batch, evidence, changes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![doc, heads, batch, evidence, changes as i64])?;
             }
             Write::Checkpoint { peer, doc, heads } => {
                 tx.prepare_cached("INSERT OR REPLACE INTO checkpoints (peer, doc_id, heads) VALUES (?1, ?2, ?3)")?

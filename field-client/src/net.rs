@@ -307,6 +307,7 @@ pub trait Local: Replica {
         doc: &DocId,
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
+        batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite;
     /// Keeps signed changes that would make `doc` invalid, for review.
@@ -348,8 +349,8 @@ pub async fn drive(
                         tracing::debug!(?message, "send");
                         send.write_all(&message.to_frame()).await.map_err(|e| NetError::Connection(e.to_string()))?;
                     }
-                    Effect::Persist { token, doc, changes, evidence } => {
-                        writes.push_back((token, local.persist(&doc, changes, evidence, &peer)));
+                    Effect::Persist { token, doc, changes, evidence, batch } => {
+                        writes.push_back((token, local.persist(&doc, changes, evidence, batch, &peer)));
                     }
                     Effect::StoreReceipts(receipts) => local.store_receipts(receipts).map_err(NetError::Store)?,
                     Effect::StoreRevocations(list) => local.store_revocations(list).map_err(NetError::Store)?,

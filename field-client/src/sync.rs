@@ -10,8 +10,8 @@ use sync_core::automerge::{Automerge, Change, ChangeHash, ROOT, ReadDoc, Value};
 use sync_core::credential::{SignedCredential, SignedRevocations};
 use sync_core::identity::{DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocKind};
-use sync_core::sync::message::{Receipt, ReceiptBody};
-use sync_core::sync::session::{self, CatalogEntry, DocTag, Replica, Session, SessionConfig, Summary};
+use sync_core::sync::message::{Evidence, Receipt, ReceiptBody};
+use sync_core::sync::session::{self, CatalogEntry, DocTag, Replica, Session, SessionConfig, Summary, Whole};
 
 use crate::db::Write;
 use crate::net::{self, Local, NetError, PendingWrite};
@@ -109,6 +109,16 @@ impl Replica for Store {
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.db.latest_receipt(doc.to_string()).ok().flatten().into_iter().collect()
     }
+
+    fn whole(&self, doc: &DocId) -> Option<Whole> {
+        let current: Vec<u8> = self.index.get(doc)?.heads.iter().flat_map(|h| h.0).collect();
+        let (heads, batch, evidence, changes) = self.db.whole(doc.to_string()).ok()??;
+        if heads != current {
+            return None;
+        }
+        let evidence = ciborium::from_reader(evidence.as_slice()).ok()?;
+        Some(Whole { batch, evidence, changes: usize::try_from(changes).ok()? })
+    }
 }
 
 impl Local for Store {
@@ -151,9 +161,10 @@ impl Local for Store {
         doc: &DocId,
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
+        batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite {
-        match self.persist_synced(doc, changes, evidence, from) {
+        match self.persist_synced(doc, changes, evidence, batch, from) {
             Ok((written, receipt)) => Box::pin(async move {
                 written.await.map_err(|_| StoreError::StoreThreadGone.to_string())?.map_err(|e| e.to_string())?;
                 Ok(receipt)
@@ -242,6 +253,7 @@ impl Store {
         id: &DocId,
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
+        whole: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> Result<(tokio::sync::oneshot::Receiver<Result<(), StoreError>>, Option<Receipt>), StoreError> {
         let is_new = !self.index.contains_key(id);
@@ -266,6 +278,19 @@ impl Store {
         let held = |c: &Change| self.docs.get(id).is_some_and(|l| l.doc.get_change_meta_by_hash(&c.hash()).is_some());
         let fresh: Vec<&Change> = changes.iter().filter(|c| !held(c)).collect();
         batch.extend(fresh.iter().map(|c| crate::store::change_write(id, c, &source)));
+        // Arrived whole: kept to be passed on as is (`Replica::whole`).
+        if let Some(whole) = whole.filter(|_| is_new) {
+            let evidence: Vec<Evidence> = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
+            let mut encoded = Vec::new();
+            ciborium::into_writer(&evidence, &mut encoded).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            batch.push(Write::Whole {
+                doc: id.to_string(),
+                heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
+                batch: whole,
+                evidence: encoded,
+                changes: changes.len(),
+            });
+        }
         for (signature, credential) in &evidence {
             batch.push(crate::store::evidence_write(id, signature));
             batch.push(Write::AuthorCredential {
@@ -597,6 +622,9 @@ impl Replica for SharedStore {
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.with(|s| Replica::receipts(s, doc))
     }
+    fn whole(&self, doc: &DocId) -> Option<Whole> {
+        self.with(|s| Replica::whole(s, doc))
+    }
 }
 
 impl Local for SharedStore {
@@ -618,9 +646,10 @@ impl Local for SharedStore {
         doc: &DocId,
         changes: Vec<Change>,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
+        batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite {
-        self.with(|s| Local::persist(s, doc, changes, evidence, from))
+        self.with(|s| Local::persist(s, doc, changes, evidence, batch, from))
     }
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
         self.with(|s| s.store_receipts(receipts))

@@ -83,6 +83,56 @@ async fn inspectors_sync_through_hq_across_a_server_kill() {
     server.kill();
 }
 
+/// A document HQ received whole is passed to a fresh HQ client as the
+/// batch it arrived in; once the document moves on, that batch is dropped
+/// and the document is bundled anew. Both pulls end with HQ's heads.
+#[tokio::test(flavor = "current_thread")]
+async fn a_document_received_whole_is_passed_on_as_is_until_it_changes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = Some(server.addr);
+    let mut inspector = Store::init(&dir.path().join("张三"), "张三").unwrap();
+    enroll(&data, &inspector);
+    let c = joint_campaign(&mut inspector);
+    let dossier_id = inspector.open_dossier(&c, CODE).unwrap();
+    for n in 0..3 {
+        let id = new_entity_id().unwrap();
+        inspector.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard(&format!("隐患{n}")))).unwrap();
+    }
+    inspector.sync_with_hq(addr).await.unwrap();
+    let kept = |path: &std::path::Path| -> Vec<String> {
+        let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut stmt = db.prepare("SELECT doc_id FROM whole_batches ORDER BY doc_id").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    let hq_db = data.join("sync/store.db");
+    assert_eq!(kept(&hq_db).len(), 3, "campaign, dossier and briefing arrived whole");
+
+    let pull = |name: &str| {
+        let store = Store::init(&dir.path().join(name), name).unwrap();
+        enroll_as(&data, &store, "hq", &server.addr.to_string());
+        store
+    };
+    let mut first = pull("分析员甲");
+    let summary = first.sync_with_hq(addr).await.unwrap();
+    assert_eq!(summary.received.get(&dossier_id), Some(&4), "genesis and three findings");
+    assert_eq!(heads(&mut first), heads(&mut inspector));
+    // What arrived whole here is kept here too, for passing on.
+    assert_eq!(kept(&dir.path().join("分析员甲/store.db")).len(), 3);
+
+    // The dossier moves on: HQ no longer holds it as one batch.
+    let id = new_entity_id().unwrap();
+    inspector.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard("隐患3"))).unwrap();
+    inspector.sync_with_hq(addr).await.unwrap();
+    assert!(!kept(&hq_db).contains(&dossier_id.to_string()));
+    let mut second = pull("分析员乙");
+    second.sync_with_hq(addr).await.unwrap();
+    assert_eq!(heads(&mut second), heads(&mut inspector));
+    assert_eq!(second.dossier(&dossier_id).unwrap().hazards.len(), 4);
+    server.kill();
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_device_pinned_to_another_hq_key_fails_the_handshake() {
     let dir = tempfile::TempDir::new().unwrap();

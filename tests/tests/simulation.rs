@@ -296,7 +296,7 @@ impl World {
                 for effect in effects {
                     match effect {
                         Effect::Send(m) => queues[side].push_back(m),
-                        Effect::Persist { token, doc, changes, evidence } => {
+                        Effect::Persist { token, doc, changes, evidence, .. } => {
                             if faults && self.rng.chance(3) {
                                 return Ok(false); // crashed before the write was durable
                             }

@@ -43,6 +43,19 @@ pub struct Evidence {
     pub credential: ByteBuf,
 }
 
+impl Evidence {
+    /// The evidence of a stored signature and its author's credential bytes.
+    pub fn new(signature: &crate::identity::HeadSignature, credential: Vec<u8>) -> Self {
+        Self {
+            key: ByteBuf::from(signature.actor.key.to_bytes().to_vec()),
+            nonce: ByteBuf::from(signature.actor.nonce.0.to_vec()),
+            head: ByteBuf::from(signature.head.0.to_vec()),
+            sig: ByteBuf::from(signature.signature.to_vec()),
+            credential: ByteBuf::from(credential),
+        }
+    }
+}
+
 /// A document and its heads, as offered in a catalog.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocHeads {

@@ -78,6 +78,23 @@ pub trait Replica {
     fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String>;
     /// Receipts held for `doc`.
     fn receipts(&self, doc: &DocId) -> Vec<Receipt>;
+    /// The whole of `doc` as one batch kept as it arrived (see
+    /// [`Effect::Persist`]), if the document's heads are still that batch's
+    /// heads: sent as is to a peer that holds none of the document.
+    fn whole(&self, _doc: &DocId) -> Option<Whole> {
+        None
+    }
+}
+
+/// A document's whole history as one batch, with its evidence.
+#[derive(Clone, Debug)]
+pub struct Whole {
+    /// The bundle chunk, as received.
+    pub batch: Vec<u8>,
+    /// The evidence received with it.
+    pub evidence: Vec<Evidence>,
+    /// How many changes it holds.
+    pub changes: usize,
 }
 
 /// What goes into a session.
@@ -125,6 +142,10 @@ pub enum Effect {
         changes: Vec<Change>,
         /// Evidence for them, with author credentials.
         evidence: Vec<(HeadSignature, Vec<u8>)>,
+        /// The batch as received, when every change in it is new here: if
+        /// this side held nothing of the document, the batch is its whole
+        /// history, worth keeping for [`Replica::whole`].
+        batch: Option<Vec<u8>>,
     },
     /// Keep signed changes that would make a document invalid, for review;
     /// they are not applied. The session then closes with a refusal.
@@ -483,27 +504,45 @@ impl Session {
                 .collect();
             have.sort();
             have.dedup();
-            let changes = replica.changes_since(&doc, &have);
             let receipts = replica.receipts(&doc);
-            if !changes.is_empty() {
-                let evidence = evidence_for(replica, &doc, &changes)?;
-                let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
-                let batch = replica
-                    .batch(&doc, &hashes)
-                    .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?;
-                self.summary.sent.insert(doc.clone(), changes.len());
-                out.push(Effect::Send(Message::Changes {
-                    n: self.sent_count,
-                    doc: doc.to_string(),
-                    batch: ByteBuf::from(batch),
-                    evidence,
-                }));
+            let whole = if have.is_empty() { replica.whole(&doc) } else { None };
+            let sent = match whole {
+                Some(whole) => {
+                    self.summary.sent.insert(doc.clone(), whole.changes);
+                    out.push(Effect::Send(Message::Changes {
+                        n: self.sent_count,
+                        doc: doc.to_string(),
+                        batch: ByteBuf::from(whole.batch),
+                        evidence: whole.evidence,
+                    }));
+                    true
+                }
+                None => {
+                    let changes = replica.changes_since(&doc, &have);
+                    if !changes.is_empty() {
+                        let evidence = evidence_for(replica, &doc, &changes)?;
+                        let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+                        let batch = replica
+                            .batch(&doc, &hashes)
+                            .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?;
+                        self.summary.sent.insert(doc.clone(), changes.len());
+                        out.push(Effect::Send(Message::Changes {
+                            n: self.sent_count,
+                            doc: doc.to_string(),
+                            batch: ByteBuf::from(batch),
+                            evidence,
+                        }));
+                    }
+                    !changes.is_empty()
+                }
+            };
+            if sent {
                 self.sent_count += 1;
             }
             if !receipts.is_empty() {
                 out.push(Effect::Send(Message::Receipts { receipts }));
             }
-            if !changes.is_empty() && !self.to_send.is_empty() {
+            if sent && !self.to_send.is_empty() {
                 out.push(Effect::Continue);
                 return Ok(());
             }
@@ -524,8 +563,10 @@ impl Session {
     ) -> Result<(), SyncError> {
         let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
         let peer = self.peer.clone().ok_or_else(|| SyncError::Protocol("尚未握手".into()))?;
-        let parsed: Vec<Change> =
-            decode_batch(batch)?.into_iter().filter(|c| !replica.has_change(&id, &c.hash())).collect();
+        let decoded = decode_batch(batch)?;
+        let arrived = decoded.len();
+        let parsed: Vec<Change> = decoded.into_iter().filter(|c| !replica.has_change(&id, &c.hash())).collect();
+        let all_new = parsed.len() == arrived;
         // Authors: each signature must come with a valid credential for its key.
         let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
         let mut signatures = Vec::with_capacity(evidence.len());
@@ -577,7 +618,8 @@ impl Session {
         self.next_token += 1;
         self.pending.insert(token, (id.clone(), check.changes.len()));
         let evidence = signatures.into_iter().filter(|(s, _)| accepted.contains(s)).collect();
-        out.push(Effect::Persist { token, doc: id, changes: check.changes, evidence });
+        let batch = all_new.then(|| batch.to_vec());
+        out.push(Effect::Persist { token, doc: id, changes: check.changes, evidence, batch });
         Ok(())
     }
 
@@ -687,13 +729,7 @@ fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Change]) -> Resu
             let (sig, credential) = replica
                 .evidence(doc, head)
                 .ok_or_else(|| SyncError::Protocol(format!("{doc}: 修改 {head} 缺少签名证据")))?;
-            Ok(Evidence {
-                key: ByteBuf::from(sig.actor.key.to_bytes().to_vec()),
-                nonce: ByteBuf::from(sig.actor.nonce.0.to_vec()),
-                head: ByteBuf::from(sig.head.0.to_vec()),
-                sig: ByteBuf::from(sig.signature.to_vec()),
-                credential: ByteBuf::from(credential),
-            })
+            Ok(Evidence::new(&sig, credential))
         })
         .collect()
 }
