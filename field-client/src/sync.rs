@@ -11,7 +11,7 @@ use sync_core::credential::{SignedCredential, SignedRevocations};
 use sync_core::identity::{DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::message::{Evidence, Receipt, ReceiptBody};
-use sync_core::sync::session::{self, CatalogEntry, DocTag, Replica, Session, SessionConfig, Summary, Whole};
+use sync_core::sync::session::{self, CatalogEntry, DocTag, Outgoing, Replica, Session, SessionConfig, Summary, Whole};
 
 use crate::db::Write;
 use crate::net::{self, Local, NetError, PendingWrite};
@@ -58,8 +58,11 @@ impl Replica for Store {
         self.docs.get(doc).is_some_and(|l| l.doc.get_change_meta_by_hash(hash).is_some())
     }
 
-    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
-        self.docs.get(doc).map(|l| l.doc.get_changes(have)).unwrap_or_default()
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
+        self.docs
+            .get(doc)
+            .map(|l| l.doc.get_changes_meta(have).into_iter().map(Outgoing::from).collect())
+            .unwrap_or_default()
     }
 
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
@@ -407,7 +410,7 @@ impl Store {
     ) -> Result<(Summary, Result<PhotoReport, NetError>), NetError> {
         self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
         let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示身份证书".into()))?;
-        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| net::broken(&e))?;
         let revocations = self.revocations().map_err(|e| NetError::Store(e.to_string()))?;
         let mut session = Session::new(SessionConfig {
             credential: enrollment.credential.clone(),
@@ -512,7 +515,7 @@ async fn serve(
     mut config: SessionConfig,
 ) -> Result<Summary, NetError> {
     let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
-    let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| NetError::Connection(e.to_string()))?;
+    let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| net::broken(&e))?;
     config.peer_key = peer;
     let mut session = Session::new(config);
     let result = net::drive(local, &mut session, peer, &mut send, &mut recv).await;
@@ -604,7 +607,7 @@ impl Replica for SharedStore {
     fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
         self.with_doc(doc, |s| Replica::has_change(s, doc, hash))
     }
-    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
         self.with_doc(doc, |s| Replica::changes_since(s, doc, have))
     }
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {

@@ -25,7 +25,7 @@ use sync_core::ids::{CreditCode, DocId, DocKind, EntityId};
 use sync_core::model::{CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification};
 use sync_core::sync::message::{Message, Receipt, ReceiptBody};
 use sync_core::sync::session::{
-    self, CatalogEntry, DocTag, Effect, Input, Replica, Session, SessionConfig, open_receipt,
+    self, CatalogEntry, DocTag, Effect, Input, Outgoing, Replica, Session, SessionConfig, open_receipt,
 };
 
 const HQ: usize = 0;
@@ -180,8 +180,11 @@ impl Replica for Node {
     fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
         self.docs.get(doc).is_some_and(|am| am.get_change_meta_by_hash(hash).is_some())
     }
-    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change> {
-        self.docs.get(doc).map(|am| am.get_changes(have)).unwrap_or_default()
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
+        self.docs
+            .get(doc)
+            .map(|am| am.get_changes_meta(have).into_iter().map(Outgoing::from).collect())
+            .unwrap_or_default()
     }
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
         Some(self.docs.get(doc)?.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())

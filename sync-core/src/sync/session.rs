@@ -64,8 +64,9 @@ pub trait Replica {
     fn catalog(&self) -> Vec<CatalogEntry>;
     /// Whether a change of `doc` is held.
     fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool;
-    /// Changes of `doc` not reachable from `have`, in causal order.
-    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Change>;
+    /// Changes of `doc` not reachable from `have`, in causal order (what
+    /// the session needs to know of them; [`Replica::batch`] gives bytes).
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing>;
     /// The changes of `doc` named by `hashes` as one Automerge bundle chunk
     /// (`Automerge::bundle(..).bytes()`), the payload of a `changes` message.
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>>;
@@ -83,6 +84,23 @@ pub trait Replica {
     /// heads: sent as is to a peer that holds none of the document.
     fn whole(&self, _doc: &DocId) -> Option<Whole> {
         None
+    }
+}
+
+/// A change to be sent, without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Its hash.
+    pub hash: ChangeHash,
+    /// Its actor.
+    pub actor: ActorId,
+    /// Its sequence number for that actor.
+    pub seq: u64,
+}
+
+impl From<automerge::ChangeMetadata<'_>> for Outgoing {
+    fn from(meta: automerge::ChangeMetadata<'_>) -> Self {
+        Self { hash: meta.hash, actor: meta.actor.into_owned(), seq: meta.seq }
     }
 }
 
@@ -521,7 +539,7 @@ impl Session {
                     let changes = replica.changes_since(&doc, &have);
                     if !changes.is_empty() {
                         let evidence = evidence_for(replica, &doc, &changes)?;
-                        let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+                        let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
                         let batch = replica
                             .batch(&doc, &hashes)
                             .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?;
@@ -714,13 +732,13 @@ fn head_signature(e: &Evidence) -> Result<HeadSignature, SyncError> {
 }
 
 /// One signature per author: over that author's latest change being sent.
-fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Change]) -> Result<Vec<Evidence>, SyncError> {
+fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Outgoing]) -> Result<Vec<Evidence>, SyncError> {
     let genesis = crate::doc::genesis_actor(doc);
     let mut latest: BTreeMap<Vec<u8>, (u64, ChangeHash)> = BTreeMap::new();
-    for c in changes.iter().filter(|c| *c.actor_id() != genesis) {
-        let entry = latest.entry(c.actor_id().to_bytes().to_vec()).or_insert((0, c.hash()));
-        if c.seq() >= entry.0 {
-            *entry = (c.seq(), c.hash());
+    for c in changes.iter().filter(|c| c.actor != genesis) {
+        let entry = latest.entry(c.actor.to_bytes().to_vec()).or_insert((0, c.hash));
+        if c.seq >= entry.0 {
+            *entry = (c.seq, c.hash);
         }
     }
     latest
@@ -753,7 +771,7 @@ mod tests {
         fn has_change(&self, _: &DocId, _: &ChangeHash) -> bool {
             false
         }
-        fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Change> {
+        fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Outgoing> {
             Vec::new()
         }
         fn batch(&self, _: &DocId, _: &[ChangeHash]) -> Option<Vec<u8>> {
