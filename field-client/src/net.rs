@@ -26,12 +26,15 @@ use sync_core::sync::session::{Effect, Input, Replica, Session, Summary, SyncErr
 
 /// How long connecting may take. A live peer on a LAN answers in
 /// milliseconds, but HQ in the end-of-day burst completes handshakes behind
-/// the sessions it is already serving: with 200 tablets at once, 3 s was
-/// not enough (`scripts/bench-sync 200`).
-const CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+/// the sessions it is already serving: with 200 tablets at once 3 s was not
+/// enough, with 1,000 not 10 s (`scripts/bench-sync`).
+const CONNECT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// How long a session waits for the peer before giving up.
-const IDLE: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a session waits for a message from a peer whose connection is
+/// alive. A dead link is noticed sooner, by QUIC's idle timeout (keep-alives
+/// flow while a peer is up); this is for a peer that is up but silent, which
+/// in the end-of-day burst is HQ (or a tablet) busy with a thousand others.
+pub(crate) const IDLE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How often an idle connection pings its peer.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -61,6 +64,19 @@ pub enum NetError {
     /// Storing what arrived failed.
     #[error("保存同步数据失败：{0}")]
     Store(String),
+}
+
+/// A broken connection, with the cause under quinn's summary ("connection
+/// lost: timed out").
+pub(crate) fn broken(e: &dyn std::error::Error) -> NetError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push('：');
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    NetError::Connection(text)
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -281,7 +297,7 @@ pub async fn connect(
     let connection = tokio::time::timeout(CONNECT, connecting)
         .await
         .map_err(|_| NetError::Connection(format!("{addr} 没有应答（对方未开机或网络不通）")))?
-        .map_err(|e| NetError::Connection(e.to_string()))?;
+        .map_err(|e| broken(&e))?;
     Ok((endpoint, connection))
 }
 
@@ -347,7 +363,7 @@ pub async fn drive(
                 match effect {
                     Effect::Send(message) => {
                         tracing::debug!(?message, "send");
-                        send.write_all(&message.to_frame()).await.map_err(|e| NetError::Connection(e.to_string()))?;
+                        send.write_all(&message.to_frame()).await.map_err(|e| broken(&e))?;
                     }
                     Effect::Persist { token, doc, changes, evidence, batch } => {
                         writes.push_back((token, local.persist(&doc, changes, evidence, batch, &peer)));
@@ -406,7 +422,7 @@ pub async fn drive(
             read = tokio::time::timeout(IDLE, recv.read(&mut buf)) => match read {
                 Ok(Ok(Some(n))) => reader.push(&buf[..n]),
                 Ok(Ok(None)) => return Err(NetError::Connection("对方关闭了连接".into())),
-                Ok(Err(e)) => return Err(NetError::Connection(e.to_string())),
+                Ok(Err(e)) => return Err(broken(&e)),
                 Err(_) => return Err(NetError::Connection("对方长时间无响应".into())),
             },
         }

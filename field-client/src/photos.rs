@@ -36,7 +36,7 @@ use crate::net::NetError;
 use crate::{SharedStore, Store, StoreError};
 
 /// How long the exchange waits for the peer before giving up.
-const IDLE: Duration = Duration::from_secs(15);
+const IDLE: Duration = crate::net::IDLE;
 
 /// Bytes read or written at a time.
 const CHUNK: usize = 64 * 1024;
@@ -236,8 +236,8 @@ pub(crate) fn dossier_photos(doc: &Automerge, out: &mut BTreeSet<PhotoId>) {
     }
 }
 
-fn lost(e: impl std::fmt::Display) -> NetError {
-    NetError::Connection(e.to_string())
+fn lost(e: impl std::error::Error) -> NetError {
+    crate::net::broken(&e)
 }
 
 fn idle(_: tokio::time::error::Elapsed) -> NetError {

@@ -22,6 +22,13 @@ use serde_json::{Value, json};
 /// A dossier of 50 findings is on the order of 100 KB in memory.
 const DOC_CACHE: usize = 128;
 
+/// Sessions served at once; further devices wait, connected, for a turn.
+/// With a thousand tablets at once and no limit, handshakes waited behind
+/// the sessions' work past the connect timeout (`scripts/bench-sync 1000`).
+/// Bounded this way, so are the documents sessions hold (each stages and
+/// caches a few: below `STAGED_MAX` and `DOC_CACHE`).
+const SESSIONS: usize = 32;
+
 /// FieldSync 总部服务器
 #[derive(Parser)]
 #[command(name = "fieldsync-server", version)]
@@ -156,13 +163,16 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let hq_key = hq.public_key();
     let hq = std::sync::Arc::new(tokio::sync::Mutex::new(hq));
     let api = api::ApiState::new(hq.clone());
+    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(SESSIONS));
     let accept = async move {
         while let Some(incoming) = endpoint.accept().await {
+            let turns = turns.clone();
             let store = store.clone();
             let credential = credential.clone();
             let hq = hq.clone();
             tokio::spawn(async move {
                 let Ok(connection) = incoming.await else { return };
+                let Ok(_turn) = turns.acquire_owned().await else { return };
                 // Every session sees the newest revocation list.
                 let revocations = hq.lock().await.revocations().unwrap_or_default();
                 match store.serve_connection(connection, credential, hq_key, revocations).await {
