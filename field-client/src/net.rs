@@ -36,6 +36,11 @@ const CONNECT: std::time::Duration = std::time::Duration::from_secs(30);
 /// in the end-of-day burst is HQ (or a tablet) busy with a thousand others.
 pub(crate) const IDLE: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// How long a session waits for the peer's first message. HQ serves a
+/// bounded number of sessions at once and the rest wait, connected, for a
+/// turn: in the end-of-day burst a tablet may wait minutes.
+const TURN: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// How often an idle connection pings its peer.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -335,7 +340,8 @@ pub trait Local: Replica {
         from: &DevicePublicKey,
         reason: &str,
     ) -> Result<(), String>;
-    /// Stores receipts whose signatures were checked.
+    /// Stores receipts whose signatures were checked: durable before any
+    /// later write is (the session's checkpoints), not waited for here.
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String>;
     /// Keeps a newer HQ revocation list (signature and version already checked).
     fn store_revocations(&mut self, list: sync_core::credential::SignedRevocations) -> Result<(), String>;
@@ -355,6 +361,7 @@ pub async fn drive(
     let mut reader = FrameReader::default();
     let mut inputs = vec![Input::Start];
     let mut buf = vec![0u8; 64 * 1024];
+    let mut heard = false;
     let mut writes: std::collections::VecDeque<(u64, PendingWrite)> = std::collections::VecDeque::new();
     loop {
         while let Some(input) = inputs.pop() {
@@ -419,8 +426,11 @@ pub async fn drive(
                     Err(reason) => Input::PersistFailed { token, reason },
                 });
             }
-            read = tokio::time::timeout(IDLE, recv.read(&mut buf)) => match read {
-                Ok(Ok(Some(n))) => reader.push(&buf[..n]),
+            read = tokio::time::timeout(if heard { IDLE } else { TURN }, recv.read(&mut buf)) => match read {
+                Ok(Ok(Some(n))) => {
+                    heard = true;
+                    reader.push(&buf[..n]);
+                }
                 Ok(Ok(None)) => return Err(NetError::Connection("对方关闭了连接".into())),
                 Ok(Err(e)) => return Err(broken(&e)),
                 Err(_) => return Err(NetError::Connection("对方长时间无响应".into())),
