@@ -118,14 +118,19 @@ pub(crate) enum Write {
         batch: Vec<u8>,
         evidence: Vec<u8>,
     },
-    /// A document's current heads, where it belongs and (dossiers) the
-    /// photos it references.
+    /// A document's current heads and where it belongs.
     Heads {
         doc: String,
         heads: Vec<u8>,
         campaign: Option<String>,
         enterprise: Option<String>,
-        photos: Option<Vec<u8>>,
+    },
+    /// The photos a dossier references (sorted 32-byte digests): all of
+    /// them, or (`add`) ones to add to those recorded.
+    Photos {
+        doc: String,
+        digests: Vec<u8>,
+        add: bool,
     },
     /// A document's whole history as the batch it arrived in.
     Whole {
@@ -521,13 +526,28 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                     params![doc, source, reason, batch, evidence, now],
                 )?;
             }
-            Write::Heads { doc, heads, campaign, enterprise, photos } => {
-                tx.prepare_cached(
-                    "UPDATE docs SET heads = ?2, campaign = ?3, enterprise = ?4, photos = ?5 WHERE id = ?1",
-                )?
-                .execute(params![doc, heads, campaign, enterprise, photos])?;
+            Write::Heads { doc, heads, campaign, enterprise } => {
+                tx.prepare_cached("UPDATE docs SET heads = ?2, campaign = ?3, enterprise = ?4 WHERE id = ?1")?
+                    .execute(params![doc, heads, campaign, enterprise])?;
                 tx.prepare_cached("DELETE FROM whole_batches WHERE doc_id = ?1 AND heads <> ?2")?
                     .execute(params![doc, heads])?;
+            }
+            Write::Photos { doc, digests, add } => {
+                let digests = if add {
+                    let recorded: Option<Vec<u8>> = tx
+                        .prepare_cached("SELECT photos FROM docs WHERE id = ?1")?
+                        .query_row([&doc], |r| r.get(0))
+                        .optional()?
+                        .flatten();
+                    // Not recorded yet: the next open records them all.
+                    let Some(recorded) = recorded else { continue };
+                    let mut all: std::collections::BTreeSet<&[u8]> = recorded.chunks_exact(32).collect();
+                    all.extend(digests.chunks_exact(32));
+                    all.into_iter().flatten().copied().collect()
+                } else {
+                    digests
+                };
+                tx.prepare_cached("UPDATE docs SET photos = ?2 WHERE id = ?1")?.execute(params![doc, digests])?;
             }
             Write::Whole { doc, heads, batch, evidence, changes } => {
                 tx.prepare_cached(

@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sync_core::automerge::{Automerge, ROOT, ReadDoc, Value};
+use sync_core::automerge::legacy::{Key, OpType};
+use sync_core::automerge::{Automerge, Change, ROOT, ReadDoc, Value};
 use sync_core::credential::Credential;
 use sync_core::ids::DocKind;
+use sync_core::model::Dossier;
 use sync_core::sync::message::FrameReader;
 use sync_core::sync::photo::{
     self, Expected, HEADER_LEN, PhotoError, PhotoId, PhotoMessage, Plan, StreamHeader, Upload,
@@ -217,6 +219,28 @@ impl Store {
         let blobs = self.blobs();
         Ok(self.referenced(&|_| true)?.iter().filter(|p| blobs.size(p).is_none()).count())
     }
+}
+
+/// The photos a dossier references (before and after rectification).
+pub(crate) fn referenced_by(dossier: &Dossier) -> BTreeSet<PhotoId> {
+    let hazards = dossier.hazards.values();
+    hazards
+        .flat_map(|h| h.photos.keys().chain(h.rectification.photos_after.keys()))
+        .filter_map(|k| k.parse().ok())
+        .collect()
+}
+
+/// The photos a change of a dossier adds. Photo maps are the only maps of a
+/// dossier keyed by SHA-256 digests, so every such key put is a photo.
+pub(crate) fn added_by(change: &Change) -> BTreeSet<PhotoId> {
+    let ops = change.decode().operations;
+    ops.iter()
+        .filter(|op| matches!(op.action, OpType::Put(_)))
+        .filter_map(|op| match &op.key {
+            Key::Map(key) => key.parse().ok(),
+            Key::Seq(_) => None,
+        })
+        .collect()
 }
 
 /// The photos a dossier's hazards reference (before and after

@@ -10,7 +10,7 @@
 //! fails, the in-memory document is dropped and reloaded from disk, so memory
 //! never runs ahead of the store.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ use sync_core::doc::{self, ModelError, briefing, campaign, checklist, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use sync_core::ids::{DocId, DocKind, EntityId};
 use sync_core::model::{Campaign, Checklist, Dossier};
+use sync_core::sync::photo::PhotoId;
 use sync_core::sync::session::DocTag;
 
 use crate::StoreError;
@@ -81,6 +82,8 @@ pub(crate) struct Indexed {
 pub(crate) struct Staged {
     pub(crate) base: Vec<ChangeHash>,
     pub(crate) result: Automerge,
+    /// The photos a dossier references.
+    pub(crate) photos: Option<BTreeSet<PhotoId>>,
 }
 
 /// At most this many checked documents wait for their write (one per
@@ -204,8 +207,14 @@ impl Store {
             }
         }
         for id in missing {
-            let write = heads_write(&id, &self.loaded(&id)?.doc);
-            self.db.persist(vec![write])?;
+            let doc = &self.loaded(&id)?.doc;
+            let mut writes = vec![heads_write(&id, doc)];
+            if id.kind() == DocKind::EnterpriseDossier {
+                let mut photos = BTreeSet::new();
+                crate::photos::dossier_photos(doc, &mut photos);
+                writes.push(photos_write(&id, &photos, false));
+            }
+            self.db.persist(writes)?;
             self.reindex(&id);
         }
         Ok(())
@@ -375,6 +384,9 @@ impl Store {
         let mut writes = vec![Write::Doc { id: id.to_string(), kind: id.kind().as_str() }];
         writes.extend(doc.get_changes(&[]).iter().map(|c| change_write(id, c, "genesis")));
         writes.push(heads_write(id, &doc));
+        if id.kind() == DocKind::EnterpriseDossier {
+            writes.push(photos_write(id, &BTreeSet::new(), false));
+        }
         self.db.persist(writes)?;
         doc.set_actor(self.proof.actor_id());
         self.keep(id, Loaded::new(doc, 1));
@@ -406,6 +418,12 @@ impl Store {
         let signature = self.key.sign_head(id, &self.proof, hash);
         let mut batch =
             vec![change_write(id, &change, "local"), evidence_write(id, &signature), heads_write(id, &loaded.doc)];
+        if id.kind() == DocKind::EnterpriseDossier {
+            let added = crate::photos::added_by(&change);
+            if !added.is_empty() {
+                batch.push(photos_write(id, &added, true));
+            }
+        }
         loaded.since_snapshot += 1;
         // The snapshot holds exactly what the log holds once this batch is
         // in: the document in memory never runs ahead of the log.
@@ -630,7 +648,7 @@ impl Store {
         let mut report = ImportReport { exporter: source.clone(), ..ImportReport::default() };
         let mut batch = Vec::new();
         let mut staged = Vec::new();
-        let mut photos = HashSet::new();
+        let mut photos = BTreeSet::new();
         for incoming in bundle.docs {
             let id = incoming.id.clone();
             let current = match self.loaded(&id) {
@@ -652,19 +670,17 @@ impl Store {
             if !doc.get_missing_deps(&[]).is_empty() {
                 return Err(StoreError::Rejected { doc: id.to_string(), reason: "缺少前置修改".into() });
             }
-            if let Some(d) = validate_kind(&id, &doc)? {
-                photos.extend(
-                    d.hazards
-                        .into_values()
-                        .flat_map(|h| h.photos.into_keys().chain(h.rectification.photos_after.into_keys())),
-                );
-            }
+            let referenced = validate_kind(&id, &doc)?.map(|d| crate::photos::referenced_by(&d));
             if is_new {
                 batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
             }
             batch.extend(check.changes.iter().map(|c| change_write(&id, c, &source)));
             batch.extend(evidence.iter().map(|e| evidence_write(&id, e)));
             batch.push(heads_write(&id, &doc));
+            if let Some(referenced) = referenced {
+                batch.push(photos_write(&id, &referenced, false));
+                photos.extend(referenced);
+            }
             report.changes.insert(id.to_string(), check.changes.len());
             doc.set_actor(self.proof.actor_id());
             staged.push((id, doc, check.changes.len()));
@@ -672,7 +688,8 @@ impl Store {
         // Only photos the imported dossiers reference are kept. Files go
         // first: they are content-addressed, so if the transaction below
         // fails they are unreferenced copies, never wrong data.
-        for (sha, bytes) in bundle.blobs.iter().filter(|(sha, _)| photos.contains(*sha)) {
+        let referenced = |sha: &str| sha.parse::<PhotoId>().is_ok_and(|p| photos.contains(&p));
+        for (sha, bytes) in bundle.blobs.iter().filter(|(sha, _)| referenced(sha)) {
             if !self.has_blob(sha) {
                 self.write_blob_file(sha, bytes)?;
                 batch.push(Write::Blob { sha256: sha.clone(), size: bytes.len() as u64 });
@@ -722,22 +739,23 @@ pub(crate) fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossie
     Ok(dossier)
 }
 
-/// The index row of a document: its heads, where it belongs and (a
-/// dossier) the photos it references.
+/// The index row of a document: its heads and where it belongs.
 pub(crate) fn heads_write(id: &DocId, doc: &Automerge) -> Write {
     let tag = crate::sync::tag_of(id, doc);
-    let photos = (id.kind() == DocKind::EnterpriseDossier).then(|| {
-        let mut photos = std::collections::BTreeSet::new();
-        crate::photos::dossier_photos(doc, &mut photos);
-        photos.iter().flat_map(|p| *p.digest()).collect()
-    });
     Write::Heads {
         doc: id.to_string(),
         heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
         campaign: tag.as_ref().map(|t| t.campaign.to_string()),
         enterprise: tag.and_then(|t| t.enterprise).map(|e| e.to_string()),
-        photos,
     }
+}
+
+/// The photos a dossier references, for the index: all of them, or (`add`)
+/// ones to add to those recorded. Photos once referenced may stay listed
+/// after their reference is removed; a listed photo is only ever offered
+/// or accepted, never required.
+pub(crate) fn photos_write(id: &DocId, photos: &BTreeSet<PhotoId>, add: bool) -> Write {
+    Write::Photos { doc: id.to_string(), digests: photos.iter().flat_map(|p| *p.digest()).collect(), add }
 }
 
 pub(crate) fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
@@ -860,9 +878,27 @@ mod tests {
         };
         let id = new_entity_id().unwrap();
         store.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard)).unwrap();
+        // A later edit adds a photo; another adds none.
+        let second = PhotoId::from_digest([8; 32]);
+        store
+            .edit(&dossier_id, |tx| {
+                dossier::modify_hazard(tx, &id, |h| {
+                    h.photos.insert(second.to_string(), "IMG_2.jpg".into());
+                    Ok(())
+                })
+            })
+            .unwrap();
+        store
+            .edit(&dossier_id, |tx| {
+                dossier::modify_hazard(tx, &id, |h| {
+                    h.title = "临边防护缺失".into();
+                    Ok(())
+                })
+            })
+            .unwrap();
         // Read from the row, with no document in memory.
         store.docs.clear();
-        assert_eq!(store.referenced(&|_| true).unwrap(), [photo].into());
+        assert_eq!(store.referenced(&|_| true).unwrap(), [photo, second].into());
         assert!(store.docs.is_empty());
 
         // A store from before photos were recorded: filled in on opening.
@@ -870,7 +906,7 @@ mod tests {
         drop(store);
         let mut store = Store::open(dir.path()).unwrap();
         store.docs.clear();
-        assert_eq!(store.referenced(&|_| true).unwrap(), [photo].into());
+        assert_eq!(store.referenced(&|_| true).unwrap(), [photo, second].into());
     }
 
     #[test]

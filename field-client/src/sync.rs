@@ -97,7 +97,7 @@ impl Replica for Store {
         if !copy.get_missing_deps(&[]).is_empty() {
             return Err("缺少前置修改".into());
         }
-        crate::store::validate_kind(doc, &copy).map_err(|e| e.to_string())?;
+        let dossier = crate::store::validate_kind(doc, &copy).map_err(|e| e.to_string())?;
         let tag = tag_of(doc, &copy).ok_or_else(|| "无法确定文档所属的检查活动".to_owned())?;
         // Kept so that persisting these changes need not apply and check
         // them again (if nothing else changed the document meanwhile).
@@ -105,7 +105,8 @@ impl Replica for Store {
         if staged.len() >= STAGED_MAX {
             staged.clear();
         }
-        staged.insert(doc.clone(), Staged { base, result: copy });
+        let photos = dossier.map(|d| crate::photos::referenced_by(&d));
+        staged.insert(doc.clone(), Staged { base, result: copy, photos });
         Ok(tag)
     }
 
@@ -267,14 +268,14 @@ impl Store {
         let is_new = !self.index.contains_key(id);
         let current = if is_new { Vec::new() } else { self.loaded(id)?.doc.get_heads() };
         let staged = self.staged.get_mut().remove(id).filter(|s| s.base == current);
-        let mut doc = match staged {
-            Some(staged) => staged.result,
+        let (mut doc, photos) = match staged {
+            Some(staged) => (staged.result, staged.photos),
             None => {
                 let mut doc = if is_new { Automerge::new() } else { self.loaded(id)?.doc.clone() };
                 doc.apply_changes(changes.iter().cloned())
                     .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
-                crate::store::validate_kind(id, &doc)?;
-                doc
+                let photos = crate::store::validate_kind(id, &doc)?.map(|d| crate::photos::referenced_by(&d));
+                (doc, photos)
             }
         };
         let source = from.to_string();
@@ -334,6 +335,9 @@ impl Store {
             None
         };
         batch.push(crate::store::heads_write(id, &doc));
+        if let Some(photos) = photos {
+            batch.push(crate::store::photos_write(id, &photos, false));
+        }
         let written = self.db.persist_later(batch);
         doc.set_actor(self.proof.actor_id());
         let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + fresh.len();

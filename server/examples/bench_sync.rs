@@ -24,6 +24,10 @@ use sync_core::model::{
     CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
 };
 
+/// The devices use the allocator of the `field` binary they stand in for.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Finding texts: an item of the construction checklist (JGJ 59) and what
 /// was seen on site, about 200 characters, as inspectors write them. Each
 /// finding draws its item, place and figures from a seeded generator, so

@@ -18,6 +18,13 @@ use axum::{Json, Router, routing::get};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+/// With glibc's allocator HQ spent about a fifth of the burst's CPU in
+/// malloc and free (`perf`, `scripts/bench-sync`); mimalloc keeps
+/// per-thread heaps. Built without transparent huge pages (`no_thp`): with
+/// them the burst's peak RSS nearly doubled.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Documents HQ keeps in memory at most (least recently used go first).
 /// A dossier of 50 findings is on the order of 100 KB in memory.
 const DOC_CACHE: usize = 128;

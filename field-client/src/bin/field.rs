@@ -20,6 +20,11 @@ use sync_core::model::{
     ScheduleEntry, SiteVisit, TeamMember, Verdict,
 };
 
+/// As the server (see its `main.rs`): per-thread heaps, less time in the
+/// allocator during a sync.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// 工伤风险检查 现场离线客户端
 #[derive(Parser)]
 #[command(name = "field", version)]
