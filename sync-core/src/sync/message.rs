@@ -28,7 +28,8 @@ pub enum FrameError {
 }
 
 /// One author's signature over the latest of their changes being sent,
-/// with the author's credential so the receiver can check enrollment.
+/// with the author's credential so the receiver can check enrollment (left
+/// empty when the author is the sender, whose credential came in its hello).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Author's public key.
@@ -39,7 +40,8 @@ pub struct Evidence {
     pub head: ByteBuf,
     /// Signature over (doc id, head).
     pub sig: ByteBuf,
-    /// The author's HQ-signed credential (`SignedCredential::to_bytes`).
+    /// The author's HQ-signed credential (`SignedCredential::to_bytes`);
+    /// empty when the author is the sender.
     pub credential: ByteBuf,
 }
 

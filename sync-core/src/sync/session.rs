@@ -287,6 +287,9 @@ pub struct Session {
     config: SessionConfig,
     phase: Phase,
     peer: Option<Credential>,
+    /// The peer's credential as it came in its hello: evidence of the
+    /// peer's own changes refers to it instead of repeating it.
+    peer_credential: Vec<u8>,
     revocations: Option<SignedRevocations>,
     offered: BTreeMap<DocId, Vec<ChangeHash>>,
     peer_heads: BTreeMap<DocId, Vec<ChangeHash>>,
@@ -340,6 +343,7 @@ impl Session {
             config,
             phase: Phase::New,
             peer: None,
+            peer_credential: Vec::new(),
             offered: BTreeMap::new(),
             peer_heads: BTreeMap::new(),
             to_send: std::collections::VecDeque::new(),
@@ -447,6 +451,7 @@ impl Session {
                     })
                     .collect();
                 self.peer = Some(peer);
+                self.peer_credential = credential.to_bytes();
                 out.push(Effect::Send(Message::Catalog { docs }));
                 self.phase = Phase::AwaitCatalog;
             }
@@ -510,6 +515,7 @@ impl Session {
     /// then asks to be continued; after the last, sends `Sent`.
     fn send_next(&mut self, replica: &impl Replica, out: &mut Vec<Effect>) -> Result<(), SyncError> {
         let peer_key = self.config.peer_key;
+        let own = self.config.credential.credential().device.clone();
         while let Some(doc) = self.to_send.pop_front() {
             let mut have: Vec<ChangeHash> = self
                 .peer_heads
@@ -527,18 +533,22 @@ impl Session {
             let sent = match whole {
                 Some(whole) => {
                     self.summary.sent.insert(doc.clone(), whole.changes);
+                    let evidence = whole.evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
                     out.push(Effect::Send(Message::Changes {
                         n: self.sent_count,
                         doc: doc.to_string(),
                         batch: ByteBuf::from(whole.batch),
-                        evidence: whole.evidence,
+                        evidence,
                     }));
                     true
                 }
                 None => {
                     let changes = replica.changes_since(&doc, &have);
                     if !changes.is_empty() {
-                        let evidence = evidence_for(replica, &doc, &changes)?;
+                        let evidence = evidence_for(replica, &doc, &changes)?
+                            .into_iter()
+                            .map(|e| without_own_credential(e, &own))
+                            .collect();
                         let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
                         let batch = replica
                             .batch(&doc, &hashes)
@@ -589,14 +599,19 @@ impl Session {
         let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
         let mut signatures = Vec::with_capacity(evidence.len());
         for e in evidence {
-            let credential = SignedCredential::from_bytes(&e.credential)?;
-            let author = self.verify_credential(&credential, now)?.clone();
             let signature = head_signature(&e)?;
+            // No credential: the author is the peer, checked at its hello.
+            let (author, credential) = if e.credential.is_empty() {
+                (peer.clone(), self.peer_credential.clone())
+            } else {
+                let credential = SignedCredential::from_bytes(&e.credential)?;
+                (self.verify_credential(&credential, now)?.clone(), e.credential.into_vec())
+            };
             if author.device_key()? != signature.actor.key {
                 return Err(SyncError::Signature(BundleError::ForgedEvidence(id.to_string())));
             }
             authors.insert(signature.actor.key.to_bytes(), author);
-            signatures.push((signature, e.credential.into_vec()));
+            signatures.push((signature, credential));
         }
         let check = BundleDoc {
             id: id.clone(),
@@ -717,6 +732,15 @@ pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Change>, SyncError> {
         return Err(SyncError::Protocol("只接受未压缩的修改块".into()));
     }
     Ok(changes)
+}
+
+/// Our own credential went in our hello: evidence of our own changes
+/// leaves it out (the peer takes it from the hello).
+fn without_own_credential(mut e: Evidence, own: &ByteBuf) -> Evidence {
+    if e.key == *own {
+        e.credential = ByteBuf::new();
+    }
+    e
 }
 
 fn head_signature(e: &Evidence) -> Result<HeadSignature, SyncError> {
@@ -988,6 +1012,54 @@ mod tests {
             Input::Message(Message::Changes { n: 0, doc: doc_id.to_string(), batch, evidence: vec![evidence] }),
         );
         assert_eq!(closed_with(&effects), Some(&SyncError::Scope(doc_id.to_string())));
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
+    }
+
+    #[test]
+    fn evidence_without_a_credential_stands_for_the_peer_and_no_one_else() {
+        let s = setup();
+        let campaign = DocId::new_campaign([9; 16]);
+        let scope = Scope { campaigns: Some([campaign.clone()].into()), enterprises: None };
+        let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
+        // A campaign change signed by `author`, its evidence with no credential.
+        let changes = |author: &DeviceKey| {
+            let proof = ActorProof { key: author.public(), nonce: StoreNonce([3; 16]) };
+            let mut doc = automerge::Automerge::new().with_actor(proof.actor_id());
+            let hash = crate::doc::edit(&mut doc, 1, |tx| {
+                crate::doc::campaign::create(
+                    tx,
+                    &campaign,
+                    "联合检查",
+                    crate::model::CampaignKind::SelfInspection,
+                    "2026-01-01",
+                    "2026-01-02",
+                )
+            })
+            .unwrap()
+            .hash
+            .unwrap();
+            let evidence = Evidence::new(&author.sign_head(&campaign, &proof, hash), Vec::new());
+            let batch = ByteBuf::from(doc.bundle([hash]).unwrap().bytes().to_vec());
+            Input::Message(Message::Changes { n: 0, doc: campaign.to_string(), batch, evidence: vec![evidence] })
+        };
+        let started = || {
+            let mut session = server(&s, None);
+            session.handle(NOW, &Empty, hello(&tablet_cred));
+            session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session
+        };
+
+        // The tablet's own change: its credential from the hello is stored.
+        let effects = started().handle(NOW, &Empty, changes(&s.tablet));
+        let stored = effects.iter().find_map(|e| match e {
+            Effect::Persist { evidence, .. } => Some(evidence),
+            _ => None,
+        });
+        assert_eq!(stored.map(|e| e[0].1.clone()), Some(tablet_cred.to_bytes()), "{effects:?}");
+
+        // Another device's change: no credential of its own, refused.
+        let effects = started().handle(NOW, &Empty, changes(&s.server));
+        assert!(matches!(closed_with(&effects), Some(SyncError::Signature(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }
 
