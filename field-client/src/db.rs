@@ -270,6 +270,20 @@ impl Db {
         })
     }
 
+    /// Which of `shas` the `blobs` table records as held.
+    pub(crate) fn recorded_blobs(&self, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?;
+            let mut out = Vec::new();
+            for sha in shas {
+                if stmt.exists([&sha])? {
+                    out.push(sha);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// The photos each of `docs` references (as recorded with its heads:
     /// sorted 32-byte digests, concatenated); documents without any are
     /// left out.

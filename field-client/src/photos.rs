@@ -166,6 +166,9 @@ impl Blobs {
 pub(crate) trait PhotoSide {
     /// Photos referenced by held dossiers whose place `scope` admits.
     fn referenced(&mut self, scope: &dyn Fn(&DocTag) -> bool) -> Result<BTreeSet<PhotoId>, StoreError>;
+    /// Which of `photos` the store records as held (each is then looked
+    /// for on disk: the record alone is not trusted).
+    fn recorded(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError>;
     /// The blob directory.
     fn blobs(&self) -> Blobs;
     /// Records a verified photo in the `blobs` table.
@@ -189,6 +192,11 @@ impl PhotoSide for Store {
         Ok(out)
     }
 
+    fn recorded(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError> {
+        let recorded = self.db.recorded_blobs(photos.iter().map(PhotoId::to_string).collect())?;
+        Ok(recorded.iter().filter_map(|sha| sha.parse().ok()).collect())
+    }
+
     fn blobs(&self) -> Blobs {
         Blobs { home: self.home().to_path_buf() }
     }
@@ -201,6 +209,10 @@ impl PhotoSide for Store {
 impl PhotoSide for SharedStore {
     fn referenced(&mut self, scope: &dyn Fn(&DocTag) -> bool) -> Result<BTreeSet<PhotoId>, StoreError> {
         self.with(|s| s.referenced(scope))
+    }
+
+    fn recorded(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError> {
+        self.with(|s| s.recorded(photos))
     }
 
     fn blobs(&self) -> Blobs {
@@ -349,13 +361,19 @@ async fn negotiate(
     // The photos of the documents both sides hold after the session: those
     // the peer may see. We offer those we hold and accept those we lack.
     let referenced = side.referenced(&|tag| may_see(peer, tag)).map_err(store)?;
-    let ours = photo::offer(&referenced, |p| blobs.size(p));
+    // Only photos recorded as held are looked for on disk: at HQ most of
+    // a scope's photos may be missing from a pulling tablet, and looking
+    // each up in the file system was a fifth of its pull. A file whose
+    // record a crash lost is fetched again (photos are content-addressed).
+    let recorded = side.recorded(&referenced).map_err(store)?;
+    let held = |p: &PhotoId| recorded.contains(p).then(|| blobs.size(p)).flatten();
+    let ours = photo::offer(&referenced, held);
     write(send, &PhotoMessage::Offer { photos: ours.clone() }).await?;
     let theirs = match read(recv, &mut reader).await? {
         PhotoMessage::Offer { photos } => photos,
         other => return Err(out_of_order(&other)),
     };
-    let mut plan = photo::plan(&theirs, &referenced, |p| blobs.size(p).is_some(), |p| blobs.partial_len(p))?;
+    let mut plan = photo::plan(&theirs, &referenced, |p| held(p).is_some(), |p| blobs.partial_len(p))?;
     report.failed.extend(plan.refused.drain(..).map(|e| e.to_string()));
     let mut files = BTreeMap::new();
     for (id, expected) in plan.expect.clone() {
@@ -532,6 +550,22 @@ mod tests {
         assert_eq!(blobs.settle(&forged, file).unwrap(), Err(PhotoError::Mismatch(forged)));
         assert_eq!(blobs.size(&forged), None);
         assert!(!blobs.partial(&forged).exists(), "the bad copy is deleted");
+    }
+
+    #[test]
+    fn only_recorded_photos_count_as_held() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::init(&dir.path().join("home"), "张三").unwrap();
+        let path = dir.path().join("site.jpg");
+        fs::write(&path, [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3]).unwrap();
+        let added: PhotoId = store.add_photo(&path).unwrap().parse().unwrap();
+        // A file in place whose record was lost (a crash between the two).
+        let unrecorded = PhotoId::from_digest(Sha256::digest(b"other").into());
+        let target = store.blobs().complete(&unrecorded);
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(&target, b"other").unwrap();
+        let asked: BTreeSet<PhotoId> = [added, unrecorded, PhotoId::from_digest([5; 32])].into();
+        assert_eq!(store.recorded(&asked).unwrap(), [added].into());
     }
 
     #[test]
