@@ -864,6 +864,21 @@ mod tests {
         })
     }
 
+    /// A `changes` message creating campaign `id`, signed by `author`, its
+    /// evidence carrying `credential` (empty: the sender's own).
+    fn campaign_created(author: &DeviceKey, id: &DocId, credential: Vec<u8>) -> Input {
+        let proof = ActorProof { key: author.public(), nonce: StoreNonce([3; 16]) };
+        let mut doc = automerge::Automerge::new().with_actor(proof.actor_id());
+        let kind = crate::model::CampaignKind::SelfInspection;
+        let committed = crate::doc::edit(&mut doc, 1, |tx| {
+            crate::doc::campaign::create(tx, id, "联合检查", kind, "2026-01-01", "2026-01-02")
+        });
+        let hash = committed.unwrap().hash.unwrap();
+        let evidence = Evidence::new(&author.sign_head(id, &proof, hash), credential);
+        let batch = ByteBuf::from(doc.bundle([hash]).unwrap().bytes().to_vec());
+        Input::Message(Message::Changes { n: 0, doc: id.to_string(), batch, evidence: vec![evidence] })
+    }
+
     fn closed_with(effects: &[Effect]) -> Option<&SyncError> {
         effects.iter().find_map(|e| match e {
             Effect::Close(error) => Some(error),
@@ -981,36 +996,8 @@ mod tests {
         );
         session.handle(NOW, &Empty, hello(&tablet_cred));
         session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
-        let proof = ActorProof { key: s.tablet.public(), nonce: StoreNonce([3; 16]) };
         let doc_id = DocId::new_campaign([9; 16]);
-        let mut doc = automerge::Automerge::new().with_actor(proof.actor_id());
-        let hash = crate::doc::edit(&mut doc, 1, |tx| {
-            crate::doc::campaign::create(
-                tx,
-                &doc_id,
-                "别人的活动",
-                crate::model::CampaignKind::SelfInspection,
-                "2026-01-01",
-                "2026-01-02",
-            )
-        })
-        .unwrap()
-        .hash
-        .unwrap();
-        let sig = s.tablet.sign_head(&doc_id, &proof, hash);
-        let evidence = Evidence {
-            key: ByteBuf::from(sig.actor.key.to_bytes().to_vec()),
-            nonce: ByteBuf::from(sig.actor.nonce.0.to_vec()),
-            head: ByteBuf::from(sig.head.0.to_vec()),
-            sig: ByteBuf::from(sig.signature.to_vec()),
-            credential: ByteBuf::from(tablet_cred.to_bytes()),
-        };
-        let batch = ByteBuf::from(doc.bundle([hash]).unwrap().bytes().to_vec());
-        let effects = session.handle(
-            NOW,
-            &Empty,
-            Input::Message(Message::Changes { n: 0, doc: doc_id.to_string(), batch, evidence: vec![evidence] }),
-        );
+        let effects = session.handle(NOW, &Empty, campaign_created(&s.tablet, &doc_id, tablet_cred.to_bytes()));
         assert_eq!(closed_with(&effects), Some(&SyncError::Scope(doc_id.to_string())));
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }
@@ -1022,26 +1009,7 @@ mod tests {
         let scope = Scope { campaigns: Some([campaign.clone()].into()), enterprises: None };
         let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
         // A campaign change signed by `author`, its evidence with no credential.
-        let changes = |author: &DeviceKey| {
-            let proof = ActorProof { key: author.public(), nonce: StoreNonce([3; 16]) };
-            let mut doc = automerge::Automerge::new().with_actor(proof.actor_id());
-            let hash = crate::doc::edit(&mut doc, 1, |tx| {
-                crate::doc::campaign::create(
-                    tx,
-                    &campaign,
-                    "联合检查",
-                    crate::model::CampaignKind::SelfInspection,
-                    "2026-01-01",
-                    "2026-01-02",
-                )
-            })
-            .unwrap()
-            .hash
-            .unwrap();
-            let evidence = Evidence::new(&author.sign_head(&campaign, &proof, hash), Vec::new());
-            let batch = ByteBuf::from(doc.bundle([hash]).unwrap().bytes().to_vec());
-            Input::Message(Message::Changes { n: 0, doc: campaign.to_string(), batch, evidence: vec![evidence] })
-        };
+        let changes = |author: &DeviceKey| campaign_created(author, &campaign, Vec::new());
         let started = || {
             let mut session = server(&s, None);
             session.handle(NOW, &Empty, hello(&tablet_cred));
