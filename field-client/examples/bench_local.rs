@@ -13,6 +13,10 @@ use sync_core::model::{
     CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
 };
 
+/// The allocator of the `field` binary this stands in for.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let hazards: usize = args.next().map_or(Ok(2000), |a| a.parse())?;
