@@ -284,7 +284,7 @@ impl Db {
         })
     }
 
-    /// The photos each of `docs` references (as recorded with its heads:
+    /// The photos each of `docs` references (as recorded in its index row:
     /// sorted 32-byte digests, concatenated); documents without any are
     /// left out.
     pub(crate) fn photos(&self, docs: Vec<String>) -> Result<Vec<Vec<u8>>, StoreError> {
