@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0004_quarantine.sql"),
     include_str!("../../schemas/migrations/client/0005_doc_photos.sql"),
     include_str!("../../schemas/migrations/client/0006_whole_batches.sql"),
+    include_str!("../../schemas/migrations/client/0007_doc_photo_adds.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -126,7 +127,8 @@ pub(crate) enum Write {
         enterprise: Option<String>,
     },
     /// The photos a dossier references (sorted 32-byte digests): all of
-    /// them, or (`add`) ones to add to those recorded.
+    /// them, or (`add`) ones to add to those recorded (appended, so an
+    /// edit's cost does not grow with the dossier).
     Photos {
         doc: String,
         digests: Vec<u8>,
@@ -284,16 +286,20 @@ impl Db {
         })
     }
 
-    /// The photos each of `docs` references (as recorded in its index row:
-    /// sorted 32-byte digests, concatenated); documents without any are
-    /// left out.
+    /// The photos each of `docs` references (as recorded in its index row
+    /// and the edits' additions: 32-byte digests, concatenated, possibly
+    /// repeated); documents without any are left out.
     pub(crate) fn photos(&self, docs: Vec<String>) -> Result<Vec<Vec<u8>>, StoreError> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT photos FROM docs WHERE id = ?1 AND photos IS NOT NULL")?;
+            let mut listed = conn.prepare_cached("SELECT photos FROM docs WHERE id = ?1 AND photos IS NOT NULL")?;
+            let mut added = conn.prepare_cached("SELECT digests FROM doc_photo_adds WHERE doc_id = ?1")?;
             let mut out = Vec::new();
             for doc in &docs {
-                if let Some(photos) = stmt.query_row([doc], |r| r.get(0)).optional()? {
+                if let Some(photos) = listed.query_row([doc], |r| r.get(0)).optional()? {
                     out.push(photos);
+                    for digests in added.query_map([doc], |r| r.get(0))? {
+                        out.push(digests?);
+                    }
                 }
             }
             Ok(out)
@@ -546,22 +552,17 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                 tx.prepare_cached("DELETE FROM whole_batches WHERE doc_id = ?1 AND heads <> ?2")?
                     .execute(params![doc, heads])?;
             }
-            Write::Photos { doc, digests, add } => {
-                let digests = if add {
-                    let recorded: Option<Vec<u8>> = tx
-                        .prepare_cached("SELECT photos FROM docs WHERE id = ?1")?
-                        .query_row([&doc], |r| r.get(0))
-                        .optional()?
-                        .flatten();
-                    // Not recorded yet: the next open records them all.
-                    let Some(recorded) = recorded else { continue };
-                    let mut all: std::collections::BTreeSet<&[u8]> = recorded.chunks_exact(32).collect();
-                    all.extend(digests.chunks_exact(32));
-                    all.into_iter().flatten().copied().collect()
-                } else {
-                    digests
-                };
+            // Not recorded yet (`photos` NULL): the next open records them all.
+            Write::Photos { doc, digests, add: true } => {
+                tx.prepare_cached(
+                    "INSERT INTO doc_photo_adds (doc_id, digests) \
+                     SELECT id, ?2 FROM docs WHERE id = ?1 AND photos IS NOT NULL",
+                )?
+                .execute(params![doc, digests])?;
+            }
+            Write::Photos { doc, digests, add: false } => {
                 tx.prepare_cached("UPDATE docs SET photos = ?2 WHERE id = ?1")?.execute(params![doc, digests])?;
+                tx.prepare_cached("DELETE FROM doc_photo_adds WHERE doc_id = ?1")?.execute([doc])?;
             }
             Write::Whole { doc, heads, batch, evidence, changes } => {
                 tx.prepare_cached(

@@ -900,6 +900,11 @@ mod tests {
         store.docs.clear();
         assert_eq!(store.referenced(&|_| true).unwrap(), [photo, second].into());
         assert!(store.docs.is_empty());
+        // Each photo-adding edit appended its photos; none rewrote the list.
+        let adds = |store: &Store| {
+            store.db.call(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM doc_photo_adds", [], |r| r.get::<_, i64>(0))?))
+        };
+        assert_eq!(adds(&store).unwrap(), 2);
 
         // A store from before photos were recorded: filled in on opening.
         store.db.call(|conn| Ok(conn.execute("UPDATE docs SET photos = NULL", [])?)).unwrap();
@@ -907,6 +912,7 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         store.docs.clear();
         assert_eq!(store.referenced(&|_| true).unwrap(), [photo, second].into());
+        assert_eq!(adds(&store).unwrap(), 0, "the whole list, written again, replaces the additions");
     }
 
     #[test]
