@@ -23,9 +23,9 @@ use sync_core::doc::{self, campaign as campaign_doc, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use sync_core::ids::{CreditCode, DocId, DocKind, EntityId};
 use sync_core::model::{CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification};
-use sync_core::sync::message::{Message, Receipt, ReceiptBody};
+use sync_core::sync::message::{Evidence, Message, Receipt, ReceiptBody};
 use sync_core::sync::session::{
-    self, CatalogEntry, DocTag, Effect, Input, Outgoing, Replica, Session, SessionConfig, open_receipt,
+    self, CatalogEntry, DocTag, Effect, Input, Outgoing, Replica, Session, SessionConfig, Whole, open_receipt,
 };
 
 const HQ: usize = 0;
@@ -60,6 +60,9 @@ struct Node {
     evidence: HashMap<(DocId, ChangeHash), (HeadSignature, Vec<u8>)>,
     checkpoints: HashMap<([u8; 32], DocId), Vec<ChangeHash>>,
     receipts: BTreeMap<DocId, Vec<(ReceiptBody, Receipt)>>,
+    /// Documents that arrived whole, kept as they came with the heads they
+    /// had then: passed on as is while the heads stand (`Replica::whole`).
+    wholes: BTreeMap<DocId, (Vec<ChangeHash>, Whole)>,
     /// HQ only: the receipt log's last hash and length.
     log: (Vec<u8>, u64),
 }
@@ -88,6 +91,7 @@ impl Node {
             evidence: HashMap::new(),
             checkpoints: HashMap::new(),
             receipts: BTreeMap::new(),
+            wholes: BTreeMap::new(),
             log: (vec![0; 32], 0),
         }
     }
@@ -116,8 +120,23 @@ impl Node {
         id
     }
 
-    fn apply(&mut self, doc: &DocId, changes: Vec<Change>, evidence: Vec<(HeadSignature, Vec<u8>)>) {
-        self.docs.entry(doc.clone()).or_default().apply_changes(changes).unwrap();
+    /// Stores what a session persists; `batch` (every change in it new)
+    /// is kept whole if nothing of the document was held before.
+    fn apply(
+        &mut self,
+        doc: &DocId,
+        changes: Vec<Change>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        batch: Option<Vec<u8>>,
+    ) {
+        let held = self.docs.contains_key(doc);
+        let count = changes.len();
+        let am = self.docs.entry(doc.clone()).or_default();
+        am.apply_changes(changes).unwrap();
+        if let Some(batch) = batch.filter(|_| !held) {
+            let kept = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
+            self.wholes.insert(doc.clone(), (am.get_heads(), Whole { batch, evidence: kept, changes: count }));
+        }
         for (sig, credential) in evidence {
             self.evidence.insert((doc.clone(), sig.head), (sig, credential));
         }
@@ -205,6 +224,10 @@ impl Replica for Node {
     }
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.receipts.get(doc).map(|r| r.iter().map(|(_, r)| r.clone()).collect()).unwrap_or_default()
+    }
+    fn whole(&self, doc: &DocId) -> Option<Whole> {
+        let (heads, whole) = self.wholes.get(doc)?;
+        (*heads == self.docs.get(doc)?.get_heads()).then(|| whole.clone())
     }
 }
 
@@ -299,11 +322,11 @@ impl World {
                 for effect in effects {
                     match effect {
                         Effect::Send(m) => queues[side].push_back(m),
-                        Effect::Persist { token, doc, changes, evidence, .. } => {
+                        Effect::Persist { token, doc, changes, evidence, batch } => {
                             if faults && self.rng.chance(3) {
                                 return Ok(false); // crashed before the write was durable
                             }
-                            self.nodes[node].apply(&doc, changes, evidence);
+                            self.nodes[node].apply(&doc, changes, evidence, batch);
                             let receipt = (node == HQ).then(|| {
                                 let peer = self.nodes[ends[1 - side]].key.public();
                                 self.nodes[HQ].receipt(&doc, &peer)
