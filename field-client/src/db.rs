@@ -202,6 +202,21 @@ impl Db {
         rx.recv().map_err(|_| StoreError::StoreThreadGone)?
     }
 
+    /// Runs `f` in one read transaction: many point queries then share one
+    /// snapshot instead of each taking and releasing the WAL's read lock
+    /// (thirty thousand photo lookups in a full pull).
+    pub(crate) fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            tx.finish()?;
+            Ok(out)
+        })
+    }
+
     /// Writes a batch in one durable transaction.
     pub(crate) fn persist(&self, batch: Vec<Write>) -> Result<(), StoreError> {
         if batch.is_empty() {
@@ -274,7 +289,7 @@ impl Db {
 
     /// Which of `shas` the `blobs` table records as held.
     pub(crate) fn recorded_blobs(&self, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?;
             let mut out = Vec::new();
             for sha in shas {
@@ -290,7 +305,7 @@ impl Db {
     /// and the edits' additions: 32-byte digests, concatenated, possibly
     /// repeated); documents without any are left out.
     pub(crate) fn photos(&self, docs: Vec<String>) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut listed = conn.prepare_cached("SELECT photos FROM docs WHERE id = ?1 AND photos IS NOT NULL")?;
             let mut added = conn.prepare_cached("SELECT digests FROM doc_photo_adds WHERE doc_id = ?1")?;
             let mut out = Vec::new();
