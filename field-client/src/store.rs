@@ -633,7 +633,22 @@ impl Store {
             }
             docs.push(BundleDoc { id, changes, evidence });
         }
-        let bundle = Bundle { exporter: self.key.public(), created_at: crate::now_ms(), docs, blobs };
+        // The authors' credentials go along, so the importer can pass their
+        // work on to HQ before they sync themselves.
+        let authors: BTreeSet<[u8; 32]> =
+            docs.iter().flat_map(|d| d.evidence.iter().map(|e| e.actor.key.to_bytes())).collect();
+        let mut credentials = Vec::new();
+        for author in authors {
+            let stored = if author == self.key.public().to_bytes() {
+                self.db.meta("credential")?
+            } else {
+                self.db.author_credential(author.to_vec())?
+            };
+            if let Some(bytes) = stored {
+                credentials.push(SignedCredential::from_bytes(&bytes)?);
+            }
+        }
+        let bundle = Bundle { exporter: self.key.public(), created_at: crate::now_ms(), docs, blobs, credentials };
         Ok(bundle::encode(&bundle, &self.key)?)
     }
 
@@ -649,6 +664,7 @@ impl Store {
         let mut batch = Vec::new();
         let mut staged = Vec::new();
         let mut photos = BTreeSet::new();
+        batch.extend(self.credential_writes(&bundle.credentials)?);
         for incoming in bundle.docs {
             let id = incoming.id.clone();
             let current = match self.loaded(&id) {
@@ -702,6 +718,35 @@ impl Store {
             self.keep(&id, Loaded::new(doc, since));
         }
         Ok(report)
+    }
+
+    /// The authors' credentials from a bundle worth keeping: issued by our
+    /// HQ, valid now, not revoked, and not older than one already held. A
+    /// store not yet enrolled cannot check them and keeps none. The others
+    /// are left out rather than refused: the bundle's trust rests on its
+    /// signatures, and work without a credential is only held back at sync
+    /// (`Summary::withheld`), where a stale credential would refuse it all.
+    fn credential_writes(&self, credentials: &[SignedCredential]) -> Result<Vec<Write>, StoreError> {
+        let Some(hq) = self.db.meta("hq_key")? else { return Ok(Vec::new()) };
+        let hq = DevicePublicKey::from_bytes(&hq).map_err(|e| StoreError::Corrupt(format!("总部公钥：{e}")))?;
+        let revocations = self.revocations()?;
+        let revocations = revocations.as_ref().and_then(|r| r.verify(&hq).ok());
+        let mut writes = Vec::new();
+        for signed in credentials {
+            let Ok(credential) = signed.verify(&hq, crate::now_ms(), revocations) else { continue };
+            let key = credential.device_key()?;
+            if key == self.key.public() {
+                continue;
+            }
+            let held = self.db.author_credential(key.to_bytes().to_vec())?;
+            let newer = held
+                .and_then(|b| SignedCredential::from_bytes(&b).ok())
+                .is_none_or(|h| credential.not_after >= h.credential().not_after);
+            if newer {
+                writes.push(Write::AuthorCredential { key: key.to_bytes().to_vec(), credential: signed.to_bytes() });
+            }
+        }
+        Ok(writes)
     }
 }
 

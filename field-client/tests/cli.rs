@@ -346,6 +346,7 @@ fn a_change_claiming_another_devices_actor_is_refused() {
         created_at: 0,
         docs: decoded.docs.drain(..).filter(|d: &BundleDoc| d.id == campaign_id).collect(),
         blobs: Default::default(),
+        credentials: Vec::new(),
     };
     let bytes = bundle::encode(&forged_bundle, &mallory_key).unwrap();
     refused(&b, &campaign, root, &bytes, "冒用了其他设备的身份");

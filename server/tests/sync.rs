@@ -236,3 +236,49 @@ async fn revocations_reach_hq_sessions_and_relays() {
     stop_tx.send(()).unwrap();
     relay.await.unwrap().unwrap();
 }
+
+/// Work carried on a USB stick reaches HQ through whoever syncs first: the
+/// bundle brings its author's credential along. Work whose author has none
+/// (a tablet never enrolled) is held back with a reason, and the rest of
+/// the importer's sync goes through.
+#[tokio::test(flavor = "current_thread")]
+async fn work_imported_from_a_bundle_reaches_hq_before_its_author_syncs() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = Some(server.addr);
+    let mut author = Store::init(&dir.path().join("张三"), "张三").unwrap();
+    let mut carrier = Store::init(&dir.path().join("李四"), "李四").unwrap();
+    let mut unenrolled = Store::init(&dir.path().join("王五"), "王五").unwrap();
+    enroll(&data, &author);
+    enroll(&data, &carrier);
+
+    // On site, no signal: the author's findings go to the carrier by USB,
+    // and so does the work of a tablet that was never enrolled.
+    let c = joint_campaign(&mut author);
+    let dossier_id = author.open_dossier(&c, CODE).unwrap();
+    let id = new_entity_id().unwrap();
+    author.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard("脚手架未设连墙件"))).unwrap();
+    let orphan = joint_campaign(&mut unenrolled);
+    for from in [&mut author, &mut unenrolled] {
+        carrier.trust(&from.public_key(), from.device_name()).unwrap();
+        let bundle = from.export_bundle().unwrap();
+        carrier.import_bundle(&bundle).unwrap();
+    }
+    let own = joint_campaign(&mut carrier);
+
+    let summary = carrier.sync_with_hq(addr).await.unwrap();
+    assert_eq!(summary.sent.get(&dossier_id), Some(&2), "genesis and the author's finding");
+    assert!(summary.sent.contains_key(&own), "the carrier's own work goes too");
+    assert_eq!(summary.withheld.keys().collect::<Vec<_>>(), vec![&orphan]);
+    assert!(summary.withheld[&orphan].contains("作者凭证"), "{:?}", summary.withheld);
+    // Held back, not forgotten: the next sync tries again.
+    let again = carrier.sync_with_hq(addr).await.unwrap();
+    assert!(again.withheld.contains_key(&orphan));
+
+    // The author syncs later: nothing to send, and HQ's receipts cover it.
+    let summary = author.sync_with_hq(addr).await.unwrap();
+    assert_eq!(summary.sent.values().sum::<usize>(), 0);
+    assert!(author.unreceipted().unwrap().is_empty(), "{:?}", author.unreceipted().unwrap());
+    server.kill();
+}

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
+use crate::credential::SignedCredential;
 use crate::doc::{self, genesis_actor};
 use crate::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use crate::ids::{DocId, DocKind};
@@ -111,6 +112,10 @@ pub struct Bundle {
     pub docs: Vec<BundleDoc>,
     /// Photos, by SHA-256 hex; hashes already checked.
     pub blobs: BTreeMap<String, Vec<u8>>,
+    /// HQ-issued credentials of authors in the bundle, so the importer can
+    /// pass their work on to HQ. Each names a key with evidence here; HQ's
+    /// signature is for the importer to check.
+    pub credentials: Vec<SignedCredential>,
 }
 
 /// The changes of one document and the signatures covering them.
@@ -130,6 +135,9 @@ struct Body {
     created_at: i64,
     docs: Vec<DocBody>,
     blobs: Vec<BlobBody>,
+    /// Absent in bundles from before credentials travelled with them.
+    #[serde(default)]
+    credentials: Vec<ByteBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -191,6 +199,7 @@ pub fn encode(bundle: &Bundle, key: &DeviceKey) -> Result<Vec<u8>, BundleError> 
             .iter()
             .map(|(sha256, bytes)| BlobBody { sha256: sha256.clone(), bytes: ByteBuf::from(bytes.clone()) })
             .collect(),
+        credentials: bundle.credentials.iter().map(|c| ByteBuf::from(c.to_bytes())).collect(),
     };
     let mut encoded = Vec::new();
     ciborium::into_writer(&body, &mut encoded).map_err(|e| BundleError::Malformed(e.to_string()))?;
@@ -267,7 +276,19 @@ pub fn decode(bytes: &[u8], trusted: impl Fn(&DevicePublicKey) -> bool) -> Resul
         }
         blobs.insert(blob.sha256, blob.bytes.into_vec());
     }
-    Ok(Bundle { exporter, created_at: body.created_at, docs, blobs })
+    let authors: BTreeSet<[u8; 32]> =
+        docs.iter().flat_map(|d| d.evidence.iter().map(|e| e.actor.key.to_bytes())).collect();
+    let mut credentials = Vec::with_capacity(body.credentials.len());
+    for bytes in body.credentials {
+        let credential = SignedCredential::from_bytes(&bytes)
+            .map_err(|e| BundleError::Malformed(format!("数据包中的凭证无法解析：{e}")))?;
+        let key = credential.credential().device_key().map_err(|e| BundleError::Malformed(e.to_string()))?;
+        if !authors.contains(&key.to_bytes()) {
+            return Err(BundleError::Malformed(format!("数据包中设备 {key} 的凭证不属于其中任何作者")));
+        }
+        credentials.push(credential);
+    }
+    Ok(Bundle { exporter, created_at: body.created_at, docs, blobs, credentials })
 }
 
 fn evidence_of(doc: &DocId, e: EvidenceBody) -> Result<HeadSignature, BundleError> {
@@ -419,7 +440,13 @@ mod tests {
     }
 
     fn round_trip(doc: BundleDoc, signer: &Device) -> Vec<u8> {
-        let bundle = Bundle { exporter: signer.key.public(), created_at: 5, docs: vec![doc], blobs: BTreeMap::new() };
+        let bundle = Bundle {
+            exporter: signer.key.public(),
+            created_at: 5,
+            docs: vec![doc],
+            blobs: BTreeMap::new(),
+            credentials: Vec::new(),
+        };
         encode(&bundle, &signer.key).unwrap()
     }
 
@@ -467,6 +494,36 @@ mod tests {
     }
 
     #[test]
+    fn credentials_travel_only_for_authors_in_the_bundle() {
+        let hq = DeviceKey::from_seed([7; 32]);
+        let (a, b) = (device(1), device(2));
+        let issue = |d: &Device| {
+            let credential = crate::credential::Credential {
+                serial: 1,
+                device: ByteBuf::from(d.key.public().to_bytes().to_vec()),
+                name: "检查员".into(),
+                role: crate::credential::Role::Inspector,
+                scope: crate::credential::Scope::default(),
+                not_before: 0,
+                not_after: 10,
+            };
+            SignedCredential::issue(&hq, credential)
+        };
+        let with = |credentials| Bundle {
+            exporter: a.key.public(),
+            created_at: 5,
+            docs: vec![signed_doc(&a)],
+            blobs: BTreeMap::new(),
+            credentials,
+        };
+        let bundle = decode(&encode(&with(vec![issue(&a)]), &a.key).unwrap(), |_| true).unwrap();
+        assert_eq!(bundle.credentials, vec![issue(&a)]);
+        // B wrote nothing here: its credential has no business in the file.
+        let stray = decode(&encode(&with(vec![issue(&b)]), &a.key).unwrap(), |_| true);
+        assert!(matches!(stray, Err(BundleError::Malformed(m)) if m.contains("不属于")));
+    }
+
+    #[test]
     fn duplicate_documents_and_evidence_are_refused() {
         let a = device(1);
         let doc = signed_doc(&a);
@@ -478,6 +535,7 @@ mod tests {
                 BundleDoc { id: doc.id.clone(), changes: doc.changes.clone(), evidence: doc.evidence.clone() },
             ],
             blobs: BTreeMap::new(),
+            credentials: Vec::new(),
         };
         assert!(matches!(decode(&encode(&twice, &a.key).unwrap(), |_| true), Err(BundleError::Malformed(_))));
         let mut doubled = signed_doc(&a);

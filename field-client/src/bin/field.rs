@@ -3,6 +3,7 @@
 //! Every command opens the store in `FIELD_HOME`, does one thing durably,
 //! and prints a Chinese summary (or JSON with `--json`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -562,14 +563,22 @@ fn run(cli: Cli) -> Result<()> {
                 photo_errors.push(format!("照片同步中断：{error}（文档已同步，下次同步时续传）"));
             }
             let (photos_sent, photos_received) = photos.map_or((0, 0), |p| (p.sent, p.received));
+            let withheld: BTreeMap<String, &String> =
+                summary.withheld.iter().map(|(doc, reason)| (doc.to_string(), reason)).collect();
             out.emit(
                 json!({ "sent": sent, "received": received, "receipts": summary.receipts,
-                        "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": photo_errors }),
+                        "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": photo_errors,
+                        "withheld": withheld }),
                 || {
                     let mut text = format!(
                         "同步完成：发出修改 {sent} 次，收到修改 {received} 次，总部回执 {} 份；发出照片 {photos_sent} 张，收到照片 {photos_received} 张",
                         summary.receipts
                     );
+                    for (doc, reason) in &withheld {
+                        text.push_str(&format!(
+                            "\n文档 {doc} 暂未发出：{reason}。请让该检查员自行同步，或重新导入其附带凭证的数据包"
+                        ));
+                    }
                     for error in &photo_errors {
                         text.push_str(&format!("\n{error}"));
                     }

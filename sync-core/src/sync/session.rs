@@ -202,6 +202,9 @@ pub struct Summary {
     pub receipts: usize,
     /// Heads both sides now hold, per document: store as checkpoints.
     pub checkpoints: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Documents whose changes we could not send, and why: work of an
+    /// author whose signature evidence or credential this replica lacks.
+    pub withheld: BTreeMap<DocId, String>,
 }
 
 /// Why a session failed. Each closes only that session.
@@ -544,11 +547,18 @@ impl Session {
                 }
                 None => {
                     let changes = replica.changes_since(&doc, &have);
+                    let evidence = match evidence_for(replica, &doc, &changes) {
+                        Ok(evidence) => evidence,
+                        // Work we cannot vouch for (say, imported from a
+                        // bundle without its author's credential) stays
+                        // here, and the other documents still go.
+                        Err(reason) => {
+                            self.summary.withheld.insert(doc.clone(), reason);
+                            continue;
+                        }
+                    };
                     if !changes.is_empty() {
-                        let evidence = evidence_for(replica, &doc, &changes)?
-                            .into_iter()
-                            .map(|e| without_own_credential(e, &own))
-                            .collect();
+                        let evidence = evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
                         let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
                         let batch = replica
                             .batch(&doc, &hashes)
@@ -669,7 +679,9 @@ impl Session {
         if self.peer_done {
             let mut summary = std::mem::take(&mut self.summary);
             for (doc, heads) in &self.offered {
-                let mut both: Vec<ChangeHash> = heads.clone();
+                // What we withheld the peer does not hold.
+                let ours = if summary.withheld.contains_key(doc) { &[][..] } else { &heads[..] };
+                let mut both: Vec<ChangeHash> = ours.to_vec();
                 both.extend(self.peer_heads.get(doc).into_iter().flatten().copied());
                 both.sort();
                 both.dedup();
@@ -756,7 +768,8 @@ fn head_signature(e: &Evidence) -> Result<HeadSignature, SyncError> {
 }
 
 /// One signature per author: over that author's latest change being sent.
-fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Outgoing]) -> Result<Vec<Evidence>, SyncError> {
+/// Fails with the reason (Chinese) when an author's evidence is missing.
+fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Outgoing]) -> Result<Vec<Evidence>, String> {
     let genesis = crate::doc::genesis_actor(doc);
     let mut latest: BTreeMap<Vec<u8>, (u64, ChangeHash)> = BTreeMap::new();
     for c in changes.iter().filter(|c| c.actor != genesis) {
@@ -768,9 +781,8 @@ fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Outgoing]) -> Re
     latest
         .values()
         .map(|(_, head)| {
-            let (sig, credential) = replica
-                .evidence(doc, head)
-                .ok_or_else(|| SyncError::Protocol(format!("{doc}: 修改 {head} 缺少签名证据")))?;
+            let (sig, credential) =
+                replica.evidence(doc, head).ok_or_else(|| format!("修改 {head} 缺少签名证据或作者凭证"))?;
             Ok(Evidence::new(&sig, credential))
         })
         .collect()
