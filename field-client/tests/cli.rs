@@ -239,6 +239,11 @@ fn bad_edits_are_refused_and_change_nothing() {
     assert!(err.contains("无法读取照片"), "{err}");
     let err = a.fails(&["campaign", "add-enterprise", &campaign, "--name", "x", "--code", "123"]);
     assert!(err.contains("统一社会信用代码无效"), "{err}");
+    // Command-line mistakes are told in Chinese too, with a way forward.
+    let err = a.fails(&["hazard", "add", &campaign, CODE, "--titel", "x"]);
+    assert!(err.contains("无法识别的参数“--titel”；是否想用“--title”？") && err.contains("--help"), "{err}");
+    let err = a.fails(&["hazard", "ad"]);
+    assert!(err.contains("无法识别的命令“ad”"), "{err}");
 
     assert_eq!(state(&a, &campaign), before, "a refused edit changed the store");
     a.ok(&["rectify", "verify", &h, "--verifier", "钱七", "--result", "pass"]);

@@ -200,7 +200,7 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let cli = Cli::parse();
+    let cli: Cli = field_client::cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,

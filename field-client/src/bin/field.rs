@@ -144,6 +144,7 @@ enum CampaignCmd {
     Show { campaign: String },
     /// 添加被检查企业
     AddEnterprise {
+        /// 检查活动编号（cmp- 开头）
         campaign: String,
         #[arg(long)]
         name: String,
@@ -161,6 +162,7 @@ enum CampaignCmd {
     },
     /// 添加检查组成员
     AddMember {
+        /// 检查活动编号（cmp- 开头）
         campaign: String,
         #[arg(long)]
         name: String,
@@ -172,6 +174,7 @@ enum CampaignCmd {
     },
     /// 添加日程
     Schedule {
+        /// 检查活动编号（cmp- 开头）
         campaign: String,
         #[arg(long)]
         date: String,
@@ -236,6 +239,7 @@ struct HazardFields {
 enum HazardCmd {
     /// 记录隐患
     Add {
+        /// 检查活动编号（cmp- 开头）
         campaign: String,
         /// 企业统一社会信用代码或名称
         enterprise: String,
@@ -336,6 +340,7 @@ enum RectifyCmd {
 enum ReviewCmd {
     /// 登记一起既往事故的四不放过核查
     Add {
+        /// 检查活动编号（cmp- 开头）
         campaign: String,
         enterprise: String,
         /// 事故日期 YYYY-MM-DD
@@ -369,6 +374,7 @@ enum ReviewCmd {
 
 #[derive(Args)]
 struct DoccheckArgs {
+    /// 检查活动编号（cmp- 开头）
     campaign: String,
     enterprise: String,
     /// 资料类型，如 安全生产许可证
@@ -389,6 +395,7 @@ struct DoccheckArgs {
 
 #[derive(Args)]
 struct VisitArgs {
+    /// 检查活动编号（cmp- 开头）
     campaign: String,
     enterprise: String,
     #[arg(long)]
@@ -418,12 +425,14 @@ enum ConflictsCmd {
 enum ExportCmd {
     /// 导出 JSON（检查活动、企业档案、通报材料）
     Json {
+        /// 检查活动编号（cmp- 开头）
         campaign: String,
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// 导出隐患排查治理台账 CSV
     Csv {
+        /// 检查活动编号（cmp- 开头）
         campaign: String,
         #[arg(long)]
         out: Option<PathBuf>,
@@ -446,7 +455,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli: Cli = field_client::cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

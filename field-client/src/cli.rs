@@ -1,0 +1,178 @@
+//! Command-line parsing in Chinese, for the `field` CLI and the server.
+//!
+//! clap writes its help headings and its parse errors in English. Here the
+//! help of every (sub)command gets Chinese headings and flags, and a parse
+//! error is told in Chinese from clap's error kind and context.
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, ArgAction, Command, CommandFactory, FromArgMatches};
+
+const TEMPLATE: &str = "\
+{about-with-newline}
+用法：{usage}
+
+{all-args}{after-help}";
+
+/// Parses the process arguments into `P`. Help and version are printed as
+/// clap would (exit 0); a bad command line prints a Chinese error and a
+/// pointer to `--help` on stderr, and exits with status 2.
+pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
+    let mut command = localized(P::command(), true);
+    let parsed = command.try_get_matches_from_mut(std::env::args_os()).and_then(|m| P::from_arg_matches(&m));
+    match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) => {
+            eprintln!("错误：{}\n查看用法：{} --help", message(&e), command.get_name());
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Chinese headings and help flags on `command` and all its subcommands.
+fn localized(command: Command, top: bool) -> Command {
+    let mut command = command
+        .help_template(TEMPLATE)
+        .subcommand_help_heading("命令")
+        .next_help_heading("选项")
+        .disable_help_flag(true)
+        .disable_help_subcommand(true)
+        .arg(Arg::new("help").short('h').long("help").action(ArgAction::Help).help("显示帮助").global(true));
+    if top {
+        command = command
+            .disable_version_flag(true)
+            .arg(Arg::new("version").short('V').long("version").action(ArgAction::Version).help("显示版本"));
+    }
+    command.mut_args(localized_arg).mut_subcommands(|sub| localized(sub, false))
+}
+
+/// A Chinese heading, and the environment variable, default and choices
+/// of `arg` said in its help instead of clap's English brackets.
+fn localized_arg(mut arg: Arg) -> Arg {
+    let mut notes = Vec::new();
+    if let Some(env) = arg.get_env() {
+        notes.push(format!("环境变量 {}", env.to_string_lossy()));
+        arg = arg.hide_env(true);
+    }
+    // Flags have defaults and choices too ("false", "true"): not worth saying.
+    if arg.get_action().takes_values() {
+        let defaults: Vec<String> = arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+        if !defaults.is_empty() {
+            notes.push(format!("默认 {}", defaults.join("、")));
+            arg = arg.hide_default_value(true);
+        }
+        let choices: Vec<String> = arg.get_possible_values().iter().map(|v| v.get_name().to_owned()).collect();
+        if !choices.is_empty() {
+            notes.push(format!("可选：{}", choices.join("、")));
+            arg = arg.hide_possible_values(true);
+        }
+    }
+    let heading = if arg.is_positional() { "参数" } else { "选项" };
+    if arg.get_help_heading().is_none() {
+        arg = arg.help_heading(heading);
+    }
+    if notes.is_empty() {
+        return arg;
+    }
+    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+    arg.help(format!("{help}（{}）", notes.join("；")))
+}
+
+/// The error in Chinese, from its kind and context.
+fn message(e: &clap::Error) -> String {
+    let get = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => s.clone(),
+        Some(ContextValue::Strings(list)) => list.join("、"),
+        Some(ContextValue::StyledStr(s)) => s.to_string(),
+        Some(ContextValue::StyledStrs(list)) => list.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("、"),
+        Some(ContextValue::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let arg = get(ContextKind::InvalidArg);
+    let value = get(ContextKind::InvalidValue);
+    let mut text = match e.kind() {
+        ErrorKind::InvalidValue => {
+            let valid = get(ContextKind::ValidValue);
+            if value.is_empty() {
+                format!("参数 {arg} 需要一个值")
+            } else if valid.is_empty() {
+                format!("参数 {arg} 的值“{value}”无效")
+            } else {
+                format!("参数 {arg} 的值“{value}”无效，可选：{valid}")
+            }
+        }
+        ErrorKind::ValueValidation => {
+            let why = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
+            format!("参数 {arg} 的值“{value}”无效{}", if why.is_empty() { String::new() } else { format!("：{why}") })
+        }
+        ErrorKind::UnknownArgument => format!("无法识别的参数“{arg}”"),
+        ErrorKind::InvalidSubcommand => format!("无法识别的命令“{}”", get(ContextKind::InvalidSubcommand)),
+        ErrorKind::MissingRequiredArgument => format!("缺少必填参数：{arg}"),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => "缺少命令".to_owned(),
+        ErrorKind::ArgumentConflict => format!("参数 {arg} 不能与 {} 同时使用", get(ContextKind::PriorArg)),
+        ErrorKind::TooManyValues | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            format!("参数 {arg} 的值个数不对")
+        }
+        ErrorKind::NoEquals => format!("参数 {arg} 须用“=”给值"),
+        ErrorKind::InvalidUtf8 => "参数中含有无效的文字编码".to_owned(),
+        _ => "命令行参数有误".to_owned(),
+    };
+    for kind in [ContextKind::SuggestedArg, ContextKind::SuggestedSubcommand, ContextKind::SuggestedValue] {
+        let suggested = get(kind);
+        if !suggested.is_empty() {
+            text.push_str(&format!("；是否想用“{suggested}”？"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// 测试命令
+    #[derive(Parser, Debug)]
+    #[command(name = "demo", version)]
+    struct Demo {
+        /// 姓名
+        #[arg(long)]
+        name: String,
+        /// 数量
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// 级别
+        #[arg(long, value_parser = ["甲", "乙"])]
+        level: Option<String>,
+    }
+
+    fn error(args: &[&str]) -> String {
+        let mut command = localized(Demo::command(), true);
+        let e = command.try_get_matches_from_mut(args).unwrap_err();
+        message(&e)
+    }
+
+    #[test]
+    fn parse_errors_are_told_in_chinese() {
+        assert_eq!(error(&["demo"]), "缺少必填参数：--name <NAME>");
+        assert_eq!(
+            error(&["demo", "--name", "张三", "--count", "x"]).split('：').next(),
+            Some("参数 --count <COUNT> 的值“x”无效")
+        );
+        assert_eq!(
+            error(&["demo", "--name", "张三", "--level", "丙"]),
+            "参数 --level <LEVEL> 的值“丙”无效，可选：甲、乙"
+        );
+        assert_eq!(error(&["demo", "--name", "张三", "--nmae"]), "无法识别的参数“--nmae”；是否想用“--name”？");
+        assert!(error(&["demo", "--name", "张三", "extra"]).starts_with("无法识别的参数“extra”"));
+    }
+
+    #[test]
+    fn help_has_chinese_headings() {
+        let mut command = localized(Demo::command(), true);
+        let help = command.render_help().to_string();
+        assert!(help.contains("用法：") && help.contains("选项") && help.contains("显示帮助"), "{help}");
+        assert!(help.contains("数量（默认 1）") && help.contains("可选：甲、乙"), "{help}");
+        assert!(!help.contains("Usage") && !help.contains("Options") && !help.contains("default"), "{help}");
+    }
+}
