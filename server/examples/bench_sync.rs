@@ -171,6 +171,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let (rss_after_pull, cpu_after_pull) = proc_stats(pid)?;
     drop(child);
+    let stages = dossier_stages(&homes[0])?;
 
     println!("D={devices} S={dossiers} F={findings}: {changes} changes");
     println!("burst: {burst_wall_s:.2}s until every device held receipts for all its work");
@@ -179,6 +180,10 @@ fn main() -> anyhow::Result<()> {
     println!("devices (all in this process): CPU {devices_cpu_s:.2}s during the burst");
     println!("HQ pull: {hq_pull_wall_s:.2}s (server peak RSS then {rss_after_pull:.1} MB, CPU {cpu_after_pull:.2}s)");
     println!(
+        "one dossier of device 0, ms on one thread: {}",
+        stages.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    );
+    println!(
         "{}",
         serde_json::json!({
             "devices": devices, "dossiers": dossiers, "findings": findings, "changes": changes,
@@ -186,6 +191,7 @@ fn main() -> anyhow::Result<()> {
             "server_peak_rss_mb": round(rss_after_pull.max(rss_mb)), "server_cpu_s": round(cpu_s),
             "devices_cpu_s": round(devices_cpu_s),
             "hq_pull_wall_s": round(hq_pull_wall_s),
+            "dossier_ms": stages,
         })
     );
     Ok(())
@@ -301,6 +307,47 @@ fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocI
         }
     }
     Ok(c)
+}
+
+/// What a dossier costs at each step of a sync, in ms (mean of 20 runs on
+/// this thread, after the burst): the device loads it from its change log
+/// and bundles it; the receiver decodes the bundle, applies it and
+/// validates the result. For comparison, saving and loading Automerge's
+/// document format. These explain the burst's CPU seconds.
+fn dossier_stages(home: &Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    use sync_core::automerge::{Automerge, Change};
+    let mut store = Store::open(home)?;
+    let id = store.doc_ids(sync_core::ids::DocKind::EnterpriseDossier)?.into_iter().next();
+    let id = id.ok_or_else(|| anyhow::anyhow!("device 0 has no dossier"))?;
+    let doc = store.document(&id)?.clone();
+    let raw: Vec<Vec<u8>> = doc.get_changes(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let hashes: Vec<_> = doc.get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+    let parse = || raw.iter().map(|b| Change::from_bytes(b.clone())).collect::<Result<Vec<_>, _>>();
+    let changes = parse()?;
+    let batch = doc.bundle(hashes.iter().copied())?.bytes().to_vec();
+    let saved = doc.save();
+    let mut out = serde_json::Map::new();
+    out.insert("parse".into(), mean_ms(parse)?.into());
+    out.insert("apply".into(), mean_ms(|| Automerge::new().apply_changes(changes.clone()))?.into());
+    out.insert("bundle".into(), mean_ms(|| doc.bundle(hashes.iter().copied()))?.into());
+    out.insert("decode".into(), mean_ms(|| sync_core::sync::session::decode_batch(&batch))?.into());
+    out.insert("validate".into(), mean_ms(|| dossier::validate(&doc))?.into());
+    out.insert("save".into(), mean_ms(|| anyhow::Ok(doc.save()))?.into());
+    out.insert("load_saved".into(), mean_ms(|| Automerge::load(&saved))?.into());
+    out.insert("changes".into(), raw.len().into());
+    out.insert("batch_bytes".into(), batch.len().into());
+    out.insert("saved_bytes".into(), saved.len().into());
+    Ok(out)
+}
+
+/// Mean ms of 20 runs of `f` (after one untimed).
+fn mean_ms<T, E: Into<anyhow::Error>>(mut f: impl FnMut() -> Result<T, E>) -> anyhow::Result<f64> {
+    f().map_err(Into::into)?;
+    let started = Instant::now();
+    for _ in 0..20 {
+        f().map_err(Into::into)?;
+    }
+    Ok(round(started.elapsed().as_secs_f64() * 1e3 / 20.0))
 }
 
 /// Kills the server however the benchmark ends.
