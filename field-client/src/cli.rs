@@ -18,15 +18,37 @@ const TEMPLATE: &str = "\
 /// pointer to `--help` on stderr, and exits with status 2.
 pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
     let mut command = localized(P::command(), true);
-    let parsed = command.try_get_matches_from_mut(std::env::args_os()).and_then(|m| P::from_arg_matches(&m));
+    let parsed =
+        command.try_get_matches_from_mut(with_help_word(std::env::args_os())).and_then(|m| P::from_arg_matches(&m));
     match parsed {
         Ok(parsed) => parsed,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        // A command given without its subcommand shows that command's help.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
         Err(e) => {
             eprintln!("错误：{}\n查看用法：{} --help", message(&e), command.get_name());
             std::process::exit(2)
         }
     }
+}
+
+/// `help [command…]` as `[command…] --help` (clap's own help subcommand
+/// would list itself in English).
+fn with_help_word(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.collect();
+    if args.get(1).is_some_and(|a| a == "help") {
+        args.remove(1);
+        args.push("--help".into());
+    }
+    args
 }
 
 /// Chinese headings and help flags on `command` and all its subcommands.
@@ -102,7 +124,9 @@ fn message(e: &clap::Error) -> String {
             }
         }
         ErrorKind::ValueValidation => {
-            let why = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
+            // Our parsers explain in Chinese; the standard library's (numbers,
+            // addresses) in English, which is left out.
+            let why = std::error::Error::source(e).map(|s| s.to_string()).filter(|s| !s.is_ascii()).unwrap_or_default();
             format!("参数 {arg} 的值“{value}”无效{}", if why.is_empty() { String::new() } else { format!("：{why}") })
         }
         ErrorKind::UnknownArgument => format!("无法识别的参数“{arg}”"),
@@ -155,16 +179,20 @@ mod tests {
     #[test]
     fn parse_errors_are_told_in_chinese() {
         assert_eq!(error(&["demo"]), "缺少必填参数：--name <NAME>");
-        assert_eq!(
-            error(&["demo", "--name", "张三", "--count", "x"]).split('：').next(),
-            Some("参数 --count <COUNT> 的值“x”无效")
-        );
+        assert_eq!(error(&["demo", "--name", "张三", "--count", "x"]), "参数 --count <COUNT> 的值“x”无效");
         assert_eq!(
             error(&["demo", "--name", "张三", "--level", "丙"]),
             "参数 --level <LEVEL> 的值“丙”无效，可选：甲、乙"
         );
         assert_eq!(error(&["demo", "--name", "张三", "--nmae"]), "无法识别的参数“--nmae”；是否想用“--name”？");
         assert!(error(&["demo", "--name", "张三", "extra"]).starts_with("无法识别的参数“extra”"));
+    }
+
+    #[test]
+    fn the_help_word_asks_for_help() {
+        let args = |list: &[&str]| list.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(with_help_word(args(&["field", "help", "sync"]).into_iter()), args(&["field", "sync", "--help"]));
+        assert_eq!(with_help_word(args(&["field", "sync"]).into_iter()), args(&["field", "sync"]));
     }
 
     #[test]

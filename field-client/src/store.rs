@@ -730,7 +730,7 @@ impl Store {
         let Some(hq) = self.db.meta("hq_key")? else { return Ok(Vec::new()) };
         let hq = DevicePublicKey::from_bytes(&hq).map_err(|e| StoreError::Corrupt(format!("总部公钥：{e}")))?;
         let revocations = self.revocations()?;
-        let revocations = revocations.as_ref().and_then(|r| r.verify(&hq).ok());
+        let revocations = revocations.as_ref().map(|r| r.verify(&hq)).transpose()?;
         let mut writes = Vec::new();
         for signed in credentials {
             let Ok(credential) = signed.verify(&hq, crate::now_ms(), revocations) else { continue };
@@ -739,9 +739,10 @@ impl Store {
                 continue;
             }
             let held = self.db.author_credential(key.to_bytes().to_vec())?;
+            let order = |c: &Credential| (c.not_after, c.serial);
             let newer = held
                 .and_then(|b| SignedCredential::from_bytes(&b).ok())
-                .is_none_or(|h| credential.not_after >= h.credential().not_after);
+                .is_none_or(|h| order(credential) > order(h.credential()));
             if newer {
                 writes.push(Write::AuthorCredential { key: key.to_bytes().to_vec(), credential: signed.to_bytes() });
             }

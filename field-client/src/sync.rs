@@ -484,6 +484,9 @@ impl Store {
                             match self.client_session(hq_endpoint, connection, &enrollment, &|_| {}).await {
                                 Ok((summary, photos)) => {
                                     tracing::info!(sent = ?summary.sent, ?photos, "forwarded to HQ");
+                                    if !summary.withheld.is_empty() {
+                                        tracing::warn!(withheld = ?summary.withheld, "work not forwarded to HQ");
+                                    }
                                 }
                                 Err(error) => tracing::info!(%error, "forwarding failed; will retry"),
                             }

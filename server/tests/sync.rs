@@ -239,8 +239,9 @@ async fn revocations_reach_hq_sessions_and_relays() {
 
 /// Work carried on a USB stick reaches HQ through whoever syncs first: the
 /// bundle brings its author's credential along. Work whose author has none
-/// (a tablet never enrolled) is held back with a reason, and the rest of
-/// the importer's sync goes through.
+/// (a tablet not yet enrolled) is held back with a reason, the rest of the
+/// importer's sync goes through, and the work goes once the credential
+/// arrives.
 #[tokio::test(flavor = "current_thread")]
 async fn work_imported_from_a_bundle_reaches_hq_before_its_author_syncs() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -275,6 +276,14 @@ async fn work_imported_from_a_bundle_reaches_hq_before_its_author_syncs() {
     // Held back, not forgotten: the next sync tries again.
     let again = carrier.sync_with_hq(addr).await.unwrap();
     assert!(again.withheld.contains_key(&orphan));
+    // Once that tablet is enrolled, a new bundle of the same work brings
+    // just its credential, and the work goes.
+    enroll(&data, &unenrolled);
+    let bundle = unenrolled.export_bundle().unwrap();
+    carrier.import_bundle(&bundle).unwrap();
+    let later = carrier.sync_with_hq(addr).await.unwrap();
+    assert!(later.withheld.is_empty(), "{:?}", later.withheld);
+    assert_eq!(later.sent.get(&orphan), Some(&2), "the campaign's creation and its enterprise");
 
     // The author syncs later: nothing to send, and HQ's receipts cover it.
     let summary = author.sync_with_hq(addr).await.unwrap();

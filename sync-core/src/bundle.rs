@@ -286,6 +286,9 @@ pub fn decode(bytes: &[u8], trusted: impl Fn(&DevicePublicKey) -> bool) -> Resul
         if !authors.contains(&key.to_bytes()) {
             return Err(BundleError::Malformed(format!("数据包中设备 {key} 的凭证不属于其中任何作者")));
         }
+        if credentials.iter().any(|c: &SignedCredential| c.credential().device == credential.credential().device) {
+            return Err(BundleError::Malformed(format!("数据包中设备 {key} 的凭证出现了两次")));
+        }
         credentials.push(credential);
     }
     Ok(Bundle { exporter, created_at: body.created_at, docs, blobs, credentials })
@@ -518,6 +521,8 @@ mod tests {
         };
         let bundle = decode(&encode(&with(vec![issue(&a)]), &a.key).unwrap(), |_| true).unwrap();
         assert_eq!(bundle.credentials, vec![issue(&a)]);
+        let twice = decode(&encode(&with(vec![issue(&a), issue(&a)]), &a.key).unwrap(), |_| true);
+        assert!(matches!(twice, Err(BundleError::Malformed(m)) if m.contains("两次")));
         // B wrote nothing here: its credential has no business in the file.
         let stray = decode(&encode(&with(vec![issue(&b)]), &a.key).unwrap(), |_| true);
         assert!(matches!(stray, Err(BundleError::Malformed(m)) if m.contains("不属于")));

@@ -295,6 +295,8 @@ pub struct Session {
     peer_credential: Vec<u8>,
     revocations: Option<SignedRevocations>,
     offered: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Where each offered document belongs, to judge its authors' scope.
+    tags: BTreeMap<DocId, DocTag>,
     peer_heads: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Documents whose changes are still to be sent.
     to_send: std::collections::VecDeque<DocId>,
@@ -348,6 +350,7 @@ impl Session {
             peer: None,
             peer_credential: Vec::new(),
             offered: BTreeMap::new(),
+            tags: BTreeMap::new(),
             peer_heads: BTreeMap::new(),
             to_send: std::collections::VecDeque::new(),
             sent_count: 0,
@@ -402,7 +405,9 @@ impl Session {
             Input::Start => return Err(SyncError::Protocol("重复开始".into())),
             Input::Message(message) => self.on_message(now, replica, message, out)?,
             Input::BadFrame(error) => return Err(SyncError::Protocol(error.to_string())),
-            Input::Continue if self.phase == Phase::Exchanging && !self.sent_all => self.send_next(replica, out)?,
+            Input::Continue if self.phase == Phase::Exchanging && !self.sent_all => {
+                self.send_next(now, replica, out)?
+            }
             Input::Continue => return Err(SyncError::Protocol("没有待发送的内容".into())),
             Input::Persisted { token, receipt } => {
                 let (doc, count) =
@@ -449,6 +454,7 @@ impl Session {
                     .filter(|e| may_see(&peer, &e.tag))
                     .map(|e| {
                         let entry = DocHeads { id: e.id.to_string(), heads: heads_bytes(&e.heads) };
+                        self.tags.insert(e.id.clone(), e.tag);
                         self.offered.insert(e.id, e.heads);
                         entry
                     })
@@ -467,7 +473,7 @@ impl Session {
                 }
                 self.to_send = self.offered.keys().cloned().collect();
                 self.phase = Phase::Exchanging;
-                self.send_next(replica, out)?;
+                self.send_next(now, replica, out)?;
             }
             (Phase::Exchanging, Message::Changes { n, doc, batch, evidence }) => {
                 if self.peer_sent.is_some_and(|count| n >= count) {
@@ -514,9 +520,30 @@ impl Session {
         Ok(credential.verify(&self.config.hq, now, list)?)
     }
 
+    /// The evidence, if the peer will accept every author's credential in
+    /// it: HQ's signature, valid now, not revoked, and allowed to write this
+    /// document. Otherwise why not (Chinese). Our own credential went in
+    /// the hello.
+    fn vouched(&self, now: i64, doc: &DocId, evidence: Vec<Evidence>) -> Result<Vec<Evidence>, String> {
+        let own = &self.config.credential.credential().device;
+        for e in evidence.iter().filter(|e| e.key != *own) {
+            let signed =
+                SignedCredential::from_bytes(&e.credential).map_err(|err| format!("作者凭证无法解析：{err}"))?;
+            let name = &signed.credential().name;
+            let author = self.verify_credential(&signed, now).map_err(|err| match err {
+                SyncError::Credential(why) => format!("作者 {name} 的{why}"),
+                other => other.to_string(),
+            })?;
+            if self.tags.get(doc).is_some_and(|tag| !may_write(author, tag)) {
+                return Err(format!("作者 {name} 的凭证不含此文档所属的检查活动或企业"));
+            }
+        }
+        Ok(evidence)
+    }
+
     /// Sends the changes (and receipts) of the next document that has any,
     /// then asks to be continued; after the last, sends `Sent`.
-    fn send_next(&mut self, replica: &impl Replica, out: &mut Vec<Effect>) -> Result<(), SyncError> {
+    fn send_next(&mut self, now: i64, replica: &impl Replica, out: &mut Vec<Effect>) -> Result<(), SyncError> {
         let peer_key = self.config.peer_key;
         let own = self.config.credential.credential().device.clone();
         while let Some(doc) = self.to_send.pop_front() {
@@ -533,49 +560,42 @@ impl Session {
             have.dedup();
             let receipts = replica.receipts(&doc);
             let whole = if have.is_empty() { replica.whole(&doc) } else { None };
-            let sent = match whole {
-                Some(whole) => {
-                    self.summary.sent.insert(doc.clone(), whole.changes);
-                    let evidence = whole.evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
+            let (changes, hashes, evidence) = match &whole {
+                Some(whole) => (whole.changes, Vec::new(), Ok(whole.evidence.clone())),
+                None => {
+                    let changes = replica.changes_since(&doc, &have);
+                    let evidence = evidence_for(replica, &doc, &changes);
+                    (changes.len(), changes.iter().map(|c| c.hash).collect(), evidence)
+                }
+            };
+            let mut sent = false;
+            // Work we cannot vouch for as the peer will judge it (imported
+            // without its author's credential, or the author's credential
+            // has expired, been revoked or does not cover the document)
+            // stays here, and the other documents still go.
+            match evidence.and_then(|e| self.vouched(now, &doc, e)) {
+                Err(reason) if changes > 0 => {
+                    self.summary.withheld.insert(doc.clone(), reason);
+                }
+                Ok(evidence) if changes > 0 => {
+                    let evidence = evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
+                    let batch = match whole {
+                        Some(whole) => whole.batch,
+                        None => replica
+                            .batch(&doc, &hashes)
+                            .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?,
+                    };
+                    self.summary.sent.insert(doc.clone(), changes);
                     out.push(Effect::Send(Message::Changes {
                         n: self.sent_count,
                         doc: doc.to_string(),
-                        batch: ByteBuf::from(whole.batch),
+                        batch: ByteBuf::from(batch),
                         evidence,
                     }));
-                    true
+                    self.sent_count += 1;
+                    sent = true;
                 }
-                None => {
-                    let changes = replica.changes_since(&doc, &have);
-                    let evidence = match evidence_for(replica, &doc, &changes) {
-                        Ok(evidence) => evidence,
-                        // Work we cannot vouch for (say, imported from a
-                        // bundle without its author's credential) stays
-                        // here, and the other documents still go.
-                        Err(reason) => {
-                            self.summary.withheld.insert(doc.clone(), reason);
-                            continue;
-                        }
-                    };
-                    if !changes.is_empty() {
-                        let evidence = evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
-                        let hashes: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
-                        let batch = replica
-                            .batch(&doc, &hashes)
-                            .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?;
-                        self.summary.sent.insert(doc.clone(), changes.len());
-                        out.push(Effect::Send(Message::Changes {
-                            n: self.sent_count,
-                            doc: doc.to_string(),
-                            batch: ByteBuf::from(batch),
-                            evidence,
-                        }));
-                    }
-                    !changes.is_empty()
-                }
-            };
-            if sent {
-                self.sent_count += 1;
+                _ => {}
             }
             if !receipts.is_empty() {
                 out.push(Effect::Send(Message::Receipts { receipts }));
@@ -896,6 +916,122 @@ mod tests {
             Effect::Close(error) => Some(error),
             _ => None,
         })
+    }
+
+    /// A carrier holding one campaign written by another device, whose
+    /// credential the carrier keeps (or not), and a receipt for it.
+    struct Carried {
+        id: DocId,
+        doc: automerge::Automerge,
+        evidence: (HeadSignature, Vec<u8>),
+    }
+
+    impl Carried {
+        fn new(author: &DeviceKey, credential: Vec<u8>) -> Self {
+            let id = DocId::new_campaign([8; 16]);
+            let proof = ActorProof { key: author.public(), nonce: StoreNonce([4; 16]) };
+            let mut doc = automerge::Automerge::new().with_actor(proof.actor_id());
+            let kind = crate::model::CampaignKind::SelfInspection;
+            let committed = crate::doc::edit(&mut doc, 1, |tx| {
+                crate::doc::campaign::create(tx, &id, "联合检查", kind, "2026-01-01", "2026-01-02")
+            });
+            let hash = committed.unwrap().hash.unwrap();
+            let evidence = (author.sign_head(&id, &proof, hash), credential);
+            Self { id, doc, evidence }
+        }
+    }
+
+    impl Replica for Carried {
+        fn catalog(&self) -> Vec<CatalogEntry> {
+            let tag = DocTag { campaign: self.id.clone(), enterprise: None };
+            vec![CatalogEntry { id: self.id.clone(), tag, heads: self.doc.get_heads() }]
+        }
+        fn has_change(&self, _: &DocId, hash: &ChangeHash) -> bool {
+            self.doc.get_change_meta_by_hash(hash).is_some()
+        }
+        fn changes_since(&self, _: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
+            self.doc.get_changes_meta(have).into_iter().map(Outgoing::from).collect()
+        }
+        fn batch(&self, _: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
+            Some(self.doc.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
+        }
+        fn evidence(&self, _: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
+            (self.evidence.0.head == *head && !self.evidence.1.is_empty()).then(|| self.evidence.clone())
+        }
+        fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
+            Vec::new()
+        }
+        fn check(&self, _: &DocId, _: &[Change]) -> Result<DocTag, String> {
+            Err("不应收到修改".into())
+        }
+        fn receipts(&self, _: &DocId) -> Vec<Receipt> {
+            vec![Receipt { body: ByteBuf::from(vec![1]), sig: ByteBuf::from(vec![2]) }]
+        }
+    }
+
+    /// Runs the carrier's side of a session with HQ's server, which holds
+    /// nothing; returns what the carrier sent and its summary.
+    fn carry(s: &Setup, replica: &Carried) -> (Vec<Message>, Summary) {
+        let mut session = Session::new(SessionConfig {
+            credential: credential(&s.hq, &s.tablet, 2, i64::MAX, Scope::default()),
+            hq: s.hq.public(),
+            revocations: None,
+            peer_key: s.server.public(),
+        });
+        let mut effects = session.handle(NOW, replica, Input::Start);
+        effects.extend(session.handle(
+            NOW,
+            replica,
+            hello(&credential(&s.hq, &s.server, 1, i64::MAX, Scope::default())),
+        ));
+        effects.extend(session.handle(NOW, replica, Input::Message(Message::Catalog { docs: Vec::new() })));
+        while effects.last().is_some_and(|e| matches!(e, Effect::Continue)) {
+            effects.extend(session.handle(NOW, replica, Input::Continue));
+        }
+        effects.extend(session.handle(NOW, replica, Input::Message(Message::Sent { count: 0 })));
+        effects.extend(session.handle(NOW, replica, Input::Message(Message::Done)));
+        assert_eq!(closed_with(&effects), None);
+        let sent = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        let summary = effects.into_iter().find_map(|e| match e {
+            Effect::Finished(summary) => Some(summary),
+            _ => None,
+        });
+        (sent, summary.expect("the session finished"))
+    }
+
+    #[test]
+    fn work_the_peer_would_refuse_is_withheld_and_not_checkpointed() {
+        let s = setup();
+        let author = DeviceKey::from_seed([4; 32]);
+        let valid = credential(&s.hq, &author, 3, i64::MAX, Scope::default()).to_bytes();
+        let expired = credential(&s.hq, &author, 3, NOW - 1, Scope::default()).to_bytes();
+        let elsewhere = Scope { campaigns: Some([DocId::new_campaign([7; 16])].into()), enterprises: None };
+        let out_of_scope = credential(&s.hq, &author, 3, i64::MAX, elsewhere).to_bytes();
+        let is_changes = |m: &Message| matches!(m, Message::Changes { .. });
+        let is_receipts = |m: &Message| matches!(m, Message::Receipts { .. });
+
+        let carried = Carried::new(&author, valid);
+        let (sent, summary) = carry(&s, &carried);
+        assert!(sent.iter().any(is_changes) && summary.withheld.is_empty());
+        assert_eq!(summary.checkpoints[&carried.id], carried.doc.get_heads());
+
+        for (credential, why) in
+            [(Vec::new(), "缺少签名证据或作者凭证"), (expired, "已过期"), (out_of_scope, "不含此文档")]
+        {
+            let carried = Carried::new(&author, credential);
+            let (sent, summary) = carry(&s, &carried);
+            assert!(!sent.iter().any(is_changes), "{why}: sent anyway");
+            assert!(sent.iter().any(is_receipts), "{why}: HQ's receipts are still passed on");
+            assert!(summary.withheld[&carried.id].contains(why), "{:?}", summary.withheld);
+            // Not counted as held by the peer: the next session tries again.
+            assert_eq!(summary.checkpoints[&carried.id], Vec::new());
+        }
     }
 
     #[test]
