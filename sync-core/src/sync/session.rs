@@ -297,6 +297,9 @@ pub struct Session {
     offered: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Where each offered document belongs, to judge its authors' scope.
     tags: BTreeMap<DocId, DocTag>,
+    /// Authors' credentials judged while sending, by their bytes (a pull
+    /// from HQ carries the same few credentials for thousands of documents).
+    judged: BTreeMap<Vec<u8>, Result<Credential, String>>,
     peer_heads: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Documents whose changes are still to be sent.
     to_send: std::collections::VecDeque<DocId>,
@@ -351,6 +354,7 @@ impl Session {
             peer_credential: Vec::new(),
             offered: BTreeMap::new(),
             tags: BTreeMap::new(),
+            judged: BTreeMap::new(),
             peer_heads: BTreeMap::new(),
             to_send: std::collections::VecDeque::new(),
             sent_count: 0,
@@ -524,21 +528,34 @@ impl Session {
     /// it: HQ's signature, valid now, not revoked, and allowed to write this
     /// document. Otherwise why not (Chinese). Our own credential went in
     /// the hello.
-    fn vouched(&self, now: i64, doc: &DocId, evidence: Vec<Evidence>) -> Result<Vec<Evidence>, String> {
-        let own = &self.config.credential.credential().device;
-        for e in evidence.iter().filter(|e| e.key != *own) {
-            let signed =
-                SignedCredential::from_bytes(&e.credential).map_err(|err| format!("作者凭证无法解析：{err}"))?;
-            let name = &signed.credential().name;
-            let author = self.verify_credential(&signed, now).map_err(|err| match err {
-                SyncError::Credential(why) => format!("作者 {name} 的{why}"),
-                other => other.to_string(),
-            })?;
-            if self.tags.get(doc).is_some_and(|tag| !may_write(author, tag)) {
-                return Err(format!("作者 {name} 的凭证不含此文档所属的检查活动或企业"));
+    fn vouched(&mut self, now: i64, doc: &DocId, evidence: Vec<Evidence>) -> Result<Vec<Evidence>, String> {
+        let own = self.config.credential.credential().device.clone();
+        for e in evidence.iter().filter(|e| e.key != own) {
+            let verdict = match self.judged.get(e.credential.as_slice()) {
+                Some(verdict) => verdict.clone(),
+                None => {
+                    let verdict = self.judge(now, &e.credential);
+                    self.judged.insert(e.credential.to_vec(), verdict.clone());
+                    verdict
+                }
+            };
+            let author = verdict?;
+            if self.tags.get(doc).is_some_and(|tag| !may_write(&author, tag)) {
+                return Err(format!("作者 {} 的凭证不含此文档所属的检查活动或企业", author.name));
             }
         }
         Ok(evidence)
+    }
+
+    /// An author's credential as the peer will judge it.
+    fn judge(&self, now: i64, credential: &[u8]) -> Result<Credential, String> {
+        let signed = SignedCredential::from_bytes(credential).map_err(|err| format!("作者凭证无法解析：{err}"))?;
+        let name = &signed.credential().name;
+        let author = self.verify_credential(&signed, now).map_err(|err| match err {
+            SyncError::Credential(why) => format!("作者 {name} 的{why}"),
+            other => other.to_string(),
+        })?;
+        Ok(author.clone())
     }
 
     /// Sends the changes (and receipts) of the next document that has any,
