@@ -721,14 +721,13 @@ impl Store {
     }
 
     /// The authors' credentials from a bundle worth keeping: issued by our
-    /// HQ, valid now, not revoked, and not older than one already held. A
-    /// store not yet enrolled cannot check them and keeps none. The others
+    /// HQ, valid now, not revoked, and newer than one already held. A store
+    /// not yet enrolled cannot check them and keeps none. The others
     /// are left out rather than refused: the bundle's trust rests on its
     /// signatures, and work without a credential is only held back at sync
     /// (`Summary::withheld`), where a stale credential would refuse it all.
     fn credential_writes(&self, credentials: &[SignedCredential]) -> Result<Vec<Write>, StoreError> {
-        let Some(hq) = self.db.meta("hq_key")? else { return Ok(Vec::new()) };
-        let hq = DevicePublicKey::from_bytes(&hq).map_err(|e| StoreError::Corrupt(format!("总部公钥：{e}")))?;
+        let Some(hq) = self.enrollment()?.map(|e| e.hq) else { return Ok(Vec::new()) };
         let revocations = self.revocations()?;
         let revocations = revocations.as_ref().map(|r| r.verify(&hq)).transpose()?;
         let mut writes = Vec::new();

@@ -203,7 +203,8 @@ pub struct Summary {
     /// Heads both sides now hold, per document: store as checkpoints.
     pub checkpoints: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Documents whose changes we could not send, and why: work of an
-    /// author whose signature evidence or credential this replica lacks.
+    /// author whose evidence or credential this replica lacks, or whose
+    /// credential the peer would refuse (expired, revoked, out of scope).
     pub withheld: BTreeMap<DocId, String>,
 }
 
