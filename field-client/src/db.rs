@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0005_doc_photos.sql"),
     include_str!("../../schemas/migrations/client/0006_whole_batches.sql"),
     include_str!("../../schemas/migrations/client/0007_doc_photo_adds.sql"),
+    include_str!("../../schemas/migrations/client/0008_whole_documents.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -68,12 +69,15 @@ pub(crate) enum Write {
         id: String,
         kind: &'static str,
     },
+    /// One change chunk, or a whole document as it arrived (`count`
+    /// changes; migration 0008).
     Change {
         doc: String,
         hash: Vec<u8>,
         actor: Vec<u8>,
         bytes: Vec<u8>,
         source: String,
+        count: i64,
     },
     Evidence {
         doc: String,
@@ -422,7 +426,8 @@ impl Db {
     pub(crate) fn change_counts(&self) -> Result<(i64, i64), StoreError> {
         self.call(|conn| {
             Ok(conn.query_row(
-                "SELECT COALESCE(SUM(source = 'local'), 0), COALESCE(SUM(source NOT IN ('local', 'genesis')), 0) FROM changes",
+                "SELECT COALESCE(SUM(count * (source = 'local')), 0),
+                        COALESCE(SUM(count * (source NOT IN ('local', 'genesis'))), 0) FROM changes",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?)
@@ -518,12 +523,12 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                     params![id, kind, now],
                 )?;
             }
-            Write::Change { doc, hash, actor, bytes, source } => {
+            Write::Change { doc, hash, actor, bytes, source, count } => {
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, source, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR IGNORE INTO changes (doc_id, hash, actor, bytes, source, received_at, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
-                .execute(params![doc, hash, actor, bytes, source, now])?;
+                .execute(params![doc, hash, actor, bytes, source, now, count])?;
             }
             Write::Evidence { doc, head, key, nonce, sig } => {
                 tx.prepare_cached(

@@ -6,7 +6,7 @@
 //! the handshake. A server accepts any Ed25519 device certificate at the TLS
 //! layer and judges the device by its credential in the session's `hello`,
 //! where the credential must name the key the TLS handshake authenticated.
-//! ALPN names the protocol version (`fieldsync/1`). Used by the `field` CLI
+//! ALPN names the protocol version (`fieldsync/2`). Used by the `field` CLI
 //! and by `fieldsync-server`.
 
 use std::net::SocketAddr;
@@ -18,7 +18,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use sync_core::automerge::Change;
 use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::DocId;
 use sync_core::sync::message::{FrameReader, Receipt, ReceiptBody};
@@ -44,8 +43,8 @@ const TURN: std::time::Duration = std::time::Duration::from_secs(600);
 /// How often an idle connection pings its peer.
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// ALPN of protocol version 1.
-pub const ALPN: &[u8] = b"fieldsync/1";
+/// ALPN of protocol version 2.
+pub const ALPN: &[u8] = b"fieldsync/2";
 
 /// The 12 bytes before the key in an Ed25519 SubjectPublicKeyInfo.
 const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
@@ -339,7 +338,7 @@ pub trait Local: Replica {
     fn persist(
         &mut self,
         doc: &DocId,
-        changes: Vec<Change>,
+        changes: sync_core::sync::batch::Arrived,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,

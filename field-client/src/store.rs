@@ -346,16 +346,11 @@ impl Store {
                 .db
                 .load(id.to_string())?
                 .ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })?;
-            let mut doc = match &stored.snapshot {
+            let doc = match &stored.snapshot {
                 Some(bytes) => Automerge::load(bytes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?,
                 None => Automerge::new(),
             };
-            let changes = stored
-                .changes
-                .into_iter()
-                .map(|b| Change::from_bytes(b).map_err(|e| StoreError::Corrupt(format!("{id}: {e}"))))
-                .collect::<Result<Vec<_>, _>>()?;
-            doc.apply_changes(changes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
+            let mut doc = replay(doc, stored.changes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
             if !doc.get_missing_deps(&[]).is_empty() {
                 return Err(StoreError::Corrupt(format!("{id}: 修改记录不完整")));
             }
@@ -810,7 +805,41 @@ pub(crate) fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
         actor: change.actor_id().to_bytes().to_vec(),
         bytes: change.raw_bytes().to_vec(),
         source: source.to_owned(),
+        count: 1,
     }
+}
+
+/// A whole document as it arrived (`batch`, a zstd frame), one log row.
+pub(crate) fn whole_write(id: &DocId, doc: &Automerge, batch: Vec<u8>, count: usize, source: &str) -> Write {
+    Write::Change {
+        doc: id.to_string(),
+        hash: doc.get_heads().iter().flat_map(|h| h.0).collect(),
+        actor: Vec::new(),
+        bytes: batch,
+        source: source.to_owned(),
+        count: i64::try_from(count).unwrap_or(i64::MAX),
+    }
+}
+
+/// Replays logged rows onto `doc` (empty, or loaded from a snapshot), in
+/// order: change chunks, and whole documents as they arrived.
+fn replay(mut doc: Automerge, rows: Vec<Vec<u8>>) -> Result<Automerge, String> {
+    let mut changes = Vec::new();
+    for row in rows {
+        if !sync_core::sync::batch::is_compressed(&row) {
+            changes.push(Change::from_bytes(row).map_err(|e| e.to_string())?);
+            continue;
+        }
+        doc.apply_changes(std::mem::take(&mut changes)).map_err(|e| e.to_string())?;
+        let whole = sync_core::sync::batch::expand(&row)?;
+        if doc.get_heads().is_empty() {
+            doc = Automerge::load(&whole).map_err(|e| e.to_string())?;
+        } else {
+            doc.load_incremental(&whole).map_err(|e| e.to_string())?;
+        }
+    }
+    doc.apply_changes(changes).map_err(|e| e.to_string())?;
+    Ok(doc)
 }
 
 pub(crate) fn evidence_write(id: &DocId, sig: &HeadSignature) -> Write {

@@ -6,10 +6,11 @@
 use std::net::SocketAddr;
 
 use serde_bytes::ByteBuf;
-use sync_core::automerge::{Automerge, Change, ChangeHash, ROOT, ReadDoc, Value};
+use sync_core::automerge::{Automerge, ChangeHash, ROOT, ReadDoc, Value};
 use sync_core::credential::{SignedCredential, SignedRevocations};
 use sync_core::identity::{DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocKind};
+use sync_core::sync::batch::{self, Arrived};
 use sync_core::sync::message::{Evidence, Receipt, ReceiptBody};
 use sync_core::sync::session::{self, CatalogEntry, DocTag, Outgoing, Replica, Session, SessionConfig, Summary, Whole};
 
@@ -65,9 +66,12 @@ impl Replica for Store {
             .unwrap_or_default()
     }
 
-    fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
-        let bundle = self.docs.get(doc)?.doc.bundle(hashes.iter().copied()).ok()?;
-        Some(bundle.bytes().to_vec())
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
+        let doc = &self.docs.get(doc)?.doc;
+        if whole {
+            return batch::encode_document(doc).ok();
+        }
+        Some(doc.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
     }
 
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
@@ -90,10 +94,10 @@ impl Replica for Store {
             .unwrap_or_default()
     }
 
-    fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String> {
-        let base = self.docs.get(doc).map(|l| l.doc.get_heads()).unwrap_or_default();
-        let mut copy = self.docs.get(doc).map(|l| l.doc.clone()).unwrap_or_default();
-        copy.apply_changes(changes.iter().cloned()).map_err(|e| e.to_string())?;
+    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
+        let held = self.docs.get(doc).map(|l| &l.doc);
+        let base = held.map(Automerge::get_heads).unwrap_or_default();
+        let copy = arrived.applied_to(held).map_err(|e| e.to_string())?;
         if !copy.get_missing_deps(&[]).is_empty() {
             return Err("缺少前置修改".into());
         }
@@ -163,7 +167,7 @@ impl Local for Store {
     fn persist(
         &mut self,
         doc: &DocId,
-        changes: Vec<Change>,
+        changes: Arrived,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
@@ -260,7 +264,7 @@ impl Store {
     fn persist_synced(
         &mut self,
         id: &DocId,
-        changes: Vec<Change>,
+        changes: Arrived,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         whole: Option<Vec<u8>>,
         from: &DevicePublicKey,
@@ -271,8 +275,9 @@ impl Store {
         let (mut doc, photos) = match staged {
             Some(staged) => (staged.result, staged.photos),
             None => {
-                let mut doc = if is_new { Automerge::new() } else { self.loaded(id)?.doc.clone() };
-                doc.apply_changes(changes.iter().cloned())
+                let held = if is_new { None } else { Some(&self.loaded(id)?.doc) };
+                let doc = changes
+                    .applied_to(held)
                     .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
                 let photos = crate::store::validate_kind(id, &doc)?.map(|d| crate::photos::referenced_by(&d));
                 (doc, photos)
@@ -284,9 +289,22 @@ impl Store {
             batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
         }
         // Another session may have stored some of these meanwhile.
-        let held = |c: &Change| self.docs.get(id).is_some_and(|l| l.doc.get_change_meta_by_hash(&c.hash()).is_some());
-        let fresh: Vec<&Change> = changes.iter().filter(|c| !held(c)).collect();
-        batch.extend(fresh.iter().map(|c| crate::store::change_write(id, c, &source)));
+        let held = |h: &ChangeHash| self.docs.get(id).is_some_and(|l| l.doc.get_change_meta_by_hash(h).is_some());
+        let count = changes.len();
+        let rows = match (changes.without(held), &whole) {
+            // A whole document is logged as it arrived: one row.
+            (Arrived::Document(arrived), Some(bytes)) => {
+                vec![crate::store::whole_write(id, &arrived, bytes.clone(), count, &source)]
+            }
+            (Arrived::Document(arrived), None) => {
+                arrived.get_changes(&[]).iter().map(|c| crate::store::change_write(id, c, &source)).collect()
+            }
+            (Arrived::Changes(fresh), _) => {
+                fresh.iter().map(|c| crate::store::change_write(id, c, &source)).collect::<Vec<_>>()
+            }
+        };
+        let logged = rows.len();
+        batch.extend(rows);
         // Arrived whole: kept to be passed on as is (`Replica::whole`).
         if let Some(whole) = whole.filter(|_| is_new) {
             let evidence: Vec<Evidence> = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
@@ -297,7 +315,7 @@ impl Store {
                 heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
                 batch: whole,
                 evidence: encoded,
-                changes: changes.len(),
+                changes: count,
             });
         }
         for (signature, credential) in &evidence {
@@ -340,7 +358,7 @@ impl Store {
         }
         let written = self.db.persist_later(batch);
         doc.set_actor(self.proof.actor_id());
-        let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + fresh.len();
+        let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + logged;
         self.keep(id, crate::store::Loaded::new(doc, since));
         Ok((written, receipt))
     }
@@ -622,8 +640,8 @@ impl Replica for SharedStore {
     fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
         self.with_doc(doc, |s| Replica::changes_since(s, doc, have))
     }
-    fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
-        self.with_doc(doc, |s| Replica::batch(s, doc, hashes))
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
+        self.with_doc(doc, |s| Replica::batch(s, doc, hashes, whole))
     }
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
         self.with(|s| Replica::evidence(s, doc, head))
@@ -631,8 +649,8 @@ impl Replica for SharedStore {
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
         self.with(|s| Replica::checkpoint(s, peer, doc))
     }
-    fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String> {
-        self.with_doc(doc, |s| Replica::check(s, doc, changes))
+    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
+        self.with_doc(doc, |s| Replica::check(s, doc, arrived))
     }
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.with(|s| Replica::receipts(s, doc))
@@ -659,7 +677,7 @@ impl Local for SharedStore {
     fn persist(
         &mut self,
         doc: &DocId,
-        changes: Vec<Change>,
+        changes: Arrived,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,

@@ -26,8 +26,9 @@ use sync_core::doc::{campaign, dossier};
 use sync_core::identity::{DeviceKey, DevicePublicKey};
 use sync_core::ids::{CreditCode, DocId, EntityId};
 use sync_core::model::{CampaignKind, Domain, Enterprise};
+use sync_core::sync::batch;
 use sync_core::sync::message::{Evidence, FrameReader, MAX_FRAME, Message, RefusalCode};
-use sync_core::sync::session::{Effect, Input, Session, SessionConfig, SyncError, decode_batch};
+use sync_core::sync::session::{Effect, Input, Session, SessionConfig, SyncError};
 
 const SITE: &str = "91640200MA76XYW123";
 const MINE: &str = "91640300MA76XYW125";
@@ -428,7 +429,7 @@ async fn bad_input_is_refused_and_the_server_keeps_serving() {
     tx.put(&record, "title", "被安监站冒名改写的隐患").unwrap();
     let forged_hash = tx.commit().0.unwrap();
     let spoof = on_changes(|batch, _| {
-        let mut hashes: Vec<_> = decode_batch(batch).unwrap().iter().map(|c| c.hash()).collect();
+        let mut hashes: Vec<_> = batch::decode(batch).unwrap().infos().iter().map(|c| c.hash).collect();
         hashes.push(forged_hash);
         *batch = ByteBuf::from(forged.bundle(hashes).unwrap().bytes().to_vec());
     });

@@ -24,6 +24,7 @@ use crate::credential::SignedCredential;
 use crate::doc::{self, genesis_actor};
 use crate::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use crate::ids::{DocId, DocKind};
+use crate::sync::batch::ChangeInfo;
 
 const MAGIC: &[u8; 8] = b"FSBUNDL1";
 const DOMAIN: &[u8] = b"fieldsync/bundle/v1";
@@ -319,14 +320,31 @@ pub fn verify_document(
     trusted: impl Fn(&DevicePublicKey) -> bool,
     known: impl Fn(&ChangeHash) -> bool,
 ) -> Result<Vec<HeadSignature>, BundleError> {
-    let id = doc.id.to_string();
-    let by_hash: HashMap<ChangeHash, &Change> = doc.changes.iter().map(|c| (c.hash(), c)).collect();
+    let infos: Vec<ChangeInfo> = doc.changes.iter().map(ChangeInfo::from).collect();
+    let change = |h: &ChangeHash| doc.changes.iter().find(|c| c.hash() == *h).cloned();
+    verify_changes(&doc.id, &infos, &doc.evidence, trusted, known, change)
+}
+
+/// [`verify_document`] over what is known of each change (a document that
+/// arrived whole is checked without rebuilding its changes); `change`
+/// gives the one change whose bytes are checked, the genesis.
+pub fn verify_changes(
+    id: &DocId,
+    changes: &[ChangeInfo],
+    evidence: &[HeadSignature],
+    trusted: impl Fn(&DevicePublicKey) -> bool,
+    known: impl Fn(&ChangeHash) -> bool,
+    change: impl Fn(&ChangeHash) -> Option<Change>,
+) -> Result<Vec<HeadSignature>, BundleError> {
+    let doc_id = id;
+    let id = doc_id.to_string();
+    let by_hash: HashMap<ChangeHash, &ChangeInfo> = changes.iter().map(|c| (c.hash, c)).collect();
 
     let mut covered: BTreeSet<ChangeHash> = BTreeSet::new();
     let mut authors = BTreeSet::new();
     let mut accepted = Vec::new();
-    for evidence in &doc.evidence {
-        evidence.verify(&doc.id).map_err(|_| BundleError::ForgedEvidence(id.clone()))?;
+    for evidence in evidence {
+        evidence.verify(doc_id).map_err(|_| BundleError::ForgedEvidence(id.clone()))?;
         if !trusted(&evidence.actor.key) {
             return Err(BundleError::UntrustedAuthor { doc: id.clone(), key: evidence.actor.key.to_string() });
         }
@@ -335,7 +353,7 @@ pub fn verify_document(
             return Err(BundleError::Malformed(format!("文档 {id} 中同一作者有多个签名")));
         }
         match by_hash.get(&evidence.head) {
-            Some(head) if *head.actor_id() == actor => accepted.push(evidence.clone()),
+            Some(head) if head.actor == actor => accepted.push(evidence.clone()),
             // A signature over a change held already adds nothing.
             None if known(&evidence.head) => continue,
             _ => return Err(BundleError::ForgedEvidence(id.clone())),
@@ -348,28 +366,29 @@ pub fn verify_document(
                 continue;
             }
             if let Some(change) = by_hash.get(&hash) {
-                if *change.actor_id() == actor {
+                if change.actor == actor {
                     covered.insert(hash);
                 }
-                stack.extend(change.deps().iter().copied());
+                stack.extend(change.deps.iter().copied());
             }
         }
     }
 
-    let genesis = genesis_actor(&doc.id);
-    let derived = doc.id.kind() != DocKind::Campaign;
+    let genesis = genesis_actor(doc_id);
+    let derived = doc_id.kind() != DocKind::Campaign;
     let mut missing = 0;
-    for change in &doc.changes {
-        if *change.actor_id() == genesis {
-            check_genesis(&doc.id, change)?;
-        } else if doc.id.kind() == DocKind::Checklist {
+    for info in changes {
+        if info.actor == genesis {
+            let bytes = change(&info.hash).ok_or_else(|| BundleError::BadGenesis(id.clone()))?;
+            check_genesis(doc_id, &bytes)?;
+        } else if doc_id.kind() == DocKind::Checklist {
             return Err(BundleError::ReadOnly(id));
-        } else if derived && change.deps().is_empty() {
+        } else if derived && info.deps.is_empty() {
             return Err(BundleError::BadGenesis(id));
-        } else if !covered.contains(&change.hash()) {
-            return Err(BundleError::ActorSpoofed { doc: id, actor: change.actor_id().to_hex_string() });
+        } else if !covered.contains(&info.hash) {
+            return Err(BundleError::ActorSpoofed { doc: id, actor: info.actor.to_hex_string() });
         }
-        missing += change.deps().iter().filter(|d| !by_hash.contains_key(d) && !known(d)).count();
+        missing += info.deps.iter().filter(|d| !by_hash.contains_key(d) && !known(d)).count();
     }
     if missing > 0 {
         return Err(BundleError::MissingDependencies { doc: id, count: missing });

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
 use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
 use sync_core::ids::DocId;
-use sync_core::sync::message::{DocHeads, Message, RefusalCode};
+use sync_core::sync::message::{DocHeads, Message, PROTOCOL_VERSION, RefusalCode};
 use sync_core::sync::photo::{PhotoId, PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
 
 fn vectors() -> Value {
@@ -32,7 +32,7 @@ fn vectors() -> Value {
     let signed_head = tablet.sign_head(&campaign, &proof, head);
     let enrollment = Enrollment { hq: hq.public(), server: "127.0.0.1:4433".into(), credential: credential.clone() };
     let messages = [
-        ("hello", Message::Hello { version: 1, credential: ByteBuf::from(credential.to_bytes()), revocations: None }),
+        ("hello", Message::Hello { version: PROTOCOL_VERSION, credential: ByteBuf::from(credential.to_bytes()), revocations: None }),
         (
             "catalog",
             Message::Catalog {

@@ -16,13 +16,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_bytes::ByteBuf;
-use sync_core::automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use sync_core::automerge::{Automerge, ChangeHash, ReadDoc};
 use sync_core::codes::AccidentType;
 use sync_core::credential::{Credential, Role, Scope, SignedCredential};
 use sync_core::doc::{self, campaign as campaign_doc, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use sync_core::ids::{CreditCode, DocId, DocKind, EntityId};
 use sync_core::model::{CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification};
+use sync_core::sync::batch::{self, Arrived};
 use sync_core::sync::message::{Evidence, Message, Receipt, ReceiptBody};
 use sync_core::sync::session::{
     self, CatalogEntry, DocTag, Effect, Input, Outgoing, Replica, Session, SessionConfig, Whole, open_receipt,
@@ -125,18 +126,18 @@ impl Node {
     fn apply(
         &mut self,
         doc: &DocId,
-        changes: Vec<Change>,
+        changes: Arrived,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         batch: Option<Vec<u8>>,
     ) {
         let held = self.docs.contains_key(doc);
         let count = changes.len();
-        let am = self.docs.entry(doc.clone()).or_default();
-        am.apply_changes(changes).unwrap();
+        let applied = changes.applied_to(self.docs.get(doc)).unwrap();
         if let Some(batch) = batch.filter(|_| !held) {
             let kept = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
-            self.wholes.insert(doc.clone(), (am.get_heads(), Whole { batch, evidence: kept, changes: count }));
+            self.wholes.insert(doc.clone(), (applied.get_heads(), Whole { batch, evidence: kept, changes: count }));
         }
+        self.docs.insert(doc.clone(), applied);
         for (sig, credential) in evidence {
             self.evidence.insert((doc.clone(), sig.head), (sig, credential));
         }
@@ -205,8 +206,12 @@ impl Replica for Node {
             .map(|am| am.get_changes_meta(have).into_iter().map(Outgoing::from).collect())
             .unwrap_or_default()
     }
-    fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
-        Some(self.docs.get(doc)?.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
+        let am = self.docs.get(doc)?;
+        if whole {
+            return batch::encode_document(am).ok();
+        }
+        Some(am.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
     }
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
         self.evidence.get(&(doc.clone(), *head)).cloned()
@@ -214,9 +219,8 @@ impl Replica for Node {
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
         self.checkpoints.get(&(peer.to_bytes(), doc.clone())).cloned().unwrap_or_default()
     }
-    fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String> {
-        let mut copy = self.docs.get(doc).cloned().unwrap_or_default();
-        copy.apply_changes(changes.iter().cloned()).map_err(|e| e.to_string())?;
+    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
+        let copy = arrived.applied_to(self.docs.get(doc)).map_err(|e| e.to_string())?;
         if !copy.get_missing_deps(&[]).is_empty() {
             return Err("缺少前置修改".into());
         }

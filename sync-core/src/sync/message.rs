@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-/// Protocol version; also named by the ALPN string `fieldsync/1`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Protocol version; also named by the ALPN string `fieldsync/2`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame accepted (a day's changes of one dossier fit easily).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;

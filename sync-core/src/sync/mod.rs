@@ -4,6 +4,7 @@
 //! server, the field client, the simulation in `tests/`) own the sockets,
 //! clocks and storage; the session only sees them as inputs and effects.
 
+pub mod batch;
 pub mod message;
 pub mod photo;
 pub mod session;

@@ -26,11 +26,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{ActorId, Change, ChangeHash};
+use automerge::{ActorId, ChangeHash};
 use serde_bytes::ByteBuf;
 
+use super::batch::{self, Arrived};
 use super::message::{DocHeads, Evidence, FrameError, Message, PROTOCOL_VERSION, Receipt, ReceiptBody, RefusalCode};
-use crate::bundle::{self, BundleDoc, BundleError};
+use crate::bundle::{self, BundleError};
 use crate::credential::{Credential, CredentialError, Role, SignedCredential, SignedRevocations};
 use crate::identity::{ActorProof, DevicePublicKey, HeadSignature, StoreNonce};
 use crate::ids::{CreditCode, DocId};
@@ -67,16 +68,20 @@ pub trait Replica {
     /// Changes of `doc` not reachable from `have`, in causal order (what
     /// the session needs to know of them; [`Replica::batch`] gives bytes).
     fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing>;
-    /// The changes of `doc` named by `hashes` as one Automerge bundle chunk
-    /// (`Automerge::bundle(..).bytes()`), the payload of a `changes` message.
-    fn batch(&self, doc: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>>;
+    /// The changes of `doc` named by `hashes` as the payload of a `changes`
+    /// message ([`batch`](super::batch)): when `whole` (the peer holds none
+    /// of the document, so `hashes` are all its changes) the whole document
+    /// ([`batch::encode_document`]), else one Automerge bundle chunk
+    /// (`Automerge::bundle(..).bytes()`).
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>>;
     /// The stored signature over `head` and its author's credential bytes.
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)>;
     /// Heads both this side and `peer` held when their last session ended.
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash>;
-    /// Applies `changes` to a copy of `doc` and checks the result; returns
-    /// where the document belongs. Never changes the replica.
-    fn check(&self, doc: &DocId, changes: &[Change]) -> Result<DocTag, String>;
+    /// Applies what arrived (none of it held) to a copy of `doc` and checks
+    /// the result; returns where the document belongs. Never changes the
+    /// replica.
+    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String>;
     /// Receipts held for `doc`.
     fn receipts(&self, doc: &DocId) -> Vec<Receipt>;
     /// The whole of `doc` as one batch kept as it arrived (see
@@ -157,7 +162,7 @@ pub enum Effect {
         /// Document.
         doc: DocId,
         /// Changes not yet held.
-        changes: Vec<Change>,
+        changes: Arrived,
         /// Evidence for them, with author credentials.
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         /// The batch as received, when every change in it is new here: if
@@ -600,7 +605,7 @@ impl Session {
                     let batch = match whole {
                         Some(whole) => whole.batch,
                         None => replica
-                            .batch(&doc, &hashes)
+                            .batch(&doc, &hashes, have.is_empty())
                             .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?,
                     };
                     self.summary.sent.insert(doc.clone(), changes);
@@ -639,10 +644,11 @@ impl Session {
     ) -> Result<(), SyncError> {
         let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
         let peer = self.peer.clone().ok_or_else(|| SyncError::Protocol("尚未握手".into()))?;
-        let decoded = decode_batch(batch)?;
-        let arrived = decoded.len();
-        let parsed: Vec<Change> = decoded.into_iter().filter(|c| !replica.has_change(&id, &c.hash())).collect();
-        let all_new = parsed.len() == arrived;
+        let decoded = batch::decode(batch)?;
+        let count = decoded.len();
+        let arrived = decoded.without(|h| replica.has_change(&id, h));
+        let infos = arrived.infos();
+        let all_new = infos.len() == count;
         // Authors: each signature must come with a valid credential for its key.
         let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
         let mut signatures = Vec::with_capacity(evidence.len());
@@ -661,17 +667,19 @@ impl Session {
             authors.insert(signature.actor.key.to_bytes(), author);
             signatures.push((signature, credential));
         }
-        let check = BundleDoc {
-            id: id.clone(),
-            changes: parsed,
-            evidence: signatures.iter().map(|(s, _)| s.clone()).collect(),
-        };
-        let accepted =
-            bundle::verify_document(&check, |k| authors.contains_key(&k.to_bytes()), |h| replica.has_change(&id, h))?;
-        if check.changes.is_empty() {
+        let heads: Vec<HeadSignature> = signatures.iter().map(|(s, _)| s.clone()).collect();
+        let accepted = bundle::verify_changes(
+            &id,
+            &infos,
+            &heads,
+            |k| authors.contains_key(&k.to_bytes()),
+            |h| replica.has_change(&id, h),
+            |h| arrived.change(h),
+        )?;
+        if infos.is_empty() {
             return Ok(());
         }
-        let tag = match replica.check(&id, &check.changes) {
+        let tag = match replica.check(&id, &arrived) {
             Ok(tag) => tag,
             Err(reason) => {
                 // Signed by enrolled authors, but the document would be
@@ -686,7 +694,7 @@ impl Session {
             }
         };
         // The delivering peer and every author must have this document in scope.
-        let writers: BTreeSet<ActorId> = check.changes.iter().map(|c| c.actor_id().clone()).collect();
+        let writers: BTreeSet<ActorId> = infos.iter().map(|c| c.actor.clone()).collect();
         let outside = !may_see(&peer, &tag)
             || accepted.iter().any(|s| {
                 writers.contains(&s.actor.actor_id())
@@ -697,10 +705,10 @@ impl Session {
         }
         let token = self.next_token;
         self.next_token += 1;
-        self.pending.insert(token, (id.clone(), check.changes.len()));
+        self.pending.insert(token, (id.clone(), infos.len()));
         let evidence = signatures.into_iter().filter(|(s, _)| accepted.contains(s)).collect();
         let batch = all_new.then(|| batch.to_vec());
-        out.push(Effect::Persist { token, doc: id, changes: check.changes, evidence, batch });
+        out.push(Effect::Persist { token, doc: id, changes: arrived, evidence, batch });
         Ok(())
     }
 
@@ -757,31 +765,6 @@ fn may_write(credential: &Credential, tag: &DocTag) -> bool {
         Role::Station => false,
         Role::Inspector | Role::Enterprise => credential.scope.allows(&tag.campaign, tag.enterprise.as_ref()),
     }
-}
-
-/// Decodes the payload of a `changes` message: an Automerge bundle chunk
-/// (chunk type 3), whose changes come out as ordinary change chunks with
-/// their hashes computed from content, so signatures are checked against
-/// exactly what will be stored.
-///
-/// Automerge 0.12's bundle parser is marked experimental and panics on some
-/// malformed input (an `unwrap` in its column decoder, found by the damaged
-/// batch test below). The parse is a pure function of `bytes`, so a panic is
-/// contained here and becomes a protocol error like any other bad input.
-pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Change>, SyncError> {
-    let malformed = |e: &dyn std::fmt::Display| SyncError::Protocol(format!("修改无法解析：{e}"));
-    if bytes.get(..4) != Some(&[0x85, 0x6f, 0x4a, 0x83][..]) || bytes.get(8) != Some(&3) {
-        return Err(SyncError::Protocol("修改不是 Automerge 打包块".into()));
-    }
-    let parse = || -> Result<Vec<Change>, SyncError> {
-        let bundle = automerge::Bundle::try_from(bytes).map_err(|e| malformed(&e))?;
-        bundle.to_changes().map_err(|e| malformed(&e))
-    };
-    let changes = std::panic::catch_unwind(parse).map_err(|_| malformed(&"打包块损坏"))??;
-    if changes.iter().any(|c| c.raw_bytes().get(8) != Some(&1)) {
-        return Err(SyncError::Protocol("只接受未压缩的修改块".into()));
-    }
-    Ok(changes)
 }
 
 /// Our own credential went in our hello: evidence of our own changes
@@ -848,7 +831,7 @@ mod tests {
         fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Outgoing> {
             Vec::new()
         }
-        fn batch(&self, _: &DocId, _: &[ChangeHash]) -> Option<Vec<u8>> {
+        fn batch(&self, _: &DocId, _: &[ChangeHash], _: bool) -> Option<Vec<u8>> {
             None
         }
         fn evidence(&self, _: &DocId, _: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
@@ -857,7 +840,7 @@ mod tests {
         fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
             Vec::new()
         }
-        fn check(&self, _: &DocId, _: &[Change]) -> Result<DocTag, String> {
+        fn check(&self, _: &DocId, _: &Arrived) -> Result<DocTag, String> {
             Ok(DocTag { campaign: DocId::new_campaign([9; 16]), enterprise: None })
         }
         fn receipts(&self, _: &DocId) -> Vec<Receipt> {
@@ -970,7 +953,10 @@ mod tests {
         fn changes_since(&self, _: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
             self.doc.get_changes_meta(have).into_iter().map(Outgoing::from).collect()
         }
-        fn batch(&self, _: &DocId, hashes: &[ChangeHash]) -> Option<Vec<u8>> {
+        fn batch(&self, _: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
+            if whole {
+                return batch::encode_document(&self.doc).ok();
+            }
             Some(self.doc.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
         }
         fn evidence(&self, _: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
@@ -979,7 +965,7 @@ mod tests {
         fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
             Vec::new()
         }
-        fn check(&self, _: &DocId, _: &[Change]) -> Result<DocTag, String> {
+        fn check(&self, _: &DocId, _: &Arrived) -> Result<DocTag, String> {
             Err("不应收到修改".into())
         }
         fn receipts(&self, _: &DocId) -> Vec<Receipt> {
@@ -1195,32 +1181,5 @@ mod tests {
         let effects = started().handle(NOW, &Empty, changes(&s.server));
         assert!(matches!(closed_with(&effects), Some(SyncError::Signature(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
-    }
-
-    #[test]
-    fn batches_round_trip_and_damaged_batches_are_errors() {
-        let mut doc = automerge::Automerge::new().with_actor(ActorId::from([7; 16]));
-        let mut hashes = Vec::new();
-        for name in ["一", "二", "三"] {
-            let committed = doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-                automerge::transaction::Transactable::put(tx, automerge::ROOT, "name", name)
-            });
-            hashes.push(committed.unwrap().hash.unwrap());
-        }
-        let batch = doc.bundle(hashes.clone()).unwrap().bytes().to_vec();
-        let decoded = decode_batch(&batch).unwrap();
-        assert_eq!(decoded.iter().map(Change::hash).collect::<Vec<_>>(), hashes);
-        for i in 0..batch.len() {
-            let mut damaged = batch.clone();
-            damaged[i] ^= 0x55;
-            // An error, or changes whose hashes say what they are (a change
-            // with a signed hash has the signed content); never a panic.
-            for change in decode_batch(&damaged).unwrap_or_default() {
-                if let Some(original) = decoded.iter().find(|c| c.hash() == change.hash()) {
-                    assert_eq!(original.raw_bytes(), change.raw_bytes(), "byte {i}");
-                }
-            }
-        }
-        assert!(decode_batch(&batch[..batch.len() / 2]).is_err());
     }
 }
