@@ -162,11 +162,11 @@ pub(crate) struct IndexRow {
     pub(crate) photos: bool,
 }
 
-/// What is stored for one document: its snapshot and the changes after it.
+/// What is stored for one document: its snapshot and the log rows after
+/// it (change chunks, or whole documents as they arrived).
 pub(crate) struct StoredDoc {
     pub(crate) snapshot: Option<Vec<u8>>,
     pub(crate) changes: Vec<Vec<u8>>,
-    pub(crate) since_snapshot: usize,
 }
 
 /// A stored signature.
@@ -344,7 +344,7 @@ impl Db {
                 conn.prepare_cached("SELECT seq, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?;
             let changes =
                 stmt.query_map(params![doc, upto], |r| r.get::<_, Vec<u8>>(1))?.collect::<Result<Vec<_>, _>>()?;
-            Ok(Some(StoredDoc { since_snapshot: changes.len(), snapshot: snapshot.map(|s| s.0), changes }))
+            Ok(Some(StoredDoc { snapshot: snapshot.map(|s| s.0), changes }))
         })
     }
 

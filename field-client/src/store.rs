@@ -29,8 +29,15 @@ use sync_core::sync::session::DocTag;
 use crate::StoreError;
 use crate::db::{Db, Write};
 
-/// Changes logged after a snapshot before a new snapshot is written.
-const SNAPSHOT_EVERY: usize = 1000;
+/// A local edit writes a snapshot of its document once the log after the
+/// last one has at least this many rows and is as large, in bytes, as that
+/// snapshot: replaying the log then costs about as much as loading the
+/// snapshot, so loading never reads much more than twice the snapshot,
+/// and snapshots come at least a fifth of the document apart (the edits
+/// that write them stay rare enough for the p99).
+const SNAPSHOT_MIN_ROWS: usize = 64;
+/// ... and at the latest after this many rows.
+const SNAPSHOT_MAX_ROWS: usize = 1000;
 
 /// An open local store. Only one process may hold it.
 pub struct Store {
@@ -58,13 +65,33 @@ pub struct Store {
 
 pub(crate) struct Loaded {
     pub(crate) doc: Automerge,
-    pub(crate) since_snapshot: usize,
+    pub(crate) tail: Tail,
     used: u64,
 }
 
 impl Loaded {
-    pub(crate) fn new(doc: Automerge, since_snapshot: usize) -> Self {
-        Self { doc, since_snapshot, used: 0 }
+    pub(crate) fn new(doc: Automerge, tail: Tail) -> Self {
+        Self { doc, tail, used: 0 }
+    }
+}
+
+/// A document's change log after its snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Tail {
+    rows: usize,
+    bytes: usize,
+    /// Bytes of the snapshot (0: none).
+    snapshot: usize,
+}
+
+impl Tail {
+    /// `rows` more rows, of `bytes` in all.
+    pub(crate) fn grown(self, rows: usize, bytes: usize) -> Self {
+        Self { rows: self.rows + rows, bytes: self.bytes + bytes, ..self }
+    }
+
+    fn snapshot_due(&self) -> bool {
+        self.rows >= SNAPSHOT_MAX_ROWS || (self.rows >= SNAPSHOT_MIN_ROWS && self.bytes >= self.snapshot)
     }
 }
 
@@ -350,12 +377,17 @@ impl Store {
                 Some(bytes) => Automerge::load(bytes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?,
                 None => Automerge::new(),
             };
+            let tail = Tail {
+                rows: stored.changes.len(),
+                bytes: stored.changes.iter().map(Vec::len).sum(),
+                snapshot: stored.snapshot.as_ref().map_or(0, Vec::len),
+            };
             let mut doc = replay(doc, stored.changes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
             if !doc.get_missing_deps(&[]).is_empty() {
                 return Err(StoreError::Corrupt(format!("{id}: 修改记录不完整")));
             }
             doc.set_actor(self.proof.actor_id());
-            self.docs.insert(id.clone(), Loaded::new(doc, stored.since_snapshot));
+            self.docs.insert(id.clone(), Loaded::new(doc, tail));
         }
         self.touch(id);
         self.docs.get_mut(id).ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })
@@ -384,7 +416,7 @@ impl Store {
         }
         self.db.persist(writes)?;
         doc.set_actor(self.proof.actor_id());
-        self.keep(id, Loaded::new(doc, 1));
+        self.keep(id, Loaded::new(doc, Tail::default().grown(1, 0)));
         Ok(())
     }
 
@@ -419,12 +451,13 @@ impl Store {
                 batch.push(photos_write(id, &added, true));
             }
         }
-        loaded.since_snapshot += 1;
+        loaded.tail = loaded.tail.grown(1, change.raw_bytes().len());
         // The snapshot holds exactly what the log holds once this batch is
         // in: the document in memory never runs ahead of the log.
-        if loaded.since_snapshot >= SNAPSHOT_EVERY {
-            batch.push(Write::Snapshot { doc: id.to_string(), bytes: loaded.doc.save() });
-            loaded.since_snapshot = 0;
+        if loaded.tail.snapshot_due() {
+            let bytes = loaded.doc.save();
+            loaded.tail = Tail { snapshot: bytes.len(), ..Tail::default() };
+            batch.push(Write::Snapshot { doc: id.to_string(), bytes });
         }
         if let Err(e) = self.db.persist(batch) {
             self.docs.remove(id);
@@ -455,7 +488,7 @@ impl Store {
             evidence_write(&id, &signature),
             heads_write(&id, &doc),
         ])?;
-        self.keep(&id, Loaded::new(doc, 1));
+        self.keep(&id, Loaded::new(doc, Tail::default().grown(1, 0)));
         self.ensure_genesis(&DocId::briefing(&id), || briefing::create(&id))?;
         Ok(id)
     }
@@ -694,7 +727,8 @@ impl Store {
             }
             report.changes.insert(id.to_string(), check.changes.len());
             doc.set_actor(self.proof.actor_id());
-            staged.push((id, doc, check.changes.len()));
+            let bytes = check.changes.iter().map(|c| c.raw_bytes().len()).sum();
+            staged.push((id, doc, check.changes.len(), bytes));
         }
         // Only photos the imported dossiers reference are kept. Files go
         // first: they are content-addressed, so if the transaction below
@@ -708,9 +742,9 @@ impl Store {
             }
         }
         self.db.persist(batch)?;
-        for (id, doc, added) in staged {
-            let since = self.docs.get(&id).map_or(0, |l| l.since_snapshot) + added;
-            self.keep(&id, Loaded::new(doc, since));
+        for (id, doc, rows, bytes) in staged {
+            let tail = self.docs.get(&id).map(|l| l.tail).unwrap_or_default().grown(rows, bytes);
+            self.keep(&id, Loaded::new(doc, tail));
         }
         Ok(report)
     }
@@ -997,11 +1031,43 @@ mod tests {
     }
 
     #[test]
+    fn a_days_edits_leave_a_short_log_after_the_snapshot() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (mut store, campaign_id, _) = store_with_dossier(dir.path());
+        for i in 0..150 {
+            let member = sync_core::model::TeamMember {
+                name: format!("成员{i}"),
+                role: "检查员".into(),
+                organization: String::new(),
+            };
+            let id = new_entity_id().unwrap();
+            store.edit(&campaign_id, |tx| campaign::add_member(tx, &id, &member)).unwrap();
+        }
+        let heads = store.document(&campaign_id).unwrap().get_heads();
+        let tail: i64 = store
+            .db
+            .call(move |conn| {
+                Ok(conn.query_row(
+                    "SELECT COUNT(*) FROM changes WHERE doc_id = ?1
+                     AND seq > (SELECT upto FROM snapshots WHERE doc_id = ?1)",
+                    [campaign_id.to_string()],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert!((1..SNAPSHOT_MIN_ROWS as i64).contains(&tail), "{tail} rows after the snapshot");
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        let campaign_id = store.doc_ids(DocKind::Campaign).unwrap().remove(0);
+        assert_eq!(store.document(&campaign_id).unwrap().get_heads(), heads);
+    }
+
+    #[test]
     fn reopening_reads_snapshot_plus_later_changes() {
         let dir = tempfile::TempDir::new().unwrap();
         let (mut store, campaign_id, dossier_id) = store_with_dossier(dir.path());
         // Cross the snapshot threshold, then add a few changes after it.
-        for i in 0..SNAPSHOT_EVERY + 5 {
+        for i in 0..SNAPSHOT_MAX_ROWS + 5 {
             let member = sync_core::model::TeamMember {
                 name: format!("成员{i}"),
                 role: "检查员".into(),
@@ -1019,7 +1085,7 @@ mod tests {
             store.db.call(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))?)).unwrap();
         assert_eq!(snapshots, 1);
         assert_eq!(store.document(&campaign_id).unwrap().get_heads(), heads);
-        assert_eq!(store.campaign(&campaign_id).unwrap().team.len(), SNAPSHOT_EVERY + 5);
+        assert_eq!(store.campaign(&campaign_id).unwrap().team.len(), SNAPSHOT_MAX_ROWS + 5);
         assert!(store.dossier(&dossier_id).is_ok());
         // The reopened store exports the same signed history.
         assert_eq!(

@@ -303,7 +303,8 @@ impl Store {
                 fresh.iter().map(|c| crate::store::change_write(id, c, &source)).collect::<Vec<_>>()
             }
         };
-        let logged = rows.len();
+        let bytes = rows.iter().map(|w| if let Write::Change { bytes, .. } = w { bytes.len() } else { 0 }).sum();
+        let logged = (rows.len(), bytes);
         batch.extend(rows);
         // Arrived whole: kept to be passed on as is (`Replica::whole`).
         if let Some(whole) = whole.filter(|_| is_new) {
@@ -358,8 +359,8 @@ impl Store {
         }
         let written = self.db.persist_later(batch);
         doc.set_actor(self.proof.actor_id());
-        let since = self.docs.get(id).map_or(0, |l| l.since_snapshot) + logged;
-        self.keep(id, crate::store::Loaded::new(doc, since));
+        let tail = self.docs.get(id).map(|l| l.tail).unwrap_or_default().grown(logged.0, logged.1);
+        self.keep(id, crate::store::Loaded::new(doc, tail));
         Ok((written, receipt))
     }
 

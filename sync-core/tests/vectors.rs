@@ -32,7 +32,14 @@ fn vectors() -> Value {
     let signed_head = tablet.sign_head(&campaign, &proof, head);
     let enrollment = Enrollment { hq: hq.public(), server: "127.0.0.1:4433".into(), credential: credential.clone() };
     let messages = [
-        ("hello", Message::Hello { version: PROTOCOL_VERSION, credential: ByteBuf::from(credential.to_bytes()), revocations: None }),
+        (
+            "hello",
+            Message::Hello {
+                version: PROTOCOL_VERSION,
+                credential: ByteBuf::from(credential.to_bytes()),
+                revocations: None,
+            },
+        ),
         (
             "catalog",
             Message::Catalog {
