@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::DocId;
-use sync_core::sync::message::{FrameReader, Receipt, ReceiptBody};
+use sync_core::sync::message::{FrameReader, Message, Receipt, ReceiptBody};
 use sync_core::sync::session::{Effect, Input, Replica, Session, Summary, SyncError};
 
 /// How long connecting may take. A live peer on a LAN answers in
@@ -359,6 +359,12 @@ pub trait Local: Replica {
     fn store_revocations(&mut self, list: sync_core::credential::SignedRevocations) -> Result<(), String>;
     /// Stores checkpoints with `peer` after a completed session.
     fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String>;
+    /// Makes sure `doc` is in memory (if it is stored) before the session
+    /// reads it: called before the session sends a document or receives
+    /// changes of one. A replica that loads on demand does nothing.
+    fn warm(&mut self, _doc: &DocId) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Runs `session` to its end over one stream pair. Writes overlap with
@@ -378,6 +384,14 @@ pub async fn drive(
     loop {
         while let Some(input) = inputs.pop() {
             let now = crate::now_ms();
+            let touches = match &input {
+                Input::Continue => session.next_to_send().cloned(),
+                Input::Message(Message::Changes { doc, .. }) => doc.parse().ok(),
+                _ => None,
+            };
+            if let Some(doc) = touches {
+                local.warm(&doc).map_err(NetError::Store)?;
+            }
             for effect in session.handle(now, &*local, input) {
                 match effect {
                     Effect::Send(message) => {

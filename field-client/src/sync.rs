@@ -47,6 +47,32 @@ fn hashes(bytes: &[u8]) -> Vec<ChangeHash> {
     bytes.chunks_exact(32).filter_map(|c| c.try_into().ok().map(ChangeHash)).collect()
 }
 
+/// `held` (none: not held) with what arrived applied and checked: where
+/// the document belongs, and the result to stage for its write.
+fn checked(doc: &DocId, held: Option<&Automerge>, arrived: &Arrived) -> Result<(DocTag, Staged), String> {
+    let base = held.map(Automerge::get_heads).unwrap_or_default();
+    let result = arrived.applied_to(held).map_err(|e| e.to_string())?;
+    if !result.get_missing_deps(&[]).is_empty() {
+        return Err("缺少前置修改".into());
+    }
+    let dossier = crate::store::validate_kind(doc, &result).map_err(|e| e.to_string())?;
+    let tag = tag_of(doc, &result).ok_or_else(|| "无法确定文档所属的检查活动".to_owned())?;
+    let photos = dossier.map(|d| crate::photos::referenced_by(&d));
+    Ok((tag, Staged { base, result, photos }))
+}
+
+impl Store {
+    /// Keeps a checked document so that persisting it need not apply and
+    /// check it again (if nothing else changed the document meanwhile).
+    fn stage(&self, doc: &DocId, staged: Staged) {
+        let mut all = self.staged.borrow_mut();
+        if all.len() >= STAGED_MAX {
+            all.clear();
+        }
+        all.insert(doc.clone(), staged);
+    }
+}
+
 impl Replica for Store {
     fn catalog(&self) -> Vec<CatalogEntry> {
         self.index
@@ -95,22 +121,8 @@ impl Replica for Store {
     }
 
     fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
-        let held = self.docs.get(doc).map(|l| &l.doc);
-        let base = held.map(Automerge::get_heads).unwrap_or_default();
-        let copy = arrived.applied_to(held).map_err(|e| e.to_string())?;
-        if !copy.get_missing_deps(&[]).is_empty() {
-            return Err("缺少前置修改".into());
-        }
-        let dossier = crate::store::validate_kind(doc, &copy).map_err(|e| e.to_string())?;
-        let tag = tag_of(doc, &copy).ok_or_else(|| "无法确定文档所属的检查活动".to_owned())?;
-        // Kept so that persisting these changes need not apply and check
-        // them again (if nothing else changed the document meanwhile).
-        let mut staged = self.staged.borrow_mut();
-        if staged.len() >= STAGED_MAX {
-            staged.clear();
-        }
-        let photos = dossier.map(|d| crate::photos::referenced_by(&d));
-        staged.insert(doc.clone(), Staged { base, result: copy, photos });
+        let (tag, staged) = checked(doc, self.docs.get(doc).map(|l| &l.doc), arrived)?;
+        self.stage(doc, staged);
         Ok(tag)
     }
 
@@ -212,10 +224,20 @@ impl Local for Store {
             .collect();
         self.db.persist(batch).map_err(|e| e.to_string())
     }
+
+    /// Loads the document, so a device's session loads each document just
+    /// before it is sent or changed: HQ works on the first while the
+    /// device loads the next.
+    fn warm(&mut self, doc: &DocId) -> Result<(), String> {
+        if self.index.contains_key(doc) {
+            self.loaded(doc).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 impl Store {
-    /// Loads every stored document, so a session can offer them all.
+    /// Loads every stored document.
     pub fn load_all(&mut self) -> Result<(), StoreError> {
         for (id, _) in self.db.docs()? {
             if let Ok(id) = id.parse::<DocId>() {
@@ -293,10 +315,10 @@ impl Store {
         let count = changes.len();
         let rows = match (changes.without(held), &whole) {
             // A whole document is logged as it arrived: one row.
-            (Arrived::Document(arrived), Some(bytes)) => {
+            (Arrived::Document { doc: arrived, .. }, Some(bytes)) => {
                 vec![crate::store::whole_write(id, &arrived, bytes.clone(), count, &source)]
             }
-            (Arrived::Document(arrived), None) => {
+            (Arrived::Document { doc: arrived, .. }, None) => {
                 arrived.get_changes(&[]).iter().map(|c| crate::store::change_write(id, c, &source)).collect()
             }
             (Arrived::Changes(fresh), _) => {
@@ -436,7 +458,6 @@ impl Store {
         enrollment: &sync_core::credential::Enrollment,
         progress: &Progress<'_>,
     ) -> Result<(Summary, Result<PhotoReport, NetError>), NetError> {
-        self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
         let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示身份证书".into()))?;
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| net::broken(&e))?;
         let revocations = self.revocations().map_err(|e| NetError::Store(e.to_string()))?;
@@ -533,7 +554,6 @@ impl Store {
         hq: DevicePublicKey,
         revocations: Option<SignedRevocations>,
     ) -> Result<Summary, NetError> {
-        self.load_all().map_err(|e| NetError::Store(e.to_string()))?;
         serve(self, connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await
     }
 }
@@ -650,8 +670,14 @@ impl Replica for SharedStore {
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
         self.with(|s| Replica::checkpoint(s, peer, doc))
     }
+    /// Only the copy of the held document is made under the lock (cheap:
+    /// Automerge shares its columns); applying and validating run outside
+    /// it, so HQ's sessions check documents in parallel.
     fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
-        self.with_doc(doc, |s| Replica::check(s, doc, arrived))
+        let held = self.with_doc(doc, |s| s.docs.get(doc).map(|l| l.doc.clone()));
+        let (tag, staged) = checked(doc, held.as_ref(), arrived)?;
+        self.with(|s| s.stage(doc, staged));
+        Ok(tag)
     }
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.with(|s| Replica::receipts(s, doc))

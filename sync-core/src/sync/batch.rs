@@ -40,7 +40,12 @@ pub enum Arrived {
     /// A bundle's changes, as ordinary change chunks.
     Changes(Vec<Change>),
     /// A whole document, loaded (its heads verified).
-    Document(Box<Automerge>),
+    Document {
+        /// The document.
+        doc: Box<Automerge>,
+        /// Its changes (read once: listing them walks the document).
+        infos: Vec<ChangeInfo>,
+    },
 }
 
 /// What verification needs to know of one change.
@@ -65,11 +70,7 @@ impl Arrived {
     pub fn infos(&self) -> Vec<ChangeInfo> {
         match self {
             Arrived::Changes(changes) => changes.iter().map(ChangeInfo::from).collect(),
-            Arrived::Document(doc) => doc
-                .get_changes_meta(&[])
-                .into_iter()
-                .map(|m| ChangeInfo { hash: m.hash, actor: m.actor.into_owned(), deps: m.deps })
-                .collect(),
+            Arrived::Document { infos, .. } => infos.clone(),
         }
     }
 
@@ -77,7 +78,7 @@ impl Arrived {
     pub fn len(&self) -> usize {
         match self {
             Arrived::Changes(changes) => changes.len(),
-            Arrived::Document(doc) => doc.get_changes_meta(&[]).len(),
+            Arrived::Document { infos, .. } => infos.len(),
         }
     }
 
@@ -90,7 +91,7 @@ impl Arrived {
     pub fn change(&self, hash: &ChangeHash) -> Option<Change> {
         match self {
             Arrived::Changes(changes) => changes.iter().find(|c| c.hash() == *hash).cloned(),
-            Arrived::Document(doc) => doc.get_change_by_hash(hash),
+            Arrived::Document { doc, .. } => doc.get_change_by_hash(hash),
         }
     }
 
@@ -98,13 +99,13 @@ impl Arrived {
     /// document.
     pub fn applied_to(&self, held: Option<&Automerge>) -> Result<Automerge, automerge::AutomergeError> {
         Ok(match (held, self) {
-            (None, Arrived::Document(whole)) => (**whole).clone(),
+            (None, Arrived::Document { doc, .. }) => (**doc).clone(),
             (held, Arrived::Changes(changes)) => {
                 let mut doc = held.cloned().unwrap_or_default();
                 doc.apply_changes(changes.iter().cloned())?;
                 doc
             }
-            (Some(held), Arrived::Document(whole)) => {
+            (Some(held), Arrived::Document { doc: whole, .. }) => {
                 let mut doc = held.clone();
                 doc.merge(&mut (**whole).clone())?;
                 doc
@@ -118,11 +119,11 @@ impl Arrived {
     pub fn without(self, held: impl Fn(&ChangeHash) -> bool) -> Arrived {
         match self {
             Arrived::Changes(changes) => Arrived::Changes(changes.into_iter().filter(|c| !held(&c.hash())).collect()),
-            Arrived::Document(doc) => {
-                if doc.get_changes_meta(&[]).iter().any(|m| held(&m.hash)) {
+            Arrived::Document { doc, infos } => {
+                if infos.iter().any(|i| held(&i.hash)) {
                     Arrived::Changes(doc.get_changes(&[]).into_iter().filter(|c| !held(&c.hash())).collect())
                 } else {
-                    Arrived::Document(doc)
+                    Arrived::Document { doc, infos }
                 }
             }
         }
@@ -184,7 +185,12 @@ pub fn decode(bytes: &[u8]) -> Result<Arrived, SyncError> {
         }
         let load = || Automerge::load(&expanded).map_err(|e| malformed(&e));
         let doc = std::panic::catch_unwind(load).map_err(|_| malformed(&"文档块损坏"))??;
-        return Ok(Arrived::Document(Box::new(doc)));
+        let infos = doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|m| ChangeInfo { hash: m.hash, actor: m.actor.into_owned(), deps: m.deps })
+            .collect();
+        return Ok(Arrived::Document { doc: Box::new(doc), infos });
     }
     if chunk_type(bytes) != Some(BUNDLE_CHUNK) {
         return Err(SyncError::Protocol("修改不是 Automerge 打包块".into()));
@@ -242,10 +248,10 @@ mod tests {
         let doc = doc();
         let batch = encode_document(&doc).unwrap();
         assert!(is_compressed(&batch));
-        let Ok(Arrived::Document(back)) = decode(&batch) else { panic!("not a document") };
+        let Ok(arrived @ Arrived::Document { .. }) = decode(&batch) else { panic!("not a document") };
+        let Arrived::Document { doc: back, .. } = &arrived else { unreachable!() };
         assert_eq!(back.get_heads(), doc.get_heads());
         assert_eq!(back.get(ROOT, "title").unwrap().unwrap().0.to_string(), "\"临边防护缺失\"");
-        let arrived = Arrived::Document(back);
         assert_eq!(arrived.len(), 3);
         let infos = arrived.infos();
         assert!(infos.iter().all(|i| i.actor == ActorId::from([7; 16])));
@@ -303,7 +309,7 @@ mod tests {
         let batch = doc.bundle(hashes.clone()).unwrap().bytes().to_vec();
         let decoded = match decode(&batch).unwrap() {
             Arrived::Changes(changes) => changes,
-            Arrived::Document(_) => panic!("a bundle is changes"),
+            Arrived::Document { .. } => panic!("a bundle is changes"),
         };
         assert_eq!(decoded.iter().map(Change::hash).collect::<Vec<_>>(), hashes);
         for i in 0..batch.len() {

@@ -386,6 +386,12 @@ impl Session {
         self.phase == Phase::Closed
     }
 
+    /// The document the next [`Input::Continue`] sends, for a driver that
+    /// loads documents only as the session needs them.
+    pub fn next_to_send(&self) -> Option<&DocId> {
+        self.to_send.front()
+    }
+
     /// Feeds one input; returns the effects to carry out, in order.
     pub fn handle(&mut self, now_ms: i64, replica: &impl Replica, input: Input) -> Vec<Effect> {
         if self.phase == Phase::Closed {
@@ -483,7 +489,9 @@ impl Session {
                 }
                 self.to_send = self.offered.keys().cloned().collect();
                 self.phase = Phase::Exchanging;
-                self.send_next(now, replica, out)?;
+                // Even the first document goes on `Continue`: the driver may
+                // load it first (`Session::next_to_send`).
+                out.push(Effect::Continue);
             }
             (Phase::Exchanging, Message::Changes { n, doc, batch, evidence }) => {
                 if self.peer_sent.is_some_and(|count| n >= count) {
