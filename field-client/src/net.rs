@@ -360,9 +360,10 @@ pub trait Local: Replica {
     /// Stores checkpoints with `peer` after a completed session.
     fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String>;
     /// Makes sure `doc` is in memory (if it is stored) before the session
-    /// reads it: called before the session sends a document or receives
+    /// reads it: called before the session sends a document (`sending`:
+    /// the peer, and whether its catalog listed the document) or receives
     /// changes of one. A replica that loads on demand does nothing.
-    fn warm(&mut self, _doc: &DocId) -> Result<(), String> {
+    fn warm(&mut self, _doc: &DocId, _sending: Option<(&DevicePublicKey, bool)>) -> Result<(), String> {
         Ok(())
     }
 }
@@ -385,12 +386,12 @@ pub async fn drive(
         while let Some(input) = inputs.pop() {
             let now = crate::now_ms();
             let touches = match &input {
-                Input::Continue => session.next_to_send().cloned(),
-                Input::Message(Message::Changes { doc, .. }) => doc.parse().ok(),
+                Input::Continue => session.next_to_send().map(|d| (d.clone(), Some(session.peer_holds(d)))),
+                Input::Message(Message::Changes { doc, .. }) => doc.parse().ok().map(|d| (d, None)),
                 _ => None,
             };
-            if let Some(doc) = touches {
-                local.warm(&doc).map_err(NetError::Store)?;
+            if let Some((doc, peer_holds)) = touches {
+                local.warm(&doc, peer_holds.map(|holds| (&peer, holds))).map_err(NetError::Store)?;
             }
             for effect in session.handle(now, &*local, input) {
                 match effect {

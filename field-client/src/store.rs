@@ -24,7 +24,7 @@ use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature,
 use sync_core::ids::{DocId, DocKind, EntityId};
 use sync_core::model::{Campaign, Checklist, Dossier};
 use sync_core::sync::photo::PhotoId;
-use sync_core::sync::session::DocTag;
+use sync_core::sync::session::{self, DocTag, Outgoing, Replica};
 
 use crate::StoreError;
 use crate::db::{Db, Write};
@@ -38,6 +38,12 @@ use crate::db::{Db, Write};
 const SNAPSHOT_MIN_ROWS: usize = 64;
 /// ... and at the latest after this many rows.
 const SNAPSHOT_MAX_ROWS: usize = 1000;
+
+/// A local edit keeps its document whole, ready to send
+/// (`Store::whole_at_edit`), while the document's last snapshot is at most
+/// this large: encoding it then costs at most about a millisecond or two
+/// per edit. A day's dossier (50 findings) is about 14 KB.
+const WHOLE_AT_EDIT_MAX: usize = 64 * 1024;
 
 /// An open local store. Only one process may hold it.
 pub struct Store {
@@ -459,12 +465,43 @@ impl Store {
             loaded.tail = Tail { snapshot: bytes.len(), ..Tail::default() };
             batch.push(Write::Snapshot { doc: id.to_string(), bytes });
         }
+        if loaded.tail.snapshot <= WHOLE_AT_EDIT_MAX {
+            batch.extend(self.whole_at_edit(id, &signature));
+        }
         if let Err(e) = self.db.persist(batch) {
             self.docs.remove(id);
             return Err(e);
         }
         self.reindex(id);
         Ok(committed.value)
+    }
+
+    /// The document whole, as a peer holding none of it gets it, with its
+    /// evidence (`own`: the signature just made over its new head, not yet
+    /// stored): kept (`whole_batches`, until its heads move), so the
+    /// end-of-day sync sends it without loading it. `None` when an author's
+    /// evidence is missing (the sync then works it out and says why).
+    fn whole_at_edit(&self, id: &DocId, own: &HeadSignature) -> Option<Write> {
+        let doc = &self.docs.get(id)?.doc;
+        let changes: Vec<Outgoing> = doc.get_changes_meta(&[]).into_iter().map(Outgoing::from).collect();
+        let lookup = |head: &ChangeHash| {
+            if *head == own.head {
+                // Our own credential travels in the hello, not with evidence.
+                Some((own.clone(), Vec::new()))
+            } else {
+                Replica::evidence(self, id, head)
+            }
+        };
+        let evidence = session::evidence_for(lookup, id, &changes).ok()?;
+        let mut encoded = Vec::new();
+        ciborium::into_writer(&evidence, &mut encoded).ok()?;
+        Some(Write::Whole {
+            doc: id.to_string(),
+            heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
+            batch: sync_core::sync::batch::encode_document(doc).ok()?,
+            evidence: encoded,
+            changes: changes.len(),
+        })
     }
 
     /// Creates a campaign; returns its id.
@@ -844,7 +881,7 @@ pub(crate) fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
 }
 
 /// A whole document as it arrived (`batch`, a zstd frame), one log row.
-pub(crate) fn whole_write(id: &DocId, doc: &Automerge, batch: Vec<u8>, count: usize, source: &str) -> Write {
+pub(crate) fn whole_log_write(id: &DocId, doc: &Automerge, batch: Vec<u8>, count: usize, source: &str) -> Write {
     Write::Change {
         doc: id.to_string(),
         hash: doc.get_heads().iter().flat_map(|h| h.0).collect(),
@@ -1060,6 +1097,29 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         let campaign_id = store.doc_ids(DocKind::Campaign).unwrap().remove(0);
         assert_eq!(store.document(&campaign_id).unwrap().get_heads(), heads);
+    }
+
+    #[test]
+    fn an_edit_keeps_a_small_document_whole_for_sync() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (mut store, campaign_id, _) = store_with_dossier(dir.path());
+        let member =
+            sync_core::model::TeamMember {
+                name: "王五".into(), role: "检查员".into(), organization: String::new()
+            };
+        store.edit(&campaign_id, |tx| campaign::add_member(tx, &new_entity_id().unwrap(), &member)).unwrap();
+        let doc = store.document(&campaign_id).unwrap().clone();
+        let whole = Replica::whole(&store, &campaign_id).expect("kept whole");
+        assert_eq!(whole.changes, doc.get_changes(&[]).len());
+        let Ok(sync_core::sync::batch::Arrived::Document { doc: sent, .. }) =
+            sync_core::sync::batch::decode(&whole.batch)
+        else {
+            panic!("not a whole document")
+        };
+        assert_eq!(sent.get_heads(), doc.get_heads());
+        // One signature: this device's, over its latest change.
+        assert_eq!(whole.evidence.len(), 1);
+        assert_eq!(whole.evidence[0].head.as_slice(), doc.get_heads()[0].0.as_slice());
     }
 
     #[test]

@@ -228,11 +228,19 @@ impl Local for Store {
     /// Loads the document, so a device's session loads each document just
     /// before it is sent or changed: HQ works on the first while the
     /// device loads the next.
-    fn warm(&mut self, doc: &DocId) -> Result<(), String> {
-        if self.index.contains_key(doc) {
-            self.loaded(doc).map_err(|e| e.to_string())?;
+    fn warm(&mut self, doc: &DocId, sending: Option<(&DevicePublicKey, bool)>) -> Result<(), String> {
+        if !self.index.contains_key(doc) || self.docs.contains_key(doc) {
+            return Ok(());
         }
-        Ok(())
+        // Kept whole and current, for a peer that holds none of it: sent as
+        // it is, without loading it.
+        if let Some((peer, false)) = sending
+            && Replica::checkpoint(self, peer, doc).is_empty()
+            && Replica::whole(self, doc).is_some()
+        {
+            return Ok(());
+        }
+        self.loaded(doc).map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -250,21 +258,33 @@ impl Store {
     /// This device's changes that no HQ receipt covers yet, per document:
     /// the work that is not yet known to be safe at HQ.
     pub fn unreceipted(&mut self) -> Result<Vec<(DocId, usize)>, StoreError> {
-        self.load_all()?;
         let actor = self.proof.actor_id();
         let mut out = Vec::new();
-        for (id, loaded) in &self.docs {
+        // Checklists are read-only: they hold no work of ours.
+        let ids: Vec<(DocId, Vec<ChangeHash>)> = self
+            .index
+            .iter()
+            .filter(|(id, _)| id.kind() != DocKind::Checklist)
+            .map(|(id, i)| (id.clone(), i.heads.clone()))
+            .collect();
+        for (id, heads) in ids {
             let receipted: Vec<ChangeHash> = match self.db.latest_receipt(id.to_string())? {
                 Some(receipt) => ciborium::from_reader::<ReceiptBody, _>(receipt.body.as_slice())
                     .map(|b| b.heads.iter().filter_map(|h| h.as_slice().try_into().ok().map(ChangeHash)).collect())
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
+            // A receipt naming all our heads covers everything: no need to
+            // load the document to count.
+            if heads.iter().all(|h| receipted.contains(h)) {
+                continue;
+            }
+            let doc = &self.loaded(&id)?.doc;
             let known: Vec<ChangeHash> =
-                receipted.into_iter().filter(|h| loaded.doc.get_change_meta_by_hash(h).is_some()).collect();
-            let mine = loaded.doc.get_changes(&known).iter().filter(|c| *c.actor_id() == actor).count();
+                receipted.into_iter().filter(|h| doc.get_change_meta_by_hash(h).is_some()).collect();
+            let mine = doc.get_changes_meta(&known).iter().filter(|c| *c.actor == actor).count();
             if mine > 0 {
-                out.push((id.clone(), mine));
+                out.push((id, mine));
             }
         }
         out.sort();
@@ -316,7 +336,7 @@ impl Store {
         let rows = match (changes.without(held), &whole) {
             // A whole document is logged as it arrived: one row.
             (Arrived::Document { doc: arrived, .. }, Some(bytes)) => {
-                vec![crate::store::whole_write(id, &arrived, bytes.clone(), count, &source)]
+                vec![crate::store::whole_log_write(id, &arrived, bytes.clone(), count, &source)]
             }
             (Arrived::Document { doc: arrived, .. }, None) => {
                 arrived.get_changes(&[]).iter().map(|c| crate::store::change_write(id, c, &source)).collect()

@@ -386,6 +386,11 @@ impl Session {
         self.phase == Phase::Closed
     }
 
+    /// Whether the peer's catalog listed heads of `doc`.
+    pub fn peer_holds(&self, doc: &DocId) -> bool {
+        self.peer_heads.get(doc).is_some_and(|h| !h.is_empty())
+    }
+
     /// The document the next [`Input::Continue`] sends, for a driver that
     /// loads documents only as the session needs them.
     pub fn next_to_send(&self) -> Option<&DocId> {
@@ -595,7 +600,7 @@ impl Session {
                 Some(whole) => (whole.changes, Vec::new(), Ok(whole.evidence.clone())),
                 None => {
                     let changes = replica.changes_since(&doc, &have);
-                    let evidence = evidence_for(replica, &doc, &changes);
+                    let evidence = evidence_for(|h| replica.evidence(&doc, h), &doc, &changes);
                     (changes.len(), changes.iter().map(|c| c.hash).collect(), evidence)
                 }
             };
@@ -796,9 +801,15 @@ fn head_signature(e: &Evidence) -> Result<HeadSignature, SyncError> {
     })
 }
 
-/// One signature per author: over that author's latest change being sent.
-/// Fails with the reason (Chinese) when an author's evidence is missing.
-fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Outgoing]) -> Result<Vec<Evidence>, String> {
+/// One signature per author: over that author's latest change in
+/// `changes` (the ones being sent), each with its author's credential as
+/// `evidence` finds them (`Replica::evidence`). Fails with the reason
+/// (Chinese) when an author's evidence is missing.
+pub fn evidence_for(
+    evidence: impl Fn(&ChangeHash) -> Option<(HeadSignature, Vec<u8>)>,
+    doc: &DocId,
+    changes: &[Outgoing],
+) -> Result<Vec<Evidence>, String> {
     let genesis = crate::doc::genesis_actor(doc);
     let mut latest: BTreeMap<Vec<u8>, (u64, ChangeHash)> = BTreeMap::new();
     for c in changes.iter().filter(|c| c.actor != genesis) {
@@ -810,8 +821,7 @@ fn evidence_for(replica: &impl Replica, doc: &DocId, changes: &[Outgoing]) -> Re
     latest
         .values()
         .map(|(_, head)| {
-            let (sig, credential) =
-                replica.evidence(doc, head).ok_or_else(|| format!("修改 {head} 缺少签名证据或作者凭证"))?;
+            let (sig, credential) = evidence(head).ok_or_else(|| format!("修改 {head} 缺少签名证据或作者凭证"))?;
             Ok(Evidence::new(&sig, credential))
         })
         .collect()
