@@ -40,9 +40,10 @@ const SNAPSHOT_MIN_ROWS: usize = 64;
 const SNAPSHOT_MAX_ROWS: usize = 1000;
 
 /// A local edit keeps its document whole, ready to send
-/// (`Store::whole_at_edit`), while the document's last snapshot is at most
-/// this large: encoding it then costs at most about a millisecond or two
-/// per edit. A day's dossier (50 findings) is about 14 KB.
+/// (`Store::whole_at_edit`), while the document's last snapshot and the
+/// log after it are each at most this large: encoding it then costs at
+/// most about a millisecond or two per edit. A day's dossier (50 findings)
+/// is about 14 KB.
 const WHOLE_AT_EDIT_MAX: usize = 64 * 1024;
 
 /// An open local store. Only one process may hold it.
@@ -114,6 +115,9 @@ pub(crate) struct Indexed {
 /// had before them.
 pub(crate) struct Staged {
     pub(crate) base: Vec<ChangeHash>,
+    /// What was applied to `base` ([`Arrived::hashes`]): another session
+    /// may stage the same document from the same base with other changes.
+    pub(crate) arrived: Vec<ChangeHash>,
     pub(crate) result: Automerge,
     /// The photos a dossier references.
     pub(crate) photos: Option<BTreeSet<PhotoId>>,
@@ -465,7 +469,7 @@ impl Store {
             loaded.tail = Tail { snapshot: bytes.len(), ..Tail::default() };
             batch.push(Write::Snapshot { doc: id.to_string(), bytes });
         }
-        if loaded.tail.snapshot <= WHOLE_AT_EDIT_MAX {
+        if loaded.tail.snapshot.max(loaded.tail.bytes) <= WHOLE_AT_EDIT_MAX {
             batch.extend(self.whole_at_edit(id, &signature));
         }
         if let Err(e) = self.db.persist(batch) {
@@ -895,16 +899,21 @@ pub(crate) fn whole_log_write(id: &DocId, doc: &Automerge, batch: Vec<u8>, count
 /// Replays logged rows onto `doc` (empty, or loaded from a snapshot), in
 /// order: change chunks, and whole documents as they arrived.
 fn replay(mut doc: Automerge, rows: Vec<Vec<u8>>) -> Result<Automerge, String> {
+    // Nothing applied yet (not even changes queued for missing
+    // dependencies): a whole document can simply be loaded.
+    let mut untouched = doc.get_heads().is_empty();
     let mut changes = Vec::new();
     for row in rows {
         if !sync_core::sync::batch::is_compressed(&row) {
             changes.push(Change::from_bytes(row).map_err(|e| e.to_string())?);
+            untouched = false;
             continue;
         }
         doc.apply_changes(std::mem::take(&mut changes)).map_err(|e| e.to_string())?;
         let whole = sync_core::sync::batch::expand(&row)?;
-        if doc.get_heads().is_empty() {
+        if untouched {
             doc = Automerge::load(&whole).map_err(|e| e.to_string())?;
+            untouched = false;
         } else {
             doc.load_incremental(&whole).map_err(|e| e.to_string())?;
         }
@@ -1067,19 +1076,24 @@ mod tests {
         assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
     }
 
-    #[test]
-    fn a_days_edits_leave_a_short_log_after_the_snapshot() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let (mut store, campaign_id, _) = store_with_dossier(dir.path());
-        for i in 0..150 {
+    /// `n` local edits, each its own change.
+    fn add_members(store: &mut Store, campaign_id: &DocId, n: usize) {
+        for i in 0..n {
             let member = sync_core::model::TeamMember {
                 name: format!("成员{i}"),
                 role: "检查员".into(),
                 organization: String::new(),
             };
             let id = new_entity_id().unwrap();
-            store.edit(&campaign_id, |tx| campaign::add_member(tx, &id, &member)).unwrap();
+            store.edit(campaign_id, |tx| campaign::add_member(tx, &id, &member)).unwrap();
         }
+    }
+
+    #[test]
+    fn a_days_edits_leave_a_short_log_after_the_snapshot() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (mut store, campaign_id, _) = store_with_dossier(dir.path());
+        add_members(&mut store, &campaign_id, 150);
         let heads = store.document(&campaign_id).unwrap().get_heads();
         let tail: i64 = store
             .db
@@ -1127,15 +1141,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let (mut store, campaign_id, dossier_id) = store_with_dossier(dir.path());
         // Cross the snapshot threshold, then add a few changes after it.
-        for i in 0..SNAPSHOT_MAX_ROWS + 5 {
-            let member = sync_core::model::TeamMember {
-                name: format!("成员{i}"),
-                role: "检查员".into(),
-                organization: String::new(),
-            };
-            let id = new_entity_id().unwrap();
-            store.edit(&campaign_id, |tx| campaign::add_member(tx, &id, &member)).unwrap();
-        }
+        add_members(&mut store, &campaign_id, SNAPSHOT_MAX_ROWS + 5);
         let heads = store.document(&campaign_id).unwrap().get_heads();
         let exported = store.export_bundle().unwrap();
         drop(store);

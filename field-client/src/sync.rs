@@ -47,18 +47,28 @@ fn hashes(bytes: &[u8]) -> Vec<ChangeHash> {
     bytes.chunks_exact(32).filter_map(|c| c.try_into().ok().map(ChangeHash)).collect()
 }
 
+/// Whether credential bytes `a` are a later credential than `b` (valid
+/// longer, then a higher serial); unreadable ones are never later.
+fn newer(a: &[u8], b: &[u8]) -> bool {
+    let order = |bytes: &[u8]| {
+        SignedCredential::from_bytes(bytes).ok().map(|c| (c.credential().not_after, c.credential().serial))
+    };
+    order(a) > order(b)
+}
+
 /// `held` (none: not held) with what arrived applied and checked: where
 /// the document belongs, and the result to stage for its write.
 fn checked(doc: &DocId, held: Option<&Automerge>, arrived: &Arrived) -> Result<(DocTag, Staged), String> {
     let base = held.map(Automerge::get_heads).unwrap_or_default();
     let result = arrived.applied_to(held).map_err(|e| e.to_string())?;
+    let applied = arrived.hashes();
     if !result.get_missing_deps(&[]).is_empty() {
         return Err("缺少前置修改".into());
     }
     let dossier = crate::store::validate_kind(doc, &result).map_err(|e| e.to_string())?;
     let tag = tag_of(doc, &result).ok_or_else(|| "无法确定文档所属的检查活动".to_owned())?;
     let photos = dossier.map(|d| crate::photos::referenced_by(&d));
-    Ok((tag, Staged { base, result, photos }))
+    Ok((tag, Staged { base, arrived: applied, result, photos }))
 }
 
 impl Store {
@@ -136,7 +146,16 @@ impl Replica for Store {
         if heads != current {
             return None;
         }
-        let evidence = ciborium::from_reader(evidence.as_slice()).ok()?;
+        let mut evidence: Vec<Evidence> = ciborium::from_reader(evidence.as_slice()).ok()?;
+        // An author's credential renewed since the batch was kept replaces
+        // the one kept with it (the peer judges the credential, not the
+        // signature's age).
+        for e in evidence.iter_mut().filter(|e| !e.credential.is_empty()) {
+            let held = self.db.author_credential(e.key.to_vec()).ok().flatten();
+            if let Some(held) = held.filter(|h| newer(h, &e.credential)) {
+                e.credential = ByteBuf::from(held);
+            }
+        }
         Some(Whole { batch, evidence, changes: usize::try_from(changes).ok()? })
     }
 }
@@ -313,7 +332,7 @@ impl Store {
     ) -> Result<(tokio::sync::oneshot::Receiver<Result<(), StoreError>>, Option<Receipt>), StoreError> {
         let is_new = !self.index.contains_key(id);
         let current = if is_new { Vec::new() } else { self.loaded(id)?.doc.get_heads() };
-        let staged = self.staged.get_mut().remove(id).filter(|s| s.base == current);
+        let staged = self.staged.get_mut().remove(id).filter(|s| s.base == current && s.arrived == changes.hashes());
         let (mut doc, photos) = match staged {
             Some(staged) => (staged.result, staged.photos),
             None => {

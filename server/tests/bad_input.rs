@@ -502,7 +502,7 @@ async fn a_major_hazard_without_its_criterion_is_stored_and_listed_for_review_at
 /// session decodes a batch before checking anything else, so any enrolled
 /// device or relay can pin one of the server's worker threads per message,
 /// and with two messages (two workers here) the server serves nobody.
-/// `decode_batch`'s `catch_unwind` contains panics, not loops; the fix is
+/// `batch::decode`'s `catch_unwind` contains panics, not loops; the fix is
 /// the patched hexane in `vendor/hexane`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_sends_automerge_into_a_loop_is_refused() {

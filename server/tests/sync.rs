@@ -133,6 +133,49 @@ async fn a_document_received_whole_is_passed_on_as_is_until_it_changes() {
     server.kill();
 }
 
+/// A device loads each document only as its session reaches it. Here the
+/// briefing (sent first, nothing new) is followed by the campaign, whose
+/// latest change came from a colleague through the station: the device must
+/// load it and carry that change to HQ, though it did not load it at start.
+#[tokio::test(flavor = "current_thread")]
+async fn a_device_carries_what_it_received_to_hq_without_loading_at_start() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = Some(server.addr);
+    let unreachable = format!("127.0.0.1:{}", free_udp_port());
+    let station = Store::init(&dir.path().join("安监站"), "安监站").unwrap();
+    enroll_as(&data, &station, "station", &unreachable);
+    let (relay_addr, stop_relay, relay) = spawn_relay(station, std::time::Duration::from_secs(60)).await;
+    let mut lead = Store::init(&dir.path().join("张三"), "张三").unwrap();
+    let mut colleague = Store::init(&dir.path().join("李四"), "李四").unwrap();
+    enroll(&data, &lead);
+    enroll(&data, &colleague);
+
+    let c = joint_campaign(&mut lead);
+    lead.sync_with_hq(addr).await.unwrap();
+    colleague.sync_with_hq(addr).await.unwrap();
+    // The lead adds a team member; it reaches the colleague through the
+    // station only.
+    let member =
+        sync_core::model::TeamMember { name: "王五".into(), role: "检查员".into(), organization: String::new() };
+    lead.edit(&c, |tx| sync_core::doc::campaign::add_member(tx, &new_entity_id().unwrap(), &member)).unwrap();
+    lead.sync_with_peer(relay_addr).await.unwrap();
+    colleague.sync_with_peer(relay_addr).await.unwrap();
+    drop(colleague);
+
+    let mut colleague = Store::open(&dir.path().join("李四")).unwrap();
+    let summary = colleague.sync_with_hq(addr).await.unwrap();
+    assert_eq!(summary.sent.get(&c), Some(&1), "{summary:?}");
+    let mut analyst = Store::init(&dir.path().join("分析员"), "分析员").unwrap();
+    enroll_as(&data, &analyst, "hq", &server.addr.to_string());
+    analyst.sync_with_hq(addr).await.unwrap();
+    assert_eq!(analyst.campaign(&c).unwrap().team.len(), lead.campaign(&c).unwrap().team.len());
+    stop_relay.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+    server.kill();
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_device_pinned_to_another_hq_key_fails_the_handshake() {
     let dir = tempfile::TempDir::new().unwrap();

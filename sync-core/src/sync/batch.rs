@@ -22,8 +22,9 @@ use super::session::SyncError;
 /// checklists' texts, one per line).
 pub const DICTIONARY: &[u8] = include_bytes!("../../../schemas/batch-dictionary-v1.txt");
 
-/// The largest document a whole batch may expand to.
-pub const MAX_DOCUMENT: usize = 64 * 1024 * 1024;
+/// The largest document a whole batch may expand to: a frame's limit (a
+/// dossier of 2,000 findings is about 3 MB).
+pub const MAX_DOCUMENT: usize = super::message::MAX_FRAME;
 
 /// zstd level: measured on the reference dossier, higher levels save a
 /// few percent more bytes for two to four times the CPU.
@@ -74,6 +75,16 @@ impl Arrived {
         }
     }
 
+    /// The hashes of its changes, sorted.
+    pub fn hashes(&self) -> Vec<ChangeHash> {
+        let mut hashes: Vec<ChangeHash> = match self {
+            Arrived::Changes(changes) => changes.iter().map(Change::hash).collect(),
+            Arrived::Document { infos, .. } => infos.iter().map(|i| i.hash).collect(),
+        };
+        hashes.sort_unstable();
+        hashes
+    }
+
     /// How many changes it holds.
     pub fn len(&self) -> usize {
         match self {
@@ -120,7 +131,9 @@ impl Arrived {
         match self {
             Arrived::Changes(changes) => Arrived::Changes(changes.into_iter().filter(|c| !held(&c.hash())).collect()),
             Arrived::Document { doc, infos } => {
-                if infos.iter().any(|i| held(&i.hash)) {
+                if infos.iter().all(|i| held(&i.hash)) {
+                    Arrived::Changes(Vec::new())
+                } else if infos.iter().any(|i| held(&i.hash)) {
                     Arrived::Changes(doc.get_changes(&[]).into_iter().filter(|c| !held(&c.hash())).collect())
                 } else {
                     Arrived::Document { doc, infos }
@@ -159,7 +172,7 @@ pub fn expand(bytes: &[u8]) -> Result<Vec<u8>, String> {
     use std::sync::OnceLock;
     use zstd::bulk::Decompressor;
     static DICT: OnceLock<Result<zstd::dict::DecoderDictionary<'static>, String>> = OnceLock::new();
-    let size = Decompressor::upper_bound(bytes).ok_or("压缩块未注明长度")?;
+    let size = Decompressor::upper_bound(bytes).ok_or("压缩块损坏或未注明展开后的长度")?;
     if size > MAX_DOCUMENT {
         return Err(format!("压缩块展开后 {size} 字节，超过上限 {MAX_DOCUMENT}"));
     }

@@ -69,8 +69,9 @@ pub trait Replica {
     /// the session needs to know of them; [`Replica::batch`] gives bytes).
     fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing>;
     /// The changes of `doc` named by `hashes` as the payload of a `changes`
-    /// message ([`batch`](super::batch)): when `whole` (the peer holds none
-    /// of the document, so `hashes` are all its changes) the whole document
+    /// message ([`batch`](super::batch)): when `whole` (we know of no change
+    /// the peer holds, so `hashes` are all the document's changes; the peer
+    /// may still hold some we cannot tell) the whole document
     /// ([`batch::encode_document`]), else one Automerge bundle chunk
     /// (`Automerge::bundle(..).bytes()`).
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>>;
@@ -112,7 +113,8 @@ impl From<automerge::ChangeMetadata<'_>> for Outgoing {
 /// A document's whole history as one batch, with its evidence.
 #[derive(Clone, Debug)]
 pub struct Whole {
-    /// The bundle chunk, as received.
+    /// The batch (a whole document, or a bundle chunk), as received or as
+    /// kept by a local edit.
     pub batch: Vec<u8>,
     /// The evidence received with it.
     pub evidence: Vec<Evidence>,
@@ -604,7 +606,6 @@ impl Session {
                     (changes.len(), changes.iter().map(|c| c.hash).collect(), evidence)
                 }
             };
-            let mut sent = false;
             // Work we cannot vouch for as the peer will judge it (imported
             // without its author's credential, or the author's credential
             // has expired, been revoked or does not cover the document)
@@ -629,14 +630,15 @@ impl Session {
                         evidence,
                     }));
                     self.sent_count += 1;
-                    sent = true;
                 }
                 _ => {}
             }
             if !receipts.is_empty() {
                 out.push(Effect::Send(Message::Receipts { receipts }));
             }
-            if sent && !self.to_send.is_empty() {
+            // One document per step, sent or not: the driver may load the
+            // next one first (`Session::next_to_send`).
+            if !self.to_send.is_empty() {
                 out.push(Effect::Continue);
                 return Ok(());
             }
