@@ -36,15 +36,17 @@ use crate::db::{Db, Write};
 /// and snapshots come at least a fifth of the document apart (the edits
 /// that write them stay rare enough for the p99).
 const SNAPSHOT_MIN_ROWS: usize = 64;
-/// ... and at the latest after this many rows.
-const SNAPSHOT_MAX_ROWS: usize = 1000;
+/// ... and at the latest after this many rows (replaying them costs a
+/// 2,000-finding dossier's load about 10 ms).
+const SNAPSHOT_MAX_ROWS: usize = 500;
 
 /// A local edit keeps its document whole, ready to send
 /// (`Store::whole_at_edit`), while the document's last snapshot and the
-/// log after it are each at most this large: encoding it then costs at
-/// most about a millisecond or two per edit. A day's dossier (50 findings)
-/// is about 14 KB.
-const WHOLE_AT_EDIT_MAX: usize = 64 * 1024;
+/// log after it are each at most this large. Encoding grows with the
+/// document: measured (`scripts/bench-local`), a 32 KB snapshot costs an
+/// edit about 3 ms more, a 64 KB one 6 ms. A day's dossier (50 findings)
+/// is about 13 KB.
+const WHOLE_AT_EDIT_MAX: usize = 32 * 1024;
 
 /// An open local store. Only one process may hold it.
 pub struct Store {
