@@ -104,8 +104,9 @@ impl Replica for Store {
 
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
         let doc = &self.docs.get(doc)?.doc;
-        if whole {
-            return batch::encode_document(doc).ok();
+        // A document too large to go whole goes as a bundle.
+        if whole && let Ok(encoded) = batch::encode_document(doc) {
+            return Some(encoded);
         }
         Some(doc.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
     }
@@ -252,7 +253,8 @@ impl Local for Store {
             return Ok(());
         }
         // Kept whole and current, for a peer that holds none of it: sent as
-        // it is, without loading it.
+        // it is, without loading it (the session asks `whole` next, with the
+        // same answer).
         if let Some((peer, false)) = sending
             && Replica::checkpoint(self, peer, doc).is_empty()
             && Replica::whole(self, doc).is_some()

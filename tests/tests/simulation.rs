@@ -208,8 +208,8 @@ impl Replica for Node {
     }
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
         let am = self.docs.get(doc)?;
-        if whole {
-            return batch::encode_document(am).ok();
+        if whole && let Ok(encoded) = batch::encode_document(am) {
+            return Some(encoded);
         }
         Some(am.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
     }

@@ -143,9 +143,14 @@ impl Arrived {
     }
 }
 
-/// The whole of `doc` as a batch.
+/// The whole of `doc` as a batch; an error for a document past
+/// [`MAX_DOCUMENT`] (send a bundle instead).
 pub fn encode_document(doc: &Automerge) -> Result<Vec<u8>, String> {
-    compress(&doc.save_nocompress())
+    let plain = doc.save_nocompress();
+    if plain.len() > MAX_DOCUMENT {
+        return Err(format!("文档展开后 {} 字节，超过整份发送的上限 {MAX_DOCUMENT}", plain.len()));
+    }
+    compress(&plain)
 }
 
 /// Compresses with [`DICTIONARY`] into one zstd frame that records its
@@ -196,14 +201,16 @@ pub fn decode(bytes: &[u8]) -> Result<Arrived, SyncError> {
         if chunk_type(&expanded) != Some(DOCUMENT_CHUNK) || chunk_len(&expanded) != Some(expanded.len()) {
             return Err(SyncError::Protocol("整份文档应为一个 Automerge 文档块".into()));
         }
-        let load = || Automerge::load(&expanded).map_err(|e| malformed(&e));
-        let doc = std::panic::catch_unwind(load).map_err(|_| malformed(&"文档块损坏"))??;
-        let infos = doc
-            .get_changes_meta(&[])
-            .into_iter()
-            .map(|m| ChangeInfo { hash: m.hash, actor: m.actor.into_owned(), deps: m.deps })
-            .collect();
-        return Ok(Arrived::Document { doc: Box::new(doc), infos });
+        let load = || -> Result<Arrived, SyncError> {
+            let doc = Automerge::load(&expanded).map_err(|e| malformed(&e))?;
+            let infos = doc
+                .get_changes_meta(&[])
+                .into_iter()
+                .map(|m| ChangeInfo { hash: m.hash, actor: m.actor.into_owned(), deps: m.deps })
+                .collect();
+            Ok(Arrived::Document { doc: Box::new(doc), infos })
+        };
+        return std::panic::catch_unwind(load).map_err(|_| malformed(&"文档块损坏"))?;
     }
     if chunk_type(bytes) != Some(BUNDLE_CHUNK) {
         return Err(SyncError::Protocol("修改不是 Automerge 打包块".into()));

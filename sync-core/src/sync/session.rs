@@ -974,8 +974,8 @@ mod tests {
             self.doc.get_changes_meta(have).into_iter().map(Outgoing::from).collect()
         }
         fn batch(&self, _: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
-            if whole {
-                return batch::encode_document(&self.doc).ok();
+            if whole && let Ok(encoded) = batch::encode_document(&self.doc) {
+                return Some(encoded);
             }
             Some(self.doc.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
         }
