@@ -499,15 +499,8 @@ impl Store {
             }
         };
         let evidence = session::evidence_for(lookup, id, &changes).ok()?;
-        let mut encoded = Vec::new();
-        ciborium::into_writer(&evidence, &mut encoded).ok()?;
-        Some(Write::Whole {
-            doc: id.to_string(),
-            heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
-            batch: sync_core::sync::batch::encode_document(doc).ok()?,
-            evidence: encoded,
-            changes: changes.len(),
-        })
+        let batch = sync_core::sync::batch::encode_document(doc).ok()?;
+        whole_write(id, doc, batch, &evidence, changes.len()).ok()
     }
 
     /// Creates a campaign; returns its id.
@@ -884,6 +877,26 @@ pub(crate) fn change_write(id: &DocId, change: &Change, source: &str) -> Write {
         source: source.to_owned(),
         count: 1,
     }
+}
+
+/// `doc` kept whole as `batch`, with the evidence a peer needs
+/// (`whole_batches`, read back by `Replica::whole`).
+pub(crate) fn whole_write(
+    id: &DocId,
+    doc: &Automerge,
+    batch: Vec<u8>,
+    evidence: &[sync_core::sync::message::Evidence],
+    changes: usize,
+) -> Result<Write, StoreError> {
+    let mut encoded = Vec::new();
+    ciborium::into_writer(evidence, &mut encoded).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(Write::Whole {
+        doc: id.to_string(),
+        heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
+        batch,
+        evidence: encoded,
+        changes,
+    })
 }
 
 /// A whole document as it arrived (`batch`, a zstd frame), one log row.

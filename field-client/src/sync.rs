@@ -352,7 +352,7 @@ impl Store {
             batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
         }
         // Another session may have stored some of these meanwhile.
-        let held = |h: &ChangeHash| self.docs.get(id).is_some_and(|l| l.doc.get_change_meta_by_hash(h).is_some());
+        let held = |h: &ChangeHash| Replica::has_change(self, id, h);
         let count = changes.len();
         let rows = match (changes.without(held), &whole) {
             // A whole document is logged as it arrived: one row.
@@ -372,15 +372,7 @@ impl Store {
         // Arrived whole: kept to be passed on as is (`Replica::whole`).
         if let Some(whole) = whole.filter(|_| is_new) {
             let evidence: Vec<Evidence> = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
-            let mut encoded = Vec::new();
-            ciborium::into_writer(&evidence, &mut encoded).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            batch.push(Write::Whole {
-                doc: id.to_string(),
-                heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
-                batch: whole,
-                evidence: encoded,
-                changes: count,
-            });
+            batch.push(crate::store::whole_write(id, &doc, whole, &evidence, count)?);
         }
         for (signature, credential) in &evidence {
             batch.push(crate::store::evidence_write(id, signature));
