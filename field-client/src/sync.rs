@@ -40,7 +40,8 @@ pub(crate) fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
     }
 }
 
-/// How long a finished client waits for its close notice to be confirmed.
+/// How long a finished client waits for the serving side to close, and
+/// then for its own close notice to be confirmed.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn hashes(bytes: &[u8]) -> Vec<ChangeHash> {
@@ -504,11 +505,16 @@ impl Store {
             Ok(summary) => Ok((summary, exchange_photos(self, &session, &connection, true, progress).await)),
             Err(error) => Err(error),
         };
-        connection.close(0u32.into(), b"done");
-        // Both sides already saw each other's end of stream, so nothing is
-        // lost if the close notice is not confirmed. Waiting for it (three
-        // probe timeouts) takes seconds when a busy server inflated the RTT.
-        let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+        // The serving side closes the connection once its side is done
+        // (`serve`); its close ends ours at once. Closing first instead means
+        // waiting for our close notice to be confirmed (three probe timeouts,
+        // a quarter second when a busy server inflated the RTT). Both sides
+        // already saw each other's end of stream, so nothing is lost if the
+        // notice is never confirmed: the waits are bounded.
+        if tokio::time::timeout(CLOSE_GRACE, connection.closed()).await.is_err() {
+            connection.close(0u32.into(), b"done");
+            let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+        }
         result
     }
 
