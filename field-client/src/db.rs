@@ -183,11 +183,6 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Closing leaves the log to the next automatic checkpoint (every
-        // 1,000 pages) instead of copying it into the database file and
-        // syncing that at every close: each `field` command and each tablet
-        // of a sync burst closes its store once.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         migrate(&mut conn)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let thread =
