@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0006_whole_batches.sql"),
     include_str!("../../schemas/migrations/client/0007_doc_photo_adds.sql"),
     include_str!("../../schemas/migrations/client/0008_whole_documents.sql"),
+    include_str!("../../schemas/migrations/client/0009_whole_batches_in_log.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -138,7 +139,8 @@ pub(crate) enum Write {
         digests: Vec<u8>,
         add: bool,
     },
-    /// A document's whole history as the batch it arrived in.
+    /// A document's whole history as the batch it arrived in (empty: the
+    /// change-log row whose hash is `heads` holds it).
     Whole {
         doc: String,
         heads: Vec<u8>,
@@ -281,13 +283,20 @@ impl Db {
         })
     }
 
-    /// The whole batch kept for `doc`, if any.
+    /// The whole batch kept for `doc`, if any. An empty `batch` in the row
+    /// means the change log holds it: the row of a document that arrived
+    /// whole, whose `hash` is the heads (`Write::Whole`).
     pub(crate) fn whole(&self, doc: String) -> Result<Option<WholeRow>, StoreError> {
         self.call(move |conn| {
-            Ok(conn
-                .prepare_cached("SELECT heads, batch, evidence, changes FROM whole_batches WHERE doc_id = ?1")?
-                .query_row([doc], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .optional()?)
+            let row = conn
+                .prepare_cached(
+                    "SELECT w.heads, CASE WHEN length(w.batch) > 0 THEN w.batch \
+                       ELSE (SELECT c.bytes FROM changes c WHERE c.doc_id = w.doc_id AND c.hash = w.heads) END, \
+                     w.evidence, w.changes FROM whole_batches w WHERE w.doc_id = ?1",
+                )?
+                .query_row([doc], |r| Ok((r.get(0)?, r.get::<_, Option<Vec<u8>>>(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?;
+            Ok(row.and_then(|(heads, batch, evidence, changes)| Some((heads, batch?, evidence, changes))))
         })
     }
 

@@ -370,10 +370,12 @@ impl Store {
         let bytes = rows.iter().map(|w| if let Write::Change { bytes, .. } = w { bytes.len() } else { 0 }).sum();
         let logged = (rows.len(), bytes);
         batch.extend(rows);
-        // Arrived whole: kept to be passed on as is (`Replica::whole`).
-        if let Some(whole) = whole.filter(|_| is_new) {
+        // Arrived whole: kept to be passed on as is (`Replica::whole`). The
+        // log row above holds the batch (nothing was held, so it went there
+        // whole); the kept row points to it with an empty batch.
+        if whole.is_some() && is_new {
             let evidence: Vec<Evidence> = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
-            batch.push(crate::store::whole_write(id, &doc, whole, &evidence, count)?);
+            batch.push(crate::store::whole_write(id, &doc, Vec::new(), &evidence, count)?);
         }
         for (signature, credential) in &evidence {
             batch.push(crate::store::evidence_write(id, signature));

@@ -106,8 +106,14 @@ async fn a_document_received_whole_is_passed_on_as_is_until_it_changes() {
         let mut stmt = db.prepare("SELECT doc_id FROM whole_batches ORDER BY doc_id").unwrap();
         stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     };
+    // Kept once: the change log holds each batch as it arrived.
+    let copies = |path: &std::path::Path| -> i64 {
+        let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        db.query_row("SELECT count(*) FROM whole_batches WHERE length(batch) > 0", [], |r| r.get(0)).unwrap()
+    };
     let hq_db = data.join("sync/store.db");
     assert_eq!(kept(&hq_db).len(), 3, "campaign, dossier and briefing arrived whole");
+    assert_eq!(copies(&hq_db), 0);
 
     let pull = |name: &str| {
         let store = Store::init(&dir.path().join(name), name).unwrap();
@@ -120,6 +126,7 @@ async fn a_document_received_whole_is_passed_on_as_is_until_it_changes() {
     assert_eq!(heads(&mut first), heads(&mut inspector));
     // What arrived whole here is kept here too, for passing on.
     assert_eq!(kept(&dir.path().join("分析员甲/store.db")).len(), 3);
+    assert_eq!(copies(&dir.path().join("分析员甲/store.db")), 0);
 
     // The dossier moves on: HQ no longer holds it as one batch.
     let id = new_entity_id().unwrap();
