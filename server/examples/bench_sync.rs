@@ -90,7 +90,14 @@ fn main() -> anyhow::Result<()> {
         .map(|d| std::path::PathBuf::from(d).join(format!("{devices}-{dossiers}-{findings}")));
     let started = Instant::now();
     match &cache {
-        Some(cache) if cache.exists() => copy_tree(cache, dir.path())?,
+        Some(cache) if cache.exists() => {
+            copy_tree(cache, dir.path())?;
+            // Stores kept by an older build migrate when opened: here, not
+            // in the burst (a device migrates once, not at every sync).
+            for home in &homes {
+                drop(Store::open(home)?);
+            }
+        }
         _ => {
             prepare_all(&server_bin, &data, &homes, dossiers, findings)?;
             if let Some(cache) = &cache {
