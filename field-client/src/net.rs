@@ -352,13 +352,19 @@ pub trait Local: Replica {
         from: &DevicePublicKey,
         reason: &str,
     ) -> Result<(), String>;
-    /// Stores receipts whose signatures were checked: durable before any
-    /// later write is (the session's checkpoints), not waited for here.
+    /// Stores receipts whose signatures were checked, from a session that
+    /// ended early: durable before any later write is, not waited for.
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String>;
     /// Keeps a newer HQ revocation list (signature and version already checked).
     fn store_revocations(&mut self, list: sync_core::credential::SignedRevocations) -> Result<(), String>;
-    /// Stores checkpoints with `peer` after a completed session.
-    fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String>;
+    /// Stores, durably and in one write, the receipts a completed session
+    /// received (signatures checked) and its checkpoints with `peer`.
+    fn store_finished(
+        &mut self,
+        receipts: Vec<(ReceiptBody, Receipt)>,
+        peer: &DevicePublicKey,
+        summary: &Summary,
+    ) -> Result<(), String>;
     /// Makes sure `doc` is in memory (if it is stored) before the session
     /// reads it: called before the session sends a document (`sending`:
     /// the peer, and whether its catalog listed the document) or receives
@@ -370,12 +376,31 @@ pub trait Local: Replica {
 
 /// Runs `session` to its end over one stream pair. Writes overlap with
 /// receiving: the next document arrives while the last one is committed.
+/// Receipts are kept until the session ends and written with its
+/// checkpoints (one commit, not one per document); a session that fails
+/// still stores those that arrived.
 pub async fn drive(
     local: &mut impl Local,
     session: &mut Session,
     peer: DevicePublicKey,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
+) -> Result<Summary, NetError> {
+    let mut receipts = Vec::new();
+    let result = run(local, session, peer, send, recv, &mut receipts).await;
+    if result.is_err() && !receipts.is_empty() {
+        local.store_receipts(receipts).map_err(NetError::Store)?;
+    }
+    result
+}
+
+async fn run(
+    local: &mut impl Local,
+    session: &mut Session,
+    peer: DevicePublicKey,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    receipts: &mut Vec<(ReceiptBody, Receipt)>,
 ) -> Result<Summary, NetError> {
     let mut reader = FrameReader::default();
     let mut inputs = vec![Input::Start];
@@ -402,7 +427,7 @@ pub async fn drive(
                     Effect::Persist { token, doc, changes, evidence, batch } => {
                         writes.push_back((token, local.persist(&doc, changes, evidence, batch, &peer)));
                     }
-                    Effect::StoreReceipts(receipts) => local.store_receipts(receipts).map_err(NetError::Store)?,
+                    Effect::StoreReceipts(arrived) => receipts.extend(arrived),
                     Effect::StoreRevocations(list) => local.store_revocations(list).map_err(NetError::Store)?,
                     // After the sends before it; received messages wait.
                     Effect::Continue => inputs.insert(0, Input::Continue),
@@ -411,7 +436,7 @@ pub async fn drive(
                         local.quarantine(&doc, batch, evidence, &peer, &reason).map_err(NetError::Store)?;
                     }
                     Effect::Finished(summary) => {
-                        local.store_checkpoints(&peer, &summary).map_err(NetError::Store)?;
+                        local.store_finished(std::mem::take(receipts), &peer, &summary).map_err(NetError::Store)?;
                         // Close our side, then wait for the peer to close its
                         // side: both last `Done`s are then delivered, and only
                         // after that may either end drop the connection.

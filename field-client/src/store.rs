@@ -65,11 +65,24 @@ pub struct Store {
     tick: u64,
     /// Documents a sync session checked, waiting to be persisted.
     pub(crate) staged: std::cell::RefCell<HashMap<DocId, Staged>>,
+    /// A document `warm` found kept whole for a peer that holds none of
+    /// it: the session's next reads of it (`checkpoint`, `whole`) use this
+    /// instead of reading the store again.
+    pub(crate) warmed: std::cell::RefCell<Option<Warmed>>,
     pub(crate) issues_receipts: bool,
     /// HQ's receipt log tail (seq, hash), once read: receipts are signed
     /// before earlier ones are durable, so the tail is kept here.
     pub(crate) receipt_tail: Option<(i64, Vec<u8>)>,
     _lock: File,
+}
+
+/// What `warm` read of a document about to go whole to `peer`.
+pub(crate) struct Warmed {
+    pub(crate) doc: DocId,
+    pub(crate) peer: DevicePublicKey,
+    /// The heads the kept batch holds (32 bytes each).
+    pub(crate) heads: Vec<u8>,
+    pub(crate) whole: sync_core::sync::session::Whole,
 }
 
 pub(crate) struct Loaded {
@@ -219,6 +232,7 @@ impl Store {
             cache_limit: None,
             tick: 0,
             staged: std::cell::RefCell::default(),
+            warmed: std::cell::RefCell::default(),
             issues_receipts: false,
             receipt_tail: None,
             _lock: lock,

@@ -17,7 +17,7 @@ use sync_core::sync::session::{self, CatalogEntry, DocTag, Outgoing, Replica, Se
 use crate::db::Write;
 use crate::net::{self, Local, NetError, PendingWrite};
 use crate::photos::{self, PhotoReport, PhotoSide, Progress};
-use crate::store::{STAGED_MAX, Staged};
+use crate::store::{STAGED_MAX, Staged, Warmed};
 use crate::{Store, StoreError};
 
 fn root_str(doc: &Automerge, key: &str) -> Option<String> {
@@ -43,6 +43,19 @@ pub(crate) fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
 /// How long a finished client waits for the serving side to close, and
 /// then for its own close notice to be confirmed.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn receipt_writes(receipts: Vec<(ReceiptBody, Receipt)>) -> Vec<Write> {
+    receipts
+        .into_iter()
+        .map(|(body, receipt)| Write::Receipt {
+            seq: i64::try_from(body.seq).unwrap_or(i64::MAX),
+            doc: body.doc,
+            hash: sync_core::bundle::sha256_hex(&receipt.body).into_bytes(),
+            body: receipt.body.into_vec(),
+            sig: receipt.sig.into_vec(),
+        })
+        .collect()
+}
 
 fn hashes(bytes: &[u8]) -> Vec<ChangeHash> {
     bytes.chunks_exact(32).filter_map(|c| c.try_into().ok().map(ChangeHash)).collect()
@@ -124,6 +137,9 @@ impl Replica for Store {
     }
 
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
+        if self.warmed.borrow().as_ref().is_some_and(|w| w.doc == *doc && w.peer == *peer) {
+            return Vec::new();
+        }
         self.db
             .checkpoint(peer.to_bytes().to_vec(), doc.to_string())
             .ok()
@@ -144,10 +160,20 @@ impl Replica for Store {
 
     fn whole(&self, doc: &DocId) -> Option<Whole> {
         let current: Vec<u8> = self.index.get(doc)?.heads.iter().flat_map(|h| h.0).collect();
-        let (heads, batch, evidence, changes) = self.db.whole(doc.to_string()).ok()??;
-        if heads != current {
-            return None;
+        let warmed = self.warmed.borrow_mut().take_if(|w| w.doc == *doc);
+        if let Some(warmed) = warmed {
+            return (warmed.heads == current).then_some(warmed.whole);
         }
+        let (heads, whole) = self.read_whole(doc)?;
+        (heads == current).then_some(whole)
+    }
+}
+
+impl Store {
+    /// The batch `doc` is kept whole in and the heads it holds, with the
+    /// authors' latest credentials.
+    fn read_whole(&self, doc: &DocId) -> Option<(Vec<u8>, Whole)> {
+        let (heads, batch, evidence, changes) = self.db.whole(doc.to_string()).ok()??;
         let mut evidence: Vec<Evidence> = ciborium::from_reader(evidence.as_slice()).ok()?;
         // An author's credential renewed since the batch was kept replaces
         // the one kept with it (the peer judges the credential, not the
@@ -158,7 +184,7 @@ impl Replica for Store {
                 e.credential = ByteBuf::from(held);
             }
         }
-        Some(Whole { batch, evidence, changes: usize::try_from(changes).ok()? })
+        Some((heads, Whole { batch, evidence, changes: usize::try_from(changes).ok()? }))
     }
 }
 
@@ -215,34 +241,26 @@ impl Local for Store {
     }
 
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
-        let batch = receipts
-            .into_iter()
-            .map(|(body, receipt)| Write::Receipt {
-                seq: i64::try_from(body.seq).unwrap_or(i64::MAX),
-                doc: body.doc,
-                hash: sync_core::bundle::sha256_hex(&receipt.body).into_bytes(),
-                body: receipt.body.into_vec(),
-                sig: receipt.sig.into_vec(),
-            })
-            .collect();
-        // Not waited for: writes commit in order, so the checkpoints written
-        // when the session ends (waited for) are durable only after these,
-        // and after a failed commit every later write fails. A receipt lost
-        // to a crash comes again with the next session.
-        drop(self.db.persist_later(batch));
+        // Not waited for: writes commit in order, so any later write waited
+        // for is durable only after these, and after a failed commit every
+        // later write fails. A receipt lost to a crash comes again with the
+        // next session.
+        drop(self.db.persist_later(receipt_writes(receipts)));
         Ok(())
     }
 
-    fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String> {
-        let batch = summary
-            .checkpoints
-            .iter()
-            .map(|(doc, heads)| Write::Checkpoint {
-                peer: peer.to_bytes().to_vec(),
-                doc: doc.to_string(),
-                heads: heads.iter().flat_map(|h| h.0).collect(),
-            })
-            .collect();
+    fn store_finished(
+        &mut self,
+        receipts: Vec<(ReceiptBody, Receipt)>,
+        peer: &DevicePublicKey,
+        summary: &Summary,
+    ) -> Result<(), String> {
+        let mut batch = receipt_writes(receipts);
+        batch.extend(summary.checkpoints.iter().map(|(doc, heads)| Write::Checkpoint {
+            peer: peer.to_bytes().to_vec(),
+            doc: doc.to_string(),
+            heads: heads.iter().flat_map(|h| h.0).collect(),
+        }));
         self.db.persist(batch).map_err(|e| e.to_string())
     }
 
@@ -256,10 +274,14 @@ impl Local for Store {
         // Kept whole and current, for a peer that holds none of it: sent as
         // it is, without loading it (the session asks `whole` next, with the
         // same answer).
+        self.warmed.replace(None);
         if let Some((peer, false)) = sending
             && Replica::checkpoint(self, peer, doc).is_empty()
-            && Replica::whole(self, doc).is_some()
+            && let Some((heads, whole)) = self.read_whole(doc)
+            && self.index.get(doc).is_some_and(|i| i.heads.iter().flat_map(|h| h.0).eq(heads.iter().copied()))
         {
+            // What the session reads next, kept so it is not read twice.
+            self.warmed.replace(Some(Warmed { doc: doc.clone(), peer: *peer, heads, whole }));
             return Ok(());
         }
         self.loaded(doc).map(|_| ()).map_err(|e| e.to_string())
@@ -755,7 +777,12 @@ impl Local for SharedStore {
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
         self.with(|s| s.store_receipts(receipts))
     }
-    fn store_checkpoints(&mut self, peer: &DevicePublicKey, summary: &Summary) -> Result<(), String> {
-        self.with(|s| s.store_checkpoints(peer, summary))
+    fn store_finished(
+        &mut self,
+        receipts: Vec<(ReceiptBody, Receipt)>,
+        peer: &DevicePublicKey,
+        summary: &Summary,
+    ) -> Result<(), String> {
+        self.with(|s| s.store_finished(receipts, peer, summary))
     }
 }
