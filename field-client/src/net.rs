@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::DocId;
+use sync_core::sync::batch;
 use sync_core::sync::message::{FrameReader, Message, Receipt, ReceiptBody};
 use sync_core::sync::session::{Effect, Input, Replica, Session, Summary, SyncError};
 
@@ -372,6 +373,14 @@ pub trait Local: Replica {
     fn warm(&mut self, _doc: &DocId, _sending: Option<(&DevicePublicKey, bool)>) -> Result<(), String> {
         Ok(())
     }
+    /// Whether the driver decodes the documents that arrived behind the
+    /// one the session is handling, on other threads ([`Input::Decoded`]):
+    /// a device's pull then uses every core. A server running many
+    /// sessions at once keeps the cores busy anyway, and documents decoded
+    /// ahead in every session would hold memory.
+    fn decode_ahead(&self) -> bool {
+        true
+    }
 }
 
 /// Runs `session` to its end over one stream pair. Writes overlap with
@@ -403,16 +412,45 @@ async fn run(
     receipts: &mut Vec<(ReceiptBody, Receipt)>,
 ) -> Result<Summary, NetError> {
     let mut reader = FrameReader::default();
+    // Messages go to the session in the order they came; a `changes`
+    // message decodes meanwhile (`arrival`).
+    let mut arrivals: std::collections::VecDeque<Arrival> = std::collections::VecDeque::new();
+    let mut unreadable = false;
     let mut inputs = vec![Input::Start];
     let mut buf = vec![0u8; 64 * 1024];
     let mut heard = false;
     let mut writes: std::collections::VecDeque<(u64, PendingWrite)> = std::collections::VecDeque::new();
+    let ahead = local.decode_ahead();
     loop {
+        // What has arrived starts decoding before the session handles the
+        // next input, so it decodes meanwhile.
+        while arrivals.len() < AHEAD && !unreadable {
+            match reader.next_message() {
+                Ok(Some(message)) => {
+                    tracing::debug!(?message, "received");
+                    arrivals.push_back(arrival(message, ahead));
+                }
+                Ok(None) => match read_ready(recv, &mut buf).await {
+                    Some(n) => {
+                        heard = true;
+                        reader.push(&buf[..n]);
+                    }
+                    None => break,
+                },
+                // The session refuses the peer, so it learns why, and closes.
+                Err(e) => {
+                    arrivals.push_back(Box::pin(std::future::ready(Ok(Input::BadFrame(e)))));
+                    unreadable = true;
+                }
+            }
+        }
         while let Some(input) = inputs.pop() {
             let now = crate::now_ms();
             let touches = match &input {
                 Input::Continue => session.next_to_send().map(|d| (d.clone(), Some(session.peer_holds(d)))),
-                Input::Message(Message::Changes { doc, .. }) => doc.parse().ok().map(|d| (d, None)),
+                Input::Message(Message::Changes { doc, .. }) | Input::Decoded(Message::Changes { doc, .. }, _) => {
+                    doc.parse().ok().map(|d| (d, None))
+                }
                 _ => None,
             };
             if let Some((doc, peer_holds)) = touches {
@@ -456,19 +494,6 @@ async fn run(
                 }
             }
         }
-        match reader.next_message() {
-            Ok(Some(message)) => {
-                tracing::debug!(?message, "received");
-                inputs.push(Input::Message(message));
-                continue;
-            }
-            Ok(None) => {}
-            // The session refuses the peer, so it learns why, and closes.
-            Err(e) => {
-                inputs.push(Input::BadFrame(e));
-                continue;
-            }
-        }
         tokio::select! {
             biased;
             written = async { writes.front_mut().expect("guarded").1.as_mut().await }, if !writes.is_empty() => {
@@ -478,7 +503,12 @@ async fn run(
                     Err(reason) => Input::PersistFailed { token, reason },
                 });
             }
-            read = tokio::time::timeout(if heard { IDLE } else { TURN }, recv.read(&mut buf)) => match read {
+            input = async { arrivals.front_mut().expect("guarded").as_mut().await }, if !arrivals.is_empty() => {
+                arrivals.pop_front();
+                inputs.push(input?);
+            }
+            read = tokio::time::timeout(if heard { IDLE } else { TURN }, recv.read(&mut buf)),
+                if arrivals.len() < AHEAD && !unreadable => match read {
                 Ok(Ok(Some(n))) => {
                     heard = true;
                     reader.push(&buf[..n]);
@@ -487,6 +517,56 @@ async fn run(
                 Ok(Err(e)) => return Err(broken(&e)),
                 Err(_) => return Err(NetError::Connection("对方长时间无响应".into())),
             },
+            else => return Err(NetError::Connection("数据帧无法解析".into())),
         }
     }
+}
+
+/// How many received messages a session holds ahead of the one it is
+/// handling: the next documents decode while this one is checked and stored.
+const AHEAD: usize = 4;
+
+/// A received message on its way to the session, in the order it came.
+type Arrival = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Input, NetError>> + Send>>;
+
+/// Decodes on the blocking pool, at most one batch per core at once (HQ
+/// serves many sessions: each decoding document is held in memory).
+static DECODING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+});
+
+/// Bytes that have arrived on `recv`, read without waiting for more:
+/// `None` if none have (or the stream ended or failed, which the next
+/// waiting read reports).
+async fn read_ready(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Option<usize> {
+    use std::future::Future;
+    let mut read = std::pin::pin!(recv.read(buf));
+    std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+        std::task::Poll::Ready(Ok(Some(n))) => std::task::Poll::Ready(Some(n)),
+        _ => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+/// With `ahead`, a `changes` message starts decoding at once, on another
+/// thread (Automerge loading a document is most of receiving it); any
+/// other message is ready as it is.
+fn arrival(message: Message, ahead: bool) -> Arrival {
+    let Message::Changes { n, doc, batch, evidence } = message else {
+        return Box::pin(std::future::ready(Ok(Input::Message(message))));
+    };
+    if !ahead {
+        return Box::pin(std::future::ready(Ok(Input::Message(Message::Changes { n, doc, batch, evidence }))));
+    }
+    let task = tokio::spawn(async move {
+        let _turn = DECODING.acquire().await;
+        tokio::task::spawn_blocking(move || {
+            let arrived = batch::decode(&batch);
+            Input::Decoded(Message::Changes { n, doc, batch, evidence }, arrived)
+        })
+        .await
+    });
+    Box::pin(async move {
+        task.await.ok().and_then(Result::ok).ok_or_else(|| NetError::Store("解码收到的修改时内部出错".into()))
+    })
 }

@@ -785,4 +785,7 @@ impl Local for SharedStore {
     ) -> Result<(), String> {
         self.with(|s| s.store_finished(receipts, peer, summary))
     }
+    fn decode_ahead(&self) -> bool {
+        false
+    }
 }

@@ -129,6 +129,11 @@ pub enum Input {
     Start,
     /// A message arrived.
     Message(Message),
+    /// A `changes` message whose batch the driver already decoded with
+    /// [`batch::decode`] (a pure function of the bytes), on another thread
+    /// while the session handled earlier messages: handled as
+    /// [`Input::Message`] would be, without decoding again.
+    Decoded(Message, Result<Arrived, SyncError>),
     /// The bytes that arrived are not a frame (malformed, or a length over
     /// the limit): the session refuses the peer, saying why, and closes.
     BadFrame(FrameError),
@@ -426,7 +431,8 @@ impl Session {
                 self.phase = Phase::AwaitHello;
             }
             Input::Start => return Err(SyncError::Protocol("重复开始".into())),
-            Input::Message(message) => self.on_message(now, replica, message, out)?,
+            Input::Message(message) => self.on_message(now, replica, message, None, out)?,
+            Input::Decoded(message, arrived) => self.on_message(now, replica, message, Some(arrived), out)?,
             Input::BadFrame(error) => return Err(SyncError::Protocol(error.to_string())),
             Input::Continue if self.phase == Phase::Exchanging && !self.sent_all => {
                 self.send_next(now, replica, out)?
@@ -455,6 +461,7 @@ impl Session {
         now: i64,
         replica: &impl Replica,
         message: Message,
+        decoded: Option<Result<Arrived, SyncError>>,
         out: &mut Vec<Effect>,
     ) -> Result<(), SyncError> {
         match (&self.phase, message) {
@@ -505,7 +512,12 @@ impl Session {
                     return Err(SyncError::Protocol(format!("修改消息编号 {n} 超出对方声明的数量")));
                 }
                 if self.received.insert(n) {
-                    self.receive_changes(now, replica, &doc, &batch, evidence, out)?;
+                    let arrived = match decoded {
+                        Some(arrived) => arrived?,
+                        None => batch::decode(&batch)?,
+                    };
+                    let incoming = Incoming { doc: &doc, batch: &batch, arrived, evidence };
+                    self.receive_changes(now, replica, incoming, out)?;
                 }
             }
             (Phase::Exchanging, Message::Receipts { receipts }) => {
@@ -652,14 +664,12 @@ impl Session {
         &mut self,
         now: i64,
         replica: &impl Replica,
-        doc: &str,
-        batch: &[u8],
-        evidence: Vec<Evidence>,
+        incoming: Incoming<'_>,
         out: &mut Vec<Effect>,
     ) -> Result<(), SyncError> {
+        let Incoming { doc, batch, arrived: decoded, evidence } = incoming;
         let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
         let peer = self.peer.clone().ok_or_else(|| SyncError::Protocol("尚未握手".into()))?;
-        let decoded = batch::decode(batch)?;
         let count = decoded.len();
         let arrived = decoded.without(|h| replica.has_change(&id, h));
         let infos = arrived.infos();
@@ -752,6 +762,14 @@ impl Session {
             self.phase = Phase::Closed;
         }
     }
+}
+
+/// A received `changes` message, its batch decoded.
+struct Incoming<'a> {
+    doc: &'a str,
+    batch: &'a [u8],
+    arrived: Arrived,
+    evidence: Vec<Evidence>,
 }
 
 fn kind(message: &Message) -> &'static str {
@@ -1171,6 +1189,58 @@ mod tests {
         let doc_id = DocId::new_campaign([9; 16]);
         let effects = session.handle(NOW, &Empty, campaign_created(&s.tablet, &doc_id, tablet_cred.to_bytes()));
         assert_eq!(closed_with(&effects), Some(&SyncError::Scope(doc_id.to_string())));
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
+    }
+
+    #[test]
+    fn a_batch_decoded_by_the_driver_is_handled_as_the_message_would_be() {
+        let s = setup();
+        let campaign = DocId::new_campaign([9; 16]);
+        let scope = Scope { campaigns: Some([campaign.clone()].into()), enterprises: None };
+        let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
+        let started = || {
+            let mut session = server(&s, None);
+            session.handle(NOW, &Empty, hello(&tablet_cred));
+            session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session
+        };
+        let decoded = |input: Input| {
+            let Input::Message(Message::Changes { n, doc, batch, evidence }) = input else {
+                panic!("not a changes message: {input:?}")
+            };
+            let arrived = batch::decode(&batch);
+            Input::Decoded(Message::Changes { n, doc, batch, evidence }, arrived)
+        };
+        let persisted = |effects: &[Effect]| {
+            effects
+                .iter()
+                .find_map(|e| match e {
+                    Effect::Persist { doc, changes, evidence, batch, .. } => {
+                        Some((doc.clone(), changes.hashes(), evidence.clone(), batch.clone()))
+                    }
+                    _ => None,
+                })
+                .expect("persisted")
+        };
+
+        let change = || campaign_created(&s.tablet, &campaign, Vec::new());
+        let direct = started().handle(NOW, &Empty, change());
+        let ahead = started().handle(NOW, &Empty, decoded(change()));
+        assert_eq!(persisted(&direct), persisted(&ahead));
+
+        // Another device's change, no credential of its own: refused either way.
+        let forged = || campaign_created(&s.server, &campaign, Vec::new());
+        let direct = started().handle(NOW, &Empty, forged());
+        let ahead = started().handle(NOW, &Empty, decoded(forged()));
+        assert_eq!(closed_with(&direct), closed_with(&ahead));
+        assert!(matches!(closed_with(&ahead), Some(SyncError::Signature(_))), "{ahead:?}");
+
+        // A batch that failed to decode: the session refuses the peer.
+        let bad =
+            Message::Changes { n: 0, doc: campaign.to_string(), batch: ByteBuf::from(vec![1, 2, 3]), evidence: vec![] };
+        let failed = batch::decode(&[1, 2, 3]);
+        let effects = started().handle(NOW, &Empty, Input::Decoded(bad, failed));
+        assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }
 
