@@ -608,7 +608,9 @@ impl Session {
                 .collect();
             have.sort();
             have.dedup();
-            let receipts = replica.receipts(&doc);
+            // HQ signed every receipt there is: none go back to it.
+            let to_hq = self.peer.as_ref().is_some_and(|p| p.role == Role::Hq);
+            let receipts = if to_hq { Vec::new() } else { replica.receipts(&doc) };
             let whole = if have.is_empty() { replica.whole(&doc) } else { None };
             let (changes, hashes, evidence) = match &whole {
                 Some(whole) => (whole.changes, Vec::new(), Ok(whole.evidence.clone())),
@@ -1011,9 +1013,16 @@ mod tests {
         }
     }
 
-    /// Runs the carrier's side of a session with HQ's server, which holds
-    /// nothing; returns what the carrier sent and its summary.
+    /// Runs the carrier's side of a session with a peer that holds nothing
+    /// (an inspector's tablet); returns what the carrier sent and its summary.
     fn carry(s: &Setup, replica: &Carried) -> (Vec<Message>, Summary) {
+        carry_to(s, replica, Role::Inspector)
+    }
+
+    /// As [`carry`], to a peer of `role`.
+    fn carry_to(s: &Setup, replica: &Carried, role: Role) -> (Vec<Message>, Summary) {
+        let mut peer = credential(&s.hq, &s.server, 1, i64::MAX, Scope::default()).credential().clone();
+        peer.role = role;
         let mut session = Session::new(SessionConfig {
             credential: credential(&s.hq, &s.tablet, 2, i64::MAX, Scope::default()),
             hq: s.hq.public(),
@@ -1021,11 +1030,7 @@ mod tests {
             peer_key: s.server.public(),
         });
         let mut effects = session.handle(NOW, replica, Input::Start);
-        effects.extend(session.handle(
-            NOW,
-            replica,
-            hello(&credential(&s.hq, &s.server, 1, i64::MAX, Scope::default())),
-        ));
+        effects.extend(session.handle(NOW, replica, hello(&SignedCredential::issue(&s.hq, peer))));
         effects.extend(session.handle(NOW, replica, Input::Message(Message::Catalog { docs: Vec::new() })));
         while effects.last().is_some_and(|e| matches!(e, Effect::Continue)) {
             effects.extend(session.handle(NOW, replica, Input::Continue));
@@ -1045,6 +1050,18 @@ mod tests {
             _ => None,
         });
         (sent, summary.expect("the session finished"))
+    }
+
+    #[test]
+    fn receipts_are_passed_on_to_any_peer_but_hq() {
+        let s = setup();
+        let author = DeviceKey::from_seed([4; 32]);
+        let carried = Carried::new(&author, credential(&s.hq, &author, 3, i64::MAX, Scope::default()).to_bytes());
+        let is_receipts = |m: &Message| matches!(m, Message::Receipts { .. });
+        for (role, passed) in [(Role::Inspector, true), (Role::Station, true), (Role::Hq, false)] {
+            let (sent, _) = carry_to(&s, &carried, role);
+            assert_eq!(sent.iter().any(is_receipts), passed, "{role:?}");
+        }
     }
 
     #[test]
