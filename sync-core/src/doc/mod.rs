@@ -23,7 +23,9 @@ pub mod conflicts;
 pub mod dossier;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
-use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    ActorId, Automerge, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
@@ -240,7 +242,7 @@ fn read_json_at(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) ->
                 if let Some((value, id)) = doc.get(obj, i)? {
                     items.push(match value {
                         Value::Object(kind) => read_json_at(doc, &id, kind, depth + 1)?,
-                        Value::Scalar(s) => scalar_json(&s),
+                        Value::Scalar(s) => scalar_json(s.into_owned().into()),
                     });
                 }
             }
@@ -249,10 +251,9 @@ fn read_json_at(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) ->
         ObjType::Map | ObjType::Table => {
             let mut fields = Map::new();
             for item in doc.map_range(obj, ..) {
-                let value: Value<'static> = item.value.clone().into();
-                let json = match value {
-                    Value::Object(kind) => read_json_at(doc, &item.id(), kind, depth + 1)?,
-                    Value::Scalar(s) => scalar_json(&s),
+                let json = match item.value.clone() {
+                    ValueRef::Object(kind) => read_json_at(doc, &item.id(), kind, depth + 1)?,
+                    ValueRef::Scalar(s) => scalar_json(s),
                 };
                 fields.insert(item.key.into_owned(), json);
             }
@@ -261,15 +262,14 @@ fn read_json_at(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) ->
     })
 }
 
-fn scalar_json(value: &ScalarValue) -> Json {
+fn scalar_json(value: ScalarValueRef<'_>) -> Json {
     match value {
-        ScalarValue::Str(s) => Json::String(s.to_string()),
-        ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::from(*i),
-        ScalarValue::Uint(u) => Json::from(*u),
-        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-        ScalarValue::Boolean(b) => Json::Bool(*b),
-        ScalarValue::Counter(c) => Json::from(i64::from(c)),
-        ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+        ScalarValueRef::Str(s) => Json::String(s.into_owned()),
+        ScalarValueRef::Int(i) | ScalarValueRef::Timestamp(i) | ScalarValueRef::Counter(i) => Json::from(i),
+        ScalarValueRef::Uint(u) => Json::from(u),
+        ScalarValueRef::F64(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
+        ScalarValueRef::Boolean(b) => Json::Bool(b),
+        ScalarValueRef::Bytes(_) | ScalarValueRef::Unknown { .. } | ScalarValueRef::Null => Json::Null,
     }
 }
 
@@ -302,6 +302,9 @@ enum Slot {
     Object(ObjType, ObjId),
 }
 
+/// An object's values (keyed in a map, in order in a list).
+type Slots = Vec<(Option<String>, Slot)>;
+
 /// Reads the whole document as JSON, like `read_json` at the root, in one
 /// pass over its operations (`ReadDoc::iter`). Reading object by object
 /// seeks into the operation columns once per object, which made reading a
@@ -309,28 +312,39 @@ enum Slot {
 /// `dossier_ms.validate`). Text is read whole, as `read_json` does.
 fn read_document(doc: &impl ReadDoc) -> Result<Json, ModelError> {
     use automerge::iter::DocItem;
-    let mut objects: std::collections::HashMap<ObjId, Vec<(Option<String>, Slot)>> = Default::default();
+    let mut objects: std::collections::HashMap<ObjId, Slots> = Default::default();
+    // The items of one object come together: gathered here, then filed
+    // (one lookup per object rather than per item).
+    let mut current: Option<(std::sync::Arc<ObjId>, Slots)> = None;
     for item in doc.iter() {
-        let (key, value, id) = match &item.item {
-            DocItem::Map(m) => (Some(m.key.to_string()), &m.value, m.id()),
-            DocItem::List(l) => (None, &l.value, l.id()),
+        // An item's id is made only for an object (it costs a lookup).
+        let slot = |value, id: &dyn Fn() -> ObjId| match value {
+            ValueRef::Object(kind) => Slot::Object(kind, id()),
+            ValueRef::Scalar(s) => Slot::Scalar(scalar_json(s)),
+        };
+        let (key, slot) = match item.item {
+            DocItem::Map(m) => (Some(m.key.to_string()), slot(m.value.clone(), &|| m.id())),
+            DocItem::List(l) => (None, slot(l.value.clone(), &|| l.id())),
             DocItem::Text(_) => continue,
         };
-        let slot = match value.clone().into() {
-            Value::Object(kind) => Slot::Object(kind, id),
-            Value::Scalar(s) => Slot::Scalar(scalar_json(&s)),
-        };
-        match objects.get_mut(&*item.obj) {
-            Some(slots) => slots.push((key, slot)),
-            None => drop(objects.insert((*item.obj).clone(), vec![(key, slot)])),
+        match &mut current {
+            Some((obj, slots)) if **obj == *item.obj => slots.push((key, slot)),
+            _ => {
+                if let Some((obj, mut slots)) = current.replace((item.obj, vec![(key, slot)])) {
+                    objects.entry((*obj).clone()).or_default().append(&mut slots);
+                }
+            }
         }
+    }
+    if let Some((obj, mut slots)) = current {
+        objects.entry((*obj).clone()).or_default().append(&mut slots);
     }
     build(doc, &mut objects, &ROOT, ObjType::Map, 0)
 }
 
 fn build(
     doc: &impl ReadDoc,
-    objects: &mut std::collections::HashMap<ObjId, Vec<(Option<String>, Slot)>>,
+    objects: &mut std::collections::HashMap<ObjId, Slots>,
     obj: &ObjId,
     kind: ObjType,
     depth: usize,
