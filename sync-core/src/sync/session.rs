@@ -609,7 +609,7 @@ impl Session {
             have.sort();
             have.dedup();
             // HQ signed every receipt there is: none go back to it.
-            let to_hq = self.peer.as_ref().is_some_and(|p| p.role == Role::Hq);
+            let to_hq = self.config.peer_key == self.config.hq;
             let receipts = if to_hq { Vec::new() } else { replica.receipts(&doc) };
             let whole = if have.is_empty() { replica.whole(&doc) } else { None };
             let (changes, hashes, evidence) = match &whole {
@@ -1016,18 +1016,19 @@ mod tests {
     /// Runs the carrier's side of a session with a peer that holds nothing
     /// (an inspector's tablet); returns what the carrier sent and its summary.
     fn carry(s: &Setup, replica: &Carried) -> (Vec<Message>, Summary) {
-        carry_to(s, replica, Role::Inspector)
+        carry_to(s, replica, &s.server, Role::Inspector)
     }
 
-    /// As [`carry`], to a peer of `role`.
-    fn carry_to(s: &Setup, replica: &Carried, role: Role) -> (Vec<Message>, Summary) {
-        let mut peer = credential(&s.hq, &s.server, 1, i64::MAX, Scope::default()).credential().clone();
+    /// As [`carry`], to the device `peer`, of `role`.
+    fn carry_to(s: &Setup, replica: &Carried, peer: &DeviceKey, role: Role) -> (Vec<Message>, Summary) {
+        let peer_key = peer.public();
+        let mut peer = credential(&s.hq, peer, 1, i64::MAX, Scope::default()).credential().clone();
         peer.role = role;
         let mut session = Session::new(SessionConfig {
             credential: credential(&s.hq, &s.tablet, 2, i64::MAX, Scope::default()),
             hq: s.hq.public(),
             revocations: None,
-            peer_key: s.server.public(),
+            peer_key,
         });
         let mut effects = session.handle(NOW, replica, Input::Start);
         effects.extend(session.handle(NOW, replica, hello(&SignedCredential::issue(&s.hq, peer))));
@@ -1053,13 +1054,19 @@ mod tests {
     }
 
     #[test]
-    fn receipts_are_passed_on_to_any_peer_but_hq() {
+    fn receipts_are_passed_on_to_any_peer_but_hq_itself() {
         let s = setup();
         let author = DeviceKey::from_seed([4; 32]);
         let carried = Carried::new(&author, credential(&s.hq, &author, 3, i64::MAX, Scope::default()).to_bytes());
         let is_receipts = |m: &Message| matches!(m, Message::Receipts { .. });
-        for (role, passed) in [(Role::Inspector, true), (Role::Station, true), (Role::Hq, false)] {
-            let (sent, _) = carry_to(&s, &carried, role);
+        // An HQ analyst's laptop may have work of its own carried to HQ.
+        for (peer, role, passed) in [
+            (&s.server, Role::Inspector, true),
+            (&s.server, Role::Station, true),
+            (&s.server, Role::Hq, true),
+            (&s.hq, Role::Hq, false),
+        ] {
+            let (sent, _) = carry_to(&s, &carried, peer, role);
             assert_eq!(sent.iter().any(is_receipts), passed, "{role:?}");
         }
     }
