@@ -524,16 +524,10 @@ async fn run(
 
 /// How many received messages a session holds ahead of the one it is
 /// handling: the next documents decode while this one is checked and stored.
-const AHEAD: usize = 4;
+const AHEAD: usize = 2;
 
 /// A received message on its way to the session, in the order it came.
 type Arrival = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Input, NetError>> + Send>>;
-
-/// Decodes on the blocking pool, at most one batch per core at once (HQ
-/// serves many sessions: each decoding document is held in memory).
-static DECODING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
-});
 
 /// Bytes that have arrived on `recv`, read without waiting for more:
 /// `None` if none have (or the stream ended or failed, which the next
@@ -558,15 +552,11 @@ fn arrival(message: Message, ahead: bool) -> Arrival {
     if !ahead {
         return Box::pin(std::future::ready(Ok(Input::Message(Message::Changes { n, doc, batch, evidence }))));
     }
-    let task = tokio::spawn(async move {
-        let _turn = DECODING.acquire().await;
-        tokio::task::spawn_blocking(move || {
-            let arrived = batch::decode(&batch);
-            Input::Decoded(Message::Changes { n, doc, batch, evidence }, arrived)
-        })
-        .await
+    // Started at once on any runtime (the `field` CLI runs on one thread):
+    // it does not wait for this task to be polled again.
+    let task = tokio::task::spawn_blocking(move || {
+        let arrived = batch::decode(&batch);
+        Input::Decoded(Message::Changes { n, doc, batch, evidence }, arrived)
     });
-    Box::pin(async move {
-        task.await.ok().and_then(Result::ok).ok_or_else(|| NetError::Store("解码收到的修改时内部出错".into()))
-    })
+    Box::pin(async move { task.await.map_err(|_| NetError::Store("解码收到的修改时内部出错".into())) })
 }

@@ -168,7 +168,9 @@ fn main() -> anyhow::Result<()> {
     let store = Store::init(&puller, "分析员")?;
     enroll(&server_bin, &data, &store, &["--role", "hq"])?;
     drop(store);
-    let hq_pull_wall_s = runtime.block_on(async {
+    // On one thread, as the `field` CLI runs.
+    let cli = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let hq_pull_wall_s = cli.block_on(async {
         let mut store = Store::open(&puller)?;
         let started = Instant::now();
         let summary = store.sync_with_hq(Some(addr)).await?;
