@@ -21,7 +21,7 @@ use std::path::PathBuf;
 pub use db::{Quarantined, quarantined};
 pub use photos::{PhotoProgress, PhotoReport, Progress};
 pub use store::{ImportReport, RecordRef, ReviewEntry, Store, new_entity_id};
-pub use sync::{SharedStore, SyncReport};
+pub use sync::{RelayEvent, SharedStore, SyncReport};
 
 /// The starter checklists shipped with the client (`schemas/checklists/`).
 pub(crate) const STARTER_CHECKLISTS: &[&str] = &[

@@ -544,12 +544,14 @@ impl Store {
 
     /// Runs station relay mode: serves devices at `listen` and forwards to
     /// HQ every `forward_every` (when HQ cannot be reached, it keeps what it
-    /// has and tries again). Runs until `stop` resolves.
+    /// has and tries again). What happens goes to `report`. Runs until
+    /// `stop` resolves.
     pub async fn relay(
         &mut self,
         listen: SocketAddr,
         forward_every: std::time::Duration,
         ready: impl FnOnce(SocketAddr),
+        report: impl Fn(RelayEvent),
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), NetError> {
         let enrollment = self
@@ -570,10 +572,14 @@ impl Store {
                     let Some(incoming) = incoming else { break };
                     let Ok(connection) = incoming.await else { continue };
                     let revocations = self.revocations().map_err(|e| NetError::Store(e.to_string()))?;
-                    match self.serve_connection(connection, enrollment.credential.clone(), enrollment.hq, revocations).await {
-                        Ok(summary) => tracing::info!(received = ?summary.received, "device session finished"),
-                        Err(error) => tracing::warn!(%error, "device session failed"),
-                    }
+                    let config = SessionConfig {
+                        credential: enrollment.credential.clone(),
+                        hq: enrollment.hq,
+                        revocations,
+                        peer_key: enrollment.hq,
+                    };
+                    let (device, result) = serve(self, connection, config).await;
+                    report(RelayEvent::Served { device, result });
                 }
                 _ = timer.tick(), if forward.is_none() => {
                     let (enrollment, addr) = self.sync_target(None)?;
@@ -585,16 +591,11 @@ impl Store {
                     match connected {
                         Ok((hq_endpoint, connection)) => {
                             match self.client_session(hq_endpoint, connection, &enrollment, &|_| {}).await {
-                                Ok((summary, photos)) => {
-                                    tracing::info!(sent = ?summary.sent, ?photos, "forwarded to HQ");
-                                    if !summary.withheld.is_empty() {
-                                        tracing::warn!(withheld = ?summary.withheld, "work not forwarded to HQ");
-                                    }
-                                }
-                                Err(error) => tracing::info!(%error, "forwarding failed; will retry"),
+                                Ok((summary, photos)) => report(RelayEvent::Forwarded { summary, photos }),
+                                Err(error) => report(RelayEvent::ForwardFailed(error)),
                             }
                         }
-                        Err(error) => tracing::info!(%error, "HQ not reachable; will retry"),
+                        Err(error) => report(RelayEvent::ForwardFailed(error)),
                     }
                 }
                 () = &mut stop => break,
@@ -617,30 +618,65 @@ impl Store {
         hq: DevicePublicKey,
         revocations: Option<SignedRevocations>,
     ) -> Result<Summary, NetError> {
-        serve(self, connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await
+        serve(self, connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await.1.map(|(s, _)| s)
     }
+}
+
+/// What a station relay did, for whoever runs it (`field relay` prints it).
+#[derive(Debug)]
+pub enum RelayEvent {
+    /// A device's session with the relay ended: the device's name (once
+    /// its credential was accepted) and how it went.
+    Served {
+        /// The name on the device's credential.
+        device: Option<String>,
+        /// The session, then the photo exchange after it.
+        result: Result<(Summary, Result<PhotoReport, NetError>), NetError>,
+    },
+    /// A session with HQ ended: what went to HQ, the receipts that came
+    /// back, what could not be forwarded, and the photo exchange.
+    Forwarded {
+        /// The session.
+        summary: Summary,
+        /// The photo exchange after it.
+        photos: Result<PhotoReport, NetError>,
+    },
+    /// HQ could not be reached, or the session with it failed: the relay
+    /// keeps what it has and tries again.
+    ForwardFailed(NetError),
 }
 
 /// Runs the accepting side's session on one connection: the peer is the
 /// key its certificate proved (`config.peer_key` is replaced by it).
+/// Returns the name on the peer's credential (once accepted), and the
+/// session's summary with the photo exchange that followed it.
 async fn serve(
     local: &mut (impl Local + PhotoSide),
     connection: quinn::Connection,
     mut config: SessionConfig,
-) -> Result<Summary, NetError> {
-    let peer = net::peer_key(&connection).ok_or_else(|| NetError::Connection("对方没有出示设备证书".into()))?;
-    let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| net::broken(&e))?;
+) -> (Option<String>, Result<(Summary, Result<PhotoReport, NetError>), NetError>) {
+    let Some(peer) = net::peer_key(&connection) else {
+        return (None, Err(NetError::Connection("对方没有出示设备证书".into())));
+    };
+    let (mut send, mut recv) = match connection.accept_bi().await {
+        Ok(streams) => streams,
+        Err(e) => return (None, Err(net::broken(&e))),
+    };
     config.peer_key = peer;
     let mut session = Session::new(config);
-    let result = net::drive(local, &mut session, peer, &mut send, &mut recv).await;
-    if result.is_ok() {
-        match exchange_photos(local, &session, &connection, false, &|_| {}).await {
-            Ok(report) => tracing::info!(?report, "photos exchanged"),
-            Err(error) => tracing::warn!(%error, "photo exchange failed"),
+    let result = match net::drive(local, &mut session, peer, &mut send, &mut recv).await {
+        Ok(summary) => {
+            let photos = exchange_photos(local, &session, &connection, false, &|_| {}).await;
+            match &photos {
+                Ok(report) => tracing::info!(?report, "photos exchanged"),
+                Err(error) => tracing::warn!(%error, "photo exchange failed"),
+            }
+            Ok((summary, photos))
         }
-    }
+        Err(error) => Err(error),
+    };
     connection.close(0u32.into(), b"done");
-    result
+    (session.peer_credential().map(|c| c.name.clone()), result)
 }
 
 /// The photo exchange after `session` ended well, scoped by the peer's
@@ -710,7 +746,8 @@ impl SharedStore {
         hq: DevicePublicKey,
         revocations: Option<SignedRevocations>,
     ) -> Result<Summary, NetError> {
-        serve(&mut self.clone(), connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await
+        let config = SessionConfig { credential, hq, revocations, peer_key: hq };
+        serve(&mut self.clone(), connection, config).await.1.map(|(summary, _)| summary)
     }
 }
 

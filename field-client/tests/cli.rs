@@ -440,3 +440,70 @@ fn enroll_imports_an_hq_credential_and_refuses_bad_codes() {
     let err = a.fails(&["enroll", &foreign]);
     assert!(err.contains("另一个总部"), "{err}");
 }
+
+/// The relay's console tells the station clerk, by name, each tablet that
+/// synced with it.
+#[test]
+fn a_relay_reports_each_tablet_that_syncs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
+
+    /// Kills the relay however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let root = TempDir::new().unwrap();
+    let hq = DeviceKey::from_seed([7; 32]);
+    let station = Device::new(root.path(), "城关安监站");
+    let inspector = Device::new(root.path(), "张三");
+    // HQ's address answers nothing: the relay keeps what it gets.
+    for (device, name, role) in [(&station, "城关安监站", Role::Station), (&inspector, "张三", Role::Inspector)]
+    {
+        let key: sync_core::identity::DevicePublicKey = device.key().parse().unwrap();
+        let credential = SignedCredential::issue(
+            &hq,
+            Credential {
+                serial: 1,
+                device: serde_bytes::ByteBuf::from(key.to_bytes().to_vec()),
+                name: name.into(),
+                role,
+                scope: Scope::default(),
+                not_before: 0,
+                not_after: i64::MAX,
+            },
+        );
+        let code = Enrollment { hq: hq.public(), server: "127.0.0.1:9".into(), credential }.to_string();
+        device.ok(&["enroll", &code]);
+    }
+
+    let mut relay = Running(
+        Command::new(common::field_bin())
+            .env("FIELD_HOME", &station.home)
+            .env_remove("RUST_LOG")
+            .args(["relay", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = relay.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait = std::time::Duration::from_secs(30);
+    let ready = lines.recv_timeout(wait).unwrap();
+    let addr = ready.split_once('：').and_then(|(_, rest)| rest.split_once('（')).map(|(addr, _)| addr).unwrap();
+
+    inspector.ok(&["sync", "--peer", addr]);
+    let told = std::iter::from_fn(|| lines.recv_timeout(wait).ok()).find(|l| l.contains("张三"));
+    let told = told.expect("the relay said nothing of 张三's sync");
+    assert!(told.contains("张三 同步完成：收到修改"), "{told}");
+}

@@ -9,9 +9,12 @@
 
 mod common;
 
-use common::{CODE, Server, enroll, enroll_as, free_udp_port, hazard, heads, joint_campaign, revoke, spawn_relay};
+use common::{
+    CODE, Server, enroll, enroll_as, free_udp_port, hazard, heads, joint_campaign, revoke, spawn_relay,
+    spawn_relay_reporting,
+};
 use field_client::net::NetError;
-use field_client::{Store, new_entity_id};
+use field_client::{RelayEvent, Store, new_entity_id};
 use sync_core::doc::dossier;
 use sync_core::sync::session::SyncError;
 
@@ -213,7 +216,8 @@ async fn a_station_relay_stores_and_forwards_and_carries_receipts_back() {
     }
 
     // The station's relay runs in its own task until told to stop.
-    let (relay_addr, stop_tx, relay) = spawn_relay(relay_store, std::time::Duration::from_secs(1)).await;
+    let (relay_addr, stop_tx, relay, mut events) =
+        spawn_relay_reporting(relay_store, std::time::Duration::from_secs(1)).await;
 
     // Day 1: the lead creates the campaign; both record findings and sync
     // with the station only.
@@ -250,6 +254,27 @@ async fn a_station_relay_stores_and_forwards_and_carries_receipts_back() {
     stop_tx.send(()).unwrap();
     relay.await.unwrap().unwrap();
     server.kill();
+
+    // What the station's clerk was told: each inspector's syncs, by name,
+    // and the forwards that brought HQ's receipts. (Day 1's first attempt
+    // to reach HQ was still waiting for an answer when HQ came up.)
+    let mut served = std::collections::BTreeSet::new();
+    let (mut forwarded, mut receipts) = (0, 0);
+    while let Ok(event) = events.try_recv() {
+        match event {
+            RelayEvent::Served { device, result } => {
+                assert!(result.is_ok(), "{result:?}");
+                served.extend(device);
+            }
+            RelayEvent::ForwardFailed(_) => {}
+            RelayEvent::Forwarded { summary, .. } => {
+                forwarded += summary.sent.values().sum::<usize>();
+                receipts += summary.receipts;
+            }
+        }
+    }
+    assert_eq!(served, ["张三".to_owned(), "李四".to_owned()].into());
+    assert!(forwarded > 0 && receipts > 0, "forwarded {forwarded} changes, {receipts} receipts");
 }
 
 /// A revoked tablet is refused by HQ at once, and by a station relay with no

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use field_client::{PhotoProgress, Store, StoreError, export, new_entity_id, now_ms};
+use field_client::net::NetError;
+use field_client::{PhotoProgress, PhotoReport, RelayEvent, Store, StoreError, export, new_entity_id, now_ms};
 use serde_json::json;
 use sync_core::codes::{self, AccidentType};
 use sync_core::doc::{campaign, conflicts, dossier, rfc3339};
@@ -20,6 +21,7 @@ use sync_core::model::{
     HazardLevel, Location, Rectification, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems,
     ScheduleEntry, SiteVisit, TeamMember, Verdict,
 };
+use sync_core::sync::session::Summary;
 
 /// As the server (see its `main.rs`): per-thread heaps, less time in the
 /// allocator during a sync.
@@ -490,6 +492,91 @@ impl Out {
     }
 }
 
+/// Prints what a station relay did, for the clerk at its console: each
+/// device's sync, each forward that moved anything, and HQ going out of
+/// reach (once, until it is back).
+fn relay_event(out: &Out, event: RelayEvent, every: u64, hq_down: &std::cell::Cell<bool>) {
+    let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+    let moved = |summary: &Summary| {
+        (summary.sent.values().sum::<usize>(), summary.received.values().sum::<usize>(), summary.receipts)
+    };
+    let photo_counts =
+        |photos: &Result<PhotoReport, NetError>| photos.as_ref().map_or((0, 0), |p| (p.sent, p.received));
+    let photo_errors = |photos: &Result<PhotoReport, NetError>| match photos {
+        Ok(report) => report.failed.clone(),
+        Err(error) => vec![format!("照片传输中断：{error}（文档已同步，下次同步时续传）")],
+    };
+    match event {
+        RelayEvent::Served { device, result } => {
+            let who = device.unwrap_or_else(|| "一台设备".to_owned());
+            match result {
+                Ok((summary, photos)) => {
+                    let (sent, received, _) = moved(&summary);
+                    let (photos_sent, photos_received) = photo_counts(&photos);
+                    let errors = photo_errors(&photos);
+                    out.emit(
+                        json!({ "time": time, "event": "served", "device": who, "received": received, "sent": sent,
+                                "photos_received": photos_received, "photos_sent": photos_sent,
+                                "photo_errors": errors }),
+                        || {
+                            let mut text = format!(
+                                "[{time}] {who} 同步完成：收到修改 {received} 次，发出修改 {sent} 次；收到照片 {photos_received} 张，发出照片 {photos_sent} 张"
+                            );
+                            for error in &errors {
+                                text.push_str(&format!("\n[{time}] {who}：{error}"));
+                            }
+                            text
+                        },
+                    );
+                }
+                Err(error) => out.emit(
+                    json!({ "time": time, "event": "served", "device": who, "error": error.to_string() }),
+                    || format!("[{time}] {who} 同步失败：{error}"),
+                ),
+            }
+        }
+        RelayEvent::Forwarded { summary, photos } => {
+            let (sent, received, receipts) = moved(&summary);
+            let (photos_sent, photos_received) = photo_counts(&photos);
+            let errors = photo_errors(&photos);
+            let was_down = hq_down.replace(false);
+            let quiet = sent + received + receipts + photos_sent + photos_received == 0;
+            if quiet && summary.withheld.is_empty() && errors.is_empty() && !was_down {
+                return;
+            }
+            let withheld: BTreeMap<String, &String> =
+                summary.withheld.iter().map(|(doc, reason)| (doc.to_string(), reason)).collect();
+            out.emit(
+                json!({ "time": time, "event": "forwarded", "sent": sent, "received": received, "receipts": receipts,
+                        "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": errors,
+                        "withheld": withheld }),
+                || {
+                    let mut text = format!(
+                        "[{time}] 已与总部同步：转发修改 {sent} 次，收到修改 {received} 次，总部回执 {receipts} 份；转发照片 {photos_sent} 张，收到照片 {photos_received} 张"
+                    );
+                    for (doc, reason) in &withheld {
+                        text.push_str(&format!(
+                            "\n[{time}] 文档 {doc} 暂未转发：{reason}。请让该检查员自行同步，或重新导入其附带凭证的数据包"
+                        ));
+                    }
+                    for error in &errors {
+                        text.push_str(&format!("\n[{time}] {error}"));
+                    }
+                    text
+                },
+            );
+        }
+        RelayEvent::ForwardFailed(error) => {
+            if hq_down.replace(true) {
+                return;
+            }
+            out.emit(json!({ "time": time, "event": "forward_failed", "error": error.to_string() }), || {
+                format!("[{time}] 暂时无法与总部同步：{error}。收到的数据保存在本站，每 {every} 秒重试")
+            });
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     let home = home(cli.home)?;
     let out = Out { json: cli.json };
@@ -542,10 +629,12 @@ fn run(cli: Cli) -> Result<()> {
             let every = std::time::Duration::from_secs(forward_every.max(1));
             let ready =
                 |addr| println!("安监站中转已启动：{addr}（每 {} 秒尝试转发到总部，Ctrl-C 停止）", every.as_secs());
+            let hq_down = std::cell::Cell::new(false);
+            let report = |event| relay_event(&out, event, every.as_secs(), &hq_down);
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            runtime.block_on(store.relay(listen, every, ready, stop))?;
+            runtime.block_on(store.relay(listen, every, ready, report, stop))?;
         }
         Command::Sync { server, peer } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

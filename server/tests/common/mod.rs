@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use field_client::Store;
 use field_client::net::NetError;
+use field_client::{RelayEvent, Store};
 use sync_core::automerge::ChangeHash;
 use sync_core::codes::AccidentType;
 use sync_core::credential::Enrollment;
@@ -63,8 +63,23 @@ pub async fn spawn_relay(
     store: Store,
     every: Duration,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), NetError>>) {
+    let (addr, stop, task, _) = spawn_relay_reporting(store, every).await;
+    (addr, stop, task)
+}
+
+/// As [`spawn_relay`], also returning what the relay reports.
+pub async fn spawn_relay_reporting(
+    store: Store,
+    every: Duration,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), NetError>>,
+    tokio::sync::mpsc::UnboundedReceiver<RelayEvent>,
+) {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         let mut store = store;
         store
@@ -74,13 +89,16 @@ pub async fn spawn_relay(
                 |addr| {
                     let _ = ready_tx.send(addr);
                 },
+                |event| {
+                    let _ = events_tx.send(event);
+                },
                 async {
                     let _ = stop_rx.await;
                 },
             )
             .await
     });
-    (ready_rx.await.unwrap(), stop_tx, task)
+    (ready_rx.await.unwrap(), stop_tx, task, events_rx)
 }
 
 /// The real server process. Dropping it kills it, so a failing test leaves
