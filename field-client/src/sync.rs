@@ -159,21 +159,28 @@ impl Replica for Store {
     }
 
     fn whole(&self, doc: &DocId) -> Option<Whole> {
-        let current: Vec<u8> = self.index.get(doc)?.heads.iter().flat_map(|h| h.0).collect();
         let warmed = self.warmed.borrow_mut().take_if(|w| w.doc == *doc);
-        if let Some(warmed) = warmed {
-            return (warmed.heads == current).then_some(warmed.whole);
+        match warmed {
+            // Still current: nothing was written to it since `warm`.
+            Some(warmed) => (Some(warmed.heads) == self.current_heads(doc)).then_some(warmed.whole),
+            None => self.kept_whole(doc),
         }
-        let (heads, whole) = self.read_whole(doc)?;
-        (heads == current).then_some(whole)
     }
 }
 
 impl Store {
-    /// The batch `doc` is kept whole in and the heads it holds, with the
-    /// authors' latest credentials.
-    fn read_whole(&self, doc: &DocId) -> Option<(Vec<u8>, Whole)> {
+    /// `doc`'s heads as the index holds them (32 bytes each).
+    fn current_heads(&self, doc: &DocId) -> Option<Vec<u8>> {
+        Some(self.index.get(doc)?.heads.iter().flat_map(|h| h.0).collect())
+    }
+
+    /// The batch `doc` is kept whole in, if it holds the document's current
+    /// heads, with the authors' latest credentials.
+    fn kept_whole(&self, doc: &DocId) -> Option<Whole> {
         let (heads, batch, evidence, changes) = self.db.whole(doc.to_string()).ok()??;
+        if Some(heads) != self.current_heads(doc) {
+            return None;
+        }
         let mut evidence: Vec<Evidence> = ciborium::from_reader(evidence.as_slice()).ok()?;
         // An author's credential renewed since the batch was kept replaces
         // the one kept with it (the peer judges the credential, not the
@@ -184,7 +191,7 @@ impl Store {
                 e.credential = ByteBuf::from(held);
             }
         }
-        Some((heads, Whole { batch, evidence, changes: usize::try_from(changes).ok()? }))
+        Some(Whole { batch, evidence, changes: usize::try_from(changes).ok()? })
     }
 }
 
@@ -277,8 +284,8 @@ impl Local for Store {
         self.warmed.replace(None);
         if let Some((peer, false)) = sending
             && Replica::checkpoint(self, peer, doc).is_empty()
-            && let Some((heads, whole)) = self.read_whole(doc)
-            && self.index.get(doc).is_some_and(|i| i.heads.iter().flat_map(|h| h.0).eq(heads.iter().copied()))
+            && let Some(whole) = self.kept_whole(doc)
+            && let Some(heads) = self.current_heads(doc)
         {
             // What the session reads next, kept so it is not read twice.
             self.warmed.replace(Some(Warmed { doc: doc.clone(), peer: *peer, heads, whole }));
@@ -607,18 +614,6 @@ impl Store {
     /// The newest HQ revocation list this store holds.
     pub fn revocations(&self) -> Result<Option<SignedRevocations>, StoreError> {
         self.db.meta("revocations")?.map(|b| SignedRevocations::from_bytes(&b).map_err(StoreError::from)).transpose()
-    }
-
-    /// Serves one incoming connection (HQ's or a relay's side), judging the
-    /// peer against `revocations` (HQ's newest list; a relay passes its own).
-    pub async fn serve_connection(
-        &mut self,
-        connection: quinn::Connection,
-        credential: SignedCredential,
-        hq: DevicePublicKey,
-        revocations: Option<SignedRevocations>,
-    ) -> Result<Summary, NetError> {
-        serve(self, connection, SessionConfig { credential, hq, revocations, peer_key: hq }).await.1.map(|(s, _)| s)
     }
 }
 
