@@ -492,6 +492,12 @@ impl Out {
     }
 }
 
+/// A document a session could not send (`Summary::withheld`), why, and
+/// what to do about it.
+fn withheld_line(doc: &str, reason: &str, verb: &str) -> String {
+    format!("文档 {doc} 暂未{verb}：{reason}。请让该检查员自行同步，或重新导入其附带凭证的数据包")
+}
+
 /// Prints what a station relay did, for the clerk at its console: each
 /// device's sync, each forward that moved anything, and HQ going out of
 /// reach (once, until it is back).
@@ -555,9 +561,7 @@ fn relay_event(out: &Out, event: RelayEvent, every: u64, hq_down: &std::cell::Ce
                         "[{time}] 已与总部同步：转发修改 {sent} 次，收到修改 {received} 次，总部回执 {receipts} 份；转发照片 {photos_sent} 张，收到照片 {photos_received} 张"
                     );
                     for (doc, reason) in &withheld {
-                        text.push_str(&format!(
-                            "\n[{time}] 文档 {doc} 暂未转发：{reason}。请让该检查员自行同步，或重新导入其附带凭证的数据包"
-                        ));
+                        text.push_str(&format!("\n[{time}] {}", withheld_line(doc, reason, "转发")));
                     }
                     for error in &errors {
                         text.push_str(&format!("\n[{time}] {error}"));
@@ -673,9 +677,7 @@ fn run(cli: Cli) -> Result<()> {
                         summary.receipts
                     );
                     for (doc, reason) in &withheld {
-                        text.push_str(&format!(
-                            "\n文档 {doc} 暂未发出：{reason}。请让该检查员自行同步，或重新导入其附带凭证的数据包"
-                        ));
+                        text.push_str(&format!("\n{}", withheld_line(doc, reason, "发出")));
                     }
                     for error in &photo_errors {
                         text.push_str(&format!("\n{error}"));
