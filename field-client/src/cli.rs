@@ -1,8 +1,8 @@
 //! Command-line parsing in Chinese, for the `field` CLI and the server.
 //!
 //! clap writes its help headings and its parse errors in English. Here the
-//! help of every (sub)command gets Chinese headings and flags, and a parse
-//! error is told in Chinese from clap's error kind and context.
+//! help of every (sub)command gets Chinese headings, flags and value names,
+//! and a parse error is told in Chinese from clap's error kind and context.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, Command, CommandFactory, FromArgMatches};
@@ -23,15 +23,15 @@ pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
     match parsed {
         Ok(parsed) => parsed,
         // A command given without its subcommand shows that command's help.
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) =>
-        {
-            e.exit()
+        Err(e) if e.kind() == ErrorKind::DisplayVersion => e.exit(),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+            let help = chinese_usage(&e.render().to_string());
+            if e.use_stderr() {
+                eprint!("{help}");
+            } else {
+                print!("{help}");
+            }
+            std::process::exit(e.exit_code())
         }
         Err(e) => {
             eprintln!("错误：{}\n查看用法：{} --help", message(&e), command.get_name());
@@ -51,11 +51,19 @@ fn with_help_word(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ff
     args
 }
 
-/// Chinese headings and help flags on `command` and all its subcommands.
+/// Help with clap's one English word left in a usage line (it has no
+/// setting for it) said in Chinese.
+fn chinese_usage(help: &str) -> String {
+    help.replace("[OPTIONS]", "[选项]")
+}
+
+/// Chinese headings, value names and help flags on `command` and all its
+/// subcommands.
 fn localized(command: Command, top: bool) -> Command {
     let mut command = command
         .help_template(TEMPLATE)
         .subcommand_help_heading("命令")
+        .subcommand_value_name("命令")
         .next_help_heading("选项")
         .disable_help_flag(true)
         .disable_help_subcommand(true)
@@ -78,11 +86,20 @@ fn localized_arg(mut arg: Arg) -> Arg {
     }
     // Flags have defaults and choices too ("false", "true"): not worth saying.
     if arg.get_action().takes_values() {
-        let defaults: Vec<String> = arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+        if let Some(name) = value_name(arg.get_id().as_str()) {
+            arg = arg.value_name(name);
+        }
+        // An empty default ("no note") is not worth saying either.
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .filter(|v| !v.is_empty())
+            .collect();
         if !defaults.is_empty() {
             notes.push(format!("默认 {}", defaults.join("、")));
-            arg = arg.hide_default_value(true);
         }
+        arg = arg.hide_default_value(true);
         let choices: Vec<String> = arg.get_possible_values().iter().map(|v| v.get_name().to_owned()).collect();
         if !choices.is_empty() {
             notes.push(format!("可选：{}", choices.join("、")));
@@ -98,6 +115,91 @@ fn localized_arg(mut arg: Arg) -> Arg {
     }
     let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
     arg.help(format!("{help}（{}）", notes.join("；")))
+}
+
+/// The Chinese name of the value an argument takes, by the argument's id,
+/// one word for one meaning across the `field` CLI and the server. An id not
+/// here keeps clap's English name, which [`untranslated`] reports.
+fn value_name(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "home" | "data" => "目录",
+        "campaign" => "活动编号",
+        "enterprise" => "企业",
+        "hazard" => "隐患编号",
+        "review" => "核查编号",
+        "dossier" => "档案编号",
+        "checklist" => "清单编号",
+        "from_checklist" => "条目编号",
+        "serial" => "凭证编号",
+        "key" | "device" => "公钥",
+        "code" => "代码",
+        "name" => "名称",
+        "title" => "标题",
+        "description" => "描述",
+        "summary" => "概况",
+        "kind" => "类型",
+        "document_type" => "资料类型",
+        "accident_type" => "事故类型",
+        "domain" => "行业",
+        "level" => "级别",
+        "status" => "状态",
+        "mode" => "方式",
+        "role" => "角色",
+        "result" => "结果",
+        "verdict" => "结论",
+        "item" => "核查项",
+        "criterion" => "条款",
+        "basis" => "依据",
+        "location" => "部位",
+        "gps" => "坐标",
+        "crs" => "坐标系",
+        "date" | "start" | "end" | "deadline" | "expires" => "日期",
+        "days" => "天数",
+        "forward_every" => "秒数",
+        "note" => "备注",
+        "evidence" => "证据",
+        "report" => "文号",
+        "measures" | "interim" => "措施",
+        "owner" | "by" | "verifier" | "inspector" => "姓名",
+        "inspectors" => "人员",
+        "org" => "单位",
+        "project" => "项目",
+        "address" => "地址",
+        "server" | "peer" | "listen" | "http" | "quic" => "地址",
+        "section" => "章节",
+        "photo" | "files" => "照片",
+        "file" | "out" => "文件",
+        "path" => "路径",
+        "value" => "值",
+        _ => return None,
+    })
+}
+
+/// What `command`'s help leaves unsaid or in English: each argument with no
+/// help text or without a Chinese value name, as `command path: --arg`. For
+/// a test that every argument of a CLI is explained.
+pub fn untranslated(command: Command) -> Vec<String> {
+    fn walk(command: &Command, path: &str, gaps: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            let unnamed = arg.get_action().takes_values()
+                && arg.get_value_names().unwrap_or_default().iter().any(|name| name.is_ascii());
+            if arg.get_help().is_none() || unnamed {
+                gaps.push(format!("{path}: {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), gaps);
+        }
+    }
+    let mut command = localized(command, true);
+    command.build();
+    let mut gaps = Vec::new();
+    walk(&command, command.get_name(), &mut gaps);
+    gaps
 }
 
 /// The error in Chinese, from its kind and context.
@@ -168,6 +270,8 @@ mod tests {
         /// 级别
         #[arg(long, value_parser = ["甲", "乙"])]
         level: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
     }
 
     fn error(args: &[&str]) -> String {
@@ -178,11 +282,11 @@ mod tests {
 
     #[test]
     fn parse_errors_are_told_in_chinese() {
-        assert_eq!(error(&["demo"]), "缺少必填参数：--name <NAME>");
+        assert_eq!(error(&["demo"]), "缺少必填参数：--name <名称>");
         assert_eq!(error(&["demo", "--name", "张三", "--count", "x"]), "参数 --count <COUNT> 的值“x”无效");
         assert_eq!(
             error(&["demo", "--name", "张三", "--level", "丙"]),
-            "参数 --level <LEVEL> 的值“丙”无效，可选：甲、乙"
+            "参数 --level <级别> 的值“丙”无效，可选：甲、乙"
         );
         assert_eq!(error(&["demo", "--name", "张三", "--nmae"]), "无法识别的参数“--nmae”；是否想用“--name”？");
         assert!(error(&["demo", "--name", "张三", "extra"]).starts_with("无法识别的参数“extra”"));
@@ -198,9 +302,15 @@ mod tests {
     #[test]
     fn help_has_chinese_headings() {
         let mut command = localized(Demo::command(), true);
-        let help = command.render_help().to_string();
-        assert!(help.contains("用法：") && help.contains("选项") && help.contains("显示帮助"), "{help}");
+        let help = chinese_usage(&command.render_help().to_string());
+        assert!(help.contains("用法：demo [选项] --name <名称>"), "{help}");
+        assert!(help.contains("选项") && help.contains("显示帮助"), "{help}");
         assert!(help.contains("数量（默认 1）") && help.contains("可选：甲、乙"), "{help}");
         assert!(!help.contains("Usage") && !help.contains("Options") && !help.contains("default"), "{help}");
+    }
+
+    #[test]
+    fn unexplained_arguments_are_found() {
+        assert_eq!(untranslated(Demo::command()), ["demo: count", "demo: note"]);
     }
 }

@@ -252,6 +252,12 @@ mod tests {
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
+    #[test]
+    fn every_argument_is_explained_in_chinese() {
+        use clap::CommandFactory;
+        assert_eq!(field_client::cli::untranslated(Cli::command()), Vec::<String>::new());
+    }
+
     #[tokio::test]
     async fn health_answers_ok() {
         let dir = tempfile::TempDir::new().unwrap();

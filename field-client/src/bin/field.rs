@@ -128,6 +128,7 @@ enum TrustCmd {
 enum CampaignCmd {
     /// 创建检查活动
     Create {
+        /// 活动名称
         #[arg(long)]
         name: String,
         /// construction（建筑施工联合检查）/ mine（矿山企业调研）/ self（企业自查）
@@ -143,11 +144,15 @@ enum CampaignCmd {
     /// 列出检查活动
     List,
     /// 查看检查活动
-    Show { campaign: String },
+    Show {
+        /// 检查活动编号（cmp- 开头）
+        campaign: String,
+    },
     /// 添加被检查企业
     AddEnterprise {
         /// 检查活动编号（cmp- 开头）
         campaign: String,
+        /// 企业名称
         #[arg(long)]
         name: String,
         /// 统一社会信用代码（18 位）
@@ -159,6 +164,7 @@ enum CampaignCmd {
         /// 工程项目名称
         #[arg(long, default_value = "")]
         project: String,
+        /// 企业地址
         #[arg(long, default_value = "")]
         address: String,
     },
@@ -166,11 +172,13 @@ enum CampaignCmd {
     AddMember {
         /// 检查活动编号（cmp- 开头）
         campaign: String,
+        /// 成员姓名
         #[arg(long)]
         name: String,
         /// 组长 / 检查员 / 安监站 / 专家
         #[arg(long, default_value = "检查员")]
         role: String,
+        /// 所在单位
         #[arg(long, default_value = "")]
         org: String,
     },
@@ -178,16 +186,23 @@ enum CampaignCmd {
     Schedule {
         /// 检查活动编号（cmp- 开头）
         campaign: String,
+        /// 检查日期 YYYY-MM-DD
         #[arg(long)]
         date: String,
         /// 企业统一社会信用代码
         #[arg(long)]
         enterprise: String,
+        /// 备注
         #[arg(long, default_value = "")]
         note: String,
     },
     /// 登记本活动使用的清单
-    UseChecklist { campaign: String, checklist: String },
+    UseChecklist {
+        /// 检查活动编号（cmp- 开头）
+        campaign: String,
+        /// 清单编号（field checklist list 可查）
+        checklist: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +211,7 @@ enum ChecklistCmd {
     List,
     /// 查看清单条目
     Show {
+        /// 清单编号（field checklist list 可查）
         checklist: String,
         /// 只看某一节，如 脚手架
         #[arg(long)]
@@ -259,28 +275,38 @@ enum HazardCmd {
     },
     /// 修改隐患
     Edit {
+        /// 隐患编号（field hazard list 可查）
         hazard: String,
         #[command(flatten)]
         fields: HazardFields,
     },
     /// 添加照片
     Photo {
+        /// 隐患编号（field hazard list 可查）
         hazard: String,
+        /// 照片文件（可多个）
         files: Vec<PathBuf>,
         /// 作为整改后照片
         #[arg(long)]
         after: bool,
     },
     /// 删除隐患（保留记录，标记为已删除）
-    Delete { hazard: String },
+    Delete {
+        /// 隐患编号（field hazard list 可查）
+        hazard: String,
+    },
     /// 列出隐患
     List {
+        /// 只看某一检查活动（cmp- 开头）
         #[arg(long)]
         campaign: Option<String>,
+        /// 只看某一企业（统一社会信用代码或名称）
         #[arg(long)]
         enterprise: Option<String>,
+        /// 只看某一级别：general（一般）/ major（重大）
         #[arg(long, value_parser = parse_level)]
         level: Option<HazardLevel>,
+        /// 只看某一整改状态：open（未整改）/ rectifying（整改中）/ awaiting_verification（待复查）/ closed（已销号）
         #[arg(long, value_parser = parse_status)]
         status: Option<RectificationStatus>,
         /// 包括已删除的
@@ -288,13 +314,17 @@ enum HazardCmd {
         all: bool,
     },
     /// 查看隐患
-    Show { hazard: String },
+    Show {
+        /// 隐患编号（field hazard list 可查）
+        hazard: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum RectifyCmd {
     /// 下达整改要求
     Plan {
+        /// 隐患编号（field hazard list 可查）
         hazard: String,
         /// immediate（立即整改）/ deadline（限期整改）
         #[arg(long, value_parser = parse_mode)]
@@ -313,9 +343,13 @@ enum RectifyCmd {
         interim: String,
     },
     /// 开始整改
-    Start { hazard: String },
+    Start {
+        /// 隐患编号（field hazard list 可查）
+        hazard: String,
+    },
     /// 整改完成，提交复查
     Submit {
+        /// 隐患编号（field hazard list 可查）
         hazard: String,
         /// 整改人
         #[arg(long)]
@@ -326,6 +360,7 @@ enum RectifyCmd {
     },
     /// 复查：通过则销号，不通过退回整改
     Verify {
+        /// 隐患编号（field hazard list 可查）
         hazard: String,
         /// 复查人（不能是整改人）
         #[arg(long)]
@@ -333,6 +368,7 @@ enum RectifyCmd {
         /// pass（通过）/ fail（不通过）
         #[arg(long)]
         result: String,
+        /// 复查意见
         #[arg(long, default_value = "")]
         note: String,
     },
@@ -344,6 +380,7 @@ enum ReviewCmd {
     Add {
         /// 检查活动编号（cmp- 开头）
         campaign: String,
+        /// 企业统一社会信用代码或名称
         enterprise: String,
         /// 事故日期 YYYY-MM-DD
         #[arg(long)]
@@ -357,6 +394,7 @@ enum ReviewCmd {
     },
     /// 填写一项结论
     Set {
+        /// 核查编号（field review list 可查）
         review: String,
         /// cause_identified / responsible_handled / measures_implemented / personnel_educated
         #[arg(value_parser = parse_review_item)]
@@ -367,17 +405,24 @@ enum ReviewCmd {
         /// 查阅的证据
         #[arg(long)]
         evidence: Option<String>,
+        /// 备注
         #[arg(long)]
         note: Option<String>,
     },
     /// 列出四不放过核查
-    List { campaign: String, enterprise: String },
+    List {
+        /// 检查活动编号（cmp- 开头）
+        campaign: String,
+        /// 企业统一社会信用代码或名称
+        enterprise: String,
+    },
 }
 
 #[derive(Args)]
 struct DoccheckArgs {
     /// 检查活动编号（cmp- 开头）
     campaign: String,
+    /// 企业统一社会信用代码或名称
     enterprise: String,
     /// 资料类型，如 安全生产许可证
     #[arg(long = "type")]
@@ -391,6 +436,7 @@ struct DoccheckArgs {
     /// 有效期至 YYYY-MM-DD
     #[arg(long)]
     expires: Option<String>,
+    /// 备注
     #[arg(long, default_value = "")]
     note: String,
 }
@@ -399,11 +445,15 @@ struct DoccheckArgs {
 struct VisitArgs {
     /// 检查活动编号（cmp- 开头）
     campaign: String,
+    /// 企业统一社会信用代码或名称
     enterprise: String,
+    /// 检查日期 YYYY-MM-DD
     #[arg(long)]
     date: String,
+    /// 参加检查人员
     #[arg(long, default_value = "")]
     inspectors: String,
+    /// 备注
     #[arg(long, default_value = "")]
     note: String,
 }
@@ -429,6 +479,7 @@ enum ExportCmd {
     Json {
         /// 检查活动编号（cmp- 开头）
         campaign: String,
+        /// 写入的文件（默认输出到屏幕）
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -436,6 +487,7 @@ enum ExportCmd {
     Csv {
         /// 检查活动编号（cmp- 开头）
         campaign: String,
+        /// 写入的文件（默认输出到屏幕）
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -445,11 +497,15 @@ enum ExportCmd {
 enum BundleCmd {
     /// 导出本设备全部数据为签名数据包
     Export {
+        /// 数据包文件路径
         #[arg(long)]
         out: PathBuf,
     },
     /// 校验并导入数据包
-    Import { file: PathBuf },
+    Import {
+        /// 数据包文件路径
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -1550,5 +1606,16 @@ fn parse_campaign_kind(s: &str) -> Result<CampaignKind, String> {
         "self" => Ok(CampaignKind::SelfInspection),
         other => CampaignKind::parse(other)
             .ok_or_else(|| "可选值：construction（建筑施工联合检查）、mine（矿山企业调研）、self（企业自查）".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_argument_is_explained_in_chinese() {
+        assert_eq!(field_client::cli::untranslated(Cli::command()), Vec::<String>::new());
     }
 }
