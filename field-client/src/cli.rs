@@ -15,11 +15,11 @@ const TEMPLATE: &str = "\
 
 /// Parses the process arguments into `P`. Help and version are printed as
 /// clap would (exit 0); a bad command line prints a Chinese error and a
-/// pointer to `--help` on stderr, and exits with status 2.
+/// pointer to the (sub)command's `--help` on stderr, and exits with status 2.
 pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
     let mut command = localized(P::command(), true);
-    let parsed =
-        command.try_get_matches_from_mut(with_help_word(std::env::args_os())).and_then(|m| P::from_arg_matches(&m));
+    let args = with_help_word(std::env::args_os());
+    let parsed = command.try_get_matches_from_mut(&args).and_then(|m| P::from_arg_matches(&m));
     match parsed {
         Ok(parsed) => parsed,
         // A command given without its subcommand shows that command's help.
@@ -34,10 +34,24 @@ pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
             std::process::exit(e.exit_code())
         }
         Err(e) => {
-            eprintln!("错误：{}\n查看用法：{} --help", message(&e), command.get_name());
+            eprintln!("错误：{}\n查看用法：{} --help", message(&e), command_path(&command, &args));
             std::process::exit(2)
         }
     }
+}
+
+/// The (sub)command `args` name, as `field hazard add`: where the help for
+/// a mistake in them is.
+fn command_path(command: &Command, args: &[std::ffi::OsString]) -> String {
+    let mut path = command.get_name().to_owned();
+    let mut current = command;
+    for arg in args.iter().skip(1) {
+        if let Some(sub) = arg.to_str().and_then(|name| current.find_subcommand(name)) {
+            path = format!("{path} {}", sub.get_name());
+            current = sub;
+        }
+    }
+    path
 }
 
 /// `help [command…]` as `[command…] --help` (clap's own help subcommand
@@ -307,6 +321,27 @@ mod tests {
         assert!(help.contains("选项") && help.contains("显示帮助"), "{help}");
         assert!(help.contains("数量（默认 1）") && help.contains("可选：甲、乙"), "{help}");
         assert!(!help.contains("Usage") && !help.contains("Options") && !help.contains("default"), "{help}");
+    }
+
+    #[test]
+    fn a_mistake_points_to_its_subcommands_help() {
+        #[derive(Parser)]
+        #[command(name = "tool")]
+        enum Tool {
+            /// 隐患
+            #[command(subcommand)]
+            Hazard(Hazard),
+        }
+        #[derive(clap::Subcommand)]
+        enum Hazard {
+            /// 记录
+            Add,
+        }
+        let command = localized(Tool::command(), true);
+        let args = |list: &[&str]| list.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(command_path(&command, &args(&["tool", "hazard", "add", "--nope"])), "tool hazard add");
+        assert_eq!(command_path(&command, &args(&["tool", "--nope", "hazard"])), "tool hazard");
+        assert_eq!(command_path(&command, &args(&["tool", "add"])), "tool");
     }
 
     #[test]
