@@ -799,19 +799,31 @@ impl Store {
         Ok(report)
     }
 
-    /// The authors' credentials from a bundle worth keeping: issued by our
-    /// HQ, valid now, not revoked, and newer than one already held. A store
-    /// not yet enrolled cannot check them and keeps none. The others
-    /// are left out rather than refused: the bundle's trust rests on its
-    /// signatures, and work without a credential is only held back at sync
-    /// (`Summary::withheld`), where a stale credential would refuse it all.
+    /// The authors' credentials from a bundle worth keeping. An enrolled
+    /// store keeps those issued by its HQ, valid now, not revoked, and newer
+    /// than a valid one already held; the others are left out rather than
+    /// refused: the bundle's trust rests on its signatures, and work without
+    /// a credential is only held back at sync (`Summary::withheld`), where a
+    /// stale credential would refuse it all. A store not yet enrolled cannot
+    /// check them and keeps the latest of each author as it is: every
+    /// credential is judged again when the work it vouches for is sent, so
+    /// one that turns out forged or stale holds back only that work, and a
+    /// valid one imported after enrollment replaces it.
     fn credential_writes(&self, credentials: &[SignedCredential]) -> Result<Vec<Write>, StoreError> {
-        let Some(hq) = self.enrollment()?.map(|e| e.hq) else { return Ok(Vec::new()) };
+        let hq = self.enrollment()?.map(|e| e.hq);
         let revocations = self.revocations()?;
-        let revocations = revocations.as_ref().map(|r| r.verify(&hq)).transpose()?;
+        let revocations = match (&hq, &revocations) {
+            (Some(hq), Some(list)) => Some(list.verify(hq)?),
+            _ => None,
+        };
+        let now = crate::now_ms();
+        let usable = |signed: &SignedCredential| match &hq {
+            Some(hq) => signed.verify(hq, now, revocations).ok().cloned(),
+            None => Some(signed.credential().clone()),
+        };
         let mut writes = Vec::new();
         for signed in credentials {
-            let Ok(credential) = signed.verify(&hq, crate::now_ms(), revocations) else { continue };
+            let Some(credential) = usable(signed) else { continue };
             let key = credential.device_key()?;
             if key == self.key.public() {
                 continue;
@@ -820,7 +832,8 @@ impl Store {
             let order = |c: &Credential| (c.not_after, c.serial);
             let newer = held
                 .and_then(|b| SignedCredential::from_bytes(&b).ok())
-                .is_none_or(|h| order(credential) > order(h.credential()));
+                .and_then(|held| usable(&held))
+                .is_none_or(|held| order(&credential) > order(&held));
             if newer {
                 writes.push(Write::AuthorCredential { key: key.to_bytes().to_vec(), credential: signed.to_bytes() });
             }

@@ -312,6 +312,44 @@ async fn revocations_reach_hq_sessions_and_relays() {
     relay.await.unwrap().unwrap();
 }
 
+/// A tablet not yet enrolled can carry work too: it keeps the credentials a
+/// bundle brings without checking them, and they are judged when it syncs
+/// after enrolling. A forged one holds back only the work it claims to vouch
+/// for.
+#[tokio::test(flavor = "current_thread")]
+async fn a_carrier_enrolled_after_importing_still_forwards_the_work() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = Some(server.addr);
+    let mut author = Store::init(&dir.path().join("张三"), "张三").unwrap();
+    let mut carrier = Store::init(&dir.path().join("李四"), "李四").unwrap();
+    enroll(&data, &author);
+    let c = joint_campaign(&mut author);
+
+    // Another "HQ" issued a credential to a second author, whose work
+    // reaches the carrier in a bundle of a device it trusts.
+    let mut forged = Store::init(&dir.path().join("赵六"), "赵六").unwrap();
+    enroll(&dir.path().join("other-hq"), &forged);
+    let orphan = joint_campaign(&mut forged);
+
+    for from in [&mut author, &mut forged] {
+        carrier.trust(&from.public_key(), from.device_name()).unwrap();
+        carrier.import_bundle(&from.export_bundle().unwrap()).unwrap();
+    }
+    enroll(&data, &carrier);
+    let summary = carrier.sync_with_hq(addr).await.unwrap();
+    assert!(summary.sent.contains_key(&c), "{summary:?}");
+    assert_eq!(summary.withheld.keys().collect::<Vec<_>>(), vec![&orphan]);
+    assert!(summary.withheld[&orphan].contains("作者 赵六"), "{:?}", summary.withheld);
+
+    // Its author syncs later: HQ already holds the work.
+    let summary = author.sync_with_hq(addr).await.unwrap();
+    assert_eq!(summary.sent.values().sum::<usize>(), 0);
+    assert!(author.unreceipted().unwrap().is_empty(), "{:?}", author.unreceipted().unwrap());
+    server.kill();
+}
+
 /// Work carried on a USB stick reaches HQ through whoever syncs first: the
 /// bundle brings its author's credential along. Work whose author has none
 /// (a tablet not yet enrolled) is held back with a reason, the rest of the
