@@ -57,6 +57,9 @@ pub enum NetError {
     /// TLS or QUIC setup failed.
     #[error("安全连接配置失败：{0}")]
     Setup(String),
+    /// The address to listen on could not be bound.
+    #[error("{0}")]
+    Listen(String),
     /// The connection failed or broke.
     #[error("无法连接或连接中断：{0}")]
     Connection(String),
@@ -71,17 +74,65 @@ pub enum NetError {
     Store(String),
 }
 
-/// A broken connection, with the cause under quinn's summary ("connection
-/// lost: timed out").
-pub(crate) fn broken(e: &dyn std::error::Error) -> NetError {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push('：');
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// A broken connection, said in Chinese (quinn's own words are English):
+/// the reason TLS or the peer gave is kept where it is ours, in Chinese.
+pub(crate) fn broken(e: &(dyn std::error::Error + 'static)) -> NetError {
+    NetError::Connection(explain(e))
+}
+
+fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    use quinn::{ConnectionError, ReadError, ReadExactError, WriteError};
+    if let Some(e) = e.downcast_ref::<ConnectionError>() {
+        return match e {
+            ConnectionError::TimedOut => "对方长时间无响应（网络中断，或对方已关机）".into(),
+            ConnectionError::Reset => "对方重置了连接（对方可能刚重启）".into(),
+            ConnectionError::LocallyClosed => "连接已在本机关闭".into(),
+            ConnectionError::VersionMismatch => "对方不支持本机的 QUIC 协议版本".into(),
+            ConnectionError::CidsExhausted => "连接标识已用尽，请重试".into(),
+            ConnectionError::ApplicationClosed(close) => format!("对方关闭了连接{}", ours(&close.reason)),
+            ConnectionError::ConnectionClosed(close) => format!("对方中止了连接{}", ours(&close.reason)),
+            ConnectionError::TransportError(error) => format!("安全握手或传输出错{}", ours(error.reason.as_bytes())),
+        };
     }
-    NetError::Connection(text)
+    if let Some(e) = e.downcast_ref::<ReadError>() {
+        return match e {
+            ReadError::ConnectionLost(lost) => explain(lost),
+            ReadError::Reset(_) => "对方中止了数据传输".into(),
+            _ => "数据流已关闭".into(),
+        };
+    }
+    if let Some(e) = e.downcast_ref::<WriteError>() {
+        return match e {
+            WriteError::ConnectionLost(lost) => explain(lost),
+            WriteError::Stopped(_) => "对方停止了接收".into(),
+            _ => "数据流已关闭".into(),
+        };
+    }
+    match e.downcast_ref::<ReadExactError>() {
+        Some(ReadExactError::ReadError(read)) => explain(read),
+        Some(ReadExactError::FinishedEarly(_)) => "对方发送的数据不完整".into(),
+        None => {
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(cause) = source {
+                text.push('：');
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// `：` and the part of a close or TLS reason from its first Chinese
+/// character on (ours: "服务器密钥与绑定的总部密钥不符"), or nothing where it is
+/// all quinn's or rustls's English.
+fn ours(reason: &[u8]) -> String {
+    let reason = String::from_utf8_lossy(reason);
+    match reason.char_indices().find(|(_, c)| !c.is_ascii()) {
+        Some((at, _)) => format!("：{}", &reason[at..]),
+        None => String::new(),
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -211,7 +262,7 @@ fn endpoint(
     server: Option<quinn::ServerConfig>,
 ) -> Result<quinn::Endpoint, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
-    let socket = std::net::UdpSocket::bind(addr).map_err(|e| NetError::Setup(format!("无法监听 {addr}：{e}")))?;
+    let socket = std::net::UdpSocket::bind(addr).map_err(|e| NetError::Listen(cannot_listen(addr, &e)))?;
     let buffers = socket2::SockRef::from(&socket);
     // The kernel caps these at net.core.[rw]mem_max; a smaller buffer only
     // costs speed, so failures are not errors.
@@ -219,6 +270,18 @@ fn endpoint(
     let _ = buffers.set_send_buffer_size(SOCKET_BUFFER);
     let runtime = quinn::default_runtime().ok_or_else(|| setup(&"没有可用的异步运行时"))?;
     quinn::Endpoint::new(config, server, socket, runtime).map_err(|e| setup(&e))
+}
+
+/// Why `addr` could not be listened on, in Chinese.
+pub fn cannot_listen(addr: SocketAddr, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("无法监听 {addr}：端口已被占用（另一个程序正在使用它，或已有一个在运行）")
+        }
+        std::io::ErrorKind::AddrNotAvailable => format!("无法监听 {addr}：本机没有这个地址"),
+        std::io::ErrorKind::PermissionDenied => format!("无法监听 {addr}：没有权限（1024 以下的端口需要管理员权限）"),
+        _ => format!("无法监听 {addr}：{e}"),
+    }
 }
 
 /// Transport settings, both ends. A keep-alive while waiting (for flow
@@ -559,4 +622,34 @@ fn arrival(message: Message, ahead: bool) -> Arrival {
         Input::Decoded(Message::Changes { n, doc, batch, evidence }, arrived)
     });
     Box::pin(async move { task.await.map_err(|_| NetError::Store("解码收到的修改时内部出错".into())) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(reason: &str) -> quinn::ConnectionError {
+        let close =
+            quinn::ApplicationClose { error_code: quinn::VarInt::from_u32(0), reason: reason.to_owned().into() };
+        quinn::ConnectionError::ApplicationClosed(close)
+    }
+
+    #[test]
+    fn quinn_errors_are_told_in_chinese() {
+        let lost = quinn::ReadError::ConnectionLost(quinn::ConnectionError::TimedOut);
+        assert_eq!(explain(&lost), "对方长时间无响应（网络中断，或对方已关机）");
+        let write = quinn::WriteError::ConnectionLost(quinn::ConnectionError::Reset);
+        assert_eq!(explain(&write), "对方重置了连接（对方可能刚重启）");
+        assert_eq!(explain(&closed("done")), "对方关闭了连接");
+        assert_eq!(explain(&closed("unexpected error: 服务器正在关闭")), "对方关闭了连接：服务器正在关闭");
+        let early = quinn::ReadExactError::FinishedEarly(3);
+        assert_eq!(explain(&early), "对方发送的数据不完整");
+    }
+
+    #[test]
+    fn listening_failures_are_told_in_chinese() {
+        let addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let taken = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert!(cannot_listen(addr, &taken).contains("端口已被占用"));
+    }
 }

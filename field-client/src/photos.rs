@@ -272,7 +272,7 @@ pub(crate) fn dossier_photos(doc: &Automerge, out: &mut BTreeSet<PhotoId>) {
     }
 }
 
-fn lost(e: impl std::error::Error) -> NetError {
+fn lost(e: impl std::error::Error + 'static) -> NetError {
     crate::net::broken(&e)
 }
 

@@ -13,7 +13,7 @@ mod hq;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::{Json, Router, routing::get};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -162,7 +162,9 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let key = sync_core::identity::DeviceKey::from_seed(hq.seed());
     let endpoint = field_client::net::server_endpoint(&key, quic)?;
     let http = args.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("无法监听 {http}"))?;
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .map_err(|e| anyhow::anyhow!(field_client::net::cannot_listen(http, &e)))?;
     println!("FieldSync 总部服务器已启动");
     println!("总部公钥：{}", hq.public_key());
     println!("同步地址：{}", endpoint.local_addr()?);
@@ -174,6 +176,7 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let hq = std::sync::Arc::new(tokio::sync::Mutex::new(hq));
     let api = api::ApiState::new(hq.clone());
     let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(SESSIONS));
+    let quic = endpoint.clone();
     let accept = async move {
         while let Some(incoming) = endpoint.accept().await {
             let turns = turns.clone();
@@ -195,15 +198,49 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     tokio::select! {
         result = axum::serve(listener, router(api)).into_future() => result?,
         () = accept => {}
-        _ = tokio::signal::ctrl_c() => {}
+        () = stop_requested() => {
+            // What was acknowledged is durable already; what was not, a
+            // device sends again. Devices are told why at once instead of
+            // waiting out the idle timeout.
+            println!("正在关闭：通知已连接的设备…");
+            quic.close(1u32.into(), "总部服务器正在关闭，请稍后再同步".as_bytes());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), quic.wait_idle()).await;
+            println!("已关闭");
+        }
     }
     Ok(())
 }
 
+/// Ctrl-C, or SIGTERM (a service manager stopping the server).
+async fn stop_requested() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let cli: Cli = field_client::cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,

@@ -141,6 +141,14 @@ impl Server {
         self.child.try_wait().unwrap().is_none()
     }
 
+    /// Asks the process to stop, as a service manager does (SIGTERM), and
+    /// waits for it to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id().try_into().unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        self.child.wait().unwrap()
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
