@@ -698,9 +698,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Sync { server, peer } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let bar = photo_bar(&out);
+            let peer_name = match (peer, server) {
+                (Some(addr), _) => format!("安监站或设备 {addr}"),
+                (None, Some(addr)) => format!("总部 {addr}"),
+                (None, None) => store.enrollment()?.map_or_else(|| "总部".to_owned(), |e| format!("总部 {}", e.server)),
+            };
+            let bar = sync_bar(&out, &peer_name);
             let progress = |p: PhotoProgress| match p {
                 PhotoProgress::Planned { photos, bytes } if photos > 0 => {
+                    photo_style(&bar);
                     bar.set_length(bytes);
                     bar.set_message(format!("照片 {photos} 张"));
                 }
@@ -708,10 +714,11 @@ fn run(cli: Cli) -> Result<()> {
                 _ => {}
             };
             let report = match peer {
-                Some(addr) => runtime.block_on(store.sync_reporting(Some(addr), false, &progress))?,
-                None => runtime.block_on(store.sync_reporting(server, true, &progress))?,
+                Some(addr) => runtime.block_on(store.sync_reporting(Some(addr), false, &progress)),
+                None => runtime.block_on(store.sync_reporting(server, true, &progress)),
             };
             bar.finish_and_clear();
+            let report = report?;
             let summary = report.summary;
             let sent: usize = summary.sent.values().sum();
             let received: usize = summary.received.values().sum();
@@ -1472,20 +1479,32 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
     Ok(())
 }
 
-/// The photo progress bar of `field sync`, on standard error. Hidden with
-/// `--json`; indicatif also hides it when standard error is not a terminal.
-fn photo_bar(out: &Out) -> indicatif::ProgressBar {
+/// What `field sync` shows on standard error while it runs: a spinner with
+/// the time taken while it connects and syncs documents (connecting to an
+/// unreachable HQ takes up to 30 s; in the end-of-day rush a tablet may wait
+/// its turn), then the photos' progress. Hidden with `--json`; indicatif
+/// also hides it when standard error is not a terminal.
+fn sync_bar(out: &Out, peer: &str) -> indicatif::ProgressBar {
     if out.json {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}（已用 {elapsed}）") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("正在与{peer} 同步"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// Turns the spinner of [`sync_bar`] into the photos' progress bar.
+fn photo_style(bar: &indicatif::ProgressBar) {
     let style =
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} 剩余 {eta}")
             .map(|s| s.progress_chars("=> "));
     if let Ok(style) = style {
         bar.set_style(style);
     }
-    bar
 }
 
 fn write_out(path: Option<PathBuf>, bytes: &[u8]) -> Result<()> {
