@@ -569,46 +569,59 @@ impl Store {
         let endpoint = net::server_endpoint(&key, listen)?;
         ready(endpoint.local_addr().map_err(|e| NetError::Setup(e.to_string()))?);
         let mut timer = tokio::time::interval(forward_every);
-        tokio::pin!(stop);
         // Connecting to HQ needs no store, so it waits beside the devices:
         // an unreachable HQ never keeps a device waiting.
         let mut forward: Option<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>> = None;
-        loop {
-            tokio::select! {
-                incoming = endpoint.accept() => {
-                    let Some(incoming) = incoming else { break };
-                    let Ok(connection) = incoming.await else { continue };
-                    let revocations = self.revocations().map_err(|e| NetError::Store(e.to_string()))?;
-                    let config = SessionConfig {
-                        credential: enrollment.credential.clone(),
-                        hq: enrollment.hq,
-                        revocations,
-                        peer_key: enrollment.hq,
-                    };
-                    let (device, result) = serve(self, connection, config).await;
-                    report(RelayEvent::Served { device, result });
-                }
-                _ = timer.tick(), if forward.is_none() => {
-                    let (enrollment, addr) = self.sync_target(None)?;
-                    let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
-                    forward = Some(Box::pin(async move { net::connect(&key, Some(enrollment.hq), addr).await }));
-                }
-                connected = async { forward.as_mut().expect("guarded").await }, if forward.is_some() => {
-                    forward = None;
-                    match connected {
-                        Ok((hq_endpoint, connection)) => {
-                            match self.client_session(hq_endpoint, connection, &enrollment, &|_| {}).await {
-                                Ok((summary, photos)) => report(RelayEvent::Forwarded { summary, photos }),
-                                Err(error) => report(RelayEvent::ForwardFailed(error)),
+        let work = async {
+            loop {
+                tokio::select! {
+                    incoming = endpoint.accept() => {
+                        let Some(incoming) = incoming else { return Ok(()) };
+                        let Ok(connection) = incoming.await else { continue };
+                        let revocations = self.revocations().map_err(|e| NetError::Store(e.to_string()))?;
+                        let config = SessionConfig {
+                            credential: enrollment.credential.clone(),
+                            hq: enrollment.hq,
+                            revocations,
+                            peer_key: enrollment.hq,
+                        };
+                        let (device, result) = serve(self, connection, config).await;
+                        report(RelayEvent::Served { device, result });
+                    }
+                    _ = timer.tick(), if forward.is_none() => {
+                        let (enrollment, addr) = self.sync_target(None)?;
+                        let key = sync_core::identity::DeviceKey::from_seed(self.key.to_seed());
+                        forward = Some(Box::pin(async move { net::connect(&key, Some(enrollment.hq), addr).await }));
+                    }
+                    connected = async { forward.as_mut().expect("guarded").await }, if forward.is_some() => {
+                        forward = None;
+                        match connected {
+                            Ok((hq_endpoint, connection)) => {
+                                match self.client_session(hq_endpoint, connection, &enrollment, &|_| {}).await {
+                                    Ok((summary, photos)) => report(RelayEvent::Forwarded { summary, photos }),
+                                    Err(error) => report(RelayEvent::ForwardFailed(error)),
+                                }
                             }
+                            Err(error) => report(RelayEvent::ForwardFailed(error)),
                         }
-                        Err(error) => report(RelayEvent::ForwardFailed(error)),
                     }
                 }
-                () = &mut stop => break,
             }
-        }
-        Ok(())
+        };
+        // Stopping does not wait for a session under way: one cut off is
+        // like a lost link (what was stored stays; the rest comes again),
+        // and its device is told why at once (before the session, and with
+        // it the connection, is dropped).
+        tokio::pin!(work);
+        let result = tokio::select! {
+            result = &mut work => result,
+            () = stop => {
+                endpoint.close(1u32.into(), "安监站中转已停止".as_bytes());
+                Ok(())
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        result
     }
 
     /// The newest HQ revocation list this store holds.

@@ -507,4 +507,11 @@ fn a_relay_reports_each_tablet_that_syncs() {
     let told = std::iter::from_fn(|| lines.recv_timeout(wait).ok()).find(|l| l.contains("张三"));
     let told = told.expect("the relay said nothing of 张三's sync");
     assert!(told.contains("张三 同步完成：收到修改"), "{told}");
+
+    // Ctrl-C stops it, and it says so.
+    let pid = rustix::process::Pid::from_raw(relay.0.id().try_into().unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let last = std::iter::from_fn(|| lines.recv_timeout(wait).ok()).last().unwrap_or_default();
+    assert!(last.ends_with("安监站中转已停止"), "{last}");
+    assert!(relay.0.wait().unwrap().success());
 }

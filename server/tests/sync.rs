@@ -205,6 +205,29 @@ async fn a_stopping_server_tells_connected_devices_why() {
     assert_eq!(String::from_utf8_lossy(&close.reason), "总部服务器正在关闭，请稍后再同步");
 }
 
+/// A station relay stopped by its clerk stops at once, even with a device
+/// connected and silent, and tells that device why.
+#[tokio::test(flavor = "current_thread")]
+async fn a_stopping_relay_does_not_wait_for_a_silent_device() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let station = Store::init(&dir.path().join("station"), "安监站").unwrap();
+    enroll_as(&data, &station, "station", "127.0.0.1:9");
+    let (relay_addr, stop, relay) = spawn_relay(station, std::time::Duration::from_secs(60)).await;
+    let key = sync_core::identity::DeviceKey::from_seed([7; 32]);
+    let (_endpoint, connection) = field_client::net::connect(&key, None, relay_addr).await.unwrap();
+    // The relay now waits for this device's hello, which never comes.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    stop.send(()).unwrap();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), relay).await.expect("stopped at once");
+    stopped.unwrap().unwrap();
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(5), connection.closed()).await.expect("told at once");
+    let quinn::ConnectionError::ApplicationClosed(close) = closed else { panic!("{closed}") };
+    assert_eq!(String::from_utf8_lossy(&close.reason), "安监站中转已停止");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_device_pinned_to_another_hq_key_fails_the_handshake() {
     let dir = tempfile::TempDir::new().unwrap();

@@ -695,6 +695,8 @@ fn run(cli: Cli) -> Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
             };
             runtime.block_on(store.relay(listen, every, ready, report, stop))?;
+            let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+            out.emit(json!({ "time": time, "event": "stopped" }), || format!("[{time}] 安监站中转已停止"));
         }
         Command::Sync { server, peer } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
