@@ -10,8 +10,9 @@
 //! stored (at every step, not only at the end); all replicas converge; each
 //! device holds receipts covering all of its own changes.
 //!
-//! `SIM_SEEDS=N` runs N schedules (default 1,000); `SIM_SEED=S` runs one.
-//! A failure prints its seed.
+//! `SIM_SEEDS=N` runs N schedules (default 1,000) from seed `SIM_FROM`
+//! (default 0); `SIM_SEED=S` runs one. A failure prints its seed.
+//! `scripts/simulate` runs many more than CI does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -500,16 +501,20 @@ fn hazard(title: &str) -> Hazard {
 
 #[test]
 fn devices_relay_and_hq_converge_under_faults() {
-    let seeds: Vec<u64> = match (std::env::var("SIM_SEED"), std::env::var("SIM_SEEDS")) {
-        (Ok(seed), _) => vec![seed.parse().unwrap()],
-        (_, Ok(count)) => (0..count.parse().unwrap()).collect(),
-        _ => (0..1_000).collect(),
+    let var = |name| std::env::var(name).ok().map(|v: String| v.parse::<u64>().expect(name));
+    let seeds = match (var("SIM_SEED"), var("SIM_SEEDS"), var("SIM_FROM")) {
+        (Some(seed), ..) => seed..seed + 1,
+        (None, count, from) => {
+            let from = from.unwrap_or(0);
+            from..from + count.unwrap_or(1_000)
+        }
     };
-    for seed in seeds {
+    for seed in seeds.clone() {
         if let Err(message) = World::new(seed).run() {
             panic!(
                 "simulation failed with seed {seed} (rerun: SIM_SEED={seed} cargo test --test simulation): {message}"
             );
         }
     }
+    println!("{} schedules converged (seeds {}..{})", seeds.end - seeds.start, seeds.start, seeds.end);
 }
