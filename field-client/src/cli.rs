@@ -25,12 +25,11 @@ pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
         // A command given without its subcommand shows that command's help.
         Err(e) if e.kind() == ErrorKind::DisplayVersion => e.exit(),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+            use std::io::Write;
             let help = chinese_usage(&e.render().to_string());
-            if e.use_stderr() {
-                eprint!("{help}");
-            } else {
-                print!("{help}");
-            }
+            // A closed pipe (`field --help | head`) is no error.
+            let _ =
+                if e.use_stderr() { write!(std::io::stderr(), "{help}") } else { write!(std::io::stdout(), "{help}") };
             std::process::exit(e.exit_code())
         }
         Err(e) => {
@@ -146,7 +145,8 @@ fn value_name(id: &str) -> Option<&'static str> {
         "from_checklist" => "条目编号",
         "serial" => "凭证编号",
         "key" | "device" => "公钥",
-        "code" => "代码",
+        "code" => "信用代码",
+        "enrollment" => "入网码",
         "name" => "名称",
         "title" => "标题",
         "description" => "描述",

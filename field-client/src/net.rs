@@ -276,7 +276,7 @@ fn endpoint(
 pub fn cannot_listen(addr: SocketAddr, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::AddrInUse => {
-            format!("无法监听 {addr}：端口已被占用（另一个程序正在使用它，或已有一个在运行）")
+            format!("无法监听 {addr}：端口已被占用（另一个程序正在使用它，也许本程序已在运行）")
         }
         std::io::ErrorKind::AddrNotAvailable => format!("无法监听 {addr}：本机没有这个地址"),
         std::io::ErrorKind::PermissionDenied => format!("无法监听 {addr}：没有权限（1024 以下的端口需要管理员权限）"),

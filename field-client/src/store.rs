@@ -805,10 +805,13 @@ impl Store {
     /// refused: the bundle's trust rests on its signatures, and work without
     /// a credential is only held back at sync (`Summary::withheld`), where a
     /// stale credential would refuse it all. A store not yet enrolled cannot
-    /// check them and keeps the latest of each author as it is: every
+    /// check them and keeps, of each author, the one that expires last: every
     /// credential is judged again when the work it vouches for is sent, so
     /// one that turns out forged or stale holds back only that work, and a
-    /// valid one imported after enrollment replaces it.
+    /// valid one imported after enrollment replaces it. (A forged one with a
+    /// later expiry, from a trusted device, displaces a valid one imported
+    /// before enrollment: that author's work waits for the next bundle that
+    /// carries the valid one, or for its author's own sync.)
     fn credential_writes(&self, credentials: &[SignedCredential]) -> Result<Vec<Write>, StoreError> {
         let hq = self.enrollment()?.map(|e| e.hq);
         let revocations = self.revocations()?;

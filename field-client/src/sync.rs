@@ -609,10 +609,12 @@ impl Store {
             }
         };
         // Stopping does not wait for a session under way: one cut off is
-        // like a lost link (what was stored stays; the rest comes again),
-        // and its device is told why at once (before the session, and with
-        // it the connection, is dropped).
-        tokio::pin!(work);
+        // like a lost link (what was stored stays; the rest comes again).
+        // A device is told why, before its session (and with it the
+        // connection, which would close without a reason) is dropped. A
+        // forward's connection to HQ closes as it is dropped, given a moment
+        // to say so, so that HQ frees its place at once too.
+        let mut work = Box::pin(work);
         let result = tokio::select! {
             result = &mut work => result,
             () = stop => {
@@ -621,6 +623,8 @@ impl Store {
             }
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        drop(work);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         result
     }
 

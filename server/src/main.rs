@@ -213,6 +213,7 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
 
 /// Ctrl-C, or SIGTERM (a service manager stopping the server).
 async fn stop_requested() {
+    #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -221,6 +222,8 @@ async fn stop_requested() {
             Err(_) => std::future::pending().await,
         }
     };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}

@@ -55,7 +55,7 @@ enum Command {
     /// 导入总部签发的入网码（字符串或 @文件）
     Enroll {
         /// FS1: 开头的入网码，或 @文件路径
-        code: String,
+        enrollment: String,
     },
     /// 与总部同步（需先入网）；或经安监站中转、与另一台设备同步
     Sync {
@@ -657,10 +657,10 @@ fn run(cli: Cli) -> Result<()> {
                 format!("使用人：{}\n设备公钥：{key}", store.device_name())
             });
         }
-        Command::Enroll { code } => {
-            let text = match code.strip_prefix('@') {
+        Command::Enroll { enrollment } => {
+            let text = match enrollment.strip_prefix('@') {
                 Some(path) => std::fs::read_to_string(path).with_context(|| format!("无法读取 {path}"))?,
-                None => code,
+                None => enrollment,
             };
             let enrollment: sync_core::credential::Enrollment = text.parse()?;
             let c = store.enroll(&enrollment)?;
