@@ -199,10 +199,15 @@ async fn a_stopping_server_tells_connected_devices_why() {
     let (_endpoint, connection) = field_client::net::connect(&key, Some(hq), server.addr).await.unwrap();
 
     assert!(server.terminate().success(), "a clean exit");
+    assert_eq!(close_reason(&connection).await, "总部服务器正在关闭，请稍后再同步");
+}
+
+/// Why the peer closed `connection`, which it must do within 5 s.
+async fn close_reason(connection: &quinn::Connection) -> String {
     let closed =
         tokio::time::timeout(std::time::Duration::from_secs(5), connection.closed()).await.expect("told at once");
     let quinn::ConnectionError::ApplicationClosed(close) = closed else { panic!("{closed}") };
-    assert_eq!(String::from_utf8_lossy(&close.reason), "总部服务器正在关闭，请稍后再同步");
+    String::from_utf8_lossy(&close.reason).into_owned()
 }
 
 /// A station relay stopped by its clerk stops at once, even with a device
@@ -222,10 +227,7 @@ async fn a_stopping_relay_does_not_wait_for_a_silent_device() {
     stop.send(()).unwrap();
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), relay).await.expect("stopped at once");
     stopped.unwrap().unwrap();
-    let closed =
-        tokio::time::timeout(std::time::Duration::from_secs(5), connection.closed()).await.expect("told at once");
-    let quinn::ConnectionError::ApplicationClosed(close) = closed else { panic!("{closed}") };
-    assert_eq!(String::from_utf8_lossy(&close.reason), "安监站中转已停止");
+    assert_eq!(close_reason(&connection).await, "安监站中转已停止");
 }
 
 #[tokio::test(flavor = "current_thread")]
