@@ -1049,6 +1049,30 @@ mod tests {
         (store, campaign_id, dossier_id)
     }
 
+    /// HQ's store answers work it already holds (delivered meanwhile by
+    /// another session) with a receipt for the document as it stands, once
+    /// everything before is durable, and stores nothing more.
+    #[test]
+    fn hq_receipts_work_it_already_holds() {
+        use crate::net::Local as _;
+        use sync_core::sync::batch::Arrived;
+        use sync_core::sync::session::{Replica as _, open_receipt};
+
+        let dir = tempfile::TempDir::new().unwrap();
+        let (mut store, _, dossier_id) = store_with_dossier(dir.path());
+        store.set_issues_receipts(true);
+        let heads = |store: &Store| store.catalog().into_iter().find(|e| e.id == dossier_id).unwrap().heads;
+        let before = heads(&store);
+        let hq = DeviceKey::from_seed(store.key.to_seed()).public();
+        let written = store.persist(&dossier_id, Arrived::Changes(Vec::new()), Vec::new(), None, &hq);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let receipt = runtime.block_on(written).unwrap().expect("a receipt");
+        let body = open_receipt(&receipt, &hq).unwrap();
+        let named: Vec<ChangeHash> = body.heads.iter().map(|h| ChangeHash(h.as_slice().try_into().unwrap())).collect();
+        assert_eq!(named, before);
+        assert_eq!(heads(&store), before, "nothing stored");
+    }
+
     #[test]
     fn dossier_rows_record_their_photos_and_old_stores_are_filled_in() {
         use crate::photos::PhotoSide as _;

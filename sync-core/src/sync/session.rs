@@ -580,6 +580,12 @@ impl Session {
         Ok(evidence)
     }
 
+    /// Whether this side is HQ, whose writes of received changes are
+    /// answered with receipts.
+    fn issues_receipts(&self) -> bool {
+        self.config.credential.credential().device_key().is_ok_and(|key| key == self.config.hq)
+    }
+
     /// An author's credential as the peer will judge it.
     fn judge(&self, now: i64, credential: &[u8]) -> Result<Credential, String> {
         let signed = SignedCredential::from_bytes(credential).map_err(|err| format!("作者凭证无法解析：{err}"))?;
@@ -703,7 +709,11 @@ impl Session {
             |h| replica.has_change(&id, h),
             |h| arrived.change(h),
         )?;
-        if infos.is_empty() {
+        // All of it held already: delivered meanwhile by another session
+        // (a relay forwarding the same work, say), perhaps not yet durable.
+        // HQ still answers with a receipt, written after that delivery, so
+        // the sender learns its work is safe in this session, not the next.
+        if infos.is_empty() && !self.issues_receipts() {
             return Ok(());
         }
         let tag = match replica.check(&id, &arrived) {
@@ -1266,6 +1276,75 @@ mod tests {
         let effects = started().handle(NOW, &Empty, Input::Decoded(bad, failed));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
+    }
+
+    /// A replica that already holds whatever arrives.
+    struct HoldsAll;
+
+    impl Replica for HoldsAll {
+        fn catalog(&self) -> Vec<CatalogEntry> {
+            Vec::new()
+        }
+        fn has_change(&self, _: &DocId, _: &ChangeHash) -> bool {
+            true
+        }
+        fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Outgoing> {
+            Vec::new()
+        }
+        fn batch(&self, _: &DocId, _: &[ChangeHash], _: bool) -> Option<Vec<u8>> {
+            None
+        }
+        fn evidence(&self, _: &DocId, _: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
+            None
+        }
+        fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
+            Vec::new()
+        }
+        fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
+            Empty.check(doc, arrived)
+        }
+        fn receipts(&self, _: &DocId) -> Vec<Receipt> {
+            Vec::new()
+        }
+    }
+
+    /// Work another session delivered meanwhile (a relay forwarding it, say)
+    /// arrives again from its author: HQ still writes (nothing) so that a
+    /// receipt goes back once that delivery is durable. Another side has no
+    /// receipt to give and stores nothing.
+    #[test]
+    fn work_hq_already_holds_is_answered_with_a_receipt() {
+        let s = setup();
+        let campaign = DocId::new_campaign([9; 16]);
+        let scope = Scope { campaigns: Some([campaign.clone()].into()), enterprises: None };
+        let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
+        let started = |mut session: Session| {
+            session.handle(NOW, &HoldsAll, Input::Start);
+            session.handle(NOW, &HoldsAll, hello(&tablet_cred));
+            session.handle(NOW, &HoldsAll, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session
+        };
+        let hq = Session::new(SessionConfig {
+            credential: credential(&s.hq, &s.hq, 1, i64::MAX, Scope::default()),
+            hq: s.hq.public(),
+            revocations: None,
+            peer_key: s.tablet.public(),
+        });
+        let effects = started(hq).handle(NOW, &HoldsAll, campaign_created(&s.tablet, &campaign, Vec::new()));
+        let written = effects.iter().find_map(|e| match e {
+            Effect::Persist { doc, changes, .. } => Some((doc.clone(), changes.len())),
+            _ => None,
+        });
+        assert_eq!(written, Some((campaign.clone(), 0)), "{effects:?}");
+
+        let relay = Session::new(SessionConfig {
+            credential: credential(&s.hq, &s.server, 1, i64::MAX, Scope::default()),
+            hq: s.hq.public(),
+            revocations: None,
+            peer_key: s.tablet.public(),
+        });
+        let effects = started(relay).handle(NOW, &HoldsAll, campaign_created(&s.tablet, &campaign, Vec::new()));
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. } | Effect::Close(_))), "{effects:?}");
     }
 
     #[test]
