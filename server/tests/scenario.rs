@@ -270,12 +270,16 @@ async fn two_days_four_enterprises_six_inspectors_one_station() {
     // it stored on day 1. 王五 and 钱七 sync with HQ directly; the others
     // sync with the station, which forwards on its own.
     let server = Server::start_at(&data, &hq_addr);
-    let station = Store::open(&station_home).unwrap();
-    let (station_addr, stop_station, relay) = spawn_relay(station, Duration::from_secs(1)).await;
     for inspector in team.iter_mut().filter(|i| i.direct) {
         inspector.store.sync_with_hq(None).await.unwrap();
         assert!(inspector.store.unreceipted().unwrap().is_empty(), "receipted by HQ at once");
     }
+    // The station's laptop comes up after them. (Had its first forward
+    // raced theirs with the same day-1 work, HQ could have been storing it
+    // as their catalogs were made: they would not resend it, and the
+    // receipts for it would come with their next sync.)
+    let station = Store::open(&station_home).unwrap();
+    let (station_addr, stop_station, relay) = spawn_relay(station, Duration::from_secs(1)).await;
     for inspector in team.iter_mut().filter(|i| !i.direct) {
         sync_with_station(&mut inspector.store, station_addr).await;
     }
