@@ -868,15 +868,21 @@ mod tests {
 
     const NOW: i64 = 1_000_000;
 
-    /// A replica with nothing in it: enough to exercise the handshake.
-    struct Empty;
+    /// A replica with no documents: enough to exercise the handshake. One
+    /// `holding` every change stands for a store that another session has
+    /// just given all that arrives.
+    struct Empty {
+        holding: bool,
+    }
+
+    const EMPTY: Empty = Empty { holding: false };
 
     impl Replica for Empty {
         fn catalog(&self) -> Vec<CatalogEntry> {
             Vec::new()
         }
         fn has_change(&self, _: &DocId, _: &ChangeHash) -> bool {
-            false
+            self.holding
         }
         fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Outgoing> {
             Vec::new()
@@ -935,7 +941,7 @@ mod tests {
             revocations,
             peer_key: s.tablet.public(),
         });
-        session.handle(NOW, &Empty, Input::Start);
+        session.handle(NOW, &EMPTY, Input::Start);
         session
     }
 
@@ -1114,7 +1120,7 @@ mod tests {
     fn a_valid_hello_is_answered_with_a_catalog() {
         let s = setup();
         let mut session = server(&s, None);
-        let effects = session.handle(NOW, &Empty, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default())));
+        let effects = session.handle(NOW, &EMPTY, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default())));
         assert!(matches!(effects.as_slice(), [Effect::Send(Message::Catalog { .. })]), "{effects:?}");
     }
 
@@ -1140,7 +1146,7 @@ mod tests {
         ];
         for (credential, revocations, expected) in cases {
             let mut session = server(&s, revocations);
-            let effects = session.handle(NOW, &Empty, hello(&credential));
+            let effects = session.handle(NOW, &EMPTY, hello(&credential));
             let error = closed_with(&effects).unwrap_or_else(|| panic!("{expected}: not refused"));
             assert!(format!("{error:?}").contains(expected), "{expected}: {error:?}");
             assert!(
@@ -1150,7 +1156,7 @@ mod tests {
                 "{expected}: the peer is told why"
             );
             assert!(session.is_closed());
-            assert!(session.handle(NOW, &Empty, Input::Start).is_empty(), "a closed session stays closed");
+            assert!(session.handle(NOW, &EMPTY, Input::Start).is_empty(), "a closed session stays closed");
         }
     }
 
@@ -1159,12 +1165,12 @@ mod tests {
         let s = setup();
         let good = credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default());
         let mut session = server(&s, None);
-        session.handle(NOW, &Empty, hello(&good));
-        let effects = session.handle(NOW, &Empty, hello(&good));
+        session.handle(NOW, &EMPTY, hello(&good));
+        let effects = session.handle(NOW, &EMPTY, hello(&good));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
 
         let mut session = server(&s, None);
-        let effects = session.handle(NOW, &Empty, Input::Message(Message::Done));
+        let effects = session.handle(NOW, &EMPTY, Input::Message(Message::Done));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
     }
 
@@ -1174,7 +1180,7 @@ mod tests {
         for error in [FrameError::TooLarge(MAX_FRAME + 1), FrameError::Malformed("EOF".into())] {
             let reason = error.to_string();
             let mut session = server(&s, None);
-            let effects = session.handle(NOW, &Empty, Input::BadFrame(error));
+            let effects = session.handle(NOW, &EMPTY, Input::BadFrame(error));
             assert!(
                 matches!(&effects[..], [Effect::Send(Message::Refused { code: RefusalCode::Protocol, message }), Effect::Close(SyncError::Protocol(_))]
                     if message.contains(&reason)),
@@ -1187,18 +1193,18 @@ mod tests {
     #[test]
     fn out_of_scope_and_malformed_changes_are_refused_before_anything_is_stored() {
         let s = setup();
-        // The tablet may only see another campaign than the one `Empty` reports.
+        // The tablet may only see another campaign than the one `EMPTY` reports.
         let scope = Scope { campaigns: Some([DocId::new_campaign([1; 16])].into()), enterprises: None };
         let mut session = server(&s, None);
-        session.handle(NOW, &Empty, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, scope)));
-        session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+        session.handle(NOW, &EMPTY, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, scope)));
+        session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
 
         // Malformed Automerge bytes.
         let mut bad = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 3];
         bad.extend_from_slice(&[0xff; 16]);
         let effects = session.handle(
             NOW,
-            &Empty,
+            &EMPTY,
             Input::Message(Message::Changes {
                 n: 0,
                 doc: DocId::new_campaign([9; 16]).to_string(),
@@ -1218,10 +1224,10 @@ mod tests {
             i64::MAX,
             Scope { campaigns: Some([DocId::new_campaign([1; 16])].into()), enterprises: None },
         );
-        session.handle(NOW, &Empty, hello(&tablet_cred));
-        session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+        session.handle(NOW, &EMPTY, hello(&tablet_cred));
+        session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
         let doc_id = DocId::new_campaign([9; 16]);
-        let effects = session.handle(NOW, &Empty, campaign_created(&s.tablet, &doc_id, tablet_cred.to_bytes()));
+        let effects = session.handle(NOW, &EMPTY, campaign_created(&s.tablet, &doc_id, tablet_cred.to_bytes()));
         assert_eq!(closed_with(&effects), Some(&SyncError::Scope(doc_id.to_string())));
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }
@@ -1234,8 +1240,8 @@ mod tests {
         let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
         let started = || {
             let mut session = server(&s, None);
-            session.handle(NOW, &Empty, hello(&tablet_cred));
-            session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session.handle(NOW, &EMPTY, hello(&tablet_cred));
+            session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
             session
         };
         let decoded = |input: Input| {
@@ -1258,14 +1264,14 @@ mod tests {
         };
 
         let change = || campaign_created(&s.tablet, &campaign, Vec::new());
-        let direct = started().handle(NOW, &Empty, change());
-        let ahead = started().handle(NOW, &Empty, decoded(change()));
+        let direct = started().handle(NOW, &EMPTY, change());
+        let ahead = started().handle(NOW, &EMPTY, decoded(change()));
         assert_eq!(persisted(&direct), persisted(&ahead));
 
         // Another device's change, no credential of its own: refused either way.
         let forged = || campaign_created(&s.server, &campaign, Vec::new());
-        let direct = started().handle(NOW, &Empty, forged());
-        let ahead = started().handle(NOW, &Empty, decoded(forged()));
+        let direct = started().handle(NOW, &EMPTY, forged());
+        let ahead = started().handle(NOW, &EMPTY, decoded(forged()));
         assert_eq!(closed_with(&direct), closed_with(&ahead));
         assert!(matches!(closed_with(&ahead), Some(SyncError::Signature(_))), "{ahead:?}");
 
@@ -1273,39 +1279,9 @@ mod tests {
         let bad =
             Message::Changes { n: 0, doc: campaign.to_string(), batch: ByteBuf::from(vec![1, 2, 3]), evidence: vec![] };
         let failed = batch::decode(&[1, 2, 3]);
-        let effects = started().handle(NOW, &Empty, Input::Decoded(bad, failed));
+        let effects = started().handle(NOW, &EMPTY, Input::Decoded(bad, failed));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
-    }
-
-    /// A replica that already holds whatever arrives.
-    struct HoldsAll;
-
-    impl Replica for HoldsAll {
-        fn catalog(&self) -> Vec<CatalogEntry> {
-            Vec::new()
-        }
-        fn has_change(&self, _: &DocId, _: &ChangeHash) -> bool {
-            true
-        }
-        fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Outgoing> {
-            Vec::new()
-        }
-        fn batch(&self, _: &DocId, _: &[ChangeHash], _: bool) -> Option<Vec<u8>> {
-            None
-        }
-        fn evidence(&self, _: &DocId, _: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
-            None
-        }
-        fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
-            Vec::new()
-        }
-        fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
-            Empty.check(doc, arrived)
-        }
-        fn receipts(&self, _: &DocId) -> Vec<Receipt> {
-            Vec::new()
-        }
     }
 
     /// Work another session delivered meanwhile (a relay forwarding it, say)
@@ -1318,10 +1294,11 @@ mod tests {
         let campaign = DocId::new_campaign([9; 16]);
         let scope = Scope { campaigns: Some([campaign.clone()].into()), enterprises: None };
         let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
+        let holding = Empty { holding: true };
         let started = |mut session: Session| {
-            session.handle(NOW, &HoldsAll, Input::Start);
-            session.handle(NOW, &HoldsAll, hello(&tablet_cred));
-            session.handle(NOW, &HoldsAll, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session.handle(NOW, &holding, Input::Start);
+            session.handle(NOW, &holding, hello(&tablet_cred));
+            session.handle(NOW, &holding, Input::Message(Message::Catalog { docs: Vec::new() }));
             session
         };
         let hq = Session::new(SessionConfig {
@@ -1330,7 +1307,7 @@ mod tests {
             revocations: None,
             peer_key: s.tablet.public(),
         });
-        let effects = started(hq).handle(NOW, &HoldsAll, campaign_created(&s.tablet, &campaign, Vec::new()));
+        let effects = started(hq).handle(NOW, &holding, campaign_created(&s.tablet, &campaign, Vec::new()));
         let written = effects.iter().find_map(|e| match e {
             Effect::Persist { doc, changes, .. } => Some((doc.clone(), changes.len())),
             _ => None,
@@ -1343,7 +1320,7 @@ mod tests {
             revocations: None,
             peer_key: s.tablet.public(),
         });
-        let effects = started(relay).handle(NOW, &HoldsAll, campaign_created(&s.tablet, &campaign, Vec::new()));
+        let effects = started(relay).handle(NOW, &holding, campaign_created(&s.tablet, &campaign, Vec::new()));
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. } | Effect::Close(_))), "{effects:?}");
     }
 
@@ -1357,13 +1334,13 @@ mod tests {
         let changes = |author: &DeviceKey| campaign_created(author, &campaign, Vec::new());
         let started = || {
             let mut session = server(&s, None);
-            session.handle(NOW, &Empty, hello(&tablet_cred));
-            session.handle(NOW, &Empty, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session.handle(NOW, &EMPTY, hello(&tablet_cred));
+            session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
             session
         };
 
         // The tablet's own change: its credential from the hello is stored.
-        let effects = started().handle(NOW, &Empty, changes(&s.tablet));
+        let effects = started().handle(NOW, &EMPTY, changes(&s.tablet));
         let stored = effects.iter().find_map(|e| match e {
             Effect::Persist { evidence, .. } => Some(evidence),
             _ => None,
@@ -1371,7 +1348,7 @@ mod tests {
         assert_eq!(stored.map(|e| e[0].1.clone()), Some(tablet_cred.to_bytes()), "{effects:?}");
 
         // Another device's change: no credential of its own, refused.
-        let effects = started().handle(NOW, &Empty, changes(&s.server));
+        let effects = started().handle(NOW, &EMPTY, changes(&s.server));
         assert!(matches!(closed_with(&effects), Some(SyncError::Signature(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }
