@@ -126,7 +126,7 @@ fn sample(i: usize) -> anyhow::Result<Hazard> {
         location: Location { text: format!("{}号楼东侧外架", i % 12 + 1), gps: None },
         legal_basis: "JGJ 59-2011 第3.3.3条".into(),
         photos: (0..3)
-            .map(|p| (sync_core::bundle::sha256_hex(format!("{i}-{p}").as_bytes()), format!("IMG_{i}_{p}.jpg")))
+            .map(|p| (sync_core::ids::sha256_hex(format!("{i}-{p}").as_bytes()), format!("IMG_{i}_{p}.jpg")))
             .collect(),
         inspector: "张三".into(),
         found_at: "2026-11-24T02:00:00Z".into(),

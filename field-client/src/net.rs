@@ -18,11 +18,11 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
-use sync_core::ids::DocId;
+use sync_core::identity::{DeviceKey, DevicePublicKey};
 use sync_core::sync::batch;
 use sync_core::sync::message::{FrameReader, Message, Receipt, ReceiptBody};
-use sync_core::sync::session::{Effect, Input, Replica, Session, Summary, SyncError};
+use sync_core::sync::replica::{Local, PendingWrite};
+use sync_core::sync::session::{Effect, Input, Session, Summary, SyncError};
 
 /// How long connecting may take. A live peer on a LAN answers in
 /// milliseconds, but HQ in the end-of-day burst completes handshakes behind
@@ -389,63 +389,6 @@ pub fn peer_key(connection: &quinn::Connection) -> Option<DevicePublicKey> {
     key_of(certs.first()?)
 }
 
-/// A write a session asked for: durable when it resolves. HQ's carries the
-/// receipt it signed, to be sent only then.
-pub type PendingWrite = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Receipt>, String>> + Send>>;
-
-/// The storage side of a session: reads through [`Replica`], and durable
-/// writes for the session's effects.
-pub trait Local: Replica {
-    /// Starts storing verified changes: later reads see them at once; they
-    /// are durable when the returned write resolves. Writes resolve in the
-    /// order they were started.
-    fn persist(
-        &mut self,
-        doc: &DocId,
-        changes: sync_core::sync::batch::Arrived,
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        batch: Option<Vec<u8>>,
-        from: &DevicePublicKey,
-    ) -> PendingWrite;
-    /// Keeps signed changes that would make `doc` invalid, for review.
-    fn quarantine(
-        &mut self,
-        doc: &DocId,
-        batch: Vec<u8>,
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        from: &DevicePublicKey,
-        reason: &str,
-    ) -> Result<(), String>;
-    /// Stores receipts whose signatures were checked, from a session that
-    /// ended early: durable before any later write is, not waited for.
-    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String>;
-    /// Keeps a newer HQ revocation list (signature and version already checked).
-    fn store_revocations(&mut self, list: sync_core::credential::SignedRevocations) -> Result<(), String>;
-    /// Stores, durably and in one write, the receipts a completed session
-    /// received (signatures checked) and its checkpoints with `peer`.
-    fn store_finished(
-        &mut self,
-        receipts: Vec<(ReceiptBody, Receipt)>,
-        peer: &DevicePublicKey,
-        summary: &Summary,
-    ) -> Result<(), String>;
-    /// Makes sure `doc` is in memory (if it is stored) before the session
-    /// reads it: called before the session sends a document (`sending`:
-    /// the peer, and whether its catalog listed the document) or receives
-    /// changes of one. A replica that loads on demand does nothing.
-    fn warm(&mut self, _doc: &DocId, _sending: Option<(&DevicePublicKey, bool)>) -> Result<(), String> {
-        Ok(())
-    }
-    /// Whether the driver decodes the documents that arrived behind the
-    /// one the session is handling, on other threads ([`Input::Decoded`]):
-    /// a device's pull then uses every core. A server running many
-    /// sessions at once keeps the cores busy anyway, and documents decoded
-    /// ahead in every session would hold memory.
-    fn decode_ahead(&self) -> bool {
-        true
-    }
-}
-
 /// Runs `session` to its end over one stream pair. Writes overlap with
 /// receiving: the next document arrives while the last one is committed.
 /// Receipts are kept until the session ends and written with its
@@ -461,7 +404,7 @@ pub async fn drive(
     let mut receipts = Vec::new();
     let result = run(local, session, peer, send, recv, &mut receipts).await;
     if result.is_err() && !receipts.is_empty() {
-        local.store_receipts(receipts).map_err(NetError::Store)?;
+        local.store_receipts(receipts).map_err(store)?;
     }
     result
 }
@@ -509,35 +452,29 @@ async fn run(
         }
         while let Some(input) = inputs.pop() {
             let now = crate::now_ms();
-            let touches = match &input {
-                Input::Continue => session.next_to_send().map(|d| (d.clone(), Some(session.peer_holds(d)))),
-                Input::Message(Message::Changes { doc, .. }) | Input::Decoded(Message::Changes { doc, .. }, _) => {
-                    doc.parse().ok().map(|d| (d, None))
-                }
-                _ => None,
-            };
-            if let Some((doc, peer_holds)) = touches {
-                local.warm(&doc, peer_holds.map(|holds| (&peer, holds))).map_err(NetError::Store)?;
-            }
             for effect in session.handle(now, &*local, input) {
                 match effect {
                     Effect::Send(message) => {
                         tracing::debug!(?message, "send");
                         send.write_all(&message.to_frame()).await.map_err(|e| broken(&e))?;
                     }
-                    Effect::Persist { token, doc, changes, evidence, batch } => {
-                        writes.push_back((token, local.persist(&doc, changes, evidence, batch, &peer)));
+                    // After the sends before it: the peer works on them
+                    // while this side loads the document (the last effect).
+                    Effect::Load { doc, whole } => {
+                        local.load(&doc, whole.then_some(&peer)).map_err(store)?;
+                        inputs.push(Input::Loaded(doc));
+                    }
+                    Effect::Persist { token, doc, changes, checked, evidence, batch } => {
+                        writes.push_back((token, local.persist(&doc, changes, *checked, evidence, batch, &peer)));
                     }
                     Effect::StoreReceipts(arrived) => receipts.extend(arrived),
-                    Effect::StoreRevocations(list) => local.store_revocations(list).map_err(NetError::Store)?,
-                    // After the sends before it; received messages wait.
-                    Effect::Continue => inputs.insert(0, Input::Continue),
+                    Effect::StoreRevocations(list) => local.store_revocations(list).map_err(store)?,
                     Effect::Quarantine { doc, batch, evidence, reason } => {
                         tracing::warn!(%doc, %reason, "changes quarantined");
-                        local.quarantine(&doc, batch, evidence, &peer, &reason).map_err(NetError::Store)?;
+                        local.quarantine(&doc, batch, evidence, &peer, &reason).map_err(store)?;
                     }
                     Effect::Finished(summary) => {
-                        local.store_finished(std::mem::take(receipts), &peer, &summary).map_err(NetError::Store)?;
+                        local.store_finished(std::mem::take(receipts), &peer, &summary.checkpoints).map_err(store)?;
                         // Close our side, then wait for the peer to close its
                         // side: both last `Done`s are then delivered, and only
                         // after that may either end drop the connection.
@@ -563,7 +500,7 @@ async fn run(
                 let (token, _) = writes.pop_front().expect("guarded");
                 inputs.push(match written {
                     Ok(receipt) => Input::Persisted { token, receipt },
-                    Err(reason) => Input::PersistFailed { token, reason },
+                    Err(error) => Input::PersistFailed { token, reason: error.to_string() },
                 });
             }
             input = async { arrivals.front_mut().expect("guarded").as_mut().await }, if !arrivals.is_empty() => {
@@ -583,6 +520,10 @@ async fn run(
             else => return Err(NetError::Connection("数据帧无法解析".into())),
         }
     }
+}
+
+fn store(error: sync_core::sync::replica::StorageError) -> NetError {
+    NetError::Store(error.to_string())
 }
 
 /// How many received messages a session holds ahead of the one it is

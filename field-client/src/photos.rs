@@ -22,16 +22,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sync_core::automerge::legacy::{Key, OpType};
-use sync_core::automerge::{Automerge, Change, ROOT, ReadDoc, Value};
 use sync_core::credential::Credential;
-use sync_core::ids::DocKind;
-use sync_core::model::Dossier;
+use sync_core::ids::DocTag;
+use sync_core::ids::{DocKind, PhotoId};
 use sync_core::sync::message::FrameReader;
-use sync_core::sync::photo::{
-    self, Expected, HEADER_LEN, PhotoError, PhotoId, PhotoMessage, Plan, StreamHeader, Upload,
-};
-use sync_core::sync::session::{DocTag, may_see};
+use sync_core::sync::photo::{self, Expected, HEADER_LEN, PhotoError, PhotoMessage, Plan, StreamHeader, Upload};
+use sync_core::sync::session::may_see;
 
 use crate::db::Write as DbWrite;
 use crate::net::NetError;
@@ -230,45 +226,6 @@ impl Store {
     pub fn missing_photos(&mut self) -> Result<usize, StoreError> {
         let blobs = self.blobs();
         Ok(self.referenced(&|_| true)?.iter().filter(|p| blobs.size(p).is_none()).count())
-    }
-}
-
-/// The photos a dossier references (before and after rectification).
-pub(crate) fn referenced_by(dossier: &Dossier) -> BTreeSet<PhotoId> {
-    let hazards = dossier.hazards.values();
-    hazards
-        .flat_map(|h| h.photos.keys().chain(h.rectification.photos_after.keys()))
-        .filter_map(|k| k.parse().ok())
-        .collect()
-}
-
-/// The photos a change of a dossier adds. Photo maps are the only maps of a
-/// dossier keyed by SHA-256 digests, so every such key put is a photo.
-pub(crate) fn added_by(change: &Change) -> BTreeSet<PhotoId> {
-    let ops = change.decode().operations;
-    ops.iter()
-        .filter(|op| matches!(op.action, OpType::Put(_)))
-        .filter_map(|op| match &op.key {
-            Key::Map(key) => key.parse().ok(),
-            Key::Seq(_) => None,
-        })
-        .collect()
-}
-
-/// The photos a dossier's hazards reference (before and after
-/// rectification), read from the document without building the model.
-pub(crate) fn dossier_photos(doc: &Automerge, out: &mut BTreeSet<PhotoId>) {
-    let object = |obj: &sync_core::automerge::ObjId, key: &str| match doc.get(obj, key) {
-        Ok(Some((Value::Object(_), id))) => Some(id),
-        _ => None,
-    };
-    let Some(hazards) = object(&ROOT, "hazards") else { return };
-    for key in doc.keys(&hazards) {
-        let Some(hazard) = object(&hazards, &key) else { continue };
-        let after = object(&hazard, "rectification").and_then(|r| object(&r, "photos_after"));
-        for map in [object(&hazard, "photos"), after].into_iter().flatten() {
-            out.extend(doc.keys(&map).filter_map(|k| k.parse::<PhotoId>().ok()));
-        }
     }
 }
 

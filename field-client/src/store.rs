@@ -21,10 +21,13 @@ use sync_core::bundle::{self, Bundle, BundleDoc};
 use sync_core::credential::{Credential, Enrollment, SignedCredential};
 use sync_core::doc::{self, ModelError, briefing, campaign, checklist, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
+use sync_core::ids::DocTag;
+use sync_core::ids::PhotoId;
 use sync_core::ids::{DocId, DocKind, EntityId};
 use sync_core::model::{Campaign, Checklist, Dossier};
-use sync_core::sync::photo::PhotoId;
-use sync_core::sync::session::{self, DocTag, Outgoing, Replica};
+use sync_core::sync::replica::{Outgoing, Replica};
+use sync_core::sync::session;
+use sync_core::validate;
 
 use crate::StoreError;
 use crate::db::{Db, Write};
@@ -63,8 +66,6 @@ pub struct Store {
     cache_limit: Option<usize>,
     /// Use counter, for evicting the least recently used document.
     tick: u64,
-    /// Documents a sync session checked, waiting to be persisted.
-    pub(crate) staged: std::cell::RefCell<HashMap<DocId, Staged>>,
     /// A document `warm` found kept whole for a peer that holds none of
     /// it: the session's next reads of it (`checkpoint`, `whole`) use this
     /// instead of reading the store again.
@@ -82,7 +83,7 @@ pub(crate) struct Warmed {
     pub(crate) peer: DevicePublicKey,
     /// The heads the kept batch holds (32 bytes each).
     pub(crate) heads: Vec<u8>,
-    pub(crate) whole: sync_core::sync::session::Whole,
+    pub(crate) whole: sync_core::sync::replica::Whole,
 }
 
 pub(crate) struct Loaded {
@@ -125,22 +126,6 @@ pub(crate) struct Indexed {
     /// Its heads.
     pub(crate) heads: Vec<ChangeHash>,
 }
-
-/// A document with received changes applied and checked, and the heads it
-/// had before them.
-pub(crate) struct Staged {
-    pub(crate) base: Vec<ChangeHash>,
-    /// What was applied to `base` ([`Arrived::hashes`]): another session
-    /// may stage the same document from the same base with other changes.
-    pub(crate) arrived: Vec<ChangeHash>,
-    pub(crate) result: Automerge,
-    /// The photos a dossier references.
-    pub(crate) photos: Option<BTreeSet<PhotoId>>,
-}
-
-/// At most this many checked documents wait for their write (one per
-/// concurrent session, in practice).
-pub(crate) const STAGED_MAX: usize = 64;
 
 /// What an import brought in.
 #[derive(Debug, Default, serde::Serialize)]
@@ -231,7 +216,6 @@ impl Store {
             index: BTreeMap::new(),
             cache_limit: None,
             tick: 0,
-            staged: std::cell::RefCell::default(),
             warmed: std::cell::RefCell::default(),
             issues_receipts: false,
             receipt_tail: None,
@@ -263,9 +247,7 @@ impl Store {
             let doc = &self.loaded(&id)?.doc;
             let mut writes = vec![heads_write(&id, doc)];
             if id.kind() == DocKind::EnterpriseDossier {
-                let mut photos = BTreeSet::new();
-                crate::photos::dossier_photos(doc, &mut photos);
-                writes.push(photos_write(&id, &photos, false));
+                writes.push(photos_write(&id, &validate::dossier_photos(doc), false));
             }
             self.db.persist(writes)?;
             self.reindex(&id);
@@ -282,7 +264,7 @@ impl Store {
     /// Records the heads of a document in memory in the index.
     pub(crate) fn reindex(&mut self, id: &DocId) {
         if let Some(loaded) = self.docs.get(id) {
-            let entry = Indexed { tag: crate::sync::tag_of(id, &loaded.doc), heads: loaded.doc.get_heads() };
+            let entry = Indexed { tag: validate::tag_of(id, &loaded.doc), heads: loaded.doc.get_heads() };
             self.index.insert(id.clone(), entry);
         }
     }
@@ -472,7 +454,7 @@ impl Store {
         let mut batch =
             vec![change_write(id, &change, "local"), evidence_write(id, &signature), heads_write(id, &loaded.doc)];
         if id.kind() == DocKind::EnterpriseDossier {
-            let added = crate::photos::added_by(&change);
+            let added = validate::added_by(&change);
             if !added.is_empty() {
                 batch.push(photos_write(id, &added, true));
             }
@@ -608,7 +590,7 @@ impl Store {
         if !looks_like_image(&bytes) {
             return Err(StoreError::Invalid(format!("{} 不是 JPEG/PNG/WebP/HEIC 图片", path.display())));
         }
-        let sha = bundle::sha256_hex(&bytes);
+        let sha = sync_core::ids::sha256_hex(&bytes);
         self.put_blob(&sha, &bytes)?;
         Ok(sha)
     }
@@ -619,7 +601,7 @@ impl Store {
 
     /// Whether a photo's bytes are held here.
     pub fn has_blob(&self, sha: &str) -> bool {
-        bundle::is_blob_name(sha) && self.blob_path(sha).exists()
+        sync_core::ids::is_blob_name(sha) && self.blob_path(sha).exists()
     }
 
     fn put_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -764,7 +746,9 @@ impl Store {
             if !doc.get_missing_deps(&[]).is_empty() {
                 return Err(StoreError::Rejected { doc: id.to_string(), reason: "缺少前置修改".into() });
             }
-            let referenced = validate_kind(&id, &doc)?.map(|d| crate::photos::referenced_by(&d));
+            let referenced = validate::document(&id, &doc)
+                .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?
+                .photos;
             if is_new {
                 batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
             }
@@ -856,32 +840,9 @@ pub struct ReviewEntry {
     pub rules: Vec<doc::conflicts::RuleIssue>,
 }
 
-/// Checks that a merged document still has the shape of its kind.
-/// Checks that a merged document still has the shape of its kind and names
-/// itself; returns the dossier, for its photo references.
-pub(crate) fn validate_kind(id: &DocId, doc: &Automerge) -> Result<Option<Dossier>, StoreError> {
-    let rejected = |reason: String| StoreError::Rejected { doc: id.to_string(), reason };
-    let (own_id, dossier) = match id.kind() {
-        DocKind::Campaign => (campaign::read(doc).map_err(|e| rejected(e.to_string()))?.id, None),
-        DocKind::EnterpriseDossier => {
-            let d = dossier::validate(doc).map_err(|e| rejected(e.to_string()))?;
-            (d.id.clone(), Some(d))
-        }
-        DocKind::Briefing => (briefing::read(doc).map_err(|e| rejected(e.to_string()))?.id, None),
-        DocKind::Checklist => {
-            let c = checklist::read(doc).map_err(|e| rejected(e.to_string()))?;
-            (DocId::checklist(&c.id, c.version)?, None)
-        }
-    };
-    if own_id != *id {
-        return Err(rejected(format!("文档内容记载的编号是 {own_id}")));
-    }
-    Ok(dossier)
-}
-
 /// The index row of a document: its heads and where it belongs.
 pub(crate) fn heads_write(id: &DocId, doc: &Automerge) -> Write {
-    let tag = crate::sync::tag_of(id, doc);
+    let tag = validate::tag_of(id, doc);
     Write::Heads {
         doc: id.to_string(),
         heads: doc.get_heads().iter().flat_map(|h| h.0).collect(),
@@ -1054,9 +1015,9 @@ mod tests {
     /// everything before is durable, and stores nothing more.
     #[test]
     fn hq_receipts_work_it_already_holds() {
-        use crate::net::Local as _;
         use sync_core::sync::batch::Arrived;
-        use sync_core::sync::session::{Replica as _, open_receipt};
+        use sync_core::sync::replica::Local as _;
+        use sync_core::sync::session::open_receipt;
 
         let dir = tempfile::TempDir::new().unwrap();
         let (mut store, _, dossier_id) = store_with_dossier(dir.path());
@@ -1064,7 +1025,9 @@ mod tests {
         let heads = |store: &Store| store.catalog().into_iter().find(|e| e.id == dossier_id).unwrap().heads;
         let before = heads(&store);
         let hq = DeviceKey::from_seed(store.key.to_seed()).public();
-        let written = store.persist(&dossier_id, Arrived::Changes(Vec::new()), Vec::new(), None, &hq);
+        let nothing = Arrived::Changes(Vec::new());
+        let checked = nothing.checked(&dossier_id, Some(store.document(&dossier_id).unwrap().clone())).unwrap();
+        let written = store.persist(&dossier_id, nothing, checked, Vec::new(), None, &hq);
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let receipt = runtime.block_on(written).unwrap().expect("a receipt");
         let body = open_receipt(&receipt, &hq).unwrap();
@@ -1077,8 +1040,8 @@ mod tests {
     fn dossier_rows_record_their_photos_and_old_stores_are_filled_in() {
         use crate::photos::PhotoSide as _;
         use sync_core::codes::AccidentType;
+        use sync_core::ids::PhotoId;
         use sync_core::model::{Hazard, HazardKind, HazardLevel, Location, Rectification};
-        use sync_core::sync::photo::PhotoId;
 
         let dir = tempfile::TempDir::new().unwrap();
         let (mut store, _, dossier_id) = store_with_dossier(dir.path());

@@ -5,39 +5,27 @@
 
 use std::net::SocketAddr;
 
+use std::collections::BTreeMap;
+
 use serde_bytes::ByteBuf;
-use sync_core::automerge::{Automerge, ChangeHash, ROOT, ReadDoc, Value};
+use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::credential::{SignedCredential, SignedRevocations};
 use sync_core::identity::{DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocKind};
-use sync_core::sync::batch::{self, Arrived};
+use sync_core::sync::batch::{self, Arrived, Checked};
 use sync_core::sync::message::{Evidence, Receipt, ReceiptBody};
-use sync_core::sync::session::{self, CatalogEntry, DocTag, Outgoing, Replica, Session, SessionConfig, Summary, Whole};
+use sync_core::sync::replica::{CatalogEntry, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
+use sync_core::sync::session::{self, Session, SessionConfig, Summary};
+use sync_core::validate;
 
 use crate::db::Write;
-use crate::net::{self, Local, NetError, PendingWrite};
+use crate::net::{self, NetError};
 use crate::photos::{self, PhotoReport, PhotoSide, Progress};
-use crate::store::{STAGED_MAX, Staged, Warmed};
+use crate::store::Warmed;
 use crate::{Store, StoreError};
 
-fn root_str(doc: &Automerge, key: &str) -> Option<String> {
-    match doc.get(ROOT, key).ok()?? {
-        (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
-        _ => None,
-    }
-}
-
-/// Where a document belongs, read from its root.
-pub(crate) fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
-    match id.kind() {
-        DocKind::Campaign => Some(DocTag { campaign: id.clone(), enterprise: None }),
-        DocKind::EnterpriseDossier => Some(DocTag {
-            campaign: root_str(doc, "campaign_id")?.parse().ok()?,
-            enterprise: root_str(doc, "enterprise")?.parse().ok(),
-        }),
-        DocKind::Briefing => Some(DocTag { campaign: root_str(doc, "campaign_id")?.parse().ok()?, enterprise: None }),
-        DocKind::Checklist => None,
-    }
+fn failed(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Failed(e.to_string())
 }
 
 /// How long a finished client waits for the serving side to close, and
@@ -50,7 +38,7 @@ fn receipt_writes(receipts: Vec<(ReceiptBody, Receipt)>) -> Vec<Write> {
         .map(|(body, receipt)| Write::Receipt {
             seq: i64::try_from(body.seq).unwrap_or(i64::MAX),
             doc: body.doc,
-            hash: sync_core::bundle::sha256_hex(&receipt.body).into_bytes(),
+            hash: sync_core::ids::sha256_hex(&receipt.body).into_bytes(),
             body: receipt.body.into_vec(),
             sig: receipt.sig.into_vec(),
         })
@@ -68,33 +56,6 @@ fn newer(a: &[u8], b: &[u8]) -> bool {
         SignedCredential::from_bytes(bytes).ok().map(|c| (c.credential().not_after, c.credential().serial))
     };
     order(a) > order(b)
-}
-
-/// `held` (none: not held) with what arrived applied and checked: where
-/// the document belongs, and the result to stage for its write.
-fn checked(doc: &DocId, held: Option<&Automerge>, arrived: &Arrived) -> Result<(DocTag, Staged), String> {
-    let base = held.map(Automerge::get_heads).unwrap_or_default();
-    let result = arrived.applied_to(held).map_err(|e| e.to_string())?;
-    let applied = arrived.hashes();
-    if !result.get_missing_deps(&[]).is_empty() {
-        return Err("缺少前置修改".into());
-    }
-    let dossier = crate::store::validate_kind(doc, &result).map_err(|e| e.to_string())?;
-    let tag = tag_of(doc, &result).ok_or_else(|| "无法确定文档所属的检查活动".to_owned())?;
-    let photos = dossier.map(|d| crate::photos::referenced_by(&d));
-    Ok((tag, Staged { base, arrived: applied, result, photos }))
-}
-
-impl Store {
-    /// Keeps a checked document so that persisting it need not apply and
-    /// check it again (if nothing else changed the document meanwhile).
-    fn stage(&self, doc: &DocId, staged: Staged) {
-        let mut all = self.staged.borrow_mut();
-        if all.len() >= STAGED_MAX {
-            all.clear();
-        }
-        all.insert(doc.clone(), staged);
-    }
 }
 
 impl Replica for Store {
@@ -148,10 +109,8 @@ impl Replica for Store {
             .unwrap_or_default()
     }
 
-    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
-        let (tag, staged) = checked(doc, self.docs.get(doc).map(|l| &l.doc), arrived)?;
-        self.stage(doc, staged);
-        Ok(tag)
+    fn held_copy(&self, doc: &DocId) -> Option<Automerge> {
+        self.docs.get(doc).map(|l| l.doc.clone())
     }
 
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
@@ -203,7 +162,7 @@ impl Local for Store {
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
         reason: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StorageError> {
         let evidence: Vec<_> = evidence
             .into_iter()
             .map(|(s, credential)| {
@@ -215,7 +174,7 @@ impl Local for Store {
             })
             .collect();
         let mut encoded = Vec::new();
-        ciborium::into_writer(&evidence, &mut encoded).map_err(|e| e.to_string())?;
+        ciborium::into_writer(&evidence, &mut encoded).map_err(failed)?;
         let write = Write::Quarantine {
             doc: doc.to_string(),
             source: from.to_string(),
@@ -223,31 +182,35 @@ impl Local for Store {
             batch,
             evidence: encoded,
         };
-        self.db.persist(vec![write]).map_err(|e| e.to_string())
+        self.db.persist(vec![write]).map_err(failed)
     }
 
-    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), String> {
-        self.db.persist(vec![Write::Meta { key: "revocations", value: list.to_bytes() }]).map_err(|e| e.to_string())
+    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), StorageError> {
+        self.db.persist(vec![Write::Meta { key: "revocations", value: list.to_bytes() }]).map_err(failed)
     }
 
     fn persist(
         &mut self,
         doc: &DocId,
         changes: Arrived,
+        checked: Checked,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite {
-        match self.persist_synced(doc, changes, evidence, batch, from) {
+        match self.persist_synced(doc, changes, checked, evidence, batch, from) {
             Ok((written, receipt)) => Box::pin(async move {
-                written.await.map_err(|_| StoreError::StoreThreadGone.to_string())?.map_err(|e| e.to_string())?;
+                written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
                 Ok(receipt)
             }),
-            Err(e) => Box::pin(std::future::ready(Err(e.to_string()))),
+            Err(StoreError::Rejected { reason, .. }) => {
+                Box::pin(std::future::ready(Err(StorageError::Invalid(validate::Invalid(reason)))))
+            }
+            Err(e) => Box::pin(std::future::ready(Err(failed(e)))),
         }
     }
 
-    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
+    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), StorageError> {
         // Not waited for: writes commit in order, so any later write waited
         // for is durable only after these, and after a failed commit every
         // later write fails. A receipt lost to a crash comes again with the
@@ -260,21 +223,21 @@ impl Local for Store {
         &mut self,
         receipts: Vec<(ReceiptBody, Receipt)>,
         peer: &DevicePublicKey,
-        summary: &Summary,
-    ) -> Result<(), String> {
+        checkpoints: &BTreeMap<DocId, Vec<ChangeHash>>,
+    ) -> Result<(), StorageError> {
         let mut batch = receipt_writes(receipts);
-        batch.extend(summary.checkpoints.iter().map(|(doc, heads)| Write::Checkpoint {
+        batch.extend(checkpoints.iter().map(|(doc, heads)| Write::Checkpoint {
             peer: peer.to_bytes().to_vec(),
             doc: doc.to_string(),
             heads: heads.iter().flat_map(|h| h.0).collect(),
         }));
-        self.db.persist(batch).map_err(|e| e.to_string())
+        self.db.persist(batch).map_err(failed)
     }
 
     /// Loads the document, so a device's session loads each document just
     /// before it is sent or changed: HQ works on the first while the
     /// device loads the next.
-    fn warm(&mut self, doc: &DocId, sending: Option<(&DevicePublicKey, bool)>) -> Result<(), String> {
+    fn load(&mut self, doc: &DocId, whole_for: Option<&DevicePublicKey>) -> Result<(), StorageError> {
         if !self.index.contains_key(doc) || self.docs.contains_key(doc) {
             return Ok(());
         }
@@ -282,7 +245,7 @@ impl Local for Store {
         // it is, without loading it (the session asks `whole` next, with the
         // same answer).
         self.warmed.replace(None);
-        if let Some((peer, false)) = sending
+        if let Some(peer) = whole_for
             && Replica::checkpoint(self, peer, doc).is_empty()
             && let Some(whole) = self.kept_whole(doc)
             && let Some(heads) = self.current_heads(doc)
@@ -291,7 +254,7 @@ impl Local for Store {
             self.warmed.replace(Some(Warmed { doc: doc.clone(), peer: *peer, heads, whole }));
             return Ok(());
         }
-        self.loaded(doc).map(|_| ()).map_err(|e| e.to_string())
+        self.loaded(doc).map(|_| ()).map_err(failed)
     }
 }
 
@@ -358,24 +321,23 @@ impl Store {
         &mut self,
         id: &DocId,
         changes: Arrived,
+        checked: Checked,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         whole: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> Result<(tokio::sync::oneshot::Receiver<Result<(), StoreError>>, Option<Receipt>), StoreError> {
         let is_new = !self.index.contains_key(id);
         let current = if is_new { Vec::new() } else { self.loaded(id)?.doc.get_heads() };
-        let staged = self.staged.get_mut().remove(id).filter(|s| s.base == current && s.arrived == changes.hashes());
-        let (mut doc, photos) = match staged {
-            Some(staged) => (staged.result, staged.photos),
-            None => {
-                let held = if is_new { None } else { Some(&self.loaded(id)?.doc) };
-                let doc = changes
-                    .applied_to(held)
-                    .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
-                let photos = crate::store::validate_kind(id, &doc)?.map(|d| crate::photos::referenced_by(&d));
-                (doc, photos)
-            }
+        // As the session checked it, unless another session wrote to the
+        // document meanwhile: then what arrived is checked again on what
+        // is held now.
+        let checked = if checked.base == current && checked.arrived == changes.hashes() {
+            checked
+        } else {
+            let held = if is_new { None } else { Some(self.loaded(id)?.doc.clone()) };
+            changes.checked(id, held).map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?
         };
+        let (mut doc, photos) = (checked.result, checked.photos);
         let source = from.to_string();
         let mut batch = Vec::new();
         if is_new {
@@ -427,7 +389,7 @@ impl Store {
                 prev: ByteBuf::from(prev),
             };
             let receipt = session::sign_receipt(&self.key, &body);
-            let hash = sync_core::bundle::sha256_hex(&receipt.body).into_bytes();
+            let hash = sync_core::ids::sha256_hex(&receipt.body).into_bytes();
             self.receipt_tail = Some((seq + 1, hash.clone()));
             batch.push(Write::Receipt {
                 seq: seq + 1,
@@ -782,14 +744,11 @@ impl Replica for SharedStore {
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
         self.with(|s| Replica::checkpoint(s, peer, doc))
     }
-    /// Only the copy of the held document is made under the lock (cheap:
-    /// Automerge shares its columns); applying and validating run outside
-    /// it, so HQ's sessions check documents in parallel.
-    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
-        let held = self.with_doc(doc, |s| s.docs.get(doc).map(|l| l.doc.clone()));
-        let (tag, staged) = checked(doc, held.as_ref(), arrived)?;
-        self.with(|s| s.stage(doc, staged));
-        Ok(tag)
+    /// Only the copy is made under the lock (cheap: Automerge shares its
+    /// columns); the session applies and validates outside it, so HQ's
+    /// sessions check documents in parallel.
+    fn held_copy(&self, doc: &DocId) -> Option<Automerge> {
+        self.with_doc(doc, |s| Replica::held_copy(s, doc))
     }
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.with(|s| Replica::receipts(s, doc))
@@ -807,32 +766,42 @@ impl Local for SharedStore {
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         from: &DevicePublicKey,
         reason: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StorageError> {
         self.with(|s| s.quarantine(doc, batch, evidence, from, reason))
     }
-    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), String> {
+    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), StorageError> {
         self.with(|s| s.store_revocations(list))
+    }
+    /// HQ holds every campaign: a document loads under the lock when a
+    /// session first reads it, and may leave the cache (`set_cache_limit`)
+    /// before the session reads it again, when it loads again.
+    fn load(&mut self, doc: &DocId, _: Option<&DevicePublicKey>) -> Result<(), StorageError> {
+        self.with(|s| match s.index.contains_key(doc) {
+            true => s.loaded(doc).map(|_| ()).map_err(failed),
+            false => Ok(()),
+        })
     }
     fn persist(
         &mut self,
         doc: &DocId,
         changes: Arrived,
+        checked: Checked,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite {
-        self.with(|s| Local::persist(s, doc, changes, evidence, batch, from))
+        self.with(|s| Local::persist(s, doc, changes, checked, evidence, batch, from))
     }
-    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), String> {
+    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), StorageError> {
         self.with(|s| s.store_receipts(receipts))
     }
     fn store_finished(
         &mut self,
         receipts: Vec<(ReceiptBody, Receipt)>,
         peer: &DevicePublicKey,
-        summary: &Summary,
-    ) -> Result<(), String> {
-        self.with(|s| s.store_finished(receipts, peer, summary))
+        checkpoints: &BTreeMap<DocId, Vec<ChangeHash>>,
+    ) -> Result<(), StorageError> {
+        self.with(|s| s.store_finished(receipts, peer, checkpoints))
     }
     fn decode_ahead(&self) -> bool {
         false

@@ -68,7 +68,7 @@ impl Findings {
             text("description"),
             text("title"),
         );
-        let photos = (0..3).map(|_| sync_core::bundle::sha256_hex(&self.next(u64::MAX).to_le_bytes())).collect();
+        let photos = (0..3).map(|_| sync_core::ids::sha256_hex(&self.next(u64::MAX).to_le_bytes())).collect();
         (text("title"), description, location, text("legal_basis"), photos)
     }
 }
@@ -266,7 +266,7 @@ fn enroll(server_bin: &str, data: &Path, store: &Store, extra: &[&str]) -> anyho
 fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocId> {
     let mut store = Store::open(home)?;
     // Each device its own texts, the same on every run.
-    let seed = sync_core::bundle::sha256_hex(home.file_name().unwrap_or_default().as_encoded_bytes());
+    let seed = sync_core::ids::sha256_hex(home.file_name().unwrap_or_default().as_encoded_bytes());
     let mut texts = Findings::new(u64::from_str_radix(&seed[..16], 16)?)?;
     let c = store.create_campaign("基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
     for s in 0..dossiers {

@@ -73,7 +73,7 @@ async fn session(
                     }
                     Effect::Persist { token, .. } => inputs.push_back(Input::Persisted { token, receipt: None }),
                     Effect::StoreReceipts(_) | Effect::StoreRevocations(_) => {}
-                    Effect::Continue => inputs.push_back(Input::Continue),
+                    Effect::Load { doc, .. } => inputs.push_back(Input::Loaded(doc)),
                     Effect::Quarantine { .. } => {}
                     Effect::Close(SyncError::Refused { code, message }) => break 'session Ok((code, message)),
                     Effect::Close(error) => break 'session Err(format!("the client's own session failed: {error}")),

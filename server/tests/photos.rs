@@ -20,8 +20,9 @@ use field_client::{PhotoProgress, Store, new_entity_id};
 use sync_core::doc::dossier;
 use sync_core::identity::{DeviceKey, DevicePublicKey};
 use sync_core::ids::DocId;
+use sync_core::ids::PhotoId;
 use sync_core::sync::message::{FrameReader, RefusalCode};
-use sync_core::sync::photo::{MAX_PHOTO, PhotoId, PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
+use sync_core::sync::photo::{MAX_PHOTO, PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
 use sync_core::sync::session::{Session, SessionConfig};
 
 fn crc32(bytes: &[u8]) -> u32 {

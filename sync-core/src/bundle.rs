@@ -13,18 +13,16 @@
 //! document's deterministic genesis). Both are pure: the caller supplies
 //! which keys it trusts and which changes it already holds.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
 
 use crate::credential::SignedCredential;
-use crate::doc::{self, genesis_actor};
 use crate::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
-use crate::ids::{DocId, DocKind};
-use crate::sync::batch::ChangeInfo;
+use crate::ids::{DocId, is_blob_name, sha256_hex};
+use crate::verify::{self, ChangeInfo, VerifyError};
 
 const MAGIC: &[u8; 8] = b"FSBUNDL1";
 const DOMAIN: &[u8] = b"fieldsync/bundle/v1";
@@ -61,42 +59,12 @@ pub enum BundleError {
     /// The exporting device is not trusted here.
     #[error("数据包由未受信任的设备 {0} 签名；如确认来源，请先执行 field trust add {0}")]
     UntrustedExporter(String),
-    /// An author of changes is not trusted here.
-    #[error("文档 {doc} 含有未受信任设备 {key} 的修改；如确认来源，请先执行 field trust add {key}")]
-    UntrustedAuthor {
-        /// The document.
-        doc: String,
-        /// The author's key.
-        key: String,
-    },
     /// The body is not valid CBOR of the expected shape.
     #[error("数据包内容无效：{0}")]
     Malformed(String),
-    /// A signature over a document head does not verify.
-    #[error("文档 {0} 的修改签名无效（可能被伪造）")]
-    ForgedEvidence(String),
-    /// A change is not covered by a signature of the device its actor belongs to.
-    #[error("文档 {doc} 中有修改冒用了其他设备的身份（操作者 {actor} 没有对应设备的签名）")]
-    ActorSpoofed {
-        /// The document.
-        doc: String,
-        /// The actor id (hex).
-        actor: String,
-    },
-    /// A change claims the genesis actor but is not the genesis change.
-    #[error("文档 {0} 的初始记录与文档编号不符")]
-    BadGenesis(String),
-    /// Someone other than HQ changed a checklist.
-    #[error("检查清单 {0} 为只读，数据包中含有对它的修改")]
-    ReadOnly(String),
-    /// Changes depend on changes neither in the bundle nor held here.
-    #[error("文档 {doc} 缺少 {count} 个前置修改，请让对方导出完整数据包")]
-    MissingDependencies {
-        /// The document.
-        doc: String,
-        /// How many are missing.
-        count: usize,
-    },
+    /// The changes of a document are not all covered by trusted signatures.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
     /// A photo's bytes do not match its hash.
     #[error("照片 {0} 的内容与其哈希不符")]
     BlobMismatch(String),
@@ -160,16 +128,6 @@ struct EvidenceBody {
 struct BlobBody {
     sha256: String,
     bytes: ByteBuf,
-}
-
-/// SHA-256 of bytes, as lowercase hex: the name of a photo.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Whether `name` is a well-formed blob name (64 lowercase hex digits).
-pub fn is_blob_name(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Encodes and signs a bundle with the exporting device's key.
@@ -296,7 +254,7 @@ pub fn decode(bytes: &[u8], trusted: impl Fn(&DevicePublicKey) -> bool) -> Resul
 }
 
 fn evidence_of(doc: &DocId, e: EvidenceBody) -> Result<HeadSignature, BundleError> {
-    let bad = || BundleError::ForgedEvidence(doc.to_string());
+    let bad = || BundleError::Verify(VerifyError::ForgedEvidence(doc.to_string()));
     let key = DevicePublicKey::from_bytes(&e.key).map_err(|_| bad())?;
     let nonce: [u8; 16] = e.nonce.as_slice().try_into().map_err(|_| bad())?;
     let head: [u8; 32] = e.head.as_slice().try_into().map_err(|_| bad())?;
@@ -304,17 +262,9 @@ fn evidence_of(doc: &DocId, e: EvidenceBody) -> Result<HeadSignature, BundleErro
     Ok(HeadSignature { actor: ActorProof { key, nonce: StoreNonce(nonce) }, head: ChangeHash(head), signature })
 }
 
-/// Checks that every change of `doc` in the bundle may be applied:
-/// - at most one signature per author; each verifies for this document, its
-///   key is trusted, and it signs a change in the bundle by that author;
-/// - each change is the document's genesis, or is reachable from a signed
-///   head of the device its actor belongs to;
-/// - in a derived document (dossier, briefing, checklist) the only change
-///   without dependencies is the genesis, so nobody can start a competing
-///   root; checklists take no changes but their genesis;
-/// - every dependency is in the bundle or already held (`known`).
-///
-/// Returns the signatures to store: those over changes in the bundle.
+/// Checks that every change of `doc` in the bundle may be applied
+/// ([`verify::verify_changes`]); returns the signatures to store: those
+/// over changes in the bundle.
 pub fn verify_document(
     doc: &BundleDoc,
     trusted: impl Fn(&DevicePublicKey) -> bool,
@@ -322,109 +272,7 @@ pub fn verify_document(
 ) -> Result<Vec<HeadSignature>, BundleError> {
     let infos: Vec<ChangeInfo> = doc.changes.iter().map(ChangeInfo::from).collect();
     let change = |h: &ChangeHash| doc.changes.iter().find(|c| c.hash() == *h).cloned();
-    verify_changes(&doc.id, &infos, &doc.evidence, trusted, known, change)
-}
-
-/// [`verify_document`] over what is known of each change (a document that
-/// arrived whole is checked without rebuilding its changes); `change`
-/// gives the one change whose bytes are checked, the genesis.
-pub fn verify_changes(
-    id: &DocId,
-    changes: &[ChangeInfo],
-    evidence: &[HeadSignature],
-    trusted: impl Fn(&DevicePublicKey) -> bool,
-    known: impl Fn(&ChangeHash) -> bool,
-    change: impl Fn(&ChangeHash) -> Option<Change>,
-) -> Result<Vec<HeadSignature>, BundleError> {
-    let doc_id = id;
-    let id = doc_id.to_string();
-    let by_hash: HashMap<ChangeHash, &ChangeInfo> = changes.iter().map(|c| (c.hash, c)).collect();
-
-    let mut covered: BTreeSet<ChangeHash> = BTreeSet::new();
-    let mut authors = BTreeSet::new();
-    let mut accepted = Vec::new();
-    for evidence in evidence {
-        evidence.verify(doc_id).map_err(|_| BundleError::ForgedEvidence(id.clone()))?;
-        if !trusted(&evidence.actor.key) {
-            return Err(BundleError::UntrustedAuthor { doc: id.clone(), key: evidence.actor.key.to_string() });
-        }
-        let actor = evidence.actor.actor_id();
-        if !authors.insert(actor.clone()) {
-            return Err(BundleError::Malformed(format!("文档 {id} 中同一作者有多个签名")));
-        }
-        match by_hash.get(&evidence.head) {
-            Some(head) if head.actor == actor => accepted.push(evidence.clone()),
-            // A signature over a change held already adds nothing.
-            None if known(&evidence.head) => continue,
-            _ => return Err(BundleError::ForgedEvidence(id.clone())),
-        }
-        // Everything by this actor reachable from its signed head is vouched for.
-        let mut stack = vec![evidence.head];
-        let mut seen = BTreeSet::new();
-        while let Some(hash) = stack.pop() {
-            if !seen.insert(hash) {
-                continue;
-            }
-            if let Some(change) = by_hash.get(&hash) {
-                if change.actor == actor {
-                    covered.insert(hash);
-                }
-                stack.extend(change.deps.iter().copied());
-            }
-        }
-    }
-
-    let genesis = genesis_actor(doc_id);
-    let derived = doc_id.kind() != DocKind::Campaign;
-    let mut missing = 0;
-    for info in changes {
-        if info.actor == genesis {
-            let bytes = change(&info.hash).ok_or_else(|| BundleError::BadGenesis(id.clone()))?;
-            check_genesis(doc_id, &bytes)?;
-        } else if doc_id.kind() == DocKind::Checklist {
-            return Err(BundleError::ReadOnly(id));
-        } else if derived && info.deps.is_empty() {
-            return Err(BundleError::BadGenesis(id));
-        } else if !covered.contains(&info.hash) {
-            return Err(BundleError::ActorSpoofed { doc: id, actor: info.actor.to_hex_string() });
-        }
-        missing += info.deps.iter().filter(|d| !by_hash.contains_key(d) && !known(d)).count();
-    }
-    if missing > 0 {
-        return Err(BundleError::MissingDependencies { doc: id, count: missing });
-    }
-    Ok(accepted)
-}
-
-/// Rebuilds the genesis of `id` from the content the change claims and
-/// compares hashes: a genesis is self-certifying.
-fn check_genesis(id: &DocId, change: &Change) -> Result<(), BundleError> {
-    let bad = || BundleError::BadGenesis(id.to_string());
-    let mut alone = Automerge::new();
-    alone.apply_changes([change.clone()]).map_err(|_| bad())?;
-    let rebuilt = match id.kind() {
-        DocKind::EnterpriseDossier => {
-            let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;
-            let enterprise = read_root_str(&alone, "enterprise").ok_or_else(bad)?;
-            doc::dossier::create(&campaign, &enterprise)
-        }
-        DocKind::Briefing => {
-            let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;
-            doc::briefing::create(&campaign)
-        }
-        DocKind::Checklist => doc::checklist::read(&alone).and_then(|c| doc::checklist::create(&c)),
-        DocKind::Campaign => return Err(bad()),
-    }
-    .map_err(|_| bad())?;
-    if rebuilt.get_heads() == [change.hash()] { Ok(()) } else { Err(bad()) }
-}
-
-fn read_root_str<T: std::str::FromStr>(doc: &Automerge, key: &str) -> Option<T> {
-    use automerge::ReadDoc;
-    match doc.get(automerge::ROOT, key).ok()?? {
-        (automerge::Value::Scalar(s), _) => s.as_str()?.parse().ok(),
-        _ => None,
-    }
+    Ok(verify::verify_changes(&doc.id, &infos, &doc.evidence, trusted, known, change)?)
 }
 
 #[cfg(test)]
@@ -433,6 +281,7 @@ mod tests {
     use crate::doc::dossier;
     use crate::doc::edit;
     use crate::ids::EntityId;
+    use automerge::Automerge;
 
     struct Device {
         key: DeviceKey,
@@ -481,7 +330,7 @@ mod tests {
         assert_eq!(verify_document(&bundle.docs[0], |_| true, |_| false).map(|e| e.len()), Ok(1));
         assert!(matches!(
             verify_document(&bundle.docs[0], |k| *k != a.key.public(), |_| false),
-            Err(BundleError::UntrustedAuthor { .. })
+            Err(BundleError::Verify(VerifyError::UntrustedAuthor { .. }))
         ));
     }
 
@@ -506,13 +355,22 @@ mod tests {
         let mut doc = signed_doc(&a);
         let head = doc.evidence[0].head;
         doc.evidence = vec![b.key.sign_head(&doc.id, &b.proof, head)];
-        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ForgedEvidence(doc.id.to_string())));
+        assert_eq!(
+            verify_document(&doc, |_| true, |_| false),
+            Err(BundleError::Verify(VerifyError::ForgedEvidence(doc.id.to_string())))
+        );
         // B claims A's actor proof but cannot sign with A's key.
         doc.evidence = vec![b.key.sign_head(&doc.id, &a.proof, head)];
-        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ForgedEvidence(doc.id.to_string())));
+        assert_eq!(
+            verify_document(&doc, |_| true, |_| false),
+            Err(BundleError::Verify(VerifyError::ForgedEvidence(doc.id.to_string())))
+        );
         // No evidence at all.
         doc.evidence.clear();
-        assert!(matches!(verify_document(&doc, |_| true, |_| false), Err(BundleError::ActorSpoofed { .. })));
+        assert!(matches!(
+            verify_document(&doc, |_| true, |_| false),
+            Err(BundleError::Verify(VerifyError::ActorSpoofed { .. }))
+        ));
     }
 
     #[test]
@@ -564,7 +422,10 @@ mod tests {
         assert!(matches!(decode(&encode(&twice, &a.key).unwrap(), |_| true), Err(BundleError::Malformed(_))));
         let mut doubled = signed_doc(&a);
         doubled.evidence.push(doubled.evidence[0].clone());
-        assert!(matches!(verify_document(&doubled, |_| true, |_| false), Err(BundleError::Malformed(_))));
+        assert!(matches!(
+            verify_document(&doubled, |_| true, |_| false),
+            Err(BundleError::Verify(VerifyError::DuplicateAuthor(_)))
+        ));
     }
 
     #[test]
@@ -587,6 +448,9 @@ mod tests {
             changes: rogue.get_changes(&[]),
             evidence: vec![a.key.sign_head(&real.id, &a.proof, hash)],
         };
-        assert_eq!(verify_document(&doc, |_| true, |_| false), Err(BundleError::BadGenesis(real.id.to_string())));
+        assert_eq!(
+            verify_document(&doc, |_| true, |_| false),
+            Err(BundleError::Verify(VerifyError::BadGenesis(real.id.to_string())))
+        );
     }
 }

@@ -25,6 +25,9 @@ pub enum IdError {
     /// Not an 18-character unified social credit code.
     #[error("统一社会信用代码无效：{0}（应为 18 位）")]
     InvalidCreditCode(String),
+    /// Not a photo name (64 lowercase hex digits: a SHA-256).
+    #[error("照片名称无效：{0}")]
+    InvalidPhotoId(String),
 }
 
 /// The kind of an Automerge document, named by its id prefix.
@@ -249,6 +252,68 @@ impl From<CreditCode> for String {
 impl fmt::Display for CreditCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Where a document belongs: its campaign and, for a dossier, its
+/// enterprise. Scope checks and the photo exchange judge by it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocTag {
+    /// The campaign.
+    pub campaign: DocId,
+    /// The enterprise, for a dossier.
+    pub enterprise: Option<CreditCode>,
+}
+
+/// SHA-256 of bytes, as lowercase hex: the name of a photo.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether `name` is a well-formed blob name (64 lowercase hex digits).
+pub fn is_blob_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A photo's name: the SHA-256 of its bytes. Parsed only from 64 lowercase
+/// hex digits, so a name can never be a path.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhotoId([u8; 32]);
+
+impl PhotoId {
+    /// The id of a SHA-256 digest.
+    pub fn from_digest(digest: [u8; 32]) -> Self {
+        Self(digest)
+    }
+
+    /// The digest.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl FromStr for PhotoId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        if !is_blob_name(s) {
+            return Err(IdError::InvalidPhotoId(s.chars().take(80).collect()));
+        }
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(s, &mut digest).map_err(|_| IdError::InvalidPhotoId(s.to_owned()))?;
+        Ok(Self(digest))
+    }
+}
+
+impl fmt::Display for PhotoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for PhotoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhotoId({self})")
     }
 }
 

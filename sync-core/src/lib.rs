@@ -16,5 +16,7 @@ pub mod identity;
 pub mod ids;
 pub mod model;
 pub mod sync;
+pub mod validate;
+pub mod verify;
 
 pub use automerge;

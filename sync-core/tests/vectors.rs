@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
 use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
 use sync_core::ids::DocId;
+use sync_core::ids::PhotoId;
 use sync_core::sync::message::{DocHeads, Message, PROTOCOL_VERSION, RefusalCode};
-use sync_core::sync::photo::{PhotoId, PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
+use sync_core::sync::photo::{PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
 
 fn vectors() -> Value {
     let hq = DeviceKey::from_seed([1; 32]);

@@ -17,18 +17,17 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_bytes::ByteBuf;
-use sync_core::automerge::{Automerge, ChangeHash, ReadDoc};
+use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::codes::AccidentType;
 use sync_core::credential::{Credential, Role, Scope, SignedCredential};
 use sync_core::doc::{self, campaign as campaign_doc, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
-use sync_core::ids::{CreditCode, DocId, DocKind, EntityId};
+use sync_core::ids::{CreditCode, DocId, DocKind, DocTag, EntityId};
 use sync_core::model::{CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification};
 use sync_core::sync::batch::{self, Arrived};
 use sync_core::sync::message::{Evidence, Message, Receipt, ReceiptBody};
-use sync_core::sync::session::{
-    self, CatalogEntry, DocTag, Effect, Input, Outgoing, Replica, Session, SessionConfig, Whole, open_receipt,
-};
+use sync_core::sync::replica::{CatalogEntry, Outgoing, Replica, Whole};
+use sync_core::sync::session::{self, Effect, Input, Session, SessionConfig, open_receipt};
 
 const HQ: usize = 0;
 const RELAY: usize = 1;
@@ -133,7 +132,7 @@ impl Node {
     ) {
         let held = self.docs.contains_key(doc);
         let count = changes.len();
-        let applied = changes.applied_to(self.docs.get(doc)).unwrap();
+        let applied = changes.applied_to(self.docs.get(doc).cloned()).unwrap();
         if let Some(batch) = batch.filter(|_| !held) {
             let kept = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
             self.wholes.insert(doc.clone(), (applied.get_heads(), Whole { batch, evidence: kept, changes: count }));
@@ -156,7 +155,7 @@ impl Node {
             prev: ByteBuf::from(self.log.0.clone()),
         };
         let receipt = session::sign_receipt(&self.key, &body);
-        self.log = (sync_core::bundle::sha256_hex(&receipt.body).into_bytes(), body.seq);
+        self.log = (sync_core::ids::sha256_hex(&receipt.body).into_bytes(), body.seq);
         self.keep_receipt(doc.clone(), body, receipt.clone());
         receipt
     }
@@ -220,12 +219,8 @@ impl Replica for Node {
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
         self.checkpoints.get(&(peer.to_bytes(), doc.clone())).cloned().unwrap_or_default()
     }
-    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String> {
-        let copy = arrived.applied_to(self.docs.get(doc)).map_err(|e| e.to_string())?;
-        if !copy.get_missing_deps(&[]).is_empty() {
-            return Err("缺少前置修改".into());
-        }
-        tag_of(doc, &copy)
+    fn held_copy(&self, doc: &DocId) -> Option<Automerge> {
+        self.docs.get(doc).cloned()
     }
     fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
         self.receipts.get(doc).map(|r| r.iter().map(|(_, r)| r.clone()).collect()).unwrap_or_default()
@@ -327,7 +322,7 @@ impl World {
                 for effect in effects {
                     match effect {
                         Effect::Send(m) => queues[side].push_back(m),
-                        Effect::Persist { token, doc, changes, evidence, batch } => {
+                        Effect::Persist { token, doc, changes, evidence, batch, .. } => {
                             if faults && self.rng.chance(3) {
                                 return Ok(false); // crashed before the write was durable
                             }
@@ -345,7 +340,7 @@ impl World {
                             }
                         }
                         Effect::StoreRevocations(_) => {}
-                        Effect::Continue => inputs.push((side, Input::Continue)),
+                        Effect::Load { doc, .. } => inputs.push((side, Input::Loaded(doc))),
                         Effect::Quarantine { .. } => {}
                         Effect::Finished(summary) => {
                             let peer = self.nodes[ends[1 - side]].key.public().to_bytes();

@@ -12,14 +12,15 @@ use clap::{Args, Parser, Subcommand};
 use field_client::net::NetError;
 use field_client::{PhotoProgress, PhotoReport, RelayEvent, Store, StoreError, export, new_entity_id, now_ms};
 use serde_json::json;
-use sync_core::codes::{self, AccidentType};
+use sync_core::codes;
+use sync_core::doc::dossier::HazardInput;
 use sync_core::doc::{campaign, conflicts, dossier, rfc3339};
 use sync_core::identity::DevicePublicKey;
 use sync_core::ids::{CreditCode, DocId, DocKind};
 use sync_core::model::{
     AccidentReview, CampaignKind, Crs, DocumentCheck, DocumentResult, Domain, Enterprise, GeoPoint, Hazard, HazardKind,
-    HazardLevel, Location, Rectification, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems,
-    ScheduleEntry, SiteVisit, TeamMember, Verdict,
+    HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, ScheduleEntry, SiteVisit,
+    TeamMember, Verdict,
 };
 use sync_core::sync::session::Summary;
 
@@ -1047,77 +1048,31 @@ fn attach(store: &Store, files: &[PathBuf]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn apply_fields(h: &mut Hazard, f: HazardFields) -> Result<()> {
-    if let Some(v) = f.title {
-        h.title = v;
+impl HazardFields {
+    /// What the inspector gave, with the GPS point read.
+    fn input(self) -> Result<HazardInput> {
+        let gps = self.gps.map(|v| parse_gps(&v, self.crs)).transpose()?;
+        Ok(HazardInput {
+            title: self.title,
+            description: self.description,
+            kind: self.kind,
+            accident_type: self.accident_type,
+            level: self.level,
+            criterion: self.criterion,
+            location: self.location,
+            gps,
+            basis: self.basis,
+        })
     }
-    if let Some(v) = f.description {
-        h.description = v;
-    }
-    if let Some(v) = f.kind {
-        h.hazard_kind = v;
-    }
-    if let Some(v) = f.accident_type {
-        h.accident_type = AccidentType::gb6441_1986(&v)?;
-    }
-    if let Some(v) = f.level {
-        h.level = v;
-        if v == HazardLevel::General && f.criterion.is_none() {
-            h.major_hazard_criterion = None;
-        }
-    }
-    if let Some(v) = f.criterion {
-        codes::criterion(&v)?;
-        h.major_hazard_criterion = Some(v);
-    }
-    if let Some(v) = f.location {
-        h.location.text = v;
-    }
-    if let Some(v) = f.gps {
-        h.location.gps = Some(parse_gps(&v, f.crs)?);
-    }
-    if let Some(v) = f.basis {
-        h.legal_basis = v;
-    }
-    Ok(())
 }
 
 fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
     match cmd {
         HazardCmd::Add { campaign, enterprise, fields, from_checklist, photo, inspector } => {
             let dossier_id = open_dossier(store, &campaign, &enterprise)?;
-            let template = from_checklist.as_deref().map(checklist_item).transpose()?;
-            let mut hazard = Hazard {
-                title: String::new(),
-                description: String::new(),
-                hazard_kind: HazardKind::UnsafeCondition,
-                accident_type: AccidentType::gb6441_1986("20")?,
-                level: HazardLevel::General,
-                major_hazard_criterion: None,
-                location: Location { text: String::new(), gps: None },
-                legal_basis: String::new(),
-                photos: Default::default(),
-                inspector: inspector.unwrap_or_else(|| store.device_name().to_owned()),
-                found_at: rfc3339(now_ms()),
-                checklist_item: from_checklist.clone(),
-                deleted: false,
-                rectification: Rectification::default(),
-            };
-            if let Some(t) = template {
-                hazard.title = t.title;
-                hazard.description = t.description;
-                hazard.hazard_kind = t.hazard_kind;
-                hazard.accident_type = t.accident_type;
-                hazard.legal_basis = t.legal_basis;
-                // The item's criterion is offered, not imposed: the level stays
-                // general unless the inspector judges it major.
-                if fields.level == Some(HazardLevel::Major) && fields.criterion.is_none() {
-                    hazard.major_hazard_criterion = t.major_hazard_criterion;
-                }
-            } else if fields.accident_type.is_none() {
-                bail!("请用 --accident-type 填写事故类型代码（01–20），或用 --from-checklist 从清单带入");
-            }
-            apply_fields(&mut hazard, fields)?;
+            let template = from_checklist.map(|id| checklist_item(&id).map(|item| (id, item))).transpose()?;
+            let inspector = inspector.unwrap_or_else(|| store.device_name().to_owned());
+            let mut hazard = dossier::new_hazard(fields.input()?, template, inspector, rfc3339(now_ms()))?;
             hazard.photos = attach(store, &photo)?.into_iter().collect();
             let id = new_entity_id()?;
             store.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard))?;
@@ -1133,11 +1088,8 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
         }
         HazardCmd::Edit { hazard, fields } => {
             let r = store.find_hazard(&hazard)?;
-            store.edit(&r.dossier, |tx| {
-                dossier::modify_hazard(tx, &r.record, |h| {
-                    apply_fields(h, fields).map_err(|e| sync_core::doc::ModelError::Rule(format!("{e:#}")))
-                })
-            })?;
+            let input = fields.input()?;
+            store.edit(&r.dossier, |tx| dossier::modify_hazard(tx, &r.record, |h| input.apply(h)))?;
             out.emit(json!({ "id": r.record }), || format!("已修改隐患 {}", r.record));
         }
         HazardCmd::Photo { hazard, files, after } => {
@@ -1444,12 +1396,9 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
     let mut hazards = 0;
     let mut open = 0;
     for id in store.doc_ids(DocKind::EnterpriseDossier)? {
-        for h in store.dossier(&id)?.hazards.values().filter(|h| !h.deleted) {
-            hazards += 1;
-            if h.rectification.status != RectificationStatus::Closed {
-                open += 1;
-            }
-        }
+        let tally = dossier::tally(&store.dossier(&id)?);
+        hazards += tally.hazards;
+        open += tally.open;
     }
     let review = store.review_items()?;
     let conflicts: usize = review.iter().map(|e| e.conflicts.len() + e.rules.len()).sum();

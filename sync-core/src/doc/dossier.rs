@@ -11,11 +11,144 @@ use serde_json::json;
 
 use super::{ModelError, check_date, genesis, insert_record, map_at, modify_record, read_at};
 use crate::codes;
+use crate::codes::AccidentType;
 use crate::ids::{CreditCode, DocId, EntityId};
 use crate::model::{
-    AccidentReview, DocumentCheck, Dossier, Hazard, HazardLevel, RectificationMode, RectificationStatus,
-    ReviewItemKind, SCHEMA_VERSION, SiteVisit,
+    AccidentReview, ChecklistItem, DocumentCheck, Dossier, GeoPoint, Hazard, HazardKind, HazardLevel, Location,
+    Rectification, RectificationMode, RectificationStatus, ReviewItemKind, SCHEMA_VERSION, SiteVisit,
 };
+
+/// What an inspector says of a hazard, each part optional: the fields of
+/// `field hazard add` and `field hazard edit`.
+#[derive(Clone, Debug, Default)]
+pub struct HazardInput {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Kind.
+    pub kind: Option<HazardKind>,
+    /// GB 6441-1986 accident type code (01–20).
+    pub accident_type: Option<String>,
+    /// Level.
+    pub level: Option<HazardLevel>,
+    /// Major-hazard criterion clause id.
+    pub criterion: Option<String>,
+    /// Where, in words.
+    pub location: Option<String>,
+    /// Where, as a GPS point.
+    pub gps: Option<GeoPoint>,
+    /// The clause it breaks.
+    pub basis: Option<String>,
+}
+
+impl HazardInput {
+    /// Applies what was given to `h`. Lowering the level to general drops
+    /// the criterion, unless one is given.
+    pub fn apply(self, h: &mut Hazard) -> Result<(), ModelError> {
+        if let Some(v) = self.title {
+            h.title = v;
+        }
+        if let Some(v) = self.description {
+            h.description = v;
+        }
+        if let Some(v) = self.kind {
+            h.hazard_kind = v;
+        }
+        if let Some(v) = self.accident_type {
+            h.accident_type = AccidentType::gb6441_1986(&v)?;
+        }
+        if let Some(v) = self.level {
+            h.level = v;
+            if v == HazardLevel::General && self.criterion.is_none() {
+                h.major_hazard_criterion = None;
+            }
+        }
+        if let Some(v) = self.criterion {
+            codes::criterion(&v)?;
+            h.major_hazard_criterion = Some(v);
+        }
+        if let Some(v) = self.location {
+            h.location.text = v;
+        }
+        if let Some(v) = self.gps {
+            h.location.gps = Some(v);
+        }
+        if let Some(v) = self.basis {
+            h.legal_basis = v;
+        }
+        Ok(())
+    }
+}
+
+/// A new hazard that `inspector` found at `found_at` (RFC 3339): from the
+/// checklist item `template` (its id and the item) or from scratch, when
+/// the accident type must be given; then `input` applies. An item's
+/// major-hazard criterion is offered, not imposed: it is taken only when the
+/// inspector judges the hazard major and names no criterion.
+pub fn new_hazard(
+    input: HazardInput,
+    template: Option<(String, ChecklistItem)>,
+    inspector: String,
+    found_at: String,
+) -> Result<Hazard, ModelError> {
+    let mut hazard = Hazard {
+        title: String::new(),
+        description: String::new(),
+        hazard_kind: HazardKind::UnsafeCondition,
+        accident_type: AccidentType::gb6441_1986("20")?,
+        level: HazardLevel::General,
+        major_hazard_criterion: None,
+        location: Location { text: String::new(), gps: None },
+        legal_basis: String::new(),
+        photos: Default::default(),
+        inspector,
+        found_at,
+        checklist_item: None,
+        deleted: false,
+        rectification: Rectification::default(),
+    };
+    match template {
+        Some((item_id, t)) => {
+            hazard.title = t.title;
+            hazard.description = t.description;
+            hazard.hazard_kind = t.hazard_kind;
+            hazard.accident_type = t.accident_type;
+            hazard.legal_basis = t.legal_basis;
+            hazard.checklist_item = Some(item_id);
+            if input.level == Some(HazardLevel::Major) && input.criterion.is_none() {
+                hazard.major_hazard_criterion = t.major_hazard_criterion;
+            }
+        }
+        None if input.accident_type.is_none() => {
+            return Err(ModelError::Rule(
+                "请用 --accident-type 填写事故类型代码（01–20），或用 --from-checklist 从清单带入".into(),
+            ));
+        }
+        None => {}
+    }
+    input.apply(&mut hazard)?;
+    Ok(hazard)
+}
+
+/// How many hazards a dossier records (deleted ones left out) and how many
+/// of those are not yet closed (销号).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Hazards recorded.
+    pub hazards: usize,
+    /// Of them, not closed.
+    pub open: usize,
+}
+
+/// The [`Tally`] of `dossier`.
+pub fn tally(dossier: &Dossier) -> Tally {
+    let live = dossier.hazards.values().filter(|h| !h.deleted);
+    live.fold(Tally::default(), |t, h| Tally {
+        hazards: t.hazards + 1,
+        open: t.open + usize::from(h.rectification.status != RectificationStatus::Closed),
+    })
+}
 
 /// The deterministic first state of the dossier of `enterprise` in `campaign`.
 pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, ModelError> {
@@ -73,8 +206,7 @@ pub fn check_values(h: &Hazard) -> Result<(), ModelError> {
     }
     // Photo keys name files in the blob store: only SHA-256 hex is accepted,
     // so no document can smuggle a path.
-    if let Some(bad) =
-        h.photos.keys().chain(h.rectification.photos_after.keys()).find(|k| !crate::bundle::is_blob_name(k))
+    if let Some(bad) = h.photos.keys().chain(h.rectification.photos_after.keys()).find(|k| !crate::ids::is_blob_name(k))
     {
         return Err(ModelError::Rule(format!("照片编号无效：{bad}")));
     }
@@ -230,6 +362,51 @@ pub(crate) mod tests {
             deleted: false,
             rectification: Rectification::default(),
         }
+    }
+
+    #[test]
+    fn a_new_hazard_needs_an_accident_type_and_takes_a_criterion_only_when_major() {
+        let at = || ("2026-11-23T02:00:00Z".to_owned(), "张三".to_owned());
+        let (found_at, inspector) = at();
+        let bare = new_hazard(HazardInput::default(), None, inspector, found_at);
+        assert!(matches!(bare, Err(ModelError::Rule(why)) if why.contains("事故类型")));
+
+        let item = ChecklistItem {
+            section: "脚手架".into(),
+            title: "连墙件缺失".into(),
+            description: "外架连墙件未按规定设置".into(),
+            hazard_kind: HazardKind::UnsafeCondition,
+            accident_type: AccidentType::gb6441_1986("10").unwrap(),
+            legal_basis: "JGJ 59-2011".into(),
+            major_hazard_criterion: Some(codes::criteria()[0].id.clone()),
+        };
+        let from = |input: HazardInput| {
+            let (found_at, inspector) = at();
+            new_hazard(input, Some(("jgj59/scaffold-01".into(), item.clone())), inspector, found_at).unwrap()
+        };
+        let general = from(HazardInput::default());
+        assert_eq!((general.level, general.major_hazard_criterion.as_ref()), (HazardLevel::General, None));
+        assert_eq!(general.checklist_item.as_deref(), Some("jgj59/scaffold-01"));
+        let major = from(HazardInput { level: Some(HazardLevel::Major), ..HazardInput::default() });
+        assert_eq!(major.major_hazard_criterion, item.major_hazard_criterion);
+        // Back to general: the criterion goes with it.
+        let mut edited = major;
+        HazardInput { level: Some(HazardLevel::General), ..HazardInput::default() }.apply(&mut edited).unwrap();
+        assert_eq!(edited.major_hazard_criterion, None);
+    }
+
+    #[test]
+    fn the_tally_leaves_out_deleted_hazards_and_counts_those_not_closed() {
+        let mut d = read(&dossier()).unwrap();
+        let closed = Hazard {
+            rectification: Rectification { status: RectificationStatus::Closed, ..Rectification::default() },
+            ..sample_hazard("已销号")
+        };
+        let deleted = Hazard { deleted: true, ..sample_hazard("已删除") };
+        for (i, h) in [sample_hazard("未整改"), closed, deleted].into_iter().enumerate() {
+            d.hazards.insert(EntityId::new(1, i as u128).to_string(), h);
+        }
+        assert_eq!(tally(&d), Tally { hazards: 2, open: 1 });
     }
 
     fn dossier() -> Automerge {

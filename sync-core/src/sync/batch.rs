@@ -14,9 +14,18 @@
 //! for the protocol version: a new dictionary needs a new version, and
 //! stores keep this one to read what they hold.
 
-use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+use std::collections::BTreeSet;
 
-use super::session::SyncError;
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+
+use crate::ids::{DocId, DocTag, PhotoId};
+use crate::validate::{self, Invalid};
+use crate::verify::ChangeInfo;
+
+/// A batch that does not decode (Chinese, for the peer and the log).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct BatchError(pub String);
 
 /// The zstd dictionary of whole-document batches (raw content: the
 /// checklists' texts, one per line).
@@ -47,23 +56,6 @@ pub enum Arrived {
         /// Its changes (read once: listing them walks the document).
         infos: Vec<ChangeInfo>,
     },
-}
-
-/// What verification needs to know of one change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangeInfo {
-    /// Its hash.
-    pub hash: ChangeHash,
-    /// Its actor.
-    pub actor: ActorId,
-    /// The changes it depends on.
-    pub deps: Vec<ChangeHash>,
-}
-
-impl From<&Change> for ChangeInfo {
-    fn from(change: &Change) -> Self {
-        Self { hash: change.hash(), actor: change.actor_id().clone(), deps: change.deps().to_vec() }
-    }
 }
 
 impl Arrived {
@@ -106,22 +98,34 @@ impl Arrived {
         }
     }
 
-    /// `held` (none: a document not held) with this applied, as a new
-    /// document.
-    pub fn applied_to(&self, held: Option<&Automerge>) -> Result<Automerge, automerge::AutomergeError> {
+    /// `held` (none: a document not held) with this applied.
+    pub fn applied_to(&self, held: Option<Automerge>) -> Result<Automerge, automerge::AutomergeError> {
         Ok(match (held, self) {
             (None, Arrived::Document { doc, .. }) => (**doc).clone(),
             (held, Arrived::Changes(changes)) => {
-                let mut doc = held.cloned().unwrap_or_default();
+                let mut doc = held.unwrap_or_default();
                 doc.apply_changes(changes.iter().cloned())?;
                 doc
             }
-            (Some(held), Arrived::Document { doc: whole, .. }) => {
-                let mut doc = held.clone();
+            (Some(mut doc), Arrived::Document { doc: whole, .. }) => {
                 doc.merge(&mut (**whole).clone())?;
                 doc
             }
         })
+    }
+
+    /// `held` (none: not held) with this applied and checked by the
+    /// validator: what a store persists, if nothing else changed the
+    /// document meanwhile (else it applies and checks again).
+    pub fn checked(&self, id: &DocId, held: Option<Automerge>) -> Result<Checked, Invalid> {
+        let base = held.as_ref().map(Automerge::get_heads).unwrap_or_default();
+        let result = self.applied_to(held).map_err(|e| Invalid(e.to_string()))?;
+        if !result.get_missing_deps(&[]).is_empty() {
+            return Err(Invalid("缺少前置修改".into()));
+        }
+        let validated = validate::document(id, &result)?;
+        let tag = validated.tag.ok_or_else(|| Invalid("无法确定文档所属的检查活动".into()))?;
+        Ok(Checked { base, arrived: self.hashes(), result, tag, photos: validated.photos })
     }
 
     /// Leaves out the changes `held` already. A document of which anything
@@ -141,6 +145,22 @@ impl Arrived {
             }
         }
     }
+}
+
+/// A document with what arrived applied and checked.
+#[derive(Debug)]
+pub struct Checked {
+    /// The heads it had before (none: not held).
+    pub base: Vec<ChangeHash>,
+    /// What was applied to `base` ([`Arrived::hashes`]): another session
+    /// may have applied other changes to the same base.
+    pub arrived: Vec<ChangeHash>,
+    /// The document as it now stands.
+    pub result: Automerge,
+    /// Where it belongs.
+    pub tag: DocTag,
+    /// The photos a dossier references.
+    pub photos: Option<BTreeSet<PhotoId>>,
 }
 
 /// The whole of `doc` as a batch; an error for a document past
@@ -194,14 +214,14 @@ pub fn expand(bytes: &[u8]) -> Result<Vec<u8>, String> {
 /// the damaged-batch test below). The parse is a pure function of `bytes`,
 /// so a panic is contained here and becomes a protocol error like any other
 /// bad input.
-pub fn decode(bytes: &[u8]) -> Result<Arrived, SyncError> {
-    let malformed = |e: &dyn std::fmt::Display| SyncError::Protocol(format!("修改无法解析：{e}"));
+pub fn decode(bytes: &[u8]) -> Result<Arrived, BatchError> {
+    let malformed = |e: &dyn std::fmt::Display| BatchError(format!("修改无法解析：{e}"));
     if is_compressed(bytes) {
         let expanded = expand(bytes).map_err(|e| malformed(&e))?;
         if chunk_type(&expanded) != Some(DOCUMENT_CHUNK) || chunk_len(&expanded) != Some(expanded.len()) {
-            return Err(SyncError::Protocol("整份文档应为一个 Automerge 文档块".into()));
+            return Err(BatchError("整份文档应为一个 Automerge 文档块".into()));
         }
-        let load = || -> Result<Arrived, SyncError> {
+        let load = || -> Result<Arrived, BatchError> {
             let doc = Automerge::load(&expanded).map_err(|e| malformed(&e))?;
             let infos = doc
                 .get_changes_meta(&[])
@@ -213,15 +233,15 @@ pub fn decode(bytes: &[u8]) -> Result<Arrived, SyncError> {
         return std::panic::catch_unwind(load).map_err(|_| malformed(&"文档块损坏"))?;
     }
     if chunk_type(bytes) != Some(BUNDLE_CHUNK) {
-        return Err(SyncError::Protocol("修改不是 Automerge 打包块".into()));
+        return Err(BatchError("修改不是 Automerge 打包块".into()));
     }
-    let parse = || -> Result<Vec<Change>, SyncError> {
+    let parse = || -> Result<Vec<Change>, BatchError> {
         let bundle = automerge::Bundle::try_from(bytes).map_err(|e| malformed(&e))?;
         bundle.to_changes().map_err(|e| malformed(&e))
     };
     let changes = std::panic::catch_unwind(parse).map_err(|_| malformed(&"打包块损坏"))??;
     if changes.iter().any(|c| c.raw_bytes().get(8) != Some(&1)) {
-        return Err(SyncError::Protocol("只接受未压缩的修改块".into()));
+        return Err(BatchError("只接受未压缩的修改块".into()));
     }
     Ok(Arrived::Changes(changes))
 }
@@ -291,7 +311,7 @@ mod tests {
         let change = doc.get_changes(&[])[0].raw_bytes().to_vec();
         let bundle = doc.bundle(doc.get_heads()).unwrap().bytes().to_vec();
         for bytes in [extra, change, bundle] {
-            assert!(matches!(decode(&compress(&bytes).unwrap()), Err(SyncError::Protocol(_))));
+            assert!(matches!(decode(&compress(&bytes).unwrap()), Err(BatchError(_))));
         }
         // Damaged bytes anywhere: an error, never a panic.
         let batch = encode_document(&doc).unwrap();
@@ -313,7 +333,7 @@ mod tests {
         let huge = compress(&vec![0u8; MAX_DOCUMENT + 1]).unwrap();
         assert!(huge.len() < 64 * 1024);
         assert!(expand(&huge).is_err());
-        assert!(matches!(decode(&huge), Err(SyncError::Protocol(_))));
+        assert!(matches!(decode(&huge), Err(BatchError(_))));
     }
 
     #[test]

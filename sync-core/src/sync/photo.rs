@@ -19,60 +19,17 @@
 //! `schemas/sync-protocol.md`, "Photos".
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use super::message::{FrameError, RefusalCode};
+use crate::ids::{IdError, PhotoId};
 
 /// The largest photo accepted (a phone camera's JPEG is a few MiB).
 pub const MAX_PHOTO: u64 = 32 * 1024 * 1024;
 
 /// Length of a [`StreamHeader`] on the wire.
 pub const HEADER_LEN: usize = 40;
-
-/// A photo's name: the SHA-256 of its bytes. Parsed only from 64 lowercase
-/// hex digits, so a name can never be a path.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PhotoId([u8; 32]);
-
-impl PhotoId {
-    /// The id of a SHA-256 digest.
-    pub fn from_digest(digest: [u8; 32]) -> Self {
-        Self(digest)
-    }
-
-    /// The digest.
-    pub fn digest(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl FromStr for PhotoId {
-    type Err = PhotoError;
-
-    fn from_str(s: &str) -> Result<Self, PhotoError> {
-        if !crate::bundle::is_blob_name(s) {
-            return Err(PhotoError::BadName(s.chars().take(80).collect()));
-        }
-        let mut digest = [0u8; 32];
-        hex::decode_to_slice(s, &mut digest).map_err(|_| PhotoError::BadName(s.to_owned()))?;
-        Ok(Self(digest))
-    }
-}
-
-impl fmt::Display for PhotoId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for PhotoId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PhotoId({self})")
-    }
-}
 
 /// Why a photo, or the photo exchange, was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -120,6 +77,15 @@ pub enum PhotoError {
     /// The peer refused the exchange.
     #[error("对方拒绝照片同步：{0}")]
     Refused(String),
+}
+
+impl From<IdError> for PhotoError {
+    fn from(error: IdError) -> Self {
+        match error {
+            IdError::InvalidPhotoId(name) => PhotoError::BadName(name),
+            other => PhotoError::Protocol(other.to_string()),
+        }
+    }
 }
 
 impl PhotoError {
@@ -213,7 +179,7 @@ impl StreamHeader {
     /// The 40 header bytes: the raw SHA-256, then the offset (u64, big-endian).
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        out[..32].copy_from_slice(&self.photo.0);
+        out[..32].copy_from_slice(self.photo.digest());
         out[32..].copy_from_slice(&self.offset.to_be_bytes());
         out
     }
@@ -225,7 +191,7 @@ impl StreamHeader {
         digest.copy_from_slice(&bytes[..32]);
         let mut offset = [0u8; 8];
         offset.copy_from_slice(&bytes[32..]);
-        Self { photo: PhotoId(digest), offset: u64::from_be_bytes(offset) }
+        Self { photo: PhotoId::from_digest(digest), offset: u64::from_be_bytes(offset) }
     }
 }
 
@@ -358,7 +324,7 @@ mod tests {
     use crate::sync::message::FrameReader;
 
     fn id(n: u8) -> PhotoId {
-        PhotoId([n; 32])
+        PhotoId::from_digest([n; 32])
     }
 
     fn offered(n: u8, size: u64) -> PhotoOffer {
@@ -377,14 +343,14 @@ mod tests {
             format!("../{}", "a".repeat(61)),
             String::new(),
         ] {
-            assert!(matches!(bad.parse::<PhotoId>(), Err(PhotoError::BadName(_))), "{bad}");
+            assert!(matches!(bad.parse::<PhotoId>().map_err(PhotoError::from), Err(PhotoError::BadName(_))), "{bad}");
         }
     }
 
     #[test]
     fn offer_names_only_referenced_photos_held() {
         let referenced: BTreeSet<PhotoId> = [id(1), id(2), id(3)].into();
-        let held = |p: &PhotoId| (*p != id(2)).then_some(u64::from(p.0[0]) * 10);
+        let held = |p: &PhotoId| (*p != id(2)).then_some(u64::from(p.digest()[0]) * 10);
         assert_eq!(offer(&referenced, held), vec![offered(1, 10), offered(3, 30)]);
     }
 
@@ -400,7 +366,7 @@ mod tests {
             offered(5, 50),
         ];
         let held = |p: &PhotoId| *p == id(2);
-        let partial = |p: &PhotoId| match p.0[0] {
+        let partial = |p: &PhotoId| match p.digest()[0] {
             3 => Some(40),
             5 => Some(70),
             _ => None,

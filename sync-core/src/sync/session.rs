@@ -1,11 +1,14 @@
 //! The sync session: one connection between two peers, as a state machine.
 //!
 //! `Session::handle(now, replica, input) -> Vec<Effect>`: messages received,
-//! storage results and the start signal go in; messages to send, changes to
-//! persist, receipts to store and the outcome come out. The session reads
-//! the local documents through [`Replica`] (in memory, no IO) and never
-//! writes them: writes are [`Effect::Persist`], carried out by the driver,
-//! which answers with [`Input::Persisted`] once the write is durable.
+//! storage results and the start signal go in; messages to send, documents
+//! to load, changes to persist, receipts to store and the outcome come out.
+//! The session reads the local documents through [`Replica`] (in memory, no
+//! IO) and never writes them. A document it is about to send or receive is
+//! asked for first ([`Effect::Load`], answered by [`Input::Loaded`]); writes
+//! are [`Effect::Persist`], answered by [`Input::Persisted`] once durable.
+//! Checking what arrived (apply to a copy, validate) is pure and happens
+//! here; the driver is handed the checked document with the write.
 //!
 //! Flow, the same on both sides:
 //! 1. `Hello` with the sender's HQ-signed credential (and revocation list).
@@ -29,98 +32,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ActorId, ChangeHash};
 use serde_bytes::ByteBuf;
 
-use super::batch::{self, Arrived};
+use super::batch::{self, Arrived, BatchError, Checked};
 use super::message::{DocHeads, Evidence, FrameError, Message, PROTOCOL_VERSION, Receipt, ReceiptBody, RefusalCode};
-use crate::bundle::{self, BundleError};
+use super::replica::{Outgoing, Replica};
 use crate::credential::{Credential, CredentialError, Role, SignedCredential, SignedRevocations};
 use crate::identity::{ActorProof, DevicePublicKey, HeadSignature, StoreNonce};
-use crate::ids::{CreditCode, DocId};
+use crate::ids::{DocId, DocTag};
+use crate::verify::{self, VerifyError};
 
 const RECEIPT_DOMAIN: &[u8] = b"fieldsync/receipt/v1";
-
-/// Where a document belongs, for scope checks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DocTag {
-    /// The campaign.
-    pub campaign: DocId,
-    /// The enterprise, for a dossier.
-    pub enterprise: Option<CreditCode>,
-}
-
-/// One document a replica holds.
-#[derive(Clone, Debug)]
-pub struct CatalogEntry {
-    /// Id.
-    pub id: DocId,
-    /// Where it belongs.
-    pub tag: DocTag,
-    /// Current heads.
-    pub heads: Vec<ChangeHash>,
-}
-
-/// Read access to the local side's documents. Implemented by the field
-/// client's store, the server's store and the simulation's replicas.
-pub trait Replica {
-    /// Documents held.
-    fn catalog(&self) -> Vec<CatalogEntry>;
-    /// Whether a change of `doc` is held.
-    fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool;
-    /// Changes of `doc` not reachable from `have`, in causal order (what
-    /// the session needs to know of them; [`Replica::batch`] gives bytes).
-    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing>;
-    /// The changes of `doc` named by `hashes` as the payload of a `changes`
-    /// message ([`batch`](super::batch)): when `whole` (we know of no change
-    /// the peer holds, so `hashes` are all the document's changes; the peer
-    /// may still hold some we cannot tell) the whole document
-    /// ([`batch::encode_document`]), else one Automerge bundle chunk
-    /// (`Automerge::bundle(..).bytes()`).
-    fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>>;
-    /// The stored signature over `head` and its author's credential bytes.
-    fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)>;
-    /// Heads both this side and `peer` held when their last session ended.
-    fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash>;
-    /// Applies what arrived (none of it held) to a copy of `doc` and checks
-    /// the result; returns where the document belongs. Never changes the
-    /// replica.
-    fn check(&self, doc: &DocId, arrived: &Arrived) -> Result<DocTag, String>;
-    /// Receipts held for `doc`.
-    fn receipts(&self, doc: &DocId) -> Vec<Receipt>;
-    /// The whole of `doc` as one batch kept as it arrived (see
-    /// [`Effect::Persist`]), if the document's heads are still that batch's
-    /// heads: sent as is to a peer that holds none of the document.
-    fn whole(&self, _doc: &DocId) -> Option<Whole> {
-        None
-    }
-}
-
-/// A change to be sent, without its bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
-    /// Its hash.
-    pub hash: ChangeHash,
-    /// Its actor.
-    pub actor: ActorId,
-    /// Its sequence number for that actor.
-    pub seq: u64,
-}
-
-impl From<automerge::ChangeMetadata<'_>> for Outgoing {
-    fn from(meta: automerge::ChangeMetadata<'_>) -> Self {
-        Self { hash: meta.hash, actor: meta.actor.into_owned(), seq: meta.seq }
-    }
-}
-
-/// A document's whole history as one batch, with its evidence.
-#[derive(Clone, Debug)]
-pub struct Whole {
-    /// The batch (a whole document, or a bundle chunk), as received or as
-    /// kept by a local edit.
-    pub batch: Vec<u8>,
-    /// The evidence received with it.
-    pub evidence: Vec<Evidence>,
-    /// How many changes it holds.
-    pub changes: usize,
-}
 
 /// What goes into a session.
 #[derive(Debug)]
@@ -133,12 +53,13 @@ pub enum Input {
     /// [`batch::decode`] (a pure function of the bytes), on another thread
     /// while the session handled earlier messages: handled as
     /// [`Input::Message`] would be, without decoding again.
-    Decoded(Message, Result<Arrived, SyncError>),
+    Decoded(Message, Result<Arrived, BatchError>),
     /// The bytes that arrived are not a frame (malformed, or a length over
     /// the limit): the session refuses the peer, saying why, and closes.
     BadFrame(FrameError),
-    /// Answer to [`Effect::Continue`]: send the next document.
-    Continue,
+    /// Answer to [`Effect::Load`]: the document is ready to read (or is
+    /// not held here).
+    Loaded(DocId),
     /// The driver durably stored the changes of `token`; HQ's driver also
     /// hands over the receipt it signed for them.
     Persisted {
@@ -161,6 +82,17 @@ pub enum Input {
 pub enum Effect {
     /// Send a message.
     Send(Message),
+    /// Carry out the effects so far (send them), make `doc` ready to read
+    /// ([`super::replica::Local::load`]), then answer [`Input::Loaded`].
+    /// Inputs fed before that answer wait. Documents are asked for one at a
+    /// time, so the peer works on one while the next is loaded.
+    Load {
+        /// The document.
+        doc: DocId,
+        /// The session will send it to a peer that holds none of it: a
+        /// replica that keeps it whole need not load it.
+        whole: bool,
+    },
     /// Store verified changes with their evidence, durably, then answer
     /// [`Input::Persisted`].
     Persist {
@@ -170,6 +102,9 @@ pub enum Effect {
         doc: DocId,
         /// Changes not yet held.
         changes: Arrived,
+        /// The document with them applied, as the session checked it (from
+        /// what [`Replica::held_copy`] gave).
+        checked: Box<Checked>,
         /// Evidence for them, with author credentials.
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         /// The batch as received, when every change in it is new here: if
@@ -193,10 +128,6 @@ pub enum Effect {
     StoreReceipts(Vec<(ReceiptBody, Receipt)>),
     /// Store a newer revocation list (HQ's signature already checked).
     StoreRevocations(SignedRevocations),
-    /// More is to be sent: carry out the effects so far (send them), then
-    /// feed [`Input::Continue`]. One document's changes at a time, so the
-    /// peer works on the first while the next is prepared.
-    Continue,
     /// The session ended well.
     Finished(Summary),
     /// The session failed; close the connection.
@@ -238,7 +169,7 @@ pub enum SyncError {
     Scope(String),
     /// Signature evidence failed.
     #[error(transparent)]
-    Signature(#[from] BundleError),
+    Signature(#[from] VerifyError),
     /// The changes would make a document invalid; they were not stored.
     #[error("文档 {doc} 的修改无效，已隔离：{reason}")]
     Invalid {
@@ -258,6 +189,12 @@ pub enum SyncError {
         /// Its message.
         message: String,
     },
+}
+
+impl From<BatchError> for SyncError {
+    fn from(error: BatchError) -> Self {
+        SyncError::Protocol(error.0)
+    }
 }
 
 impl SyncError {
@@ -329,6 +266,19 @@ pub struct Session {
     sent_done: bool,
     peer_done: bool,
     summary: Summary,
+    /// The document asked for with [`Effect::Load`], and what waits for it.
+    loading: Option<Loading>,
+    /// Inputs fed while a document was being loaded, handled after it.
+    deferred: std::collections::VecDeque<Input>,
+}
+
+/// What waits for a document the session asked for.
+#[derive(Debug)]
+enum Loading {
+    /// Sending it.
+    Send(DocId),
+    /// Receiving changes of it.
+    Receive(Incoming),
 }
 
 fn hash_of(bytes: &[u8]) -> Result<ChangeHash, SyncError> {
@@ -344,7 +294,7 @@ pub fn open_receipt(receipt: &Receipt, hq: &DevicePublicKey) -> Result<ReceiptBo
     let sig: [u8; 64] =
         receipt.sig.as_slice().try_into().map_err(|_| SyncError::Protocol("回执签名长度错误".into()))?;
     hq.verify_with_domain(RECEIPT_DOMAIN, &receipt.body, &sig)
-        .map_err(|_| SyncError::Signature(BundleError::ForgedEvidence("回执".into())))?;
+        .map_err(|_| SyncError::Signature(VerifyError::ForgedEvidence("回执".into())))?;
     ciborium::from_reader(receipt.body.as_slice()).map_err(|e| SyncError::Protocol(format!("回执无法解析：{e}")))
 }
 
@@ -379,6 +329,8 @@ impl Session {
             sent_done: false,
             peer_done: false,
             summary: Summary::default(),
+            loading: None,
+            deferred: std::collections::VecDeque::new(),
         }
     }
 
@@ -393,29 +345,30 @@ impl Session {
         self.phase == Phase::Closed
     }
 
-    /// Whether the peer's catalog listed heads of `doc`.
-    pub fn peer_holds(&self, doc: &DocId) -> bool {
-        self.peer_heads.get(doc).is_some_and(|h| !h.is_empty())
-    }
-
-    /// The document the next [`Input::Continue`] sends, for a driver that
-    /// loads documents only as the session needs them.
-    pub fn next_to_send(&self) -> Option<&DocId> {
-        self.to_send.front()
-    }
-
-    /// Feeds one input; returns the effects to carry out, in order.
+    /// Feeds one input; returns the effects to carry out, in order. While
+    /// a document is being loaded ([`Effect::Load`]), other inputs wait and
+    /// are handled after [`Input::Loaded`].
     pub fn handle(&mut self, now_ms: i64, replica: &impl Replica, input: Input) -> Vec<Effect> {
-        if self.phase == Phase::Closed {
-            return Vec::new();
-        }
         let mut out = Vec::new();
-        if let Err(error) = self.step(now_ms, replica, input, &mut out) {
-            if let Some(refusal) = error.refusal() {
-                out.push(Effect::Send(refusal));
+        let mut next = Some(input);
+        while let Some(input) = next.take() {
+            if self.phase == Phase::Closed {
+                break;
             }
-            out.push(Effect::Close(error));
-            self.phase = Phase::Closed;
+            if self.loading.is_some() && !matches!(input, Input::Loaded(_)) {
+                self.deferred.push_back(input);
+                break;
+            }
+            if let Err(error) = self.step(now_ms, replica, input, &mut out) {
+                if let Some(refusal) = error.refusal() {
+                    out.push(Effect::Send(refusal));
+                }
+                out.push(Effect::Close(error));
+                self.phase = Phase::Closed;
+            }
+            if self.loading.is_none() {
+                next = self.deferred.pop_front();
+            }
         }
         out
     }
@@ -434,10 +387,16 @@ impl Session {
             Input::Message(message) => self.on_message(now, replica, message, None, out)?,
             Input::Decoded(message, arrived) => self.on_message(now, replica, message, Some(arrived), out)?,
             Input::BadFrame(error) => return Err(SyncError::Protocol(error.to_string())),
-            Input::Continue if self.phase == Phase::Exchanging && !self.sent_all => {
-                self.send_next(now, replica, out)?
-            }
-            Input::Continue => return Err(SyncError::Protocol("没有待发送的内容".into())),
+            Input::Loaded(doc) => match self.loading.take() {
+                Some(Loading::Send(asked)) if asked == doc => {
+                    self.send_doc(now, replica, doc, out)?;
+                    self.load_next(out);
+                }
+                Some(Loading::Receive(incoming)) if incoming.doc == doc => {
+                    self.receive_changes(now, replica, incoming, out)?
+                }
+                _ => return Err(SyncError::Protocol(format!("未请求载入文档 {doc}"))),
+            },
             Input::Persisted { token, receipt } => {
                 let (doc, count) =
                     self.pending.remove(&token).ok_or_else(|| SyncError::Protocol("未知的存储结果".into()))?;
@@ -461,7 +420,7 @@ impl Session {
         now: i64,
         replica: &impl Replica,
         message: Message,
-        decoded: Option<Result<Arrived, SyncError>>,
+        decoded: Option<Result<Arrived, BatchError>>,
         out: &mut Vec<Effect>,
     ) -> Result<(), SyncError> {
         match (&self.phase, message) {
@@ -503,9 +462,7 @@ impl Session {
                 }
                 self.to_send = self.offered.keys().cloned().collect();
                 self.phase = Phase::Exchanging;
-                // Even the first document goes on `Continue`: the driver may
-                // load it first (`Session::next_to_send`).
-                out.push(Effect::Continue);
+                self.load_next(out);
             }
             (Phase::Exchanging, Message::Changes { n, doc, batch, evidence }) => {
                 if self.peer_sent.is_some_and(|count| n >= count) {
@@ -516,8 +473,10 @@ impl Session {
                         Some(arrived) => arrived?,
                         None => batch::decode(&batch)?,
                     };
-                    let incoming = Incoming { doc: &doc, batch: &batch, arrived, evidence };
-                    self.receive_changes(now, replica, incoming, out)?;
+                    let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
+                    let incoming = Incoming { doc: id.clone(), batch: batch.into_vec(), arrived, evidence };
+                    self.loading = Some(Loading::Receive(incoming));
+                    out.push(Effect::Load { doc: id, whole: false });
                 }
             }
             (Phase::Exchanging, Message::Receipts { receipts }) => {
@@ -597,74 +556,84 @@ impl Session {
         Ok(author.clone())
     }
 
-    /// Sends the changes (and receipts) of the next document that has any,
-    /// then asks to be continued; after the last, sends `Sent`.
-    fn send_next(&mut self, now: i64, replica: &impl Replica, out: &mut Vec<Effect>) -> Result<(), SyncError> {
-        let peer_key = self.config.peer_key;
-        let own = self.config.credential.credential().device.clone();
-        while let Some(doc) = self.to_send.pop_front() {
-            let mut have: Vec<ChangeHash> = self
-                .peer_heads
-                .get(&doc)
-                .into_iter()
-                .flatten()
-                .chain(replica.checkpoint(&peer_key, &doc).iter())
-                .filter(|h| replica.has_change(&doc, h))
-                .copied()
-                .collect();
-            have.sort();
-            have.dedup();
-            // HQ signed every receipt there is: none go back to it.
-            let to_hq = self.config.peer_key == self.config.hq;
-            let receipts = if to_hq { Vec::new() } else { replica.receipts(&doc) };
-            let whole = if have.is_empty() { replica.whole(&doc) } else { None };
-            let (changes, hashes, evidence) = match &whole {
-                Some(whole) => (whole.changes, Vec::new(), Ok(whole.evidence.clone())),
-                None => {
-                    let changes = replica.changes_since(&doc, &have);
-                    let evidence = evidence_for(|h| replica.evidence(&doc, h), &doc, &changes);
-                    (changes.len(), changes.iter().map(|c| c.hash).collect(), evidence)
-                }
-            };
-            // Work we cannot vouch for as the peer will judge it (imported
-            // without its author's credential, or the author's credential
-            // has expired, been revoked or does not cover the document)
-            // stays here, and the other documents still go.
-            match evidence.and_then(|e| self.vouched(now, &doc, e)) {
-                Err(reason) if changes > 0 => {
-                    self.summary.withheld.insert(doc.clone(), reason);
-                }
-                Ok(evidence) if changes > 0 => {
-                    let evidence = evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
-                    let batch = match whole {
-                        Some(whole) => whole.batch,
-                        None => replica
-                            .batch(&doc, &hashes, have.is_empty())
-                            .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?,
-                    };
-                    self.summary.sent.insert(doc.clone(), changes);
-                    out.push(Effect::Send(Message::Changes {
-                        n: self.sent_count,
-                        doc: doc.to_string(),
-                        batch: ByteBuf::from(batch),
-                        evidence,
-                    }));
-                    self.sent_count += 1;
-                }
-                _ => {}
+    /// Asks for the next document to send; after the last, sends `Sent`.
+    fn load_next(&mut self, out: &mut Vec<Effect>) {
+        match self.to_send.pop_front() {
+            Some(doc) => {
+                let whole = self.peer_heads.get(&doc).is_none_or(|h| h.is_empty());
+                self.loading = Some(Loading::Send(doc.clone()));
+                out.push(Effect::Load { doc, whole });
             }
-            if !receipts.is_empty() {
-                out.push(Effect::Send(Message::Receipts { receipts }));
-            }
-            // One document per step, sent or not: the driver may load the
-            // next one first (`Session::next_to_send`).
-            if !self.to_send.is_empty() {
-                out.push(Effect::Continue);
-                return Ok(());
+            None => {
+                out.push(Effect::Send(Message::Sent { count: self.sent_count }));
+                self.sent_all = true;
             }
         }
-        out.push(Effect::Send(Message::Sent { count: self.sent_count }));
-        self.sent_all = true;
+    }
+
+    /// Sends the changes (and receipts) of `doc`, if it has any the peer lacks.
+    fn send_doc(
+        &mut self,
+        now: i64,
+        replica: &impl Replica,
+        doc: DocId,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), SyncError> {
+        let peer_key = self.config.peer_key;
+        let own = self.config.credential.credential().device.clone();
+        let mut have: Vec<ChangeHash> = self
+            .peer_heads
+            .get(&doc)
+            .into_iter()
+            .flatten()
+            .chain(replica.checkpoint(&peer_key, &doc).iter())
+            .filter(|h| replica.has_change(&doc, h))
+            .copied()
+            .collect();
+        have.sort();
+        have.dedup();
+        // HQ signed every receipt there is: none go back to it.
+        let to_hq = self.config.peer_key == self.config.hq;
+        let receipts = if to_hq { Vec::new() } else { replica.receipts(&doc) };
+        let whole = if have.is_empty() { replica.whole(&doc) } else { None };
+        let (changes, hashes, evidence) = match &whole {
+            Some(whole) => (whole.changes, Vec::new(), Ok(whole.evidence.clone())),
+            None => {
+                let changes = replica.changes_since(&doc, &have);
+                let evidence = evidence_for(|h| replica.evidence(&doc, h), &doc, &changes);
+                (changes.len(), changes.iter().map(|c| c.hash).collect(), evidence)
+            }
+        };
+        // Work we cannot vouch for as the peer will judge it (imported
+        // without its author's credential, or the author's credential has
+        // expired, been revoked or does not cover the document) stays here,
+        // and the other documents still go.
+        match evidence.and_then(|e| self.vouched(now, &doc, e)) {
+            Err(reason) if changes > 0 => {
+                self.summary.withheld.insert(doc.clone(), reason);
+            }
+            Ok(evidence) if changes > 0 => {
+                let evidence = evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
+                let batch = match whole {
+                    Some(whole) => whole.batch,
+                    None => replica
+                        .batch(&doc, &hashes, have.is_empty())
+                        .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?,
+                };
+                self.summary.sent.insert(doc.clone(), changes);
+                out.push(Effect::Send(Message::Changes {
+                    n: self.sent_count,
+                    doc: doc.to_string(),
+                    batch: ByteBuf::from(batch),
+                    evidence,
+                }));
+                self.sent_count += 1;
+            }
+            _ => {}
+        }
+        if !receipts.is_empty() {
+            out.push(Effect::Send(Message::Receipts { receipts }));
+        }
         Ok(())
     }
 
@@ -672,11 +641,10 @@ impl Session {
         &mut self,
         now: i64,
         replica: &impl Replica,
-        incoming: Incoming<'_>,
+        incoming: Incoming,
         out: &mut Vec<Effect>,
     ) -> Result<(), SyncError> {
-        let Incoming { doc, batch, arrived: decoded, evidence } = incoming;
-        let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
+        let Incoming { doc: id, batch, arrived: decoded, evidence } = incoming;
         let peer = self.peer.clone().ok_or_else(|| SyncError::Protocol("尚未握手".into()))?;
         let count = decoded.len();
         let arrived = decoded.without(|h| replica.has_change(&id, h));
@@ -695,13 +663,13 @@ impl Session {
                 (self.verify_credential(&credential, now)?.clone(), e.credential.into_vec())
             };
             if author.device_key()? != signature.actor.key {
-                return Err(SyncError::Signature(BundleError::ForgedEvidence(id.to_string())));
+                return Err(SyncError::Signature(VerifyError::ForgedEvidence(id.to_string())));
             }
             authors.insert(signature.actor.key.to_bytes(), author);
             signatures.push((signature, credential));
         }
         let heads: Vec<HeadSignature> = signatures.iter().map(|(s, _)| s.clone()).collect();
-        let accepted = bundle::verify_changes(
+        let accepted = verify::verify_changes(
             &id,
             &infos,
             &heads,
@@ -716,26 +684,23 @@ impl Session {
         if infos.is_empty() && !self.issues_receipts() {
             return Ok(());
         }
-        let tag = match replica.check(&id, &arrived) {
-            Ok(tag) => tag,
-            Err(reason) => {
+        let checked = match arrived.checked(&id, replica.held_copy(&id)) {
+            Ok(checked) => checked,
+            Err(invalid) => {
                 // Signed by enrolled authors, but the document would be
                 // invalid: kept aside for review, never applied.
-                out.push(Effect::Quarantine {
-                    doc: id.clone(),
-                    batch: batch.to_vec(),
-                    evidence: signatures,
-                    reason: reason.clone(),
-                });
+                let reason = invalid.0;
+                out.push(Effect::Quarantine { doc: id.clone(), batch, evidence: signatures, reason: reason.clone() });
                 return Err(SyncError::Invalid { doc: id.to_string(), reason });
             }
         };
+        let tag = &checked.tag;
         // The delivering peer and every author must have this document in scope.
         let writers: BTreeSet<ActorId> = infos.iter().map(|c| c.actor.clone()).collect();
-        let outside = !may_see(&peer, &tag)
+        let outside = !may_see(&peer, tag)
             || accepted.iter().any(|s| {
                 writers.contains(&s.actor.actor_id())
-                    && authors.get(&s.actor.key.to_bytes()).is_none_or(|a| !may_write(a, &tag))
+                    && authors.get(&s.actor.key.to_bytes()).is_none_or(|a| !may_write(a, tag))
             });
         if outside {
             return Err(SyncError::Scope(id.to_string()));
@@ -744,15 +709,16 @@ impl Session {
         self.next_token += 1;
         self.pending.insert(token, (id.clone(), infos.len()));
         let evidence = signatures.into_iter().filter(|(s, _)| accepted.contains(s)).collect();
-        let batch = all_new.then(|| batch.to_vec());
-        out.push(Effect::Persist { token, doc: id, changes: arrived, evidence, batch });
+        let batch = all_new.then_some(batch);
+        out.push(Effect::Persist { token, doc: id, changes: arrived, checked: Box::new(checked), evidence, batch });
         Ok(())
     }
 
     fn maybe_finish(&mut self, out: &mut Vec<Effect>) {
         let all_arrived = self.peer_sent.is_some_and(|count| self.received.len() == count as usize);
         // `Done` goes after our `Sent`: the peer must know our count first.
-        if self.phase != Phase::Exchanging || !all_arrived || !self.pending.is_empty() || !self.sent_all {
+        let busy = self.loading.is_some() || !self.pending.is_empty();
+        if self.phase != Phase::Exchanging || !all_arrived || busy || !self.sent_all {
             return;
         }
         if !self.sent_done {
@@ -777,9 +743,10 @@ impl Session {
 }
 
 /// A received `changes` message, its batch decoded.
-struct Incoming<'a> {
-    doc: &'a str,
-    batch: &'a [u8],
+#[derive(Debug)]
+struct Incoming {
+    doc: DocId,
+    batch: Vec<u8>,
     arrived: Arrived,
     evidence: Vec<Evidence>,
 }
@@ -865,24 +832,46 @@ mod tests {
     use crate::credential::{RevocationList, Scope};
     use crate::identity::DeviceKey;
     use crate::sync::message::MAX_FRAME;
+    use crate::sync::replica::CatalogEntry;
 
     const NOW: i64 = 1_000_000;
 
     /// A replica with no documents: enough to exercise the handshake. One
-    /// `holding` every change stands for a store that another session has
-    /// just given all that arrives.
+    /// `holding` a document, and every change, stands for a store that
+    /// another session has just given all that arrives.
     struct Empty {
-        holding: bool,
+        holding: Option<automerge::Automerge>,
     }
 
-    const EMPTY: Empty = Empty { holding: false };
+    const EMPTY: Empty = Empty { holding: None };
+
+    /// Feeds `input` and answers every document the session asks for, as a
+    /// driver does; returns all the effects.
+    trait Run {
+        fn run(&mut self, replica: &impl Replica, input: Input) -> Vec<Effect>;
+    }
+
+    impl Run for Session {
+        fn run(&mut self, replica: &impl Replica, input: Input) -> Vec<Effect> {
+            let mut effects = Vec::new();
+            let mut next = Some(input);
+            while let Some(input) = next.take() {
+                let step = self.handle(NOW, replica, input);
+                if let Some(Effect::Load { doc, .. }) = step.last() {
+                    next = Some(Input::Loaded(doc.clone()));
+                }
+                effects.extend(step);
+            }
+            effects
+        }
+    }
 
     impl Replica for Empty {
         fn catalog(&self) -> Vec<CatalogEntry> {
             Vec::new()
         }
         fn has_change(&self, _: &DocId, _: &ChangeHash) -> bool {
-            self.holding
+            self.holding.is_some()
         }
         fn changes_since(&self, _: &DocId, _: &[ChangeHash]) -> Vec<Outgoing> {
             Vec::new()
@@ -896,8 +885,8 @@ mod tests {
         fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
             Vec::new()
         }
-        fn check(&self, _: &DocId, _: &Arrived) -> Result<DocTag, String> {
-            Ok(DocTag { campaign: DocId::new_campaign([9; 16]), enterprise: None })
+        fn held_copy(&self, _: &DocId) -> Option<automerge::Automerge> {
+            self.holding.clone()
         }
         fn receipts(&self, _: &DocId) -> Vec<Receipt> {
             Vec::new()
@@ -941,7 +930,7 @@ mod tests {
             revocations,
             peer_key: s.tablet.public(),
         });
-        session.handle(NOW, &EMPTY, Input::Start);
+        session.run(&EMPTY, Input::Start);
         session
     }
 
@@ -953,9 +942,8 @@ mod tests {
         })
     }
 
-    /// A `changes` message creating campaign `id`, signed by `author`, its
-    /// evidence carrying `credential` (empty: the sender's own).
-    fn campaign_created(author: &DeviceKey, id: &DocId, credential: Vec<u8>) -> Input {
+    /// Campaign `id` as `author` creates it, and the hash of that change.
+    fn campaign_doc(author: &DeviceKey, id: &DocId) -> (automerge::Automerge, ChangeHash) {
         let proof = ActorProof { key: author.public(), nonce: StoreNonce([3; 16]) };
         let mut doc = automerge::Automerge::new().with_actor(proof.actor_id());
         let kind = crate::model::CampaignKind::SelfInspection;
@@ -963,6 +951,14 @@ mod tests {
             crate::doc::campaign::create(tx, id, "联合检查", kind, "2026-01-01", "2026-01-02")
         });
         let hash = committed.unwrap().hash.unwrap();
+        (doc, hash)
+    }
+
+    /// A `changes` message creating campaign `id`, signed by `author`, its
+    /// evidence carrying `credential` (empty: the sender's own).
+    fn campaign_created(author: &DeviceKey, id: &DocId, credential: Vec<u8>) -> Input {
+        let proof = ActorProof { key: author.public(), nonce: StoreNonce([3; 16]) };
+        let (doc, hash) = campaign_doc(author, id);
         let evidence = Evidence::new(&author.sign_head(id, &proof, hash), credential);
         let batch = ByteBuf::from(doc.bundle([hash]).unwrap().bytes().to_vec());
         Input::Message(Message::Changes { n: 0, doc: id.to_string(), batch, evidence: vec![evidence] })
@@ -1021,8 +1017,8 @@ mod tests {
         fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
             Vec::new()
         }
-        fn check(&self, _: &DocId, _: &Arrived) -> Result<DocTag, String> {
-            Err("不应收到修改".into())
+        fn held_copy(&self, _: &DocId) -> Option<automerge::Automerge> {
+            Some(self.doc.clone())
         }
         fn receipts(&self, _: &DocId) -> Vec<Receipt> {
             vec![Receipt { body: ByteBuf::from(vec![1]), sig: ByteBuf::from(vec![2]) }]
@@ -1046,14 +1042,11 @@ mod tests {
             revocations: None,
             peer_key,
         });
-        let mut effects = session.handle(NOW, replica, Input::Start);
-        effects.extend(session.handle(NOW, replica, hello(&SignedCredential::issue(&s.hq, peer))));
-        effects.extend(session.handle(NOW, replica, Input::Message(Message::Catalog { docs: Vec::new() })));
-        while effects.last().is_some_and(|e| matches!(e, Effect::Continue)) {
-            effects.extend(session.handle(NOW, replica, Input::Continue));
-        }
-        effects.extend(session.handle(NOW, replica, Input::Message(Message::Sent { count: 0 })));
-        effects.extend(session.handle(NOW, replica, Input::Message(Message::Done)));
+        let mut effects = session.run(replica, Input::Start);
+        effects.extend(session.run(replica, hello(&SignedCredential::issue(&s.hq, peer))));
+        effects.extend(session.run(replica, Input::Message(Message::Catalog { docs: Vec::new() })));
+        effects.extend(session.run(replica, Input::Message(Message::Sent { count: 0 })));
+        effects.extend(session.run(replica, Input::Message(Message::Done)));
         assert_eq!(closed_with(&effects), None);
         let sent = effects
             .iter()
@@ -1120,7 +1113,7 @@ mod tests {
     fn a_valid_hello_is_answered_with_a_catalog() {
         let s = setup();
         let mut session = server(&s, None);
-        let effects = session.handle(NOW, &EMPTY, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default())));
+        let effects = session.run(&EMPTY, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default())));
         assert!(matches!(effects.as_slice(), [Effect::Send(Message::Catalog { .. })]), "{effects:?}");
     }
 
@@ -1146,7 +1139,7 @@ mod tests {
         ];
         for (credential, revocations, expected) in cases {
             let mut session = server(&s, revocations);
-            let effects = session.handle(NOW, &EMPTY, hello(&credential));
+            let effects = session.run(&EMPTY, hello(&credential));
             let error = closed_with(&effects).unwrap_or_else(|| panic!("{expected}: not refused"));
             assert!(format!("{error:?}").contains(expected), "{expected}: {error:?}");
             assert!(
@@ -1156,7 +1149,7 @@ mod tests {
                 "{expected}: the peer is told why"
             );
             assert!(session.is_closed());
-            assert!(session.handle(NOW, &EMPTY, Input::Start).is_empty(), "a closed session stays closed");
+            assert!(session.run(&EMPTY, Input::Start).is_empty(), "a closed session stays closed");
         }
     }
 
@@ -1165,12 +1158,12 @@ mod tests {
         let s = setup();
         let good = credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default());
         let mut session = server(&s, None);
-        session.handle(NOW, &EMPTY, hello(&good));
-        let effects = session.handle(NOW, &EMPTY, hello(&good));
+        session.run(&EMPTY, hello(&good));
+        let effects = session.run(&EMPTY, hello(&good));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
 
         let mut session = server(&s, None);
-        let effects = session.handle(NOW, &EMPTY, Input::Message(Message::Done));
+        let effects = session.run(&EMPTY, Input::Message(Message::Done));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
     }
 
@@ -1180,7 +1173,7 @@ mod tests {
         for error in [FrameError::TooLarge(MAX_FRAME + 1), FrameError::Malformed("EOF".into())] {
             let reason = error.to_string();
             let mut session = server(&s, None);
-            let effects = session.handle(NOW, &EMPTY, Input::BadFrame(error));
+            let effects = session.run(&EMPTY, Input::BadFrame(error));
             assert!(
                 matches!(&effects[..], [Effect::Send(Message::Refused { code: RefusalCode::Protocol, message }), Effect::Close(SyncError::Protocol(_))]
                     if message.contains(&reason)),
@@ -1196,8 +1189,8 @@ mod tests {
         // The tablet may only see another campaign than the one `EMPTY` reports.
         let scope = Scope { campaigns: Some([DocId::new_campaign([1; 16])].into()), enterprises: None };
         let mut session = server(&s, None);
-        session.handle(NOW, &EMPTY, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, scope)));
-        session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
+        session.run(&EMPTY, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, scope)));
+        session.run(&EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
 
         // Malformed Automerge bytes.
         let mut bad = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 3];
@@ -1224,10 +1217,10 @@ mod tests {
             i64::MAX,
             Scope { campaigns: Some([DocId::new_campaign([1; 16])].into()), enterprises: None },
         );
-        session.handle(NOW, &EMPTY, hello(&tablet_cred));
-        session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
+        session.run(&EMPTY, hello(&tablet_cred));
+        session.run(&EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
         let doc_id = DocId::new_campaign([9; 16]);
-        let effects = session.handle(NOW, &EMPTY, campaign_created(&s.tablet, &doc_id, tablet_cred.to_bytes()));
+        let effects = session.run(&EMPTY, campaign_created(&s.tablet, &doc_id, tablet_cred.to_bytes()));
         assert_eq!(closed_with(&effects), Some(&SyncError::Scope(doc_id.to_string())));
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }
@@ -1240,8 +1233,8 @@ mod tests {
         let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
         let started = || {
             let mut session = server(&s, None);
-            session.handle(NOW, &EMPTY, hello(&tablet_cred));
-            session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session.run(&EMPTY, hello(&tablet_cred));
+            session.run(&EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
             session
         };
         let decoded = |input: Input| {
@@ -1264,14 +1257,14 @@ mod tests {
         };
 
         let change = || campaign_created(&s.tablet, &campaign, Vec::new());
-        let direct = started().handle(NOW, &EMPTY, change());
-        let ahead = started().handle(NOW, &EMPTY, decoded(change()));
+        let direct = started().run(&EMPTY, change());
+        let ahead = started().run(&EMPTY, decoded(change()));
         assert_eq!(persisted(&direct), persisted(&ahead));
 
         // Another device's change, no credential of its own: refused either way.
         let forged = || campaign_created(&s.server, &campaign, Vec::new());
-        let direct = started().handle(NOW, &EMPTY, forged());
-        let ahead = started().handle(NOW, &EMPTY, decoded(forged()));
+        let direct = started().run(&EMPTY, forged());
+        let ahead = started().run(&EMPTY, decoded(forged()));
         assert_eq!(closed_with(&direct), closed_with(&ahead));
         assert!(matches!(closed_with(&ahead), Some(SyncError::Signature(_))), "{ahead:?}");
 
@@ -1279,7 +1272,7 @@ mod tests {
         let bad =
             Message::Changes { n: 0, doc: campaign.to_string(), batch: ByteBuf::from(vec![1, 2, 3]), evidence: vec![] };
         let failed = batch::decode(&[1, 2, 3]);
-        let effects = started().handle(NOW, &EMPTY, Input::Decoded(bad, failed));
+        let effects = started().run(&EMPTY, Input::Decoded(bad, failed));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }
@@ -1294,11 +1287,11 @@ mod tests {
         let campaign = DocId::new_campaign([9; 16]);
         let scope = Scope { campaigns: Some([campaign.clone()].into()), enterprises: None };
         let tablet_cred = credential(&s.hq, &s.tablet, 9, i64::MAX, scope);
-        let holding = Empty { holding: true };
+        let holding = Empty { holding: Some(campaign_doc(&s.tablet, &campaign).0) };
         let started = |mut session: Session| {
-            session.handle(NOW, &holding, Input::Start);
-            session.handle(NOW, &holding, hello(&tablet_cred));
-            session.handle(NOW, &holding, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session.run(&holding, Input::Start);
+            session.run(&holding, hello(&tablet_cred));
+            session.run(&holding, Input::Message(Message::Catalog { docs: Vec::new() }));
             session
         };
         let hq = Session::new(SessionConfig {
@@ -1307,7 +1300,7 @@ mod tests {
             revocations: None,
             peer_key: s.tablet.public(),
         });
-        let effects = started(hq).handle(NOW, &holding, campaign_created(&s.tablet, &campaign, Vec::new()));
+        let effects = started(hq).run(&holding, campaign_created(&s.tablet, &campaign, Vec::new()));
         let written = effects.iter().find_map(|e| match e {
             Effect::Persist { doc, changes, .. } => Some((doc.clone(), changes.len())),
             _ => None,
@@ -1320,8 +1313,36 @@ mod tests {
             revocations: None,
             peer_key: s.tablet.public(),
         });
-        let effects = started(relay).handle(NOW, &holding, campaign_created(&s.tablet, &campaign, Vec::new()));
+        let effects = started(relay).run(&holding, campaign_created(&s.tablet, &campaign, Vec::new()));
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. } | Effect::Close(_))), "{effects:?}");
+    }
+
+    /// A document is asked for before changes to it are checked; what
+    /// comes in meanwhile waits for it, and `Done` waits for the write.
+    #[test]
+    fn received_changes_wait_for_their_document_and_so_does_what_follows() {
+        let s = setup();
+        let campaign = DocId::new_campaign([9; 16]);
+        let scope = Scope { campaigns: Some([campaign.clone()].into()), enterprises: None };
+        let mut session = server(&s, None);
+        session.run(&EMPTY, hello(&credential(&s.hq, &s.tablet, 9, i64::MAX, scope)));
+        session.run(&EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
+        let asked = session.handle(NOW, &EMPTY, campaign_created(&s.tablet, &campaign, Vec::new()));
+        assert!(matches!(&asked[..], [Effect::Load { doc, whole: false }] if *doc == campaign), "{asked:?}");
+        // The peer's count and end arrive before the document is ready.
+        assert!(session.handle(NOW, &EMPTY, Input::Message(Message::Sent { count: 1 })).is_empty());
+        assert!(session.handle(NOW, &EMPTY, Input::Message(Message::Done)).is_empty());
+        let loaded = session.handle(NOW, &EMPTY, Input::Loaded(campaign.clone()));
+        let token = match &loaded[..] {
+            [Effect::Persist { token, doc, .. }] if *doc == campaign => *token,
+            other => panic!("{other:?}"),
+        };
+        let finished = session.handle(NOW, &EMPTY, Input::Persisted { token, receipt: None });
+        assert!(matches!(&finished[..], [Effect::Send(Message::Done), Effect::Finished(_)]), "{finished:?}");
+        // A document nobody asked for is a driver's mistake, refused.
+        let mut session = server(&s, None);
+        let stray = session.handle(NOW, &EMPTY, Input::Loaded(campaign));
+        assert!(matches!(closed_with(&stray), Some(SyncError::Protocol(_))), "{stray:?}");
     }
 
     #[test]
@@ -1334,13 +1355,13 @@ mod tests {
         let changes = |author: &DeviceKey| campaign_created(author, &campaign, Vec::new());
         let started = || {
             let mut session = server(&s, None);
-            session.handle(NOW, &EMPTY, hello(&tablet_cred));
-            session.handle(NOW, &EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
+            session.run(&EMPTY, hello(&tablet_cred));
+            session.run(&EMPTY, Input::Message(Message::Catalog { docs: Vec::new() }));
             session
         };
 
         // The tablet's own change: its credential from the hello is stored.
-        let effects = started().handle(NOW, &EMPTY, changes(&s.tablet));
+        let effects = started().run(&EMPTY, changes(&s.tablet));
         let stored = effects.iter().find_map(|e| match e {
             Effect::Persist { evidence, .. } => Some(evidence),
             _ => None,
@@ -1348,7 +1369,7 @@ mod tests {
         assert_eq!(stored.map(|e| e[0].1.clone()), Some(tablet_cred.to_bytes()), "{effects:?}");
 
         // Another device's change: no credential of its own, refused.
-        let effects = started().handle(NOW, &EMPTY, changes(&s.server));
+        let effects = started().run(&EMPTY, changes(&s.server));
         assert!(matches!(closed_with(&effects), Some(SyncError::Signature(_))), "{effects:?}");
         assert!(!effects.iter().any(|e| matches!(e, Effect::Persist { .. })));
     }

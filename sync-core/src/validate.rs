@@ -1,0 +1,111 @@
+//! The validator: whether a document, as it stands after a merge, is a
+//! valid document of its kind that names itself, and what the stores index
+//! of it (where it belongs, the photos a dossier references). Every door
+//! data comes in by (a bundle, a sync session) asks it, and so does every
+//! store that persists what came in.
+
+use std::collections::BTreeSet;
+
+use automerge::legacy::{Key, OpType};
+use automerge::{Automerge, Change, ObjId, ROOT, ReadDoc, Value};
+
+use crate::doc::{briefing, campaign, checklist, dossier};
+use crate::ids::{DocId, DocKind, DocTag, PhotoId};
+use crate::model::Dossier;
+
+/// Why a document is not valid (Chinese, shown to people).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// What the validator read of a valid document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validated {
+    /// Where it belongs (`None` for a checklist, which is not synced).
+    pub tag: Option<DocTag>,
+    /// The photos a dossier references (`None` for other kinds).
+    pub photos: Option<BTreeSet<PhotoId>>,
+}
+
+/// Checks that `doc` has the shape of its kind and names itself `id`.
+pub fn document(id: &DocId, doc: &Automerge) -> Result<Validated, Invalid> {
+    let invalid = |e: &dyn std::fmt::Display| Invalid(e.to_string());
+    let (own_id, photos) = match id.kind() {
+        DocKind::Campaign => (campaign::read(doc).map_err(|e| invalid(&e))?.id, None),
+        DocKind::EnterpriseDossier => {
+            let d = dossier::validate(doc).map_err(|e| invalid(&e))?;
+            let photos = referenced_by(&d);
+            (d.id, Some(photos))
+        }
+        DocKind::Briefing => (briefing::read(doc).map_err(|e| invalid(&e))?.id, None),
+        DocKind::Checklist => {
+            let c = checklist::read(doc).map_err(|e| invalid(&e))?;
+            (DocId::checklist(&c.id, c.version).map_err(|e| invalid(&e))?, None)
+        }
+    };
+    if own_id != *id {
+        return Err(Invalid(format!("文档内容记载的编号是 {own_id}")));
+    }
+    Ok(Validated { tag: tag_of(id, doc), photos })
+}
+
+fn root_str(doc: &Automerge, key: &str) -> Option<String> {
+    match doc.get(ROOT, key).ok()?? {
+        (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Where a document belongs, read from its root.
+pub fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
+    match id.kind() {
+        DocKind::Campaign => Some(DocTag { campaign: id.clone(), enterprise: None }),
+        DocKind::EnterpriseDossier => Some(DocTag {
+            campaign: root_str(doc, "campaign_id")?.parse().ok()?,
+            enterprise: root_str(doc, "enterprise")?.parse().ok(),
+        }),
+        DocKind::Briefing => Some(DocTag { campaign: root_str(doc, "campaign_id")?.parse().ok()?, enterprise: None }),
+        DocKind::Checklist => None,
+    }
+}
+
+/// The photos a dossier references (before and after rectification).
+pub fn referenced_by(dossier: &Dossier) -> BTreeSet<PhotoId> {
+    let hazards = dossier.hazards.values();
+    hazards
+        .flat_map(|h| h.photos.keys().chain(h.rectification.photos_after.keys()))
+        .filter_map(|k| k.parse().ok())
+        .collect()
+}
+
+/// The photos a change of a dossier adds. Photo maps are the only maps of a
+/// dossier keyed by SHA-256 digests, so every such key put is a photo.
+pub fn added_by(change: &Change) -> BTreeSet<PhotoId> {
+    let ops = change.decode().operations;
+    ops.iter()
+        .filter(|op| matches!(op.action, OpType::Put(_)))
+        .filter_map(|op| match &op.key {
+            Key::Map(key) => key.parse().ok(),
+            Key::Seq(_) => None,
+        })
+        .collect()
+}
+
+/// The photos a dossier's hazards reference (before and after
+/// rectification), read from the document without building the model.
+pub fn dossier_photos(doc: &Automerge) -> BTreeSet<PhotoId> {
+    let object = |obj: &ObjId, key: &str| match doc.get(obj, key) {
+        Ok(Some((Value::Object(_), id))) => Some(id),
+        _ => None,
+    };
+    let mut out = BTreeSet::new();
+    let Some(hazards) = object(&ROOT, "hazards") else { return out };
+    for key in doc.keys(&hazards) {
+        let Some(hazard) = object(&hazards, &key) else { continue };
+        let after = object(&hazard, "rectification").and_then(|r| object(&r, "photos_after"));
+        for map in [object(&hazard, "photos"), after].into_iter().flatten() {
+            out.extend(doc.keys(&map).filter_map(|k| k.parse::<PhotoId>().ok()));
+        }
+    }
+    out
+}
