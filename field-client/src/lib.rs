@@ -19,9 +19,9 @@ mod sync;
 use std::path::PathBuf;
 
 pub use db::{Quarantined, quarantined};
-pub use photos::{PhotoProgress, PhotoReport, Progress};
+pub use photos::{Blobs, PhotoProgress, PhotoReport, PhotoSide, Progress};
 pub use store::{ImportReport, RecordRef, ReviewEntry, Store, new_entity_id};
-pub use sync::{RelayEvent, SharedStore, SyncReport};
+pub use sync::{RelayEvent, SyncReport, Synced, serve};
 
 /// The starter checklists shipped with the client (`schemas/checklists/`).
 pub(crate) const STARTER_CHECKLISTS: &[&str] = &[

@@ -31,7 +31,7 @@ use sync_core::sync::session::may_see;
 
 use crate::db::Write as DbWrite;
 use crate::net::NetError;
-use crate::{SharedStore, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// How long the exchange waits for the peer before giving up.
 const IDLE: Duration = crate::net::IDLE;
@@ -79,7 +79,7 @@ pub(crate) fn blob_path(home: &Path, sha: &str) -> PathBuf {
 
 /// The blob directory of a store.
 #[derive(Clone)]
-pub(crate) struct Blobs {
+pub struct Blobs {
     home: PathBuf,
 }
 
@@ -159,7 +159,7 @@ impl Blobs {
 }
 
 /// A store's photos, as one side of an exchange.
-pub(crate) trait PhotoSide {
+pub trait PhotoSide {
     /// Photos referenced by held dossiers whose place `scope` admits.
     fn referenced(&mut self, scope: &dyn Fn(&DocTag) -> bool) -> Result<BTreeSet<PhotoId>, StoreError>;
     /// Which of `photos` the store records as held (each is then looked
@@ -199,24 +199,6 @@ impl PhotoSide for Store {
 
     fn record(&self, photo: &PhotoId, size: u64) -> Result<(), StoreError> {
         self.db.persist(vec![DbWrite::Blob { sha256: photo.to_string(), size }])
-    }
-}
-
-impl PhotoSide for SharedStore {
-    fn referenced(&mut self, scope: &dyn Fn(&DocTag) -> bool) -> Result<BTreeSet<PhotoId>, StoreError> {
-        self.with(|s| s.referenced(scope))
-    }
-
-    fn recorded(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError> {
-        self.with(|s| s.recorded(photos))
-    }
-
-    fn blobs(&self) -> Blobs {
-        self.with(|s| s.blobs())
-    }
-
-    fn record(&self, photo: &PhotoId, size: u64) -> Result<(), StoreError> {
-        self.with(|s| s.record(photo, size))
     }
 }
 

@@ -70,10 +70,6 @@ pub struct Store {
     /// it: the session's next reads of it (`checkpoint`, `whole`) use this
     /// instead of reading the store again.
     pub(crate) warmed: std::cell::RefCell<Option<Warmed>>,
-    pub(crate) issues_receipts: bool,
-    /// HQ's receipt log tail (seq, hash), once read: receipts are signed
-    /// before earlier ones are durable, so the tail is kept here.
-    pub(crate) receipt_tail: Option<(i64, Vec<u8>)>,
     _lock: File,
 }
 
@@ -217,8 +213,6 @@ impl Store {
             cache_limit: None,
             tick: 0,
             warmed: std::cell::RefCell::default(),
-            issues_receipts: false,
-            receipt_tail: None,
             _lock: lock,
         };
         store.read_index()?;
@@ -1008,32 +1002,6 @@ mod tests {
         store.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
         let dossier_id = store.open_dossier(&campaign_id, code.as_str()).unwrap();
         (store, campaign_id, dossier_id)
-    }
-
-    /// HQ's store answers work it already holds (delivered meanwhile by
-    /// another session) with a receipt for the document as it stands, once
-    /// everything before is durable, and stores nothing more.
-    #[test]
-    fn hq_receipts_work_it_already_holds() {
-        use sync_core::sync::batch::Arrived;
-        use sync_core::sync::replica::Local as _;
-        use sync_core::sync::session::open_receipt;
-
-        let dir = tempfile::TempDir::new().unwrap();
-        let (mut store, _, dossier_id) = store_with_dossier(dir.path());
-        store.set_issues_receipts(true);
-        let heads = |store: &Store| store.catalog().into_iter().find(|e| e.id == dossier_id).unwrap().heads;
-        let before = heads(&store);
-        let hq = DeviceKey::from_seed(store.key.to_seed()).public();
-        let nothing = Arrived::Changes(Vec::new());
-        let checked = nothing.checked(&dossier_id, Some(store.document(&dossier_id).unwrap().clone())).unwrap();
-        let written = store.persist(&dossier_id, nothing, checked, Vec::new(), None, &hq);
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let receipt = runtime.block_on(written).unwrap().expect("a receipt");
-        let body = open_receipt(&receipt, &hq).unwrap();
-        let named: Vec<ChangeHash> = body.heads.iter().map(|h| ChangeHash(h.as_slice().try_into().unwrap())).collect();
-        assert_eq!(named, before);
-        assert_eq!(heads(&store), before, "nothing stored");
     }
 
     #[test]

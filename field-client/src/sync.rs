@@ -1,7 +1,8 @@
 //! The store as one side of a sync session: [`Replica`] reads from the
-//! documents in memory, [`Local`] writes what a session verified. The same
-//! store serves a device and, with [`Store::set_issues_receipts`], HQ, which
-//! appends a signed receipt to its hash-chained log after every durable write.
+//! documents in memory, [`Local`] writes what a session verified
+//! ([`Store::synced`], then [`Store::queue`]: HQ's replica adds its receipt
+//! between the two). Then the device's drivers: sync with HQ or a peer, the
+//! station relay, and [`serve`], the accepting side of one connection.
 
 use std::net::SocketAddr;
 
@@ -15,7 +16,7 @@ use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::batch::{self, Arrived, Checked};
 use sync_core::sync::message::{Evidence, Receipt, ReceiptBody};
 use sync_core::sync::replica::{CatalogEntry, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
-use sync_core::sync::session::{self, Session, SessionConfig, Summary};
+use sync_core::sync::session::{Session, SessionConfig, Summary};
 use sync_core::validate;
 
 use crate::db::Write;
@@ -198,11 +199,14 @@ impl Local for Store {
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite {
-        match self.persist_synced(doc, changes, checked, evidence, batch, from) {
-            Ok((written, receipt)) => Box::pin(async move {
-                written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
-                Ok(receipt)
-            }),
+        match self.synced(doc, changes, checked, evidence, batch, from) {
+            Ok(synced) => {
+                let written = self.queue(synced);
+                Box::pin(async move {
+                    written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
+                    Ok(None)
+                })
+            }
             Err(StoreError::Rejected { reason, .. }) => {
                 Box::pin(std::future::ready(Err(StorageError::Invalid(validate::Invalid(reason)))))
             }
@@ -305,19 +309,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Makes this store HQ's: every durable write of synced changes is
-    /// followed by a receipt signed with this store's key.
-    pub fn set_issues_receipts(&mut self, on: bool) {
-        self.issues_receipts = on;
-    }
-
-    /// Stores changes a session verified, in one transaction with their
-    /// evidence and author credentials; HQ also appends a signed receipt.
-    /// The document in memory is updated at once; the returned receiver
-    /// answers when the transaction is durable, and only then may the
-    /// receipt be sent.
-    #[allow(clippy::type_complexity)]
-    fn persist_synced(
+    /// Applies changes a session verified to the document in memory (it is
+    /// read so at once) and returns their writes, with their evidence and
+    /// author credentials, for [`Store::queue`]. Queue them before anything
+    /// else writes: writes become durable in the order they are queued.
+    pub fn synced(
         &mut self,
         id: &DocId,
         changes: Arrived,
@@ -325,7 +321,7 @@ impl Store {
         evidence: Vec<(HeadSignature, Vec<u8>)>,
         whole: Option<Vec<u8>>,
         from: &DevicePublicKey,
-    ) -> Result<(tokio::sync::oneshot::Receiver<Result<(), StoreError>>, Option<Receipt>), StoreError> {
+    ) -> Result<Synced, StoreError> {
         let is_new = !self.index.contains_key(id);
         let current = if is_new { Vec::new() } else { self.loaded(id)?.doc.get_heads() };
         // As the session checked it, unless another session wrote to the
@@ -375,42 +371,27 @@ impl Store {
                 credential: credential.clone(),
             });
         }
-        let receipt = if self.issues_receipts {
-            let (seq, prev) = match self.receipt_tail.take() {
-                Some(tail) => tail,
-                None => self.db.receipt_tail()?,
-            };
-            let body = ReceiptBody {
-                doc: id.to_string(),
-                heads: doc.get_heads().iter().map(|h| ByteBuf::from(h.0.to_vec())).collect(),
-                device: ByteBuf::from(from.to_bytes().to_vec()),
-                server_time: crate::now_ms(),
-                seq: u64::try_from(seq + 1).unwrap_or_default(),
-                prev: ByteBuf::from(prev),
-            };
-            let receipt = session::sign_receipt(&self.key, &body);
-            let hash = sync_core::ids::sha256_hex(&receipt.body).into_bytes();
-            self.receipt_tail = Some((seq + 1, hash.clone()));
-            batch.push(Write::Receipt {
-                seq: seq + 1,
-                doc: id.to_string(),
-                hash,
-                body: receipt.body.to_vec(),
-                sig: receipt.sig.to_vec(),
-            });
-            Some(receipt)
-        } else {
-            None
-        };
         batch.push(crate::store::heads_write(id, &doc));
         if let Some(photos) = photos {
             batch.push(crate::store::photos_write(id, &photos, false));
         }
-        let written = self.db.persist_later(batch);
+        let heads = doc.get_heads();
         doc.set_actor(self.proof.actor_id());
         let tail = self.docs.get(id).map(|l| l.tail).unwrap_or_default().grown(logged.0, logged.1);
         self.keep(id, crate::store::Loaded::new(doc, tail));
-        Ok((written, receipt))
+        Ok(Synced { writes: batch, heads })
+    }
+
+    /// Queues the writes of [`Store::synced`]; the receiver answers when
+    /// they are durable.
+    pub fn queue(&self, synced: Synced) -> tokio::sync::oneshot::Receiver<Result<(), StoreError>> {
+        self.db.persist_later(synced.writes)
+    }
+
+    /// The last receipt of the store's receipt log: its sequence number
+    /// (0: none) and hash.
+    pub fn receipt_tail(&self) -> Result<(i64, Vec<u8>), StoreError> {
+        self.db.receipt_tail()
     }
 
     /// Syncs with HQ at `addr` (default: the address from enrollment).
@@ -596,6 +577,26 @@ impl Store {
     }
 }
 
+/// The writes of changes a session verified, applied in memory and not yet
+/// queued ([`Store::synced`]).
+pub struct Synced {
+    writes: Vec<Write>,
+    heads: Vec<ChangeHash>,
+}
+
+impl Synced {
+    /// The document's heads once these are written.
+    pub fn heads(&self) -> &[ChangeHash] {
+        &self.heads
+    }
+
+    /// Writes `receipt` (HQ's, over these heads) in the same transaction,
+    /// at `body.seq` of the receipt log.
+    pub fn add_receipt(&mut self, body: ReceiptBody, receipt: Receipt) {
+        self.writes.extend(receipt_writes(vec![(body, receipt)]));
+    }
+}
+
 /// What a station relay did, for whoever runs it (`field relay` prints it).
 #[derive(Debug)]
 pub enum RelayEvent {
@@ -620,11 +621,12 @@ pub enum RelayEvent {
     ForwardFailed(NetError),
 }
 
-/// Runs the accepting side's session on one connection: the peer is the
-/// key its certificate proved (`config.peer_key` is replaced by it).
-/// Returns the name on the peer's credential (once accepted), and the
-/// session's summary with the photo exchange that followed it.
-async fn serve(
+/// Runs the accepting side's session on one connection (a relay's, HQ's):
+/// the peer is the key its certificate proved (`config.peer_key` is
+/// replaced by it). Returns the name on the peer's credential (once
+/// accepted), and the session's summary with the photo exchange that
+/// followed it.
+pub async fn serve(
     local: &mut (impl Local + PhotoSide),
     connection: quinn::Connection,
     mut config: SessionConfig,
@@ -678,132 +680,4 @@ pub struct SyncReport {
     pub photos: Result<PhotoReport, NetError>,
     /// Bytes on the wire, both ways (UDP payload as QUIC counted it).
     pub bytes: u64,
-}
-
-/// A store shared by concurrent sessions (HQ's server): every storage call
-/// takes the lock only for its own duration, so sessions interleave at
-/// message granularity instead of waiting for each other to finish. Heads
-/// only grow, so what one session read stays a valid "have" set while
-/// another writes.
-#[derive(Clone)]
-pub struct SharedStore(std::sync::Arc<std::sync::Mutex<Store>>);
-
-impl SharedStore {
-    /// Shares `store`.
-    pub fn new(store: Store) -> Self {
-        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
-    }
-
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
-        let mut guard = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut guard)
-    }
-
-    /// Like [`Self::with`], with `doc` in memory if it is stored (documents
-    /// are loaded when a session needs them, not all at start).
-    fn with_doc<T>(&self, doc: &DocId, f: impl FnOnce(&mut Store) -> T) -> T {
-        self.with(|s| {
-            if s.index.contains_key(doc)
-                && let Err(error) = s.loaded(doc)
-            {
-                tracing::error!(%doc, %error, "stored document does not load");
-            }
-            f(s)
-        })
-    }
-
-    /// Serves one incoming connection.
-    pub async fn serve_connection(
-        &self,
-        connection: quinn::Connection,
-        credential: SignedCredential,
-        hq: DevicePublicKey,
-        revocations: Option<SignedRevocations>,
-    ) -> Result<Summary, NetError> {
-        let config = SessionConfig { credential, hq, revocations, peer_key: hq };
-        serve(&mut self.clone(), connection, config).await.1.map(|(summary, _)| summary)
-    }
-}
-
-impl Replica for SharedStore {
-    fn catalog(&self) -> Vec<CatalogEntry> {
-        self.with(|s| Replica::catalog(s))
-    }
-    fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
-        self.with_doc(doc, |s| Replica::has_change(s, doc, hash))
-    }
-    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
-        self.with_doc(doc, |s| Replica::changes_since(s, doc, have))
-    }
-    fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
-        self.with_doc(doc, |s| Replica::batch(s, doc, hashes, whole))
-    }
-    fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
-        self.with(|s| Replica::evidence(s, doc, head))
-    }
-    fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
-        self.with(|s| Replica::checkpoint(s, peer, doc))
-    }
-    /// Only the copy is made under the lock (cheap: Automerge shares its
-    /// columns); the session applies and validates outside it, so HQ's
-    /// sessions check documents in parallel.
-    fn held_copy(&self, doc: &DocId) -> Option<Automerge> {
-        self.with_doc(doc, |s| Replica::held_copy(s, doc))
-    }
-    fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
-        self.with(|s| Replica::receipts(s, doc))
-    }
-    fn whole(&self, doc: &DocId) -> Option<Whole> {
-        self.with(|s| Replica::whole(s, doc))
-    }
-}
-
-impl Local for SharedStore {
-    fn quarantine(
-        &mut self,
-        doc: &DocId,
-        batch: Vec<u8>,
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        from: &DevicePublicKey,
-        reason: &str,
-    ) -> Result<(), StorageError> {
-        self.with(|s| s.quarantine(doc, batch, evidence, from, reason))
-    }
-    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), StorageError> {
-        self.with(|s| s.store_revocations(list))
-    }
-    /// HQ holds every campaign: a document loads under the lock when a
-    /// session first reads it, and may leave the cache (`set_cache_limit`)
-    /// before the session reads it again, when it loads again.
-    fn load(&mut self, doc: &DocId, _: Option<&DevicePublicKey>) -> Result<(), StorageError> {
-        self.with(|s| match s.index.contains_key(doc) {
-            true => s.loaded(doc).map(|_| ()).map_err(failed),
-            false => Ok(()),
-        })
-    }
-    fn persist(
-        &mut self,
-        doc: &DocId,
-        changes: Arrived,
-        checked: Checked,
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        batch: Option<Vec<u8>>,
-        from: &DevicePublicKey,
-    ) -> PendingWrite {
-        self.with(|s| Local::persist(s, doc, changes, checked, evidence, batch, from))
-    }
-    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), StorageError> {
-        self.with(|s| s.store_receipts(receipts))
-    }
-    fn store_finished(
-        &mut self,
-        receipts: Vec<(ReceiptBody, Receipt)>,
-        peer: &DevicePublicKey,
-        checkpoints: &BTreeMap<DocId, Vec<ChangeHash>>,
-    ) -> Result<(), StorageError> {
-        self.with(|s| s.store_finished(receipts, peer, checkpoints))
-    }
-    fn decode_ahead(&self) -> bool {
-        false
-    }
 }

@@ -2,21 +2,22 @@
 //!
 //! With no arguments it serves: data in `./data` (HQ's key and the admin
 //! token are generated there on first start and the public key printed),
-//! QUIC sync on `127.0.0.1:4433`, health and the admin API (`api`) on
-//! `127.0.0.1:8080`. `issue` creates a device credential and prints the
-//! enrollment string the device imports with `field enroll`; `revoke` signs
-//! a new revocation list; `admin-token` replaces the admin token.
+//! QUIC sync on `127.0.0.1:4433` (`sync`), health and the admin API
+//! (`http`) on `127.0.0.1:8080`. `issue` creates a device credential and
+//! prints the enrollment string the device imports with `field enroll`;
+//! `revoke` signs a new revocation list; `admin-token` replaces the admin
+//! token. HQ's identity and credential register: `register`.
 
-mod api;
-mod hq;
+mod http;
+mod register;
+mod sync;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use axum::{Json, Router, routing::get};
 use clap::{Args, Parser, Subcommand};
-use serde_json::{Value, json};
 
 /// With glibc's allocator HQ spent about a fifth of the burst's CPU in
 /// malloc and free (`perf`, `scripts/bench-sync`); mimalloc keeps
@@ -28,16 +29,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Documents HQ keeps in memory at most (least recently used go first).
 /// A dossier of 50 findings is on the order of 100 KB in memory.
 const DOC_CACHE: usize = 128;
-
-/// Sessions served at once; further devices wait, connected, for a turn.
-/// A station's fifty tablets are served together: at 32 they went in two
-/// waves, and starting the second left the cores idle (`scripts/bench-sync
-/// 50`, interleaved runs: burst 1.01 s at 32, 0.93 s at 64, peak RSS 45 and
-/// 49 MB). With a thousand tablets at once and no limit, handshakes waited
-/// behind the sessions' work past the connect timeout (`scripts/bench-sync
-/// 1000`). Bounded this way, so are the documents sessions hold (each stages
-/// and caches a few: at most `STAGED_MAX` and `DOC_CACHE`).
-const SESSIONS: usize = 64;
 
 /// FieldSync 总部服务器
 #[derive(Parser)]
@@ -108,14 +99,6 @@ struct IssueArgs {
     server: String,
 }
 
-fn router(api: api::ApiState) -> Router {
-    Router::new().route("/health", get(health)).merge(api::router(api))
-}
-
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -123,7 +106,7 @@ fn now_ms() -> i64 {
 }
 
 fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
-    let form = hq::IssueForm {
+    let form = register::IssueForm {
         device: args.device,
         name: args.name,
         role: args.role,
@@ -132,7 +115,7 @@ fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
         days: i64::from(args.days),
         server: args.server,
     };
-    let enrollment = hq::Hq::open(data)?.issue(form, now_ms())?;
+    let enrollment = register::Hq::open(data)?.issue(form, now_ms())?;
     let credential = enrollment.credential.credential();
     eprintln!(
         "已签发凭证 {}（{}），有效期 {} 天。请在设备上执行：field enroll <入网码>",
@@ -145,7 +128,7 @@ fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
 }
 
 async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
-    let mut hq = hq::Hq::open(data)?;
+    let mut hq = register::Hq::open(data)?;
     let credential = hq.own_credential(data, now_ms())?;
     let token_created = hq.ensure_admin_token(data, now_ms())?;
     let store_dir = data.join("sync");
@@ -154,13 +137,12 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     } else {
         field_client::Store::init_with_seed(&store_dir, "总部", hq.seed())?
     };
-    store.set_issues_receipts(true);
     // HQ holds every campaign: documents load when a session needs them.
     store.set_cache_limit(DOC_CACHE);
-    let store = field_client::SharedStore::new(store);
-    let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
     let key = sync_core::identity::DeviceKey::from_seed(hq.seed());
+    let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
     let endpoint = field_client::net::server_endpoint(&key, quic)?;
+    let replica = sync::HqReplica::new(store, key)?;
     let http = args.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let listener = tokio::net::TcpListener::bind(http)
         .await
@@ -170,34 +152,15 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     println!("同步地址：{}", endpoint.local_addr()?);
     println!("健康检查：http://{}/health", listener.local_addr()?);
     println!("管理接口：http://{}/api/v1（接口说明：/api/openapi.json）", listener.local_addr()?);
-    println!("{}", api::token_notice(data, token_created));
+    println!("{}", http::api::token_notice(data, token_created));
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
-    let hq = std::sync::Arc::new(tokio::sync::Mutex::new(hq));
-    let api = api::ApiState::new(hq.clone());
-    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(SESSIONS));
+    let register = Arc::new(Mutex::new(hq));
+    let api = http::api::ApiState::new(register.clone());
     let quic = endpoint.clone();
-    let accept = async move {
-        while let Some(incoming) = endpoint.accept().await {
-            let turns = turns.clone();
-            let store = store.clone();
-            let credential = credential.clone();
-            let hq = hq.clone();
-            tokio::spawn(async move {
-                let Ok(connection) = incoming.await else { return };
-                let Ok(_turn) = turns.acquire_owned().await else { return };
-                // Every session sees the newest revocation list.
-                let revocations = hq.lock().await.revocations().unwrap_or_default();
-                match store.serve_connection(connection, credential, hq_key, revocations).await {
-                    Ok(summary) => tracing::info!(received = ?summary.received, "session finished"),
-                    Err(error) => tracing::warn!(%error, "session failed"),
-                }
-            });
-        }
-    };
     tokio::select! {
-        result = axum::serve(listener, router(api)).into_future() => result?,
-        () = accept => {}
+        result = axum::serve(listener, http::router(api)).into_future() => result?,
+        () = sync::serve(endpoint, replica, register, credential, hq_key) => {}
         () = stop_requested() => {
             // What was acknowledged is durable already; what was not, a
             // device sends again. Devices are told why at once instead of
@@ -245,11 +208,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Key => println!("{}", hq::Hq::open(&cli.data)?.public_key()),
+        Command::Key => println!("{}", register::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,
         Command::Revoke { serial, device } => {
-            let form = hq::RevokeForm { serials: serial, devices: device };
-            let list = hq::Hq::open(&cli.data)?.revoke(form, now_ms())?;
+            let form = register::RevokeForm { serials: serial, devices: device };
+            let list = register::Hq::open(&cli.data)?.revoke(form, now_ms())?;
             println!(
                 "已签发吊销名单第 {} 版：凭证 {} 个，设备 {} 台；各设备和安监站下次同步时生效。",
                 list.version,
@@ -258,8 +221,8 @@ async fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::AdminToken => {
-            let token = hq::Hq::open(&cli.data)?.rotate_admin_token(&cli.data, now_ms())?;
-            eprintln!("已生成新的管理令牌并写入 {}，旧令牌立即失效。", hq::admin_token_path(&cli.data).display());
+            let token = register::Hq::open(&cli.data)?.rotate_admin_token(&cli.data, now_ms())?;
+            eprintln!("已生成新的管理令牌并写入 {}，旧令牌立即失效。", register::admin_token_path(&cli.data).display());
             println!("{token}");
         }
         Command::Quarantine => {
@@ -288,25 +251,10 @@ async fn run(cli: Cli) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use tower::ServiceExt;
 
     #[test]
     fn every_argument_is_explained_in_chinese() {
         use clap::CommandFactory;
         assert_eq!(field_client::cli::untranslated(Cli::command()), Vec::<String>::new());
-    }
-
-    #[tokio::test]
-    async fn health_answers_ok() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let hq = hq::Hq::open(dir.path()).unwrap();
-        let api = api::ApiState::new(std::sync::Arc::new(tokio::sync::Mutex::new(hq)));
-        let response = router(api).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
-        let value: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(value["status"], "ok");
     }
 }

@@ -8,12 +8,12 @@
 //! against the SHA-256 in `hq.db` on each request, so `fieldsync-server
 //! admin-token` takes effect at once in a running server.
 //!
-//! Requests are parsed and checked by `hq`, the same code the CLI uses. A
-//! refusal is an [`ApiError`]: `{ "error": code, "message": 中文 }`, and
-//! nothing is written. The register is a synchronous SQLite connection
+//! Requests are parsed and checked by `register`, the same code the CLI
+//! uses. A refusal is an [`ApiError`]: `{ "error": code, "message": 中文 }`,
+//! and nothing is written. The register is a synchronous SQLite connection
 //! behind the server's shared lock, so handlers use it on the blocking pool.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
@@ -24,11 +24,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sync_core::credential::{Credential, Enrollment, RevocationList};
 use sync_core::doc::rfc3339;
-use tokio::sync::Mutex;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::hq::{self, Hq, HqError, IssueForm, RequestError, RevokeForm};
+use crate::register::{self, Hq, HqError, IssueForm, RequestError, RevokeForm};
 
 /// Largest request body accepted, in bytes. A credential request is well
 /// under 4 KiB.
@@ -38,11 +37,13 @@ const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 pub(crate) struct ApiState {
     hq: Arc<Mutex<Hq>>,
+    public_key: sync_core::identity::DevicePublicKey,
 }
 
 impl ApiState {
     pub(crate) fn new(hq: Arc<Mutex<Hq>>) -> Self {
-        Self { hq }
+        let public_key = hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner).public_key();
+        Self { hq, public_key }
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
@@ -52,7 +53,7 @@ impl ApiState {
         f: impl FnOnce(&mut Hq) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let hq = self.hq.clone();
-        tokio::task::spawn_blocking(move || f(&mut hq.blocking_lock()))
+        tokio::task::spawn_blocking(move || f(&mut hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("admin API task failed: {e}")))?
     }
@@ -72,7 +73,7 @@ pub(crate) fn router(state: ApiState) -> Router {
 /// What `serve` prints about the admin token: where it is, or how to get
 /// a new one when its file is gone (an operator may have moved it away).
 pub(crate) fn token_notice(data: &std::path::Path, created: bool) -> String {
-    let path = hq::admin_token_path(data);
+    let path = register::admin_token_path(data);
     if created {
         format!("管理令牌：{}（首次启动已生成，仅所有者可读）", path.display())
     } else if path.exists() {
@@ -294,7 +295,7 @@ struct HqView {
 /// The key devices pin at enrollment. No token needed.
 #[utoipa::path(get, path = "/api/v1/hq", tag = "hq", responses((status = 200, description = "HQ's key", body = HqView)))]
 async fn hq_key(State(state): State<ApiState>) -> Json<HqView> {
-    Json(HqView { public_key: state.hq.lock().await.public_key().to_string() })
+    Json(HqView { public_key: state.public_key.to_string() })
 }
 
 /// A credential to issue.
@@ -377,7 +378,7 @@ impl From<&Credential> for CredentialView {
             serial: c.serial,
             device: hex::encode(&c.device),
             name: c.name.clone(),
-            role: hq::role_id(c.role).to_owned(),
+            role: register::role_id(c.role).to_owned(),
             scope: ScopeView {
                 campaigns: c.scope.campaigns.as_ref().map(|set| set.iter().map(|id| id.as_str().to_owned()).collect()),
                 enterprises: c
@@ -592,7 +593,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let mut hq = Hq::open(dir.path()).unwrap();
         hq.ensure_admin_token(dir.path(), 0).unwrap();
-        let token = std::fs::read_to_string(hq::admin_token_path(dir.path())).unwrap().trim().to_owned();
+        let token = std::fs::read_to_string(register::admin_token_path(dir.path())).unwrap().trim().to_owned();
         let router = router(ApiState::new(Arc::new(Mutex::new(hq))));
         App { _dir: dir, router, token }
     }

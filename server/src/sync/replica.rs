@@ -1,0 +1,261 @@
+//! HQ's side of every sync session: its store, shared by the sessions it
+//! serves at once, and its receipt log.
+//!
+//! Every storage call takes the lock only for its own duration, so sessions
+//! interleave at message granularity instead of waiting for each other to
+//! finish. Heads only grow, so what one session read stays a valid "have"
+//! set while another writes. Sessions check what arrives outside the lock,
+//! on a copy taken under it (`Replica::held_copy`).
+//!
+//! Every durable write of synced changes carries a receipt: HQ's signature
+//! over the document's heads, the device that sent them and the time,
+//! chained to the previous receipt by its hash (`seq`, `prev`). It is
+//! written in the same transaction as the changes and sent only once that
+//! transaction is durable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use field_client::{Blobs, PhotoSide, Store, StoreError};
+use serde_bytes::ByteBuf;
+use sync_core::automerge::{Automerge, ChangeHash};
+use sync_core::credential::SignedRevocations;
+use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
+use sync_core::ids::{DocId, DocTag, PhotoId};
+use sync_core::sync::batch::{Arrived, Checked};
+use sync_core::sync::message::{Receipt, ReceiptBody};
+use sync_core::sync::replica::{CatalogEntry, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
+use sync_core::sync::session;
+use sync_core::validate::Invalid;
+
+/// HQ's store and receipt log, shared by its sessions.
+#[derive(Clone)]
+pub(crate) struct HqReplica(Arc<Mutex<Hq>>);
+
+struct Hq {
+    store: Store,
+    /// Signs receipts: HQ's key.
+    key: DeviceKey,
+    /// The receipt log's last entry (seq, hash), kept in memory: receipts
+    /// are signed before earlier ones are durable.
+    tail: (i64, Vec<u8>),
+}
+
+impl HqReplica {
+    /// Shares `store`, whose receipts `key` signs.
+    pub(crate) fn new(store: Store, key: DeviceKey) -> Result<Self, StoreError> {
+        let tail = store.receipt_tail()?;
+        Ok(Self(Arc::new(Mutex::new(Hq { store, key, tail }))))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Hq) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Like [`Self::with`], with `doc` in memory if it is stored: HQ holds
+    /// every campaign, and keeps only the most recently used documents in
+    /// memory, so a document a session asked for may have left meanwhile.
+    fn with_doc<T>(&self, doc: &DocId, f: impl FnOnce(&mut Store) -> T) -> T {
+        self.with(|hq| {
+            if let Err(error) = Local::load(&mut hq.store, doc, None) {
+                tracing::error!(%doc, %error, "stored document does not load");
+            }
+            f(&mut hq.store)
+        })
+    }
+}
+
+impl Hq {
+    /// The receipt for `doc` now standing at `heads`, as sent by `from`:
+    /// the next entry of the log.
+    fn receipt(&mut self, doc: &DocId, heads: &[ChangeHash], from: &DevicePublicKey) -> (ReceiptBody, Receipt) {
+        let (seq, prev) = std::mem::take(&mut self.tail);
+        let body = ReceiptBody {
+            doc: doc.to_string(),
+            heads: heads.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect(),
+            device: ByteBuf::from(from.to_bytes().to_vec()),
+            server_time: field_client::now_ms(),
+            seq: u64::try_from(seq + 1).unwrap_or_default(),
+            prev: ByteBuf::from(prev),
+        };
+        let receipt = session::sign_receipt(&self.key, &body);
+        self.tail = (seq + 1, sync_core::ids::sha256_hex(&receipt.body).into_bytes());
+        (body, receipt)
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Failed(e.to_string())
+}
+
+impl Replica for HqReplica {
+    fn catalog(&self) -> Vec<CatalogEntry> {
+        self.with(|hq| hq.store.catalog())
+    }
+    fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
+        self.with_doc(doc, |s| s.has_change(doc, hash))
+    }
+    fn changes_since(&self, doc: &DocId, have: &[ChangeHash]) -> Vec<Outgoing> {
+        self.with_doc(doc, |s| s.changes_since(doc, have))
+    }
+    fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>> {
+        self.with_doc(doc, |s| s.batch(doc, hashes, whole))
+    }
+    fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
+        self.with(|hq| hq.store.evidence(doc, head))
+    }
+    fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash> {
+        self.with(|hq| hq.store.checkpoint(peer, doc))
+    }
+    /// Only the copy is made under the lock (cheap: Automerge shares its
+    /// columns); the session applies and validates outside it, so HQ's
+    /// sessions check documents in parallel.
+    fn held_copy(&self, doc: &DocId) -> Option<Automerge> {
+        self.with_doc(doc, |s| s.held_copy(doc))
+    }
+    fn receipts(&self, doc: &DocId) -> Vec<Receipt> {
+        self.with(|hq| hq.store.receipts(doc))
+    }
+    fn whole(&self, doc: &DocId) -> Option<Whole> {
+        self.with(|hq| hq.store.whole(doc))
+    }
+}
+
+impl Local for HqReplica {
+    fn load(&mut self, doc: &DocId, _: Option<&DevicePublicKey>) -> Result<(), StorageError> {
+        self.with(|hq| Local::load(&mut hq.store, doc, None))
+    }
+
+    /// The changes and their receipt go in one transaction, queued under
+    /// the lock so that the log's order is the order of the writes.
+    fn persist(
+        &mut self,
+        doc: &DocId,
+        changes: Arrived,
+        checked: Checked,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        batch: Option<Vec<u8>>,
+        from: &DevicePublicKey,
+    ) -> PendingWrite {
+        let queued = self.with(|hq| {
+            let mut synced = hq.store.synced(doc, changes, checked, evidence, batch, from)?;
+            let (body, receipt) = hq.receipt(doc, synced.heads(), from);
+            synced.add_receipt(body, receipt.clone());
+            Ok::<_, StoreError>((hq.store.queue(synced), receipt))
+        });
+        match queued {
+            Ok((written, receipt)) => Box::pin(async move {
+                written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
+                Ok(Some(receipt))
+            }),
+            Err(StoreError::Rejected { reason, .. }) => Box::pin(std::future::ready(Err(Invalid(reason).into()))),
+            Err(error) => Box::pin(std::future::ready(Err(failed(error)))),
+        }
+    }
+
+    fn quarantine(
+        &mut self,
+        doc: &DocId,
+        batch: Vec<u8>,
+        evidence: Vec<(HeadSignature, Vec<u8>)>,
+        from: &DevicePublicKey,
+        reason: &str,
+    ) -> Result<(), StorageError> {
+        self.with(|hq| hq.store.quarantine(doc, batch, evidence, from, reason))
+    }
+
+    /// HQ signed every receipt there is; none come to it.
+    fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), StorageError> {
+        self.with(|hq| hq.store.store_receipts(receipts))
+    }
+
+    fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), StorageError> {
+        self.with(|hq| hq.store.store_revocations(list))
+    }
+
+    fn store_finished(
+        &mut self,
+        receipts: Vec<(ReceiptBody, Receipt)>,
+        peer: &DevicePublicKey,
+        checkpoints: &BTreeMap<DocId, Vec<ChangeHash>>,
+    ) -> Result<(), StorageError> {
+        self.with(|hq| hq.store.store_finished(receipts, peer, checkpoints))
+    }
+
+    /// HQ serves many sessions at once, which keep the cores busy anyway:
+    /// documents decoded ahead in each of them would only hold memory.
+    fn decode_ahead(&self) -> bool {
+        false
+    }
+}
+
+impl PhotoSide for HqReplica {
+    fn referenced(&mut self, scope: &dyn Fn(&DocTag) -> bool) -> Result<BTreeSet<PhotoId>, StoreError> {
+        self.with(|hq| hq.store.referenced(scope))
+    }
+
+    fn recorded(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError> {
+        self.with(|hq| hq.store.recorded(photos))
+    }
+
+    fn blobs(&self) -> Blobs {
+        self.with(|hq| hq.store.blobs())
+    }
+
+    fn record(&self, photo: &PhotoId, size: u64) -> Result<(), StoreError> {
+        self.with(|hq| hq.store.record(photo, size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_core::doc::campaign;
+    use sync_core::ids::CreditCode;
+    use sync_core::model::{CampaignKind, Domain, Enterprise};
+    use sync_core::sync::session::open_receipt;
+
+    /// HQ answers work it already holds (delivered meanwhile by another
+    /// session) with a receipt for the document as it stands, once
+    /// everything before is durable, and stores nothing more; the receipt
+    /// log's next entry follows the last one.
+    #[test]
+    fn hq_receipts_work_it_already_holds() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let seed = [5; 32];
+        let mut store = Store::init_with_seed(dir.path(), "总部", seed).unwrap();
+        let campaign_id = store
+            .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
+            .unwrap();
+        let code: CreditCode = "91640200MA76XYW123".parse().unwrap();
+        let enterprise = Enterprise {
+            name: "某建设集团".into(),
+            unified_social_credit_code: code.clone(),
+            domain: Domain::Construction,
+            project: String::new(),
+            address: String::new(),
+            dossier_id: DocId::dossier(&campaign_id, &code),
+        };
+        store.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let dossier_id = store.open_dossier(&campaign_id, code.as_str()).unwrap();
+        let held = store.document(&dossier_id).unwrap().clone();
+        let before = held.get_heads();
+
+        let hq = DeviceKey::from_seed(seed).public();
+        let mut replica = HqReplica::new(store, DeviceKey::from_seed(seed)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut receipt_for_nothing = || {
+            let nothing = Arrived::Changes(Vec::new());
+            let checked = nothing.checked(&dossier_id, Some(held.clone())).unwrap();
+            let written = replica.persist(&dossier_id, nothing, checked, Vec::new(), None, &hq);
+            open_receipt(&runtime.block_on(written).unwrap().expect("a receipt"), &hq).unwrap()
+        };
+        let first = receipt_for_nothing();
+        let named: Vec<ChangeHash> = first.heads.iter().map(|h| ChangeHash(h.as_slice().try_into().unwrap())).collect();
+        assert_eq!(named, before);
+        let second = receipt_for_nothing();
+        assert_eq!(second.seq, first.seq + 1, "the log goes on");
+        let heads = replica.catalog().into_iter().find(|e| e.id == dossier_id).unwrap().heads;
+        assert_eq!(heads, before, "nothing stored");
+    }
+}
