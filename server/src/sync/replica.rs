@@ -122,8 +122,15 @@ impl Replica for HqReplica {
 }
 
 impl Local for HqReplica {
-    fn load(&mut self, doc: &DocId, _: Option<&DevicePublicKey>) -> Result<(), StorageError> {
-        self.with(|hq| Local::load(&mut hq.store, doc, None))
+    /// A document to send to a peer that holds none of it is not loaded:
+    /// most are kept whole, ready to send (`Replica::whole`), and one that
+    /// is not loads when the session first reads it (a fresh analyst's pull
+    /// would otherwise load every document HQ holds).
+    fn load(&mut self, doc: &DocId, whole_for: Option<&DevicePublicKey>) -> Result<(), StorageError> {
+        match whole_for {
+            Some(_) => Ok(()),
+            None => self.with(|hq| Local::load(&mut hq.store, doc, None)),
+        }
     }
 
     /// The changes and their receipt go in one transaction, queued under
