@@ -127,7 +127,10 @@ fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
     Ok(())
 }
 
-async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
+/// `serve`: opens HQ's register and store (their files, before the async
+/// runtime starts: no SQLite call runs on its workers), then serves until
+/// Ctrl-C or SIGTERM.
+fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let mut hq = register::Hq::open(data)?;
     let credential = hq.own_credential(data, now_ms())?;
     let token_created = hq.ensure_admin_token(data, now_ms())?;
@@ -139,10 +142,22 @@ async fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     };
     // HQ holds every campaign: documents load when a session needs them.
     store.set_cache_limit(DOC_CACHE);
+    let replica = sync::HqReplica::new(store, sync_core::identity::DeviceKey::from_seed(hq.seed()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_server(data, args, hq, replica, credential, token_created))
+}
+
+async fn run_server(
+    data: &std::path::Path,
+    args: ServeArgs,
+    hq: register::Hq,
+    replica: sync::HqReplica,
+    credential: sync_core::credential::SignedCredential,
+    token_created: bool,
+) -> Result<()> {
     let key = sync_core::identity::DeviceKey::from_seed(hq.seed());
     let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
     let endpoint = field_client::net::server_endpoint(&key, quic)?;
-    let replica = sync::HqReplica::new(store, key)?;
     let http = args.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let listener = tokio::net::TcpListener::bind(http)
         .await
@@ -193,11 +208,10 @@ async fn stop_requested() {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let cli: Cli = field_client::cli::parse();
-    match run(cli).await {
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("错误：{e:#}");
@@ -206,7 +220,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// The commands other than `serve` are one-shot file operations: no async
+/// runtime.
+fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Key => println!("{}", register::Hq::open(&cli.data)?.public_key()),
         Command::Issue(args) => issue(&cli.data, args)?,
@@ -243,7 +259,7 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Serve(args) => serve(&cli.data, args).await?,
+        Command::Serve(args) => serve(&cli.data, args)?,
     }
     Ok(())
 }

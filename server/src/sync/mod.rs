@@ -1,14 +1,18 @@
 //! HQ's sync endpoint: QUIC connections from devices and station relays,
 //! each served as one session (`field_client::serve`: documents, then
-//! photos) on HQ's replica ([`replica`]).
+//! photos) on HQ's replica ([`replica`]). The endpoint reaches HQ's storage
+//! only through the session's storage port (`Local`, with `PhotoSide` for
+//! photos): another backend is another implementation of those.
 
 mod replica;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use field_client::PhotoSide;
 pub(crate) use replica::HqReplica;
 use sync_core::credential::SignedCredential;
 use sync_core::identity::DevicePublicKey;
+use sync_core::sync::replica::Local;
 use sync_core::sync::session::SessionConfig;
 
 use crate::register::Hq;
@@ -25,13 +29,15 @@ const SESSIONS: usize = 64;
 /// Accepts connections on `endpoint` until it closes, serving each on
 /// `replica` as HQ (`credential`, `hq`). Every session sees the register's
 /// newest revocation list.
-pub(crate) async fn serve(
+pub(crate) async fn serve<R>(
     endpoint: quinn::Endpoint,
-    replica: HqReplica,
+    replica: R,
     register: Arc<Mutex<Hq>>,
     credential: SignedCredential,
     hq: DevicePublicKey,
-) {
+) where
+    R: Local + PhotoSide + Clone + Send + Sync + 'static,
+{
     let turns = Arc::new(tokio::sync::Semaphore::new(SESSIONS));
     while let Some(incoming) = endpoint.accept().await {
         let turns = turns.clone();
