@@ -474,7 +474,8 @@ async fn run(
                         local.quarantine(&doc, batch, evidence, &peer, &reason).map_err(store)?;
                     }
                     Effect::Finished(summary) => {
-                        local.store_finished(std::mem::take(receipts), &peer, &summary.checkpoints).map_err(store)?;
+                        let checkpoints = &summary.checkpoints;
+                        local.store_finished(std::mem::take(receipts), &peer, checkpoints).await.map_err(store)?;
                         // Close our side, then wait for the peer to close its
                         // side: both last `Done`s are then delivered, and only
                         // after that may either end drop the connection.

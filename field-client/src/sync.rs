@@ -15,7 +15,7 @@ use sync_core::identity::{DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::batch::{self, Arrived, Checked};
 use sync_core::sync::message::{Evidence, Receipt, ReceiptBody};
-use sync_core::sync::replica::{CatalogEntry, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
+use sync_core::sync::replica::{CatalogEntry, Durable, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
 use sync_core::sync::session::{Session, SessionConfig, Summary};
 use sync_core::validate;
 
@@ -228,14 +228,15 @@ impl Local for Store {
         receipts: Vec<(ReceiptBody, Receipt)>,
         peer: &DevicePublicKey,
         checkpoints: &BTreeMap<DocId, Vec<ChangeHash>>,
-    ) -> Result<(), StorageError> {
+    ) -> Durable {
         let mut batch = receipt_writes(receipts);
         batch.extend(checkpoints.iter().map(|(doc, heads)| Write::Checkpoint {
             peer: peer.to_bytes().to_vec(),
             doc: doc.to_string(),
             heads: heads.iter().flat_map(|h| h.0).collect(),
         }));
-        self.db.persist(batch).map_err(failed)
+        let written = self.db.persist_later(batch);
+        Box::pin(async move { written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed) })
     }
 
     /// Loads the document, so a device's session loads each document just

@@ -24,7 +24,7 @@ use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocTag, PhotoId};
 use sync_core::sync::batch::{Arrived, Checked};
 use sync_core::sync::message::{Receipt, ReceiptBody};
-use sync_core::sync::replica::{CatalogEntry, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
+use sync_core::sync::replica::{CatalogEntry, Durable, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
 use sync_core::sync::session;
 use sync_core::validate::Invalid;
 
@@ -180,12 +180,14 @@ impl Local for HqReplica {
         self.with(|hq| hq.store.store_revocations(list))
     }
 
+    /// Queued under the lock, waited for outside it: a session's end does
+    /// not hold the others for its commit.
     fn store_finished(
         &mut self,
         receipts: Vec<(ReceiptBody, Receipt)>,
         peer: &DevicePublicKey,
         checkpoints: &BTreeMap<DocId, Vec<ChangeHash>>,
-    ) -> Result<(), StorageError> {
+    ) -> Durable {
         self.with(|hq| hq.store.store_finished(receipts, peer, checkpoints))
     }
 

@@ -108,6 +108,10 @@ pub trait Replica {
 /// receipt it signed, to be sent only then.
 pub type PendingWrite = Pin<Box<dyn Future<Output = Result<Option<Receipt>, StorageError>> + Send>>;
 
+/// A write the driver waits for, without holding the store meanwhile:
+/// durable when it resolves.
+pub type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
+
 /// The writing side of a session's storage: what a driver calls to carry
 /// out the session's effects.
 pub trait Local: Replica {
@@ -143,15 +147,16 @@ pub trait Local: Replica {
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), StorageError>;
     /// Keeps a newer HQ revocation list (signature and version already checked).
     fn store_revocations(&mut self, list: SignedRevocations) -> Result<(), StorageError>;
-    /// Stores, durably and in one write, the receipts a completed session
-    /// received (signatures checked) and its checkpoints with `peer`
-    /// ([`super::session::Summary::checkpoints`]).
+    /// Stores, in one write, the receipts a completed session received
+    /// (signatures checked) and its checkpoints with `peer`
+    /// ([`super::session::Summary::checkpoints`]); durable when the returned
+    /// write resolves.
     fn store_finished(
         &mut self,
         receipts: Vec<(ReceiptBody, Receipt)>,
         peer: &DevicePublicKey,
         checkpoints: &BTreeMap<DocId, Vec<ChangeHash>>,
-    ) -> Result<(), StorageError>;
+    ) -> Durable;
     /// Whether the driver decodes the documents that arrived behind the
     /// one the session is handling, on other threads
     /// ([`super::session::Input::Decoded`]): a device's pull then uses every
