@@ -334,7 +334,7 @@ impl Store {
             let held = if is_new { None } else { Some(self.loaded(id)?.doc.clone()) };
             changes.checked(id, held).map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?
         };
-        let (mut doc, photos) = (checked.result, checked.photos);
+        let (mut doc, photos, typed) = (checked.result, checked.photos, checked.typed);
         let source = from.to_string();
         let mut batch = Vec::new();
         if is_new {
@@ -380,7 +380,7 @@ impl Store {
         doc.set_actor(self.proof.actor_id());
         let tail = self.docs.get(id).map(|l| l.tail).unwrap_or_default().grown(logged.0, logged.1);
         self.keep(id, crate::store::Loaded::new(doc, tail));
-        Ok(Synced { writes: batch, heads })
+        Ok(Synced { writes: batch, heads, typed: Some(typed) })
     }
 
     /// Queues the writes of [`Store::synced`]; the receiver answers when
@@ -583,12 +583,19 @@ impl Store {
 pub struct Synced {
     writes: Vec<Write>,
     heads: Vec<ChangeHash>,
+    typed: Option<validate::Typed>,
 }
 
 impl Synced {
     /// The document's heads once these are written.
     pub fn heads(&self) -> &[ChangeHash] {
         &self.heads
+    }
+
+    /// The document as typed records once these are written (as validated
+    /// before them); `None` once taken.
+    pub fn take_typed(&mut self) -> Option<validate::Typed> {
+        self.typed.take()
     }
 
     /// Writes `receipt` (HQ's, over these heads) in the same transaction,

@@ -9,6 +9,7 @@
 //! token. HQ's identity and credential register: `register`.
 
 mod http;
+mod read;
 mod register;
 mod sync;
 
@@ -62,6 +63,8 @@ enum Command {
     AdminToken,
     /// 列出被隔离的修改（签名有效但会使文档无效，未写入文档，待审核）
     Quarantine,
+    /// 由已存储的文档重建读模型（需先停止服务）
+    Reindex,
 }
 
 #[derive(Args, Default)]
@@ -142,9 +145,40 @@ fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     };
     // HQ holds every campaign: documents load when a session needs them.
     store.set_cache_limit(DOC_CACHE);
-    let replica = sync::HqReplica::new(store, sync_core::identity::DeviceKey::from_seed(hq.seed()))?;
+    let (read, fresh) = read::ReadModel::open(data)?;
+    if fresh {
+        let count = read.rebuild(&mut store)?;
+        println!("读模型已由 {count} 份文档建立");
+    } else {
+        let count = read.catch_up(&mut store)?;
+        if count > 0 {
+            println!("读模型已补上上次停止时未更新的 {count} 份文档");
+        }
+    }
+    let read = Arc::new(read);
+    let projector = read.clone();
+    let durable: sync::Durably = Arc::new(move |seq, doc, typed, heads| projector.durable(seq, doc, typed, heads));
+    let replica = sync::HqReplica::new(store, sync_core::identity::DeviceKey::from_seed(hq.seed()), durable)?;
+    let fetching = replica.clone();
+    read.set_fetch(Box::new(move |doc| fetching.typed(doc)));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run_server(data, args, hq, replica, credential, token_created))
+    runtime.block_on(run_server(data, args, hq, replica, read, credential, token_created))
+}
+
+/// `reindex`: rebuilds the read model from the stored documents. The
+/// server must be stopped (it holds the store).
+fn reindex(data: &std::path::Path) -> Result<()> {
+    let store_dir = data.join("sync");
+    if !store_dir.join("device.key").exists() {
+        anyhow::bail!("{} 中还没有总部数据", data.display());
+    }
+    let mut store = field_client::Store::open(&store_dir)?;
+    store.set_cache_limit(DOC_CACHE);
+    let (read, _) = read::ReadModel::open(data)?;
+    let started = std::time::Instant::now();
+    let count = read.rebuild(&mut store)?;
+    println!("读模型已重建：{count} 份文档，用时 {:.1} 秒", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 async fn run_server(
@@ -152,6 +186,7 @@ async fn run_server(
     args: ServeArgs,
     hq: register::Hq,
     replica: sync::HqReplica,
+    read: Arc<read::ReadModel>,
     credential: sync_core::credential::SignedCredential,
     token_created: bool,
 ) -> Result<()> {
@@ -171,7 +206,7 @@ async fn run_server(
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
     let register = Arc::new(Mutex::new(hq));
-    let api = http::api::ApiState::new(register.clone());
+    let api = http::api::ApiState::new(register.clone(), read);
     let quic = endpoint.clone();
     tokio::select! {
         result = axum::serve(listener, http::router(api)).into_future() => result?,
@@ -259,6 +294,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Reindex => reindex(&cli.data)?,
         Command::Serve(args) => serve(&cli.data, args)?,
     }
     Ok(())

@@ -11,7 +11,7 @@ use automerge::{Automerge, Change, ObjId, ROOT, ReadDoc, Value};
 
 use crate::doc::{briefing, campaign, checklist, dossier};
 use crate::ids::{DocId, DocKind, DocTag, PhotoId};
-use crate::model::Dossier;
+use crate::model::{Briefing, Campaign, Checklist, Dossier};
 
 /// Why a document is not valid (Chinese, shown to people).
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -19,34 +19,55 @@ use crate::model::Dossier;
 pub struct Invalid(pub String);
 
 /// What the validator read of a valid document.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Validated {
     /// Where it belongs (`None` for a checklist, which is not synced).
     pub tag: Option<DocTag>,
     /// The photos a dossier references (`None` for other kinds).
     pub photos: Option<BTreeSet<PhotoId>>,
+    /// The document as typed records, as the validator read it.
+    pub typed: Typed,
+}
+
+/// A valid document as typed records, by kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Typed {
+    /// A campaign.
+    Campaign(Campaign),
+    /// An enterprise dossier.
+    Dossier(Box<Dossier>),
+    /// A briefing.
+    Briefing(Briefing),
+    /// A checklist.
+    Checklist(Checklist),
 }
 
 /// Checks that `doc` has the shape of its kind and names itself `id`.
 pub fn document(id: &DocId, doc: &Automerge) -> Result<Validated, Invalid> {
     let invalid = |e: &dyn std::fmt::Display| Invalid(e.to_string());
-    let (own_id, photos) = match id.kind() {
-        DocKind::Campaign => (campaign::read(doc).map_err(|e| invalid(&e))?.id, None),
+    let (own_id, photos, typed) = match id.kind() {
+        DocKind::Campaign => {
+            let c = campaign::read(doc).map_err(|e| invalid(&e))?;
+            (c.id.clone(), None, Typed::Campaign(c))
+        }
         DocKind::EnterpriseDossier => {
             let d = dossier::validate(doc).map_err(|e| invalid(&e))?;
             let photos = referenced_by(&d);
-            (d.id, Some(photos))
+            (d.id.clone(), Some(photos), Typed::Dossier(Box::new(d)))
         }
-        DocKind::Briefing => (briefing::read(doc).map_err(|e| invalid(&e))?.id, None),
+        DocKind::Briefing => {
+            let b = briefing::read(doc).map_err(|e| invalid(&e))?;
+            (b.id.clone(), None, Typed::Briefing(b))
+        }
         DocKind::Checklist => {
             let c = checklist::read(doc).map_err(|e| invalid(&e))?;
-            (DocId::checklist(&c.id, c.version).map_err(|e| invalid(&e))?, None)
+            (DocId::checklist(&c.id, c.version).map_err(|e| invalid(&e))?, None, Typed::Checklist(c))
         }
     };
     if own_id != *id {
         return Err(Invalid(format!("文档内容记载的编号是 {own_id}")));
     }
-    Ok(Validated { tag: tag_of(id, doc), photos })
+    Ok(Validated { tag: tag_of(id, doc), photos, typed })
 }
 
 fn root_str(doc: &Automerge, key: &str) -> Option<String> {

@@ -24,26 +24,28 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sync_core::credential::{Credential, Enrollment, RevocationList};
 use sync_core::doc::rfc3339;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::ToSchema;
 
+use crate::read::ReadModel;
 use crate::register::{self, Hq, HqError, IssueForm, RequestError, RevokeForm};
 
 /// Largest request body accepted, in bytes. A credential request is well
 /// under 4 KiB.
 const MAX_BODY: usize = 64 * 1024;
 
-/// What the handlers share: HQ's register, the same one the sync sessions read.
+/// What the handlers share: HQ's register, the same one the sync sessions
+/// read, and the read model.
 #[derive(Clone)]
 pub(crate) struct ApiState {
     hq: Arc<Mutex<Hq>>,
     public_key: sync_core::identity::DevicePublicKey,
+    pub(crate) read: Arc<ReadModel>,
 }
 
 impl ApiState {
-    pub(crate) fn new(hq: Arc<Mutex<Hq>>) -> Self {
+    pub(crate) fn new(hq: Arc<Mutex<Hq>>, read: Arc<ReadModel>) -> Self {
         let public_key = hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner).public_key();
-        Self { hq, public_key }
+        Self { hq, public_key, read }
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
@@ -62,7 +64,6 @@ impl ApiState {
 /// The admin API's routes, with a body size limit.
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/api/openapi.json", get(openapi_json))
         .route("/api/v1/hq", get(hq_key))
         .route("/api/v1/credentials", get(list_credentials).post(issue_credential))
         .route("/api/v1/revocations", get(current_revocations).post(revoke))
@@ -83,47 +84,9 @@ pub(crate) fn token_notice(data: &std::path::Path, created: bool) -> String {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "FieldSync HQ admin API",
-        description = "Issue device credentials, list the register, revoke. \
-            Errors are `{ \"error\": code, \"message\": Chinese text }`; a refused request writes nothing."
-    ),
-    paths(hq_key, list_credentials, issue_credential, current_revocations, revoke),
-    modifiers(&AdminToken),
-    tags(
-        (name = "hq", description = "HQ's identity"),
-        (name = "credentials", description = "Device credentials and enrollment strings"),
-        (name = "revocations", description = "The signed revocation list"),
-    )
-)]
-struct ApiDoc;
-
-/// Declares the bearer token the protected operations name.
-struct AdminToken;
-
-impl Modify for AdminToken {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let mut scheme = Http::new(HttpAuthScheme::Bearer);
-        scheme.description =
-            Some("The token in `<data>/admin.token`; `fieldsync-server admin-token` replaces it.".into());
-        openapi.components.get_or_insert_default().add_security_scheme("admin_token", SecurityScheme::Http(scheme));
-    }
-}
-
-/// The OpenAPI document of this API.
-fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
-}
-
 /// Proof that a request carries the current admin token: a handler that
 /// takes it runs only for the admin.
-struct Admin;
+pub(crate) struct Admin;
 
 impl FromRequestParts<ApiState> for Admin {
     type Rejection = ApiError;
@@ -147,7 +110,7 @@ impl FromRequestParts<ApiState> for Admin {
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
-enum ApiError {
+pub(crate) enum ApiError {
     /// No `Authorization: Bearer` header.
     #[error("缺少管理令牌：请在请求头中加 Authorization: Bearer <令牌>（令牌在数据目录的 admin.token 中）")]
     MissingToken,
@@ -163,6 +126,12 @@ enum ApiError {
     /// HQ refused the request.
     #[error(transparent)]
     Refused(#[from] RequestError),
+    /// A query parameter is not acceptable; the text says which and why.
+    #[error("{0}")]
+    BadQuery(String),
+    /// Nothing by that id.
+    #[error("{0}")]
+    NotFound(String),
     /// Storage failed; the details are logged, not sent.
     #[error("服务器内部错误，详情见服务器日志")]
     Internal(anyhow::Error),
@@ -172,7 +141,8 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingToken | ApiError::BadToken => StatusCode::UNAUTHORIZED,
-            ApiError::BadJson(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadJson(_) | ApiError::Refused(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -185,6 +155,8 @@ impl ApiError {
             ApiError::BadJson(_) => ErrorCode::InvalidJson,
             ApiError::TooLarge => ErrorCode::BodyTooLarge,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::BadQuery(_) => ErrorCode::InvalidQuery,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Refused(refusal) => match refusal {
                 RequestError::DeviceKey => ErrorCode::InvalidDeviceKey,
                 RequestError::Name => ErrorCode::InvalidName,
@@ -251,7 +223,7 @@ impl IntoResponse for ApiError {
 
 /// An error: a stable code for programs and a message for people (Chinese).
 #[derive(Serialize, ToSchema)]
-struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What kind of error.
     error: ErrorCode,
     /// What went wrong, in Chinese.
@@ -262,7 +234,7 @@ struct ErrorBody {
 /// The stable error codes programs match on.
 #[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum ErrorCode {
+pub(crate) enum ErrorCode {
     MissingToken,
     InvalidToken,
     InvalidJson,
@@ -280,12 +252,14 @@ enum ErrorCode {
     RevokesHq,
     UnknownSerial,
     UnknownDevice,
+    InvalidQuery,
+    NotFound,
     Internal,
 }
 
 /// HQ's identity.
 #[derive(Serialize, ToSchema)]
-struct HqView {
+pub(crate) struct HqView {
     /// HQ's Ed25519 public key (64 hex digits), which devices pin at enrollment.
     public_key: String,
 }
@@ -294,14 +268,14 @@ struct HqView {
 ///
 /// The key devices pin at enrollment. No token needed.
 #[utoipa::path(get, path = "/api/v1/hq", tag = "hq", responses((status = 200, description = "HQ's key", body = HqView)))]
-async fn hq_key(State(state): State<ApiState>) -> Json<HqView> {
+pub(crate) async fn hq_key(State(state): State<ApiState>) -> Json<HqView> {
     Json(HqView { public_key: state.public_key.to_string() })
 }
 
 /// A credential to issue.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IssueBody {
+pub(crate) struct IssueBody {
     /// The device's Ed25519 public key: 64 hex digits, as `field whoami` shows it.
     #[schema(example = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29")]
     device: String,
@@ -342,7 +316,7 @@ impl From<IssueBody> for IssueForm {
 
 /// Which documents a credential covers.
 #[derive(Serialize, ToSchema)]
-struct ScopeView {
+pub(crate) struct ScopeView {
     /// Campaign ids; null means every campaign.
     campaigns: Option<Vec<String>>,
     /// Enterprise credit codes; null means every enterprise.
@@ -351,7 +325,7 @@ struct ScopeView {
 
 /// A credential as HQ signed it.
 #[derive(Serialize, ToSchema)]
-struct CredentialView {
+pub(crate) struct CredentialView {
     /// Serial number, unique at this HQ; revocations name it.
     #[schema(example = 2)]
     serial: u64,
@@ -395,7 +369,7 @@ impl From<&Credential> for CredentialView {
 
 /// A new credential and the enrollment string the device imports.
 #[derive(Serialize, ToSchema)]
-struct Issued {
+pub(crate) struct Issued {
     /// The credential.
     credential: CredentialView,
     /// `FS1:…`, for `field enroll` (short enough for a QR code).
@@ -427,7 +401,7 @@ impl From<&Enrollment> for Issued {
     ),
     security(("admin_token" = []))
 )]
-async fn issue_credential(
+pub(crate) async fn issue_credential(
     _: Admin,
     State(state): State<ApiState>,
     body: Result<Json<IssueBody>, JsonRejection>,
@@ -441,7 +415,7 @@ async fn issue_credential(
 
 /// One credential in the register.
 #[derive(Serialize, ToSchema)]
-struct RegisterEntry {
+pub(crate) struct RegisterEntry {
     /// The credential as issued.
     credential: CredentialView,
     /// When HQ issued it (RFC 3339).
@@ -452,7 +426,7 @@ struct RegisterEntry {
 
 /// Every credential HQ issued.
 #[derive(Serialize, ToSchema)]
-struct Register {
+pub(crate) struct Register {
     /// By serial, oldest first. Serial 1 is usually HQ's own credential.
     credentials: Vec<RegisterEntry>,
 }
@@ -471,7 +445,7 @@ struct Register {
     ),
     security(("admin_token" = []))
 )]
-async fn list_credentials(_: Admin, State(state): State<ApiState>) -> Result<Json<Register>, ApiError> {
+pub(crate) async fn list_credentials(_: Admin, State(state): State<ApiState>) -> Result<Json<Register>, ApiError> {
     let entries = state.with_hq(|hq| Ok(hq.register()?)).await?;
     let credentials = entries
         .iter()
@@ -487,7 +461,7 @@ async fn list_credentials(_: Admin, State(state): State<ApiState>) -> Result<Jso
 /// What to revoke: credential serials, device keys, or both.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
+pub(crate) struct RevokeBody {
     /// Credential serials (each must have been issued).
     #[serde(default)]
     #[schema(example = json!([7]))]
@@ -499,7 +473,7 @@ struct RevokeBody {
 
 /// HQ's revocation list, which travels to devices and stations with sync.
 #[derive(Serialize, ToSchema)]
-struct RevocationsView {
+pub(crate) struct RevocationsView {
     /// Increases with every list; 0 when nothing was ever revoked.
     version: u64,
     /// When HQ signed it (RFC 3339); null when nothing was ever revoked.
@@ -538,7 +512,10 @@ impl From<Option<RevocationList>> for RevocationsView {
     ),
     security(("admin_token" = []))
 )]
-async fn current_revocations(_: Admin, State(state): State<ApiState>) -> Result<Json<RevocationsView>, ApiError> {
+pub(crate) async fn current_revocations(
+    _: Admin,
+    State(state): State<ApiState>,
+) -> Result<Json<RevocationsView>, ApiError> {
     let list = state.with_hq(|hq| Ok(hq.revocation_list()?)).await?;
     Ok(Json(list.into()))
 }
@@ -562,7 +539,7 @@ async fn current_revocations(_: Admin, State(state): State<ApiState>) -> Result<
     ),
     security(("admin_token" = []))
 )]
-async fn revoke(
+pub(crate) async fn revoke(
     _: Admin,
     State(state): State<ApiState>,
     body: Result<Json<RevokeBody>, JsonRejection>,
@@ -594,7 +571,8 @@ mod tests {
         let mut hq = Hq::open(dir.path()).unwrap();
         hq.ensure_admin_token(dir.path(), 0).unwrap();
         let token = std::fs::read_to_string(register::admin_token_path(dir.path())).unwrap().trim().to_owned();
-        let router = router(ApiState::new(Arc::new(Mutex::new(hq))));
+        let (read, _) = ReadModel::open(dir.path()).unwrap();
+        let router = crate::http::router(ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read)));
         App { _dir: dir, router, token }
     }
 
@@ -811,7 +789,7 @@ mod tests {
     #[tokio::test]
     async fn every_documented_operation_is_routed() {
         let app = app();
-        let document = serde_json::to_value(openapi()).unwrap();
+        let document = serde_json::to_value(crate::http::openapi()).unwrap();
         let mut operations = 0;
         for (path, item) in document["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {
@@ -823,6 +801,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 5);
+        assert_eq!(operations, 9);
     }
 }

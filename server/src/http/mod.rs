@@ -1,17 +1,75 @@
-//! HQ's HTTP surface: health and the admin API ([`api`]).
+//! HQ's HTTP surface: health, the admin API ([`api`]: credentials and
+//! revocations, with the token check and the error body every route uses)
+//! and the read API ([`query`]: what HQ holds), with their OpenAPI document.
 
 pub(crate) mod api;
+mod query;
 
 use axum::{Json, Router, routing::get};
 use serde_json::{Value, json};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 /// Every HTTP route the server serves.
-pub(crate) fn router(api: api::ApiState) -> Router {
-    Router::new().route("/health", get(health)).merge(api::router(api))
+pub(crate) fn router(state: api::ApiState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/openapi.json", get(openapi_json))
+        .merge(api::router(state.clone()))
+        .merge(query::router(state))
 }
 
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "FieldSync HQ admin API",
+        description = "Issue device credentials, list the register, revoke; read what HQ holds. \
+            Errors are `{ \"error\": code, \"message\": Chinese text }`; a refused request writes nothing."
+    ),
+    paths(
+        api::hq_key,
+        api::list_credentials,
+        api::issue_credential,
+        api::current_revocations,
+        api::revoke,
+        query::campaigns,
+        query::progress,
+        query::hazards,
+        query::hazard,
+    ),
+    modifiers(&AdminToken),
+    tags(
+        (name = "hq", description = "HQ's identity"),
+        (name = "credentials", description = "Device credentials and enrollment strings"),
+        (name = "revocations", description = "The signed revocation list"),
+        (name = "read", description = "What HQ holds, from its read model"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the bearer token the protected operations name.
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description =
+            Some("The token in `<data>/admin.token`; `fieldsync-server admin-token` replaces it.".into());
+        openapi.components.get_or_insert_default().add_security_scheme("admin_token", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The OpenAPI document of this API.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
 }
 
 #[cfg(test)]
@@ -25,8 +83,9 @@ mod tests {
     async fn health_answers_ok() {
         let dir = tempfile::TempDir::new().unwrap();
         let hq = crate::register::Hq::open(dir.path()).unwrap();
-        let api = api::ApiState::new(std::sync::Arc::new(std::sync::Mutex::new(hq)));
-        let response = router(api).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+        let (read, _) = crate::read::ReadModel::open(dir.path()).unwrap();
+        let state = api::ApiState::new(std::sync::Arc::new(std::sync::Mutex::new(hq)), std::sync::Arc::new(read));
+        let response = router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
         let value: Value = serde_json::from_slice(&body).unwrap();

@@ -9,7 +9,7 @@ mod replica;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use field_client::PhotoSide;
-pub(crate) use replica::HqReplica;
+pub(crate) use replica::{Durably, HqReplica};
 use sync_core::credential::SignedCredential;
 use sync_core::identity::DevicePublicKey;
 use sync_core::sync::replica::Local;

@@ -26,11 +26,20 @@ use sync_core::sync::batch::{Arrived, Checked};
 use sync_core::sync::message::{Receipt, ReceiptBody};
 use sync_core::sync::replica::{CatalogEntry, Durable, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
 use sync_core::sync::session;
-use sync_core::validate::Invalid;
+use sync_core::validate::{Invalid, Typed};
 
 /// HQ's store and receipt log, shared by its sessions.
 #[derive(Clone)]
-pub(crate) struct HqReplica(Arc<Mutex<Hq>>);
+pub(crate) struct HqReplica {
+    hq: Arc<Mutex<Hq>>,
+    durable: Durably,
+}
+
+/// Told of each write of synced changes once it is durable: its number (a
+/// later write of a document has a higher one), the document, and the
+/// document as typed records as that write left it (the validator's
+/// reading, so nothing is read again). The read model listens.
+pub(crate) type Durably = Arc<dyn Fn(u64, DocId, Typed, Vec<ChangeHash>) + Send + Sync>;
 
 struct Hq {
     store: Store,
@@ -39,17 +48,20 @@ struct Hq {
     /// The receipt log's last entry (seq, hash), kept in memory: receipts
     /// are signed before earlier ones are durable.
     tail: (i64, Vec<u8>),
+    /// Writes of synced changes so far.
+    writes: u64,
 }
 
 impl HqReplica {
-    /// Shares `store`, whose receipts `key` signs.
-    pub(crate) fn new(store: Store, key: DeviceKey) -> Result<Self, StoreError> {
+    /// Shares `store`, whose receipts `key` signs; `durable` hears of each
+    /// write of synced changes once it is durable.
+    pub(crate) fn new(store: Store, key: DeviceKey, durable: Durably) -> Result<Self, StoreError> {
         let tail = store.receipt_tail()?;
-        Ok(Self(Arc::new(Mutex::new(Hq { store, key, tail }))))
+        Ok(Self { hq: Arc::new(Mutex::new(Hq { store, key, tail, writes: 0 })), durable })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Hq) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut self.hq.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Like [`Self::with`], with `doc` in memory if it is stored: HQ holds
@@ -62,6 +74,16 @@ impl HqReplica {
             }
             f(&mut hq.store)
         })
+    }
+}
+
+impl HqReplica {
+    /// `doc` as typed records, as HQ holds it now: copied under the lock,
+    /// read outside it.
+    pub(crate) fn typed(&self, doc: &DocId) -> Option<(Typed, Vec<ChangeHash>)> {
+        let copy = self.with_doc(doc, |s| s.held_copy(doc))?;
+        let typed = sync_core::validate::document(doc, &copy).ok()?.typed;
+        Some((typed, copy.get_heads()))
     }
 }
 
@@ -148,13 +170,22 @@ impl Local for HqReplica {
             let mut synced = hq.store.synced(doc, changes, checked, evidence, batch, from)?;
             let (body, receipt) = hq.receipt(doc, synced.heads(), from);
             synced.add_receipt(body, receipt.clone());
-            Ok::<_, StoreError>((hq.store.queue(synced), receipt))
+            hq.writes += 1;
+            let typed = synced.take_typed();
+            let heads = synced.heads().to_vec();
+            Ok::<_, StoreError>((hq.store.queue(synced), receipt, hq.writes, typed, heads))
         });
         match queued {
-            Ok((written, receipt)) => Box::pin(async move {
-                written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
-                Ok(Some(receipt))
-            }),
+            Ok((written, receipt, seq, typed, heads)) => {
+                let (durable, doc) = (self.durable.clone(), doc.clone());
+                Box::pin(async move {
+                    written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
+                    if let Some(typed) = typed {
+                        durable(seq, doc, typed, heads);
+                    }
+                    Ok(Some(receipt))
+                })
+            }
             Err(StoreError::Rejected { reason, .. }) => Box::pin(std::future::ready(Err(Invalid(reason).into()))),
             Err(error) => Box::pin(std::future::ready(Err(failed(error)))),
         }
@@ -251,7 +282,10 @@ mod tests {
         let before = held.get_heads();
 
         let hq = DeviceKey::from_seed(seed).public();
-        let mut replica = HqReplica::new(store, DeviceKey::from_seed(seed)).unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let listener = heard.clone();
+        let durable: Durably = Arc::new(move |seq, doc, _, _| listener.lock().unwrap().push((seq, doc)));
+        let mut replica = HqReplica::new(store, DeviceKey::from_seed(seed), durable).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let mut receipt_for_nothing = || {
             let nothing = Arrived::Changes(Vec::new());
@@ -266,5 +300,7 @@ mod tests {
         assert_eq!(second.seq, first.seq + 1, "the log goes on");
         let heads = replica.catalog().into_iter().find(|e| e.id == dossier_id).unwrap().heads;
         assert_eq!(heads, before, "nothing stored");
+        // Each durable write is told, in order.
+        assert_eq!(*heard.lock().unwrap(), [(1, dossier_id.clone()), (2, dossier_id)]);
     }
 }

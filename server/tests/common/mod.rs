@@ -107,6 +107,8 @@ pub struct Server {
     child: Child,
     /// Its QUIC sync address.
     pub addr: SocketAddr,
+    /// Its HTTP address (health, admin and read API).
+    pub http: SocketAddr,
 }
 
 impl Server {
@@ -126,14 +128,18 @@ impl Server {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
+        let (mut addr, mut http) = (None, None);
+        while addr.is_none() || http.is_none() {
             let line = lines.next().expect("server exited").unwrap();
-            if let Some(addr) = line.strip_prefix("同步地址：") {
-                break addr.parse().unwrap();
+            if let Some(quic) = line.strip_prefix("同步地址：") {
+                addr = Some(quic.parse().unwrap());
             }
-        };
+            if let Some(rest) = line.strip_prefix("健康检查：http://") {
+                http = rest.strip_suffix("/health").map(|a| a.parse().unwrap());
+            }
+        }
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
+        Server { child, addr: addr.unwrap(), http: http.unwrap() }
     }
 
     /// Whether the process is still running.

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::ids::{DocId, DocTag, PhotoId};
-use crate::validate::{self, Invalid};
+use crate::validate::{self, Invalid, Typed};
 use crate::verify::ChangeInfo;
 
 /// A batch that does not decode (Chinese, for the peer and the log).
@@ -125,7 +125,7 @@ impl Arrived {
         }
         let validated = validate::document(id, &result)?;
         let tag = validated.tag.ok_or_else(|| Invalid("无法确定文档所属的检查活动".into()))?;
-        Ok(Checked { base, arrived: self.hashes(), result, tag, photos: validated.photos })
+        Ok(Checked { base, arrived: self.hashes(), result, tag, photos: validated.photos, typed: validated.typed })
     }
 
     /// Leaves out the changes `held` already. A document of which anything
@@ -161,6 +161,8 @@ pub struct Checked {
     pub tag: DocTag,
     /// The photos a dossier references.
     pub photos: Option<BTreeSet<PhotoId>>,
+    /// The document as typed records.
+    pub typed: Typed,
 }
 
 /// The whole of `doc` as a batch; an error for a document past

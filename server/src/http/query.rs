@@ -1,0 +1,278 @@
+//! What HQ holds, for people: campaigns, progress against the KPIs,
+//! hazards. Answered from the read model on the blocking pool, each query on
+//! its own read-only connection: never through the sync sessions' lock.
+//! Parameters are checked here; a bad one is a 400 that names it in Chinese.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use sync_core::codes::AccidentType;
+use sync_core::ids::{CreditCode, DocId};
+use sync_core::model::{HazardLevel, RectificationStatus};
+
+use super::api::{Admin, ApiError, ApiState, ErrorBody};
+use crate::read::query::{self, CampaignSummary, Cursor, HazardFilter, HazardPage, HazardView, Progress};
+
+/// A page holds at most this many hazards.
+const MAX_PAGE: u32 = 500;
+/// Text searched for is at most this many characters.
+const MAX_TEXT: usize = 100;
+
+/// The query routes.
+pub(crate) fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/campaigns", get(campaigns))
+        .route("/api/v1/campaigns/{id}/progress", get(progress))
+        .route("/api/v1/hazards", get(hazards))
+        .route("/api/v1/hazards/{id}", get(hazard))
+        .with_state(state)
+}
+
+/// Runs `f` on a read-only connection of the read model, on the blocking pool.
+async fn read<T: Send + 'static>(
+    state: &ApiState,
+    f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let read = state.read.clone();
+    tokio::task::spawn_blocking(move || f(&read.reader()?))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("read model query failed: {e}")))?
+        .map_err(ApiError::Internal)
+}
+
+/// Every campaign.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Campaigns {
+    campaigns: Vec<CampaignSummary>,
+}
+
+/// Lists the campaigns HQ holds.
+///
+/// The latest first, with how many enterprises and hazards HQ holds of each.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns",
+    tag = "read",
+    responses(
+        (status = 200, description = "The campaigns", body = Campaigns),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn campaigns(_: Admin, State(state): State<ApiState>) -> Result<Json<Campaigns>, ApiError> {
+    let campaigns = read(&state, query::campaigns).await?;
+    Ok(Json(Campaigns { campaigns }))
+}
+
+fn campaign_id(text: &str) -> Result<String, ApiError> {
+    text.parse::<DocId>()
+        .ok()
+        .filter(|id| id.kind() == sync_core::ids::DocKind::Campaign)
+        .map(|id| id.to_string())
+        .ok_or_else(|| ApiError::BadQuery(format!("检查活动编号无效：{}（应为 cmp- 开头）", shown(text))))
+}
+
+/// A value shown back in a message: at most 40 characters, control
+/// characters left out.
+fn shown(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
+/// A cut-off: `YYYY-MM-DD` (the end of that day, UTC) or RFC 3339.
+fn cut_off(text: &str) -> Result<String, ApiError> {
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        return Ok(format!("{date}T23:59:59.999Z"));
+    }
+    let at: jiff::Timestamp = text
+        .parse()
+        .map_err(|_| ApiError::BadQuery(format!("截止时间无效：{}（应为 YYYY-MM-DD 或 RFC 3339）", shown(text))))?;
+    Ok(sync_core::doc::rfc3339(at.as_millisecond()))
+}
+
+/// A campaign's enterprises against the KPIs.
+///
+/// Per enterprise: hazards found (target ≥ 50), recommended checklist items
+/// recorded (≥ 150) and the rectification rate (≥ 80%), as of a cut-off
+/// (`as_of`, default now), each with its definition.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{id}/progress",
+    tag = "read",
+    params(
+        ("id" = String, Path, description = "The campaign (cmp-…)"),
+        ("as_of" = Option<String>, Query, description = "Cut-off: YYYY-MM-DD (end of day, UTC) or RFC 3339; default now"),
+    ),
+    responses(
+        (status = 200, description = "Progress", body = Progress),
+        (status = 400, description = "Bad id or cut-off", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such campaign at HQ", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn progress(
+    _: Admin,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Progress>, ApiError> {
+    known_params(&params, &["as_of"])?;
+    let id = campaign_id(&id)?;
+    let as_of = match params.get("as_of") {
+        Some(text) => cut_off(text)?,
+        None => sync_core::doc::rfc3339(field_client::now_ms()),
+    };
+    let campaign = id.clone();
+    match read(&state, move |conn| query::progress(conn, &campaign, &as_of)).await? {
+        Some(progress) => Ok(Json(progress)),
+        None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
+    }
+}
+
+/// Refuses parameters the operation does not take (a misspelt filter
+/// would otherwise list everything).
+fn known_params(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => {
+            Err(ApiError::BadQuery(format!("不支持的查询参数：{}（可用：{}）", shown(unknown), known.join("、"))))
+        }
+        None => Ok(()),
+    }
+}
+
+fn date(name: &str, text: &str) -> Result<String, ApiError> {
+    text.parse::<jiff::civil::Date>()
+        .map(|d| d.to_string())
+        .map_err(|_| ApiError::BadQuery(format!("{name} 日期无效：{}（应为 YYYY-MM-DD）", shown(text))))
+}
+
+const HAZARD_PARAMS: &[&str] = &[
+    "campaign",
+    "enterprise",
+    "level",
+    "status",
+    "accident_type",
+    "inspector",
+    "from",
+    "to",
+    "q",
+    "include_deleted",
+    "limit",
+    "cursor",
+];
+
+/// The filter the query string asks for.
+fn hazard_filter(params: &HashMap<String, String>) -> Result<HazardFilter, ApiError> {
+    known_params(params, HAZARD_PARAMS)?;
+    let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let bad = |what: &str, text: &str| ApiError::BadQuery(format!("{what}无效：{}", shown(text)));
+    Ok(HazardFilter {
+        campaign: get("campaign").map(campaign_id).transpose()?,
+        enterprise: get("enterprise")
+            .map(|t| t.parse::<CreditCode>().map(|c| c.to_string()).map_err(|_| bad("统一社会信用代码", t)))
+            .transpose()?,
+        level: get("level")
+            .map(|t| HazardLevel::parse(t).ok_or_else(|| bad("隐患等级（general / major）", t)))
+            .transpose()?,
+        status: get("status").map(|t| RectificationStatus::parse(t).ok_or_else(|| bad("整改状态", t))).transpose()?,
+        accident_type: get("accident_type")
+            .map(|t| AccidentType::gb6441_1986(t).map(|a| a.code).map_err(|_| bad("事故类型代码（01–20）", t)))
+            .transpose()?,
+        inspector: get("inspector").map(|t| shown(t).trim().to_owned()),
+        from: get("from").map(|t| date("from", t)).transpose()?,
+        to: get("to").map(|t| date("to", t)).transpose()?,
+        text: get("q")
+            .map(|t| match t.chars().count() {
+                n if n > MAX_TEXT => Err(ApiError::BadQuery(format!("搜索文字过长（{n} 字，上限 {MAX_TEXT} 字）"))),
+                _ => Ok(t.to_owned()),
+            })
+            .transpose()?,
+        include_deleted: match get("include_deleted") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(bad("include_deleted（true / false）", other)),
+        },
+        limit: match get("limit") {
+            None => 50,
+            Some(t) => t
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| ApiError::BadQuery(format!("每页条数无效：{}（应为 1–{MAX_PAGE}）", shown(t))))?,
+        },
+        after: get("cursor")
+            .map(|t| Cursor::decode(t).ok_or_else(|| bad("翻页游标（请使用上一页返回的 next）", t)))
+            .transpose()?,
+    })
+}
+
+/// Lists hazards.
+///
+/// The latest found first, filtered, a page at a time (`limit`, default 50,
+/// at most 500; pass the previous page's `next` as `cursor`). Deleted
+/// hazards only with `include_deleted=true`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hazards",
+    tag = "read",
+    params(
+        ("campaign" = Option<String>, Query, description = "Campaign id (cmp-…)"),
+        ("enterprise" = Option<String>, Query, description = "统一社会信用代码"),
+        ("level" = Option<String>, Query, description = "general / major (or 一般 / 重大)"),
+        ("status" = Option<String>, Query, description = "Rectification status, e.g. open, closed"),
+        ("accident_type" = Option<String>, Query, description = "GB 6441-1986 code, 01–20"),
+        ("inspector" = Option<String>, Query, description = "Inspector's name, exactly"),
+        ("from" = Option<String>, Query, description = "Found on or after (YYYY-MM-DD, UTC)"),
+        ("to" = Option<String>, Query, description = "Found on or before (YYYY-MM-DD, UTC)"),
+        ("q" = Option<String>, Query, description = "Words in the title, description or location (≤ 100 characters)"),
+        ("include_deleted" = Option<bool>, Query, description = "Also deleted hazards"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next`"),
+    ),
+    responses(
+        (status = 200, description = "A page of hazards", body = HazardPage),
+        (status = 400, description = "A bad parameter, named in the message", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn hazards(
+    _: Admin,
+    State(state): State<ApiState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<HazardPage>, ApiError> {
+    let filter = hazard_filter(&params)?;
+    Ok(Json(read(&state, move |conn| query::hazards(conn, &filter)).await?))
+}
+
+/// One hazard.
+///
+/// As HQ holds it, merged from every device, with its photos.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hazards/{id}",
+    tag = "read",
+    params(("id" = String, Path, description = "The hazard's id (26-character ULID)")),
+    responses(
+        (status = 200, description = "The hazard", body = HazardView),
+        (status = 400, description = "Not a hazard id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such hazard at HQ", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn hazard(
+    _: Admin,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<HazardView>, ApiError> {
+    let id: sync_core::ids::EntityId =
+        id.parse().map_err(|_| ApiError::BadQuery(format!("隐患编号无效：{}（应为 26 位）", shown(&id))))?;
+    let key = id.to_string();
+    match read(&state, move |conn| query::hazard(conn, &key)).await? {
+        Some(hazard) => Ok(Json(hazard)),
+        None => Err(ApiError::NotFound(format!("总部没有隐患 {id}"))),
+    }
+}

@@ -1,0 +1,324 @@
+//! HQ's read model: SQLite tables projected from the merged documents
+//! (`<data>/read.db`), where people's questions are answered (the query
+//! API; later the console and the deck) without touching the sync path.
+//!
+//! - Updated off the sync path: HQ's replica hands over each document as
+//!   typed records (the validator's reading of it, so nothing is read
+//!   again) once its write is durable ([`ReadModel::durable`]); one
+//!   projector thread, at the lowest priority, owns the write connection and
+//!   applies the newest version of each document that waits, all in one
+//!   transaction. In the end-of-day burst the sessions get the cores first:
+//!   past [`MAX_WAITING`] documents waiting, only their ids wait, and the
+//!   projector reads those documents again when it gets to them.
+//! - Queries ([`query`]) open their own read-only connection (WAL) and
+//!   never take the sync sessions' lock.
+//! - Rebuildable: [`ReadModel::rebuild`] projects every stored document
+//!   again (`fieldsync-server reindex`, and at start when the file is new or
+//!   of another layout). Each document's projected heads are kept beside
+//!   its rows, so at start [`ReadModel::catch_up`] projects again what a
+//!   stop or crash left behind.
+
+mod project;
+pub(crate) mod query;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension};
+use sync_core::automerge::ChangeHash;
+use sync_core::ids::{DocId, DocKind};
+use sync_core::sync::replica::Replica as _;
+use sync_core::validate::{self, Typed};
+
+/// The layout of the tables; another value rebuilds them.
+const VERSION: i64 = 1;
+
+/// At most this many documents wait with their records; further ones wait
+/// as ids (a dossier of 50 findings is about 100 KB as records).
+const MAX_WAITING: usize = 16;
+
+/// Reads a document HQ holds as typed records, with its heads (for one that
+/// waited as an id).
+pub(crate) type Fetch = Box<dyn Fn(&DocId) -> Option<(Typed, Vec<ChangeHash>)> + Send + Sync>;
+
+/// A document to project: as typed records, at these heads.
+type Version = (Typed, Vec<ChangeHash>);
+
+const SCHEMA: &str = "
+CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
+    start_date TEXT NOT NULL, end_date TEXT NOT NULL);
+CREATE TABLE enterprises (
+    campaign_id TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, domain TEXT NOT NULL,
+    project TEXT NOT NULL, address TEXT NOT NULL, dossier_id TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, code));
+CREATE TABLE hazards (
+    id TEXT NOT NULL, dossier_id TEXT NOT NULL, campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL,
+    title TEXT NOT NULL, description TEXT NOT NULL, hazard_kind TEXT NOT NULL, accident_type TEXT NOT NULL,
+    level TEXT NOT NULL, criterion TEXT, location TEXT NOT NULL, lat REAL, lon REAL, crs TEXT,
+    legal_basis TEXT NOT NULL, inspector TEXT NOT NULL, found_at TEXT NOT NULL, checklist_item TEXT,
+    deleted INTEGER NOT NULL, status TEXT NOT NULL, mode TEXT, deadline TEXT, owner TEXT NOT NULL,
+    measures TEXT NOT NULL, rectified_by TEXT, rectified_at TEXT, verifier TEXT, verified_at TEXT,
+    photos TEXT NOT NULL, photos_after TEXT NOT NULL,
+    PRIMARY KEY (dossier_id, id));
+CREATE INDEX hazards_by_campaign ON hazards (campaign_id, found_at, dossier_id, id);
+CREATE TABLE projected (doc_id TEXT PRIMARY KEY, heads BLOB NOT NULL);
+";
+
+/// HQ's read model: the projector and where its file is.
+pub(crate) struct ReadModel {
+    path: PathBuf,
+    queue: Arc<Queue>,
+    projector: Option<JoinHandle<()>>,
+}
+
+/// Documents waiting to be projected: the newest copy of each.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Waiting>,
+    wake: Condvar,
+    fetch: std::sync::OnceLock<Fetch>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    /// By document: the write's number (a later write has a higher one)
+    /// and the document as that write left it, or `None`: read it again.
+    docs: HashMap<DocId, (u64, Option<Version>)>,
+    /// How many of `docs` hold their records.
+    held: usize,
+    stop: bool,
+}
+
+impl ReadModel {
+    /// Opens `<data>/read.db` and starts its projector. Returns whether the
+    /// tables are new (created, or of another layout and made again): then
+    /// they must be [rebuilt](Self::rebuild) from the store.
+    pub(crate) fn open(data: &Path) -> Result<(Self, bool)> {
+        let path = data.join("read.db");
+        let mut conn = Connection::open(&path).with_context(|| format!("无法打开读模型 {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Rebuildable from the store: a commit lost to a crash is made
+        // again by the next write of that document, or by `reindex`.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The projector writes; readers have their own caches.
+        conn.pragma_update(None, "cache_size", -512)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let fresh = version != VERSION;
+        if fresh {
+            let tx = conn.transaction()?;
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS hazards; DROP TABLE IF EXISTS enterprises; DROP TABLE IF EXISTS campaigns;
+                 DROP TABLE IF EXISTS projected;",
+            )?;
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", VERSION)?;
+            tx.commit()?;
+        }
+        let queue = Arc::new(Queue::default());
+        let worker = queue.clone();
+        let projector = std::thread::Builder::new()
+            .name("read-model".into())
+            .spawn(move || project_while_running(conn, &worker))
+            .context("无法启动读模型线程")?;
+        Ok((Self { path, queue, projector: Some(projector) }, fresh))
+    }
+
+    /// Reads documents that waited as ids: set once HQ's replica exists.
+    pub(crate) fn set_fetch(&self, fetch: Fetch) {
+        let _ = self.queue.fetch.set(fetch);
+    }
+
+    /// Takes document `id` as write number `seq` left it, once that write
+    /// is durable; the projector applies the newest of each document.
+    pub(crate) fn durable(&self, seq: u64, id: DocId, doc: Typed, heads: Vec<ChangeHash>) {
+        if !matches!(doc, Typed::Campaign(_) | Typed::Dossier(_)) {
+            return;
+        }
+        let mut waiting = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiting.add(seq, id, (doc, heads)) {
+            self.queue.wake.notify_one();
+        }
+    }
+
+    /// Projects every campaign and dossier `store` holds again, in one
+    /// transaction, replacing the tables' rows. Returns how many documents.
+    pub(crate) fn rebuild(&self, store: &mut field_client::Store) -> Result<usize> {
+        self.project_stored(store, true)
+    }
+
+    /// Projects again the documents whose heads differ from those projected
+    /// (a stop or crash may have left some behind). Returns how many.
+    pub(crate) fn catch_up(&self, store: &mut field_client::Store) -> Result<usize> {
+        self.project_stored(store, false)
+    }
+
+    fn project_stored(&self, store: &mut field_client::Store, all: bool) -> Result<usize> {
+        let mut conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let tx = conn.transaction()?;
+        if all {
+            tx.execute_batch(
+                "DELETE FROM hazards; DELETE FROM enterprises; DELETE FROM campaigns; DELETE FROM projected;",
+            )?;
+        }
+        let mut count = 0;
+        for entry in store.catalog() {
+            if !matches!(entry.id.kind(), DocKind::Campaign | DocKind::EnterpriseDossier) {
+                continue;
+            }
+            let projected: Option<Vec<u8>> = tx
+                .query_row("SELECT heads FROM projected WHERE doc_id = ?1", [entry.id.as_str()], |r| r.get(0))
+                .optional()?;
+            if projected.as_deref() == Some(heads_bytes(&entry.heads).as_slice()) {
+                continue;
+            }
+            let doc = store.document(&entry.id)?;
+            let typed = validate::document(&entry.id, doc).with_context(|| format!("文档 {}", entry.id))?.typed;
+            project::document(&tx, &typed)?;
+            project::heads(&tx, &entry.id, &heads_bytes(&doc.get_heads()))?;
+            count += 1;
+        }
+        tx.commit()?;
+        Ok(count)
+    }
+
+    /// A read-only connection for one query.
+    pub(crate) fn reader(&self) -> Result<Connection> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+}
+
+impl Drop for ReadModel {
+    fn drop(&mut self) {
+        self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
+        self.queue.wake.notify_one();
+        if let Some(projector) = self.projector.take() {
+            let _ = projector.join();
+        }
+    }
+}
+
+impl Waiting {
+    /// Adds write `seq` of `id`, unless a later one waits already; past
+    /// [`MAX_WAITING`] documents with records, only the id waits. Returns
+    /// whether it was added.
+    fn add(&mut self, seq: u64, id: DocId, version: Version) -> bool {
+        let held_before = match self.docs.get(&id) {
+            Some((newer, _)) if *newer > seq => return false,
+            Some((_, held)) => held.is_some(),
+            None => false,
+        };
+        let keep = held_before || self.held < MAX_WAITING;
+        self.held = self.held + usize::from(keep) - usize::from(held_before);
+        self.docs.insert(id, (seq, keep.then_some(version)));
+        true
+    }
+}
+
+/// Projects `docs` in one transaction; a document that does not project
+/// (logged) leaves its rows as they were and the others go in.
+fn apply(conn: &mut Connection, docs: HashMap<DocId, (u64, Option<Version>)>, fetch: Option<&Fetch>) -> Result<()> {
+    let mut tx = conn.transaction()?;
+    for (id, (_, doc)) in docs {
+        let Some((doc, heads)) = doc.or_else(|| fetch.and_then(|fetch| fetch(&id))) else {
+            tracing::error!(%id, "document to project could not be read");
+            continue;
+        };
+        let savepoint = tx.savepoint()?;
+        let projected =
+            project::document(&savepoint, &doc).and_then(|()| project::heads(&savepoint, &id, &heads_bytes(&heads)));
+        match projected {
+            Ok(()) => savepoint.commit()?,
+            Err(error) => tracing::error!(%id, error = format!("{error:#}"), "document not projected"),
+        }
+    }
+    Ok(tx.commit()?)
+}
+
+fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    sorted.iter().flat_map(|h| h.0).collect()
+}
+
+/// The projector thread: waits for documents, applies all that wait in one
+/// transaction, until stopped (what waits then is applied first). It runs
+/// at the lowest priority: in the end-of-day burst the cores go to the
+/// sessions first, and the read model catches up as they end.
+fn project_while_running(mut conn: Connection, queue: &Queue) {
+    // Linux's nice value is per thread: this one only.
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(None, 19) {
+        tracing::warn!(%error, "read model thread keeps normal priority");
+    }
+    loop {
+        let (docs, stop) = {
+            let mut waiting = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+            while waiting.docs.is_empty() && !waiting.stop {
+                waiting = queue.wake.wait(waiting).unwrap_or_else(PoisonError::into_inner);
+            }
+            waiting.held = 0;
+            (std::mem::take(&mut waiting.docs), waiting.stop)
+        };
+        if !docs.is_empty()
+            && let Err(error) = apply(&mut conn, docs, queue.fetch.get())
+        {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "read model not updated; `fieldsync-server reindex` rebuilds it"
+            );
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_core::model::{Campaign, CampaignKind};
+
+    fn campaign(n: u8) -> (DocId, Version) {
+        let id = DocId::new_campaign([n; 16]);
+        let typed = Typed::Campaign(Campaign {
+            kind: "campaign".into(),
+            schema_version: 1,
+            id: id.clone(),
+            name: format!("活动{n}"),
+            campaign_kind: CampaignKind::ConstructionJointInspection,
+            start_date: "2026-11-24".into(),
+            end_date: "2026-11-25".into(),
+            briefing_deadline: String::new(),
+            team: Default::default(),
+            enterprises: Default::default(),
+            schedule: Default::default(),
+            checklists: Default::default(),
+        });
+        (id, (typed, Vec::new()))
+    }
+
+    #[test]
+    fn the_newest_write_waits_and_past_the_bound_only_ids_do() {
+        let mut waiting = Waiting::default();
+        let (first, version) = campaign(0);
+        assert!(waiting.add(2, first.clone(), version.clone()));
+        assert!(!waiting.add(1, first.clone(), version.clone()), "an older write never replaces a newer one");
+        assert!(waiting.add(3, first.clone(), version));
+        for n in 1..=(MAX_WAITING as u8 + 5) {
+            let (id, version) = campaign(n);
+            assert!(waiting.add(u64::from(n) + 10, id, version));
+        }
+        assert_eq!(waiting.held, MAX_WAITING);
+        let with_records = waiting.docs.values().filter(|(_, v)| v.is_some()).count();
+        assert_eq!((waiting.docs.len(), with_records), (MAX_WAITING + 6, MAX_WAITING));
+        assert_eq!(waiting.docs[&first].0, 3);
+    }
+}

@@ -1,0 +1,101 @@
+//! One document's rows in the read model: a campaign's row and its
+//! enterprises, or a dossier's hazards. Projecting replaces every row the
+//! document had, so applying the newest version of a document is enough.
+
+use anyhow::Result;
+use rusqlite::{Connection, params};
+use sync_core::ids::DocId;
+use sync_core::model::{Campaign, Dossier};
+use sync_core::validate::Typed;
+
+/// Replaces the rows of `doc` with its current ones. Briefings and
+/// checklists have none.
+pub(super) fn document(conn: &Connection, doc: &Typed) -> Result<()> {
+    match doc {
+        Typed::Campaign(campaign) => campaign_rows(conn, campaign),
+        Typed::Dossier(dossier) => dossier_rows(conn, dossier),
+        Typed::Briefing(_) | Typed::Checklist(_) => Ok(()),
+    }
+}
+
+/// Records that document `id` is projected as of `heads`.
+pub(super) fn heads(conn: &Connection, id: &DocId, heads: &[u8]) -> Result<()> {
+    conn.execute("INSERT OR REPLACE INTO projected (doc_id, heads) VALUES (?1, ?2)", params![id.as_str(), heads])?;
+    Ok(())
+}
+
+fn campaign_rows(conn: &Connection, c: &Campaign) -> Result<()> {
+    let id = c.id.to_string();
+    conn.execute(
+        "INSERT INTO campaigns (id, name, kind, start_date, end_date) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET name = ?2, kind = ?3, start_date = ?4, end_date = ?5",
+        params![id, c.name, c.campaign_kind.as_str(), c.start_date, c.end_date],
+    )?;
+    conn.execute("DELETE FROM enterprises WHERE campaign_id = ?1", [&id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO enterprises (campaign_id, code, name, domain, project, address, dossier_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in c.enterprises.values() {
+        insert.execute(params![
+            id,
+            e.unified_social_credit_code.as_str(),
+            e.name,
+            e.domain.as_str(),
+            e.project,
+            e.address,
+            e.dossier_id.as_str()
+        ])?;
+    }
+    Ok(())
+}
+
+fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
+    let dossier_id = d.id.to_string();
+    conn.execute("DELETE FROM hazards WHERE dossier_id = ?1", [&dossier_id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO hazards (id, dossier_id, campaign_id, enterprise_code, title, description, hazard_kind,
+             accident_type, level, criterion, location, lat, lon, crs, legal_basis, inspector, found_at,
+             checklist_item, deleted, status, mode, deadline, owner, measures, rectified_by, rectified_at,
+             verifier, verified_at, photos, photos_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+    )?;
+    for (hazard_id, h) in &d.hazards {
+        let r = &h.rectification;
+        let gps = h.location.gps.as_ref();
+        insert.execute(params![
+            hazard_id,
+            dossier_id,
+            d.campaign_id.as_str(),
+            d.enterprise,
+            h.title,
+            h.description,
+            h.hazard_kind.as_str(),
+            h.accident_type.code,
+            h.level.as_str(),
+            h.major_hazard_criterion,
+            h.location.text,
+            gps.map(|g| g.lat),
+            gps.map(|g| g.lon),
+            gps.map(|g| g.crs.as_str()),
+            h.legal_basis,
+            h.inspector,
+            h.found_at,
+            h.checklist_item,
+            h.deleted,
+            r.status.as_str(),
+            r.mode.map(|m| m.as_str()),
+            r.deadline,
+            r.owner,
+            r.measures,
+            r.rectified_by,
+            r.rectified_at,
+            r.verifier,
+            r.verified_at,
+            serde_json::to_string(&h.photos)?,
+            serde_json::to_string(&r.photos_after)?,
+        ])?;
+    }
+    Ok(())
+}

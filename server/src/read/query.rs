@@ -1,0 +1,387 @@
+//! The questions the read model answers. Each runs on a read-only
+//! connection of its own ([`super::ReadModel::reader`]); parameters arrive
+//! checked (`http::query` parses them) and are bound, never spliced.
+
+use anyhow::Result;
+use base64::Engine as _;
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
+use serde::Serialize;
+use sync_core::codes::{AccidentType, CodeSystem};
+use sync_core::model::{HazardKind, HazardLevel, RectificationMode, RectificationStatus};
+use utoipa::ToSchema;
+
+/// The KPI targets of the source project, per enterprise (DOMAIN.md).
+pub(crate) const HAZARDS_TARGET: i64 = 50;
+/// Recommended hazards (checklist items) recorded, per enterprise.
+pub(crate) const RECOMMENDED_TARGET: i64 = 150;
+/// Rectification rate.
+pub(crate) const RECTIFICATION_TARGET: f64 = 0.8;
+
+/// A campaign, with how much HQ holds of it.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct CampaignSummary {
+    /// `cmp-…`.
+    id: String,
+    name: String,
+    /// `construction_joint_inspection`, `mine_survey`, …
+    kind: String,
+    start_date: String,
+    end_date: String,
+    /// Enterprises in the campaign.
+    enterprises: i64,
+    /// Hazards recorded (deleted ones left out).
+    hazards: i64,
+}
+
+/// Every campaign HQ holds, the latest first.
+pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<CampaignSummary>> {
+    let mut statement = conn.prepare(
+        "SELECT c.id, c.name, c.kind, c.start_date, c.end_date,
+                (SELECT COUNT(*) FROM enterprises e WHERE e.campaign_id = c.id),
+                (SELECT COUNT(*) FROM hazards h WHERE h.campaign_id = c.id AND NOT h.deleted)
+         FROM campaigns c ORDER BY c.start_date DESC, c.id",
+    )?;
+    let rows = statement.query_map([], |r| {
+        Ok(CampaignSummary {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            kind: r.get(2)?,
+            start_date: r.get(3)?,
+            end_date: r.get(4)?,
+            enterprises: r.get(5)?,
+            hazards: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How each KPI is counted, returned beside the numbers.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct Definitions {
+    hazards_found: String,
+    recommended_recorded: String,
+    rectification_rate: String,
+}
+
+/// One enterprise against the KPIs, as of a cut-off.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct EnterpriseProgress {
+    /// 统一社会信用代码.
+    code: String,
+    name: String,
+    hazards_found: i64,
+    hazards_target: i64,
+    recommended_recorded: i64,
+    recommended_target: i64,
+    /// Hazards closed (销号) by the cut-off.
+    closed: i64,
+    /// `closed / hazards_found`; absent when nothing was found.
+    rectification_rate: Option<f64>,
+    rectification_target: f64,
+}
+
+/// A campaign's enterprises against the KPIs.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct Progress {
+    campaign: String,
+    /// The cut-off (RFC 3339, UTC): what was found and closed by then counts.
+    as_of: String,
+    definitions: Definitions,
+    enterprises: Vec<EnterpriseProgress>,
+}
+
+/// `campaign`'s progress as of `as_of` (RFC 3339, UTC); `None` if HQ holds
+/// no such campaign.
+pub(crate) fn progress(conn: &Connection, campaign: &str, as_of: &str) -> Result<Option<Progress>> {
+    let known: Option<String> =
+        conn.query_row("SELECT id FROM campaigns WHERE id = ?1", [campaign], |r| r.get(0)).optional()?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let mut statement = conn.prepare(
+        "SELECT e.code, e.name,
+                COUNT(h.id),
+                COUNT(DISTINCT h.checklist_item),
+                COALESCE(SUM(h.status = 'closed' AND h.verified_at IS NOT NULL AND h.verified_at <= ?2), 0)
+         FROM enterprises e
+         LEFT JOIN hazards h ON h.campaign_id = e.campaign_id AND h.enterprise_code = e.code
+                             AND NOT h.deleted AND h.found_at <= ?2
+         WHERE e.campaign_id = ?1
+         GROUP BY e.code, e.name ORDER BY e.name, e.code",
+    )?;
+    let rows = statement.query_map([campaign, as_of], |r| {
+        let found: i64 = r.get(2)?;
+        let closed: i64 = r.get(4)?;
+        Ok(EnterpriseProgress {
+            code: r.get(0)?,
+            name: r.get(1)?,
+            hazards_found: found,
+            hazards_target: HAZARDS_TARGET,
+            recommended_recorded: r.get(3)?,
+            recommended_target: RECOMMENDED_TARGET,
+            closed,
+            rectification_rate: (found > 0).then(|| closed as f64 / found as f64),
+            rectification_target: RECTIFICATION_TARGET,
+        })
+    })?;
+    let definitions = Definitions {
+        hazards_found: format!("截至 {as_of} 发现并记录、未删除的隐患条数（目标每家企业不少于 {HAZARDS_TARGET} 条）"),
+        recommended_recorded: format!(
+            "截至 {as_of} 从推荐隐患清单带入、未删除的隐患所涉及的不同清单条目数（目标不少于 {RECOMMENDED_TARGET} 条）"
+        ),
+        rectification_rate: format!(
+            "分子：截至 {as_of} 已销号（复查通过且复查时间不晚于截止时间）的隐患条数；分母：截至 {as_of} 发现并记录、未删除的隐患条数（目标不低于 {}%）",
+            RECTIFICATION_TARGET * 100.0
+        ),
+    };
+    Ok(Some(Progress {
+        campaign: campaign.to_owned(),
+        as_of: as_of.to_owned(),
+        definitions,
+        enterprises: rows.collect::<Result<_, _>>()?,
+    }))
+}
+
+/// What to list: every field optional, already checked.
+#[derive(Debug, Default)]
+pub(crate) struct HazardFilter {
+    pub(crate) campaign: Option<String>,
+    pub(crate) enterprise: Option<String>,
+    pub(crate) level: Option<HazardLevel>,
+    pub(crate) status: Option<RectificationStatus>,
+    pub(crate) accident_type: Option<String>,
+    pub(crate) inspector: Option<String>,
+    /// Found on or after this date (YYYY-MM-DD).
+    pub(crate) from: Option<String>,
+    /// Found on or before this date (YYYY-MM-DD).
+    pub(crate) to: Option<String>,
+    /// Words in the title, description or location.
+    pub(crate) text: Option<String>,
+    pub(crate) include_deleted: bool,
+    /// At most this many (1–500).
+    pub(crate) limit: u32,
+    /// After this cursor (from the previous page's `next`).
+    pub(crate) after: Option<Cursor>,
+}
+
+/// Where a page ends: the last hazard's sort key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    found_at: String,
+    dossier: String,
+    id: String,
+}
+
+impl Cursor {
+    /// The cursor as the API hands it out.
+    fn encode(&self) -> String {
+        let text = format!("{}\n{}\n{}", self.found_at, self.dossier, self.id);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// A cursor from the API; `None` if it is not one this server made.
+    pub(crate) fn decode(text: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.split('\n');
+        let cursor = Cursor {
+            found_at: parts.next()?.to_owned(),
+            dossier: parts.next()?.to_owned(),
+            id: parts.next()?.to_owned(),
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+/// A photo a hazard references.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct PhotoRef {
+    /// SHA-256 of the photo, its name at HQ.
+    sha256: String,
+    /// The file name on the device that took it.
+    file_name: String,
+}
+
+/// A GPS point.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct Gps {
+    lat: f64,
+    lon: f64,
+    /// `wgs84` or `gcj02`.
+    crs: String,
+}
+
+/// One hazard as HQ holds it (merged from every device).
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct HazardView {
+    /// The hazard's id (a ULID).
+    id: String,
+    dossier_id: String,
+    campaign_id: String,
+    /// 统一社会信用代码.
+    enterprise_code: String,
+    enterprise_name: Option<String>,
+    title: String,
+    description: String,
+    /// `unsafe_condition`, …; `hazard_kind_label` in Chinese.
+    hazard_kind: String,
+    hazard_kind_label: String,
+    /// GB 6441-1986 code; `accident_type_name` in Chinese.
+    accident_type: String,
+    accident_type_name: String,
+    /// `general` or `major`; `level_label` in Chinese.
+    level: String,
+    level_label: String,
+    criterion: Option<String>,
+    location: String,
+    gps: Option<Gps>,
+    legal_basis: String,
+    inspector: String,
+    /// RFC 3339, UTC.
+    found_at: String,
+    checklist_item: Option<String>,
+    deleted: bool,
+    /// `open`, …, `closed`; `status_label` in Chinese.
+    status: String,
+    status_label: String,
+    mode: Option<String>,
+    deadline: Option<String>,
+    owner: String,
+    measures: String,
+    rectified_by: Option<String>,
+    rectified_at: Option<String>,
+    verifier: Option<String>,
+    verified_at: Option<String>,
+    photos: Vec<PhotoRef>,
+    photos_after: Vec<PhotoRef>,
+}
+
+/// A page of hazards.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct HazardPage {
+    hazards: Vec<HazardView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next: Option<String>,
+}
+
+const HAZARD_COLUMNS: &str = "h.id, h.dossier_id, h.campaign_id, h.enterprise_code, e.name, h.title, h.description,
+    h.hazard_kind, h.accident_type, h.level, h.criterion, h.location, h.lat, h.lon, h.crs, h.legal_basis,
+    h.inspector, h.found_at, h.checklist_item, h.deleted, h.status, h.mode, h.deadline, h.owner, h.measures,
+    h.rectified_by, h.rectified_at, h.verifier, h.verified_at, h.photos, h.photos_after";
+
+fn photos(json: &str) -> Vec<PhotoRef> {
+    serde_json::from_str::<std::collections::BTreeMap<String, String>>(json)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(sha256, file_name)| PhotoRef { sha256, file_name })
+        .collect()
+}
+
+fn hazard_view(r: &Row<'_>) -> rusqlite::Result<HazardView> {
+    let kind: String = r.get(7)?;
+    let accident: String = r.get(8)?;
+    let level: String = r.get(9)?;
+    let status: String = r.get(20)?;
+    let (lat, lon, crs): (Option<f64>, Option<f64>, Option<String>) = (r.get(12)?, r.get(13)?, r.get(14)?);
+    let accident_type_name =
+        AccidentType { code_system: CodeSystem::Gb6441_1986, code: accident.clone() }.name().to_owned();
+    Ok(HazardView {
+        id: r.get(0)?,
+        dossier_id: r.get(1)?,
+        campaign_id: r.get(2)?,
+        enterprise_code: r.get(3)?,
+        enterprise_name: r.get(4)?,
+        title: r.get(5)?,
+        description: r.get(6)?,
+        hazard_kind_label: HazardKind::parse(&kind).map_or(String::new(), |k| k.label().to_owned()),
+        hazard_kind: kind,
+        accident_type: accident,
+        accident_type_name,
+        level_label: HazardLevel::parse(&level).map_or(String::new(), |l| l.label().to_owned()),
+        level,
+        criterion: r.get(10)?,
+        location: r.get(11)?,
+        gps: match (lat, lon, crs) {
+            (Some(lat), Some(lon), Some(crs)) => Some(Gps { lat, lon, crs }),
+            _ => None,
+        },
+        legal_basis: r.get(15)?,
+        inspector: r.get(16)?,
+        found_at: r.get(17)?,
+        checklist_item: r.get(18)?,
+        deleted: r.get(19)?,
+        status_label: RectificationStatus::parse(&status).map_or(String::new(), |s| s.label().to_owned()),
+        status,
+        mode: r.get::<_, Option<String>>(21)?.filter(|m| RectificationMode::parse(m).is_some()),
+        deadline: r.get(22)?,
+        owner: r.get(23)?,
+        measures: r.get(24)?,
+        rectified_by: r.get(25)?,
+        rectified_at: r.get(26)?,
+        verifier: r.get(27)?,
+        verified_at: r.get(28)?,
+        photos: photos(&r.get::<_, String>(29)?),
+        photos_after: photos(&r.get::<_, String>(30)?),
+    })
+}
+
+/// Hazards matching `filter`, the latest found first, a page at a time.
+pub(crate) fn hazards(conn: &Connection, filter: &HazardFilter) -> Result<HazardPage> {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut add = |clause: &'static str, value: Option<String>| {
+        if let Some(value) = value {
+            clauses.push(clause);
+            values.push(Value::Text(value));
+        }
+    };
+    add("h.campaign_id = ?", filter.campaign.clone());
+    add("h.enterprise_code = ?", filter.enterprise.clone());
+    add("h.level = ?", filter.level.map(|l| l.as_str().to_owned()));
+    add("h.status = ?", filter.status.map(|s| s.as_str().to_owned()));
+    add("h.accident_type = ?", filter.accident_type.clone());
+    add("h.inspector = ?", filter.inspector.clone());
+    add("h.found_at >= ?", filter.from.clone());
+    // A date's whole day: up to the next day's start.
+    add("h.found_at < ? || 'T99'", filter.to.clone());
+    if let Some(text) = &filter.text {
+        let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = Value::Text(format!("%{escaped}%"));
+        clauses
+            .push("(h.title LIKE ? ESCAPE '\\' OR h.description LIKE ? ESCAPE '\\' OR h.location LIKE ? ESCAPE '\\')");
+        values.extend([pattern.clone(), pattern.clone(), pattern]);
+    }
+    if !filter.include_deleted {
+        clauses.push("NOT h.deleted");
+    }
+    if let Some(after) = &filter.after {
+        clauses.push("(h.found_at, h.dossier_id, h.id) < (?, ?, ?)");
+        values.extend([&after.found_at, &after.dossier, &after.id].map(|v| Value::Text(v.clone())));
+    }
+    let sql = format!(
+        "SELECT {HAZARD_COLUMNS} FROM hazards h
+         LEFT JOIN enterprises e ON e.campaign_id = h.campaign_id AND e.code = h.enterprise_code
+         {} ORDER BY h.found_at DESC, h.dossier_id DESC, h.id DESC LIMIT {}",
+        if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) },
+        u64::from(filter.limit) + 1
+    );
+    let mut statement = conn.prepare(&sql)?;
+    let mut hazards = statement.query_map(params_from_iter(values), hazard_view)?.collect::<Result<Vec<_>, _>>()?;
+    let next = (hazards.len() > filter.limit as usize).then(|| {
+        hazards.truncate(filter.limit as usize);
+        hazards
+            .last()
+            .map(|h| Cursor { found_at: h.found_at.clone(), dossier: h.dossier_id.clone(), id: h.id.clone() }.encode())
+    });
+    Ok(HazardPage { hazards, next: next.flatten() })
+}
+
+/// One hazard by its id.
+pub(crate) fn hazard(conn: &Connection, id: &str) -> Result<Option<HazardView>> {
+    let sql = format!(
+        "SELECT {HAZARD_COLUMNS} FROM hazards h
+         LEFT JOIN enterprises e ON e.campaign_id = h.campaign_id AND e.code = h.enterprise_code
+         WHERE h.id = ?1 ORDER BY h.dossier_id LIMIT 1"
+    );
+    Ok(conn.query_row(&sql, [id], hazard_view).optional()?)
+}

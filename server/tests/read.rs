@@ -1,0 +1,244 @@
+//! HQ's read model and read API across real processes: a device records
+//! hazards and syncs with the server binary over QUIC; an analyst reads them
+//! over HTTP within a second of the device holding HQ's receipt, filters and
+//! pages through them, and gets a Chinese 400 for every bad parameter.
+//! `fieldsync-server reindex` rebuilds the same tables the sync path wrote.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{Request, StatusCode, header};
+use common::{CODE, Server, enroll_as, hazard, joint_campaign, server_command};
+use field_client::{Store, new_entity_id};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use sync_core::doc::dossier;
+use sync_core::model::HazardLevel;
+
+struct Http {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    base: String,
+    token: String,
+}
+
+impl Http {
+    fn new(server: &Server, data: &Path) -> Self {
+        let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
+        Http {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://{}", server.http),
+            token,
+        }
+    }
+
+    async fn get_as(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = self.client.request(request.body(Empty::new()).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.get_as(path, Some(&self.token)).await
+    }
+
+    /// The ids of a hazard list.
+    async fn ids(&self, path: &str) -> Vec<String> {
+        let (status, page) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        page["hazards"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+fn is_chinese(message: &Value) -> bool {
+    message.as_str().is_some_and(|m| m.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)))
+}
+
+/// Every row of the read model's tables, in a stable order.
+fn tables(data: &Path) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
+    let mut out = Vec::new();
+    for table in ["campaigns", "enterprises", "hazards", "projected"] {
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).unwrap();
+        let columns = statement.column_count();
+        let rows = statement
+            .query_map([], |r| {
+                (0..columns)
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_tables() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let http = Http::new(&server, &data);
+    let mut tablet = Store::init(&dir.path().join("tablet"), "张三").unwrap();
+    enroll_as(&data, &tablet, "inspector", &server.addr.to_string());
+    let campaign = joint_campaign(&mut tablet);
+    let dossier_id = tablet.open_dossier(&campaign, CODE).unwrap();
+    let criterion = sync_core::codes::criteria()[0].id.clone();
+    let records = [
+        ("脚手架连墙件缺失%", HazardLevel::General, None, "2026-11-24T01:00:00Z"),
+        ("临边无防护", HazardLevel::Major, Some(criterion), "2026-11-24T02:00:00Z"),
+        ("配电箱无门锁", HazardLevel::General, None, "2026-11-25T03:00:00Z"),
+    ];
+    let mut ids = Vec::new();
+    for (title, level, criterion, found_at) in records {
+        let h = sync_core::model::Hazard {
+            level,
+            major_hazard_criterion: criterion,
+            found_at: found_at.into(),
+            inspector: "张三".into(),
+            ..hazard(title)
+        };
+        let id = new_entity_id().unwrap();
+        tablet.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &h)).unwrap();
+        ids.push(id.to_string());
+    }
+    tablet.sync_with_hq(Some(server.addr)).await.unwrap();
+    assert_eq!(tablet.unreceipted().unwrap(), Vec::new(), "HQ receipted everything");
+
+    // Visible within a second of the receipt.
+    let listed = format!("/api/v1/hazards?campaign={campaign}");
+    let receipted = Instant::now();
+    while http.ids(&listed).await.len() < 3 {
+        assert!(receipted.elapsed() < Duration::from_secs(1), "not visible a second after the receipt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The latest found first; filters.
+    assert_eq!(http.ids(&listed).await, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    assert_eq!(http.ids(&format!("{listed}&level=major")).await, [ids[1].clone()]);
+    assert_eq!(http.ids(&format!("{listed}&level=%E9%87%8D%E5%A4%A7")).await, [ids[1].clone()], "重大");
+    assert_eq!(http.ids(&format!("{listed}&from=2026-11-25")).await, [ids[2].clone()]);
+    assert_eq!(http.ids(&format!("{listed}&to=2026-11-24")).await, [ids[1].clone(), ids[0].clone()]);
+    assert_eq!(http.ids(&format!("{listed}&enterprise={CODE}&accident_type=09&status=open")).await.len(), 3);
+    // `%` is a character like any other; SQL and HTML in text find nothing.
+    assert_eq!(http.ids("/api/v1/hazards?q=%E7%BC%BA%E5%A4%B1%25").await, [ids[0].clone()], "缺失%");
+    assert_eq!(http.ids("/api/v1/hazards?q=%25").await, [ids[0].clone()]);
+    for text in ["%27%20OR%201%3D1%20--", "%3Cscript%3Ealert(1)%3C%2Fscript%3E", "%22%3B%20DROP%20TABLE%20hazards"] {
+        assert_eq!(http.ids(&format!("/api/v1/hazards?q={text}")).await, Vec::<String>::new(), "{text}");
+    }
+    // Pages: one at a time, by cursor, each hazard once.
+    let mut paged = Vec::new();
+    let mut path = format!("{listed}&limit=1");
+    loop {
+        let (status, page) = http.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        paged.extend(page["hazards"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => path = format!("{listed}&limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+
+    // One hazard, as merged at HQ.
+    let (status, one) = http.get(&format!("/api/v1/hazards/{}", ids[1])).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!((one["title"].as_str(), one["level_label"].as_str()), (Some("临边无防护"), Some("重大")));
+    assert_eq!(one["enterprise_name"], "某建设集团");
+    let (status, missing) = http.get(&format!("/api/v1/hazards/{}", new_entity_id().unwrap())).await;
+    assert_eq!((status, missing["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    // A deleted hazard leaves the list (and the counts) but can be asked for.
+    tablet
+        .edit(&dossier_id, |tx| {
+            dossier::modify_hazard(tx, &ids[0].parse().unwrap(), |h| {
+                h.deleted = true;
+                Ok(())
+            })
+        })
+        .unwrap();
+    tablet.sync_with_hq(Some(server.addr)).await.unwrap();
+    let receipted = Instant::now();
+    while http.ids(&listed).await.len() != 2 {
+        assert!(receipted.elapsed() < Duration::from_secs(1), "the deletion not visible a second after the receipt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(http.ids(&format!("{listed}&include_deleted=true")).await.len(), 3);
+
+    // Progress against the KPIs, each with its definition.
+    let (status, progress) = http.get(&format!("/api/v1/campaigns/{campaign}/progress")).await;
+    assert_eq!(status, StatusCode::OK, "{progress}");
+    let site = &progress["enterprises"][0];
+    assert_eq!((site["code"].as_str(), site["hazards_found"].as_i64()), (Some(CODE), Some(2)));
+    assert_eq!((site["closed"].as_i64(), site["rectification_rate"].as_f64()), (Some(0), Some(0.0)));
+    assert_eq!((site["hazards_target"].as_i64(), site["recommended_target"].as_i64()), (Some(50), Some(150)));
+    for definition in progress["definitions"].as_object().unwrap().values() {
+        assert!(is_chinese(definition), "{definition}");
+    }
+    let (_, early) = http.get(&format!("/api/v1/campaigns/{campaign}/progress?as_of=2026-11-24")).await;
+    assert_eq!(early["enterprises"][0]["hazards_found"], 1, "only what was found by the cut-off");
+    let (status, campaigns) = http.get("/api/v1/campaigns").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(campaigns["campaigns"][0]["hazards"], 2);
+    assert_eq!(campaigns["campaigns"][0]["enterprises"], 1);
+
+    // Bad parameters: a 400 naming the problem in Chinese.
+    for path in [
+        "/api/v1/hazards?limit=1000000000".to_owned(),
+        "/api/v1/hazards?limit=0".to_owned(),
+        "/api/v1/hazards?from=2026-13-01".to_owned(),
+        "/api/v1/hazards?to=yesterday".to_owned(),
+        "/api/v1/hazards?level=critical".to_owned(),
+        "/api/v1/hazards?status=%27".to_owned(),
+        "/api/v1/hazards?accident_type=33".to_owned(),
+        "/api/v1/hazards?campaign=cmp-x".to_owned(),
+        "/api/v1/hazards?enterprise=123".to_owned(),
+        "/api/v1/hazards?cursor=not-a-cursor".to_owned(),
+        "/api/v1/hazards?include_deleted=yes".to_owned(),
+        "/api/v1/hazards?levle=major".to_owned(),
+        format!("/api/v1/hazards?q={}", "字".repeat(101)),
+        "/api/v1/hazards/not-an-id".to_owned(),
+        "/api/v1/campaigns/cmp-x/progress".to_owned(),
+        format!("/api/v1/campaigns/{campaign}/progress?as_of=soon"),
+    ] {
+        let (status, error) = http.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {error}");
+        assert_eq!(error["error"], "invalid_query", "{path}");
+        assert!(is_chinese(&error["message"]), "{path}: {error}");
+    }
+    let unknown = format!("/api/v1/campaigns/cmp-{}/progress", "ab".repeat(16));
+    assert_eq!(http.get(&unknown).await.0, StatusCode::NOT_FOUND);
+    // No token, a wrong one.
+    for path in ["/api/v1/campaigns", "/api/v1/hazards"] {
+        assert_eq!(http.get_as(path, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(http.get_as(path, Some("wrong")).await.0, StatusCode::UNAUTHORIZED);
+    }
+
+    // What the sync path wrote is what a rebuild from the stored documents
+    // writes.
+    let incremental = tables(&data);
+    assert_eq!(server.terminate().code(), Some(0));
+    let rebuilt = server_command(&data, &["reindex"]);
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("读模型已重建"));
+    assert_eq!(tables(&data), incremental);
+
+    // A stop that left the read model behind (here: a dossier's rows lost)
+    // is made up at the next start.
+    let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
+    conn.execute_batch("DELETE FROM hazards; DELETE FROM projected WHERE doc_id LIKE 'dos-%';").unwrap();
+    drop(conn);
+    let server = Server::start(&data);
+    assert_eq!(tables(&data), incremental);
+    drop(server);
+}
