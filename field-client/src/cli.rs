@@ -183,6 +183,7 @@ fn value_name(id: &str) -> Option<&'static str> {
         "section" => "章节",
         "photo" | "files" => "照片",
         "file" | "out" => "文件",
+        "format" => "格式",
         "path" => "路径",
         "value" => "值",
         _ => return None,

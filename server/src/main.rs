@@ -8,6 +8,7 @@
 //! `revoke` signs a new revocation list; `admin-token` replaces the admin
 //! token. HQ's identity and credential register: `register`.
 
+mod export;
 mod http;
 mod read;
 mod register;
@@ -65,6 +66,8 @@ enum Command {
     Quarantine,
     /// 由已存储的文档重建读模型（需先停止服务）
     Reindex,
+    /// 导出检查活动的隐患台账（服务运行时也可导出）
+    Export(ExportArgs),
 }
 
 #[derive(Args, Default)]
@@ -75,6 +78,19 @@ struct ServeArgs {
     /// QUIC 同步监听地址
     #[arg(long, env = "FIELDSYNC_QUIC", default_value = "127.0.0.1:4433")]
     quic: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// 检查活动编号（cmp- 开头）
+    #[arg(long)]
+    campaign: String,
+    /// csv / xlsx / json
+    #[arg(long, default_value = "xlsx")]
+    format: String,
+    /// 输出文件（默认：数据目录下的“隐患台账-<活动名称>.<格式>”）
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -163,6 +179,24 @@ fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     read.set_fetch(Box::new(move |doc| fetching.typed(doc)));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_server(data, args, hq, replica, read, credential, token_created))
+}
+
+/// `export`: the register of a campaign from the read model, read-only (the
+/// server may be running).
+fn export_register(data: &std::path::Path, args: ExportArgs) -> Result<()> {
+    let format = export::ExportFormat::parse(&args.format)
+        .ok_or_else(|| anyhow::anyhow!("导出格式无效：{}（应为 csv / xlsx / json）", args.format))?;
+    let campaign: sync_core::ids::DocId =
+        args.campaign.parse().map_err(|_| anyhow::anyhow!("检查活动编号无效：{}", args.campaign))?;
+    let conn = read::reader_at(data)?;
+    let register = read::query::register(&conn, campaign.as_str())?
+        .ok_or_else(|| anyhow::anyhow!("总部没有检查活动 {campaign}（fieldsync-server 的读模型中没有）"))?;
+    let bytes = export::register(&register, format)?;
+    let out = args.out.unwrap_or_else(|| data.join(export::file_name(&register, format)));
+    std::fs::write(&out, bytes).map_err(|e| anyhow::anyhow!("无法写入 {}：{e}", out.display()))?;
+    let rows: usize = register.enterprises.iter().map(|(_, rows)| rows.len()).sum();
+    println!("已导出隐患台账：{rows} 条隐患，{} 家企业 → {}", register.enterprises.len(), out.display());
+    Ok(())
 }
 
 /// `reindex`: rebuilds the read model from the stored documents. The
@@ -295,6 +329,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Reindex => reindex(&cli.data)?,
+        Command::Export(args) => export_register(&cli.data, args)?,
         Command::Serve(args) => serve(&cli.data, args)?,
     }
     Ok(())

@@ -48,6 +48,20 @@ impl Http {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// The body as bytes, with the content type and disposition.
+    async fn download(&self, path: &str) -> (StatusCode, String, String, Vec<u8>) {
+        let request = Request::get(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Empty::new())
+            .unwrap();
+        let response = self.client.request(request).await.unwrap();
+        let status = response.status();
+        let header = |name| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let (kind, disposition) = (header(header::CONTENT_TYPE), header(header::CONTENT_DISPOSITION));
+        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, kind, disposition, bytes)
+    }
+
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.get_as(path, Some(&self.token)).await
     }
@@ -192,6 +206,47 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     assert_eq!(campaigns["campaigns"][0]["hazards"], 2);
     assert_eq!(campaigns["campaigns"][0]["enterprises"], 1);
 
+    // The register as files: CSV with BOM (the default), XLSX read back,
+    // JSON; the same columns as a device's `field export csv`.
+    let register = format!("/api/v1/campaigns/{campaign}/register");
+    let (status, kind, disposition, csv) = http.download(&register).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(kind.starts_with("text/csv") && disposition.contains("filename*=UTF-8''"), "{kind} {disposition}");
+    assert!(csv.starts_with(b"\xEF\xBB\xBF"), "BOM");
+    let csv_text = String::from_utf8(csv[3..].to_vec()).unwrap();
+    let lines: Vec<&str> = csv_text.lines().collect();
+    assert_eq!(lines[0], sync_core::register::REGISTER_COLUMNS.join(","));
+    assert_eq!(lines.len(), 3, "two findings; the deleted one is left out");
+    assert!(lines[1].starts_with(&format!("1,{}", ids[1])) && lines[2].starts_with(&format!("2,{}", ids[2])));
+    let (status, _, _, xlsx) = http.download(&format!("{register}?format=xlsx")).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).unwrap();
+    use calamine::Reader as _;
+    assert_eq!(book.sheet_names(), ["汇总", "某建设集团"]);
+    let summary = book.worksheet_range("汇总").unwrap();
+    let cell = |range: &calamine::Range<calamine::Data>, r: u32, c: u32| range.get_value((r, c)).unwrap().to_string();
+    assert_eq!(
+        (cell(&summary, 1, 0), cell(&summary, 1, 1), cell(&summary, 1, 2)),
+        ("某建设集团".into(), "2".into(), "1".into())
+    );
+    let site = book.worksheet_range("某建设集团").unwrap();
+    assert_eq!(site.height(), 3);
+    assert_eq!(cell(&site, 0, 12), "隐患标题");
+    assert_eq!(cell(&site, 1, 12), "临边无防护");
+    let (status, kind, _, json) = http.download(&format!("{register}?format=json")).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::OK, "application/json"));
+    let json: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), 2);
+    // The command line writes the same file from the read model, with the
+    // server running.
+    let out = dir.path().join("台账.csv");
+    let exported = server_command(
+        &data,
+        &["export", "--campaign", campaign.as_str(), "--format", "csv", "--out", out.to_str().unwrap()],
+    );
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), csv);
+
     // Bad parameters: a 400 naming the problem in Chinese.
     for path in [
         "/api/v1/hazards?limit=1000000000".to_owned(),
@@ -210,6 +265,7 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
         "/api/v1/hazards/not-an-id".to_owned(),
         "/api/v1/campaigns/cmp-x/progress".to_owned(),
         format!("/api/v1/campaigns/{campaign}/progress?as_of=soon"),
+        format!("/api/v1/campaigns/{campaign}/register?format=pdf"),
     ] {
         let (status, error) = http.get(&path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {error}");

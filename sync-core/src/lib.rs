@@ -15,6 +15,7 @@ pub mod doc;
 pub mod identity;
 pub mod ids;
 pub mod model;
+pub mod register;
 pub mod sync;
 pub mod validate;
 pub mod verify;

@@ -801,6 +801,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 9);
+        assert_eq!(operations, 10);
     }
 }

@@ -38,6 +38,7 @@ async fn health() -> Json<Value> {
         api::revoke,
         query::campaigns,
         query::progress,
+        query::register,
         query::hazards,
         query::hazard,
     ),

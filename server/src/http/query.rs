@@ -12,7 +12,11 @@ use sync_core::codes::AccidentType;
 use sync_core::ids::{CreditCode, DocId};
 use sync_core::model::{HazardLevel, RectificationStatus};
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
 use super::api::{Admin, ApiError, ApiState, ErrorBody};
+use crate::export::{self, ExportFormat};
 use crate::read::query::{self, CampaignSummary, Cursor, HazardFilter, HazardPage, HazardView, Progress};
 
 /// A page holds at most this many hazards.
@@ -25,6 +29,7 @@ pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/campaigns", get(campaigns))
         .route("/api/v1/campaigns/{id}/progress", get(progress))
+        .route("/api/v1/campaigns/{id}/register", get(register))
         .route("/api/v1/hazards", get(hazards))
         .route("/api/v1/hazards/{id}", get(hazard))
         .with_state(state)
@@ -129,6 +134,63 @@ pub(crate) async fn progress(
         Some(progress) => Ok(Json(progress)),
         None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
     }
+}
+
+/// A campaign's hazard register, as a file.
+///
+/// CSV (UTF-8 with BOM, default), XLSX (a summary sheet, then one sheet per
+/// enterprise) or JSON; the columns of DOMAIN.md, deleted findings left out.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{id}/register",
+    tag = "read",
+    params(
+        ("id" = String, Path, description = "The campaign (cmp-…)"),
+        ("format" = Option<String>, Query, description = "csv (default), xlsx or json"),
+    ),
+    responses(
+        (status = 200, description = "The register as a file (Content-Disposition names it)",
+            content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), ("application/json"))),
+        (status = 400, description = "Bad id or format", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such campaign at HQ", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn register(
+    _: Admin,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    known_params(&params, &["format"])?;
+    let id = campaign_id(&id)?;
+    let format = match params.get("format").map(String::as_str) {
+        None => ExportFormat::Csv,
+        Some(name) => ExportFormat::parse(name)
+            .ok_or_else(|| ApiError::BadQuery(format!("导出格式无效：{}（应为 csv / xlsx / json）", shown(name))))?,
+    };
+    let campaign = id.clone();
+    let written = read(&state, move |conn| {
+        let Some(register) = query::register(conn, &campaign)? else { return Ok(None) };
+        Ok(Some((export::register(&register, format)?, export::file_name(&register, format))))
+    })
+    .await?;
+    let Some((bytes, name)) = written else { return Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))) };
+    let ascii = format!("register.{}", format.extension());
+    let disposition = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", percent(&name));
+    Ok(([(header::CONTENT_TYPE, format.media_type().to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response())
+}
+
+/// `text` percent-encoded for a header's `filename*` (RFC 5987).
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Refuses parameters the operation does not take (a misspelt filter

@@ -34,7 +34,7 @@ use sync_core::sync::replica::Replica as _;
 use sync_core::validate::{self, Typed};
 
 /// The layout of the tables; another value rebuilds them.
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 /// At most this many documents wait with their records; further ones wait
 /// as ids (a dossier of 50 findings is about 100 KB as records).
@@ -62,7 +62,7 @@ CREATE TABLE hazards (
     legal_basis TEXT NOT NULL, inspector TEXT NOT NULL, found_at TEXT NOT NULL, checklist_item TEXT,
     deleted INTEGER NOT NULL, status TEXT NOT NULL, mode TEXT, deadline TEXT, owner TEXT NOT NULL,
     measures TEXT NOT NULL, rectified_by TEXT, rectified_at TEXT, verifier TEXT, verified_at TEXT,
-    photos TEXT NOT NULL, photos_after TEXT NOT NULL,
+    photos TEXT NOT NULL, photos_after TEXT NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (dossier_id, id));
 CREATE INDEX hazards_by_campaign ON hazards (campaign_id, found_at, dossier_id, id);
 CREATE TABLE projected (doc_id TEXT PRIMARY KEY, heads BLOB NOT NULL);
@@ -193,6 +193,22 @@ impl ReadModel {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(conn)
     }
+}
+
+/// A read-only connection to the read model under `data`, for a command
+/// run beside the server.
+pub(crate) fn reader_at(data: &Path) -> Result<Connection> {
+    let path = data.join("read.db");
+    if !path.exists() {
+        anyhow::bail!(
+            "{} 中还没有读模型：请先启动服务（fieldsync-server serve）或执行 fieldsync-server reindex",
+            data.display()
+        );
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 impl Drop for ReadModel {

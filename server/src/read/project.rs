@@ -57,9 +57,9 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
         "INSERT INTO hazards (id, dossier_id, campaign_id, enterprise_code, title, description, hazard_kind,
              accident_type, level, criterion, location, lat, lon, crs, legal_basis, inspector, found_at,
              checklist_item, deleted, status, mode, deadline, owner, measures, rectified_by, rectified_at,
-             verifier, verified_at, photos, photos_after)
+             verifier, verified_at, photos, photos_after, record)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
     )?;
     for (hazard_id, h) in &d.hazards {
         let r = &h.rectification;
@@ -95,6 +95,7 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
             r.verified_at,
             serde_json::to_string(&h.photos)?,
             serde_json::to_string(&r.photos_after)?,
+            serde_json::to_string(h)?,
         ])?;
     }
     Ok(())

@@ -385,3 +385,51 @@ pub(crate) fn hazard(conn: &Connection, id: &str) -> Result<Option<HazardView>> 
     );
     Ok(conn.query_row(&sql, [id], hazard_view).optional()?)
 }
+
+/// A campaign's hazard register, by enterprise: what HQ's exports write.
+#[derive(Debug)]
+pub(crate) struct Register {
+    /// The campaign's name.
+    pub(crate) name: String,
+    /// Per enterprise (by code): its name and its rows, numbered from 1
+    /// across the whole register.
+    pub(crate) enterprises: Vec<(String, Vec<Vec<String>>)>,
+}
+
+/// `campaign`'s register (`sync_core::register`): deleted findings left
+/// out, by enterprise code, then when found. `None` if HQ holds no such
+/// campaign.
+pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Register>> {
+    let found: Option<(String, String)> = conn
+        .query_row("SELECT name, kind FROM campaigns WHERE id = ?1", [campaign], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((name, kind)) = found else { return Ok(None) };
+    let kind = sync_core::model::CampaignKind::parse(&kind)
+        .ok_or_else(|| anyhow::anyhow!("读模型中的检查活动类型无效：{kind}"))?;
+    let mut statement = conn.prepare(
+        "SELECT h.enterprise_code, COALESCE(e.name, h.enterprise_code), COALESCE(e.project, ''), h.id, h.record
+         FROM hazards h
+         LEFT JOIN enterprises e ON e.campaign_id = h.campaign_id AND e.code = h.enterprise_code
+         WHERE h.campaign_id = ?1 AND NOT h.deleted
+         ORDER BY h.enterprise_code, h.found_at, h.id",
+    )?;
+    let mut rows = statement.query([campaign])?;
+    let mut enterprises: Vec<(String, String, Vec<Vec<String>>)> = Vec::new();
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        let (code, enterprise, project): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let (id, record): (String, String) = (r.get(3)?, r.get(4)?);
+        let hazard: sync_core::model::Hazard = serde_json::from_str(&record)?;
+        if enterprises.last().is_none_or(|(c, _, _)| *c != code) {
+            enterprises.push((code.clone(), enterprise.clone(), Vec::new()));
+        }
+        let place = sync_core::register::Place { enterprise, code, project, kind };
+        n += 1;
+        let mut row = vec![n.to_string()];
+        row.extend(sync_core::register::row(&place, &id, &hazard));
+        if let Some((_, _, sheet)) = enterprises.last_mut() {
+            sheet.push(row);
+        }
+    }
+    Ok(Some(Register { name, enterprises: enterprises.into_iter().map(|(_, name, rows)| (name, rows)).collect() }))
+}

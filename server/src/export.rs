@@ -1,0 +1,172 @@
+//! HQ's exports of a campaign's hazard register (from the read model):
+//! CSV (UTF-8 with BOM, so Excel and WPS on a Chinese Windows read it),
+//! XLSX (a summary sheet, then one sheet per enterprise: frozen header,
+//! filters, column widths) and JSON. Columns and rows are
+//! `sync_core::register`'s, the same a device's `field export csv` writes.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result};
+use rust_xlsxwriter::{Format, Workbook, Worksheet};
+use sync_core::register::REGISTER_COLUMNS;
+
+use crate::read::query::Register;
+
+/// The formats an export is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExportFormat {
+    /// CSV, UTF-8 with BOM.
+    Csv,
+    /// An Excel workbook.
+    Xlsx,
+    /// JSON: the columns and the rows.
+    Json,
+}
+
+impl ExportFormat {
+    /// From its name (`csv`, `xlsx`, `json`).
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "csv" => Some(Self::Csv),
+            "xlsx" => Some(Self::Xlsx),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The file name extension.
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+            Self::Json => "json",
+        }
+    }
+
+    /// The media type.
+    pub(crate) fn media_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// The register written as `format`.
+pub(crate) fn register(register: &Register, format: ExportFormat) -> Result<Vec<u8>> {
+    match format {
+        ExportFormat::Csv => csv(register),
+        ExportFormat::Xlsx => xlsx(register),
+        ExportFormat::Json => {
+            let rows: Vec<&Vec<String>> = register.enterprises.iter().flat_map(|(_, rows)| rows).collect();
+            let body = serde_json::json!({ "campaign": register.name, "columns": REGISTER_COLUMNS, "rows": rows });
+            Ok(serde_json::to_vec_pretty(&body)?)
+        }
+    }
+}
+
+/// A file name a person can find: `隐患台账-<campaign>.<ext>`, with
+/// characters file systems refuse replaced.
+pub(crate) fn file_name(register: &Register, format: ExportFormat) -> String {
+    let name: String =
+        register.name.chars().map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c }).collect();
+    format!("隐患台账-{}.{}", name.trim(), format.extension())
+}
+
+fn csv(register: &Register) -> Result<Vec<u8>> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    {
+        let mut w = csv::Writer::from_writer(&mut out);
+        w.write_record(REGISTER_COLUMNS)?;
+        for row in register.enterprises.iter().flat_map(|(_, rows)| rows) {
+            w.write_record(row)?;
+        }
+        w.flush()?;
+    }
+    Ok(out)
+}
+
+/// The index of `column` in the register.
+fn column(name: &str) -> usize {
+    REGISTER_COLUMNS.iter().position(|c| *c == name).unwrap_or_default()
+}
+
+/// A sheet name Excel accepts: at most 31 characters, none of `[]:*?/\`,
+/// unique in the workbook.
+fn sheet_name(name: &str, taken: &mut BTreeSet<String>) -> String {
+    let clean: String = name.chars().filter(|c| !"[]:*?/\\".contains(*c) && !c.is_control()).take(28).collect();
+    let clean = if clean.trim().is_empty() { "企业".to_owned() } else { clean.trim().to_owned() };
+    let mut candidate = clean.clone();
+    let mut n = 1;
+    while !taken.insert(candidate.clone()) {
+        n += 1;
+        candidate = format!("{clean}{n}");
+    }
+    candidate
+}
+
+fn write_rows(sheet: &mut Worksheet, header: &[&str], rows: &[Vec<String>], bold: &Format) -> Result<()> {
+    for (c, title) in header.iter().enumerate() {
+        let c = u16::try_from(c)?;
+        sheet.write_string_with_format(0, c, *title, bold)?;
+        // CJK characters are about two columns wide.
+        let widest = rows.iter().map(|r| r.get(usize::from(c)).map_or(0, |v| v.chars().count())).max().unwrap_or(0);
+        let width = (widest.max(title.chars().count()) * 2).clamp(6, 60);
+        sheet.set_column_width(c, width as f64)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let r = u32::try_from(r + 1)?;
+        for (c, value) in row.iter().enumerate() {
+            sheet.write_string(r, u16::try_from(c)?, value)?;
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    let last_row = u32::try_from(rows.len())?;
+    let last_column = u16::try_from(header.len().saturating_sub(1))?;
+    sheet.autofilter(0, 0, last_row, last_column)?;
+    Ok(())
+}
+
+fn xlsx(register: &Register) -> Result<Vec<u8>> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let (level, status) = (column("隐患等级"), column("整改状态"));
+    let summary_header = ["被检查单位", "隐患条数", "重大隐患", "已销号", "整改率"];
+    let summary: Vec<Vec<String>> = register
+        .enterprises
+        .iter()
+        .map(|(name, rows)| {
+            let major = rows.iter().filter(|r| r[level] == "重大").count();
+            let closed = rows.iter().filter(|r| r[status] == "已销号").count();
+            let rate = if rows.is_empty() {
+                String::new()
+            } else {
+                format!("{:.1}%", closed as f64 * 100.0 / rows.len() as f64)
+            };
+            vec![name.clone(), rows.len().to_string(), major.to_string(), closed.to_string(), rate]
+        })
+        .collect();
+    let mut taken = BTreeSet::from(["汇总".to_owned()]);
+    write_rows(workbook.add_worksheet().set_name("汇总")?, &summary_header, &summary, &bold)?;
+    for (name, rows) in &register.enterprises {
+        let sheet = workbook.add_worksheet().set_name(sheet_name(name, &mut taken))?;
+        write_rows(sheet, REGISTER_COLUMNS, rows, &bold)?;
+    }
+    workbook.save_to_buffer().context("XLSX 写入失败")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sheet_names_are_what_excel_takes_and_unique() {
+        let mut taken = BTreeSet::from(["汇总".to_owned()]);
+        assert_eq!(sheet_name("某建设集团[东区]/3号楼", &mut taken), "某建设集团东区3号楼");
+        assert_eq!(sheet_name("某建设集团[东区]/3号楼", &mut taken), "某建设集团东区3号楼2");
+        assert_eq!(sheet_name("汇总", &mut taken), "汇总2");
+        assert_eq!(sheet_name("::", &mut taken), "企业");
+        assert!(sheet_name(&"很长的企业名称".repeat(10), &mut taken).chars().count() <= 31);
+    }
+}

@@ -1,0 +1,170 @@
+//! The hazard register (隐患排查治理台账): its columns (DOMAIN.md) and one
+//! hazard's row. Every export of the register — a device's CSV, HQ's CSV and
+//! XLSX — takes its columns and rows from here, so they agree; a later
+//! column is added here once.
+
+use crate::model::{Campaign, CampaignKind, Dossier, Hazard};
+
+/// The register's columns, in order.
+pub const REGISTER_COLUMNS: &[&str] = &[
+    "序号",
+    "隐患编号",
+    "被检查单位",
+    "统一社会信用代码",
+    "工程项目",
+    "发现日期",
+    "排查类型",
+    "检查人员",
+    "隐患部位",
+    "GPS纬度",
+    "GPS经度",
+    "坐标系",
+    "隐患标题",
+    "隐患描述",
+    "隐患类别",
+    "事故类型代码",
+    "事故类型",
+    "隐患等级",
+    "重大隐患判定条款",
+    "依据条款",
+    "整改前照片",
+    "整改措施",
+    "整改责任人",
+    "整改方式",
+    "整改期限",
+    "临时管控措施",
+    "整改人",
+    "完成日期",
+    "整改后照片",
+    "复查人",
+    "复查日期",
+    "复查意见",
+    "整改状态",
+];
+
+fn screening_type(kind: CampaignKind) -> &'static str {
+    match kind {
+        CampaignKind::ConstructionJointInspection => "联合",
+        CampaignKind::MineSurvey => "专项",
+        CampaignKind::SelfInspection => "自查",
+    }
+}
+
+/// The date part of an RFC 3339 time (what people read in the register).
+fn day(time: &str) -> String {
+    time.get(..10).unwrap_or_default().to_owned()
+}
+
+/// Where a hazard was found, as the register names it.
+#[derive(Clone, Debug)]
+pub struct Place {
+    /// The enterprise's name (its code when the campaign does not list it).
+    pub enterprise: String,
+    /// 统一社会信用代码.
+    pub code: String,
+    /// The project (工程项目), if any.
+    pub project: String,
+    /// The campaign's kind, which says the screening type.
+    pub kind: CampaignKind,
+}
+
+impl Place {
+    /// Where the hazards of `dossier` in `campaign` were found.
+    pub fn of(campaign: &Campaign, dossier: &Dossier) -> Self {
+        let enterprise = campaign.enterprises.get(&dossier.enterprise);
+        Place {
+            enterprise: enterprise.map_or_else(|| dossier.enterprise.clone(), |e| e.name.clone()),
+            code: dossier.enterprise.clone(),
+            project: enterprise.map(|e| e.project.clone()).unwrap_or_default(),
+            kind: campaign.campaign_kind,
+        }
+    }
+}
+
+/// The row of hazard `id`, found at `place`, in the register, without its
+/// sequence number (the first column, given by whoever lists the rows).
+pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
+    let r = &h.rectification;
+    let gps = h.location.gps;
+    vec![
+        id.to_owned(),
+        place.enterprise.clone(),
+        place.code.clone(),
+        place.project.clone(),
+        day(&h.found_at),
+        screening_type(place.kind).to_owned(),
+        h.inspector.clone(),
+        h.location.text.clone(),
+        gps.map(|g| g.lat.to_string()).unwrap_or_default(),
+        gps.map(|g| g.lon.to_string()).unwrap_or_default(),
+        gps.map(|g| g.crs.label().to_owned()).unwrap_or_default(),
+        h.title.clone(),
+        h.description.clone(),
+        h.hazard_kind.label().to_owned(),
+        h.accident_type.code.clone(),
+        h.accident_type.name().to_owned(),
+        h.level.label().to_owned(),
+        h.major_hazard_criterion.clone().unwrap_or_default(),
+        h.legal_basis.clone(),
+        h.photos.keys().cloned().collect::<Vec<_>>().join(";"),
+        r.measures.clone(),
+        r.owner.clone(),
+        r.mode.map(|m| m.label().to_owned()).unwrap_or_default(),
+        r.deadline.clone().unwrap_or_default(),
+        r.interim_control.clone(),
+        r.rectified_by.clone().unwrap_or_default(),
+        r.rectified_at.as_deref().map(day).unwrap_or_default(),
+        r.photos_after.keys().cloned().collect::<Vec<_>>().join(";"),
+        r.verifier.clone().unwrap_or_default(),
+        r.verified_at.as_deref().map(day).unwrap_or_default(),
+        r.verification_note.clone(),
+        r.status.label().to_owned(),
+    ]
+}
+
+/// The register of `campaign` from its `dossiers`: rows numbered from 1,
+/// by enterprise as given, then by when found; deleted findings left out.
+pub fn rows(campaign: &Campaign, dossiers: &[Dossier]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for dossier in dossiers {
+        let place = Place::of(campaign, dossier);
+        let mut hazards: Vec<(&String, &Hazard)> = dossier.hazards.iter().filter(|(_, h)| !h.deleted).collect();
+        hazards.sort_by(|a, b| (&a.1.found_at, a.0).cmp(&(&b.1.found_at, b.0)));
+        for (id, h) in hazards {
+            let mut row = vec![(out.len() + 1).to_string()];
+            row.extend(self::row(&place, id, h));
+            out.push(row);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_has_a_cell_for_every_column_but_the_number() {
+        let campaign: Campaign = serde_json::from_value(serde_json::json!({
+            "kind": "campaign", "schema_version": 1, "id": format!("cmp-{}", "01".repeat(16)),
+            "name": "联合检查", "campaign_kind": "construction_joint_inspection",
+            "start_date": "2026-11-24", "end_date": "2026-11-25", "briefing_deadline": "2026-11-28",
+            "team": {}, "enterprises": {}, "schedule": {}, "checklists": {}
+        }))
+        .unwrap();
+        let dossier: Dossier = serde_json::from_value(serde_json::json!({
+            "kind": "enterprise_dossier", "schema_version": 1, "id": format!("dos-{}", "02".repeat(16)),
+            "campaign_id": campaign.id, "enterprise": "91640200MA76XYW123",
+            "site_visits": {}, "hazards": {}, "accident_reviews": {}, "document_checks": {}
+        }))
+        .unwrap();
+        let hazard = crate::doc::dossier::tests::sample_hazard("临边无防护");
+        assert_eq!(row(&Place::of(&campaign, &dossier), "H1", &hazard).len() + 1, REGISTER_COLUMNS.len());
+        let mut d = dossier.clone();
+        d.hazards.insert("H1".into(), hazard.clone());
+        d.hazards.insert("H0".into(), Hazard { deleted: true, ..hazard });
+        let rows = rows(&campaign, &[d]);
+        assert_eq!(rows.len(), 1, "deleted findings are left out");
+        assert_eq!((rows[0][0].as_str(), rows[0][1].as_str(), rows[0][5].as_str()), ("1", "H1", "2026-11-23"));
+    }
+}
