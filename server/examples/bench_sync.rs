@@ -15,9 +15,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+#[path = "bench/mod.rs"]
+mod bench;
+
+use bench::{Findings, KillOnDrop, enroll, proc_stats, round};
 use field_client::{Store, new_entity_id};
 use sync_core::codes::AccidentType;
-use sync_core::credential::Enrollment;
 use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId};
 use sync_core::model::{
@@ -27,51 +30,6 @@ use sync_core::model::{
 /// The devices use the allocator of the `field` binary they stand in for.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Finding texts: an item of the construction checklist (JGJ 59) and what
-/// was seen on site, about 200 characters, as inspectors write them. Each
-/// finding draws its item, place and figures from a seeded generator, so
-/// texts vary the way real ones do (shared vocabulary, different details).
-struct Findings {
-    items: Vec<serde_json::Value>,
-    state: u64,
-}
-
-impl Findings {
-    fn new(seed: u64) -> anyhow::Result<Self> {
-        let checklist: serde_json::Value =
-            serde_json::from_str(include_str!("../../schemas/checklists/construction-jgj59.json"))?;
-        let items = checklist["items"].as_object().map(|m| m.values().cloned().collect()).unwrap_or_default();
-        Ok(Self { items, state: seed | 1 })
-    }
-
-    fn next(&mut self, below: u64) -> u64 {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.state % below
-    }
-
-    /// (title, description, location, legal basis, photo hashes) of one finding.
-    fn finding(&mut self) -> (String, String, String, String, Vec<String>) {
-        let pick = self.next(self.items.len() as u64) as usize;
-        let item = self.items[pick].clone();
-        let text = |key: &str| item[key].as_str().unwrap_or_default().to_owned();
-        let side = ["东侧", "西侧", "南侧", "北侧", "中部"][self.next(5) as usize];
-        let (building, floor) = (self.next(12) + 1, self.next(30) + 1);
-        let (seen, bad, days) = (self.next(9) + 2, self.next(2) + 1, self.next(7) + 1);
-        let location = format!("{building}号楼{side}{floor}层");
-        let description = format!(
-            "{location}检查发现：{}。现场抽查{seen}处，其中{bad}处不符合要求，施工单位未能提供相应的检查验收记录和班前安全交底记录。\
-             问题为：{}。要求施工单位立即组织整改，{days}日内完成整改并报项目监理单位复查，\
-             整改期间停止相关区域作业并设置警戒区，项目负责人对整改结果签字确认，安监站跟踪复查销号。",
-            text("description"),
-            text("title"),
-        );
-        let photos = (0..3).map(|_| sync_core::ids::sha256_hex(&self.next(u64::MAX).to_le_bytes())).collect();
-        (text("title"), description, location, text("legal_basis"), photos)
-    }
-}
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -250,19 +208,6 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn enroll(server_bin: &str, data: &Path, store: &Store, extra: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(server_bin)
-        .arg("--data")
-        .arg(data)
-        .args(["issue", "--device", &store.public_key().to_string(), "--name", store.device_name()])
-        .args(extra)
-        .output()?;
-    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let enrollment: Enrollment = String::from_utf8(out.stdout)?.trim().parse()?;
-    store.enroll(&enrollment)?;
-    Ok(())
-}
-
 fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocId> {
     let mut store = Store::open(home)?;
     // Each device its own texts, the same on every run.
@@ -360,35 +305,4 @@ fn mean_ms<T, E: Into<anyhow::Error>>(mut f: impl FnMut() -> Result<T, E>) -> an
         f().map_err(Into::into)?;
     }
     Ok(round(started.elapsed().as_secs_f64() * 1e3 / 20.0))
-}
-
-/// Kills the server however the benchmark ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Peak resident set (MB) and CPU time (s) of a process, from /proc.
-fn proc_stats(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm_kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_default();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or_default()
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or_default();
-    Ok((hwm_kb / 1024.0, ticks / 100.0))
-}
-
-fn round(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }

@@ -206,7 +206,12 @@ fn reindex(data: &std::path::Path) -> Result<()> {
     if !store_dir.join("device.key").exists() {
         anyhow::bail!("{} 中还没有总部数据", data.display());
     }
-    let mut store = field_client::Store::open(&store_dir)?;
+    let mut store = match field_client::Store::open(&store_dir) {
+        Err(field_client::StoreError::Locked(_)) => {
+            anyhow::bail!("总部服务正在使用 {}：请先停止服务，再重建读模型", data.display())
+        }
+        opened => opened?,
+    };
     store.set_cache_limit(DOC_CACHE);
     let (read, _) = read::ReadModel::open(data)?;
     let started = std::time::Instant::now();

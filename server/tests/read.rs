@@ -283,6 +283,10 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     // What the sync path wrote is what a rebuild from the stored documents
     // writes.
     let incremental = tables(&data);
+    let refused = server_command(&data, &["reindex"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("请先停止服务"), "{refused:?}");
+    assert_eq!(tables(&data), incremental, "a refused reindex changes nothing");
     assert_eq!(server.terminate().code(), Some(0));
     let rebuilt = server_command(&data, &["reindex"]);
     assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));

@@ -98,16 +98,19 @@ pub(crate) fn progress(conn: &Connection, campaign: &str, as_of: &str) -> Result
     if known.is_none() {
         return Ok(None);
     }
+    // One pass over the campaign's hazards, grouped by enterprise.
     let mut statement = conn.prepare(
-        "SELECT e.code, e.name,
-                COUNT(h.id),
-                COUNT(DISTINCT h.checklist_item),
-                COALESCE(SUM(h.status = 'closed' AND h.verified_at IS NOT NULL AND h.verified_at <= ?2), 0)
+        "SELECT e.code, e.name, COALESCE(s.found, 0), COALESCE(s.recommended, 0), COALESCE(s.closed, 0)
          FROM enterprises e
-         LEFT JOIN hazards h ON h.campaign_id = e.campaign_id AND h.enterprise_code = e.code
-                             AND NOT h.deleted AND h.found_at <= ?2
+         LEFT JOIN (
+             SELECT enterprise_code, COUNT(*) AS found, COUNT(DISTINCT checklist_item) AS recommended,
+                    SUM(status = 'closed' AND verified_at IS NOT NULL AND verified_at <= ?2) AS closed
+             FROM hazards
+             WHERE campaign_id = ?1 AND NOT deleted AND found_at <= ?2
+             GROUP BY enterprise_code
+         ) s ON s.enterprise_code = e.code
          WHERE e.campaign_id = ?1
-         GROUP BY e.code, e.name ORDER BY e.name, e.code",
+         ORDER BY e.name, e.code",
     )?;
     let rows = statement.query_map([campaign, as_of], |r| {
         let found: i64 = r.get(2)?;
