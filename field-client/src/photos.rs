@@ -72,8 +72,9 @@ pub enum PhotoProgress {
 /// Receives [`PhotoProgress`] as a photo exchange goes.
 pub type Progress<'a> = dyn Fn(PhotoProgress) + Send + Sync + 'a;
 
-/// A photo's file in the blob store under `home`. `sha` is a checked name.
-pub(crate) fn blob_path(home: &Path, sha: &str) -> PathBuf {
+/// A photo's file in the blob store under `home` (a store directory).
+/// `sha` is a checked name.
+pub fn blob_path(home: &Path, sha: &str) -> PathBuf {
     home.join("blobs").join(sha.get(..2).unwrap_or_default()).join(sha)
 }
 

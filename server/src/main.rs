@@ -85,7 +85,7 @@ struct ExportArgs {
     /// 检查活动编号（cmp- 开头）
     #[arg(long)]
     campaign: String,
-    /// csv / xlsx / json
+    /// csv / xlsx / json / zip（台账连同照片）
     #[arg(long, default_value = "xlsx")]
     format: String,
     /// 输出文件（默认：数据目录下的“隐患台账-<活动名称>.<格式>”）
@@ -185,13 +185,13 @@ fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
 /// server may be running).
 fn export_register(data: &std::path::Path, args: ExportArgs) -> Result<()> {
     let format = export::ExportFormat::parse(&args.format)
-        .ok_or_else(|| anyhow::anyhow!("导出格式无效：{}（应为 csv / xlsx / json）", args.format))?;
+        .ok_or_else(|| anyhow::anyhow!("导出格式无效：{}（应为 csv / xlsx / json / zip）", args.format))?;
     let campaign: sync_core::ids::DocId =
         args.campaign.parse().map_err(|_| anyhow::anyhow!("检查活动编号无效：{}", args.campaign))?;
     let conn = read::reader_at(data)?;
     let register = read::query::register(&conn, campaign.as_str())?
         .ok_or_else(|| anyhow::anyhow!("总部没有检查活动 {campaign}（fieldsync-server 的读模型中没有）"))?;
-    let bytes = export::register(&register, format)?;
+    let bytes = export::register(&register, format, &data.join("sync"))?;
     let out = args.out.unwrap_or_else(|| data.join(export::file_name(&register, format)));
     std::fs::write(&out, bytes).map_err(|e| anyhow::anyhow!("无法写入 {}：{e}", out.display()))?;
     let rows: usize = register.enterprises.iter().map(|(_, rows)| rows.len()).sum();
@@ -245,7 +245,7 @@ async fn run_server(
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
     let register = Arc::new(Mutex::new(hq));
-    let api = http::api::ApiState::new(register.clone(), read);
+    let api = http::api::ApiState::new(register.clone(), read, data.join("sync"));
     let quic = endpoint.clone();
     tokio::select! {
         result = axum::serve(listener, http::router(api)).into_future() => result?,

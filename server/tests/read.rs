@@ -108,18 +108,29 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     let campaign = joint_campaign(&mut tablet);
     let dossier_id = tablet.open_dossier(&campaign, CODE).unwrap();
     let criterion = sync_core::codes::criteria()[0].id.clone();
+    // A photo the tablet took, and one whose file it never had.
+    let jpeg = dir.path().join("IMG_0001.jpg");
+    std::fs::write(&jpeg, [&[0xFF, 0xD8, 0xFF, 0xE0][..], "临边照片".as_bytes()].concat()).unwrap();
+    let photo = tablet.add_photo(&jpeg).unwrap();
+    let lost = sync_core::ids::sha256_hex(b"never taken");
     let records = [
         ("脚手架连墙件缺失%", HazardLevel::General, None, "2026-11-24T01:00:00Z"),
         ("临边无防护", HazardLevel::Major, Some(criterion), "2026-11-24T02:00:00Z"),
         ("配电箱无门锁", HazardLevel::General, None, "2026-11-25T03:00:00Z"),
     ];
     let mut ids = Vec::new();
-    for (title, level, criterion, found_at) in records {
+    for (n, (title, level, criterion, found_at)) in records.into_iter().enumerate() {
+        let photos = match n {
+            1 => [(photo.clone(), "IMG_0001.jpg".to_owned())].into(),
+            2 => [(lost.clone(), "IMG_LOST.jpg".to_owned())].into(),
+            _ => Default::default(),
+        };
         let h = sync_core::model::Hazard {
             level,
             major_hazard_criterion: criterion,
             found_at: found_at.into(),
             inspector: "张三".into(),
+            photos,
             ..hazard(title)
         };
         let id = new_entity_id().unwrap();
@@ -237,6 +248,21 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     assert_eq!((status, kind.as_str()), (StatusCode::OK, "application/json"));
     let json: Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 2);
+    // The register with its photos: every photo HQ holds, byte for byte
+    // (its SHA-256 is its name), and the one it never received listed.
+    let (status, kind, _, zipped) = http.download(&format!("{register}?format=zip")).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::OK, "application/zip"));
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zipped)).unwrap();
+    let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+    assert!(names.contains(&"隐患台账-联合检查.xlsx".to_owned()), "{names:?}");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("照片/1-IMG_0001.jpg").unwrap(), &mut bytes).unwrap();
+    assert_eq!(sync_core::ids::sha256_hex(&bytes), photo);
+    let mut listed = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("缺少的照片.txt").unwrap(), &mut listed).unwrap();
+    assert!(listed.contains(&lost) && listed.contains("IMG_LOST.jpg"), "{listed}");
+    assert_eq!(names.len(), 3, "{names:?}");
+
     // The command line writes the same file from the read model, with the
     // server running.
     let out = dir.path().join("台账.csv");

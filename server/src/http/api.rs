@@ -40,12 +40,14 @@ pub(crate) struct ApiState {
     hq: Arc<Mutex<Hq>>,
     public_key: sync_core::identity::DevicePublicKey,
     pub(crate) read: Arc<ReadModel>,
+    /// HQ's store directory, whose blobs are the photos.
+    pub(crate) photos: std::path::PathBuf,
 }
 
 impl ApiState {
-    pub(crate) fn new(hq: Arc<Mutex<Hq>>, read: Arc<ReadModel>) -> Self {
+    pub(crate) fn new(hq: Arc<Mutex<Hq>>, read: Arc<ReadModel>, photos: std::path::PathBuf) -> Self {
         let public_key = hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner).public_key();
-        Self { hq, public_key, read }
+        Self { hq, public_key, read, photos }
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
@@ -572,7 +574,8 @@ mod tests {
         hq.ensure_admin_token(dir.path(), 0).unwrap();
         let token = std::fs::read_to_string(register::admin_token_path(dir.path())).unwrap().trim().to_owned();
         let (read, _) = ReadModel::open(dir.path()).unwrap();
-        let router = crate::http::router(ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read)));
+        let state = ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), dir.path().join("sync"));
+        let router = crate::http::router(state);
         App { _dir: dir, router, token }
     }
 

@@ -85,7 +85,8 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let hq = crate::register::Hq::open(dir.path()).unwrap();
         let (read, _) = crate::read::ReadModel::open(dir.path()).unwrap();
-        let state = api::ApiState::new(std::sync::Arc::new(std::sync::Mutex::new(hq)), std::sync::Arc::new(read));
+        let hq = std::sync::Arc::new(std::sync::Mutex::new(hq));
+        let state = api::ApiState::new(hq, std::sync::Arc::new(read), dir.path().join("sync"));
         let response = router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();

@@ -139,18 +139,19 @@ pub(crate) async fn progress(
 /// A campaign's hazard register, as a file.
 ///
 /// CSV (UTF-8 with BOM, default), XLSX (a summary sheet, then one sheet per
-/// enterprise) or JSON; the columns of DOMAIN.md, deleted findings left out.
+/// enterprise), JSON, or a ZIP of the XLSX with every photo the register
+/// names; the columns of DOMAIN.md, deleted findings left out.
 #[utoipa::path(
     get,
     path = "/api/v1/campaigns/{id}/register",
     tag = "read",
     params(
         ("id" = String, Path, description = "The campaign (cmp-…)"),
-        ("format" = Option<String>, Query, description = "csv (default), xlsx or json"),
+        ("format" = Option<String>, Query, description = "csv (default), xlsx, json, or zip (the XLSX with every photo)"),
     ),
     responses(
         (status = 200, description = "The register as a file (Content-Disposition names it)",
-            content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), ("application/json"))),
+            content(("text/csv"), ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), ("application/json"), ("application/zip"))),
         (status = 400, description = "Bad id or format", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such campaign at HQ", body = ErrorBody),
@@ -167,13 +168,14 @@ pub(crate) async fn register(
     let id = campaign_id(&id)?;
     let format = match params.get("format").map(String::as_str) {
         None => ExportFormat::Csv,
-        Some(name) => ExportFormat::parse(name)
-            .ok_or_else(|| ApiError::BadQuery(format!("导出格式无效：{}（应为 csv / xlsx / json）", shown(name))))?,
+        Some(name) => ExportFormat::parse(name).ok_or_else(|| {
+            ApiError::BadQuery(format!("导出格式无效：{}（应为 csv / xlsx / json / zip）", shown(name)))
+        })?,
     };
-    let campaign = id.clone();
+    let (campaign, photos) = (id.clone(), state.photos.clone());
     let written = read(&state, move |conn| {
         let Some(register) = query::register(conn, &campaign)? else { return Ok(None) };
-        Ok(Some((export::register(&register, format)?, export::file_name(&register, format))))
+        Ok(Some((export::register(&register, format, &photos)?, export::file_name(&register, format))))
     })
     .await?;
     let Some((bytes, name)) = written else { return Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))) };

@@ -397,6 +397,9 @@ pub(crate) struct Register {
     /// Per enterprise (by code): its name and its rows, numbered from 1
     /// across the whole register.
     pub(crate) enterprises: Vec<(String, Vec<Vec<String>>)>,
+    /// The photos of each row, in row order: (SHA-256, file name on the
+    /// device, taken after rectification).
+    pub(crate) photos: Vec<Vec<(String, String, bool)>>,
 }
 
 /// `campaign`'s register (`sync_core::register`): deleted findings left
@@ -410,7 +413,8 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
     let kind = sync_core::model::CampaignKind::parse(&kind)
         .ok_or_else(|| anyhow::anyhow!("读模型中的检查活动类型无效：{kind}"))?;
     let mut statement = conn.prepare(
-        "SELECT h.enterprise_code, COALESCE(e.name, h.enterprise_code), COALESCE(e.project, ''), h.id, h.record
+        "SELECT h.enterprise_code, COALESCE(e.name, h.enterprise_code), COALESCE(e.project, ''), h.id, h.record,
+                h.photos, h.photos_after
          FROM hazards h
          LEFT JOIN enterprises e ON e.campaign_id = h.campaign_id AND e.code = h.enterprise_code
          WHERE h.campaign_id = ?1 AND NOT h.deleted
@@ -419,7 +423,17 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
     let mut rows = statement.query([campaign])?;
     let mut enterprises: Vec<(String, String, Vec<Vec<String>>)> = Vec::new();
     let mut n = 0;
+    let mut photos = Vec::new();
     while let Some(r) = rows.next()? {
+        let before = serde_json::from_str::<std::collections::BTreeMap<String, String>>(&r.get::<_, String>(5)?)?;
+        let after = serde_json::from_str::<std::collections::BTreeMap<String, String>>(&r.get::<_, String>(6)?)?;
+        photos.push(
+            before
+                .into_iter()
+                .map(|(s, f)| (s, f, false))
+                .chain(after.into_iter().map(|(s, f)| (s, f, true)))
+                .collect(),
+        );
         let (code, enterprise, project): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let (id, record): (String, String) = (r.get(3)?, r.get(4)?);
         let hazard: sync_core::model::Hazard = serde_json::from_str(&record)?;
@@ -434,5 +448,6 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
             sheet.push(row);
         }
     }
-    Ok(Some(Register { name, enterprises: enterprises.into_iter().map(|(_, name, rows)| (name, rows)).collect() }))
+    let enterprises = enterprises.into_iter().map(|(_, name, rows)| (name, rows)).collect();
+    Ok(Some(Register { name, enterprises, photos }))
 }
