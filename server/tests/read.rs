@@ -328,3 +328,128 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     assert_eq!(tables(&data), incremental);
     drop(server);
 }
+
+/// SplitMix64: small and seedable.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+/// The hazard columns the comparison reads, per (dossier, hazard).
+type Rows = std::collections::BTreeMap<(String, String), (String, String, String, bool)>;
+
+/// What the read model holds.
+fn projected(data: &Path) -> Rows {
+    let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
+    let mut statement = conn.prepare("SELECT dossier_id, id, title, owner, status, deleted FROM hazards").unwrap();
+    statement
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// What the merged documents say, as a replica holding all of them reads them.
+fn merged(store: &mut Store) -> Rows {
+    let mut rows = Rows::new();
+    for id in store.doc_ids(sync_core::ids::DocKind::EnterpriseDossier).unwrap() {
+        for (hazard, h) in store.dossier(&id).unwrap().hazards {
+            let value = (h.title, h.rectification.owner, h.rectification.status.as_str().to_owned(), h.deleted);
+            rows.insert((id.to_string(), hazard), value);
+        }
+    }
+    rows
+}
+
+/// Three inspectors add, edit and delete findings on two sites offline and
+/// sync with HQ in random order, for several seeds: HQ's read model always
+/// ends equal to the merged documents, as an analyst who pulls them all
+/// reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_model_equals_the_merged_documents() {
+    for seed in 1..=4u64 {
+        let dir = tempfile::TempDir::new().unwrap();
+        let data = dir.path().join("hq");
+        let server = Server::start(&data);
+        let mut devices: Vec<Store> = (0..3)
+            .map(|i| {
+                let store = Store::init(&dir.path().join(format!("tablet{i}")), &format!("检查员{i}")).unwrap();
+                enroll_as(&data, &store, "inspector", &server.addr.to_string());
+                store
+            })
+            .collect();
+        let campaign = joint_campaign(&mut devices[0]);
+        let second: sync_core::ids::CreditCode = "91640200MA76XYW124".parse().unwrap();
+        let site = sync_core::model::Enterprise {
+            name: "第二工地".into(),
+            unified_social_credit_code: second.clone(),
+            domain: sync_core::model::Domain::Construction,
+            project: String::new(),
+            address: String::new(),
+            dossier_id: sync_core::ids::DocId::dossier(&campaign, &second),
+        };
+        devices[0].edit(&campaign, |tx| sync_core::doc::campaign::add_enterprise(tx, &campaign, &site)).unwrap();
+        for device in devices.iter_mut() {
+            device.sync_with_hq(Some(server.addr)).await.unwrap();
+        }
+        let mut rng = Rng(seed);
+        let mut known: Vec<(usize, sync_core::ids::DocId, sync_core::ids::EntityId)> = Vec::new();
+        for step in 0..40 {
+            let d = rng.below(3) as usize;
+            let device = &mut devices[d];
+            match rng.below(5) {
+                0 | 1 => {
+                    let code = [CODE, second.as_str()][rng.below(2) as usize];
+                    let dossier_id = device.open_dossier(&campaign, code).unwrap();
+                    let id = new_entity_id().unwrap();
+                    let h = hazard(&format!("设备{d}第{step}步"));
+                    device.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &h)).unwrap();
+                    known.push((d, dossier_id, id));
+                }
+                2 | 3 if !known.is_empty() => {
+                    // Any device that holds the finding may edit it.
+                    let (_, dossier_id, id) = known[rng.below(known.len() as u64) as usize].clone();
+                    if device.document(&dossier_id).is_ok_and(|doc| dossier::hazard(doc, &id).is_ok()) {
+                        let delete = rng.below(4) == 0;
+                        device
+                            .edit(&dossier_id, |tx| {
+                                dossier::modify_hazard(tx, &id, |h| {
+                                    h.rectification.owner = format!("负责人{step}");
+                                    h.deleted |= delete;
+                                    Ok(())
+                                })
+                            })
+                            .unwrap();
+                    }
+                }
+                _ => {
+                    device.sync_with_hq(Some(server.addr)).await.unwrap();
+                }
+            }
+        }
+        for device in devices.iter_mut() {
+            device.sync_with_hq(Some(server.addr)).await.unwrap();
+        }
+        let mut analyst = Store::init(&dir.path().join("analyst"), "分析员").unwrap();
+        enroll_as(&data, &analyst, "hq", &server.addr.to_string());
+        analyst.sync_with_hq(Some(server.addr)).await.unwrap();
+        let expected = merged(&mut analyst);
+        assert!(!expected.is_empty());
+        let started = Instant::now();
+        while projected(&data) != expected {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "seed {seed}: the read model differs from the documents"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(server);
+    }
+}
