@@ -742,7 +742,8 @@ impl Store {
             }
             let referenced = validate::document(&id, &doc)
                 .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?
-                .photos;
+                .typed
+                .photos();
             if is_new {
                 batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
             }

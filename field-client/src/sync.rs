@@ -334,7 +334,8 @@ impl Store {
             let held = if is_new { None } else { Some(self.loaded(id)?.doc.clone()) };
             changes.checked(id, held).map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?
         };
-        let (mut doc, photos, typed) = (checked.result, checked.photos, checked.typed);
+        let photos = checked.typed.photos();
+        let (mut doc, typed) = (checked.result, checked.typed);
         let source = from.to_string();
         let mut batch = Vec::new();
         if is_new {

@@ -19,18 +19,16 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench::{Findings, KillOnDrop, enroll, round};
-use field_client::{Store, new_entity_id};
+use bench::{Findings, KillOnDrop, enroll, record_site, round};
+use field_client::Store;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sync_core::codes::AccidentType;
-use sync_core::doc::{campaign, dossier};
-use sync_core::ids::{CreditCode, DocId, EntityId};
-use sync_core::model::{
-    CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
-};
+use sync_core::doc::dossier;
+use sync_core::ids::{DocId, EntityId};
+use sync_core::model::{CampaignKind, RectificationStatus};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -206,52 +204,13 @@ fn prepare(store: &mut Store, enterprises: usize, hazards: usize) -> anyhow::Res
     let c = store.create_campaign("读取基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
     let mut ids = Vec::new();
     for e in 0..enterprises {
-        let code: CreditCode = code(e).parse()?;
-        let enterprise = Enterprise {
-            name: format!("建设集团{e}"),
-            unified_social_credit_code: code.clone(),
-            domain: Domain::Construction,
-            project: format!("{e}号地块"),
-            address: String::new(),
-            dossier_id: DocId::dossier(&c, &code),
-        };
-        store.edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise))?;
-        let d = store.open_dossier(&c, code.as_str())?;
-        for n in 0..hazards {
-            let id = new_entity_id()?;
-            let (title, description, location, legal_basis, photos) = texts.finding();
-            let hazard = Hazard {
-                title,
-                description,
-                hazard_kind: HazardKind::UnsafeCondition,
-                accident_type: AccidentType::gb6441_1986(&format!("{:02}", 1 + texts.next(20)))?,
-                level: HazardLevel::General,
-                major_hazard_criterion: None,
-                location: Location { text: location, gps: None },
-                legal_basis,
-                photos: photos.into_iter().enumerate().map(|(p, sha)| (sha, format!("IMG_{p}.jpg"))).collect(),
-                inspector: "张三".into(),
-                found_at: format!("2026-11-24T{:02}:{:02}:00Z", n / 60 % 24, n % 60),
-                checklist_item: None,
-                deleted: false,
-                rectification: Rectification::default(),
-            };
-            store.edit(&d, |tx| dossier::add_hazard(tx, &id, &hazard))?;
-            let status = if n % 2 == 0 { RectificationStatus::Rectifying } else { RectificationStatus::Open };
-            store.edit(&d, |tx| {
-                dossier::modify_hazard(tx, &id, |h| {
-                    h.rectification.status = status;
-                    Ok(())
-                })
-            })?;
-            store.edit(&d, |tx| {
-                dossier::modify_hazard(tx, &id, |h| {
-                    h.rectification.owner = "王五".into();
-                    Ok(())
-                })
-            })?;
-            ids.push((d.clone(), id));
-        }
+        let site = (code(e).parse()?, format!("建设集团{e}"), format!("{e}号地块"));
+        let (d, recorded) = record_site(store, &c, site, hazards, &mut texts, |n, texts, hazard| {
+            hazard.accident_type = AccidentType::gb6441_1986(&format!("{:02}", 1 + texts.next(20)))?;
+            hazard.found_at = format!("2026-11-24T{:02}:{:02}:00Z", n / 60 % 24, n % 60);
+            Ok(if n % 2 == 0 { RectificationStatus::Rectifying } else { RectificationStatus::Open })
+        })?;
+        ids.extend(recorded.into_iter().map(|id| (d.clone(), id)));
     }
     Ok((c, ids))
 }

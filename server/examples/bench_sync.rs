@@ -18,14 +18,11 @@ use std::time::Instant;
 #[path = "bench/mod.rs"]
 mod bench;
 
-use bench::{Findings, KillOnDrop, enroll, proc_stats, round};
-use field_client::{Store, new_entity_id};
-use sync_core::codes::AccidentType;
-use sync_core::doc::{campaign, dossier};
-use sync_core::ids::{CreditCode, DocId};
-use sync_core::model::{
-    CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
-};
+use bench::{Findings, KillOnDrop, enroll, proc_stats, record_site, round};
+use field_client::Store;
+use sync_core::doc::dossier;
+use sync_core::ids::DocId;
+use sync_core::model::{CampaignKind, RectificationStatus};
 
 /// The devices use the allocator of the `field` binary they stand in for.
 #[global_allocator]
@@ -215,50 +212,8 @@ fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocI
     let mut texts = Findings::new(u64::from_str_radix(&seed[..16], 16)?)?;
     let c = store.create_campaign("基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
     for s in 0..dossiers {
-        let code: CreditCode = format!("91640200MA76XYW{s:03}").parse()?;
-        let enterprise = Enterprise {
-            name: format!("企业{s}"),
-            unified_social_credit_code: code.clone(),
-            domain: Domain::Construction,
-            project: String::new(),
-            address: String::new(),
-            dossier_id: DocId::dossier(&c, &code),
-        };
-        store.edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise))?;
-        let d = store.open_dossier(&c, code.as_str())?;
-        for _ in 0..findings {
-            let id = new_entity_id()?;
-            let (title, description, location, legal_basis, photos) = texts.finding();
-            let hazard = Hazard {
-                title,
-                description,
-                hazard_kind: HazardKind::UnsafeCondition,
-                accident_type: AccidentType::gb6441_1986("10")?,
-                level: HazardLevel::General,
-                major_hazard_criterion: None,
-                location: Location { text: location, gps: None },
-                legal_basis,
-                photos: photos.into_iter().enumerate().map(|(p, sha)| (sha, format!("IMG_{p}.jpg"))).collect(),
-                inspector: "张三".into(),
-                found_at: "2026-11-24T02:00:00Z".into(),
-                checklist_item: None,
-                deleted: false,
-                rectification: Rectification::default(),
-            };
-            store.edit(&d, |tx| dossier::add_hazard(tx, &id, &hazard))?;
-            store.edit(&d, |tx| {
-                dossier::modify_hazard(tx, &id, |h| {
-                    h.rectification.status = RectificationStatus::Rectifying;
-                    Ok(())
-                })
-            })?;
-            store.edit(&d, |tx| {
-                dossier::modify_hazard(tx, &id, |h| {
-                    h.rectification.owner = "王五".into();
-                    Ok(())
-                })
-            })?;
-        }
+        let site = (format!("91640200MA76XYW{s:03}").parse()?, format!("企业{s}"), String::new());
+        record_site(&mut store, &c, site, findings, &mut texts, |_, _, _| Ok(RectificationStatus::Rectifying))?;
     }
     Ok(c)
 }

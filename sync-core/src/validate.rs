@@ -23,8 +23,6 @@ pub struct Invalid(pub String);
 pub struct Validated {
     /// Where it belongs (`None` for a checklist, which is not synced).
     pub tag: Option<DocTag>,
-    /// The photos a dossier references (`None` for other kinds).
-    pub photos: Option<BTreeSet<PhotoId>>,
     /// The document as typed records, as the validator read it.
     pub typed: Typed,
 }
@@ -42,32 +40,41 @@ pub enum Typed {
     Checklist(Checklist),
 }
 
+impl Typed {
+    /// The photos a dossier references (`None` for other kinds).
+    pub fn photos(&self) -> Option<BTreeSet<PhotoId>> {
+        match self {
+            Typed::Dossier(dossier) => Some(referenced_by(dossier)),
+            _ => None,
+        }
+    }
+}
+
 /// Checks that `doc` has the shape of its kind and names itself `id`.
 pub fn document(id: &DocId, doc: &Automerge) -> Result<Validated, Invalid> {
     let invalid = |e: &dyn std::fmt::Display| Invalid(e.to_string());
-    let (own_id, photos, typed) = match id.kind() {
+    let (own_id, typed) = match id.kind() {
         DocKind::Campaign => {
             let c = campaign::read(doc).map_err(|e| invalid(&e))?;
-            (c.id.clone(), None, Typed::Campaign(c))
+            (c.id.clone(), Typed::Campaign(c))
         }
         DocKind::EnterpriseDossier => {
             let d = dossier::validate(doc).map_err(|e| invalid(&e))?;
-            let photos = referenced_by(&d);
-            (d.id.clone(), Some(photos), Typed::Dossier(Box::new(d)))
+            (d.id.clone(), Typed::Dossier(Box::new(d)))
         }
         DocKind::Briefing => {
             let b = briefing::read(doc).map_err(|e| invalid(&e))?;
-            (b.id.clone(), None, Typed::Briefing(b))
+            (b.id.clone(), Typed::Briefing(b))
         }
         DocKind::Checklist => {
             let c = checklist::read(doc).map_err(|e| invalid(&e))?;
-            (DocId::checklist(&c.id, c.version).map_err(|e| invalid(&e))?, None, Typed::Checklist(c))
+            (DocId::checklist(&c.id, c.version).map_err(|e| invalid(&e))?, Typed::Checklist(c))
         }
     };
     if own_id != *id {
         return Err(Invalid(format!("文档内容记载的编号是 {own_id}")));
     }
-    Ok(Validated { tag: tag_of(id, doc), photos, typed })
+    Ok(Validated { tag: tag_of(id, doc), typed })
 }
 
 fn root_str(doc: &Automerge, key: &str) -> Option<String> {

@@ -7,8 +7,14 @@
 use std::path::Path;
 use std::process::Command;
 
-use field_client::Store;
+use field_client::{Store, new_entity_id};
+use sync_core::codes::AccidentType;
 use sync_core::credential::Enrollment;
+use sync_core::doc::{campaign, dossier};
+use sync_core::ids::{CreditCode, DocId, EntityId};
+use sync_core::model::{
+    Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
+};
 
 /// Finding texts: an item of the construction checklist (JGJ 59) and what
 /// was seen on site, about 200 characters, as inspectors write them. Each
@@ -66,6 +72,69 @@ pub(crate) fn enroll(server_bin: &str, data: &Path, store: &Store, extra: &[&str
     let enrollment: Enrollment = String::from_utf8(out.stdout)?.trim().parse()?;
     store.enroll(&enrollment)?;
     Ok(())
+}
+
+/// Records site `code` (named `name`, project `project`) of campaign `c`
+/// on `store`: the enterprise, then `findings` findings with texts from
+/// `texts`, each one change, then two small edits each (its rectification
+/// status, then its owner). `vary(n, texts, hazard)` shapes finding `n`
+/// before it is recorded and says the status it then gets. Returns the
+/// dossier and the findings' ids.
+pub(crate) fn record_site(
+    store: &mut Store,
+    c: &DocId,
+    (code, name, project): (CreditCode, String, String),
+    findings: usize,
+    texts: &mut Findings,
+    mut vary: impl FnMut(usize, &mut Findings, &mut Hazard) -> anyhow::Result<RectificationStatus>,
+) -> anyhow::Result<(DocId, Vec<EntityId>)> {
+    let enterprise = Enterprise {
+        name,
+        unified_social_credit_code: code.clone(),
+        domain: Domain::Construction,
+        project,
+        address: String::new(),
+        dossier_id: DocId::dossier(c, &code),
+    };
+    store.edit(c, |tx| campaign::add_enterprise(tx, c, &enterprise))?;
+    let d = store.open_dossier(c, code.as_str())?;
+    let mut ids = Vec::with_capacity(findings);
+    for n in 0..findings {
+        let id = new_entity_id()?;
+        let (title, description, location, legal_basis, photos) = texts.finding();
+        let mut hazard = Hazard {
+            title,
+            description,
+            hazard_kind: HazardKind::UnsafeCondition,
+            accident_type: AccidentType::gb6441_1986("10")?,
+            level: HazardLevel::General,
+            major_hazard_criterion: None,
+            location: Location { text: location, gps: None },
+            legal_basis,
+            photos: photos.into_iter().enumerate().map(|(p, sha)| (sha, format!("IMG_{p}.jpg"))).collect(),
+            inspector: "张三".into(),
+            found_at: "2026-11-24T02:00:00Z".into(),
+            checklist_item: None,
+            deleted: false,
+            rectification: Rectification::default(),
+        };
+        let status = vary(n, texts, &mut hazard)?;
+        store.edit(&d, |tx| dossier::add_hazard(tx, &id, &hazard))?;
+        store.edit(&d, |tx| {
+            dossier::modify_hazard(tx, &id, |h| {
+                h.rectification.status = status;
+                Ok(())
+            })
+        })?;
+        store.edit(&d, |tx| {
+            dossier::modify_hazard(tx, &id, |h| {
+                h.rectification.owner = "王五".into();
+                Ok(())
+            })
+        })?;
+        ids.push(id);
+    }
+    Ok((d, ids))
 }
 
 /// Kills the server however the benchmark ends.

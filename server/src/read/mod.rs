@@ -188,10 +188,7 @@ impl ReadModel {
 
     /// A read-only connection for one query.
     pub(crate) fn reader(&self) -> Result<Connection> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(conn)
+        read_only(&self.path)
     }
 }
 
@@ -205,8 +202,12 @@ pub(crate) fn reader_at(data: &Path) -> Result<Connection> {
             data.display()
         );
     }
+    read_only(&path)
+}
+
+fn read_only(path: &Path) -> Result<Connection> {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(&path, flags)?;
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }

@@ -14,11 +14,9 @@
 //! for the protocol version: a new dictionary needs a new version, and
 //! stores keep this one to read what they hold.
 
-use std::collections::BTreeSet;
-
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
-use crate::ids::{DocId, DocTag, PhotoId};
+use crate::ids::{DocId, DocTag};
 use crate::validate::{self, Invalid, Typed};
 use crate::verify::ChangeInfo;
 
@@ -125,7 +123,7 @@ impl Arrived {
         }
         let validated = validate::document(id, &result)?;
         let tag = validated.tag.ok_or_else(|| Invalid("无法确定文档所属的检查活动".into()))?;
-        Ok(Checked { base, arrived: self.hashes(), result, tag, photos: validated.photos, typed: validated.typed })
+        Ok(Checked { base, arrived: self.hashes(), result, tag, typed: validated.typed })
     }
 
     /// Leaves out the changes `held` already. A document of which anything
@@ -159,8 +157,6 @@ pub struct Checked {
     pub result: Automerge,
     /// Where it belongs.
     pub tag: DocTag,
-    /// The photos a dossier references.
-    pub photos: Option<BTreeSet<PhotoId>>,
     /// The document as typed records.
     pub typed: Typed,
 }
