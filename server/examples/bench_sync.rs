@@ -20,7 +20,6 @@ mod bench;
 
 use bench::{Findings, KillOnDrop, enroll, proc_stats, record_site, round};
 use field_client::Store;
-use sync_core::doc::dossier;
 use sync_core::ids::DocId;
 use sync_core::model::{CampaignKind, RectificationStatus};
 
@@ -243,7 +242,7 @@ fn dossier_stages(home: &Path) -> anyhow::Result<serde_json::Map<String, serde_j
     out.insert("apply".into(), mean_ms(|| Automerge::new().apply_changes(changes.clone()))?.into());
     out.insert("encode".into(), mean_ms(|| batch::encode_document(&doc).map_err(anyhow::Error::msg))?.into());
     out.insert("decode".into(), mean_ms(|| batch::decode(&whole))?.into());
-    out.insert("validate".into(), mean_ms(|| dossier::validate(&doc))?.into());
+    out.insert("validate".into(), mean_ms(|| sync_core::validate::document(&id, &doc))?.into());
     out.insert("bundle".into(), mean_ms(|| doc.bundle(hashes.iter().copied()))?.into());
     out.insert("decode_bundle".into(), mean_ms(|| batch::decode(&bundle))?.into());
     out.insert("changes".into(), raw.len().into());

@@ -445,7 +445,7 @@ async fn bad_input_is_refused_and_the_server_keeps_serving() {
             let accident = object(tx, hazard.clone(), &["accident_type"]);
             tx.put(&accident, "code", "99").unwrap();
         }),
-        ("照片路径", 10, "照片编号无效", |tx, hazard| {
+        ("照片路径", 10, "照片编号“../../hq.key”格式无效", |tx, hazard| {
             let photos = object(tx, hazard.clone(), &["photos"]);
             tx.put(&photos, "../../hq.key", "IMG_0001.jpg").unwrap();
         }),

@@ -16,7 +16,9 @@ pub mod identity;
 pub mod ids;
 pub mod model;
 pub mod register;
+pub mod schema;
 pub mod sync;
+pub mod text;
 pub mod validate;
 pub mod verify;
 

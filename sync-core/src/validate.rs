@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, Change, ObjId, ROOT, ReadDoc, Value};
 
-use crate::doc::{briefing, campaign, checklist, dossier};
+use crate::doc::{self, briefing, campaign, checklist, dossier};
 use crate::ids::{DocId, DocKind, DocTag, PhotoId};
 use crate::model::{Briefing, Campaign, Checklist, Dossier};
+use crate::schema;
 
 /// Why a document is not valid (Chinese, shown to people).
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,24 +51,28 @@ impl Typed {
     }
 }
 
-/// Checks that `doc` has the shape of its kind and names itself `id`.
+/// Checks that `doc` has the shape of its kind (its schema, then what a
+/// schema cannot say: codes exist, dates are days) and names itself `id`.
 pub fn document(id: &DocId, doc: &Automerge) -> Result<Validated, Invalid> {
     let invalid = |e: &dyn std::fmt::Display| Invalid(e.to_string());
+    let json = doc::document_json(doc).map_err(|e| invalid(&e))?;
+    schema::document(id.kind(), &json).map_err(|e| invalid(&e))?;
     let (own_id, typed) = match id.kind() {
         DocKind::Campaign => {
-            let c = campaign::read(doc).map_err(|e| invalid(&e))?;
+            let c = campaign::from_document(json).map_err(|e| invalid(&e))?;
             (c.id.clone(), Typed::Campaign(c))
         }
         DocKind::EnterpriseDossier => {
-            let d = dossier::validate(doc).map_err(|e| invalid(&e))?;
+            let d = dossier::from_document(json).map_err(|e| invalid(&e))?;
+            dossier::check_dossier(&d).map_err(|e| invalid(&e))?;
             (d.id.clone(), Typed::Dossier(Box::new(d)))
         }
         DocKind::Briefing => {
-            let b = briefing::read(doc).map_err(|e| invalid(&e))?;
+            let b = briefing::from_document(json).map_err(|e| invalid(&e))?;
             (b.id.clone(), Typed::Briefing(b))
         }
         DocKind::Checklist => {
-            let c = checklist::read(doc).map_err(|e| invalid(&e))?;
+            let c = checklist::from_document(json).map_err(|e| invalid(&e))?;
             (DocId::checklist(&c.id, c.version).map_err(|e| invalid(&e))?, Typed::Checklist(c))
         }
     };

@@ -177,7 +177,7 @@ fn tag_of(id: &DocId, am: &Automerge) -> Result<DocTag, String> {
             Ok(DocTag { campaign: id.clone(), enterprise: None })
         }
         DocKind::EnterpriseDossier => {
-            let d = dossier::validate(am).map_err(|e| e.to_string())?;
+            let d = dossier::read(am).map_err(|e| e.to_string())?;
             Ok(DocTag { campaign: d.campaign_id, enterprise: d.enterprise.parse().ok() })
         }
         DocKind::Briefing => {

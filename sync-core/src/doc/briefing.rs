@@ -8,7 +8,7 @@ use automerge::transaction::Transaction;
 use automerge::{Automerge, ReadDoc};
 use serde_json::json;
 
-use super::{ModelError, genesis, insert_record, modify_record, read_at};
+use super::{ModelError, genesis, insert_record, modify_record};
 use crate::ids::{DocId, EntityId};
 use crate::model::{Briefing, BriefingSection, SCHEMA_VERSION};
 
@@ -27,7 +27,12 @@ pub fn create(campaign: &DocId) -> Result<Automerge, ModelError> {
 
 /// Reads the briefing.
 pub fn read(doc: &impl ReadDoc) -> Result<Briefing, ModelError> {
-    let briefing: Briefing = read_at(doc, &[])?;
+    from_document(super::document_json(doc)?)
+}
+
+/// The briefing a document's JSON holds.
+pub(crate) fn from_document(json: serde_json::Value) -> Result<Briefing, ModelError> {
+    let briefing: Briefing = super::from_json(json)?;
     if briefing.kind != "briefing" {
         return Err(ModelError::Malformed(format!("不是通报材料：{}", briefing.kind)));
     }

@@ -9,7 +9,7 @@ use automerge::ReadDoc;
 use automerge::transaction::Transaction;
 use serde_json::{Value as Json, json};
 
-use super::{ModelError, check_date, from_json, insert_record, map_at, put_value, read_json};
+use super::{ModelError, check_date, from_json, insert_record, map_at, put_value};
 use crate::ids::{CreditCode, DocId, EntityId};
 use crate::model::{Campaign, CampaignKind, Enterprise, SCHEMA_VERSION, ScheduleEntry, TeamMember};
 
@@ -47,6 +47,7 @@ pub fn create(
         "schedule": {},
         "checklists": {},
     });
+    crate::schema::document(crate::ids::DocKind::Campaign, &root).map_err(ModelError::Schema)?;
     if let Json::Object(fields) = root {
         for (key, value) in &fields {
             put_value(tx, &ROOT, key, value)?;
@@ -57,7 +58,11 @@ pub fn create(
 
 /// Reads the campaign; the briefing deadline is derived from the end date.
 pub fn read(doc: &impl ReadDoc) -> Result<Campaign, ModelError> {
-    let mut json = read_json(doc, &map_at(doc, &[])?, automerge::ObjType::Map)?;
+    from_document(super::document_json(doc)?)
+}
+
+/// The campaign a document's JSON holds.
+pub(crate) fn from_document(mut json: Json) -> Result<Campaign, ModelError> {
     let end = json
         .get("end_date")
         .and_then(Json::as_str)

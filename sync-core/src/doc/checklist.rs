@@ -7,7 +7,7 @@
 
 use automerge::{Automerge, ReadDoc};
 
-use super::{ModelError, genesis, read_at, to_object};
+use super::{ModelError, genesis, to_object};
 use crate::codes;
 use crate::ids::DocId;
 use crate::model::Checklist;
@@ -36,7 +36,12 @@ pub fn create(checklist: &Checklist) -> Result<Automerge, ModelError> {
 
 /// Reads a checklist document.
 pub fn read(doc: &impl ReadDoc) -> Result<Checklist, ModelError> {
-    let checklist: Checklist = read_at(doc, &[])?;
+    from_document(super::document_json(doc)?)
+}
+
+/// The checklist a document's JSON holds.
+pub(crate) fn from_document(json: serde_json::Value) -> Result<Checklist, ModelError> {
+    let checklist: Checklist = super::from_json(json)?;
     validate(&checklist)?;
     Ok(checklist)
 }

@@ -169,7 +169,12 @@ pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, Mo
 
 /// Reads the whole dossier.
 pub fn read(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
-    let dossier: Dossier = read_at(doc, &[])?;
+    from_document(super::document_json(doc)?)
+}
+
+/// The dossier a document's JSON holds.
+pub(crate) fn from_document(json: serde_json::Value) -> Result<Dossier, ModelError> {
+    let dossier: Dossier = super::from_json(json)?;
     if dossier.kind != "enterprise_dossier" {
         return Err(ModelError::Malformed(format!("不是企业档案：{}", dossier.kind)));
     }
@@ -318,8 +323,9 @@ pub fn add_site_visit(tx: &mut Transaction<'_>, id: &EntityId, visit: &SiteVisit
 
 /// Checks a merged dossier: its shape and every hazard's values. A dossier
 /// that fails this is not stored.
-pub fn validate(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
-    let dossier = read(doc)?;
+/// Checks what the schema cannot: codes and clauses exist, dates are days
+/// of the calendar, GPS points are on the globe.
+pub(crate) fn check_dossier(dossier: &Dossier) -> Result<(), ModelError> {
     for (id, hazard) in &dossier.hazards {
         check_values(hazard).map_err(|e| ModelError::Rule(format!("隐患 {id}：{e}")))?;
     }
@@ -334,7 +340,7 @@ pub fn validate(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
             check_date(date)?;
         }
     }
-    Ok(dossier)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -436,7 +442,9 @@ pub(crate) mod tests {
         assert!(hash.is_some());
         let read = hazard(&doc, &id).unwrap();
         assert_eq!(read.description, "外架连墙件缺失，已影响架体稳定");
-        assert_eq!(validate(&doc).unwrap().hazards.len(), 1);
+        let whole = super::read(&doc).unwrap();
+        check_dossier(&whole).unwrap();
+        assert_eq!(whole.hazards.len(), 1);
         // An edit that changes nothing writes nothing.
         let noop = edit(&mut doc, 3, |tx| modify_hazard(tx, &id, |_| Ok(()))).unwrap();
         assert!(noop.hash.is_none());
@@ -494,7 +502,7 @@ pub(crate) mod tests {
             Ok(())
         })
         .unwrap();
-        assert!(matches!(validate(&doc), Err(ModelError::Malformed(_))));
+        assert!(matches!(read(&doc), Err(ModelError::Malformed(_))));
         assert!(matches!(crate::doc::conflicts::conflicts(&doc), Err(ModelError::Malformed(_))));
     }
 }

@@ -99,6 +99,9 @@ pub enum ModelError {
         /// Longitude.
         lon: f64,
     },
+    /// A record breaks its kind's schema.
+    #[error(transparent)]
+    Schema(crate::schema::Breach),
     /// A rule of the workflow is not met; the text says which.
     #[error("{0}")]
     Rule(String),
@@ -287,6 +290,12 @@ fn map_at(doc: &impl ReadDoc, path: &[&str]) -> Result<ObjId, ModelError> {
     Ok(obj)
 }
 
+/// Reads the whole document as JSON, as stored: empty strings and `false`
+/// are absent ([`prune_defaults`]).
+pub(crate) fn document_json(doc: &impl ReadDoc) -> Result<Json, ModelError> {
+    read_document(doc)
+}
+
 /// Reads the map at `path` as a typed record.
 fn read_at<T: DeserializeOwned>(doc: &impl ReadDoc, path: &[&str]) -> Result<T, ModelError> {
     if path.is_empty() {
@@ -398,6 +407,8 @@ fn insert_record<T: Serialize>(
     }
     let mut json = Json::Object(to_object(record)?);
     prune_defaults(&mut json);
+    let at: Vec<&str> = collection.iter().copied().chain([id]).collect();
+    crate::schema::record(&at, &json).map_err(ModelError::Schema)?;
     put_value(tx, &parent, id, &json)
 }
 
@@ -434,7 +445,9 @@ where
     let mut new = old.clone();
     let out = change(&mut new)?;
     check(&old, &new)?;
-    write_diff(tx, &obj, &to_object(&old)?, &to_object(&new)?)?;
+    let written = to_object(&new)?;
+    crate::schema::record(path, &Json::Object(written.clone())).map_err(ModelError::Schema)?;
+    write_diff(tx, &obj, &to_object(&old)?, &written)?;
     Ok(out)
 }
 

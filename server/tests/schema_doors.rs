@@ -1,0 +1,294 @@
+//! The schema at every door: for each constraint of
+//! `schemas/enterprise_dossier.schema.json`, a signed change that breaks
+//! exactly that constraint is refused through a bundle (nothing imported)
+//! and through a real sync with a real `fieldsync-server` (quarantined at
+//! HQ, nothing stored), each time with a Chinese reason that names it.
+//!
+//! The cases are generated from the schema file and a dossier that holds
+//! every optional field, so a constraint added to the schema is tested
+//! here without a new line of test.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Server, issue};
+use field_client::{Store, new_entity_id};
+use serde_json::{Value as Json, json};
+use sync_core::automerge::transaction::{Transactable, Transaction};
+use sync_core::automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use sync_core::doc::{campaign, dossier};
+use sync_core::ids::{CreditCode, DocId};
+use sync_core::model::{
+    AccidentReview, CampaignKind, DocumentCheck, Domain, Enterprise, Hazard, HazardLevel, RectificationStatus, SiteVisit,
+};
+
+const SITE: &str = "91640200MA76XYW123";
+
+/// One way to break the schema: write `value` at `path` (or delete it), and
+/// the words the refusal must contain.
+#[derive(Debug)]
+struct Case {
+    path: Vec<String>,
+    value: Option<Json>,
+    expect: &'static str,
+}
+
+impl Case {
+    fn name(&self) -> String {
+        let what = self.value.as_ref().map_or("删除".to_owned(), |v| v.to_string());
+        format!("{} = {what}", self.path.join("/"))
+    }
+}
+
+/// Every case the schema gives for `instance` (the dossier as stored).
+fn cases(schema: &Json, node: &Json, instance: &Json, path: &mut Vec<String>, out: &mut Vec<Case>) {
+    let node = resolve(schema, node);
+    let at = |key: &str, path: &[String]| path.iter().cloned().chain([key.to_owned()]).collect::<Vec<_>>();
+    // The layout version decides which rules apply; it is not a fault.
+    if path.last().is_some_and(|p| p == "schema_version") {
+        return;
+    }
+    if let (Some(fields), Json::Object(values)) = (node.get("properties").and_then(Json::as_object), instance) {
+        for (key, sub) in fields {
+            if let Some(value) = values.get(key) {
+                path.push(key.clone());
+                cases(schema, sub, value, path, out);
+                path.pop();
+            }
+        }
+        for required in node.get("required").and_then(Json::as_array).into_iter().flatten() {
+            let key = required.as_str().unwrap();
+            if values.contains_key(key) {
+                out.push(Case { path: at(key, path), value: None, expect: "缺少必填字段" });
+            }
+        }
+        if node.get("additionalProperties") == Some(&Json::Bool(false)) {
+            out.push(Case { path: at("unexpected", path), value: Some(json!("x")), expect: "未定义的字段" });
+        }
+    }
+    if let (Some(patterns), Json::Object(values)) = (node.get("patternProperties").and_then(Json::as_object), instance) {
+        let sub = patterns.values().next().unwrap();
+        if let Some((key, value)) = values.iter().next() {
+            path.push(key.clone());
+            cases(schema, sub, value, path, out);
+            path.pop();
+        }
+        out.push(Case { path: at("hazard-1", path), value: Some(json!("x")), expect: "格式无效" });
+    }
+    let here = || path.clone();
+    let mut push = |value: Json, expect| out.push(Case { path: here(), value: Some(value), expect });
+    match node.get("type").and_then(Json::as_str) {
+        Some("string") => push(json!(1.5), "类型不对"),
+        Some("number") => push(json!("north"), "类型不对"),
+        Some("boolean") => push(json!("yes"), "类型不对"),
+        Some("object") => push(json!("x"), "类型不对"),
+        _ => {}
+    }
+    if node.get("pattern").is_some() {
+        push(json!("昨天下午"), "格式无效");
+    }
+    if node.get("enum").is_some() {
+        push(json!("bogus"), "不是允许的取值");
+    }
+    if node.get("const").is_some() {
+        push(json!("x"), "应为");
+    }
+    match node.get("format").and_then(Json::as_str) {
+        Some("line") => push(json!("张三\u{202e}gnp.exe"), "双向文字控制字符"),
+        Some("text") => push(json!("整改\u{7}完成"), "控制字符"),
+        _ => {}
+    }
+    if let Some(limit) = node.get("maxLength").and_then(Json::as_u64) {
+        push(json!("字".repeat(limit as usize + 1)), "超过上限");
+    }
+    if node.get("minLength").is_some() {
+        push(json!(""), "不能为空");
+    }
+    for extra in ["minimum", "maximum"] {
+        if let Some(limit) = node.get(extra).and_then(Json::as_f64) {
+            push(json!(if extra == "minimum" { limit - 1.0 } else { limit + 1.0 }), "超出允许范围");
+        }
+    }
+}
+
+/// `node` with its local `$ref` followed and merged with its own keywords.
+fn resolve(schema: &Json, node: &Json) -> Json {
+    let Some(reference) = node.get("$ref").and_then(Json::as_str) else { return node.clone() };
+    let name = reference.strip_prefix("#/$defs/").unwrap();
+    let mut target = resolve(schema, &schema["$defs"][name]);
+    for (key, value) in node.as_object().unwrap() {
+        if key != "$ref" && key != "description" {
+            target[key] = value.clone();
+        }
+    }
+    target
+}
+
+/// The document as JSON, as stored (what the schema checks).
+fn stored(doc: &Automerge, obj: &ObjId, kind: ObjType) -> Json {
+    if kind == ObjType::Text {
+        return json!(doc.text(obj).unwrap());
+    }
+    let mut out = serde_json::Map::new();
+    for key in doc.keys(obj) {
+        let value = match doc.get(obj, &key).unwrap().unwrap() {
+            (Value::Object(kind), id) => stored(doc, &id, kind),
+            (Value::Scalar(s), _) => match s.as_ref() {
+                ScalarValue::Str(s) => json!(s.to_string()),
+                ScalarValue::Boolean(b) => json!(b),
+                ScalarValue::F64(f) => json!(f),
+                ScalarValue::Uint(u) => json!(u),
+                ScalarValue::Int(i) => json!(i),
+                other => panic!("{other:?}"),
+            },
+        };
+        out.insert(key, value);
+    }
+    Json::Object(out)
+}
+
+/// Writes the case into the document, past the model's checks, as a
+/// tampered client could.
+fn apply(tx: &mut Transaction<'_>, case: &Case) {
+    let (last, parents) = case.path.split_last().unwrap();
+    let obj = parents.iter().fold(ROOT, |obj, key| match tx.get(&obj, key.as_str()).unwrap() {
+        Some((Value::Object(_), id)) => id,
+        other => panic!("{key}: {other:?}"),
+    });
+    match &case.value {
+        None => tx.delete(&obj, last.as_str()).unwrap(),
+        Some(Json::String(s)) => tx.put(&obj, last.as_str(), s.as_str()).unwrap(),
+        Some(Json::Bool(b)) => tx.put(&obj, last.as_str(), *b).unwrap(),
+        Some(Json::Number(n)) => tx.put(&obj, last.as_str(), n.as_f64().unwrap()).unwrap(),
+        Some(other) => panic!("{other}"),
+    }
+}
+
+/// A dossier with every optional field: a site visit, a major hazard with
+/// GPS, photo, clause and checklist item, a closed hazard, a 四不放过
+/// review and a document check.
+fn fill(store: &mut Store, site: &DocId, photo: &str) {
+    let hazard: Hazard = serde_json::from_value(json!({
+        "title": "外架连墙件缺失", "description": "3号楼外架第12层连墙件缺失", "hazard_kind": "unsafe_condition",
+        "accident_type": {"code_system": "gb6441_1986", "code": "09"}, "level": "major",
+        "major_hazard_criterion": sync_core::codes::criteria()[0].id,
+        "location": {"text": "3号楼东侧", "gps": {"lat": 38.48, "lon": 106.23, "crs": "wgs84"}},
+        "legal_basis": "JGJ 59-2011", "photos": {photo: "IMG_0001.jpg"}, "inspector": "张三",
+        "found_at": "2026-11-24T01:00:00Z", "checklist_item": "construction-jgj59/scaffold-01", "deleted": false,
+        "rectification": {"mode": "deadline", "deadline": "2026-12-01", "owner": "王五", "measures": "补设连墙件",
+            "interim_control": "停止作业", "status": "open", "verification_note": "", "photos_after": {}},
+    }))
+    .unwrap();
+    let (major, closed) = (new_entity_id().unwrap(), new_entity_id().unwrap());
+    store.edit(site, |tx| dossier::add_hazard(tx, &major, &hazard)).unwrap();
+    let general = Hazard { level: HazardLevel::General, major_hazard_criterion: None, ..hazard.clone() };
+    store.edit(site, |tx| dossier::add_hazard(tx, &closed, &general)).unwrap();
+    for status in [RectificationStatus::AwaitingVerification, RectificationStatus::Closed] {
+        store
+            .edit(site, |tx| {
+                dossier::modify_hazard(tx, &closed, |h| {
+                    let r = &mut h.rectification;
+                    r.status = status;
+                    if status == RectificationStatus::Closed {
+                        (r.verifier, r.verified_at) = (Some("钱七".into()), Some("2026-11-26T02:00:00Z".into()));
+                        r.verification_note = "已整改到位".into();
+                        r.photos_after.insert(photo.to_owned(), "IMG_0002.jpg".into());
+                    } else {
+                        (r.rectified_by, r.rectified_at) = (Some("王五".into()), Some("2026-11-25T02:00:00Z".into()));
+                    }
+                    Ok(())
+                })
+            })
+            .unwrap();
+    }
+    let visit: SiteVisit =
+        serde_json::from_value(json!({"date": "2026-11-24", "inspectors": "张三、李四", "note": "首日"})).unwrap();
+    let review: AccidentReview = serde_json::from_value(json!({
+        "accident_date": "2025-06-01", "accident_summary": "高处坠落一人受伤", "report_ref": "石安委〔2025〕3号",
+        "items": {
+            "cause_identified": {"verdict": "pass", "evidence": "调查报告", "note": "原因清楚"},
+            "responsible_handled": {"verdict": "fail", "evidence": "无", "note": "未处理"},
+            "measures_implemented": {"verdict": "pass", "evidence": "整改记录", "note": ""},
+            "personnel_educated": {"verdict": "not_applicable", "evidence": "", "note": ""},
+        },
+    }))
+    .unwrap();
+    let check: DocumentCheck = serde_json::from_value(json!({
+        "document_type": "安全生产许可证", "name": "安全生产许可证（建筑施工）", "result": "expired",
+        "expires_on": "2026-10-01", "note": "已过期",
+    }))
+    .unwrap();
+    let (v, r, c) = (new_entity_id().unwrap(), new_entity_id().unwrap(), new_entity_id().unwrap());
+    store.edit(site, |tx| dossier::add_site_visit(tx, &v, &visit)).unwrap();
+    store.edit(site, |tx| dossier::add_review(tx, &r, &review)).unwrap();
+    store.edit(site, |tx| dossier::add_document_check(tx, &c, &check)).unwrap();
+}
+
+fn quarantined(data: &Path) -> Vec<field_client::Quarantined> {
+    field_client::quarantined(&data.join("sync")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = server.addr.to_string();
+    let mut lead = Store::init_with_seed(&dir.path().join("lead"), "张三", [1; 32]).unwrap();
+    let campaign_id =
+        lead.create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25").unwrap();
+    let code: CreditCode = SITE.parse().unwrap();
+    let enterprise = Enterprise {
+        name: "宁夏某建设工程有限公司".into(),
+        unified_social_credit_code: code.clone(),
+        domain: Domain::Construction,
+        project: "某住宅小区3号楼".into(),
+        address: "银川市".into(),
+        dossier_id: DocId::dossier(&campaign_id, &code),
+    };
+    lead.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+    let site = lead.open_dossier(&campaign_id, SITE).unwrap();
+    let photo_file = dir.path().join("IMG_0001.jpg");
+    std::fs::write(&photo_file, b"\xff\xd8\xff\xe0 a photo").unwrap();
+    let photo = lead.add_photo(&photo_file).unwrap();
+    fill(&mut lead, &site, &photo);
+    let scope = ["--campaign", campaign_id.as_str()];
+    lead.enroll(&issue(&data, &lead, "inspector", &addr, &scope)).unwrap();
+    lead.sync_with_hq(None).await.unwrap();
+
+    let schema: Json = serde_json::from_str(include_str!("../../schemas/enterprise_dossier.schema.json")).unwrap();
+    let instance = stored(lead.document(&site).unwrap(), &ROOT, ObjType::Map);
+    let mut all = Vec::new();
+    cases(&schema, &schema, &instance, &mut Vec::new(), &mut all);
+    assert!(all.len() > 100, "{} cases", all.len());
+
+    let held = lead.document(&site).unwrap().get_heads();
+    for (n, case) in all.iter().enumerate() {
+        let name = case.name();
+        let mut tablet = Store::init(&dir.path().join(format!("tablet-{n}")), &format!("检查员{n}")).unwrap();
+        tablet.enroll(&issue(&data, &tablet, "inspector", &addr, &scope)).unwrap();
+        tablet.sync_with_hq(None).await.unwrap_or_else(|e| panic!("{name}: first sync: {e}"));
+        tablet.edit(&site, |tx| Ok(apply(tx, case))).unwrap();
+
+        // Through a bundle: refused whole, nothing imported.
+        let bundle = tablet.export_bundle().unwrap();
+        let refused = lead.import_bundle(&bundle).expect_err(&name).to_string();
+        assert!(refused.contains(case.expect), "{name}: bundle refusal says {refused:?}");
+        assert_eq!(lead.document(&site).unwrap().get_heads(), held, "{name}: the bundle changed the dossier");
+
+        // Through a real sync: quarantined at HQ with its Chinese reason.
+        let before = quarantined(&data).len();
+        let refused = tablet.sync_with_hq(None).await.expect_err(&name).to_string();
+        assert!(refused.contains(case.expect), "{name}: sync refusal says {refused:?}");
+        let kept = quarantined(&data);
+        assert_eq!(kept.len(), before + 1, "{name}: quarantined once");
+        let last = kept.last().unwrap();
+        assert!(last.reason.contains(case.expect) && last.doc == site.to_string(), "{name}: {last:?}");
+    }
+    // HQ's dossier is the lead's: nothing of any case reached it.
+    let mut check = Store::init_with_seed(&dir.path().join("check"), "核对", [250; 32]).unwrap();
+    check.enroll(&issue(&data, &check, "hq", &addr, &[])).unwrap();
+    check.sync_with_hq(None).await.unwrap();
+    assert_eq!(check.document(&site).unwrap().get_heads(), held);
+}
