@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0007_doc_photo_adds.sql"),
     include_str!("../../schemas/migrations/client/0008_whole_documents.sql"),
     include_str!("../../schemas/migrations/client/0009_whole_batches_in_log.sql"),
+    include_str!("../../schemas/migrations/client/0010_photos_at_hq.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -100,6 +101,8 @@ pub(crate) enum Write {
         sha256: String,
         size: u64,
     },
+    /// Photos HQ holds.
+    AtHq(Vec<String>),
     AuthorCredential {
         key: Vec<u8>,
         credential: Vec<u8>,
@@ -304,6 +307,20 @@ impl Db {
     pub(crate) fn recorded_blobs(&self, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?;
+            let mut out = Vec::new();
+            for sha in shas {
+                if stmt.exists([&sha])? {
+                    out.push(sha);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Which of `shas` HQ is known to hold.
+    pub(crate) fn at_hq(&self, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM photos_at_hq WHERE sha256 = ?1")?;
             let mut out = Vec::new();
             for sha in shas {
                 if stmt.exists([&sha])? {
@@ -609,6 +626,12 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                     "INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)",
                     params![sha256, size as i64, now],
                 )?;
+            }
+            Write::AtHq(shas) => {
+                let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO photos_at_hq (sha256) VALUES (?1)")?;
+                for sha in shas {
+                    insert.execute([sha])?;
+                }
             }
         }
     }

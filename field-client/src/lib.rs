@@ -19,7 +19,7 @@ mod sync;
 use std::path::PathBuf;
 
 pub use db::{Quarantined, quarantined};
-pub use photos::{Blobs, PhotoProgress, PhotoReport, PhotoSide, Progress, blob_path};
+pub use photos::{Blobs, PhotoProgress, PhotoReport, PhotoSide, PhotosOwed, Progress, blob_path};
 pub use store::{ImportReport, RecordRef, ReviewEntry, Store, new_entity_id};
 pub use sync::{RelayEvent, SyncReport, Synced, serve};
 

@@ -52,6 +52,10 @@ pub struct PhotoReport {
     pub bytes_received: u64,
     /// Photos that failed (too large, hash mismatch, …), each with why.
     pub failed: Vec<String>,
+    /// The photos the peer holds after the exchange: those it offered and
+    /// those it confirmed storing.
+    #[serde(skip)]
+    pub peer_holds: Vec<String>,
 }
 
 /// Progress of a photo exchange, for a progress bar.
@@ -203,7 +207,43 @@ impl PhotoSide for Store {
     }
 }
 
+/// The photos of this device's own work that HQ is not known to hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PhotosOwed {
+    /// How many.
+    pub photos: usize,
+    /// Their bytes (as held here).
+    pub bytes: u64,
+}
+
 impl Store {
+    /// The photos this device's own changes added to the dossiers (and
+    /// still referenced) that HQ is not known to hold: until there are
+    /// none, the device's work is not safe at HQ.
+    pub fn photos_owed(&mut self) -> Result<PhotosOwed, StoreError> {
+        let actor = self.proof.actor_id();
+        let mut own = BTreeSet::new();
+        for id in self.doc_ids(DocKind::EnterpriseDossier)? {
+            let doc = self.document(&id)?;
+            let referenced = sync_core::validate::dossier_photos(doc);
+            let mine = doc.get_changes(&[]).into_iter().filter(|c| *c.actor_id() == actor);
+            own.extend(mine.flat_map(|c| sync_core::validate::added_by(&c)).filter(|p| referenced.contains(p)));
+        }
+        let at_hq: BTreeSet<String> =
+            self.db.at_hq(own.iter().map(PhotoId::to_string).collect())?.into_iter().collect();
+        let blobs = self.blobs();
+        let owed: Vec<&PhotoId> = own.iter().filter(|p| !at_hq.contains(&p.to_string())).collect();
+        Ok(PhotosOwed { photos: owed.len(), bytes: owed.iter().filter_map(|p| blobs.size(p)).sum() })
+    }
+
+    /// Records photos HQ holds (after an exchange with HQ).
+    pub(crate) fn record_at_hq(&self, shas: Vec<String>) -> Result<(), StoreError> {
+        if shas.is_empty() {
+            return Ok(());
+        }
+        self.db.persist(vec![DbWrite::AtHq(shas)])
+    }
+
     /// How many photos the documents held here reference whose bytes are
     /// not here (yet): `field sync` fetches them from a peer that has them.
     pub fn missing_photos(&mut self) -> Result<usize, StoreError> {
@@ -313,6 +353,7 @@ async fn negotiate(
         PhotoMessage::Offer { photos } => photos,
         other => return Err(out_of_order(&other)),
     };
+    report.peer_holds = theirs.iter().map(|p| p.sha.clone()).collect();
     let mut plan = photo::plan(&theirs, &referenced, |p| held(p).is_some(), |p| blobs.partial_len(p))?;
     report.failed.extend(plan.refused.drain(..).map(|e| e.to_string()));
     let mut files = BTreeMap::new();
@@ -347,7 +388,9 @@ async fn negotiate(
         other => return Err(out_of_order(&other)),
     };
     let uploaded: BTreeSet<String> = uploads.iter().map(|u| u.photo.to_string()).collect();
-    report.sent = theirs.iter().filter(|s| uploaded.contains(*s)).count();
+    let confirmed: Vec<String> = theirs.into_iter().filter(|s| uploaded.contains(s)).collect();
+    report.sent = confirmed.len();
+    report.peer_holds.extend(confirmed);
     Ok(report)
 }
 

@@ -674,14 +674,12 @@ impl Store {
                 let row = row.ok_or_else(|| StoreError::Corrupt(format!("{id}: 修改 {head} 缺少签名证据")))?;
                 evidence.push(evidence_of(*head, row)?);
             }
+            // Read without the model: a backup never fails on content.
             if id.kind() == DocKind::EnterpriseDossier {
-                let d = dossier::read(doc)?;
-                for hazard in d.hazards.values() {
-                    for sha in hazard.photos.keys().chain(hazard.rectification.photos_after.keys()) {
-                        if self.has_blob(sha) && !blobs.contains_key(sha) {
-                            let bytes = fs::read(self.blob_path(sha)).map_err(StoreError::Io)?;
-                            blobs.insert(sha.clone(), bytes);
-                        }
+                for sha in validate::dossier_photos(doc).iter().map(PhotoId::to_string) {
+                    if self.has_blob(&sha) && !blobs.contains_key(&sha) {
+                        let bytes = fs::read(self.blob_path(&sha)).map_err(StoreError::Io)?;
+                        blobs.insert(sha, bytes);
                     }
                 }
             }

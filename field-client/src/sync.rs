@@ -436,6 +436,9 @@ impl Store {
         let (endpoint, connection) = net::connect(&key, to_hq.then_some(enrollment.hq), addr).await?;
         let counter = connection.clone();
         let (summary, photos) = self.client_session(endpoint, connection, &enrollment, progress).await?;
+        if to_hq && let Ok(report) = &photos {
+            self.record_at_hq(report.peer_holds.clone()).map_err(|e| NetError::Store(e.to_string()))?;
+        }
         let stats = counter.stats();
         Ok(SyncReport { summary, photos, bytes: stats.udp_tx.bytes + stats.udp_rx.bytes })
     }

@@ -60,8 +60,12 @@ enum Command {
         #[arg(long)]
         device: Vec<String>,
     },
-    /// 重新生成管理接口令牌（旧令牌立即失效）
-    AdminToken,
+    /// 重新生成管理接口令牌（旧令牌立即失效），写入数据目录的 admin.token（仅所有者可读）
+    AdminToken {
+        /// 同时把新令牌打印到标准输出（默认不打印，以免进入服务日志）
+        #[arg(long)]
+        print: bool,
+    },
     /// 列出被隔离的修改（签名有效但会使文档无效，未写入文档，待审核）
     Quarantine,
     /// 由已存储的文档重建读模型（需先停止服务）
@@ -310,10 +314,12 @@ fn run(cli: Cli) -> Result<()> {
                 list.devices.len()
             );
         }
-        Command::AdminToken => {
+        Command::AdminToken { print } => {
             let token = register::Hq::open(&cli.data)?.rotate_admin_token(&cli.data, now_ms())?;
             eprintln!("已生成新的管理令牌并写入 {}，旧令牌立即失效。", register::admin_token_path(&cli.data).display());
-            println!("{token}");
+            if print {
+                println!("{token}");
+            }
         }
         Command::Quarantine => {
             let store = cli.data.join("sync");

@@ -90,6 +90,12 @@ pub(crate) enum RequestError {
     /// The name is empty or too long.
     #[error("姓名或站点名称不能为空，且不超过 {MAX_NAME_CHARS} 个字")]
     Name,
+    /// The name holds characters that hide or reorder text.
+    #[error("姓名或站点名称{0}")]
+    NameText(sync_core::text::TextError),
+    /// A credential for HQ's own key: it could never be revoked.
+    #[error("不能为总部自己的公钥签发设备凭证")]
+    HqKey,
     /// Not one of the four roles.
     #[error("角色无效：{0}。可选值：inspector（检查员）、station（安监站）、hq（总部）、enterprise（企业）")]
     Role(String),
@@ -203,6 +209,7 @@ impl IssueForm {
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(RequestError::Name);
         }
+        sync_core::text::check(name, sync_core::text::Kind::Line).map_err(RequestError::NameText)?;
         let role = parse_role(&self.role)?;
         if self.campaigns.len() > MAX_SCOPE_ITEMS || self.enterprises.len() > MAX_SCOPE_ITEMS {
             return Err(RequestError::ScopeTooLarge);
@@ -300,6 +307,9 @@ impl Hq {
     /// string's content for the device.
     pub(crate) fn issue(&mut self, form: IssueForm, now_ms: i64) -> Result<Enrollment, HqError> {
         let (request, server) = form.parse(now_ms)?;
+        if request.device == self.public_key() {
+            return Err(RequestError::HqKey.into());
+        }
         let credential = self.record(request, now_ms)?;
         Ok(Enrollment { hq: self.public_key(), server, credential })
     }

@@ -186,7 +186,16 @@ async fn credentials_issued_and_revoked_over_http_work_for_real_devices() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rotated = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(out.stdout.is_empty(), "the token is printed only with --print");
+    let rotated = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
+    assert_ne!(rotated, token);
+    let printed = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+        .arg("--data")
+        .arg(&data)
+        .args(["admin-token", "--print"])
+        .output()
+        .unwrap();
+    let rotated = String::from_utf8(printed.stdout).unwrap().trim().to_owned();
     assert_eq!(std::fs::read_to_string(data.join("admin.token")).unwrap().trim(), rotated);
     let (status, _) = http.call(Method::GET, "/api/v1/revocations", Some(&token), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token stopped working");

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{CODE, Server, enroll, enroll_as, hazard, joint_campaign, spawn_relay};
-use field_client::{PhotoProgress, Store, new_entity_id};
+use field_client::{PhotoProgress, PhotosOwed, Store, new_entity_id};
 use sync_core::doc::dossier;
 use sync_core::identity::{DeviceKey, DevicePublicKey};
 use sync_core::ids::DocId;
@@ -134,9 +134,12 @@ async fn an_inspectors_photos_reach_hq_and_a_fresh_hq_analyst() {
         })
         .collect();
     assert_eq!(inspector.missing_photos().unwrap(), 0);
+    let total: u64 = photos.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(inspector.photos_owed().unwrap(), PhotosOwed { photos: 3, bytes: total });
 
     let up = inspector.sync_reporting(Some(server.addr), true, &noop).await.unwrap().photos.unwrap();
     assert_eq!((up.sent, up.received, up.failed.len()), (3, 0, 0), "{up:?}");
+    assert_eq!(inspector.photos_owed().unwrap(), PhotosOwed::default(), "HQ holds them all");
     assert_eq!(up.bytes_sent, photos.iter().map(|(_, b)| b.len() as u64).sum::<u64>());
     for (sha, bytes) in &photos {
         assert_eq!(std::fs::read(blob(&data.join("sync"), sha)).unwrap(), *bytes);
@@ -204,12 +207,17 @@ async fn a_photo_upload_cut_by_killing_the_server_resumes_where_it_stopped() {
     let kept = std::fs::metadata(&partial).unwrap().len();
     assert!(kept > 0 && kept < size, "kept {kept} of {size}");
     assert!(!blob(&data.join("sync"), &sha).exists(), "a partial photo is never a photo");
+    // Every change has HQ's receipt, yet the photo is not at HQ: not safe
+    // to leave.
+    assert!(inspector.unreceipted().unwrap().is_empty());
+    assert_eq!(inspector.photos_owed().unwrap(), PhotosOwed { photos: 1, bytes: size });
 
     let second = inspector.sync_reporting(Some(server.addr), true, &noop).await.unwrap().photos.unwrap();
     assert_eq!((second.sent, second.failed.len()), (1, 0), "{second:?}");
     assert_eq!(second.bytes_sent, size - kept, "only the rest is sent");
     assert_eq!(std::fs::read(blob(&data.join("sync"), &sha)).unwrap(), big);
     assert!(!partial.exists());
+    assert_eq!(inspector.photos_owed().unwrap(), PhotosOwed::default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,6 +240,8 @@ async fn photos_reach_hq_through_a_station_relay() {
         .collect();
     let up = inspector.sync_reporting(Some(relay_addr), false, &noop).await.unwrap().photos.unwrap();
     assert_eq!((up.sent, up.failed.len()), (2, 0), "{up:?}");
+    // The station holds them, not HQ: the device does not count them as safe.
+    assert_eq!(inspector.photos_owed().unwrap().photos, 2);
 
     // The relay forwards documents, then the photos they reference.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -92,10 +92,15 @@ impl fmt::Debug for DeviceKey {
 pub struct DevicePublicKey(VerifyingKey);
 
 impl DevicePublicKey {
-    /// Parses the 32 raw bytes of a key.
+    /// Parses the 32 raw bytes of a key. A point of small order (the
+    /// all-zero key among them) is refused: no device has one, and
+    /// signatures under it prove nothing.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| IdentityError::InvalidPublicKey)?;
-        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| IdentityError::InvalidPublicKey)
+        match VerifyingKey::from_bytes(&bytes) {
+            Ok(key) if !key.is_weak() => Ok(Self(key)),
+            _ => Err(IdentityError::InvalidPublicKey),
+        }
     }
 
     /// The 32 raw bytes.
@@ -235,5 +240,15 @@ mod tests {
         assert_eq!(text.len(), 64);
         assert_eq!(text.parse::<DevicePublicKey>(), Ok(key.public()));
         assert!("zz".parse::<DevicePublicKey>().is_err());
+    }
+
+    #[test]
+    fn small_order_keys_are_not_device_keys() {
+        assert!(DevicePublicKey::from_bytes(&[0; 32]).is_err());
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(DevicePublicKey::from_bytes(&identity).is_err());
+        let real = DeviceKey::from_seed([7; 32]).public();
+        assert_eq!(DevicePublicKey::from_bytes(&real.to_bytes()), Ok(real));
     }
 }

@@ -32,6 +32,7 @@ pub struct Breach {
 
 /// A schema and the records of it that local edits write.
 struct Kinds {
+    sources: HashMap<DocKind, Json>,
     documents: HashMap<DocKind, Validator>,
     /// By where a record is kept ([`COLLECTIONS`]).
     records: HashMap<&'static str, Validator>,
@@ -92,7 +93,7 @@ static SCHEMAS: LazyLock<Kinds> = LazyLock::new(|| {
             (*collection, build(&record))
         })
         .collect();
-    Kinds { documents, records }
+    Kinds { sources: parsed, documents, records }
 });
 
 /// Checks a whole document of `kind`, as read from its Automerge form.
@@ -102,7 +103,7 @@ static SCHEMAS: LazyLock<Kinds> = LazyLock::new(|| {
 pub fn document(kind: DocKind, json: &Json) -> Result<(), Breach> {
     let validator = &SCHEMAS.documents[&kind];
     let shape = validator.iter_errors(json).find(|e| !e.schema_path().as_str().contains("/then"));
-    shape.map_or(Ok(()), |e| Err(breach(&e, &[])))
+    shape.map_or(Ok(()), |e| Err(breach(&e, &SCHEMAS.sources[&kind], &[])))
 }
 
 /// Checks a record a local edit writes at `path` (`["hazards", id]`),
@@ -111,11 +112,12 @@ pub fn record(path: &[&str], json: &Json) -> Result<(), Breach> {
     let at: Vec<&str> = path.iter().step_by(2).copied().collect();
     let at = at.join("/");
     let Some(validator) = SCHEMAS.records.get(at.as_str()) else { return Ok(()) };
-    validator.validate(json).map_err(|e| breach(&e, path))
+    let Some((_, kind, _, _)) = COLLECTIONS.iter().find(|c| c.0 == at) else { return Ok(()) };
+    validator.validate(json).map_err(|e| breach(&e, &SCHEMAS.sources[kind], path))
 }
 
-/// The Chinese reading of one error in the value at `prefix`.
-fn breach(error: &ValidationError<'_>, prefix: &[&str]) -> Breach {
+/// The Chinese reading of one error of `schema` in the value at `prefix`.
+fn breach(error: &ValidationError<'_>, schema: &Json, prefix: &[&str]) -> Breach {
     let inner = error.instance_path().iter().map(|s| s.to_string());
     let segments: Vec<String> = prefix.iter().map(|s| s.to_string()).chain(inner).collect();
     let value = error.instance();
@@ -124,10 +126,14 @@ fn breach(error: &ValidationError<'_>, prefix: &[&str]) -> Breach {
     let reason = match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let keys = unexpected.join("、");
+            // A map keyed by ids (its schema has key patterns) or a record.
+            let object = schema_path.strip_suffix("/additionalProperties").and_then(|p| schema.pointer(p));
+            let keyed = object.is_some_and(|o| o.get("patternProperties").is_some());
             let last = segments.last().map_or("", String::as_str);
-            let keyed = KEYED.iter().copied().chain(COLLECTIONS.iter().map(|c| (c.0, c.3))).find(|k| k.0 == last);
-            match keyed {
+            let names = KEYED.iter().copied().chain(COLLECTIONS.iter().map(|c| (c.0, c.3)));
+            match names.filter(|_| keyed).find(|k| k.0 == last) {
                 Some((_, what)) => format!("{what}编号“{keys}”格式无效"),
+                None if keyed => format!("编号“{keys}”格式无效"),
                 None => format!("含有未定义的字段：{keys}"),
             }
         }

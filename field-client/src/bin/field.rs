@@ -733,10 +733,15 @@ fn run(cli: Cli) -> Result<()> {
             let (photos_sent, photos_received) = photos.map_or((0, 0), |p| (p.sent, p.received));
             let withheld: BTreeMap<String, &String> =
                 summary.withheld.iter().map(|(doc, reason)| (doc.to_string(), reason)).collect();
+            let to_hq = peer.is_none();
+            let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
+            let owed = store.photos_owed()?;
+            let safe = pending == 0 && owed.photos == 0;
             out.emit(
                 json!({ "sent": sent, "received": received, "receipts": summary.receipts,
                         "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": photo_errors,
-                        "withheld": withheld }),
+                        "withheld": withheld, "unreceipted_changes": pending, "photos_not_at_hq": owed.photos,
+                        "photo_bytes_not_at_hq": owed.bytes, "safe_to_leave": safe }),
                 || {
                     let mut text = format!(
                         "同步完成：发出修改 {sent} 次，收到修改 {received} 次，总部回执 {} 份；发出照片 {photos_sent} 张，收到照片 {photos_received} 张",
@@ -748,9 +753,17 @@ fn run(cli: Cli) -> Result<()> {
                     for error in &photo_errors {
                         text.push_str(&format!("\n{error}"));
                     }
+                    text.push_str(&format!("\n{}", safety(true, pending, owed)));
                     text
                 },
             );
+            // Scripts learn from the exit status that work is left behind.
+            if !withheld.is_empty() {
+                bail!("有 {} 份文档未能发出，见上方说明", withheld.len());
+            }
+            if to_hq && !photo_errors.is_empty() {
+                bail!("照片没有全部送达总部，请稍后再次执行 field sync");
+            }
         }
         Command::Trust(cmd) => trust(&store, &out, cmd)?,
         Command::Campaign(cmd) => campaign_cmd(&mut store, &out, cmd)?,
@@ -1405,18 +1418,17 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
     let trusted = store.trusted()?.len();
     let enrolled = store.enrollment()?.is_some();
     let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
+    let owed = store.photos_owed()?;
     let missing = store.missing_photos()?;
+    let safe = enrolled && pending == 0 && owed.photos == 0;
     out.emit(
         json!({ "name": store.device_name(), "public_key": store.public_key().to_string(), "campaigns": campaigns,
                 "hazards": hazards, "open_hazards": open, "conflicts": conflicts, "local_changes": local,
                 "received_changes": received, "trusted_devices": trusted, "enrolled": enrolled,
-                "unreceipted_changes": pending, "missing_photos": missing }),
+                "unreceipted_changes": pending, "photos_not_at_hq": owed.photos,
+                "photo_bytes_not_at_hq": owed.bytes, "safe_to_leave": safe, "missing_photos": missing }),
         || {
-            let safety = match (enrolled, pending) {
-                (false, _) => "本设备尚未入网（field enroll），修改都还没有送到总部；请用 field bundle export 备份。".to_owned(),
-                (true, 0) => "所有本机修改都已取得总部回执，可以放心离开。".to_owned(),
-                (true, n) => format!("还有 {n} 次本机修改没有取得总部回执，请执行 field sync。"),
-            };
+            let safety = safety(enrolled, pending, owed);
             let photos = match missing {
                 0 => String::new(),
                 n => format!("\n隐患照片还有 {n} 张不在本机，执行 field sync 从总部或同伴取回。"),
@@ -1428,6 +1440,25 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// Whether this device's work is all at HQ, in words: "safe to leave" only
+/// when every change has HQ's receipt and HQ holds every photo of it.
+fn safety(enrolled: bool, pending: usize, owed: field_client::PhotosOwed) -> String {
+    let photos = |n: usize, bytes: u64| format!("{n} 张照片（{:.1} MB）", bytes as f64 / 1_000_000.0);
+    match (enrolled, pending, owed.photos) {
+        (false, _, _) => {
+            "本设备尚未入网（field enroll），修改都还没有送到总部；请用 field bundle export 备份。".to_owned()
+        }
+        (true, 0, 0) => "所有本机修改和照片都已送达总部并取得回执，可以放心离开。".to_owned(),
+        (true, 0, n) => {
+            format!("修改都已取得总部回执，但还有 {} 没有送达总部，请执行 field sync。", photos(n, owed.bytes))
+        }
+        (true, c, 0) => format!("还有 {c} 次本机修改没有取得总部回执，请执行 field sync。"),
+        (true, c, n) => {
+            format!("还有 {c} 次本机修改没有取得总部回执、{} 没有送达总部，请执行 field sync。", photos(n, owed.bytes))
+        }
+    }
 }
 
 /// What `field sync` shows on standard error while it runs: a spinner with

@@ -134,6 +134,9 @@ pub(crate) enum ApiError {
     /// Nothing by that id.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, not with this method.
+    #[error("该地址不支持此请求方法，见 /api/openapi.json")]
+    MethodNotAllowed,
     /// Storage failed; the details are logged, not sent.
     #[error("服务器内部错误，详情见服务器日志")]
     Internal(anyhow::Error),
@@ -145,6 +148,7 @@ impl ApiError {
             ApiError::MissingToken | ApiError::BadToken => StatusCode::UNAUTHORIZED,
             ApiError::BadJson(_) | ApiError::Refused(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -159,9 +163,10 @@ impl ApiError {
             ApiError::Internal(_) => ErrorCode::Internal,
             ApiError::BadQuery(_) => ErrorCode::InvalidQuery,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::Refused(refusal) => match refusal {
-                RequestError::DeviceKey => ErrorCode::InvalidDeviceKey,
-                RequestError::Name => ErrorCode::InvalidName,
+                RequestError::DeviceKey | RequestError::HqKey => ErrorCode::InvalidDeviceKey,
+                RequestError::Name | RequestError::NameText(_) => ErrorCode::InvalidName,
                 RequestError::Role(_) => ErrorCode::InvalidRole,
                 RequestError::Campaign(_) => ErrorCode::InvalidCampaign,
                 RequestError::Enterprise(_) => ErrorCode::InvalidEnterprise,
@@ -256,6 +261,7 @@ pub(crate) enum ErrorCode {
     UnknownDevice,
     InvalidQuery,
     NotFound,
+    MethodNotAllowed,
     Internal,
 }
 
@@ -566,6 +572,7 @@ mod tests {
         _dir: tempfile::TempDir,
         router: Router,
         token: String,
+        hq_key: String,
     }
 
     fn app() -> App {
@@ -574,9 +581,10 @@ mod tests {
         hq.ensure_admin_token(dir.path(), 0).unwrap();
         let token = std::fs::read_to_string(register::admin_token_path(dir.path())).unwrap().trim().to_owned();
         let (read, _) = ReadModel::open(dir.path()).unwrap();
+        let hq_key = hq.public_key().to_string();
         let state = ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), dir.path().join("sync"));
         let router = crate::http::router(state);
-        App { _dir: dir, router, token }
+        App { _dir: dir, router, token, hq_key }
     }
 
     impl App {
@@ -711,6 +719,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unknown_paths_and_methods_get_the_documented_error_body() {
+        let app = app();
+        let (status, error) = app.call(Method::GET, "/api/v1/nothing", Some(&app.token), None).await;
+        assert_eq!((status, error["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+        assert!(is_chinese(&error["message"]), "{error}");
+        let (status, error) = app.call(Method::DELETE, "/api/v1/credentials", Some(&app.token), None).await;
+        assert_eq!((status, error["error"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
+        assert!(is_chinese(&error["message"]), "{error}");
+    }
+
+    #[tokio::test]
     async fn bad_requests_are_refused_in_chinese_and_write_nothing() {
         let app = app();
         let with = |field: &str, value: Value| {
@@ -728,6 +747,12 @@ mod tests {
         let cases = [
             (credentials, with("device", json!("abc")), "invalid_device_key"),
             (credentials, with("name", json!(" ")), "invalid_name"),
+            (credentials, with("name", json!("张三\u{202e}gnp.exe")), "invalid_name"),
+            (credentials, with("name", json!("王五\u{200b}")), "invalid_name"),
+            (credentials, with("name", json!("李四\u{0}")), "invalid_name"),
+            (credentials, with("name", json!("赵六\n管理员")), "invalid_name"),
+            (credentials, with("device", json!("00".repeat(32))), "invalid_device_key"),
+            (credentials, with("device", json!(app.hq_key.clone())), "invalid_device_key"),
             (credentials, with("role", json!("boss")), "invalid_role"),
             (credentials, with("campaigns", json!(["cmp-nope"])), "invalid_campaign"),
             (credentials, with("enterprises", json!(["12345"])), "invalid_enterprise"),
@@ -776,7 +801,9 @@ mod tests {
     #[tokio::test]
     async fn served_openapi_document_matches_the_checked_in_one() {
         let app = app();
-        let (status, served) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+        let (status, refused) = app.call(Method::GET, "/api/openapi.json", None, None).await;
+        assert_eq!((status, refused["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("missing_token")));
+        let (status, served) = app.call(Method::GET, "/api/openapi.json", Some(&app.token), None).await;
         assert_eq!(status, StatusCode::OK);
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/openapi.json");
         if std::env::var_os("FIELDSYNC_WRITE_OPENAPI").is_some() {

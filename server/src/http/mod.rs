@@ -13,10 +13,13 @@ use utoipa::{Modify, OpenApi};
 /// Every HTTP route the server serves.
 pub(crate) fn router(state: api::ApiState) -> Router {
     Router::new()
-        .route("/health", get(health))
         .route("/api/openapi.json", get(openapi_json))
+        .with_state(state.clone())
+        .route("/health", get(health))
         .merge(api::router(state.clone()))
         .merge(query::router(state))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn health() -> Json<Value> {
@@ -69,7 +72,16 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+/// Every unknown path gets the documented error body.
+async fn not_found(uri: axum::http::Uri) -> api::ApiError {
+    api::ApiError::NotFound(format!("没有这个地址：{}", uri.path()))
+}
+
+async fn method_not_allowed() -> api::ApiError {
+    api::ApiError::MethodNotAllowed
+}
+
+async fn openapi_json(_: api::Admin) -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
