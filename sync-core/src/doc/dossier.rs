@@ -490,6 +490,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn typed_text_is_stored_in_nfc_and_hidden_characters_are_refused() {
+        let mut doc = dossier();
+        let id = EntityId::new(1, 1);
+        edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("Cafe\u{301}临边"))).unwrap();
+        assert_eq!(hazard(&doc, &id).unwrap().title, "Caf\u{e9}临边");
+        let heads = doc.get_heads();
+        let err = edit(&mut doc, 2, |tx| {
+            modify_hazard(tx, &id, |h| {
+                h.inspector = "王五\u{200b}".into();
+                Ok(())
+            })
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("不可见字符 U+200B"), "{err}");
+        let err = edit(&mut doc, 2, |tx| add_hazard(tx, &EntityId::new(1, 2), &sample_hazard(&"长".repeat(201))));
+        assert!(err.unwrap_err().to_string().contains("超过上限 200"));
+        assert_eq!(doc.get_heads(), heads);
+    }
+
+    #[test]
     fn over_deep_documents_are_refused_not_followed() {
         use automerge::transaction::Transactable;
         let mut doc = dossier();

@@ -407,6 +407,7 @@ fn insert_record<T: Serialize>(
     }
     let mut json = Json::Object(to_object(record)?);
     prune_defaults(&mut json);
+    normalize_text(&mut json);
     let at: Vec<&str> = collection.iter().copied().chain([id]).collect();
     crate::schema::record(&at, &json).map_err(ModelError::Schema)?;
     put_value(tx, &parent, id, &json)
@@ -424,6 +425,17 @@ fn prune_defaults(json: &mut Json) {
                 || !(matches!(v, Json::Bool(false)) || matches!(v, Json::String(s) if s.is_empty()))
         });
         fields.values_mut().for_each(prune_defaults);
+    }
+}
+
+/// Stores what a person typed in normalization form C (the schemas refuse
+/// other forms), so text typed on any keyboard compares equal.
+fn normalize_text(json: &mut Json) {
+    match json {
+        Json::String(s) => *s = crate::text::normalize(s),
+        Json::Object(fields) => fields.values_mut().for_each(normalize_text),
+        Json::Array(items) => items.iter_mut().for_each(normalize_text),
+        _ => {}
     }
 }
 
@@ -445,7 +457,8 @@ where
     let mut new = old.clone();
     let out = change(&mut new)?;
     check(&old, &new)?;
-    let written = to_object(&new)?;
+    let mut written = to_object(&new)?;
+    written.values_mut().for_each(normalize_text);
     crate::schema::record(path, &Json::Object(written.clone())).map_err(ModelError::Schema)?;
     write_diff(tx, &obj, &to_object(&old)?, &written)?;
     Ok(out)
