@@ -25,6 +25,7 @@ use sync_core::ids::DocTag;
 use sync_core::ids::PhotoId;
 use sync_core::ids::{DocId, DocKind, EntityId};
 use sync_core::model::{Campaign, Checklist, Dossier};
+use sync_core::sync::batch::Arrived;
 use sync_core::sync::replica::{Outgoing, Replica};
 use sync_core::sync::session;
 use sync_core::validate;
@@ -725,23 +726,20 @@ impl Store {
                 Err(e) => return Err(e),
             };
             let is_new = current.is_none();
-            let mut doc = current.unwrap_or_default();
-            let fresh: Vec<Change> =
-                incoming.changes.into_iter().filter(|c| doc.get_change_meta_by_hash(&c.hash()).is_none()).collect();
+            let held = |h: &ChangeHash| current.as_ref().is_some_and(|d| d.get_change_meta_by_hash(h).is_some());
+            let fresh: Vec<Change> = incoming.changes.into_iter().filter(|c| !held(&c.hash())).collect();
             let check = BundleDoc { id: id.clone(), changes: fresh, evidence: incoming.evidence };
-            let evidence = bundle::verify_document(&check, is_trusted, |h| doc.get_change_meta_by_hash(h).is_some())?;
+            let evidence = bundle::verify_document(&check, is_trusted, held)?;
             if check.changes.is_empty() {
                 continue;
             }
-            doc.apply_changes(check.changes.iter().cloned())
-                .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.to_string() })?;
-            if !doc.get_missing_deps(&[]).is_empty() {
-                return Err(StoreError::Rejected { doc: id.to_string(), reason: "缺少前置修改".into() });
-            }
-            let referenced = validate::document(&id, &doc)
-                .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?
-                .typed
-                .photos();
+            // The same check as a sync session's: the door is different,
+            // the rules are not.
+            let checked = Arrived::Changes(check.changes.clone())
+                .checked(&id, current)
+                .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?;
+            let referenced = checked.typed.photos();
+            let mut doc = checked.result;
             if is_new {
                 batch.push(Write::Doc { id: id.to_string(), kind: id.kind().as_str() });
             }

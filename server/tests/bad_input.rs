@@ -468,31 +468,24 @@ async fn bad_input_is_refused_and_the_server_keeps_serving() {
     }
 }
 
-/// A hazard marked 重大 without its criterion clause breaks a cross-field
-/// rule, not the document's shape. `enterprise_dossier.schema.json` makes
-/// the clause required for a major hazard, but a merge of two valid edits
-/// can produce exactly this (one inspector raises the level while another
-/// clears the clause), so by ARCHITECTURE.md such documents are stored and
-/// the break is listed for review, never refused. HQ cannot tell a tampered
-/// client's single change from that merge, so it stores this one too, and
-/// HQ's staff see it among the items to review.
+/// A hazard marked 重大 without its criterion clause, in one signed change:
+/// the change itself breaks the rule (the hazard kept it just before), so
+/// HQ refuses and quarantines it. A merge of two valid edits that breaks it
+/// is kept and listed for review (`sync_core::sync::batch` tests that).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_major_hazard_without_its_criterion_is_stored_and_listed_for_review_at_hq() {
+async fn a_change_that_makes_a_major_hazard_without_its_criterion_is_quarantined_at_hq() {
     let dir = tempfile::TempDir::new().unwrap();
     let dir = dir.path();
     let hq = Hq::start(dir).await;
     let (mut rogue, _, _) = hq.tablet(dir, "吴十", 11).await;
     let site = rogue.open_dossier(&hq.campaign, SITE).unwrap();
-    let id = add_corrupt_hazard(&mut rogue, &site, |tx, hazard| tx.put(hazard, "level", "major").unwrap());
-    rogue.sync_with_hq(None).await.unwrap();
-    assert!(rogue.unreceipted().unwrap().is_empty());
-
-    let (mut analyst, _) = device(dir, "分析员", 12);
-    hq.enroll(&analyst, "hq", &[]);
-    analyst.sync_with_hq(None).await.unwrap();
-    let flagged = analyst.review_items().unwrap();
-    let issue = flagged.iter().flat_map(|e| &e.rules).find(|r| r.hazard == id.as_str());
-    assert!(issue.is_some_and(|r| r.message.contains("判定条款")), "{flagged:?}");
+    let before = field_client::quarantined(&hq.data.join("sync")).unwrap().len();
+    add_corrupt_hazard(&mut rogue, &site, |tx, hazard| tx.put(hazard, "level", "major").unwrap());
+    let refused = rogue.sync_with_hq(None).await.unwrap_err().to_string();
+    assert!(refused.contains("判定条款"), "{refused}");
+    let kept = field_client::quarantined(&hq.data.join("sync")).unwrap();
+    assert_eq!(kept.len(), before + 1);
+    assert!(kept.last().is_some_and(|q| q.reason.contains("判定条款") && q.doc == site.to_string()));
 }
 
 /// Found by this suite: a `changes` batch with one damaged byte makes

@@ -64,6 +64,16 @@ fn cases(schema: &Json, node: &Json, instance: &Json, path: &mut Vec<String>, ou
                 out.push(Case { path: at(key, path), value: None, expect: "缺少必填字段" });
             }
         }
+        // A rule tying fields together (a major hazard names its clause),
+        // where the record meets its condition.
+        let condition = node.pointer("/if/properties").and_then(Json::as_object);
+        let met = condition.is_some_and(|c| c.iter().all(|(k, v)| values.get(k) == v.get("const")));
+        for required in node.pointer("/then/required").and_then(Json::as_array).into_iter().flatten().filter(|_| met) {
+            let key = required.as_str().unwrap();
+            if values.contains_key(key) {
+                out.push(Case { path: at(key, path), value: None, expect: "必须引用判定条款" });
+            }
+        }
         if node.get("additionalProperties") == Some(&Json::Bool(false)) {
             out.push(Case { path: at("unexpected", path), value: Some(json!("x")), expect: "未定义的字段" });
         }

@@ -10,7 +10,7 @@ use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, Change, ObjId, ROOT, ReadDoc, Value};
 
 use crate::doc::{self, briefing, campaign, checklist, dossier};
-use crate::ids::{DocId, DocKind, DocTag, PhotoId};
+use crate::ids::{DocId, DocKind, DocTag, EntityId, PhotoId};
 use crate::model::{Briefing, Campaign, Checklist, Dossier};
 use crate::schema;
 
@@ -80,6 +80,68 @@ pub fn document(id: &DocId, doc: &Automerge) -> Result<Validated, Invalid> {
         return Err(Invalid(format!("文档内容记载的编号是 {own_id}")));
     }
     Ok(Validated { tag: tag_of(id, doc), typed })
+}
+
+/// Refuses arriving changes that themselves break a rule tying a hazard's
+/// fields together (a major hazard names its criterion, a deadline mode has
+/// a deadline, the verifier is not the rectifier). A merge of two valid
+/// concurrent changes can break such a rule as well, and that is listed for
+/// review, not refused; so a change is refused only if the hazard keeps the
+/// rule just before it (at its dependencies) and breaks it just after.
+/// `merged` is the document with what arrived applied and `dossier` its
+/// typed reading; only hazards that break a rule there, and only the
+/// changes that write them, are looked at (`arrived` gives the changes,
+/// asked for only then).
+pub fn rules_kept(merged: &Automerge, dossier: &Dossier, arrived: impl FnOnce() -> Vec<Change>) -> Result<(), Invalid> {
+    let broken: Vec<&String> =
+        dossier.hazards.iter().filter(|(_, h)| dossier::check_rules(h).is_err()).map(|(id, _)| id).collect();
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let breaks =
+        |doc: &Automerge, id: &EntityId| dossier::hazard(doc, id).ok().and_then(|h| dossier::check_rules(&h).err());
+    let arrived = arrived();
+    for key in broken {
+        let Ok(id) = key.parse::<EntityId>() else { continue };
+        let objects = hazard_objects(merged, key);
+        for change in arrived.iter().filter(|c| writes(c, &objects, key)) {
+            let fork = |heads: &[automerge::ChangeHash]| merged.fork_at(heads).map_err(|e| Invalid(e.to_string()));
+            let Some(rule) = breaks(&fork(&[change.hash()])?, &id) else { continue };
+            let before = if change.deps().is_empty() { Automerge::new() } else { fork(change.deps())? };
+            if breaks(&before, &id).is_none() {
+                return Err(Invalid(format!("隐患 {key}：{rule}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ids (as `counter@actor`) of the hazards map and of hazard `key`'s
+/// map and the maps in it.
+fn hazard_objects(doc: &Automerge, key: &str) -> BTreeSet<String> {
+    let object = |obj: &ObjId, key: &str| match doc.get(obj, key) {
+        Ok(Some((Value::Object(_), id))) => Some(id),
+        _ => None,
+    };
+    let mut out = BTreeSet::new();
+    if let Some(hazard) = object(&ROOT, "hazards").and_then(|hazards| object(&hazards, key)) {
+        for field in doc.keys(&hazard) {
+            if let Some(inner) = object(&hazard, &field) {
+                out.insert(inner.to_string());
+            }
+        }
+        out.insert(hazard.to_string());
+    }
+    out
+}
+
+/// Whether `change` creates hazard `key` or writes into one of `objects`.
+fn writes(change: &Change, objects: &BTreeSet<String>, key: &str) -> bool {
+    change
+        .decode()
+        .operations
+        .iter()
+        .any(|op| objects.contains(&op.obj.to_string()) || matches!(&op.key, Key::Map(k) if k == key))
 }
 
 fn root_str(doc: &Automerge, key: &str) -> Option<String> {

@@ -122,6 +122,12 @@ impl Arrived {
             return Err(Invalid("缺少前置修改".into()));
         }
         let validated = validate::document(id, &result)?;
+        if let Typed::Dossier(dossier) = &validated.typed {
+            validate::rules_kept(&result, dossier, || match self {
+                Arrived::Changes(changes) => changes.clone(),
+                Arrived::Document { infos, .. } => infos.iter().filter_map(|i| self.change(&i.hash)).collect(),
+            })?;
+        }
         let tag = validated.tag.ok_or_else(|| Invalid("无法确定文档所属的检查活动".into()))?;
         Ok(Checked { base, arrived: self.hashes(), result, tag, typed: validated.typed })
     }
@@ -366,5 +372,73 @@ mod tests {
             }
         }
         assert!(decode(&batch[..batch.len() / 2]).is_err());
+    }
+
+    /// A rule that ties a hazard's fields together (a major hazard names its
+    /// clause) broken by one change is refused; broken by a merge of two
+    /// valid changes it is kept (and listed for review).
+    #[test]
+    fn a_change_that_breaks_a_hazard_rule_is_refused_a_merge_that_does_is_kept() {
+        use crate::doc::{dossier, edit};
+        use crate::ids::EntityId;
+        use crate::model::HazardLevel;
+        let campaign = DocId::new_campaign([1; 16]);
+        let code = "91640200MA76XYW123".parse().unwrap();
+        let id = DocId::dossier(&campaign, &code);
+        let mut base = dossier::create(&campaign, &code).unwrap().with_actor(ActorId::from([1; 16]));
+        let hazard = EntityId::new(1, 1);
+        let mut general = dossier::tests::sample_hazard("临边防护缺失");
+        general.major_hazard_criterion = Some(crate::codes::criteria()[0].id.to_owned());
+        edit(&mut base, 1, |tx| dossier::add_hazard(tx, &hazard, &general)).unwrap();
+        let key = hazard.as_str();
+        let since = |doc: &Automerge| Arrived::Changes(doc.get_changes(&base.get_heads()));
+
+        // One inspector raises the level (the clause is there); another,
+        // meanwhile, clears the clause (the level is general).
+        let mut raised = base.fork().with_actor(ActorId::from([2; 16]));
+        edit(&mut raised, 2, |tx| {
+            dossier::modify_hazard(tx, &hazard, |h| {
+                h.level = HazardLevel::Major;
+                Ok(())
+            })
+        })
+        .unwrap();
+        let mut cleared = base.fork().with_actor(ActorId::from([3; 16]));
+        edit(&mut cleared, 3, |tx| {
+            dossier::modify_hazard(tx, &hazard, |h| {
+                h.major_hazard_criterion = None;
+                Ok(())
+            })
+        })
+        .unwrap();
+        let merged = since(&cleared).checked(&id, Some(raised.clone())).expect("a merge of valid edits is kept");
+        let Typed::Dossier(d) = &merged.typed else { panic!("a dossier") };
+        assert_eq!((d.hazards[key].level, d.hazards[key].major_hazard_criterion.as_ref()), (HazardLevel::Major, None));
+        // A later change to another field of that hazard is not blamed.
+        let mut later = merged.result.fork().with_actor(ActorId::from([5; 16]));
+        later
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                let (_, hazards) = tx.get(ROOT, "hazards")?.expect("the hazards map");
+                let (_, record) = tx.get(&hazards, key)?.expect("the hazard");
+                tx.put(&record, "legal_basis", "JGJ 80-2016")
+            })
+            .unwrap();
+        let after = Arrived::Changes(later.get_changes(&merged.result.get_heads()));
+        assert!(after.checked(&id, Some(merged.result.clone())).is_ok());
+
+        // A tampered client raises the level and drops the clause at once.
+        let mut tampered = base.fork().with_actor(ActorId::from([4; 16]));
+        tampered
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                let (_, hazards) = tx.get(ROOT, "hazards")?.expect("the hazards map");
+                let (_, record) = tx.get(&hazards, key)?.expect("the hazard");
+                tx.put(&record, "level", "major")?;
+                tx.delete(&record, "major_hazard_criterion")
+            })
+            .unwrap();
+        let refused = since(&tampered).checked(&id, Some(base.clone())).unwrap_err();
+        assert!(refused.0.contains("判定条款") && refused.0.contains(key), "{refused}");
+        let refused = since(&tampered).checked(&id, Some(raised)).unwrap_err();
+        assert!(refused.0.contains("判定条款"), "{refused}");
     }
 }
