@@ -252,7 +252,7 @@ async fn run_server(
     let api = http::api::ApiState::new(register.clone(), read, data.join("sync"));
     let quic = endpoint.clone();
     tokio::select! {
-        result = axum::serve(listener, http::router(api)).into_future() => result?,
+        () = http::serve(listener, http::router(api)) => {}
         () = sync::serve(endpoint, replica, register, credential, hq_key) => {}
         () = stop_requested() => {
             // What was acknowledged is durable already; what was not, a

@@ -201,3 +201,28 @@ async fn credentials_issued_and_revoked_over_http_work_for_real_devices() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the old token stopped working");
     assert_eq!(http.register(&rotated).await, register);
 }
+
+/// A client that sends its request headers slowly (a slowloris) is cut
+/// after the header timeout; the server keeps answering others meanwhile.
+#[test]
+fn a_client_that_sends_headers_slowly_is_cut() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = Server::start(&dir.path().join("hq"));
+    let mut slow = std::net::TcpStream::connect(server.http).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: hq\r\n").unwrap();
+    let started = Instant::now();
+
+    let mut fast = std::net::TcpStream::connect(server.http).unwrap();
+    fast.write_all(b"GET /health HTTP/1.1\r\nHost: hq\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    fast.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(read.is_ok(), "the slow connection was still open after 20 s: {read:?}");
+    assert!(started.elapsed() >= Duration::from_secs(9), "cut too early: {:?}", started.elapsed());
+}

@@ -244,47 +244,72 @@ fn quarantined(data: &Path) -> Vec<field_client::Quarantined> {
     field_client::quarantined(&data.join("sync")).unwrap()
 }
 
+/// A real HQ and the lead's store, enrolled, holding a dossier of every
+/// optional field that HQ holds too.
+struct World {
+    data: std::path::PathBuf,
+    server: Server,
+    addr: String,
+    lead: Store,
+    campaign_id: DocId,
+    site: DocId,
+}
+
+impl World {
+    async fn start(dir: &Path) -> World {
+        let data = dir.join("hq");
+        let server = Server::start(&data);
+        let addr = server.addr.to_string();
+        let mut lead = Store::init_with_seed(&dir.join("lead"), "张三", [1; 32]).unwrap();
+        let campaign_id = lead
+            .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
+            .unwrap();
+        let code: CreditCode = SITE.parse().unwrap();
+        let enterprise = Enterprise {
+            name: "宁夏某建设工程有限公司".into(),
+            unified_social_credit_code: code.clone(),
+            domain: Domain::Construction,
+            project: "某住宅小区3号楼".into(),
+            address: "银川市".into(),
+            dossier_id: DocId::dossier(&campaign_id, &code),
+        };
+        lead.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let site = lead.open_dossier(&campaign_id, SITE).unwrap();
+        let photo_file = dir.join("IMG_0001.jpg");
+        std::fs::write(&photo_file, b"\xff\xd8\xff\xe0 a photo").unwrap();
+        let photo = lead.add_photo(&photo_file).unwrap();
+        fill(&mut lead, &site, &photo);
+        let scope = ["--campaign", campaign_id.as_str()];
+        lead.enroll(&issue(&data, &lead, "inspector", &addr, &scope)).unwrap();
+        lead.sync_with_hq(None).await.unwrap();
+        World { data, server, addr, lead, campaign_id, site }
+    }
+
+    /// A new inspector's tablet, enrolled in the campaign and synced.
+    async fn tablet(&self, home: &Path, name: &str) -> Store {
+        let mut tablet = Store::init(home, name).unwrap();
+        let scope = ["--campaign", self.campaign_id.as_str()];
+        tablet.enroll(&issue(&self.data, &tablet, "inspector", &self.addr, &scope)).unwrap();
+        tablet.sync_with_hq(None).await.unwrap_or_else(|e| panic!("{name}: first sync: {e}"));
+        tablet
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("hq");
-    let server = Server::start(&data);
-    let addr = server.addr.to_string();
-    let mut lead = Store::init_with_seed(&dir.path().join("lead"), "张三", [1; 32]).unwrap();
-    let campaign_id = lead
-        .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
-        .unwrap();
-    let code: CreditCode = SITE.parse().unwrap();
-    let enterprise = Enterprise {
-        name: "宁夏某建设工程有限公司".into(),
-        unified_social_credit_code: code.clone(),
-        domain: Domain::Construction,
-        project: "某住宅小区3号楼".into(),
-        address: "银川市".into(),
-        dossier_id: DocId::dossier(&campaign_id, &code),
-    };
-    lead.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
-    let site = lead.open_dossier(&campaign_id, SITE).unwrap();
-    let photo_file = dir.path().join("IMG_0001.jpg");
-    std::fs::write(&photo_file, b"\xff\xd8\xff\xe0 a photo").unwrap();
-    let photo = lead.add_photo(&photo_file).unwrap();
-    fill(&mut lead, &site, &photo);
-    let scope = ["--campaign", campaign_id.as_str()];
-    lead.enroll(&issue(&data, &lead, "inspector", &addr, &scope)).unwrap();
-    lead.sync_with_hq(None).await.unwrap();
-
+    let mut world = World::start(dir.path()).await;
+    let site = world.site.clone();
     let schema: Json = serde_json::from_str(include_str!("../../schemas/enterprise_dossier.schema.json")).unwrap();
-    let instance = stored(lead.document(&site).unwrap(), &ROOT, ObjType::Map);
+    let instance = stored(world.lead.document(&site).unwrap(), &ROOT, ObjType::Map);
     let mut all = Vec::new();
     cases(&schema, &schema, &instance, &mut Vec::new(), &mut all);
     assert!(all.len() > 100, "{} cases", all.len());
 
-    let held = lead.document(&site).unwrap().get_heads();
+    let held = world.lead.document(&site).unwrap().get_heads();
     for (n, case) in all.iter().enumerate() {
         let name = case.name();
-        let mut tablet = Store::init(&dir.path().join(format!("tablet-{n}")), &format!("检查员{n}")).unwrap();
-        tablet.enroll(&issue(&data, &tablet, "inspector", &addr, &scope)).unwrap();
-        tablet.sync_with_hq(None).await.unwrap_or_else(|e| panic!("{name}: first sync: {e}"));
+        let mut tablet = world.tablet(&dir.path().join(format!("tablet-{n}")), &format!("检查员{n}")).await;
         tablet
             .edit(&site, |tx| {
                 apply(tx, case);
@@ -294,10 +319,10 @@ async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
 
         // Through a bundle: refused whole, nothing imported.
         let bundle = tablet.export_bundle().unwrap();
-        lead.trust(&tablet.public_key(), tablet.device_name()).unwrap();
-        let refused = lead.import_bundle(&bundle).expect_err(&name).to_string();
+        world.lead.trust(&tablet.public_key(), tablet.device_name()).unwrap();
+        let refused = world.lead.import_bundle(&bundle).expect_err(&name).to_string();
         assert!(refused.contains(case.expect), "{name}: bundle refusal says {refused:?}");
-        assert_eq!(lead.document(&site).unwrap().get_heads(), held, "{name}: the bundle changed the dossier");
+        assert_eq!(world.lead.document(&site).unwrap().get_heads(), held, "{name}: the bundle changed the dossier");
 
         // Through a real sync: quarantined at HQ with its Chinese reason. A
         // device does not offer a document whose campaign and enterprise it
@@ -305,17 +330,49 @@ async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
         if ["id", "campaign_id", "enterprise", "kind"].contains(&case.path.join("/").as_str()) {
             continue;
         }
-        let before = quarantined(&data).len();
+        let before = quarantined(&world.data).len();
         let refused = tablet.sync_with_hq(None).await.expect_err(&name).to_string();
         assert!(refused.contains(case.expect), "{name}: sync refusal says {refused:?}");
-        let kept = quarantined(&data);
+        let kept = quarantined(&world.data);
         assert_eq!(kept.len(), before + 1, "{name}: quarantined once");
         let last = kept.last().unwrap();
         assert!(last.reason.contains(case.expect) && last.doc == site.to_string(), "{name}: {last:?}");
     }
     // HQ's dossier is the lead's: nothing of any case reached it.
-    let mut check = Store::init_with_seed(&dir.path().join("check"), "核对", [250; 32]).unwrap();
-    check.enroll(&issue(&data, &check, "hq", &addr, &[])).unwrap();
+    let mut check = Store::init(&dir.path().join("check"), "核对").unwrap();
+    check.enroll(&issue(&world.data, &check, "hq", &world.addr, &[])).unwrap();
     check.sync_with_hq(None).await.unwrap();
     assert_eq!(check.document(&site).unwrap().get_heads(), held);
+    assert!(world.server.is_running());
+}
+
+/// A document written by a newer FieldSync (a higher `schema_version`,
+/// with a field this build does not know) is not ours to judge: a bundle
+/// of it is imported and kept, reading it says to update, and HQ stores it
+/// and answers with a receipt instead of quarantining it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_of_a_newer_layout_is_kept_and_says_to_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path()).await;
+    let site = world.site.clone();
+    let mut newer = world.tablet(&dir.path().join("newer"), "新版平板").await;
+    newer
+        .edit(&site, |tx| {
+            tx.put(ROOT, "schema_version", 2u64)?;
+            tx.put(ROOT, "weather", "小雨")?;
+            Ok(())
+        })
+        .unwrap();
+
+    let bundle = newer.export_bundle().unwrap();
+    world.lead.trust(&newer.public_key(), newer.device_name()).unwrap();
+    let report = world.lead.import_bundle(&bundle).expect("a newer layout is kept");
+    assert_eq!(report.changes[site.as_str()], 1);
+    let told = world.lead.dossier(&site).unwrap_err().to_string();
+    assert!(told.contains("结构版本为 2") && told.contains("请更新程序"), "{told}");
+
+    let quarantined_before = quarantined(&world.data).len();
+    newer.sync_with_hq(None).await.expect("HQ keeps it");
+    assert!(newer.unreceipted().unwrap().is_empty(), "HQ's receipt covers it");
+    assert_eq!(quarantined(&world.data).len(), quarantined_before);
 }

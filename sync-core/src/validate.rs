@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, Change, ObjId, ROOT, ReadDoc, Value};
+use serde_json::Value as Json;
 
 use crate::doc::{self, briefing, campaign, checklist, dossier};
 use crate::ids::{DocId, DocKind, DocTag, EntityId, PhotoId};
@@ -39,6 +40,9 @@ pub enum Typed {
     Briefing(Briefing),
     /// A checklist.
     Checklist(Checklist),
+    /// A document of a newer layout (its `schema_version`) than this build
+    /// knows: kept as it is, not read, until the program is updated.
+    Newer(u64),
 }
 
 impl Typed {
@@ -53,9 +57,18 @@ impl Typed {
 
 /// Checks that `doc` has the shape of its kind (its schema, then what a
 /// schema cannot say: codes exist, dates are days) and names itself `id`.
+/// A document of a newer layout than this build knows is valid as
+/// [`Typed::Newer`].
 pub fn document(id: &DocId, doc: &Automerge) -> Result<Validated, Invalid> {
     let invalid = |e: &dyn std::fmt::Display| Invalid(e.to_string());
     let json = doc::document_json(doc).map_err(|e| invalid(&e))?;
+    if let Some(version) = doc::newer_version(&json) {
+        // A newer layout's rules are not ours: kept, never quarantined.
+        if json.get("id").and_then(Json::as_str) != Some(id.as_str()) {
+            return Err(Invalid("文档内容记载的编号与文档不符".into()));
+        }
+        return Ok(Validated { tag: tag_of(id, doc), typed: Typed::Newer(version) });
+    }
     schema::document(id.kind(), &json).map_err(|e| invalid(&e))?;
     let (own_id, typed) = match id.kind() {
         DocKind::Campaign => {

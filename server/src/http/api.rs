@@ -134,6 +134,9 @@ pub(crate) enum ApiError {
     /// Nothing by that id.
     #[error("{0}")]
     NotFound(String),
+    /// The request (with its body) took too long.
+    #[error("请求超时：{0} 秒内没有收完请求内容")]
+    Timeout(u64),
     /// The path exists, not with this method.
     #[error("该地址不支持此请求方法，见 /api/openapi.json")]
     MethodNotAllowed,
@@ -149,6 +152,7 @@ impl ApiError {
             ApiError::BadJson(_) | ApiError::Refused(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,6 +168,7 @@ impl ApiError {
             ApiError::BadQuery(_) => ErrorCode::InvalidQuery,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::Timeout(_) => ErrorCode::RequestTimeout,
             ApiError::Refused(refusal) => match refusal {
                 RequestError::DeviceKey | RequestError::HqKey => ErrorCode::InvalidDeviceKey,
                 RequestError::Name | RequestError::NameText(_) => ErrorCode::InvalidName,
@@ -262,6 +267,7 @@ pub(crate) enum ErrorCode {
     InvalidQuery,
     NotFound,
     MethodNotAllowed,
+    RequestTimeout,
     Internal,
 }
 

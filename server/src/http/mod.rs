@@ -5,6 +5,8 @@
 pub(crate) mod api;
 mod query;
 
+use std::time::Duration;
+
 use axum::{Json, Router, routing::get};
 use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -70,6 +72,50 @@ impl Modify for AdminToken {
 /// The OpenAPI document of this API.
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request that carries a body may take, body included.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener` until the task is dropped. Each connection
+/// is cut if its request headers take longer than [`HEADER_TIMEOUT`], and a
+/// request with a body (anything but GET and HEAD) is answered 408 if it
+/// takes longer than [`BODY_TIMEOUT`]: slow clients hold nothing for long.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, router: Router) {
+    let router = router.layer(axum::middleware::from_fn(body_deadline));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, say: the next accept may work.
+                tracing::warn!(%error, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            if let Err(error) = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await {
+                tracing::debug!(%error, "HTTP connection ended");
+            }
+        });
+    }
+}
+
+async fn body_deadline(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => api::ApiError::Timeout(BODY_TIMEOUT.as_secs()).into_response(),
+    }
 }
 
 /// Every unknown path gets the documented error body.

@@ -32,6 +32,7 @@ pub fn read(doc: &impl ReadDoc) -> Result<Briefing, ModelError> {
 
 /// The briefing a document's JSON holds.
 pub(crate) fn from_document(json: serde_json::Value) -> Result<Briefing, ModelError> {
+    super::known_version(&json)?;
     let briefing: Briefing = super::from_json(json)?;
     if briefing.kind != "briefing" {
         return Err(ModelError::Malformed(format!("不是通报材料：{}", briefing.kind)));

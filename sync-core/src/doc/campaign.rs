@@ -63,6 +63,7 @@ pub fn read(doc: &impl ReadDoc) -> Result<Campaign, ModelError> {
 
 /// The campaign a document's JSON holds.
 pub(crate) fn from_document(mut json: Json) -> Result<Campaign, ModelError> {
+    super::known_version(&json)?;
     let end = json
         .get("end_date")
         .and_then(Json::as_str)

@@ -174,6 +174,7 @@ pub fn read(doc: &impl ReadDoc) -> Result<Dossier, ModelError> {
 
 /// The dossier a document's JSON holds.
 pub(crate) fn from_document(json: serde_json::Value) -> Result<Dossier, ModelError> {
+    super::known_version(&json)?;
     let dossier: Dossier = super::from_json(json)?;
     if dossier.kind != "enterprise_dossier" {
         return Err(ModelError::Malformed(format!("不是企业档案：{}", dossier.kind)));

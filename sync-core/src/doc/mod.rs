@@ -102,6 +102,16 @@ pub enum ModelError {
     /// A record breaks its kind's schema.
     #[error(transparent)]
     Schema(crate::schema::Breach),
+    /// The document was written by a newer version of FieldSync.
+    #[error("文档 {id} 的结构版本为 {found}，本程序只认识到 {known}：数据已保留，请更新程序后再查看")]
+    NewerVersion {
+        /// The document.
+        id: String,
+        /// Its `schema_version`.
+        found: u64,
+        /// [`SCHEMA_VERSION`](crate::model::SCHEMA_VERSION).
+        known: u64,
+    },
     /// A rule of the workflow is not met; the text says which.
     #[error("{0}")]
     Rule(String),
@@ -294,6 +304,24 @@ fn map_at(doc: &impl ReadDoc, path: &[&str]) -> Result<ObjId, ModelError> {
 /// are absent ([`prune_defaults`]).
 pub(crate) fn document_json(doc: &impl ReadDoc) -> Result<Json, ModelError> {
     read_document(doc)
+}
+
+/// The layout version a document's JSON names, if it is newer than this
+/// build knows: its rules are not ours to apply.
+pub fn newer_version(json: &Json) -> Option<u64> {
+    json.get("schema_version").and_then(Json::as_u64).filter(|v| *v > crate::model::SCHEMA_VERSION)
+}
+
+/// Refuses to read a document of a newer layout as this one.
+fn known_version(json: &Json) -> Result<(), ModelError> {
+    match newer_version(json) {
+        Some(found) => Err(ModelError::NewerVersion {
+            id: json.get("id").and_then(Json::as_str).unwrap_or_default().to_owned(),
+            found,
+            known: crate::model::SCHEMA_VERSION,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Reads the map at `path` as a typed record.
