@@ -6,7 +6,7 @@
 //! the handshake. A server accepts any Ed25519 device certificate at the TLS
 //! layer and judges the device by its credential in the session's `hello`,
 //! where the credential must name the key the TLS handshake authenticated.
-//! ALPN names the protocol version (`fieldsync/2`). Used by the `field` CLI
+//! ALPN names the protocol version (`fieldsync/3`). Used by the `field` CLI
 //! and by `fieldsync-server`.
 
 use std::net::SocketAddr;
@@ -45,7 +45,7 @@ const TURN: std::time::Duration = std::time::Duration::from_secs(600);
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// ALPN of protocol version 2.
-pub const ALPN: &[u8] = b"fieldsync/2";
+pub const ALPN: &[u8] = b"fieldsync/3";
 
 /// The 12 bytes before the key in an Ed25519 SubjectPublicKeyInfo.
 const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];

@@ -49,6 +49,7 @@ fn vectors() -> Value {
         ),
         ("sent", Message::Sent { count: 1 }),
         ("done", Message::Done),
+        ("quarantined", Message::Quarantined { doc: campaign.to_string(), message: "文档结构无效".into() }),
         ("refused", Message::Refused { code: RefusalCode::Credential, message: "凭证已过期".into() }),
     ];
     let frames: serde_json::Map<String, Value> =

@@ -555,6 +555,22 @@ fn withheld_line(doc: &str, reason: &str, verb: &str) -> String {
     format!("文档 {doc} 暂未{verb}：{reason}。请让该检查员自行同步，或重新导入其附带凭证的数据包")
 }
 
+/// A document whose changes the peer kept aside for review
+/// (`Summary::quarantined`), why, and what to do about it.
+fn quarantined_line(doc: &str, reason: &str) -> String {
+    format!("文档 {doc} 的修改被对方隔离待审核（未写入）：{reason}。请联系总部核对这份文档")
+}
+
+/// The documents a session held back, both ways, keyed by id for output.
+type ById<'a> = BTreeMap<String, &'a String>;
+
+fn held_back(summary: &sync_core::sync::session::Summary) -> (ById<'_>, ById<'_>) {
+    fn by_id(docs: &BTreeMap<DocId, String>) -> ById<'_> {
+        docs.iter().map(|(doc, reason)| (doc.to_string(), reason)).collect()
+    }
+    (by_id(&summary.withheld), by_id(&summary.quarantined))
+}
+
 /// Prints what a station relay did, for the clerk at its console: each
 /// device's sync, each forward that moved anything, and HQ going out of
 /// reach (once, until it is back).
@@ -604,21 +620,23 @@ fn relay_event(out: &Out, event: RelayEvent, every: u64, hq_down: &std::cell::Ce
             let errors = photo_errors(&photos);
             let was_down = hq_down.replace(false);
             let quiet = sent + received + receipts + photos_sent + photos_received == 0;
-            if quiet && summary.withheld.is_empty() && errors.is_empty() && !was_down {
+            let (withheld, quarantined) = held_back(&summary);
+            if quiet && withheld.is_empty() && quarantined.is_empty() && errors.is_empty() && !was_down {
                 return;
             }
-            let withheld: BTreeMap<String, &String> =
-                summary.withheld.iter().map(|(doc, reason)| (doc.to_string(), reason)).collect();
             out.emit(
                 json!({ "time": time, "event": "forwarded", "sent": sent, "received": received, "receipts": receipts,
                         "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": errors,
-                        "withheld": withheld }),
+                        "withheld": withheld, "quarantined": quarantined }),
                 || {
                     let mut text = format!(
                         "[{time}] 已与总部同步：转发修改 {sent} 次，收到修改 {received} 次，总部回执 {receipts} 份；转发照片 {photos_sent} 张，收到照片 {photos_received} 张"
                     );
                     for (doc, reason) in &withheld {
                         text.push_str(&format!("\n[{time}] {}", withheld_line(doc, reason, "转发")));
+                    }
+                    for (doc, reason) in &quarantined {
+                        text.push_str(&format!("\n[{time}] {}", quarantined_line(doc, reason)));
                     }
                     for error in &errors {
                         text.push_str(&format!("\n[{time}] {error}"));
@@ -731,8 +749,7 @@ fn run(cli: Cli) -> Result<()> {
                 photo_errors.push(format!("照片同步中断：{error}（文档已同步，下次同步时续传）"));
             }
             let (photos_sent, photos_received) = photos.map_or((0, 0), |p| (p.sent, p.received));
-            let withheld: BTreeMap<String, &String> =
-                summary.withheld.iter().map(|(doc, reason)| (doc.to_string(), reason)).collect();
+            let (withheld, quarantined) = held_back(&summary);
             let to_hq = peer.is_none();
             let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
             let owed = store.photos_owed()?;
@@ -740,7 +757,7 @@ fn run(cli: Cli) -> Result<()> {
             out.emit(
                 json!({ "sent": sent, "received": received, "receipts": summary.receipts,
                         "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": photo_errors,
-                        "withheld": withheld, "unreceipted_changes": pending, "photos_not_at_hq": owed.photos,
+                        "withheld": withheld, "quarantined": quarantined, "unreceipted_changes": pending, "photos_not_at_hq": owed.photos,
                         "photo_bytes_not_at_hq": owed.bytes, "safe_to_leave": safe }),
                 || {
                     let mut text = format!(
@@ -749,6 +766,9 @@ fn run(cli: Cli) -> Result<()> {
                     );
                     for (doc, reason) in &withheld {
                         text.push_str(&format!("\n{}", withheld_line(doc, reason, "发出")));
+                    }
+                    for (doc, reason) in &quarantined {
+                        text.push_str(&format!("\n{}", quarantined_line(doc, reason)));
                     }
                     for error in &photo_errors {
                         text.push_str(&format!("\n{error}"));
@@ -760,6 +780,9 @@ fn run(cli: Cli) -> Result<()> {
             // Scripts learn from the exit status that work is left behind.
             if !withheld.is_empty() {
                 bail!("有 {} 份文档未能发出，见上方说明", withheld.len());
+            }
+            if !quarantined.is_empty() {
+                bail!("有 {} 份文档的修改被隔离待审核，见上方说明", quarantined.len());
             }
             if to_hq && !photo_errors.is_empty() {
                 bail!("照片没有全部送达总部，请稍后再次执行 field sync");

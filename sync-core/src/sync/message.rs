@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-/// Protocol version; also named by the ALPN string `fieldsync/2`.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Protocol version; also named by the ALPN string `fieldsync/3`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame accepted (a day's changes of one dossier fit easily).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -155,6 +155,15 @@ pub enum Message {
     /// The sender has durably stored everything the receiver sent (and the
     /// receiver's `Sent` arrived). A session ends when both sides sent it.
     Done,
+    /// The sender kept the changes of one `changes` message aside for
+    /// review (its quarantine) instead of storing them: signed by enrolled
+    /// authors, they would make the document invalid. The session goes on.
+    Quarantined {
+        /// Document id.
+        doc: String,
+        /// Why (Chinese).
+        message: String,
+    },
     /// The sender refuses to continue.
     Refused {
         /// Why.

@@ -149,6 +149,9 @@ pub struct Summary {
     /// author whose evidence or credential this replica lacks, or whose
     /// credential the peer would refuse (expired, revoked, out of scope).
     pub withheld: BTreeMap<DocId, String>,
+    /// Documents whose changes the peer kept aside for review instead of
+    /// storing (they would make the document invalid), and why.
+    pub quarantined: BTreeMap<DocId, String>,
 }
 
 /// Why a session failed. Each closes only that session.
@@ -493,6 +496,13 @@ impl Session {
                 }
                 self.peer_sent = Some(count);
             }
+            (Phase::Exchanging, Message::Quarantined { doc, message }) => {
+                let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
+                if !self.summary.sent.contains_key(&id) {
+                    return Err(SyncError::Protocol(format!("对方隔离了未发送的文档 {doc}")));
+                }
+                self.summary.quarantined.insert(id, message);
+            }
             // The peer stored all we sent; our own writes may still be under way.
             (Phase::Exchanging, Message::Done) if self.peer_sent.is_some() => self.peer_done = true,
             (_, other) => return Err(SyncError::Protocol(format!("此时不应收到 {}", kind(&other)))),
@@ -688,10 +698,12 @@ impl Session {
             Ok(checked) => checked,
             Err(invalid) => {
                 // Signed by enrolled authors, but the document would be
-                // invalid: kept aside for review, never applied.
+                // invalid: kept aside for review, never applied. The peer
+                // is told, and the other documents go on.
                 let reason = invalid.0;
                 out.push(Effect::Quarantine { doc: id.clone(), batch, evidence: signatures, reason: reason.clone() });
-                return Err(SyncError::Invalid { doc: id.to_string(), reason });
+                out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
+                return Ok(());
             }
         };
         let tag = &checked.tag;
@@ -728,8 +740,9 @@ impl Session {
         if self.peer_done {
             let mut summary = std::mem::take(&mut self.summary);
             for (doc, heads) in &self.offered {
-                // What we withheld the peer does not hold.
-                let ours = if summary.withheld.contains_key(doc) { &[][..] } else { &heads[..] };
+                // What we withheld, or the peer kept aside, it does not hold.
+                let held_back = summary.withheld.contains_key(doc) || summary.quarantined.contains_key(doc);
+                let ours = if held_back { &[][..] } else { &heads[..] };
                 let mut both: Vec<ChangeHash> = ours.to_vec();
                 both.extend(self.peer_heads.get(doc).into_iter().flatten().copied());
                 both.sort();
@@ -759,6 +772,7 @@ fn kind(message: &Message) -> &'static str {
         Message::Receipts { .. } => "Receipts",
         Message::Sent { .. } => "Sent",
         Message::Done => "Done",
+        Message::Quarantined { .. } => "Quarantined",
         Message::Refused { .. } => "Refused",
     }
 }
