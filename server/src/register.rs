@@ -414,10 +414,26 @@ impl Hq {
             Some(signed) => signed.verify(&self.key.public()).context("吊销名单签名无效")?.clone(),
             None => RevocationList::default(),
         };
+        // Each entry keeps the time it took effect: work done before it
+        // stays valid (a list from before these times: its issue time).
+        let RevocationList { serials, devices: keys, serials_at, devices_at, issued_at, .. } = &mut list;
+        for serial in serials.iter() {
+            serials_at.entry(*serial).or_insert(*issued_at);
+        }
+        for key in keys.iter() {
+            devices_at.entry(key.clone()).or_insert(*issued_at);
+        }
+        for serial in &form.serials {
+            serials.insert(*serial);
+            serials_at.entry(*serial).or_insert(now_ms);
+        }
+        for device in &devices {
+            let key = ByteBuf::from(device.to_bytes().to_vec());
+            devices_at.entry(key.clone()).or_insert(now_ms);
+            keys.insert(key);
+        }
         list.version += 1;
         list.issued_at = now_ms;
-        list.serials.extend(form.serials.iter().copied());
-        list.devices.extend(devices.iter().map(|d| ByteBuf::from(d.to_bytes().to_vec())));
         let signed = SignedRevocations::issue(&self.key, list.clone());
         tx.execute(
             "INSERT INTO revocation_lists (version, signed, issued_at) VALUES (?1, ?2, ?3)",

@@ -357,6 +357,84 @@ async fn revocations_reach_hq_sessions_and_relays() {
     relay.await.unwrap().unwrap();
 }
 
+/// Revocation judges the future, not the past (issue: revoking one tablet
+/// froze every dossier it ever touched). Inspectors b and c record findings
+/// in one dossier and sync; HQ revokes c. A fresh HQ device then gets the
+/// dossier with c's earlier findings; b keeps recording and other devices
+/// receive it; through a station relay, which can show with HQ's receipts
+/// that c's work predates the revocation, a new inspector gets it too. c
+/// itself is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_tablets_earlier_work_keeps_flowing_and_nothing_else_is_held_back() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = server.addr.to_string();
+    let open = |name: &str| Store::init(&dir.path().join(name), name).unwrap();
+    let (mut lead, mut b, mut c) = (open("张三"), open("李四"), open("王五"));
+    for store in [&lead, &b, &c] {
+        enroll_as(&data, store, "inspector", &addr);
+    }
+    let campaign = joint_campaign(&mut lead);
+    let site = lead.open_dossier(&campaign, CODE).unwrap();
+    lead.sync_with_hq(None).await.unwrap();
+    let record = |store: &mut Store, title: &str| {
+        let id = new_entity_id().unwrap();
+        store.open_dossier(&campaign, CODE).unwrap();
+        store.edit(&site, |tx| dossier::add_hazard(tx, &id, &hazard(title))).unwrap();
+        id
+    };
+    for store in [&mut b, &mut c] {
+        store.sync_with_hq(None).await.unwrap();
+    }
+    let by_b = record(&mut b, "李四发现的隐患");
+    let by_c = record(&mut c, "王五发现的隐患");
+    for store in [&mut b, &mut c] {
+        store.sync_with_hq(None).await.unwrap();
+        assert!(store.unreceipted().unwrap().is_empty());
+    }
+    let c_serial = c.enrollment().unwrap().unwrap().credential.credential().serial;
+    revoke(&data, c_serial);
+    let hazards = |store: &mut Store| store.dossier(&site).unwrap().hazards.keys().cloned().collect::<Vec<_>>();
+
+    // A fresh HQ device gets c's earlier work, and nothing is withheld.
+    let mut analyst = open("分析员");
+    enroll_as(&data, &analyst, "hq", &addr);
+    let summary = analyst.sync_with_hq(None).await.unwrap();
+    assert!(summary.withheld.is_empty(), "{summary:?}");
+    assert!(summary.received.contains_key(&site), "{summary:?}");
+    assert!(hazards(&mut analyst).contains(&by_c.to_string()), "c's earlier finding reaches HQ's analyst");
+
+    // b keeps recording; the analyst receives it.
+    let later = record(&mut b, "李四后来发现的隐患");
+    b.sync_with_hq(None).await.unwrap();
+    assert!(b.unreceipted().unwrap().is_empty());
+    let summary = analyst.sync_with_hq(None).await.unwrap();
+    assert!(summary.withheld.is_empty(), "{summary:?}");
+    let seen = hazards(&mut analyst);
+    assert!([&by_b, &by_c, &later].iter().all(|h| seen.contains(&h.to_string())), "{seen:?}");
+
+    // A station relay pulls the dossier from HQ with HQ's receipts; a new
+    // inspector syncing only with the relay gets c's earlier work too.
+    let station = open("安监站");
+    enroll_as(&data, &station, "station", &addr);
+    let (relay_addr, stop, relay) = spawn_relay(station, std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let mut newcomer = open("赵六");
+    enroll_as(&data, &newcomer, "inspector", &addr);
+    let summary = newcomer.sync_with_peer(relay_addr).await.unwrap();
+    assert!(summary.withheld.is_empty(), "{summary:?}");
+    let seen = hazards(&mut newcomer);
+    assert!([&by_b, &by_c, &later].iter().all(|h| seen.contains(&h.to_string())), "{seen:?}");
+    stop.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+
+    // c itself is refused, and its work after the revocation goes nowhere.
+    record(&mut c, "吊销后记录的隐患");
+    let refused = c.sync_with_hq(None).await.unwrap_err();
+    assert!(refused.to_string().contains("吊销"), "{refused}");
+}
+
 /// A tablet not yet enrolled can carry work too: it keeps the credentials a
 /// bundle brings without checking them, and they are judged when it syncs
 /// after enrolling. A forged one holds back only the work it claims to vouch

@@ -11,7 +11,7 @@
 //!
 //! Format: `schemas/credentials.md`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -220,12 +220,33 @@ pub struct RevocationList {
     pub serials: BTreeSet<u64>,
     /// Revoked device keys (every credential of a stolen tablet).
     pub devices: BTreeSet<ByteBuf>,
+    /// When each serial's revocation took effect (ms, HQ's clock). Lists
+    /// from before this field: the list's `issued_at`.
+    #[serde(default)]
+    pub serials_at: BTreeMap<u64, i64>,
+    /// When each device's revocation took effect (ms, HQ's clock).
+    #[serde(default)]
+    pub devices_at: BTreeMap<ByteBuf, i64>,
 }
 
 impl RevocationList {
     /// Whether `credential` is revoked.
     pub fn revokes(&self, credential: &Credential) -> bool {
-        self.serials.contains(&credential.serial) || self.devices.contains(&credential.device)
+        self.revoked_since(credential).is_some()
+    }
+
+    /// Since when `credential` is revoked (ms, HQ's clock), if it is: work
+    /// its holder did before then stays valid where HQ's receipts show it.
+    pub fn revoked_since(&self, credential: &Credential) -> Option<i64> {
+        let serial = self
+            .serials
+            .contains(&credential.serial)
+            .then(|| self.serials_at.get(&credential.serial).copied().unwrap_or(self.issued_at));
+        let device = self
+            .devices
+            .contains(&credential.device)
+            .then(|| self.devices_at.get(&credential.device).copied().unwrap_or(self.issued_at));
+        serial.into_iter().chain(device).min()
     }
 }
 

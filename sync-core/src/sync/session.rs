@@ -273,6 +273,9 @@ pub struct Session {
     loading: Option<Loading>,
     /// Inputs fed while a document was being loaded, handled after it.
     deferred: std::collections::VecDeque<Input>,
+    /// HQ's receipts that arrived in this session, by document: they show
+    /// which work of a since-revoked author HQ held before its revocation.
+    receipts_seen: BTreeMap<DocId, Vec<ReceiptBody>>,
 }
 
 /// What waits for a document the session asked for.
@@ -286,6 +289,23 @@ enum Loading {
 
 fn hash_of(bytes: &[u8]) -> Result<ChangeHash, SyncError> {
     bytes.try_into().map(ChangeHash).map_err(|_| SyncError::Protocol("修改哈希长度错误".into()))
+}
+
+/// Whether `target` is among `from` or their ancestors in `doc`.
+fn reaches(doc: &automerge::Automerge, from: &[ChangeHash], target: ChangeHash) -> bool {
+    let mut stack = from.to_vec();
+    let mut seen = BTreeSet::new();
+    while let Some(hash) = stack.pop() {
+        if hash == target {
+            return true;
+        }
+        if seen.insert(hash)
+            && let Some(meta) = doc.get_change_meta_by_hash(&hash)
+        {
+            stack.extend(meta.deps);
+        }
+    }
+    false
 }
 
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<ByteBuf> {
@@ -334,6 +354,7 @@ impl Session {
             summary: Summary::default(),
             loading: None,
             deferred: std::collections::VecDeque::new(),
+            receipts_seen: BTreeMap::new(),
         }
     }
 
@@ -485,7 +506,11 @@ impl Session {
             (Phase::Exchanging, Message::Receipts { receipts }) => {
                 let mut opened = Vec::new();
                 for receipt in receipts {
-                    opened.push((open_receipt(&receipt, &self.config.hq)?, receipt));
+                    let body = open_receipt(&receipt, &self.config.hq)?;
+                    if let Ok(doc) = body.doc.parse::<DocId>() {
+                        self.receipts_seen.entry(doc).or_default().push(body.clone());
+                    }
+                    opened.push((body, receipt));
                 }
                 self.summary.receipts += opened.len();
                 out.push(Effect::StoreReceipts(opened));
@@ -530,7 +555,13 @@ impl Session {
     /// it: HQ's signature, valid now, not revoked, and allowed to write this
     /// document. Otherwise why not (Chinese). Our own credential went in
     /// the hello.
-    fn vouched(&mut self, now: i64, doc: &DocId, evidence: Vec<Evidence>) -> Result<Vec<Evidence>, String> {
+    fn vouched(
+        &mut self,
+        now: i64,
+        replica: &impl Replica,
+        doc: &DocId,
+        evidence: Vec<Evidence>,
+    ) -> Result<Vec<Evidence>, String> {
         let own = self.config.credential.credential().device.clone();
         for e in evidence.iter().filter(|e| e.key != own) {
             let verdict = match self.judged.get(e.credential.as_slice()) {
@@ -541,12 +572,69 @@ impl Session {
                     verdict
                 }
             };
-            let author = verdict?;
+            // A revoked author's work from before the revocation still
+            // goes, where it can be shown to be from before.
+            let before = |why| {
+                let head = hash_of(&e.head).ok();
+                head.and_then(|head| self.before_revocation(now, replica, doc, &e.credential, head)).ok_or(why)
+            };
+            let author = verdict.or_else(before)?;
             if self.tags.get(doc).is_some_and(|tag| !may_write(&author, tag)) {
                 return Err(format!("作者 {} 的凭证不含此文档所属的检查活动或企业", author.name));
             }
         }
         Ok(evidence)
+    }
+
+    /// The credential of an author revoked after `head`, their change in
+    /// `doc`, was at HQ: `None` unless it is HQ's signed credential, valid
+    /// but for its revocation, and HQ holds the change. HQ never takes a
+    /// revoked author's new work, so a change HQ holds it took before the
+    /// revocation: at HQ, holding it is enough; elsewhere one of HQ's
+    /// receipts (held, or received in this session) must cover it.
+    fn before_revocation(
+        &self,
+        now: i64,
+        replica: &impl Replica,
+        doc: &DocId,
+        credential: &[u8],
+        head: ChangeHash,
+    ) -> Option<Credential> {
+        let signed = SignedCredential::from_bytes(credential).ok()?;
+        let author = signed.verify(&self.config.hq, now, None).ok()?.clone();
+        let list = self.revocations.as_ref()?.verify(&self.config.hq).ok()?;
+        if !list.revokes(&author) || !replica.has_change(doc, &head) {
+            return None;
+        }
+        if self.issues_receipts() {
+            return Some(author);
+        }
+        let held = replica.receipts(doc).into_iter().filter_map(|r| open_receipt(&r, &self.config.hq).ok());
+        let seen = self.receipts_seen.get(doc).into_iter().flatten().cloned();
+        let covered = held.chain(seen).any(|b| {
+            let heads: Vec<ChangeHash> = b.heads.iter().filter_map(|h| hash_of(h).ok()).collect();
+            heads.iter().all(|h| replica.has_change(doc, h))
+                && !replica.changes_since(doc, &heads).iter().any(|c| c.hash == head)
+        });
+        covered.then_some(author)
+    }
+
+    /// Whether HQ holds a revoked author's change `head` of `doc` (now in
+    /// `merged`), and so took it before the revocation: it came from HQ; or
+    /// this is HQ and holds it already; or one of HQ's receipts covers it.
+    fn held_by_hq(&self, replica: &impl Replica, doc: &DocId, merged: &automerge::Automerge, head: ChangeHash) -> bool {
+        if self.config.peer_key == self.config.hq {
+            return true;
+        }
+        if self.issues_receipts() {
+            return replica.has_change(doc, &head);
+        }
+        let held = replica.receipts(doc).into_iter().filter_map(|r| open_receipt(&r, &self.config.hq).ok());
+        let seen = self.receipts_seen.get(doc).into_iter().flatten().cloned();
+        held.chain(seen).any(|b| {
+            let heads: Vec<ChangeHash> = b.heads.iter().filter_map(|h| hash_of(h).ok()).collect();
+            reaches(merged, &heads, head)
+        })
     }
 
     /// Whether this side is HQ, whose writes of received changes are
@@ -618,7 +706,12 @@ impl Session {
         // without its author's credential, or the author's credential has
         // expired, been revoked or does not cover the document) stays here,
         // and the other documents still go.
-        match evidence.and_then(|e| self.vouched(now, &doc, e)) {
+        // HQ's receipts go first: they show the peer what HQ held before
+        // an author's revocation (see `before_revocation`).
+        if !receipts.is_empty() {
+            out.push(Effect::Send(Message::Receipts { receipts }));
+        }
+        match evidence.and_then(|e| self.vouched(now, replica, &doc, e)) {
             Err(reason) if changes > 0 => {
                 self.summary.withheld.insert(doc.clone(), reason);
             }
@@ -641,9 +734,6 @@ impl Session {
             }
             _ => {}
         }
-        if !receipts.is_empty() {
-            out.push(Effect::Send(Message::Receipts { receipts }));
-        }
         Ok(())
     }
 
@@ -663,6 +753,8 @@ impl Session {
         // Authors: each signature must come with a valid credential for its key.
         let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
         let mut signatures = Vec::with_capacity(evidence.len());
+        // Revoked authors' signed heads and serials.
+        let mut revoked: Vec<(ChangeHash, u64)> = Vec::new();
         for e in evidence {
             let signature = head_signature(&e)?;
             // No credential: the author is the peer, checked at its hello.
@@ -670,7 +762,17 @@ impl Session {
                 (peer.clone(), self.peer_credential.clone())
             } else {
                 let credential = SignedCredential::from_bytes(&e.credential)?;
-                (self.verify_credential(&credential, now)?.clone(), e.credential.into_vec())
+                let author = match self.verify_credential(&credential, now) {
+                    Ok(author) => author.clone(),
+                    // Work from before a revocation is still valid, if it
+                    // is shown to be from before: checked once applied.
+                    Err(SyncError::Credential(CredentialError::Revoked(serial))) => {
+                        revoked.push((signature.head, serial));
+                        credential.verify(&self.config.hq, now, None)?.clone()
+                    }
+                    Err(error) => return Err(error),
+                };
+                (author, e.credential.into_vec())
             };
             if author.device_key()? != signature.actor.key {
                 return Err(SyncError::Signature(VerifyError::ForgedEvidence(id.to_string())));
@@ -706,6 +808,11 @@ impl Session {
                 return Ok(());
             }
         };
+        for (head, serial) in revoked {
+            if !self.held_by_hq(replica, &id, &checked.result, head) {
+                return Err(SyncError::Credential(CredentialError::Revoked(serial)));
+            }
+        }
         let tag = &checked.tag;
         // The delivering peer and every author must have this document in scope.
         let writers: BTreeSet<ActorId> = infos.iter().map(|c| c.actor.clone()).collect();
@@ -1146,7 +1253,7 @@ mod tests {
                 credential(&s.hq, &s.tablet, 9, i64::MAX, Scope::default()),
                 Some(SignedRevocations::issue(
                     &s.hq,
-                    RevocationList { version: 1, issued_at: 0, serials: [9].into(), devices: Default::default() },
+                    RevocationList { version: 1, issued_at: 0, serials: [9].into(), ..RevocationList::default() },
                 )),
                 "Revoked",
             ),
