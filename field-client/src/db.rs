@@ -305,22 +305,18 @@ impl Db {
 
     /// Which of `shas` the `blobs` table records as held.
     pub(crate) fn recorded_blobs(&self, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?;
-            let mut out = Vec::new();
-            for sha in shas {
-                if stmt.exists([&sha])? {
-                    out.push(sha);
-                }
-            }
-            Ok(out)
-        })
+        self.listed("SELECT 1 FROM blobs WHERE sha256 = ?1", shas)
     }
 
     /// Which of `shas` HQ is known to hold.
     pub(crate) fn at_hq(&self, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
+        self.listed("SELECT 1 FROM photos_at_hq WHERE sha256 = ?1", shas)
+    }
+
+    /// Which of `shas` the query `exists` (one parameter) finds.
+    fn listed(&self, exists: &'static str, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT 1 FROM photos_at_hq WHERE sha256 = ?1")?;
+            let mut stmt = conn.prepare_cached(exists)?;
             let mut out = Vec::new();
             for sha in shas {
                 if stmt.exists([&sha])? {
