@@ -10,8 +10,7 @@
 //! so the schemas require only what a document always holds; an export,
 //! written from the typed records, holds every field.
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
@@ -28,14 +27,6 @@ pub struct Breach {
     pub place: String,
     /// What is wrong there.
     pub reason: String,
-}
-
-/// A schema and the records of it that local edits write.
-struct Kinds {
-    sources: HashMap<DocKind, Json>,
-    documents: HashMap<DocKind, Validator>,
-    /// By where a record is kept ([`COLLECTIONS`]).
-    records: HashMap<&'static str, Validator>,
 }
 
 /// Where records are kept (the keys of their path, without the ids:
@@ -70,6 +61,9 @@ fn source(kind: DocKind) -> &'static str {
 
 fn build(schema: &Json) -> Validator {
     jsonschema::options()
+        // The schemas' patterns need no backtracking: the linear-time
+        // engine, whatever a peer's strings hold.
+        .with_pattern_options(jsonschema::PatternOptions::regex())
         .with_format("line", |s: &str| text::check(s, Kind::Line).is_ok())
         .with_format("text", |s: &str| text::check(s, Kind::Text).is_ok())
         .should_validate_formats(true)
@@ -78,32 +72,48 @@ fn build(schema: &Json) -> Validator {
         .expect("the embedded schemas compile")
 }
 
-static SCHEMAS: LazyLock<Kinds> = LazyLock::new(|| {
-    let kinds = [DocKind::Campaign, DocKind::EnterpriseDossier, DocKind::Briefing, DocKind::Checklist];
-    let parsed: HashMap<DocKind, Json> = kinds
-        .into_iter()
-        .map(|k| (k, serde_json::from_str(source(k)).expect("the embedded schemas are JSON")))
-        .collect();
-    let documents = parsed.iter().map(|(k, schema)| (*k, build(schema))).collect();
-    let records = COLLECTIONS
-        .iter()
-        .map(|(collection, kind, def, _)| {
-            let defs = &parsed[kind]["$defs"];
-            let record = json!({ "$defs": defs, "$ref": format!("#/$defs/{def}") });
-            (*collection, build(&record))
-        })
-        .collect();
-    Kinds { sources: parsed, documents, records }
-});
+const KINDS: [DocKind; 4] = [DocKind::Campaign, DocKind::EnterpriseDossier, DocKind::Briefing, DocKind::Checklist];
+
+/// Each validator is built when first needed (HQ never builds the record
+/// validators of local edits; compiled schemas cost memory).
+static SOURCES: [OnceLock<Json>; 4] = [const { OnceLock::new() }; 4];
+static DOCUMENTS: [OnceLock<Validator>; 4] = [const { OnceLock::new() }; 4];
+static RECORDS: [OnceLock<Validator>; COLLECTIONS.len()] = [const { OnceLock::new() }; COLLECTIONS.len()];
+
+fn index(kind: DocKind) -> usize {
+    KINDS.iter().position(|k| *k == kind).unwrap_or_default()
+}
+
+/// The parsed schema of `kind`.
+fn schema_of(kind: DocKind) -> &'static Json {
+    SOURCES[index(kind)].get_or_init(|| serde_json::from_str(source(kind)).expect("the embedded schemas are JSON"))
+}
+
+fn document_validator(kind: DocKind) -> &'static Validator {
+    DOCUMENTS[index(kind)].get_or_init(|| build(schema_of(kind)))
+}
+
+/// The validator of the records kept at `COLLECTIONS[i]`.
+fn record_validator(i: usize) -> &'static Validator {
+    RECORDS[i].get_or_init(|| {
+        let (_, kind, def, _) = COLLECTIONS[i];
+        let record = json!({ "$defs": schema_of(kind)["$defs"], "$ref": format!("#/$defs/{def}") });
+        build(&record)
+    })
+}
 
 /// Checks a whole document of `kind`, as read from its Automerge form.
 /// Rules that tie one field to another (a major hazard names its
 /// criterion) are left out: a merge of two valid edits can break them, so
 /// merged documents list them for review ([`crate::doc::conflicts`]).
 pub fn document(kind: DocKind, json: &Json) -> Result<(), Breach> {
-    let validator = &SCHEMAS.documents[&kind];
+    let validator = document_validator(kind);
+    // The common case allocates no error to find there is none.
+    if validator.is_valid(json) {
+        return Ok(());
+    }
     let shape = validator.iter_errors(json).find(|e| !e.schema_path().as_str().contains("/then"));
-    shape.map_or(Ok(()), |e| Err(breach(&e, &SCHEMAS.sources[&kind], &[])))
+    shape.map_or(Ok(()), |e| Err(breach(&e, schema_of(kind), &[])))
 }
 
 /// Checks a record a local edit writes at `path` (`["hazards", id]`),
@@ -111,9 +121,8 @@ pub fn document(kind: DocKind, json: &Json) -> Result<(), Breach> {
 pub fn record(path: &[&str], json: &Json) -> Result<(), Breach> {
     let at: Vec<&str> = path.iter().step_by(2).copied().collect();
     let at = at.join("/");
-    let Some(validator) = SCHEMAS.records.get(at.as_str()) else { return Ok(()) };
-    let Some((_, kind, _, _)) = COLLECTIONS.iter().find(|c| c.0 == at) else { return Ok(()) };
-    validator.validate(json).map_err(|e| breach(&e, &SCHEMAS.sources[kind], path))
+    let Some(i) = COLLECTIONS.iter().position(|c| c.0 == at) else { return Ok(()) };
+    record_validator(i).validate(json).map_err(|e| breach(&e, schema_of(COLLECTIONS[i].1), path))
 }
 
 /// The Chinese reading of one error of `schema` in the value at `prefix`.
@@ -228,8 +237,12 @@ mod tests {
 
     #[test]
     fn every_schema_and_record_compiles() {
-        assert_eq!(SCHEMAS.documents.len(), 4);
-        assert_eq!(SCHEMAS.records.len(), COLLECTIONS.len());
+        for kind in KINDS {
+            document_validator(kind);
+        }
+        for i in 0..COLLECTIONS.len() {
+            record_validator(i);
+        }
     }
 
     #[test]
