@@ -436,8 +436,12 @@ impl Store {
         let (endpoint, connection) = net::connect(&key, to_hq.then_some(enrollment.hq), addr).await?;
         let counter = connection.clone();
         let (summary, photos) = self.client_session(endpoint, connection, &enrollment, progress).await?;
-        if to_hq && let Ok(report) = &photos {
-            self.record_at_hq(report.peer_holds.clone()).map_err(|e| NetError::Store(e.to_string()))?;
+        if to_hq {
+            let stored = |e: StoreError| NetError::Store(e.to_string());
+            if let Ok(report) = &photos {
+                self.record_at_hq(report.peer_holds.clone()).map_err(stored)?;
+            }
+            self.record_held_back(&summary).map_err(stored)?;
         }
         let stats = counter.stats();
         Ok(SyncReport { summary, photos, bytes: stats.udp_tx.bytes + stats.udp_rx.bytes })
@@ -680,6 +684,37 @@ async fn exchange_photos(
         .peer_credential()
         .ok_or_else(|| sync_core::sync::photo::PhotoError::Protocol("对方尚未出示凭证".into()))?;
     photos::exchange(side, connection, opens, peer, progress).await
+}
+
+/// A document the last sync with HQ held back, and why: `field status`
+/// names it until a sync sends it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldBack {
+    /// The document.
+    pub doc: String,
+    /// Whether HQ kept it aside for review (`true`), or this device could
+    /// not vouch for one of its authors as HQ will judge them (`false`).
+    pub quarantined: bool,
+    /// Why (Chinese), naming the author where one is the cause.
+    pub reason: String,
+}
+
+impl Store {
+    fn record_held_back(&self, summary: &Summary) -> Result<(), StoreError> {
+        let withheld = summary.withheld.iter().map(|(doc, reason)| (doc, reason, false));
+        let quarantined = summary.quarantined.iter().map(|(doc, reason)| (doc, reason, true));
+        let held: Vec<HeldBack> = withheld
+            .chain(quarantined)
+            .map(|(doc, reason, quarantined)| HeldBack { doc: doc.to_string(), quarantined, reason: reason.clone() })
+            .collect();
+        let value = serde_json::to_vec(&held).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.db.persist(vec![Write::Meta { key: "held_back", value }])
+    }
+
+    /// What the last sync with HQ held back.
+    pub fn held_back(&self) -> Result<Vec<HeldBack>, StoreError> {
+        Ok(self.db.meta("held_back")?.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default())
+    }
 }
 
 /// What `sync_reporting` did: the document session, then the photo

@@ -405,6 +405,12 @@ async fn one_invalid_document_does_not_hold_back_the_others() {
     assert_eq!(summary.sent.get(&campaign_id), Some(&1), "{summary:?}");
     let unreceipted = tablet.unreceipted().unwrap();
     assert_eq!(unreceipted.iter().map(|(doc, _)| doc).collect::<Vec<_>>(), [&site], "only the dossier waits");
+    let held = tablet.held_back().unwrap();
+    assert!(
+        held.len() == 1 && held[0].quarantined && held[0].doc == site.to_string(),
+        "field status names it: {held:?}"
+    );
+    assert!(held[0].reason.contains("格式无效"), "{held:?}");
     let ours = tablet.document(&site).unwrap().get_heads();
     assert!(summary.checkpoints[&site].iter().all(|h| !ours.contains(h)), "what HQ kept aside is not checkpointed");
 

@@ -465,6 +465,9 @@ async fn a_carrier_enrolled_after_importing_still_forwards_the_work() {
     assert!(summary.sent.contains_key(&c), "{summary:?}");
     assert_eq!(summary.withheld.keys().collect::<Vec<_>>(), vec![&orphan]);
     assert!(summary.withheld[&orphan].contains("作者 赵六"), "{:?}", summary.withheld);
+    let held = carrier.held_back().unwrap();
+    assert_eq!(held.len(), 1, "field status names it: {held:?}");
+    assert!(!held[0].quarantined && held[0].doc == orphan.to_string() && held[0].reason.contains("作者 赵六"));
 
     // Its author syncs later: HQ already holds the work.
     let summary = author.sync_with_hq(addr).await.unwrap();

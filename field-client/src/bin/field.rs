@@ -1443,15 +1443,21 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
     let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
     let owed = store.photos_owed()?;
     let missing = store.missing_photos()?;
-    let safe = enrolled && pending == 0 && owed.photos == 0;
+    let held = store.held_back()?;
+    let safe = enrolled && pending == 0 && owed.photos == 0 && held.is_empty();
     out.emit(
         json!({ "name": store.device_name(), "public_key": store.public_key().to_string(), "campaigns": campaigns,
                 "hazards": hazards, "open_hazards": open, "conflicts": conflicts, "local_changes": local,
                 "received_changes": received, "trusted_devices": trusted, "enrolled": enrolled,
                 "unreceipted_changes": pending, "photos_not_at_hq": owed.photos,
-                "photo_bytes_not_at_hq": owed.bytes, "safe_to_leave": safe, "missing_photos": missing }),
+                "photo_bytes_not_at_hq": owed.bytes, "safe_to_leave": safe, "missing_photos": missing,
+                "held_back": held }),
         || {
-            let safety = safety(enrolled, pending, owed);
+            let mut safety = safety(enrolled, pending, owed);
+            for h in &held {
+                let line = if h.quarantined { quarantined_line(&h.doc, &h.reason) } else { withheld_line(&h.doc, &h.reason, "发出") };
+                safety.push_str(&format!("\n上次与总部同步时：{line}"));
+            }
             let photos = match missing {
                 0 => String::new(),
                 n => format!("\n隐患照片还有 {n} 张不在本机，执行 field sync 从总部或同伴取回。"),
