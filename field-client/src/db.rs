@@ -303,6 +303,24 @@ impl Db {
         })
     }
 
+    /// When the change `head` of `doc` was stored here: its own row, or a
+    /// whole document that arrived with it among its heads.
+    pub(crate) fn received_at(&self, doc: String, head: Vec<u8>) -> Result<Option<i64>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT received_at, hash FROM changes WHERE doc_id = ?1 AND (hash = ?2 OR length(hash) > 32) ORDER BY seq",
+            )?;
+            let mut rows = stmt.query(rusqlite::params![doc, head])?;
+            while let Some(row) = rows.next()? {
+                let hash: Vec<u8> = row.get(1)?;
+                if hash.chunks_exact(32).any(|h| h == head.as_slice()) {
+                    return Ok(Some(row.get(0)?));
+                }
+            }
+            Ok(None)
+        })
+    }
+
     /// Which of `shas` the `blobs` table records as held.
     pub(crate) fn recorded_blobs(&self, shas: Vec<String>) -> Result<Vec<String>, StoreError> {
         self.listed("SELECT 1 FROM blobs WHERE sha256 = ?1", shas)
@@ -582,9 +600,12 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                 )?;
             }
             Write::Quarantine { doc, source, reason, batch, evidence } => {
+                // A carrier sends what was kept aside again each time it
+                // syncs: one row is enough to decide it.
                 tx.execute(
                     "INSERT INTO quarantine (doc_id, source, reason, batch, evidence, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                     WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE doc_id = ?1 AND batch = ?4)",
                     params![doc, source, reason, batch, evidence, now],
                 )?;
             }

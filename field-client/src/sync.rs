@@ -118,6 +118,10 @@ impl Replica for Store {
         self.db.latest_receipt(doc.to_string()).ok().flatten().into_iter().collect()
     }
 
+    fn received_at(&self, doc: &DocId, head: &ChangeHash) -> Option<i64> {
+        self.db.received_at(doc.to_string(), head.0.to_vec()).ok().flatten()
+    }
+
     fn whole(&self, doc: &DocId) -> Option<Whole> {
         let warmed = self.warmed.borrow_mut().take_if(|w| w.doc == *doc);
         match warmed {

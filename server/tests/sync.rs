@@ -435,6 +435,90 @@ async fn a_revoked_tablets_earlier_work_keeps_flowing_and_nothing_else_is_held_b
     assert!(refused.to_string().contains("吊销"), "{refused}");
 }
 
+/// A revoked tablet's work that only a station relay holds is not stuck
+/// there, and HQ learns of all of it (issue: the relay logged "暂未转发" every
+/// cycle and HQ never knew). HQ is down; tablet T records a finding and
+/// syncs with the relay; then HQ revokes T and tablet U. U, not yet told,
+/// records a finding and syncs with the relay. HQ comes back: the relay's
+/// record that T's work reached it before T's revocation makes that work
+/// valid, and HQ stores it; U's work, which reached the relay after U's
+/// revocation, is quarantined at HQ with the reason, and the relay is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_tablets_work_at_a_relay_reaches_hq_as_valid_or_quarantined() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = server.addr.to_string();
+    let open = |name: &str| Store::init(&dir.path().join(name), name).unwrap();
+    let (mut lead, mut t, mut u, station) = (open("张三"), open("李四"), open("王五"), open("安监站"));
+    for store in [&lead, &t, &u] {
+        enroll_as(&data, store, "inspector", &addr);
+    }
+    enroll_as(&data, &station, "station", &addr);
+    let campaign = joint_campaign(&mut lead);
+    let other: sync_core::ids::CreditCode = "91640300MA76XYW125".parse().unwrap();
+    let enterprise = sync_core::model::Enterprise {
+        name: "某矿业公司".into(),
+        unified_social_credit_code: other.clone(),
+        domain: sync_core::model::Domain::Construction,
+        project: String::new(),
+        address: String::new(),
+        dossier_id: sync_core::ids::DocId::dossier(&campaign, &other),
+    };
+    lead.edit(&campaign, |tx| sync_core::doc::campaign::add_enterprise(tx, &campaign, &enterprise)).unwrap();
+    lead.sync_with_hq(None).await.unwrap();
+    for store in [&mut t, &mut u] {
+        store.sync_with_hq(None).await.unwrap();
+    }
+    let (relay_addr, stop, relay) = spawn_relay(station, Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.kill();
+
+    let record = |store: &mut Store, code: &str, title: &str| {
+        let site = store.open_dossier(&campaign, code).unwrap();
+        let id = new_entity_id().unwrap();
+        store.edit(&site, |tx| dossier::add_hazard(tx, &id, &hazard(title))).unwrap();
+        (site, id)
+    };
+    let (t_site, t_hazard) = record(&mut t, CODE, "李四在吊销前发现的隐患");
+    t.sync_with_peer(relay_addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for store in [&t, &u] {
+        revoke(&data, store.enrollment().unwrap().unwrap().credential.credential().serial);
+    }
+    let (u_site, _) = record(&mut u, other.as_str(), "王五在吊销后记录的隐患");
+    u.sync_with_peer(relay_addr).await.unwrap();
+
+    // HQ comes back; the relay forwards.
+    let server = Server::start_at(&data, &addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while field_client::quarantined(&data.join("sync")).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "nothing of U's reached HQ's quarantine");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = field_client::quarantined(&data.join("sync")).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].doc == u_site.to_string() && kept[0].reason.contains("王五") && kept[0].reason.contains("吊销"));
+
+    let mut analyst = open("分析员");
+    enroll_as(&data, &analyst, "hq", &addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        analyst.sync_with_hq(None).await.unwrap();
+        let has = analyst.dossier(&t_site).is_ok_and(|d| d.hazards.contains_key(t_hazard.as_str()));
+        if has {
+            break;
+        }
+        assert!(Instant::now() < deadline, "T's earlier finding never reached HQ");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(analyst.dossier(&u_site).is_err(), "U's later work is not in HQ's documents");
+    stop.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+    drop(server);
+}
+
 /// A tablet not yet enrolled can carry work too: it keeps the credentials a
 /// bundle brings without checking them, and they are judged when it syncs
 /// after enrolling. A forged one holds back only the work it claims to vouch

@@ -141,6 +141,9 @@ impl Replica for HqReplica {
     fn whole(&self, doc: &DocId) -> Option<Whole> {
         self.with(|hq| hq.store.whole(doc))
     }
+    fn received_at(&self, doc: &DocId, head: &ChangeHash) -> Option<i64> {
+        self.with(|hq| hq.store.received_at(doc, head))
+    }
 }
 
 impl Local for HqReplica {

@@ -43,6 +43,11 @@ pub struct Evidence {
     /// The author's HQ-signed credential (`SignedCredential::to_bytes`);
     /// empty when the author is the sender.
     pub credential: ByteBuf,
+    /// When the sender stored `head` (ms, the sender's clock): stated for
+    /// an author whose credential has been revoked, so the receiver can
+    /// tell work done before the revocation from work done after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<i64>,
 }
 
 impl Evidence {
@@ -54,6 +59,7 @@ impl Evidence {
             head: ByteBuf::from(signature.head.0.to_vec()),
             sig: ByteBuf::from(signature.signature.to_vec()),
             credential: ByteBuf::from(credential),
+            received: None,
         }
     }
 }

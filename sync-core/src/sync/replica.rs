@@ -102,6 +102,12 @@ pub trait Replica {
     fn whole(&self, _doc: &DocId) -> Option<Whole> {
         None
     }
+    /// When this replica stored the change `head` of `doc` (ms, its own
+    /// clock), if it keeps that: a carrier's record that a since-revoked
+    /// author's work reached it before the revocation.
+    fn received_at(&self, _doc: &DocId, _head: &ChangeHash) -> Option<i64> {
+        None
+    }
 }
 
 /// A write a session asked for: durable when it resolves. HQ's carries the

@@ -560,10 +560,10 @@ impl Session {
         now: i64,
         replica: &impl Replica,
         doc: &DocId,
-        evidence: Vec<Evidence>,
+        mut evidence: Vec<Evidence>,
     ) -> Result<Vec<Evidence>, String> {
         let own = self.config.credential.credential().device.clone();
-        for e in evidence.iter().filter(|e| e.key != own) {
+        for e in evidence.iter_mut().filter(|e| e.key != own) {
             let verdict = match self.judged.get(e.credential.as_slice()) {
                 Some(verdict) => verdict.clone(),
                 None => {
@@ -572,13 +572,26 @@ impl Session {
                     verdict
                 }
             };
-            // A revoked author's work from before the revocation still
-            // goes, where it can be shown to be from before.
-            let before = |why| {
-                let head = hash_of(&e.head).ok();
-                head.and_then(|head| self.before_revocation(now, replica, doc, &e.credential, head)).ok_or(why)
+            let author = match verdict {
+                Ok(author) => author,
+                // A revoked author's work still goes where it can be shown
+                // to be from before the revocation, and to HQ in any case,
+                // which keeps the rest aside for a person to decide.
+                Err(why) => {
+                    let head = hash_of(&e.head).map_err(|_| why.clone())?;
+                    let Some((author, since)) = self.revoked_author(now, replica, doc, &e.credential, head) else {
+                        return Err(why);
+                    };
+                    e.received = replica.received_at(doc, &head);
+                    let before = self.covered_by_receipt(replica, doc, head)
+                        || self.issues_receipts()
+                        || e.received.is_some_and(|t| t < since);
+                    if !before && self.config.peer_key != self.config.hq {
+                        return Err(why);
+                    }
+                    author
+                }
             };
-            let author = verdict.or_else(before)?;
             if self.tags.get(doc).is_some_and(|tag| !may_write(&author, tag)) {
                 return Err(format!("作者 {} 的凭证不含此文档所属的检查活动或企业", author.name));
             }
@@ -586,37 +599,34 @@ impl Session {
         Ok(evidence)
     }
 
-    /// The credential of an author revoked after `head`, their change in
-    /// `doc`, was at HQ: `None` unless it is HQ's signed credential, valid
-    /// but for its revocation, and HQ holds the change. HQ never takes a
-    /// revoked author's new work, so a change HQ holds it took before the
-    /// revocation: at HQ, holding it is enough; elsewhere one of HQ's
-    /// receipts (held, or received in this session) must cover it.
-    fn before_revocation(
+    /// The credential of an author whose change `head` of `doc` is held
+    /// here, if HQ signed it and it is valid but for its revocation, with
+    /// when the revocation took effect.
+    fn revoked_author(
         &self,
         now: i64,
         replica: &impl Replica,
         doc: &DocId,
         credential: &[u8],
         head: ChangeHash,
-    ) -> Option<Credential> {
+    ) -> Option<(Credential, i64)> {
         let signed = SignedCredential::from_bytes(credential).ok()?;
         let author = signed.verify(&self.config.hq, now, None).ok()?.clone();
-        let list = self.revocations.as_ref()?.verify(&self.config.hq).ok()?;
-        if !list.revokes(&author) || !replica.has_change(doc, &head) {
-            return None;
-        }
-        if self.issues_receipts() {
-            return Some(author);
-        }
+        let since = self.revocations.as_ref()?.verify(&self.config.hq).ok()?.revoked_since(&author)?;
+        replica.has_change(doc, &head).then_some((author, since))
+    }
+
+    /// Whether one of HQ's receipts for `doc` (held, or received in this
+    /// session) covers the held change `head`. HQ never takes a revoked
+    /// author's new work, so such a change was at HQ before the revocation.
+    fn covered_by_receipt(&self, replica: &impl Replica, doc: &DocId, head: ChangeHash) -> bool {
         let held = replica.receipts(doc).into_iter().filter_map(|r| open_receipt(&r, &self.config.hq).ok());
         let seen = self.receipts_seen.get(doc).into_iter().flatten().cloned();
-        let covered = held.chain(seen).any(|b| {
+        held.chain(seen).any(|b| {
             let heads: Vec<ChangeHash> = b.heads.iter().filter_map(|h| hash_of(h).ok()).collect();
             heads.iter().all(|h| replica.has_change(doc, h))
                 && !replica.changes_since(doc, &heads).iter().any(|c| c.hash == head)
-        });
-        covered.then_some(author)
+        })
     }
 
     /// Whether HQ holds a revoked author's change `head` of `doc` (now in
@@ -753,8 +763,9 @@ impl Session {
         // Authors: each signature must come with a valid credential for its key.
         let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
         let mut signatures = Vec::with_capacity(evidence.len());
-        // Revoked authors' signed heads and serials.
-        let mut revoked: Vec<(ChangeHash, u64)> = Vec::new();
+        // Revoked authors: name, signed head, when the revocation took
+        // effect, and when the peer says it stored that head.
+        let mut revoked: Vec<(String, ChangeHash, i64, Option<i64>)> = Vec::new();
         for e in evidence {
             let signature = head_signature(&e)?;
             // No credential: the author is the peer, checked at its hello.
@@ -766,9 +777,12 @@ impl Session {
                     Ok(author) => author.clone(),
                     // Work from before a revocation is still valid, if it
                     // is shown to be from before: checked once applied.
-                    Err(SyncError::Credential(CredentialError::Revoked(serial))) => {
-                        revoked.push((signature.head, serial));
-                        credential.verify(&self.config.hq, now, None)?.clone()
+                    Err(SyncError::Credential(CredentialError::Revoked(_))) => {
+                        let author = credential.verify(&self.config.hq, now, None)?.clone();
+                        let list = self.revocations.as_ref().map(|r| r.verify(&self.config.hq)).transpose()?;
+                        let since = list.and_then(|l| l.revoked_since(&author)).unwrap_or(i64::MIN);
+                        revoked.push((author.name.clone(), signature.head, since, e.received));
+                        author
                     }
                     Err(error) => return Err(error),
                 };
@@ -808,10 +822,23 @@ impl Session {
                 return Ok(());
             }
         };
-        for (head, serial) in revoked {
-            if !self.held_by_hq(replica, &id, &checked.result, head) {
-                return Err(SyncError::Credential(CredentialError::Revoked(serial)));
-            }
+        // A revoked author's work counts if HQ held it, or the peer (whose
+        // own credential is valid) stored it before the revocation; the
+        // rest is kept aside for a person to decide, the session goes on.
+        let after = revoked.into_iter().find(|(_, head, since, received)| {
+            !self.held_by_hq(replica, &id, &checked.result, *head) && received.is_none_or(|t| t >= *since)
+        });
+        if let Some((name, _, since, received)) = after {
+            let when = |ms: i64| crate::doc::rfc3339(ms);
+            let stored =
+                received.map_or("收到时间不明".to_owned(), |t| format!("{} 才由送来的设备收到", when(t)));
+            let reason = format!(
+                "作者 {name} 的凭证已于 {} 被总部吊销，这些修改{stored}，无法证明早于吊销，已隔离待审核",
+                when(since)
+            );
+            out.push(Effect::Quarantine { doc: id.clone(), batch, evidence: signatures, reason: reason.clone() });
+            out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
+            return Ok(());
         }
         let tag = &checked.tag;
         // The delivering peer and every author must have this document in scope.
