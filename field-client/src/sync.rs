@@ -133,6 +133,11 @@ impl Replica for Store {
 }
 
 impl Store {
+    /// `doc`'s heads as the index holds them (`None`: not held).
+    pub fn indexed_heads(&self, doc: &DocId) -> Option<Vec<ChangeHash>> {
+        Some(self.index.get(doc)?.heads.clone())
+    }
+
     /// `doc`'s heads as the index holds them (32 bytes each).
     fn current_heads(&self, doc: &DocId) -> Option<Vec<u8>> {
         Some(self.index.get(doc)?.heads.iter().flat_map(|h| h.0).collect())

@@ -50,6 +50,41 @@ struct Hq {
     tail: (i64, Vec<u8>),
     /// Writes of synced changes so far.
     writes: u64,
+    /// Documents with writes queued but not yet durable, and their heads
+    /// as last made durable: the catalog lists those, so a peer never
+    /// leaves HQ's catalog believing HQ safely holds what a crash could
+    /// still lose (it sends it, and gets its receipt once it is durable).
+    in_flight: BTreeMap<DocId, InFlight>,
+}
+
+struct InFlight {
+    /// Writes queued and not yet durable.
+    writes: usize,
+    /// Heads as last made durable (`None`: nothing of it is durable yet).
+    durable: Option<Vec<ChangeHash>>,
+}
+
+/// Ends one queued write of `doc` in `Hq::in_flight`, however it ends:
+/// durable at `heads` (`done` set), failed, or dropped with its session.
+struct Landing {
+    hq: Arc<Mutex<Hq>>,
+    doc: DocId,
+    done: Option<Vec<ChangeHash>>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        let mut hq = self.hq.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(flight) = hq.in_flight.get_mut(&self.doc) {
+            if let Some(heads) = self.done.take() {
+                flight.durable = Some(heads);
+            }
+            flight.writes -= 1;
+            if flight.writes == 0 {
+                hq.in_flight.remove(&self.doc);
+            }
+        }
+    }
 }
 
 impl HqReplica {
@@ -57,7 +92,8 @@ impl HqReplica {
     /// write of synced changes once it is durable.
     pub(crate) fn new(store: Store, key: DeviceKey, durable: Durably) -> Result<Self, StoreError> {
         let tail = store.receipt_tail()?;
-        Ok(Self { hq: Arc::new(Mutex::new(Hq { store, key, tail, writes: 0 })), durable })
+        let hq = Hq { store, key, tail, writes: 0, in_flight: BTreeMap::new() };
+        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Hq) -> T) -> T {
@@ -111,8 +147,21 @@ fn failed(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl Replica for HqReplica {
+    /// What HQ holds durably: a document being written is listed at its
+    /// heads as last made durable, or not at all if none are yet.
     fn catalog(&self) -> Vec<CatalogEntry> {
-        self.with(|hq| hq.store.catalog())
+        self.with(|hq| {
+            let mut entries = hq.store.catalog();
+            entries.retain_mut(|entry| match hq.in_flight.get(&entry.id) {
+                None => true,
+                Some(InFlight { durable: Some(heads), .. }) => {
+                    entry.heads = heads.clone();
+                    true
+                }
+                Some(InFlight { durable: None, .. }) => false,
+            });
+            entries
+        })
     }
     fn has_change(&self, doc: &DocId, hash: &ChangeHash) -> bool {
         self.with_doc(doc, |s| s.has_change(doc, hash))
@@ -170,7 +219,9 @@ impl Local for HqReplica {
         from: &DevicePublicKey,
     ) -> PendingWrite {
         let queued = self.with(|hq| {
+            let before = hq.store.indexed_heads(doc);
             let mut synced = hq.store.synced(doc, changes, checked, evidence, batch, from)?;
+            hq.in_flight.entry(doc.clone()).or_insert(InFlight { writes: 0, durable: before }).writes += 1;
             let (body, receipt) = hq.receipt(doc, synced.heads(), from);
             synced.add_receipt(body, receipt.clone());
             hq.writes += 1;
@@ -181,8 +232,11 @@ impl Local for HqReplica {
         match queued {
             Ok((written, receipt, seq, typed, heads)) => {
                 let (durable, doc) = (self.durable.clone(), doc.clone());
+                let mut landing = Landing { hq: self.hq.clone(), doc: doc.clone(), done: None };
                 Box::pin(async move {
                     written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
+                    landing.done = Some(heads.clone());
+                    drop(landing);
                     if let Some(typed) = typed {
                         durable(seq, doc, typed, heads);
                     }
@@ -305,5 +359,42 @@ mod tests {
         assert_eq!(heads, before, "nothing stored");
         // Each durable write is told, in order.
         assert_eq!(*heard.lock().unwrap(), [(1, dossier_id.clone()), (2, dossier_id)]);
+    }
+
+    /// HQ's catalog lists what is durable: a document whose first write is
+    /// queued is not in it until that write is durable (a peer that reads
+    /// the catalog meanwhile sends its work, and gets its receipt then).
+    #[test]
+    fn the_catalog_lists_only_what_is_durable() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let seed = [6; 32];
+        let mut tablet = Store::init_with_seed(&dir.path().join("tablet"), "李四", [7; 32]).unwrap();
+        let campaign_id = tablet
+            .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
+            .unwrap();
+        let code: CreditCode = "91640200MA76XYW123".parse().unwrap();
+        let enterprise = Enterprise {
+            name: "某建设集团".into(),
+            unified_social_credit_code: code.clone(),
+            domain: Domain::Construction,
+            project: String::new(),
+            address: String::new(),
+            dossier_id: DocId::dossier(&campaign_id, &code),
+        };
+        tablet.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let campaign_doc = tablet.document(&campaign_id).unwrap().clone();
+
+        let store = Store::init_with_seed(&dir.path().join("hq"), "总部", seed).unwrap();
+        let durable: Durably = Arc::new(|_, _, _, _| {});
+        let mut replica = HqReplica::new(store, DeviceKey::from_seed(seed), durable).unwrap();
+        let from = DeviceKey::from_seed([7; 32]).public();
+        let arrived = Arrived::Changes(campaign_doc.get_changes(&[]));
+        let checked = arrived.checked(&campaign_id, None).unwrap();
+        let written = replica.persist(&campaign_id, arrived, checked, Vec::new(), None, &from);
+        let listed = |replica: &HqReplica| replica.catalog().into_iter().find(|e| e.id == campaign_id).map(|e| e.heads);
+        assert_eq!(listed(&replica), None, "not listed while its first write is in flight");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(written).unwrap();
+        assert_eq!(listed(&replica), Some(campaign_doc.get_heads()), "listed once durable");
     }
 }
