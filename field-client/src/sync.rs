@@ -93,7 +93,7 @@ impl Replica for Store {
         let credential = if signature.actor.key == self.key.public() {
             self.db.meta("credential").ok()??
         } else {
-            self.db.author_credential(signature.actor.key.to_bytes().to_vec()).ok()??
+            self.db.author_credential(signature.actor.key.to_bytes().to_vec()).ok()?.unwrap_or_default()
         };
         Some((signature, credential))
     }

@@ -249,6 +249,7 @@ async fn run_server(
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
     let register = Arc::new(Mutex::new(hq));
+    let replica = replica.with_register(register.clone());
     let api = http::api::ApiState::new(register.clone(), read, data.join("sync"));
     let quic = endpoint.clone();
     tokio::select! {

@@ -347,6 +347,14 @@ impl Hq {
         Ok(signed)
     }
 
+    /// The newest credential HQ issued to `device` (`SignedCredential`
+    /// bytes), if any: for work whose carrier lacks its author's.
+    pub(crate) fn credential_of(&self, device: &DevicePublicKey) -> Result<Option<Vec<u8>>> {
+        let key = device.to_bytes().to_vec();
+        let sql = "SELECT signed FROM credentials WHERE device = ?1 ORDER BY serial DESC LIMIT 1";
+        Ok(self.db.query_row(sql, [key], |r| r.get(0)).optional()?)
+    }
+
     /// Every credential HQ issued, by serial, with its revocation status.
     pub(crate) fn register(&self) -> Result<Vec<Entry>> {
         let list = self.revocation_list()?;

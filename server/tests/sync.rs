@@ -519,6 +519,75 @@ async fn a_revoked_tablets_work_at_a_relay_reaches_hq_as_valid_or_quarantined() 
     drop(server);
 }
 
+/// Work recorded before its author enrolled, carried by another device
+/// that lacks the author's credential, reaches HQ: HQ looks the credential
+/// up in its register (issue: work bundled before enrollment deadlocked at
+/// a carrier, each withholding the other's author). Work of an author HQ
+/// never issued a credential to is kept aside at HQ with the reason, and
+/// the rest of the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_bundled_before_its_author_enrolled_reaches_hq_through_a_carrier() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = server.addr.to_string();
+    let open = |name: &str| Store::init(&dir.path().join(name), name).unwrap();
+    let mut carrier = open("张三");
+    enroll_as(&data, &carrier, "inspector", &addr);
+    let campaign = joint_campaign(&mut carrier);
+    let other: sync_core::ids::CreditCode = "91640300MA76XYW125".parse().unwrap();
+    let enterprise = sync_core::model::Enterprise {
+        name: "某矿业公司".into(),
+        unified_social_credit_code: other.clone(),
+        domain: sync_core::model::Domain::Construction,
+        project: String::new(),
+        address: String::new(),
+        dossier_id: sync_core::ids::DocId::dossier(&campaign, &other),
+    };
+    carrier.edit(&campaign, |tx| sync_core::doc::campaign::add_enterprise(tx, &campaign, &enterprise)).unwrap();
+    carrier.sync_with_hq(None).await.unwrap();
+
+    // Two tablets, not enrolled, record findings from the carrier's campaign
+    // and hand them over by bundle; HQ has issued a credential to one only.
+    let campaign_bundle = carrier.export_bundle().unwrap();
+    let mut hazards = Vec::new();
+    let mut authors = Vec::new();
+    for (name, code) in [("李四", CODE), ("王五", "91640300MA76XYW125")] {
+        let mut author = open(name);
+        author.trust(&carrier.public_key(), "张三").unwrap();
+        author.import_bundle(&campaign_bundle).unwrap();
+        let site = author.open_dossier(&campaign, code).unwrap();
+        let id = new_entity_id().unwrap();
+        author.edit(&site, |tx| dossier::add_hazard(tx, &id, &hazard(&format!("{name}入网前发现的隐患")))).unwrap();
+        carrier.trust(&author.public_key(), name).unwrap();
+        carrier.import_bundle(&author.export_bundle().unwrap()).unwrap();
+        hazards.push((site, id));
+        authors.push(author);
+    }
+    common::issue(&data, &authors[0], "inspector", &addr, &[]);
+
+    let summary = carrier.sync_with_hq(None).await.unwrap();
+    assert!(summary.withheld.is_empty(), "{summary:?}");
+    let (known, unknown) = (&hazards[0], &hazards[1]);
+    assert_eq!(summary.quarantined.keys().collect::<Vec<_>>(), [&unknown.0], "{summary:?}");
+    assert!(summary.quarantined[&unknown.0].contains("从未"), "{summary:?}");
+
+    let mut analyst = open("分析员");
+    enroll_as(&data, &analyst, "hq", &addr);
+    analyst.sync_with_hq(None).await.unwrap();
+    assert!(
+        analyst.dossier(&known.0).unwrap().hazards.contains_key(known.1.as_str()),
+        "the known author's work is at HQ"
+    );
+    assert!(analyst.dossier(&unknown.0).is_err(), "the unknown author's work is not");
+    let kept = common_quarantined(&data);
+    assert!(kept.len() == 1 && kept[0].doc == unknown.0.to_string(), "{kept:?}");
+}
+
+fn common_quarantined(data: &std::path::Path) -> Vec<field_client::Quarantined> {
+    field_client::quarantined(&data.join("sync")).unwrap()
+}
+
 /// A tablet not yet enrolled can carry work too: it keeps the credentials a
 /// bundle brings without checking them, and they are judged when it syncs
 /// after enrolling. A forged one holds back only the work it claims to vouch
@@ -562,9 +631,10 @@ async fn a_carrier_enrolled_after_importing_still_forwards_the_work() {
 
 /// Work carried on a USB stick reaches HQ through whoever syncs first: the
 /// bundle brings its author's credential along. Work whose author has none
-/// (a tablet not yet enrolled) is held back with a reason, the rest of the
-/// importer's sync goes through, and the work goes once the credential
-/// arrives.
+/// (a tablet not yet enrolled) goes to HQ, which finds no credential in its
+/// register and keeps it aside with the reason; the rest of the importer's
+/// sync goes through, and the work is stored once HQ has issued the
+/// credential.
 #[tokio::test(flavor = "current_thread")]
 async fn work_imported_from_a_bundle_reaches_hq_before_its_author_syncs() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -594,18 +664,17 @@ async fn work_imported_from_a_bundle_reaches_hq_before_its_author_syncs() {
     let summary = carrier.sync_with_hq(addr).await.unwrap();
     assert_eq!(summary.sent.get(&dossier_id), Some(&2), "genesis and the author's finding");
     assert!(summary.sent.contains_key(&own), "the carrier's own work goes too");
-    assert_eq!(summary.withheld.keys().collect::<Vec<_>>(), vec![&orphan]);
-    assert!(summary.withheld[&orphan].contains("作者凭证"), "{:?}", summary.withheld);
-    // Held back, not forgotten: the next sync tries again.
+    assert!(summary.withheld.is_empty(), "{:?}", summary.withheld);
+    assert_eq!(summary.quarantined.keys().collect::<Vec<_>>(), vec![&orphan]);
+    assert!(summary.quarantined[&orphan].contains("从未"), "{:?}", summary.quarantined);
+    // Kept aside, not forgotten: the next sync sends it again.
     let again = carrier.sync_with_hq(addr).await.unwrap();
-    assert!(again.withheld.contains_key(&orphan));
-    // Once that tablet is enrolled, a new bundle of the same work brings
-    // just its credential, and the work goes.
+    assert!(again.quarantined.contains_key(&orphan));
+    assert_eq!(field_client::quarantined(&data.join("sync")).unwrap().len(), 1, "one entry to decide");
+    // Once HQ has enrolled that tablet, the work goes.
     enroll(&data, &unenrolled);
-    let bundle = unenrolled.export_bundle().unwrap();
-    carrier.import_bundle(&bundle).unwrap();
     let later = carrier.sync_with_hq(addr).await.unwrap();
-    assert!(later.withheld.is_empty(), "{:?}", later.withheld);
+    assert!(later.withheld.is_empty() && later.quarantined.is_empty(), "{later:?}");
     assert_eq!(later.sent.get(&orphan), Some(&2), "the campaign's creation and its enterprise");
 
     // The author syncs later: nothing to send, and HQ's receipts cover it.

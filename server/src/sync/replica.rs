@@ -33,6 +33,8 @@ use sync_core::validate::{Invalid, Typed};
 pub(crate) struct HqReplica {
     hq: Arc<Mutex<Hq>>,
     durable: Durably,
+    /// HQ's register, where authors' credentials are looked up.
+    register: Option<Arc<Mutex<crate::register::Hq>>>,
 }
 
 /// Told of each write of synced changes once it is durable: its number (a
@@ -93,7 +95,13 @@ impl HqReplica {
     pub(crate) fn new(store: Store, key: DeviceKey, durable: Durably) -> Result<Self, StoreError> {
         let tail = store.receipt_tail()?;
         let hq = Hq { store, key, tail, writes: 0, in_flight: BTreeMap::new() };
-        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable })
+        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None })
+    }
+
+    /// Looks authors' credentials up in `register` (for work whose carrier
+    /// lacks them).
+    pub(crate) fn with_register(self, register: Arc<Mutex<crate::register::Hq>>) -> Self {
+        Self { register: Some(register), ..self }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Hq) -> T) -> T {
@@ -192,6 +200,13 @@ impl Replica for HqReplica {
     }
     fn received_at(&self, doc: &DocId, head: &ChangeHash) -> Option<i64> {
         self.with(|hq| hq.store.received_at(doc, head))
+    }
+    fn author_credential(&self, author: &DevicePublicKey) -> Option<Vec<u8>> {
+        let register = self.register.as_ref()?.lock().unwrap_or_else(PoisonError::into_inner);
+        register.credential_of(author).unwrap_or_else(|error| {
+            tracing::error!(%error, "the register could not be read");
+            None
+        })
     }
 }
 

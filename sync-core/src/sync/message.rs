@@ -48,10 +48,15 @@ pub struct Evidence {
     /// tell work done before the revocation from work done after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received: Option<i64>,
+    /// The sender lacks this author's credential (`credential` is empty):
+    /// HQ, which issued it, looks it up in its register. Sent to HQ only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lookup: bool,
 }
 
 impl Evidence {
-    /// The evidence of a stored signature and its author's credential bytes.
+    /// The evidence of a stored signature and its author's credential bytes
+    /// (empty: the sender's own, which came in its hello).
     pub fn new(signature: &crate::identity::HeadSignature, credential: Vec<u8>) -> Self {
         Self {
             key: ByteBuf::from(signature.actor.key.to_bytes().to_vec()),
@@ -60,6 +65,7 @@ impl Evidence {
             sig: ByteBuf::from(signature.signature.to_vec()),
             credential: ByteBuf::from(credential),
             received: None,
+            lookup: false,
         }
     }
 }

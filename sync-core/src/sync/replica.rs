@@ -87,7 +87,9 @@ pub trait Replica {
     /// ([`super::batch::encode_document`]), else one Automerge bundle chunk
     /// (`Automerge::bundle(..).bytes()`).
     fn batch(&self, doc: &DocId, hashes: &[ChangeHash], whole: bool) -> Option<Vec<u8>>;
-    /// The stored signature over `head` and its author's credential bytes.
+    /// The stored signature over `head` and its author's credential bytes
+    /// (empty when the signature is held but not the credential: only HQ
+    /// is then sent the work, and looks the credential up).
     fn evidence(&self, doc: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)>;
     /// Heads both this side and `peer` held when their last session ended.
     fn checkpoint(&self, peer: &DevicePublicKey, doc: &DocId) -> Vec<ChangeHash>;
@@ -106,6 +108,11 @@ pub trait Replica {
     /// clock), if it keeps that: a carrier's record that a since-revoked
     /// author's work reached it before the revocation.
     fn received_at(&self, _doc: &DocId, _head: &ChangeHash) -> Option<i64> {
+        None
+    }
+    /// HQ: the newest credential its register issued to `author` (bytes of
+    /// `SignedCredential`), for evidence whose carrier lacks it.
+    fn author_credential(&self, _author: &DevicePublicKey) -> Option<Vec<u8>> {
         None
     }
 }

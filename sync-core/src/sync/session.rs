@@ -167,6 +167,9 @@ pub enum SyncError {
     /// The peer's credential names another key than the connection's.
     #[error("对方凭证与其连接密钥不符")]
     WrongPeerKey,
+    /// HQ has no credential for an author whose carrier lacks it.
+    #[error("总部从未给作者设备 {0} 签发过凭证")]
+    UnknownAuthor(String),
     /// Something outside the allowed scope was sent.
     #[error("文档 {0} 不在允许的范围内")]
     Scope(String),
@@ -204,7 +207,7 @@ impl SyncError {
     fn refusal(&self) -> Option<Message> {
         let code = match self {
             SyncError::Version(_) => RefusalCode::Version,
-            SyncError::Credential(_) | SyncError::WrongPeerKey => RefusalCode::Credential,
+            SyncError::Credential(_) | SyncError::WrongPeerKey | SyncError::UnknownAuthor(_) => RefusalCode::Credential,
             SyncError::Scope(_) => RefusalCode::Scope,
             SyncError::Signature(_) => RefusalCode::Signature,
             SyncError::Invalid { .. } => RefusalCode::Invalid,
@@ -564,6 +567,15 @@ impl Session {
     ) -> Result<Vec<Evidence>, String> {
         let own = self.config.credential.credential().device.clone();
         for e in evidence.iter_mut().filter(|e| e.key != own) {
+            // An author whose credential is not held here: HQ, which issued
+            // it, looks it up; no one else can judge the work.
+            if e.lookup {
+                if self.config.peer_key == self.config.hq {
+                    continue;
+                }
+                let key = hex::encode(&e.key);
+                return Err(format!("本机没有作者（设备 {key}）的凭证，只能送往总部核对"));
+            }
             let verdict = match self.judged.get(e.credential.as_slice()) {
                 Some(verdict) => verdict.clone(),
                 None => {
@@ -760,6 +772,19 @@ impl Session {
         let arrived = decoded.without(|h| replica.has_change(&id, h));
         let infos = arrived.infos();
         let all_new = infos.len() == count;
+        // Work of an author HQ never issued a credential to: kept aside for
+        // a person to look at; the other documents go on.
+        if self.issues_receipts()
+            && let Some(unknown) = evidence.iter().find(|e| {
+                e.lookup && head_signature(e).is_ok_and(|s| replica.author_credential(&s.actor.key).is_none())
+            })
+        {
+            let reason = SyncError::UnknownAuthor(hex::encode(&unknown.key)).to_string();
+            let kept = evidence.iter().filter_map(|e| Some((head_signature(e).ok()?, e.credential.to_vec()))).collect();
+            out.push(Effect::Quarantine { doc: id.clone(), batch, evidence: kept, reason: reason.clone() });
+            out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
+            return Ok(());
+        }
         // Authors: each signature must come with a valid credential for its key.
         let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
         let mut signatures = Vec::with_capacity(evidence.len());
@@ -769,10 +794,21 @@ impl Session {
         for e in evidence {
             let signature = head_signature(&e)?;
             // No credential: the author is the peer, checked at its hello.
-            let (author, credential) = if e.credential.is_empty() {
+            // HQ looks up the credential of an author the carrier lacks.
+            let looked_up = match e.lookup {
+                true if self.issues_receipts() => Some(
+                    replica
+                        .author_credential(&signature.actor.key)
+                        .ok_or_else(|| SyncError::UnknownAuthor(signature.actor.key.to_string()))?,
+                ),
+                true => return Err(SyncError::Protocol("只有总部可以查找作者凭证".into())),
+                false => None,
+            };
+            let bytes = looked_up.unwrap_or_else(|| e.credential.to_vec());
+            let (author, credential) = if bytes.is_empty() {
                 (peer.clone(), self.peer_credential.clone())
             } else {
-                let credential = SignedCredential::from_bytes(&e.credential)?;
+                let credential = SignedCredential::from_bytes(&bytes)?;
                 let author = match self.verify_credential(&credential, now) {
                     Ok(author) => author.clone(),
                     // Work from before a revocation is still valid, if it
@@ -786,7 +822,7 @@ impl Session {
                     }
                     Err(error) => return Err(error),
                 };
-                (author, e.credential.into_vec())
+                (author, bytes)
             };
             if author.device_key()? != signature.actor.key {
                 return Err(SyncError::Signature(VerifyError::ForgedEvidence(id.to_string())));
@@ -932,6 +968,7 @@ fn may_write(credential: &Credential, tag: &DocTag) -> bool {
 fn without_own_credential(mut e: Evidence, own: &ByteBuf) -> Evidence {
     if e.key == *own {
         e.credential = ByteBuf::new();
+        e.lookup = false;
     }
     e
 }
@@ -968,8 +1005,10 @@ pub fn evidence_for(
     latest
         .values()
         .map(|(_, head)| {
-            let (sig, credential) = evidence(head).ok_or_else(|| format!("修改 {head} 缺少签名证据或作者凭证"))?;
-            Ok(Evidence::new(&sig, credential))
+            let (sig, credential) = evidence(head).ok_or_else(|| format!("修改 {head} 缺少签名证据"))?;
+            // No credential held: only HQ, which looks it up, gets the work.
+            let lookup = credential.is_empty();
+            Ok(Evidence { lookup, ..Evidence::new(&sig, credential) })
         })
         .collect()
 }
@@ -1160,7 +1199,7 @@ mod tests {
             Some(self.doc.bundle(hashes.iter().copied()).ok()?.bytes().to_vec())
         }
         fn evidence(&self, _: &DocId, head: &ChangeHash) -> Option<(HeadSignature, Vec<u8>)> {
-            (self.evidence.0.head == *head && !self.evidence.1.is_empty()).then(|| self.evidence.clone())
+            (self.evidence.0.head == *head).then(|| self.evidence.clone())
         }
         fn checkpoint(&self, _: &DevicePublicKey, _: &DocId) -> Vec<ChangeHash> {
             Vec::new()
@@ -1244,8 +1283,7 @@ mod tests {
         assert!(sent.iter().any(is_changes) && summary.withheld.is_empty());
         assert_eq!(summary.checkpoints[&carried.id], carried.doc.get_heads());
 
-        for (credential, why) in
-            [(Vec::new(), "缺少签名证据或作者凭证"), (expired, "已过期"), (out_of_scope, "不含此文档")]
+        for (credential, why) in [(Vec::new(), "只能送往总部核对"), (expired, "已过期"), (out_of_scope, "不含此文档")]
         {
             let carried = Carried::new(&author, credential);
             let (sent, summary) = carry(&s, &carried);
