@@ -10,7 +10,7 @@
 mod common;
 
 use common::{
-    CODE, Server, enroll, enroll_as, free_udp_port, hazard, heads, joint_campaign, revoke, spawn_relay,
+    CODE, OTHER_CODE, Server, enroll, enroll_as, free_udp_port, hazard, heads, joint_campaign, revoke, spawn_relay,
     spawn_relay_reporting,
 };
 use field_client::net::NetError;
@@ -457,16 +457,7 @@ async fn a_revoked_tablets_work_at_a_relay_reaches_hq_as_valid_or_quarantined() 
     }
     enroll_as(&data, &station, "station", &addr);
     let campaign = joint_campaign(&mut lead);
-    let other: sync_core::ids::CreditCode = "91640300MA76XYW125".parse().unwrap();
-    let enterprise = sync_core::model::Enterprise {
-        name: "某矿业公司".into(),
-        unified_social_credit_code: other.clone(),
-        domain: sync_core::model::Domain::Construction,
-        project: String::new(),
-        address: String::new(),
-        dossier_id: sync_core::ids::DocId::dossier(&campaign, &other),
-    };
-    lead.edit(&campaign, |tx| sync_core::doc::campaign::add_enterprise(tx, &campaign, &enterprise)).unwrap();
+    common::add_enterprise(&mut lead, &campaign, OTHER_CODE, "某矿业公司");
     lead.sync_with_hq(None).await.unwrap();
     for store in [&mut t, &mut u] {
         store.sync_with_hq(None).await.unwrap();
@@ -487,7 +478,7 @@ async fn a_revoked_tablets_work_at_a_relay_reaches_hq_as_valid_or_quarantined() 
     for store in [&t, &u] {
         revoke(&data, store.enrollment().unwrap().unwrap().credential.credential().serial);
     }
-    let (u_site, _) = record(&mut u, other.as_str(), "王五在吊销后记录的隐患");
+    let (u_site, _) = record(&mut u, OTHER_CODE, "王五在吊销后记录的隐患");
     u.sync_with_peer(relay_addr).await.unwrap();
 
     // HQ comes back; the relay forwards.
@@ -535,16 +526,7 @@ async fn work_bundled_before_its_author_enrolled_reaches_hq_through_a_carrier() 
     let mut carrier = open("张三");
     enroll_as(&data, &carrier, "inspector", &addr);
     let campaign = joint_campaign(&mut carrier);
-    let other: sync_core::ids::CreditCode = "91640300MA76XYW125".parse().unwrap();
-    let enterprise = sync_core::model::Enterprise {
-        name: "某矿业公司".into(),
-        unified_social_credit_code: other.clone(),
-        domain: sync_core::model::Domain::Construction,
-        project: String::new(),
-        address: String::new(),
-        dossier_id: sync_core::ids::DocId::dossier(&campaign, &other),
-    };
-    carrier.edit(&campaign, |tx| sync_core::doc::campaign::add_enterprise(tx, &campaign, &enterprise)).unwrap();
+    common::add_enterprise(&mut carrier, &campaign, OTHER_CODE, "某矿业公司");
     carrier.sync_with_hq(None).await.unwrap();
 
     // Two tablets, not enrolled, record findings from the carrier's campaign
@@ -552,7 +534,7 @@ async fn work_bundled_before_its_author_enrolled_reaches_hq_through_a_carrier() 
     let campaign_bundle = carrier.export_bundle().unwrap();
     let mut hazards = Vec::new();
     let mut authors = Vec::new();
-    for (name, code) in [("李四", CODE), ("王五", "91640300MA76XYW125")] {
+    for (name, code) in [("李四", CODE), ("王五", OTHER_CODE)] {
         let mut author = open(name);
         author.trust(&carrier.public_key(), "张三").unwrap();
         author.import_bundle(&campaign_bundle).unwrap();

@@ -180,17 +180,25 @@ pub fn joint_campaign(store: &mut Store) -> DocId {
     let c = store
         .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
         .unwrap();
-    let code: CreditCode = CODE.parse().unwrap();
+    add_enterprise(store, &c, CODE, "某建设集团");
+    c
+}
+
+/// A second site in tests that need two dossiers.
+pub const OTHER_CODE: &str = "91640300MA76XYW125";
+
+/// Adds the construction enterprise `code` named `name` to campaign `c`.
+pub fn add_enterprise(store: &mut Store, c: &DocId, code: &str, name: &str) {
+    let code: CreditCode = code.parse().unwrap();
     let enterprise = Enterprise {
-        name: "某建设集团".into(),
+        name: name.into(),
         unified_social_credit_code: code.clone(),
         domain: Domain::Construction,
         project: String::new(),
         address: String::new(),
-        dossier_id: DocId::dossier(&c, &code),
+        dossier_id: DocId::dossier(c, &code),
     };
-    store.edit(&c, |tx| campaign::add_enterprise(tx, &c, &enterprise)).unwrap();
-    c
+    store.edit(c, |tx| campaign::add_enterprise(tx, c, &enterprise)).unwrap();
 }
 
 pub fn hazard(title: &str) -> Hazard {
