@@ -1,5 +1,6 @@
 //! The schema at every door: for each constraint of
-//! `schemas/enterprise_dossier.schema.json`, a signed change that breaks
+//! `schemas/enterprise_dossier.schema.json` and `campaign.schema.json`, a
+//! signed change that breaks
 //! exactly that constraint is refused through a bundle (nothing imported)
 //! and through a real sync with a real `fieldsync-server` (quarantined at
 //! HQ, nothing stored, the session goes on and the device is told), each
@@ -22,7 +23,7 @@ use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId};
 use sync_core::model::{
     AccidentReview, CampaignKind, DocumentCheck, Domain, Enterprise, Hazard, HazardLevel, RectificationStatus,
-    ScheduleEntry, SiteVisit,
+    ScheduleEntry, SiteVisit, TeamMember,
 };
 
 const SITE: &str = "91640200MA76XYW123";
@@ -87,7 +88,7 @@ fn cases(schema: &Json, node: &Json, instance: &Json, path: &mut Vec<String>, ou
             cases(schema, sub, value, path, out);
             path.pop();
         }
-        out.push(Case { path: at("hazard-1", path), value: Some(json!("x")), expect: "格式无效" });
+        out.push(Case { path: at("坏 键", path), value: Some(json!("x")), expect: "格式无效" });
     }
     if path.is_empty() {
         return;
@@ -275,6 +276,11 @@ impl World {
             dossier_id: DocId::dossier(&campaign_id, &code),
         };
         lead.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let member = TeamMember { name: "张三".into(), role: "组长".into(), organization: "市人社局".into() };
+        let entry = ScheduleEntry { date: "2026-11-24".into(), enterprise: SITE.into(), note: "首日".into() };
+        let (m, e) = (new_entity_id().unwrap(), new_entity_id().unwrap());
+        lead.edit(&campaign_id, |tx| campaign::add_member(tx, &m, &member)).unwrap();
+        lead.edit(&campaign_id, |tx| campaign::add_schedule(tx, &e, &entry)).unwrap();
         let site = lead.open_dossier(&campaign_id, SITE).unwrap();
         let photo_file = dir.join("IMG_0001.jpg");
         std::fs::write(&photo_file, b"\xff\xd8\xff\xe0 a photo").unwrap();
@@ -300,19 +306,33 @@ impl World {
 async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
     let dir = tempfile::tempdir().unwrap();
     let mut world = World::start(dir.path()).await;
-    let site = world.site.clone();
-    let schema: Json = serde_json::from_str(include_str!("../../schemas/enterprise_dossier.schema.json")).unwrap();
-    let instance = stored(world.lead.document(&site).unwrap(), &ROOT, ObjType::Map);
+    let (site, campaign_id) = (world.site.clone(), world.campaign_id.clone());
+    let dossier_schema = include_str!("../../schemas/enterprise_dossier.schema.json");
+    let mut tablets = 0;
+    let count = enforced(&mut world, dir.path(), &mut tablets, dossier_schema, &site).await;
+    assert!(count > 100, "{count} dossier cases");
+    let campaign_schema = include_str!("../../schemas/campaign.schema.json");
+    let count = enforced(&mut world, dir.path(), &mut tablets, campaign_schema, &campaign_id).await;
+    assert!(count > 30, "{count} campaign cases");
+    assert!(world.server.is_running());
+}
+
+/// Runs every case `schema` gives for document `id` as the lead holds it
+/// (through a bundle to the lead, through a real sync to HQ); returns how
+/// many there were. HQ's copy is the lead's at the end.
+async fn enforced(world: &mut World, dir: &Path, tablets: &mut usize, schema: &str, id: &DocId) -> usize {
+    let schema: Json = serde_json::from_str(schema).unwrap();
+    let instance = stored(world.lead.document(id).unwrap(), &ROOT, ObjType::Map);
     let mut all = Vec::new();
     cases(&schema, &schema, &instance, &mut Vec::new(), &mut all);
-    assert!(all.len() > 100, "{} cases", all.len());
-
-    let held = world.lead.document(&site).unwrap().get_heads();
-    for (n, case) in all.iter().enumerate() {
-        let name = case.name();
-        let mut tablet = world.tablet(&dir.path().join(format!("tablet-{n}")), &format!("检查员{n}")).await;
+    let held = world.lead.document(id).unwrap().get_heads();
+    for case in &all {
+        let name = format!("{id}: {}", case.name());
+        *tablets += 1;
+        let n = *tablets;
+        let mut tablet = world.tablet(&dir.join(format!("tablet-{n}")), &format!("检查员{n}")).await;
         tablet
-            .edit(&site, |tx| {
+            .edit(id, |tx| {
                 apply(tx, case);
                 Ok(())
             })
@@ -323,7 +343,7 @@ async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
         world.lead.trust(&tablet.public_key(), tablet.device_name()).unwrap();
         let refused = world.lead.import_bundle(&bundle).expect_err(&name).to_string();
         assert!(refused.contains(case.expect), "{name}: bundle refusal says {refused:?}");
-        assert_eq!(world.lead.document(&site).unwrap().get_heads(), held, "{name}: the bundle changed the dossier");
+        assert_eq!(world.lead.document(id).unwrap().get_heads(), held, "{name}: the bundle changed it");
 
         // Through a real sync: quarantined at HQ with its Chinese reason. A
         // device does not offer a document whose campaign and enterprise it
@@ -333,19 +353,19 @@ async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
         }
         let before = quarantined(&world.data).len();
         let summary = tablet.sync_with_hq(None).await.unwrap_or_else(|e| panic!("{name}: the session goes on: {e}"));
-        let told = summary.quarantined.get(&site).unwrap_or_else(|| panic!("{name}: not quarantined: {summary:?}"));
+        let told = summary.quarantined.get(id).unwrap_or_else(|| panic!("{name}: not quarantined: {summary:?}"));
         assert!(told.contains(case.expect), "{name}: HQ says {told:?}");
         let kept = quarantined(&world.data);
         assert_eq!(kept.len(), before + 1, "{name}: quarantined once");
         let last = kept.last().unwrap();
-        assert!(last.reason.contains(case.expect) && last.doc == site.to_string(), "{name}: {last:?}");
+        assert!(last.reason.contains(case.expect) && last.doc == id.to_string(), "{name}: {last:?}");
     }
-    // HQ's dossier is the lead's: nothing of any case reached it.
-    let mut check = Store::init(&dir.path().join("check"), "核对").unwrap();
+    // HQ's copy is the lead's: nothing of any case reached it.
+    let mut check = Store::init(&dir.join(format!("check-{id}")), "核对").unwrap();
     check.enroll(&issue(&world.data, &check, "hq", &world.addr, &[])).unwrap();
     check.sync_with_hq(None).await.unwrap();
-    assert_eq!(check.document(&site).unwrap().get_heads(), held);
-    assert!(world.server.is_running());
+    assert_eq!(check.document(id).unwrap().get_heads(), held, "{id}");
+    all.len()
 }
 
 /// A document written by a newer FieldSync (a higher `schema_version`,
