@@ -226,8 +226,10 @@ impl Store {
         for id in self.doc_ids(DocKind::EnterpriseDossier)? {
             let doc = self.document(&id)?;
             let referenced = sync_core::validate::dossier_photos(doc);
-            let mine = doc.get_changes(&[]).into_iter().filter(|c| *c.actor_id() == actor);
-            own.extend(mine.flat_map(|c| sync_core::validate::added_by(&c)).filter(|p| referenced.contains(p)));
+            // Only this device's own changes are decoded, not the team's.
+            let mine = doc.get_changes_meta(&[]).into_iter().filter(|c| *c.actor == actor).map(|c| c.hash);
+            let changes = mine.filter_map(|hash| sync_core::automerge::ReadDoc::get_change_by_hash(doc, &hash));
+            own.extend(changes.flat_map(|c| sync_core::validate::added_by(&c)).filter(|p| referenced.contains(p)));
         }
         let at_hq: BTreeSet<String> =
             self.db.at_hq(own.iter().map(PhotoId::to_string).collect())?.into_iter().collect();

@@ -327,15 +327,9 @@ mod tests {
     use sync_core::model::{CampaignKind, Domain, Enterprise};
     use sync_core::sync::session::open_receipt;
 
-    /// HQ answers work it already holds (delivered meanwhile by another
-    /// session) with a receipt for the document as it stands, once
-    /// everything before is durable, and stores nothing more; the receipt
-    /// log's next entry follows the last one.
-    #[test]
-    fn hq_receipts_work_it_already_holds() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let seed = [5; 32];
-        let mut store = Store::init_with_seed(dir.path(), "总部", seed).unwrap();
+    /// A campaign on `store` with one construction site; its id and the
+    /// site's credit code.
+    fn campaign_with_site(store: &mut Store) -> (DocId, CreditCode) {
         let campaign_id = store
             .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
             .unwrap();
@@ -349,6 +343,19 @@ mod tests {
             dossier_id: DocId::dossier(&campaign_id, &code),
         };
         store.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        (campaign_id, code)
+    }
+
+    /// HQ answers work it already holds (delivered meanwhile by another
+    /// session) with a receipt for the document as it stands, once
+    /// everything before is durable, and stores nothing more; the receipt
+    /// log's next entry follows the last one.
+    #[test]
+    fn hq_receipts_work_it_already_holds() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let seed = [5; 32];
+        let mut store = Store::init_with_seed(dir.path(), "总部", seed).unwrap();
+        let (campaign_id, code) = campaign_with_site(&mut store);
         let dossier_id = store.open_dossier(&campaign_id, code.as_str()).unwrap();
         let held = store.document(&dossier_id).unwrap().clone();
         let before = held.get_heads();
@@ -384,19 +391,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let seed = [6; 32];
         let mut tablet = Store::init_with_seed(&dir.path().join("tablet"), "李四", [7; 32]).unwrap();
-        let campaign_id = tablet
-            .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
-            .unwrap();
-        let code: CreditCode = "91640200MA76XYW123".parse().unwrap();
-        let enterprise = Enterprise {
-            name: "某建设集团".into(),
-            unified_social_credit_code: code.clone(),
-            domain: Domain::Construction,
-            project: String::new(),
-            address: String::new(),
-            dossier_id: DocId::dossier(&campaign_id, &code),
-        };
-        tablet.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let (campaign_id, _) = campaign_with_site(&mut tablet);
         let campaign_doc = tablet.document(&campaign_id).unwrap().clone();
 
         let store = Store::init_with_seed(&dir.path().join("hq"), "总部", seed).unwrap();

@@ -167,9 +167,6 @@ pub enum SyncError {
     /// The peer's credential names another key than the connection's.
     #[error("对方凭证与其连接密钥不符")]
     WrongPeerKey,
-    /// HQ has no credential for an author whose carrier lacks it.
-    #[error("总部从未给作者设备 {0} 签发过凭证")]
-    UnknownAuthor(String),
     /// Something outside the allowed scope was sent.
     #[error("文档 {0} 不在允许的范围内")]
     Scope(String),
@@ -207,7 +204,7 @@ impl SyncError {
     fn refusal(&self) -> Option<Message> {
         let code = match self {
             SyncError::Version(_) => RefusalCode::Version,
-            SyncError::Credential(_) | SyncError::WrongPeerKey | SyncError::UnknownAuthor(_) => RefusalCode::Credential,
+            SyncError::Credential(_) | SyncError::WrongPeerKey => RefusalCode::Credential,
             SyncError::Scope(_) => RefusalCode::Scope,
             SyncError::Signature(_) => RefusalCode::Signature,
             SyncError::Invalid { .. } => RefusalCode::Invalid,
@@ -772,18 +769,29 @@ impl Session {
         let arrived = decoded.without(|h| replica.has_change(&id, h));
         let infos = arrived.infos();
         let all_new = infos.len() == count;
-        // Work of an author HQ never issued a credential to: kept aside for
+        // HQ looks up, once, the credential of each author the carrier
+        // lacks. Work of an author HQ never issued one to is kept aside for
         // a person to look at; the other documents go on.
-        if self.issues_receipts()
-            && let Some(unknown) = evidence.iter().find(|e| {
-                e.lookup && head_signature(e).is_ok_and(|s| replica.author_credential(&s.actor.key).is_none())
-            })
-        {
-            let reason = SyncError::UnknownAuthor(hex::encode(&unknown.key)).to_string();
-            let kept = evidence.iter().filter_map(|e| Some((head_signature(e).ok()?, e.credential.to_vec()))).collect();
-            out.push(Effect::Quarantine { doc: id.clone(), batch, evidence: kept, reason: reason.clone() });
-            out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
-            return Ok(());
+        let mut lookups = Vec::with_capacity(evidence.len());
+        for e in &evidence {
+            lookups.push(match e.lookup {
+                false => None,
+                true if !self.issues_receipts() => {
+                    return Err(SyncError::Protocol("只有总部可以查找作者凭证".into()));
+                }
+                true => match replica.author_credential(&head_signature(e)?.actor.key) {
+                    Some(credential) => Some(credential),
+                    None => {
+                        let reason = format!("总部从未给作者设备 {} 签发过凭证", hex::encode(&e.key));
+                        let kept =
+                            evidence.iter().filter_map(|e| Some((head_signature(e).ok()?, e.credential.to_vec())));
+                        let evidence = kept.collect();
+                        out.push(Effect::Quarantine { doc: id.clone(), batch, evidence, reason: reason.clone() });
+                        out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
+                        return Ok(());
+                    }
+                },
+            });
         }
         // Authors: each signature must come with a valid credential for its key.
         let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
@@ -791,19 +799,9 @@ impl Session {
         // Revoked authors: name, signed head, when the revocation took
         // effect, and when the peer says it stored that head.
         let mut revoked: Vec<(String, ChangeHash, i64, Option<i64>)> = Vec::new();
-        for e in evidence {
+        for (e, looked_up) in evidence.into_iter().zip(lookups) {
             let signature = head_signature(&e)?;
             // No credential: the author is the peer, checked at its hello.
-            // HQ looks up the credential of an author the carrier lacks.
-            let looked_up = match e.lookup {
-                true if self.issues_receipts() => Some(
-                    replica
-                        .author_credential(&signature.actor.key)
-                        .ok_or_else(|| SyncError::UnknownAuthor(signature.actor.key.to_string()))?,
-                ),
-                true => return Err(SyncError::Protocol("只有总部可以查找作者凭证".into())),
-                false => None,
-            };
             let bytes = looked_up.unwrap_or_else(|| e.credential.to_vec());
             let (author, credential) = if bytes.is_empty() {
                 (peer.clone(), self.peer_credential.clone())
