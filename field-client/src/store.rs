@@ -340,6 +340,19 @@ impl Store {
         }))
     }
 
+    /// Who records a rectification step on this device: the holder named
+    /// by its credential, with its role (before enrollment, the name given
+    /// at `field init`, no role).
+    pub fn signer(&self) -> Result<dossier::Signer, StoreError> {
+        Ok(match self.enrollment()? {
+            Some(e) => {
+                let c = e.credential.credential();
+                dossier::Signer { name: c.name.clone(), role: Some(c.role.as_str().to_owned()) }
+            }
+            None => dossier::Signer { name: self.name.clone(), role: None },
+        })
+    }
+
     /// Trusted devices: (key, name).
     pub fn trusted(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.db.trusted()

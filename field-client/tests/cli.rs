@@ -134,21 +134,12 @@ fn two_inspectors_merge_offline_both_ways() {
     // Day 2: concurrent edits of the same finding.
     a.ok(&["hazard", "edit", &h1, "--description", "连墙件整层缺失，架体外倾"]);
     b.ok(&["hazard", "edit", &h1, "--location", "3号楼东侧外架12-13层"]);
-    a.ok(&[
-        "rectify",
-        "plan",
-        &h2,
-        "--mode",
-        "deadline",
-        "--deadline",
-        "2026-12-01",
-        "--owner",
-        "王五",
-        "--measures",
-        "补设防护栏杆",
-    ]);
+    // Both act on one hazard's rectification offline.
+    let plan = ["rectify", "plan", &h2, "--mode", "deadline", "--deadline", "2030-01-15", "--owner", "王五"];
+    a.ok(&[&plan[..], &["--measures", "补设防护栏杆"]].concat());
     a.ok(&["rectify", "start", &h2]);
     b.ok(&["rectify", "plan", &h2, "--mode", "immediate", "--owner", "王五", "--measures", "立即封闭临边"]);
+    b.ok(&["rectify", "start", &h2]);
     b.ok(&["rectify", "submit", &h2, "--by", "王五", "--photo", &jpeg(root, "after.jpg", 2)]);
     a.ok(&["review", "set", &review, "measures_implemented", "fail"]);
     b.ok(&["review", "set", &review, "measures_implemented", "pass"]);
@@ -169,32 +160,37 @@ fn two_inspectors_merge_offline_both_ways() {
     assert_eq!(hazard["location"]["text"], "3号楼东侧外架12-13层");
     assert_eq!(hazard["photos"].as_object().unwrap().len(), 1);
 
-    // The concurrent status and verdict writes are conflicts needing review.
+    // The concurrent verdict writes are a conflict needing review.
     let conflicts = a.json(&["conflicts", "list"]);
-    let paths: Vec<&str> =
-        conflicts[0]["conflicts"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
-    let status_path = format!("hazards/{h2}/rectification/status");
-    assert!(paths.contains(&status_path.as_str()), "{conflicts}");
-    assert!(paths.contains(&format!("accident_reviews/{review}/items/measures_implemented/verdict").as_str()));
-    assert!(a.ok(&["conflicts", "list"]).contains("整改状态"));
-
-    // The concurrent plans are listed too, as non-critical conflicts.
-    let measures = conflicts[0]["conflicts"].as_array().unwrap().iter().find(|c| c["field"] == "measures").unwrap();
-    assert_eq!(measures["critical"], false);
-    assert_eq!(measures["values"], serde_json::json!(["立即封闭临边", "补设防护栏杆"]));
-    let status = conflicts[0]["conflicts"].as_array().unwrap().iter().find(|c| c["field"] == "status").unwrap();
-    assert_eq!(status["critical"], true);
+    let listed = conflicts[0]["conflicts"].as_array().unwrap();
+    let verdict = format!("accident_reviews/{review}/items/measures_implemented/verdict");
+    assert_eq!(listed.iter().map(|c| c["path"].as_str().unwrap()).collect::<Vec<_>>(), [verdict.as_str()]);
+    assert_eq!(listed[0]["critical"], true);
+    // The concurrent rectification steps are all kept; where they disagree
+    // the graver reading is shown (not yet done; immediate over a deadline)
+    // and the hazard is listed until a step that saw both decides.
+    let rules: Vec<&str> =
+        conflicts[0]["rules"].as_array().unwrap().iter().map(|r| r["message"].as_str().unwrap()).collect();
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert!(rules[0].contains("整改分歧：整改状态") && rules[0].contains("暂按较严的“整改中”"), "{rules:?}");
+    assert!(rules[1].contains("整改期限") && rules[1].contains("暂按较严的“立即整改”"), "{rules:?}");
+    let shown = a.ok(&["hazard", "show", &h2]);
+    assert!(shown.contains("整改状态：整改中\t方式：立即整改"), "{shown}");
+    assert_eq!(shown.matches("（记录人 ").count(), 5, "{shown}");
+    assert!(shown.contains("整改完成（记录人 李四）：整改人 王五，照片 1 张"), "{shown}");
 
     // A choice that is not one of the concurrent values is refused.
     let dossier = conflicts[0]["dossier"].as_str().unwrap();
-    let err = a.fails(&["conflicts", "resolve", dossier, &status_path, "已销号"]);
+    let err = a.fails(&["conflicts", "resolve", dossier, &verdict, "不适用"]);
     assert!(err.contains("不是该字段当前的值之一"), "{err}");
 
     // Resolving on one device and syncing clears them everywhere.
-    a.ok(&["conflicts", "resolve", dossier, &status_path, "待复查"]);
-    for c in conflicts[0]["conflicts"].as_array().unwrap().iter().filter(|c| c["field"] != "status") {
-        a.ok(&["conflicts", "resolve", dossier, c["path"].as_str().unwrap(), c["values"][0].as_str().unwrap()]);
-    }
+    a.ok(&["conflicts", "resolve", dossier, &verdict, "不符合"]);
+    let decided = a.ok(&["rectify", "submit", &h2, "--by", "王五"]);
+    assert!(
+        decided.contains("已记录整改完成（记录人 张三）；当前状态：待复查；下一步：由整改人以外的人复查"),
+        "{decided}"
+    );
     exchange(&a, &b, root, "a3.fsb");
     assert_eq!(b.json(&["conflicts", "list"]), serde_json::json!([]));
     assert_eq!(state(&a, &campaign).0, state(&b, &campaign).0);
@@ -217,12 +213,14 @@ fn two_inspectors_merge_offline_both_ways() {
 fn bad_edits_are_refused_and_change_nothing() {
     let root = TempDir::new().unwrap();
     let root = root.path();
-    let (a, _b, campaign) = team(root);
+    let (a, b, campaign) = team(root);
     let h = a.json(&["hazard", "add", &campaign, CODE, "--title", "配电箱无门锁", "--accident-type", "05"])["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    a.ok(&["rectify", "submit", &h, "--by", "赵六"]);
+    a.ok(&["rectify", "plan", &h, "--mode", "immediate", "--owner", "张三", "--measures", "加装门锁"]);
+    a.ok(&["rectify", "start", &h]);
+    a.ok(&["rectify", "submit", &h, "--by", "张三"]);
     let before = state(&a, &campaign);
 
     let err = a.fails(&["hazard", "add", &campaign, CODE, "--title", "x", "--accident-type", "33"]);
@@ -231,8 +229,9 @@ fn bad_edits_are_refused_and_change_nothing() {
     assert!(err.contains("重大事故隐患必须引用判定条款"), "{err}");
     let err = a.fails(&["hazard", "edit", &h, "--criterion", "no-such-clause"]);
     assert!(err.contains("未知的重大事故隐患判定条款"), "{err}");
-    let err = a.fails(&["rectify", "verify", &h, "--verifier", "赵六", "--result", "pass"]);
-    assert!(err.contains("复查人不能与整改人相同"), "{err}");
+    // The verifier is this device's holder, who rectified.
+    let err = a.fails(&["rectify", "verify", &h, "--result", "pass"]);
+    assert!(err.contains("复查人 张三 就是整改人"), "{err}");
     let err = a.fails(&["hazard", "add", &campaign, CODE, "--title", "x", "--accident-type", "09", "--gps", "95,106"]);
     assert!(err.contains("GPS"), "{err}");
     let err = a.fails(&["hazard", "photo", &h, root.join("missing.jpg").to_str().unwrap()]);
@@ -247,7 +246,9 @@ fn bad_edits_are_refused_and_change_nothing() {
     assert!(err.contains("无法识别的命令“ad”"), "{err}");
 
     assert_eq!(state(&a, &campaign), before, "a refused edit changed the store");
-    a.ok(&["rectify", "verify", &h, "--verifier", "钱七", "--result", "pass"]);
+    exchange(&a, &b, root, "a1.fsb");
+    let verified = b.ok(&["rectify", "verify", &h, "--result", "pass"]);
+    assert!(verified.contains("已记录复查：通过（复查人 李四）；当前状态：已销号"), "{verified}");
 }
 
 /// Imports `bytes` on `to` and expects a refusal containing `message`, with

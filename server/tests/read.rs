@@ -361,7 +361,9 @@ fn merged(store: &mut Store) -> Rows {
     let mut rows = Rows::new();
     for id in store.doc_ids(sync_core::ids::DocKind::EnterpriseDossier).unwrap() {
         for (hazard, h) in store.dossier(&id).unwrap().hazards {
-            let value = (h.title, h.rectification.owner, h.rectification.status.as_str().to_owned(), h.deleted);
+            let state = sync_core::rectification::Loop::of(&h.rectification).state;
+            let owner = state.plan.map(|p| p.owner).unwrap_or_default();
+            let value = (h.title, owner, state.status.as_str().to_owned(), h.deleted);
             rows.insert((id.to_string(), hazard), value);
         }
     }
@@ -416,12 +418,21 @@ async fn the_read_model_equals_the_merged_documents() {
                 2 | 3 if !known.is_empty() => {
                     // Any device that holds the finding may edit it.
                     let (_, dossier_id, id) = known[rng.below(known.len() as u64) as usize].clone();
-                    if device.document(&dossier_id).is_ok_and(|doc| dossier::hazard(doc, &id).is_ok()) {
+                    let held = device.document(&dossier_id).ok().and_then(|doc| dossier::hazard(doc, &id).ok());
+                    if held.is_some_and(|h| !h.deleted) {
+                        let signer = device.signer().unwrap();
+                        let plan = sync_core::model::Step {
+                            mode: Some(sync_core::model::RectificationMode::Immediate),
+                            owner: format!("负责人{step}"),
+                            measures: "立即整改".into(),
+                            ..sync_core::model::Step::new(sync_core::model::StepKind::Plan)
+                        };
+                        let at = sync_core::doc::rfc3339(field_client::now_ms());
                         let delete = rng.below(4) == 0;
                         device
                             .edit(&dossier_id, |tx| {
+                                dossier::add_step(tx, &id, &new_entity_id().unwrap(), plan, &signer, at)?;
                                 dossier::modify_hazard(tx, &id, |h| {
-                                    h.rectification.owner = format!("负责人{step}");
                                     h.deleted |= delete;
                                     Ok(())
                                 })

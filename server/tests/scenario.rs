@@ -31,8 +31,9 @@ use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId, DocKind, EntityId};
 use sync_core::model::{
     AccidentReview, CampaignKind, DocumentCheck, DocumentResult, Domain, Enterprise, Hazard, HazardLevel,
-    RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, SiteVisit, Verdict,
+    RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, SiteVisit, Step, StepKind, Verdict,
 };
+use sync_core::rectification::Loop;
 
 /// The four enterprises: two construction sites (campaign A) and two mines
 /// (campaign B).
@@ -80,6 +81,24 @@ fn modify_hazard(store: &mut Store, dossier_id: &DocId, id: &EntityId, change: i
             })
         })
         .unwrap();
+}
+
+/// Records a step of a hazard's rectification loop, signed by `store`'s holder.
+fn take_step(store: &mut Store, dossier_id: &DocId, id: &EntityId, step: Step) {
+    let signer = store.signer().unwrap();
+    let at = sync_core::doc::rfc3339(field_client::now_ms());
+    let step_id = new_entity_id().unwrap();
+    store.edit(dossier_id, |tx| dossier::add_step(tx, id, &step_id, step, &signer, at)).unwrap();
+}
+
+fn plan(mode: RectificationMode, deadline: Option<&str>, measures: &str) -> Step {
+    Step {
+        mode: Some(mode),
+        deadline: deadline.map(str::to_owned),
+        owner: "项目安全员".into(),
+        measures: measures.into(),
+        ..Step::new(StepKind::Plan)
+    }
 }
 
 fn add_review(store: &mut Store, dossier_id: &DocId, summary: &str) -> EntityId {
@@ -243,25 +262,28 @@ async fn two_days_four_enterprises_six_inspectors_one_station() {
     // Day 2, offline again, starting from the merged day 1.
     // 张三 moves H1 while 李四 orders its rectification: different fields.
     modify_hazard(&mut team[0].store, &site_1, &h1, |h| h.location.text = "3号楼东侧外架".into());
-    modify_hazard(&mut team[1].store, &site_1, &h1, |h| {
-        h.rectification.mode = Some(RectificationMode::Deadline);
-        h.rectification.deadline = Some("2026-12-01".into());
-        h.rectification.owner = "项目安全员".into();
-        h.rectification.measures = "按方案补设连墙件".into();
-    });
-    // Both move H2's rectification on, differently: a conflict for review.
-    modify_hazard(&mut team[0].store, &site_1, &h2, |h| {
-        h.rectification.status = RectificationStatus::AwaitingVerification;
-        h.rectification.rectified_by = Some("王师傅".into());
-    });
-    modify_hazard(&mut team[1].store, &site_1, &h2, |h| h.rectification.status = RectificationStatus::Rectifying);
+    take_step(
+        &mut team[1].store,
+        &site_1,
+        &h1,
+        plan(RectificationMode::Deadline, Some("2026-12-01"), "按方案补设连墙件"),
+    );
+    // Both move H2's rectification on, differently: kept both, for review.
+    take_step(&mut team[0].store, &site_1, &h2, plan(RectificationMode::Immediate, None, "立即封闭"));
+    take_step(&mut team[0].store, &site_1, &h2, Step::new(StepKind::Start));
+    take_step(
+        &mut team[0].store,
+        &site_1,
+        &h2,
+        Step { rectified_by: Some("王师傅".into()), ..Step::new(StepKind::Done) },
+    );
+    take_step(&mut team[1].store, &site_1, &h2, plan(RectificationMode::Deadline, Some("2026-12-03"), "搭设防护"));
+    take_step(&mut team[1].store, &site_1, &h2, Step::new(StepKind::Start));
     // 王五 and 孙八 judge different items of the same 四不放过 review.
     judge(&mut team[2].store, &site_2, &review, ReviewItemKind::CauseIdentified, Verdict::Pass);
     judge(&mut team[5].store, &site_2, &review, ReviewItemKind::PersonnelEducated, Verdict::Fail);
-    modify_hazard(&mut team[3].store, &mine_1, &h5, |h| {
-        h.rectification.mode = Some(RectificationMode::Immediate);
-        h.rectification.status = RectificationStatus::Rectifying;
-    });
+    take_step(&mut team[3].store, &mine_1, &h5, plan(RectificationMode::Immediate, None, "停用并更换"));
+    take_step(&mut team[3].store, &mine_1, &h5, Step::new(StepKind::Start));
     add_hazard(&mut team[4].store, &mine_1, hazard("井下避险设施未检测"));
     check_document(&mut team[4].store, &mine_1, "安全生产许可证", DocumentResult::Compliant);
     visit(&mut team[5].store, &mine_2, "2026-11-25");
@@ -352,7 +374,8 @@ async fn two_days_four_enterprises_six_inspectors_one_station() {
     assert_eq!(site_1_at_hq.document_checks.len(), 1);
     let h1_at_hq = &site_1_at_hq.hazards[h1.as_str()];
     assert_eq!(h1_at_hq.location.text, "3号楼东侧外架");
-    assert_eq!(h1_at_hq.rectification.measures, "按方案补设连墙件");
+    let h1_plan = Loop::of(&h1_at_hq.rectification).state.plan.unwrap();
+    assert_eq!(h1_plan.measures, "按方案补设连墙件");
     let items = &hq.dossier(&site_2).unwrap().accident_reviews[review.as_str()].items;
     assert_eq!(
         (items.cause_identified.verdict, items.personnel_educated.verdict),
@@ -362,12 +385,16 @@ async fn two_days_four_enterprises_six_inspectors_one_station() {
         [&site_1, &site_2, &mine_1, &mine_2].iter().map(|d| hq.dossier(d).unwrap().hazards.len()).sum();
     assert_eq!(hazards_at_hq, 9);
     let review_items = hq.review_items().unwrap();
-    let status_conflict = review_items
+    let disputes: Vec<&str> = review_items
         .iter()
         .filter(|e| e.dossier == site_1)
-        .flat_map(|e| &e.conflicts)
-        .find(|c| c.path == format!("hazards/{}/rectification/status", h2.as_str()))
-        .expect("H2's concurrent status changes are listed for review at HQ");
-    assert!(status_conflict.critical);
+        .flat_map(|e| &e.rules)
+        .filter(|r| r.hazard == h2.as_str())
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(disputes.len(), 2, "H2's concurrent steps are listed for review at HQ: {disputes:?}");
+    assert!(disputes[0].contains("整改状态") && disputes[0].contains("暂按较严的“整改中”"), "{disputes:?}");
+    let h2_loop = Loop::of(&site_1_at_hq.hazards[h2.as_str()].rectification);
+    assert_eq!((h2_loop.state.status, h2_loop.history.len()), (RectificationStatus::Rectifying, 5));
     server.kill();
 }

@@ -67,6 +67,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The identifier stored in documents (`inspector`, `enterprise`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Inspector => "inspector",
+            Role::Station => "station",
+            Role::Hq => "hq",
+            Role::Enterprise => "enterprise",
+        }
+    }
+
     /// Chinese label.
     pub fn label(self) -> &'static str {
         match self {

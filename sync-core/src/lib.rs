@@ -15,6 +15,7 @@ pub mod doc;
 pub mod identity;
 pub mod ids;
 pub mod model;
+pub mod rectification;
 pub mod register;
 pub mod schema;
 pub mod sync;

@@ -414,6 +414,109 @@ pub struct Rectification {
     pub verification_note: String,
     /// After-photos: SHA-256 (hex) → original file name.
     pub photos_after: BTreeMap<String, String>,
+    /// The loop as signed steps, keyed by their ids (ULIDs), appended and
+    /// never rewritten. The fields above are what hazards recorded before
+    /// the steps: read as an implicit first step
+    /// ([`crate::rectification`]), no longer written.
+    #[serde(default)]
+    pub steps: BTreeMap<String, Step>,
+}
+
+labelled_enum! {
+    /// What a step of the rectification loop records.
+    StepKind {
+        /// 下达整改要求: mode, deadline, owner, measures.
+        Plan = "plan" / "下达整改要求",
+        /// 开始整改.
+        Start = "start" / "开始整改",
+        /// 整改完成: by whom, photos after.
+        Done = "done" / "整改完成",
+        /// 复查: pass or fail, by the step's author.
+        Verify = "verify" / "复查",
+        /// 重新打开: a closed hazard back to rectification, with a reason.
+        Reopen = "reopen" / "重新打开",
+    }
+}
+
+labelled_enum! {
+    /// The verdict of a verification (复查结论).
+    VerifyResult {
+        /// 通过: the hazard is closed (销号).
+        Pass = "pass" / "通过",
+        /// 不通过: back to rectification.
+        Fail = "fail" / "不通过",
+    }
+}
+
+/// One step of a hazard's rectification loop (整改闭环). The fields a kind
+/// does not use stay empty. Who recorded it is the holder of the device that
+/// signed the change carrying it (`author`, `author_role`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// What it records.
+    pub kind: StepKind,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The holder of the signing device's credential.
+    pub author: String,
+    /// That credential's role (`inspector`, `enterprise`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_role: Option<String>,
+    /// The steps its author saw last (the loop's heads then): the order of
+    /// the loop, carried in the data so every replica derives the same state.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Plan: immediate or by deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RectificationMode>,
+    /// Plan: the deadline (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// Plan: the responsible person (整改责任人).
+    #[serde(default)]
+    pub owner: String,
+    /// Plan: the measures.
+    #[serde(default)]
+    pub measures: String,
+    /// Plan: interim controls (临时管控措施).
+    #[serde(default)]
+    pub interim_control: String,
+    /// Done: who carried out the rectification (often the enterprise's
+    /// person, who has no device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectified_by: Option<String>,
+    /// Verify: the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<VerifyResult>,
+    /// Verify: the opinion; reopen: the reason.
+    #[serde(default)]
+    pub note: String,
+    /// Done: photos after; verify: photos of the verification.
+    #[serde(default)]
+    pub photos: BTreeMap<String, String>,
+}
+
+impl Step {
+    /// A step of `kind` with every field empty: who, when and after what
+    /// are filled in when it is recorded ([`crate::doc::dossier::add_step`]).
+    pub fn new(kind: StepKind) -> Step {
+        Step {
+            kind,
+            at: String::new(),
+            author: String::new(),
+            author_role: None,
+            after: Vec::new(),
+            mode: None,
+            deadline: None,
+            owner: String::new(),
+            measures: String::new(),
+            interim_control: String::new(),
+            rectified_by: None,
+            result: None,
+            note: String::new(),
+            photos: BTreeMap::new(),
+        }
+    }
 }
 
 /// A 四不放过 review of one past accident.

@@ -3,7 +3,8 @@
 //! XLSX — takes its columns and rows from here, so they agree; a later
 //! column is added here once.
 
-use crate::model::{Campaign, CampaignKind, Dossier, Hazard};
+use crate::model::{Campaign, CampaignKind, Dossier, Hazard, StepKind};
+use crate::rectification::Loop;
 
 /// The register's columns, in order.
 pub const REGISTER_COLUMNS: &[&str] = &[
@@ -40,6 +41,7 @@ pub const REGISTER_COLUMNS: &[&str] = &[
     "复查日期",
     "复查意见",
     "整改状态",
+    "整改记录",
 ];
 
 fn screening_type(kind: CampaignKind) -> &'static str {
@@ -84,8 +86,22 @@ impl Place {
 /// The row of hazard `id`, found at `place`, in the register, without its
 /// sequence number (the first column, given by whoever lists the rows).
 pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
-    let r = &h.rectification;
+    let lp = Loop::of(&h.rectification);
+    let state = &lp.state;
+    let plan = state.plan.as_ref();
     let gps = h.location.gps;
+    let rectifiers: Vec<&str> = state.reports.iter().map(|r| r.rectified_by.as_str()).collect();
+    let done_on = state.reports.iter().filter_map(|r| r.at.as_deref()).max();
+    let verification = state.verification.as_ref();
+    let r = &h.rectification;
+    let after = r
+        .photos_after
+        .keys()
+        .chain(lp.history.iter().filter(|e| e.step.kind == StepKind::Done).flat_map(|e| e.step.photos.keys()));
+    let mut status = state.status.label().to_owned();
+    if !lp.disputes.is_empty() {
+        status.push_str("（有分歧待审核）");
+    }
     vec![
         id.to_owned(),
         place.enterprise.clone(),
@@ -107,19 +123,46 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
         h.major_hazard_criterion.clone().unwrap_or_default(),
         h.legal_basis.clone(),
         h.photos.keys().cloned().collect::<Vec<_>>().join(";"),
-        r.measures.clone(),
-        r.owner.clone(),
-        r.mode.map(|m| m.label().to_owned()).unwrap_or_default(),
-        r.deadline.clone().unwrap_or_default(),
-        r.interim_control.clone(),
-        r.rectified_by.clone().unwrap_or_default(),
-        r.rectified_at.as_deref().map(day).unwrap_or_default(),
-        r.photos_after.keys().cloned().collect::<Vec<_>>().join(";"),
-        r.verifier.clone().unwrap_or_default(),
-        r.verified_at.as_deref().map(day).unwrap_or_default(),
-        r.verification_note.clone(),
-        r.status.label().to_owned(),
+        plan.map(|p| p.measures.clone()).unwrap_or_default(),
+        plan.map(|p| p.owner.clone()).unwrap_or_default(),
+        plan.map(|p| p.mode.label().to_owned()).unwrap_or_default(),
+        plan.and_then(|p| p.deadline.clone()).unwrap_or_default(),
+        plan.map(|p| p.interim_control.clone()).unwrap_or_default(),
+        rectifiers.join("、"),
+        done_on.map(day).unwrap_or_default(),
+        after.cloned().collect::<Vec<_>>().join(";"),
+        verification.map(|v| v.verifier.clone()).unwrap_or_default(),
+        verification.and_then(|v| v.at.as_deref()).map(day).unwrap_or_default(),
+        verification.map(|v| v.note.clone()).unwrap_or_default(),
+        status,
+        history(&lp),
     ]
+}
+
+/// The loop's steps in one cell: `2026-12-07 下达整改要求（张三）；…`.
+pub fn history(lp: &Loop) -> String {
+    let mut parts = Vec::new();
+    if let Some(status) = lp.earlier {
+        parts.push(format!("此前记录：{}", status.label()));
+    }
+    for e in &lp.history {
+        let s = &e.step;
+        let mut part = format!("{} {}（{}）", day(&s.at), s.kind.label(), s.author);
+        if let Some(result) = s.result {
+            part.push_str(&format!("：{}", result.label()));
+        }
+        if let Some(d) = &s.deadline {
+            part.push_str(&format!("：期限 {d}"));
+        }
+        if let Some(by) = &s.rectified_by {
+            part.push_str(&format!("：整改人 {by}"));
+        }
+        if !e.counted {
+            part.push_str("【不合规，未计入】");
+        }
+        parts.push(part);
+    }
+    parts.join("；")
 }
 
 /// The register of `campaign` from its `dossiers`: rows numbered from 1,

@@ -29,21 +29,34 @@ pub struct Breach {
     pub reason: String,
 }
 
-/// Where records are kept (the keys of their path, without the ids:
-/// collection names are unique across kinds), the definition of each
-/// record, and its name.
+/// Where records are kept (their path, `*` for each id), the definition of
+/// each record, and its name.
 const COLLECTIONS: &[(&str, DocKind, &str, &str)] = &[
-    ("hazards", DocKind::EnterpriseDossier, "hazard", "隐患"),
-    ("site_visits", DocKind::EnterpriseDossier, "site_visit", "现场检查"),
-    ("accident_reviews", DocKind::EnterpriseDossier, "accident_review", "四不放过核查"),
-    ("document_checks", DocKind::EnterpriseDossier, "document_check", "资料检查"),
-    ("team", DocKind::Campaign, "team_member", "检查组成员"),
-    ("enterprises", DocKind::Campaign, "enterprise", "企业"),
-    ("schedule", DocKind::Campaign, "schedule_entry", "日程"),
-    ("accident_reviews/items", DocKind::EnterpriseDossier, "review_item", "四不放过核查项"),
-    ("sections", DocKind::Briefing, "briefing_section", "章节"),
-    ("items", DocKind::Checklist, "checklist_item", "检查项"),
+    ("hazards/*", DocKind::EnterpriseDossier, "hazard", "隐患"),
+    ("site_visits/*", DocKind::EnterpriseDossier, "site_visit", "现场检查"),
+    ("accident_reviews/*", DocKind::EnterpriseDossier, "accident_review", "四不放过核查"),
+    ("document_checks/*", DocKind::EnterpriseDossier, "document_check", "资料检查"),
+    ("team/*", DocKind::Campaign, "team_member", "检查组成员"),
+    ("enterprises/*", DocKind::Campaign, "enterprise", "企业"),
+    ("schedule/*", DocKind::Campaign, "schedule_entry", "日程"),
+    ("accident_reviews/*/items/*", DocKind::EnterpriseDossier, "review_item", "四不放过核查项"),
+    ("hazards/*/rectification/steps/*", DocKind::EnterpriseDossier, "step", "整改步骤"),
+    ("sections/*", DocKind::Briefing, "briefing_section", "章节"),
+    ("items/*", DocKind::Checklist, "checklist_item", "检查项"),
 ];
+
+/// The name of the map a collection's records are kept in (`steps`).
+fn collection_name(pattern: &str) -> &str {
+    pattern.rsplit('/').nth(1).unwrap_or_default()
+}
+
+/// The collection whose records are kept at `path` (ids included).
+fn collection_at(path: &[&str]) -> Option<usize> {
+    COLLECTIONS.iter().position(|c| {
+        let pattern: Vec<&str> = c.0.split('/').collect();
+        pattern.len() == path.len() && pattern.iter().zip(path).all(|(p, s)| *p == "*" || p == s)
+    })
+}
 
 /// Maps keyed by something other than a record id: a bad key there is a
 /// bad key, not an unknown field.
@@ -119,9 +132,7 @@ pub fn document(kind: DocKind, json: &Json) -> Result<(), Breach> {
 /// Checks a record a local edit writes at `path` (`["hazards", id]`),
 /// every rule included.
 pub fn record(path: &[&str], json: &Json) -> Result<(), Breach> {
-    let at: Vec<&str> = path.iter().step_by(2).copied().collect();
-    let at = at.join("/");
-    let Some(i) = COLLECTIONS.iter().position(|c| c.0 == at) else { return Ok(()) };
+    let Some(i) = collection_at(path) else { return Ok(()) };
     record_validator(i).validate(json).map_err(|e| breach(&e, schema_of(COLLECTIONS[i].1), path))
 }
 
@@ -139,7 +150,7 @@ fn breach(error: &ValidationError<'_>, schema: &Json, prefix: &[&str]) -> Breach
             let object = schema_path.strip_suffix("/additionalProperties").and_then(|p| schema.pointer(p));
             let keyed = object.is_some_and(|o| o.get("patternProperties").is_some());
             let last = segments.last().map_or("", String::as_str);
-            let names = KEYED.iter().copied().chain(COLLECTIONS.iter().map(|c| (c.0, c.3)));
+            let names = KEYED.iter().copied().chain(COLLECTIONS.iter().map(|c| (collection_name(c.0), c.3)));
             match names.filter(|_| keyed).find(|k| k.0 == last) {
                 Some((_, what)) => format!("{what}编号“{keys}”格式无效"),
                 None if keyed => format!("编号“{keys}”格式无效"),
@@ -203,7 +214,13 @@ fn place(segments: &[String]) -> String {
     let mut out = String::new();
     let mut rest = segments;
     while let [first, tail @ ..] = rest {
-        match (COLLECTIONS.iter().find(|c| c.0 == first), tail) {
+        // The collection of that name kept where the path has been.
+        let walked = &segments[..segments.len() - rest.len()];
+        let within = |c: &&(&str, DocKind, &str, &str)| {
+            let pattern: Vec<&str> = c.0.split('/').collect();
+            pattern.len() == walked.len() + 2 && pattern.iter().zip(walked).all(|(p, s)| *p == "*" || p == s)
+        };
+        match (COLLECTIONS.iter().filter(within).find(|c| collection_name(c.0) == first), tail) {
             (Some(c), [id, more @ ..]) => {
                 out.push_str(&format!("{} {id}", c.3));
                 rest = more;

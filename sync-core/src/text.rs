@@ -55,6 +55,18 @@ pub fn check(s: &str, kind: Kind) -> Result<(), TextError> {
     Ok(())
 }
 
+/// Whether two names name the same person: compared after compatibility
+/// normalisation (NFKC: full-width letters as their plain forms), without
+/// whitespace, control, bidirectional or invisible characters, so
+/// `王五\u{200b}` and `王 五` are 王五. Never a raw string compare.
+pub fn same_person(a: &str, b: &str) -> bool {
+    let key = |s: &str| -> String {
+        s.nfkc().filter(|c| !c.is_whitespace() && check(c.encode_utf8(&mut [0; 4]), Kind::Line).is_ok()).collect()
+    };
+    let (a, b) = (key(a), key(b));
+    !a.is_empty() && a == b
+}
+
 /// `s` in normalization form C, as text typed on a device is stored.
 pub fn normalize(s: &str) -> String {
     if is_nfc(s) { s.to_owned() } else { s.nfc().collect() }

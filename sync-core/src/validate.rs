@@ -177,13 +177,10 @@ pub fn tag_of(id: &DocId, doc: &Automerge) -> Option<DocTag> {
     }
 }
 
-/// The photos a dossier references (before and after rectification).
+/// The photos a dossier references (before and after rectification, and
+/// those of its rectification steps).
 pub fn referenced_by(dossier: &Dossier) -> BTreeSet<PhotoId> {
-    let hazards = dossier.hazards.values();
-    hazards
-        .flat_map(|h| h.photos.keys().chain(h.rectification.photos_after.keys()))
-        .filter_map(|k| k.parse().ok())
-        .collect()
+    dossier.hazards.values().flat_map(dossier::photo_keys).filter_map(|k| k.parse().ok()).collect()
 }
 
 /// The photos a change of a dossier adds. Photo maps are the only maps of a
@@ -210,8 +207,16 @@ pub fn dossier_photos(doc: &Automerge) -> BTreeSet<PhotoId> {
     let Some(hazards) = object(&ROOT, "hazards") else { return out };
     for key in doc.keys(&hazards) {
         let Some(hazard) = object(&hazards, &key) else { continue };
-        let after = object(&hazard, "rectification").and_then(|r| object(&r, "photos_after"));
-        for map in [object(&hazard, "photos"), after].into_iter().flatten() {
+        let rectification = object(&hazard, "rectification");
+        let after = rectification.as_ref().and_then(|r| object(r, "photos_after"));
+        let steps = rectification.as_ref().and_then(|r| object(r, "steps"));
+        let of_steps = steps.iter().flat_map(|steps| {
+            doc.keys(steps)
+                .filter_map(|k| object(steps, &k))
+                .filter_map(|step| object(&step, "photos"))
+                .collect::<Vec<_>>()
+        });
+        for map in [object(&hazard, "photos"), after].into_iter().flatten().chain(of_steps) {
             out.extend(doc.keys(&map).filter_map(|k| k.parse::<PhotoId>().ok()));
         }
     }

@@ -19,9 +19,10 @@ use sync_core::identity::DevicePublicKey;
 use sync_core::ids::{CreditCode, DocId, DocKind};
 use sync_core::model::{
     AccidentReview, CampaignKind, Crs, DocumentCheck, DocumentResult, Domain, Enterprise, GeoPoint, Hazard, HazardKind,
-    HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, ScheduleEntry, SiteVisit,
-    TeamMember, Verdict,
+    HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, ScheduleEntry, SiteVisit, Step,
+    StepKind, TeamMember, Verdict, VerifyResult,
 };
+use sync_core::rectification::Loop;
 use sync_core::sync::session::Summary;
 
 /// As the server (see its `main.rs`): per-thread heaps, less time in the
@@ -285,11 +286,8 @@ enum HazardCmd {
     Photo {
         /// 隐患编号（field hazard list 可查）
         hazard: String,
-        /// 照片文件（可多个）
+        /// 照片文件（可多个）；整改后照片随 field rectify submit --photo 记录
         files: Vec<PathBuf>,
-        /// 作为整改后照片
-        #[arg(long)]
-        after: bool,
     },
     /// 删除隐患（保留记录，标记为已删除）
     Delete {
@@ -359,19 +357,27 @@ enum RectifyCmd {
         #[arg(long)]
         photo: Vec<PathBuf>,
     },
-    /// 复查：通过则销号，不通过退回整改
+    /// 复查：通过则销号，不通过退回整改；复查人即本设备的持有人（不能是整改人）
     Verify {
         /// 隐患编号（field hazard list 可查）
         hazard: String,
-        /// 复查人（不能是整改人）
-        #[arg(long)]
-        verifier: String,
         /// pass（通过）/ fail（不通过）
         #[arg(long)]
         result: String,
         /// 复查意见
         #[arg(long, default_value = "")]
         note: String,
+        /// 复查照片
+        #[arg(long)]
+        photo: Vec<PathBuf>,
+    },
+    /// 重新打开已销号的隐患，退回整改
+    Reopen {
+        /// 隐患编号（field hazard list 可查）
+        hazard: String,
+        /// 重新打开的原因
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -1128,19 +1134,18 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
             store.edit(&r.dossier, |tx| dossier::modify_hazard(tx, &r.record, |h| input.apply(h)))?;
             out.emit(json!({ "id": r.record }), || format!("已修改隐患 {}", r.record));
         }
-        HazardCmd::Photo { hazard, files, after } => {
+        HazardCmd::Photo { hazard, files } => {
             let r = store.find_hazard(&hazard)?;
             let photos = attach(store, &files)?;
             let count = photos.len();
             store.edit(&r.dossier, |tx| {
                 dossier::modify_hazard(tx, &r.record, |h| {
-                    let target = if after { &mut h.rectification.photos_after } else { &mut h.photos };
-                    target.extend(photos);
+                    h.photos.extend(photos);
                     Ok(())
                 })
             })?;
             out.emit(json!({ "id": r.record, "added": count }), || {
-                format!("已为隐患 {} 添加{}照片 {count} 张", r.record, if after { "整改后" } else { "" })
+                format!("已为隐患 {} 添加照片 {count} 张", r.record)
             });
         }
         HazardCmd::Delete { hazard } => {
@@ -1174,7 +1179,7 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                 for (hid, h) in d.hazards {
                     let keep = (all || !h.deleted)
                         && level.is_none_or(|l| l == h.level)
-                        && status.is_none_or(|s| s == h.rectification.status);
+                        && status.is_none_or(|s| s == Loop::of(&h.rectification).state.status);
                     if keep {
                         rows.push((d.enterprise.clone(), hid, h));
                     }
@@ -1192,10 +1197,12 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                     let mut s = format!("共 {} 条隐患：\n", rows.len());
                     for (_, id, h) in &rows {
                         let deleted = if h.deleted { "【已删除】" } else { "" };
+                        let lp = Loop::of(&h.rectification);
+                        let disputed = if lp.disputes.is_empty() { "" } else { "（有分歧）" };
                         s.push_str(&format!(
-                            "{id}\t{}\t{}\t{}\t{}{deleted}\n",
+                            "{id}\t{}\t{}{disputed}\t{}\t{}{deleted}\n",
                             h.level.label(),
-                            h.rectification.status.label(),
+                            lp.state.status.label(),
                             h.accident_type.name(),
                             h.title
                         ));
@@ -1216,7 +1223,6 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
 }
 
 fn describe_hazard(id: &str, h: &Hazard) -> String {
-    let r = &h.rectification;
     let mut s = format!("隐患 {id}{}\n", if h.deleted { "【已删除】" } else { "" });
     s.push_str(&format!("标题：{}\n描述：{}\n", h.title, h.description));
     s.push_str(&format!(
@@ -1236,99 +1242,100 @@ fn describe_hazard(id: &str, h: &Hazard) -> String {
     }
     s.push_str(&format!("\n依据：{}\n发现人：{}\t发现时间：{}\n", h.legal_basis, h.inspector, h.found_at));
     s.push_str(&format!("整改前照片：{} 张\n", h.photos.len()));
-    s.push_str(&format!("整改状态：{}", r.status.label()));
-    if let Some(m) = r.mode {
-        s.push_str(&format!("\t方式：{}", m.label()));
-    }
-    if let Some(d) = &r.deadline {
-        s.push_str(&format!("\t期限：{d}"));
-    }
-    s.push('\n');
-    if !r.owner.is_empty() || !r.measures.is_empty() {
-        s.push_str(&format!("责任人：{}\t措施：{}\n", r.owner, r.measures));
-    }
-    if let Some(by) = &r.rectified_by {
-        s.push_str(&format!("整改人：{by}\t整改后照片：{} 张\n", r.photos_after.len()));
-    }
-    if let Some(v) = &r.verifier {
-        s.push_str(&format!("复查人：{v}\t复查意见：{}\n", r.verification_note));
-    }
+    s.push_str(&describe_loop(&Loop::of(&h.rectification)));
     s.trim_end().to_owned()
 }
 
+/// Where a hazard's rectification stands, its steps and what comes next.
+fn describe_loop(lp: &Loop) -> String {
+    let state = &lp.state;
+    let mut s = format!("整改状态：{}", state.status.label());
+    if let Some(p) = &state.plan {
+        s.push_str(&format!("\t方式：{}", p.mode.label()));
+        if let Some(d) = &p.deadline {
+            s.push_str(&format!("\t期限：{d}"));
+        }
+        s.push_str(&format!("\n责任人：{}\t措施：{}", p.owner, p.measures));
+    }
+    s.push('\n');
+    for d in &lp.disputes {
+        s.push_str(&format!("【分歧待审核】{}：{}，暂按较严的“{}”\n", d.label, d.values.join(" / "), d.shown));
+    }
+    if lp.earlier.is_some() || !lp.history.is_empty() {
+        s.push_str("整改记录：\n");
+    }
+    if let Some(status) = lp.earlier {
+        s.push_str(&format!("  （早期记录）{}\n", status.label()));
+    }
+    for e in &lp.history {
+        let step = &e.step;
+        let mut line = format!("  {} {}（记录人 {}）", step.at, step.kind.label(), step.author);
+        match step.kind {
+            StepKind::Plan => {
+                let mode = step.mode.map_or("", RectificationMode::label);
+                line.push_str(&format!(
+                    "：{mode}{}",
+                    step.deadline.as_ref().map(|d| format!("，期限 {d}")).unwrap_or_default()
+                ));
+            }
+            StepKind::Done => line.push_str(&format!(
+                "：整改人 {}，照片 {} 张",
+                step.rectified_by.as_deref().unwrap_or_default(),
+                step.photos.len()
+            )),
+            StepKind::Verify => {
+                line.push_str(&format!("：{}", step.result.map_or("", VerifyResult::label)));
+                if !step.note.is_empty() {
+                    line.push_str(&format!("，{}", step.note));
+                }
+            }
+            StepKind::Reopen => line.push_str(&format!("：{}", step.note)),
+            StepKind::Start => {}
+        }
+        if !e.counted {
+            line.push_str("【不合规，未计入】");
+        }
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s.push_str(&format!("下一步：{}", state.next()));
+    s
+}
+
 fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
-    let (hazard, message) = match cmd {
-        RectifyCmd::Plan { hazard, mode, deadline, owner, measures, interim } => {
-            let r = store.find_hazard(&hazard)?;
-            store.edit(&r.dossier, |tx| {
-                dossier::modify_hazard(tx, &r.record, |h| {
-                    let rect = &mut h.rectification;
-                    rect.mode = Some(mode);
-                    rect.deadline = deadline.clone();
-                    rect.owner = owner;
-                    rect.measures = measures;
-                    rect.interim_control = interim;
-                    Ok(())
-                })
-            })?;
-            (
-                r.record,
-                format!("已下达{}要求{}", mode.label(), deadline.map(|d| format!("，期限 {d}")).unwrap_or_default()),
-            )
-        }
-        RectifyCmd::Start { hazard } => {
-            let r = store.find_hazard(&hazard)?;
-            store.edit(&r.dossier, |tx| {
-                dossier::modify_hazard(tx, &r.record, |h| {
-                    h.rectification.status = RectificationStatus::Rectifying;
-                    Ok(())
-                })
-            })?;
-            (r.record, "状态：整改中".to_owned())
-        }
+    let blank = Step::new;
+    let (hazard, step) = match cmd {
+        RectifyCmd::Plan { hazard, mode, deadline, owner, measures, interim } => (
+            hazard,
+            Step { mode: Some(mode), deadline, owner, measures, interim_control: interim, ..blank(StepKind::Plan) },
+        ),
+        RectifyCmd::Start { hazard } => (hazard, blank(StepKind::Start)),
         RectifyCmd::Submit { hazard, by, photo } => {
-            let r = store.find_hazard(&hazard)?;
-            let photos = attach(store, &photo)?;
-            store.edit(&r.dossier, |tx| {
-                dossier::modify_hazard(tx, &r.record, |h| {
-                    let rect = &mut h.rectification;
-                    rect.status = RectificationStatus::AwaitingVerification;
-                    rect.rectified_by = Some(by.trim().to_owned());
-                    rect.rectified_at = Some(rfc3339(now_ms()));
-                    rect.photos_after.extend(photos);
-                    Ok(())
-                })
-            })?;
-            (r.record, "整改完成，状态：待复查".to_owned())
+            let photos = attach(store, &photo)?.into_iter().collect();
+            (hazard, Step { rectified_by: Some(by.trim().to_owned()), photos, ..blank(StepKind::Done) })
         }
-        RectifyCmd::Verify { hazard, verifier, result, note } => {
-            let passed = match result.as_str() {
-                "pass" | "通过" => true,
-                "fail" | "不通过" => false,
-                other => bail!("复查结论“{other}”无效，应为 pass（通过）或 fail（不通过）"),
+        RectifyCmd::Verify { hazard, result, note, photo } => {
+            let Some(result) = VerifyResult::parse(result.trim()) else {
+                bail!("复查结论“{result}”无效，应为 pass（通过）或 fail（不通过）");
             };
-            let r = store.find_hazard(&hazard)?;
-            store.edit(&r.dossier, |tx| {
-                dossier::modify_hazard(tx, &r.record, |h| {
-                    let rect = &mut h.rectification;
-                    rect.verifier = Some(verifier.trim().to_owned());
-                    rect.verified_at = Some(rfc3339(now_ms()));
-                    rect.verification_note = note;
-                    rect.status = if passed { RectificationStatus::Closed } else { RectificationStatus::Rectifying };
-                    Ok(())
-                })
-            })?;
-            (
-                r.record,
-                if passed {
-                    "复查通过，已销号".to_owned()
-                } else {
-                    "复查不通过，退回整改".to_owned()
-                },
-            )
+            let photos = attach(store, &photo)?.into_iter().collect();
+            (hazard, Step { result: Some(result), note, photos, ..blank(StepKind::Verify) })
         }
+        RectifyCmd::Reopen { hazard, reason } => (hazard, Step { note: reason, ..blank(StepKind::Reopen) }),
     };
-    out.emit(json!({ "id": hazard, "message": message }), || format!("隐患 {hazard}：{message}"));
+    let r = store.find_hazard(&hazard)?;
+    let signer = store.signer()?;
+    let id = new_entity_id()?;
+    let kind = step.kind;
+    let lp = store.edit(&r.dossier, |tx| dossier::add_step(tx, &r.record, &id, step, &signer, rfc3339(now_ms())))?;
+    let recorded = match (kind, lp.state.verification.as_ref()) {
+        (StepKind::Verify, Some(v)) => format!("已记录{}：{}（复查人 {}）", kind.label(), v.result.label(), v.verifier),
+        _ => format!("已记录{}（记录人 {}）", kind.label(), signer.name),
+    };
+    let message = format!("{recorded}；当前状态：{}；下一步：{}", lp.state.status.label(), lp.state.next());
+    out.emit(json!({ "id": r.record, "step": id, "status": lp.state.status, "message": message }), || {
+        format!("隐患 {}：{message}", r.record)
+    });
     Ok(())
 }
 

@@ -2,10 +2,13 @@
 //! enterprises, or a dossier's hazards. Projecting replaces every row the
 //! document had, so applying the newest version of a document is enough.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use rusqlite::{Connection, params};
 use sync_core::ids::DocId;
-use sync_core::model::{Campaign, Dossier};
+use sync_core::model::{Campaign, Dossier, StepKind};
+use sync_core::rectification::Loop;
 use sync_core::validate::Typed;
 
 /// Replaces the rows of `doc` with its current ones. Briefings and
@@ -67,7 +70,15 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
              ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
     )?;
     for (hazard_id, h) in &d.hazards {
-        let r = &h.rectification;
+        let lp = Loop::of(&h.rectification);
+        let (state, plan) = (&lp.state, lp.state.plan.as_ref());
+        let verification = state.verification.as_ref();
+        let after: BTreeMap<&String, &String> = h
+            .rectification
+            .photos_after
+            .iter()
+            .chain(lp.history.iter().filter(|e| e.step.kind == StepKind::Done).flat_map(|e| e.step.photos.iter()))
+            .collect();
         let gps = h.location.gps.as_ref();
         insert.execute(params![
             hazard_id,
@@ -89,17 +100,22 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
             h.found_at,
             h.checklist_item,
             h.deleted,
-            r.status.as_str(),
-            r.mode.map(|m| m.as_str()),
-            r.deadline,
-            r.owner,
-            r.measures,
-            r.rectified_by,
-            r.rectified_at,
-            r.verifier,
-            r.verified_at,
+            state.status.as_str(),
+            plan.map(|p| p.mode.as_str()),
+            plan.and_then(|p| p.deadline.as_deref()),
+            plan.map_or("", |p| p.owner.as_str()),
+            plan.map_or("", |p| p.measures.as_str()),
+            (!state.reports.is_empty()).then(|| state
+                .reports
+                .iter()
+                .map(|r| r.rectified_by.as_str())
+                .collect::<Vec<_>>()
+                .join("、")),
+            state.reports.iter().filter_map(|r| r.at.as_deref()).max(),
+            verification.map(|v| v.verifier.as_str()),
+            verification.and_then(|v| v.at.as_deref()),
             serde_json::to_string(&h.photos)?,
-            serde_json::to_string(&r.photos_after)?,
+            serde_json::to_string(&after)?,
             serde_json::to_string(h)?,
         ])?;
     }

@@ -133,7 +133,7 @@ pub(crate) fn progress(conn: &Connection, campaign: &str, as_of: &str) -> Result
             "截至 {as_of} 从推荐隐患清单带入、未删除的隐患所涉及的不同清单条目数（目标不少于 {RECOMMENDED_TARGET} 条）"
         ),
         rectification_rate: format!(
-            "分子：截至 {as_of} 已销号（复查通过且复查时间不晚于截止时间）的隐患条数；分母：截至 {as_of} 发现并记录、未删除的隐患条数（目标不低于 {}%）",
+            "分子：截至 {as_of} 已销号（复查通过且复查时间不晚于截止时间；其后重新打开的不计）的隐患条数；分母：截至 {as_of} 发现并记录、未删除的隐患条数（目标不低于 {}%）",
             RECTIFICATION_TARGET * 100.0
         ),
     };

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::{MAX_DEPTH, ModelError, map_at, put_value, read_json};
 use crate::model::{Crs, DocumentResult, HazardKind, HazardLevel, RectificationMode, RectificationStatus, Verdict};
+use crate::rectification::Loop;
 
 /// A field holding several concurrent values.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -152,6 +153,10 @@ fn walk(doc: &impl ReadDoc, obj: &ObjId, path: &mut Vec<String>, out: &mut Vec<C
         return Err(ModelError::Malformed(format!("对象嵌套超过 {MAX_DEPTH} 层")));
     }
     for key in doc.keys(obj) {
+        if super::UNION_MAPS.contains(&key.as_str()) {
+            // Read as the union of its copies; its records are never rewritten.
+            continue;
+        }
         let values = values_of(doc, obj, &key)?;
         let mut texts: Vec<String> = values.iter().map(|(t, _, _)| t.clone()).collect();
         texts.sort();
@@ -175,15 +180,27 @@ fn walk(doc: &impl ReadDoc, obj: &ObjId, path: &mut Vec<String>, out: &mut Vec<C
     Ok(())
 }
 
-/// Lists hazards whose merged state breaks a rule.
+/// Lists hazards whose merged state breaks a rule, and those whose
+/// rectification loop holds concurrent steps that disagree.
 pub fn rule_issues(dossier: &crate::model::Dossier) -> Vec<RuleIssue> {
-    dossier
-        .hazards
-        .iter()
-        .filter_map(|(id, hazard)| {
-            super::dossier::check_rules(hazard).err().map(|e| RuleIssue { hazard: id.clone(), message: e.to_string() })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (id, hazard) in &dossier.hazards {
+        if let Err(e) = super::dossier::check_rules(hazard) {
+            out.push(RuleIssue { hazard: id.clone(), message: e.to_string() });
+        }
+        for d in Loop::of(&hazard.rectification).disputes {
+            out.push(RuleIssue {
+                hazard: id.clone(),
+                message: format!(
+                    "整改分歧：{}有同时记录的不同结果（{}），暂按较严的“{}”执行；追加一步整改记录（field rectify）即为裁定",
+                    d.label,
+                    d.values.join(" / "),
+                    d.shown
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// Resolves the conflict at `path` by choosing one of its concurrent values
@@ -257,9 +274,10 @@ mod tests {
         assert!(conflicts(&a).unwrap().is_empty());
 
         let mut c = a.fork().with_actor(ActorId::from(&[3u8; 16][..]));
+        let clause = |i: usize| codes::criteria()[i].id.clone();
         edit(&mut a, 3, |tx| {
             modify_hazard(tx, &id, |h| {
-                h.rectification.status = RectificationStatus::Rectifying;
+                h.major_hazard_criterion = Some(clause(1));
                 h.description = "甲的描述".into();
                 Ok(())
             })
@@ -267,8 +285,7 @@ mod tests {
         .unwrap();
         edit(&mut c, 3, |tx| {
             modify_hazard(tx, &id, |h| {
-                h.rectification.status = RectificationStatus::AwaitingVerification;
-                h.rectification.rectified_by = Some("王五".into());
+                h.major_hazard_criterion = Some(clause(2));
                 h.description = "丙的描述".into();
                 Ok(())
             })
@@ -277,15 +294,17 @@ mod tests {
         a.merge(&mut c).unwrap();
         let found = conflicts(&a).unwrap();
         assert_eq!(found.len(), 2, "{found:?}");
-        let status = found.iter().find(|c| c.field == "status").unwrap();
-        assert!(status.critical);
-        assert_eq!(status.values, vec!["awaiting_verification", "rectifying"]);
+        let criterion = found.iter().find(|c| c.field == "major_hazard_criterion").unwrap();
+        assert!(criterion.critical);
+        let mut both = vec![clause(1), clause(2)];
+        both.sort();
+        assert_eq!(criterion.values, both);
         let description = found.iter().find(|c| c.field == "description").unwrap();
         assert!(!description.critical);
 
-        let err = edit(&mut a, 4, |tx| resolve(tx, &status.path, "已销号")).unwrap_err();
+        let err = edit(&mut a, 4, |tx| resolve(tx, &criterion.path, &clause(0))).unwrap_err();
         assert!(matches!(err, ModelError::Rule(_)));
-        edit(&mut a, 4, |tx| resolve(tx, &status.path, "待复查")).unwrap();
+        edit(&mut a, 4, |tx| resolve(tx, &criterion.path, &clause(2))).unwrap();
         edit(&mut a, 4, |tx| resolve(tx, &description.path, "丙的描述")).unwrap();
         assert!(conflicts(&a).unwrap().is_empty());
         assert_eq!(crate::doc::dossier::hazard(&a, &id).unwrap().description, "丙的描述");

@@ -5,7 +5,7 @@
 //! [`super::edit`]. Each validates the record it produces, so a bad edit
 //! rolls the whole transaction back.
 
-use automerge::transaction::Transaction;
+use automerge::transaction::{Transactable, Transaction};
 use automerge::{Automerge, ReadDoc};
 use serde_json::json;
 
@@ -15,8 +15,9 @@ use crate::codes::AccidentType;
 use crate::ids::{CreditCode, DocId, EntityId};
 use crate::model::{
     AccidentReview, ChecklistItem, DocumentCheck, Dossier, GeoPoint, Hazard, HazardKind, HazardLevel, Location,
-    Rectification, RectificationMode, RectificationStatus, ReviewItemKind, SCHEMA_VERSION, SiteVisit,
+    Rectification, RectificationStatus, ReviewItemKind, SCHEMA_VERSION, SiteVisit, Step,
 };
+use crate::rectification::{self, Loop};
 
 /// What an inspector says of a hazard, each part optional: the fields of
 /// `field hazard add` and `field hazard edit`.
@@ -146,7 +147,7 @@ pub fn tally(dossier: &Dossier) -> Tally {
     let live = dossier.hazards.values().filter(|h| !h.deleted);
     live.fold(Tally::default(), |t, h| Tally {
         hazards: t.hazards + 1,
-        open: t.open + usize::from(h.rectification.status != RectificationStatus::Closed),
+        open: t.open + usize::from(Loop::of(&h.rectification).state.status != RectificationStatus::Closed),
     })
 }
 
@@ -207,38 +208,37 @@ pub fn check_values(h: &Hazard) -> Result<(), ModelError> {
             return Err(ModelError::InvalidGps { lat: gps.lat, lon: gps.lon });
         }
     }
-    if let Some(deadline) = &h.rectification.deadline {
+    let r = &h.rectification;
+    for deadline in r.deadline.iter().chain(r.steps.values().filter_map(|s| s.deadline.as_ref())) {
         check_date(deadline)?;
     }
     // Photo keys name files in the blob store: only SHA-256 hex is accepted,
     // so no document can smuggle a path.
-    if let Some(bad) = h.photos.keys().chain(h.rectification.photos_after.keys()).find(|k| !crate::ids::is_blob_name(k))
-    {
+    if let Some(bad) = photo_keys(h).find(|k| !crate::ids::is_blob_name(k)) {
         return Err(ModelError::Rule(format!("照片编号无效：{bad}")));
     }
     Ok(())
 }
 
+/// The keys of every photo map of a hazard: before, after (recorded before
+/// the steps) and those of its rectification steps.
+pub fn photo_keys(h: &Hazard) -> impl Iterator<Item = &String> {
+    let r = &h.rectification;
+    h.photos.keys().chain(r.photos_after.keys()).chain(r.steps.values().flat_map(|s| s.photos.keys()))
+}
+
 /// Checks the rules that tie a hazard's fields together. Local edits must
 /// pass them; a merge of two valid concurrent edits can still break one
-/// (one inspector names the rectifier while another names the same person
-/// as verifier), so merged documents report these as needing review
-/// ([`super::conflicts`]) instead of being refused.
+/// (one inspector raises the level while another clears the criterion), so
+/// merged documents report these as needing review ([`super::conflicts`])
+/// instead of being refused. The rectification loop's rules are
+/// [`crate::rectification`]'s.
 pub fn check_rules(h: &Hazard) -> Result<(), ModelError> {
     if h.title.trim().is_empty() {
         return Err(ModelError::Empty("隐患标题"));
     }
     if h.level == HazardLevel::Major && h.major_hazard_criterion.is_none() {
         return Err(ModelError::MajorWithoutCriterion);
-    }
-    let r = &h.rectification;
-    if r.mode == Some(RectificationMode::Deadline) && r.deadline.is_none() {
-        return Err(ModelError::Rule("限期整改必须填写整改期限（--deadline）".into()));
-    }
-    if let (Some(verifier), Some(rectifier)) = (&r.verifier, &r.rectified_by)
-        && verifier.trim() == rectifier.trim()
-    {
-        return Err(ModelError::VerifierIsRectifier(verifier.clone()));
     }
     Ok(())
 }
@@ -249,28 +249,20 @@ pub fn validate_hazard(h: &Hazard) -> Result<(), ModelError> {
     check_rules(h)
 }
 
-/// Checks a change of a hazard: the record itself and the workflow step.
+/// Checks a change of a hazard's own fields: the loop is only appended to,
+/// by [`add_step`].
 fn check_hazard_change(old: &Hazard, new: &Hazard) -> Result<(), ModelError> {
-    validate_hazard(new)?;
-    let (from, to) = (old.rectification.status, new.rectification.status);
-    if from != to && !from.may_become(to) {
-        return Err(ModelError::BadTransition { from: from.label(), to: to.label() });
+    if old.rectification != new.rectification {
+        return Err(ModelError::Rule("整改记录只能逐步追加（field rectify），不能直接修改".into()));
     }
-    let r = &new.rectification;
-    if to == RectificationStatus::AwaitingVerification && r.rectified_by.is_none() {
-        return Err(ModelError::Rule("提交复查前必须填写整改人".into()));
-    }
-    if to == RectificationStatus::Closed && r.verifier.is_none() {
-        return Err(ModelError::Rule("销号前必须填写复查人".into()));
-    }
-    Ok(())
+    validate_hazard(new)
 }
 
 /// Adds a new hazard.
 pub fn add_hazard(tx: &mut Transaction<'_>, id: &EntityId, hazard: &Hazard) -> Result<(), ModelError> {
     validate_hazard(hazard)?;
-    if hazard.rectification.status != RectificationStatus::Open {
-        return Err(ModelError::Rule("新隐患的整改状态必须为“未整改”".into()));
+    if hazard.rectification != Rectification::default() {
+        return Err(ModelError::Rule("新隐患尚无整改记录；整改用 field rectify 逐步记录".into()));
     }
     insert_record(tx, &["hazards"], id.as_str(), "隐患", hazard)
 }
@@ -283,6 +275,51 @@ pub fn modify_hazard<R>(
     change: impl FnOnce(&mut Hazard) -> Result<R, ModelError>,
 ) -> Result<R, ModelError> {
     modify_record(tx, &["hazards", id.as_str()], "隐患", change, check_hazard_change)
+}
+
+/// Who records a step: the holder of this device's credential and its role
+/// (`inspector`, `enterprise`, …; `None` before enrollment).
+#[derive(Clone, Debug)]
+pub struct Signer {
+    /// The holder's name.
+    pub name: String,
+    /// The credential's role.
+    pub role: Option<String>,
+}
+
+/// Appends step `id` to hazard `hazard`'s rectification loop, recorded by
+/// `signer` at `at` (RFC 3339): it follows the loop's current heads and
+/// must be the step the loop accepts next ([`rectification::admit`]).
+/// Returns the loop with the step taken.
+pub fn add_step(
+    tx: &mut Transaction<'_>,
+    hazard: &EntityId,
+    id: &EntityId,
+    mut step: Step,
+    signer: &Signer,
+    at: String,
+) -> Result<Loop, ModelError> {
+    let mut h = self::hazard(tx, hazard)?;
+    if h.deleted {
+        return Err(ModelError::Rule(format!("隐患 {hazard} 已删除，不能再记录整改")));
+    }
+    let before = Loop::of(&h.rectification);
+    step.after = before.heads.clone();
+    step.author = signer.name.clone();
+    step.author_role = signer.role.clone();
+    step.at = at;
+    let found_on = rectification::local_day(&h.found_at);
+    rectification::check_step(&step, found_on.as_deref()).map_err(ModelError::Rule)?;
+    rectification::admit(&before.state, &step).map_err(ModelError::Rule)?;
+    // A hazard recorded before the steps has no map for them yet.
+    let path = ["hazards", hazard.as_str(), "rectification", "steps"];
+    if map_at(tx, &path).is_err() {
+        let parent = map_at(tx, &path[..3])?;
+        tx.put_object(&parent, "steps", automerge::ObjType::Map)?;
+    }
+    insert_record(tx, &path, id.as_str(), "整改步骤", &step)?;
+    h.rectification.steps.insert(id.to_string(), step);
+    Ok(Loop::of(&h.rectification))
 }
 
 /// Adds a 四不放过 review of a past accident.
@@ -469,16 +506,7 @@ pub(crate) mod tests {
 
         edit(&mut doc, 1, |tx| add_hazard(tx, &id, &sample_hazard("x"))).unwrap();
         let heads = doc.get_heads();
-        let err = edit(&mut doc, 2, |tx| {
-            modify_hazard(tx, &id, |h| {
-                h.rectification.status = RectificationStatus::AwaitingVerification;
-                h.rectification.rectified_by = Some("李四".into());
-                h.rectification.verifier = Some("李四".into());
-                Ok(())
-            })
-        })
-        .unwrap_err();
-        assert!(matches!(err, ModelError::VerifierIsRectifier(_)));
+        // The loop is only appended to, step by step.
         let err = edit(&mut doc, 2, |tx| {
             modify_hazard(tx, &id, |h| {
                 h.rectification.status = RectificationStatus::Closed;
@@ -486,7 +514,7 @@ pub(crate) mod tests {
             })
         })
         .unwrap_err();
-        assert!(matches!(err, ModelError::BadTransition { .. }));
+        assert!(err.to_string().contains("整改记录只能逐步追加"), "{err}");
         assert_eq!(doc.get_heads(), heads);
     }
 

@@ -42,6 +42,23 @@ use crate::ids::DocId;
 /// ([`conflicts`]).
 const TEXT_FIELDS: &[&str] = &["notes"];
 
+/// Maps that two devices may create at once under the same key, read as
+/// the union of their concurrent copies: the rectification steps of a
+/// hazard recorded before steps existed, whose map the first step creates.
+/// Every other nested map is created with its parent record.
+const UNION_MAPS: &[&str] = &["steps"];
+
+/// The concurrent copies of the map at `obj[key]`, if it is one of
+/// [`UNION_MAPS`] and has several.
+fn union_copies(doc: &impl ReadDoc, obj: &ObjId, key: &str, conflict: bool) -> Option<Vec<ObjId>> {
+    if !conflict || !UNION_MAPS.contains(&key) {
+        return None;
+    }
+    let all = doc.get_all(obj, key).ok()?;
+    let maps = all.into_iter().filter(|(v, _)| matches!(v, Value::Object(ObjType::Map))).map(|(_, id)| id);
+    Some(maps.collect())
+}
+
 /// Errors from reading or editing a document.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -264,9 +281,18 @@ fn read_json_at(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, depth: usize) ->
         ObjType::Map | ObjType::Table => {
             let mut fields = Map::new();
             for item in doc.map_range(obj, ..) {
-                let json = match item.value.clone() {
-                    ValueRef::Object(kind) => read_json_at(doc, &item.id(), kind, depth + 1)?,
-                    ValueRef::Scalar(s) => scalar_json(s),
+                let json = match (item.value.clone(), union_copies(doc, obj, &item.key, item.conflict)) {
+                    (_, Some(copies)) => {
+                        let mut union = Map::new();
+                        for copy in copies {
+                            if let Json::Object(fields) = read_json_at(doc, &copy, ObjType::Map, depth + 1)? {
+                                fields.into_iter().for_each(|(k, v)| _ = union.entry(k).or_insert(v));
+                            }
+                        }
+                        Json::Object(union)
+                    }
+                    (ValueRef::Object(kind), None) => read_json_at(doc, &item.id(), kind, depth + 1)?,
+                    (ValueRef::Scalar(s), None) => scalar_json(s),
                 };
                 fields.insert(item.key.into_owned(), json);
             }
@@ -287,7 +313,7 @@ fn scalar_json(value: ScalarValueRef<'_>) -> Json {
 }
 
 /// Finds the map at `path` below the root.
-fn map_at(doc: &impl ReadDoc, path: &[&str]) -> Result<ObjId, ModelError> {
+pub(crate) fn map_at(doc: &impl ReadDoc, path: &[&str]) -> Result<ObjId, ModelError> {
     let mut obj = ROOT;
     for (depth, key) in path.iter().enumerate() {
         obj = match doc.get(&obj, *key)? {
@@ -337,6 +363,8 @@ fn read_at<T: DeserializeOwned>(doc: &impl ReadDoc, path: &[&str]) -> Result<T, 
 enum Slot {
     Scalar(Json),
     Object(ObjType, ObjId),
+    /// The concurrent copies of one of [`UNION_MAPS`].
+    Union(Vec<ObjId>),
 }
 
 /// An object's values (keyed in a map, in order in a list).
@@ -360,7 +388,10 @@ fn read_document(doc: &impl ReadDoc) -> Result<Json, ModelError> {
             ValueRef::Scalar(s) => Slot::Scalar(scalar_json(s)),
         };
         let (key, slot) = match item.item {
-            DocItem::Map(m) => (Some(m.key.to_string()), slot(m.value.clone(), &|| m.id())),
+            DocItem::Map(m) => match union_copies(doc, &item.obj, &m.key, m.conflict) {
+                Some(copies) => (Some(m.key.to_string()), Slot::Union(copies)),
+                None => (Some(m.key.to_string()), slot(m.value.clone(), &|| m.id())),
+            },
             DocItem::List(l) => (None, slot(l.value.clone(), &|| l.id())),
             DocItem::Text(_) => continue,
         };
@@ -396,6 +427,21 @@ fn build(
     let mut value = |slot| match slot {
         Slot::Scalar(json) => Ok(json),
         Slot::Object(kind, id) => build(doc, objects, &id, kind, depth + 1),
+        Slot::Union(copies) => {
+            let mut union = Map::new();
+            for copy in copies {
+                // The one pass visits only the copy that wins the key.
+                let fields = if objects.contains_key(&copy) {
+                    build(doc, objects, &copy, ObjType::Map, depth + 1)?
+                } else {
+                    read_json_at(doc, &copy, ObjType::Map, depth + 1)?
+                };
+                if let Json::Object(fields) = fields {
+                    fields.into_iter().for_each(|(k, v)| _ = union.entry(k).or_insert(v));
+                }
+            }
+            Ok(Json::Object(union))
+        }
     };
     Ok(match kind {
         ObjType::List => Json::Array(slots.into_iter().map(|(_, slot)| value(slot)).collect::<Result<_, _>>()?),
