@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sync_core::automerge::transaction::Transaction;
-use sync_core::automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use sync_core::automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use sync_core::bundle::{self, Bundle, BundleDoc};
 use sync_core::credential::{Credential, Enrollment, SignedCredential};
 use sync_core::doc::{self, ModelError, briefing, campaign, checklist, dossier};
@@ -25,6 +25,7 @@ use sync_core::ids::DocTag;
 use sync_core::ids::PhotoId;
 use sync_core::ids::{DocId, DocKind, EntityId};
 use sync_core::model::{Campaign, Checklist, Dossier};
+use sync_core::rectification::Signer;
 use sync_core::sync::batch::Arrived;
 use sync_core::sync::replica::{Outgoing, Replica};
 use sync_core::sync::session;
@@ -343,13 +344,13 @@ impl Store {
     /// Who records a rectification step on this device: the holder named
     /// by its credential, with its role (before enrollment, the name given
     /// at `field init`, no role).
-    pub fn signer(&self) -> Result<dossier::Signer, StoreError> {
+    pub fn signer(&self) -> Result<Signer, StoreError> {
         Ok(match self.enrollment()? {
             Some(e) => {
                 let c = e.credential.credential();
-                dossier::Signer { name: c.name.clone(), role: Some(c.role.as_str().to_owned()) }
+                Signer { name: c.name.clone(), role: Some(c.role.as_str().to_owned()) }
             }
-            None => dossier::Signer { name: self.name.clone(), role: None },
+            None => Signer { name: self.name.clone(), role: None },
         })
     }
 
@@ -748,8 +749,14 @@ impl Store {
             }
             // The same check as a sync session's: the door is different,
             // the rules are not.
+            let signers = self.signers(&evidence, &bundle.credentials)?;
+            let signer = |actor: &ActorId| {
+                let e = evidence.iter().find(|e| e.actor.actor_id() == *actor)?;
+                signers.get(&e.actor.key.to_bytes()).cloned()
+            };
             let checked = Arrived::Changes(check.changes.clone())
                 .checked(&id, current)
+                .and_then(|checked| validate::authorship(&checked.steps, signer).map(|()| checked))
                 .map_err(|e| StoreError::Rejected { doc: id.to_string(), reason: e.0 })?;
             let referenced = checked.typed.photos();
             let mut doc = checked.result;
@@ -800,6 +807,43 @@ impl Store {
     /// later expiry, from a trusted device, displaces a valid one imported
     /// before enrollment: that author's work waits for the next bundle that
     /// carries the valid one, or for its author's own sync.)
+    /// Who holds each device that signed `evidence`, as this store knows:
+    /// from the credentials a bundle carries (HQ-signed, when enrolled) or
+    /// holds, else the name the device is trusted under.
+    fn signers(
+        &self,
+        evidence: &[HeadSignature],
+        carried: &[SignedCredential],
+    ) -> Result<HashMap<[u8; 32], Signer>, StoreError> {
+        let hq = self.enrollment()?.map(|e| e.hq);
+        let now = crate::now_ms();
+        let of = |signed: &SignedCredential| {
+            let c = match &hq {
+                Some(hq) => signed.verify(hq, now, None).ok()?,
+                None => signed.credential(),
+            };
+            Some(Signer { name: c.name.clone(), role: Some(c.role.as_str().to_owned()) })
+        };
+        let trusted: HashMap<String, String> = self.db.trusted()?.into_iter().collect();
+        let mut out = HashMap::new();
+        for key in evidence.iter().map(|e| e.actor.key) {
+            let bytes = key.to_bytes();
+            let carried = carried.iter().find(|c| c.credential().device_key().is_ok_and(|k| k == key));
+            let held = match carried {
+                Some(_) => None,
+                None => self.db.author_credential(bytes.to_vec())?.and_then(|b| SignedCredential::from_bytes(&b).ok()),
+            };
+            let signer = carried
+                .and_then(of)
+                .or_else(|| held.as_ref().and_then(of))
+                .or_else(|| trusted.get(&key.to_string()).map(|name| Signer { name: name.clone(), role: None }));
+            if let Some(signer) = signer {
+                out.insert(bytes, signer);
+            }
+        }
+        Ok(out)
+    }
+
     fn credential_writes(&self, credentials: &[SignedCredential]) -> Result<Vec<Write>, StoreError> {
         let hq = self.enrollment()?.map(|e| e.hq);
         let revocations = self.revocations()?;

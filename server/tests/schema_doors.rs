@@ -23,8 +23,9 @@ use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId};
 use sync_core::model::{
     AccidentReview, CampaignKind, DocumentCheck, Domain, Enterprise, Hazard, HazardLevel, RectificationMode,
-    ScheduleEntry, SiteVisit, Step, StepKind, TeamMember, VerifyResult,
+    RectificationStatus, ScheduleEntry, SiteVisit, Step, StepKind, TeamMember, VerifyResult,
 };
+use sync_core::rectification::Loop;
 
 const SITE: &str = "91640200MA76XYW123";
 
@@ -494,4 +495,106 @@ async fn one_invalid_document_does_not_hold_back_the_others() {
     check.enroll(&issue(&world.data, &check, "hq", &world.addr, &[])).unwrap();
     check.sync_with_hq(None).await.unwrap();
     assert!(check.campaign(&campaign_id).unwrap().schedule.contains_key(entry_id.as_str()));
+}
+
+/// Writes a rectification step into hazard `hazard` directly, past the
+/// model's rules, as a tampered client could: `after` the loop's heads.
+fn raw_step(tx: &mut Transaction<'_>, hazard: &str, step: &Step) {
+    let at = |tx: &Transaction<'_>, obj: &ObjId, key: &str| match tx.get(obj, key).unwrap() {
+        Some((Value::Object(_), id)) => id,
+        other => panic!("{key}: {other:?}"),
+    };
+    let hazards = at(tx, &ROOT, "hazards");
+    let rectification = at(tx, &at(tx, &hazards, hazard), "rectification");
+    let steps = at(tx, &rectification, "steps");
+    let id = new_entity_id().unwrap();
+    let obj = tx.put_object(&steps, id.as_str(), ObjType::Map).unwrap();
+    let Json::Object(fields) = serde_json::to_value(step).unwrap() else { unreachable!() };
+    for (key, value) in fields {
+        match value {
+            Json::String(s) if !s.is_empty() => tx.put(&obj, key.as_str(), s.as_str()).unwrap(),
+            Json::Array(items) => {
+                let list = tx.put_object(&obj, key.as_str(), ObjType::List).unwrap();
+                for (i, item) in items.iter().enumerate() {
+                    tx.insert(&list, i, item.as_str().unwrap()).unwrap();
+                }
+            }
+            Json::Object(_) => _ = tx.put_object(&obj, key.as_str(), ObjType::Map).unwrap(),
+            _ => {}
+        }
+    }
+}
+
+/// A signed change carrying a rectification step out of order (a plan on a
+/// closed hazard), or a step naming someone other than its signer as its
+/// author, is refused through a bundle and quarantined at HQ through a real
+/// sync, with the reason; valid work of the same device goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_out_of_order_or_in_another_name_is_refused_at_every_door() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path()).await;
+    let site = world.site.clone();
+    let dossier = world.lead.dossier(&site).unwrap();
+    let closed = dossier
+        .hazards
+        .iter()
+        .find(|(_, h)| Loop::of(&h.rectification).state.status == RectificationStatus::Closed)
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let loop_heads = Loop::of(&dossier.hazards[&closed].rectification).heads;
+    let step = |author: &str, kind| Step {
+        author: author.into(),
+        author_role: Some("inspector".into()),
+        at: "2026-11-27T02:00:00Z".into(),
+        after: loop_heads.clone(),
+        ..Step::new(kind)
+    };
+    let plan = Step {
+        mode: Some(RectificationMode::Immediate),
+        owner: "王五".into(),
+        measures: "重做".into(),
+        ..step("李四", StepKind::Plan)
+    };
+    let reopen = Step { note: "复查发现反弹".into(), ..step("张三", StepKind::Reopen) };
+    for (n, (bad, expect)) in [
+        (plan, "隐患当前为“已销号”，已销号的隐患不能再下达整改要求"),
+        (reopen, "记载的记录人 张三 与签名设备的持有人 李四 不符"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut tablet = world.tablet(&dir.path().join(format!("tablet-{n}")), "李四").await;
+        let held = world.lead.document(&site).unwrap().get_heads();
+        tablet
+            .edit(&site, |tx| {
+                raw_step(tx, &closed, &bad);
+                Ok(())
+            })
+            .unwrap();
+
+        let bundle = tablet.export_bundle().unwrap();
+        world.lead.trust(&tablet.public_key(), tablet.device_name()).unwrap();
+        let refused = world.lead.import_bundle(&bundle).unwrap_err().to_string();
+        assert!(refused.contains(expect) && refused.contains(&closed), "bundle refusal: {refused}");
+        assert_eq!(world.lead.document(&site).unwrap().get_heads(), held, "the bundle changed nothing");
+
+        let before = quarantined(&world.data).len();
+        let summary = tablet.sync_with_hq(None).await.expect("the session goes on");
+        let told = &summary.quarantined[&site];
+        assert!(told.contains(expect), "HQ says {told:?}");
+        let kept = quarantined(&world.data);
+        assert_eq!(kept.len(), before + 1);
+        assert!(kept.last().unwrap().reason.contains(expect), "{:?}", kept.last());
+    }
+    // The same reopening by the device whose holder it names goes in.
+    let mut tablet = world.tablet(&dir.path().join("tablet-ok"), "张三").await;
+    let signer = tablet.signer().unwrap();
+    let at = "2026-11-27T03:00:00Z".to_owned();
+    let reopen = Step { note: "复查发现反弹".into(), ..Step::new(StepKind::Reopen) };
+    let id = new_entity_id().unwrap();
+    let closed_id: sync_core::ids::EntityId = closed.parse().unwrap();
+    tablet.edit(&site, |tx| dossier::add_step(tx, &closed_id, &id, reopen, &signer, at)).unwrap();
+    let summary = tablet.sync_with_hq(None).await.unwrap();
+    assert!(summary.quarantined.is_empty(), "{summary:?}");
+    assert!(tablet.unreceipted().unwrap().is_empty(), "receipted by HQ");
 }

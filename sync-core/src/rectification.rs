@@ -24,6 +24,16 @@ use serde::Serialize;
 use crate::model::{Rectification, RectificationMode, RectificationStatus, Step, StepKind, VerifyResult};
 use crate::text::same_person;
 
+/// Who records a step: the holder of this device's credential and its role
+/// (`inspector`, `enterprise`, …; `None` before enrollment).
+#[derive(Clone, Debug)]
+pub struct Signer {
+    /// The holder's name.
+    pub name: String,
+    /// The credential's role.
+    pub role: Option<String>,
+}
+
 /// The plan in force (整改要求).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -479,10 +489,11 @@ impl Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doc::dossier::{Signer, add_hazard, add_step, create, hazard, tests::sample_hazard};
+    use crate::doc::dossier::{add_hazard, add_step, create, hazard, tests::sample_hazard};
     use crate::doc::{ModelError, edit};
     use crate::ids::{DocId, EntityId};
-    use automerge::{ActorId, Automerge};
+    use crate::sync::batch::Arrived;
+    use automerge::{ActorId, Automerge, ReadDoc};
     use proptest::prelude::*;
 
     fn hid() -> EntityId {
@@ -709,17 +720,146 @@ mod tests {
         assert_eq!((deleted.found, deleted.rate), (0, None));
     }
 
+    /// Writes `s` as the next step past every rule of a local edit, as a
+    /// tampered client could; returns the change.
+    fn raw(doc: &mut Automerge, who: &str, mut s: Step) -> automerge::Change {
+        let h = hazard(doc, &hid()).unwrap();
+        s.after = Loop::of(&h.rectification).heads;
+        (s.author, s.author_role, s.at) = (who.into(), Some("inspector".into()), "2026-12-01T08:00:00Z".into());
+        let actor = doc.get_actor().to_bytes()[0] as u128;
+        let id = EntityId::new(3, actor << 32 | h.rectification.steps.len() as u128);
+        let path = ["hazards", hid().as_str(), "rectification", "steps"].map(str::to_owned);
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let hash = edit(doc, 3, |tx| crate::doc::insert_record(tx, &path, id.as_str(), "整改步骤", &s)).unwrap().hash;
+        doc.get_change_by_hash(&hash.unwrap()).unwrap().clone()
+    }
+
+    fn id_of(doc: &Automerge) -> DocId {
+        let d = crate::doc::dossier::read(doc).unwrap();
+        d.id
+    }
+
+    /// What `doc` holds beyond `base`, checked at the door as `base`'s
+    /// holder would.
+    fn door(base: &Automerge, doc: &Automerge) -> Result<Vec<crate::validate::ArrivedStep>, String> {
+        let arrived = Arrived::Changes(doc.get_changes(&base.get_heads()));
+        arrived.checked(&id_of(doc), Some(base.clone())).map(|c| c.steps).map_err(|e| e.0)
+    }
+
+    /// Every door judges an arriving step at its own causal point: out of
+    /// order, rewritten or a step whose signer's holder is not its author
+    /// is refused; concurrent valid steps are both let in.
+    #[test]
+    fn the_doors_judge_each_step_at_its_own_point() {
+        use automerge::transaction::Transactable;
+        let base = dossier(1);
+        let mut a = base.clone();
+        raw(&mut a, "张三", done("王五"));
+        let err = door(&base, &a).unwrap_err();
+        assert!(err.contains("整改步骤") && err.contains("隐患当前为“未整改”，不能整改完成"), "{err}");
+
+        let mut a = base.clone();
+        take(&mut a, "张三", plan("2026-12-10")).unwrap();
+        take(&mut a, "张三", step(StepKind::Start)).unwrap();
+        take(&mut a, "张三", done("王五")).unwrap();
+        let held = a.clone();
+        // A verification by the rectifier, written past the local check.
+        let mut tampered = held.clone();
+        raw(&mut tampered, "王五", verify(VerifyResult::Pass));
+        assert!(door(&held, &tampered).unwrap_err().contains("就是整改人"));
+        // A step rewritten after the fact.
+        let mut rewritten = held.clone();
+        edit(&mut rewritten, 4, |tx| {
+            let steps = crate::doc::map_at(tx, &["hazards", hid().as_str(), "rectification", "steps"])?;
+            let first = tx.keys(&steps).next().unwrap();
+            let step = crate::doc::map_at(tx, &["hazards", hid().as_str(), "rectification", "steps", &first])?;
+            tx.put(&step, "deadline", "2026-12-30")?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(door(&held, &rewritten).unwrap_err().contains("改写了整改步骤"));
+        // The fields an earlier version kept, written on a hazard with steps.
+        let mut legacy = held.clone();
+        edit(&mut legacy, 4, |tx| {
+            let r = crate::doc::map_at(tx, &["hazards", hid().as_str(), "rectification"])?;
+            tx.put(&r, "status", "closed")?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(door(&held, &legacy).unwrap_err().contains("改写了整改字段 status"));
+        // The whole loop replaced by an empty one.
+        let mut replaced = held.clone();
+        edit(&mut replaced, 4, |tx| {
+            let h = crate::doc::map_at(tx, &["hazards", hid().as_str()])?;
+            let r = tx.put_object(&h, "rectification", automerge::ObjType::Map)?;
+            tx.put(&r, "status", "open")?;
+            tx.put_object(&r, "photos_after", automerge::ObjType::Map)?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(door(&held, &replaced).unwrap_err().contains("替换了整改记录"));
+
+        // Two verifications made offline at once: each valid where it was
+        // made, both let in, whichever arrives first.
+        let mut b = held.fork().with_actor(ActorId::from(&[2u8; 16][..]));
+        take(&mut a, "钱七", verify(VerifyResult::Pass)).unwrap();
+        take(&mut b, "孙八", verify(VerifyResult::Fail)).unwrap();
+        let mut merged = a.clone();
+        merged.merge(&mut b.clone()).unwrap();
+        let steps = door(&a, &merged).unwrap();
+        assert_eq!((steps.len(), steps[0].author.as_str()), (1, "孙八"));
+        assert_eq!(door(&b, &merged).unwrap()[0].author, "钱七");
+        // Who the signer's holder is, each door knows; a step naming
+        // someone else is refused.
+        let holder = |name: &str| Signer { name: name.into(), role: Some("inspector".into()) };
+        assert!(crate::validate::authorship(&steps, |_| Some(holder("孙八"))).is_ok());
+        let err = crate::validate::authorship(&steps, |_| Some(holder("钱七"))).unwrap_err();
+        assert!(err.0.contains("记载的记录人 孙八 与签名设备的持有人 钱七 不符"), "{err}");
+    }
+
     #[derive(Clone, Debug)]
     enum Act {
-        Step { replica: usize, kind: u8, who: usize, day: u8 },
-        Merge { from: usize, to: usize },
+        /// A local edit, which the rules may refuse.
+        Step {
+            replica: usize,
+            kind: u8,
+            who: usize,
+            day: u8,
+        },
+        /// A step written past the local rules, sent to another replica.
+        Raw {
+            replica: usize,
+            kind: u8,
+            who: usize,
+            day: u8,
+            to: usize,
+        },
+        Merge {
+            from: usize,
+            to: usize,
+        },
     }
 
     fn act() -> impl Strategy<Value = Act> {
+        let step = || (0..3usize, 0..6u8, 0..3usize, 23..30u8);
         prop_oneof![
-            3 => (0..3usize, 0..6u8, 0..3usize, 23..30u8).prop_map(|(replica, kind, who, day)| Act::Step { replica, kind, who, day }),
+            3 => step().prop_map(|(replica, kind, who, day)| Act::Step { replica, kind, who, day }),
+            1 => (step(), 0..3usize).prop_map(|((replica, kind, who, day), to)| Act::Raw { replica, kind, who, day, to }),
             1 => (0..3usize, 0..3usize).prop_map(|(from, to)| Act::Merge { from, to }),
         ]
+    }
+
+    const NAMES: [&str; 3] = ["张三", "王五", "钱七"];
+
+    fn random_step(kind: u8, who: usize, day: u8) -> Step {
+        match kind {
+            0 => plan(&format!("2026-11-{day}")),
+            1 => step(StepKind::Start),
+            2 => done(NAMES[(who + 1) % 3]),
+            3 => verify(VerifyResult::Pass),
+            4 => verify(VerifyResult::Fail),
+            _ => Step { note: "复查发现反弹".into(), ..step(StepKind::Reopen) },
+        }
     }
 
     proptest! {
@@ -731,31 +871,42 @@ mod tests {
         fn replicas_derive_the_same_loop(acts in proptest::collection::vec(act(), 1..40), order in Just(()).prop_perturb(|_, mut rng| { let mut o = vec![0usize, 1, 2]; for i in (1..3).rev() { o.swap(i, rng.random_range(0..=i)); } o })) {
             let base = dossier(9);
             let mut replicas: Vec<Automerge> = (0..3u8).map(|i| base.fork().with_actor(ActorId::from(&[i + 10; 16][..]))).collect();
-            let names = ["张三", "王五", "钱七"];
             let mut taken = BTreeSet::new();
+            let steps_of = |doc: &Automerge| -> BTreeSet<String> {
+                hazard(doc, &hid()).unwrap().rectification.steps.into_keys().collect()
+            };
             for a in acts {
                 match a {
                     Act::Step { replica, kind, who, day } => {
-                        let s = match kind {
-                            0 => plan(&format!("2026-11-{day}")),
-                            1 => step(StepKind::Start),
-                            2 => done(names[(who + 1) % 3]),
-                            3 => verify(VerifyResult::Pass),
-                            4 => verify(VerifyResult::Fail),
-                            _ => Step { note: "复查发现反弹".into(), ..step(StepKind::Reopen) },
-                        };
                         let doc = &mut replicas[replica];
-                        let before: BTreeSet<String> = hazard(doc, &hid()).unwrap().rectification.steps.into_keys().collect();
-                        if take(doc, names[who], s).is_ok() {
-                            let after: BTreeSet<String> = hazard(doc, &hid()).unwrap().rectification.steps.into_keys().collect();
-                            taken.extend(after.difference(&before).cloned());
+                        let before = steps_of(doc);
+                        if take(doc, NAMES[who], random_step(kind, who, day)).is_ok() {
+                            taken.extend(steps_of(doc).difference(&before).cloned());
+                        }
+                    }
+                    Act::Raw { replica, kind, who, day, to } if replica != to => {
+                        // Valid where it was made exactly when the local
+                        // rules would have let it in; the other replica's
+                        // door agrees.
+                        let s = random_step(kind, who, day);
+                        let at = Loop::of(&hazard(&replicas[replica], &hid()).unwrap().rectification);
+                        let s_checked = Step { author: NAMES[who].into(), ..s.clone() };
+                        let valid = check_step(&s_checked, Some("2026-11-23")).and_then(|()| admit(&at.state, &s_checked)).is_ok();
+                        let mut tampered = replicas[replica].clone();
+                        let before = steps_of(&tampered);
+                        raw(&mut tampered, NAMES[who], s);
+                        let verdict = door(&replicas[to], &tampered);
+                        prop_assert_eq!(verdict.is_ok(), valid, "{:?}", verdict);
+                        if valid {
+                            taken.extend(steps_of(&tampered).difference(&before).cloned());
+                            replicas[replica] = tampered;
                         }
                     }
                     Act::Merge { from, to } if from != to => {
                         let mut other = replicas[from].clone();
                         replicas[to].merge(&mut other).unwrap();
                     }
-                    Act::Merge { .. } => {}
+                    Act::Merge { .. } | Act::Raw { .. } => {}
                 }
             }
             let mut merged = Vec::new();

@@ -4,15 +4,16 @@
 //! data comes in by (a bundle, a sync session) asks it, and so does every
 //! store that persists what came in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use automerge::legacy::{Key, OpType};
-use automerge::{Automerge, Change, ObjId, ROOT, ReadDoc, Value};
+use automerge::{ActorId, Automerge, Change, ObjId, ROOT, ReadDoc, Value};
 use serde_json::Value as Json;
 
 use crate::doc::{self, briefing, campaign, checklist, dossier};
 use crate::ids::{DocId, DocKind, DocTag, EntityId, PhotoId};
 use crate::model::{Briefing, Campaign, Checklist, Dossier};
+use crate::rectification::{self, Loop, Signer};
 use crate::schema;
 
 /// Why a document is not valid (Chinese, shown to people).
@@ -124,6 +125,189 @@ pub fn rules_kept(merged: &Automerge, dossier: &Dossier, arrived: impl FnOnce() 
             if breaks(&before, &id).is_none() {
                 return Err(Invalid(format!("隐患 {key}：{rule}")));
             }
+        }
+    }
+    Ok(())
+}
+
+/// A rectification step that arrived: the actor of the change carrying it
+/// and whom the step names as its author. Each door checks the names
+/// against the credentials it holds ([`authorship`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArrivedStep {
+    /// The actor of the change.
+    pub actor: ActorId,
+    /// The step's `author`.
+    pub author: String,
+    /// The step's `author_role`.
+    pub role: Option<String>,
+    /// Where it is, for a refusal (`隐患 … 的整改步骤 …`).
+    pub place: String,
+}
+
+/// What an object of a hazard is, for [`steps_kept`].
+enum Part {
+    Hazard,
+    Rectification,
+    Steps,
+    /// A step, or an object inside it (its `after`, its photos).
+    Step(String),
+}
+
+/// Refuses arriving changes that rewrite a hazard's rectification loop or
+/// add a step the loop did not accept at that point: each new step is
+/// judged against the loop as of its change's dependencies — never against
+/// what another device did meanwhile — and must name the steps it followed
+/// there. A step is never rewritten or removed; the fields an earlier
+/// version kept the loop in are not written once the hazard has steps; one
+/// change adds at most one step to a hazard. Returns the steps that arrived,
+/// for [`authorship`]. `merged` is the document with what arrived applied,
+/// `dossier` its typed reading; a dossier without steps costs nothing.
+pub fn steps_kept(
+    merged: &Automerge,
+    dossier: &Dossier,
+    arrived: impl FnOnce() -> Vec<Change>,
+) -> Result<Vec<ArrivedStep>, Invalid> {
+    let object = |obj: &ObjId, key: &str| match merged.get(obj, key) {
+        Ok(Some((Value::Object(_), id))) => Some(id),
+        _ => None,
+    };
+    // Nothing to judge while no hazard has steps, unless one had and its
+    // loop was replaced: its rectification made by a later change.
+    let replaced =
+        || {
+            let Some(hazards) = object(&ROOT, "hazards") else { return false };
+            dossier.hazards.keys().filter_map(|k| object(&hazards, k)).any(|h| {
+                object(&h, "rectification").is_some_and(|r| merged.hash_for_opid(&r) != merged.hash_for_opid(&h))
+            })
+        };
+    if dossier.hazards.values().all(|h| h.rectification.steps.is_empty()) && !replaced() {
+        return Ok(Vec::new());
+    }
+    let mut index: HashMap<String, (&str, Part, ObjId)> = HashMap::new();
+    let hazards = object(&ROOT, "hazards");
+    for key in dossier.hazards.keys() {
+        let Some(hazard) = hazards.as_ref().and_then(|hs| object(hs, key)) else { continue };
+        index.insert(hazard.to_string(), (key, Part::Hazard, hazard.clone()));
+        let Some(rectification) = object(&hazard, "rectification") else { continue };
+        index.insert(rectification.to_string(), (key, Part::Rectification, rectification.clone()));
+        for (_, steps) in merged.get_all(&rectification, "steps").unwrap_or_default() {
+            index.insert(steps.to_string(), (key, Part::Steps, steps.clone()));
+            for step_key in merged.keys(&steps) {
+                let Some(step) = object(&steps, &step_key) else { continue };
+                for field in merged.keys(&step) {
+                    if let Some(inner) = object(&step, &field) {
+                        index.insert(inner.to_string(), (key, Part::Step(step_key.clone()), inner));
+                    }
+                }
+                index.insert(step.to_string(), (key, Part::Step(step_key), step));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for change in arrived() {
+        let (actor, start, deps) = (change.actor_id().to_hex_string(), change.start_op().get(), change.deps().to_vec());
+        let ops = change.decode().operations;
+        let end = start + ops.len() as u64;
+        // Whether this change made the object (its id is one of its ops).
+        let made_here = |obj: &str| {
+            obj.split_once('@')
+                .is_some_and(|(n, a)| a == actor && n.parse::<u64>().is_ok_and(|n| (start..end).contains(&n)))
+        };
+        let steps_then = |rectification: &ObjId| -> BTreeSet<String> {
+            let maps = merged.get_all_at(rectification, "steps", &deps).unwrap_or_default();
+            maps.into_iter().flat_map(|(_, steps)| merged.keys_at(&steps, &deps).collect::<Vec<_>>()).collect()
+        };
+        let rectification_of =
+            |hazard: &str| hazards.as_ref().and_then(|hs| object(hs, hazard)).and_then(|h| object(&h, "rectification"));
+        let mut added: Vec<(&str, String)> = Vec::new();
+        for op in &ops {
+            let obj = op.obj.to_string();
+            let Some((hazard, part, id)) = index.get(&obj) else { continue };
+            let key = match &op.key {
+                Key::Map(k) => k.to_string(),
+                Key::Seq(_) => String::new(),
+            };
+            let rewrite = |what: String| Err(Invalid(format!("隐患 {hazard}：{what}；整改记录只能逐步追加，不能改写")));
+            match part {
+                Part::Hazard
+                    if key == "rectification"
+                        && !made_here(&obj)
+                        && merged
+                            .get_all_at(id, "rectification", &deps)
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|(_, r)| !steps_then(r).is_empty()) =>
+                {
+                    return rewrite("替换了整改记录".into());
+                }
+                Part::Rectification if !made_here(&obj) => {
+                    let had_steps = !steps_then(id).is_empty();
+                    if key == "steps" && !merged.get_all_at(id, "steps", &deps).unwrap_or_default().is_empty() {
+                        return rewrite("替换了整改步骤表".into());
+                    }
+                    if key != "steps" && had_steps {
+                        return rewrite(format!("改写了整改字段 {key}"));
+                    }
+                }
+                Part::Steps => {
+                    let existed = merged.get_at(id, key.as_str(), &deps).ok().flatten().is_some();
+                    if existed || !matches!(op.action, OpType::Make(automerge::ObjType::Map)) {
+                        return rewrite(format!("改写或删除了整改步骤 {key}"));
+                    }
+                    if added.iter().any(|(h, _)| h == hazard) {
+                        return Err(Invalid(format!("隐患 {hazard}：一次修改只能追加一个整改步骤")));
+                    }
+                    added.push((hazard, key));
+                }
+                Part::Step(step) if !made_here(&obj) => return rewrite(format!("改写了整改步骤 {step}")),
+                _ => {}
+            }
+        }
+        for (hazard, key) in added {
+            let place = format!("隐患 {hazard} 的整改步骤 {key}");
+            let h = &dossier.hazards[hazard];
+            let Some(step) = h.rectification.steps.get(&key) else {
+                return Err(Invalid(format!("{place}：不是有效的整改步骤")));
+            };
+            let then = rectification_of(hazard).map(|r| steps_then(&r)).unwrap_or_default();
+            let mut before = h.rectification.clone();
+            before.steps.retain(|k, _| then.contains(k));
+            let at_deps = Loop::of(&before);
+            let mut after = step.after.clone();
+            after.sort();
+            if after != at_deps.heads {
+                return Err(Invalid(format!("{place}：所记的前序步骤与它依据的记录不符")));
+            }
+            let found_on = rectification::local_day(&h.found_at);
+            rectification::check_step(step, found_on.as_deref())
+                .and_then(|()| rectification::admit(&at_deps.state, step))
+                .map_err(|why| Invalid(format!("{place}：{why}")))?;
+            out.push(ArrivedStep {
+                actor: change.actor_id().clone(),
+                author: step.author.clone(),
+                role: step.author_role.clone(),
+                place,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that each arrived step names as its author the holder of the
+/// device that signed it: `signer` gives, for a change's actor, the holder
+/// and role the door knows (from the author's credential or trust entry).
+pub fn authorship(steps: &[ArrivedStep], signer: impl Fn(&ActorId) -> Option<Signer>) -> Result<(), Invalid> {
+    for step in steps {
+        let Some(known) = signer(&step.actor) else {
+            return Err(Invalid(format!("{}：无法确认签名设备的持有人", step.place)));
+        };
+        let role_differs = known.role.is_some() && known.role != step.role;
+        if step.author != known.name || role_differs {
+            return Err(Invalid(format!(
+                "{}：记载的记录人 {} 与签名设备的持有人 {} 不符",
+                step.place, step.author, known.name
+            )));
         }
     }
     Ok(())

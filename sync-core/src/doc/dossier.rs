@@ -17,7 +17,7 @@ use crate::model::{
     AccidentReview, ChecklistItem, DocumentCheck, Dossier, GeoPoint, Hazard, HazardKind, HazardLevel, Location,
     Rectification, RectificationStatus, ReviewItemKind, SCHEMA_VERSION, SiteVisit, Step,
 };
-use crate::rectification::{self, Loop};
+use crate::rectification::{self, Loop, Signer};
 
 /// What an inspector says of a hazard, each part optional: the fields of
 /// `field hazard add` and `field hazard edit`.
@@ -275,16 +275,6 @@ pub fn modify_hazard<R>(
     change: impl FnOnce(&mut Hazard) -> Result<R, ModelError>,
 ) -> Result<R, ModelError> {
     modify_record(tx, &["hazards", id.as_str()], "隐患", change, check_hazard_change)
-}
-
-/// Who records a step: the holder of this device's credential and its role
-/// (`inspector`, `enterprise`, …; `None` before enrollment).
-#[derive(Clone, Debug)]
-pub struct Signer {
-    /// The holder's name.
-    pub name: String,
-    /// The credential's role.
-    pub role: Option<String>,
 }
 
 /// Appends step `id` to hazard `hazard`'s rectification loop, recorded by

@@ -468,7 +468,7 @@ fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Json>, ModelError> {
 }
 
 /// Inserts a new record at `collection[id]`; refuses to overwrite.
-fn insert_record<T: Serialize>(
+pub(crate) fn insert_record<T: Serialize>(
     tx: &mut Transaction<'_>,
     collection: &[&str],
     id: &str,

@@ -122,14 +122,17 @@ impl Arrived {
             return Err(Invalid("缺少前置修改".into()));
         }
         let validated = validate::document(id, &result)?;
+        let mut steps = Vec::new();
         if let Typed::Dossier(dossier) = &validated.typed {
-            validate::rules_kept(&result, dossier, || match self {
+            let changes = || match self {
                 Arrived::Changes(changes) => changes.clone(),
                 Arrived::Document { infos, .. } => infos.iter().filter_map(|i| self.change(&i.hash)).collect(),
-            })?;
+            };
+            validate::rules_kept(&result, dossier, changes)?;
+            steps = validate::steps_kept(&result, dossier, changes)?;
         }
         let tag = validated.tag.ok_or_else(|| Invalid("无法确定文档所属的检查活动".into()))?;
-        Ok(Checked { base, arrived: self.hashes(), result, tag, typed: validated.typed })
+        Ok(Checked { base, arrived: self.hashes(), result, tag, typed: validated.typed, steps })
     }
 
     /// Leaves out the changes `held` already. A document of which anything
@@ -165,6 +168,9 @@ pub struct Checked {
     pub tag: DocTag,
     /// The document as typed records.
     pub typed: Typed,
+    /// The rectification steps that arrived, whose authors the door checks
+    /// against the signers it knows ([`validate::authorship`]).
+    pub steps: Vec<validate::ArrivedStep>,
 }
 
 /// The whole of `doc` as a batch; an error for a document past

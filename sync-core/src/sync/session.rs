@@ -38,6 +38,8 @@ use super::replica::{Outgoing, Replica};
 use crate::credential::{Credential, CredentialError, Role, SignedCredential, SignedRevocations};
 use crate::identity::{ActorProof, DevicePublicKey, HeadSignature, StoreNonce};
 use crate::ids::{DocId, DocTag};
+use crate::rectification::Signer;
+use crate::validate;
 use crate::verify::{self, VerifyError};
 
 const RECEIPT_DOMAIN: &[u8] = b"fieldsync/receipt/v1";
@@ -844,7 +846,16 @@ impl Session {
         if infos.is_empty() && !self.issues_receipts() {
             return Ok(());
         }
-        let checked = match arrived.checked(&id, replica.held_copy(&id)) {
+        // Each rectification step names its signer's holder as its author.
+        let signer = |actor: &ActorId| {
+            let (signature, _) = signatures.iter().find(|(s, _)| s.actor.actor_id() == *actor)?;
+            let author = authors.get(&signature.actor.key.to_bytes())?;
+            Some(Signer { name: author.name.clone(), role: Some(author.role.as_str().to_owned()) })
+        };
+        let checked = arrived
+            .checked(&id, replica.held_copy(&id))
+            .and_then(|checked| validate::authorship(&checked.steps, signer).map(|()| checked));
+        let checked = match checked {
             Ok(checked) => checked,
             Err(invalid) => {
                 // Signed by enrolled authors, but the document would be
