@@ -516,3 +516,99 @@ fn a_relay_reports_each_tablet_that_syncs() {
     assert!(last.ends_with("安监站中转已停止"), "{last}");
     assert!(relay.0.wait().unwrap().success());
 }
+
+/// The six `field rectify` commands that once exited 0 and rewrote the
+/// record: each is now refused with the hazard's state and the step it
+/// accepts next, and the store is unchanged.
+mod rectify {
+    use super::*;
+
+    /// A team and a hazard of 张三's: planned and started when `started`.
+    fn hazard(root: &Path, started: bool) -> (Device, Device, String, String) {
+        let (a, b, campaign) = team(root);
+        let h = a.json(&["hazard", "add", &campaign, CODE, "--title", "配电箱无门锁", "--accident-type", "05"])["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if started {
+            a.ok(&["rectify", "plan", &h, "--mode", "immediate", "--owner", "王五", "--measures", "加装门锁"]);
+            a.ok(&["rectify", "start", &h]);
+        }
+        (a, b, campaign, h)
+    }
+
+    /// Closed: rectified by 王五, verified by 李四, back on 张三's device.
+    fn closed(root: &Path) -> (Device, String, String) {
+        let (a, b, campaign, h) = hazard(root, true);
+        a.ok(&["rectify", "submit", &h, "--by", "王五"]);
+        exchange(&a, &b, root, "a.fsb");
+        b.ok(&["rectify", "verify", &h, "--result", "pass"]);
+        exchange(&b, &a, root, "b.fsb");
+        (a, campaign, h)
+    }
+
+    fn refused(d: &Device, campaign: &str, args: &[&str], expect: &str) {
+        let before = state(d, campaign);
+        let err = d.fails(args);
+        assert!(err.contains(expect), "expected “{expect}”, got: {err}");
+        assert_eq!(state(d, campaign), before, "{args:?} changed the store");
+    }
+
+    #[test]
+    fn submit_with_no_plan_and_no_start() {
+        let root = TempDir::new().unwrap();
+        let (a, _, campaign, h) = hazard(root.path(), false);
+        let expect = "隐患当前为“未整改”，不能整改完成；下一步可：下达整改要求（field rectify plan）";
+        refused(&a, &campaign, &["rectify", "submit", &h, "--by", "王五"], expect);
+    }
+
+    #[test]
+    fn submit_again() {
+        let root = TempDir::new().unwrap();
+        let (a, _, campaign, h) = hazard(root.path(), true);
+        a.ok(&["rectify", "submit", &h, "--by", "王五"]);
+        let expect = "隐患当前为“待复查”，不能整改完成；下一步可：由整改人以外的人复查";
+        refused(&a, &campaign, &["rectify", "submit", &h, "--by", "王五"], expect);
+    }
+
+    #[test]
+    fn verify_while_rectifying() {
+        let root = TempDir::new().unwrap();
+        let (a, _, campaign, h) = hazard(root.path(), true);
+        let expect = "隐患当前为“整改中”，不能复查；下一步可：整改完成后提交复查";
+        refused(&a, &campaign, &["rectify", "verify", &h, "--result", "fail"], expect);
+    }
+
+    #[test]
+    fn verify_on_a_closed_hazard() {
+        let root = TempDir::new().unwrap();
+        let (a, campaign, h) = closed(root.path());
+        let expect = "隐患当前为“已销号”，已销号的隐患不能再复查，除非先重新打开";
+        refused(&a, &campaign, &["rectify", "verify", &h, "--result", "pass"], expect);
+    }
+
+    #[test]
+    fn plan_on_a_closed_hazard() {
+        let root = TempDir::new().unwrap();
+        let (a, campaign, h) = closed(root.path());
+        let plan = ["rectify", "plan", &h, "--mode", "deadline", "--deadline", "2030-12-01", "--owner", "王五"];
+        let expect = "已销号的隐患不能再下达整改要求";
+        refused(&a, &campaign, &[&plan[..], &["--measures", "x"]].concat(), expect);
+        // A reopening with its reason is the way back.
+        let reopened = a.ok(&["rectify", "reopen", &h, "--reason", "门锁被拆除"]);
+        assert!(reopened.contains("当前状态：整改中"), "{reopened}");
+        assert!(a.ok(&["hazard", "show", &h]).contains("重新打开（记录人 张三）：门锁被拆除"));
+    }
+
+    #[test]
+    fn the_rectifier_verifies_under_another_spelling() {
+        let root = TempDir::new().unwrap();
+        let (a, b, campaign, h) = hazard(root.path(), true);
+        // Names with hidden characters are not taken at all.
+        refused(&a, &campaign, &["rectify", "submit", &h, "--by", "李四\u{200b}"], "不可见字符 U+200B");
+        // 李四 is named as rectifier with an ideographic space.
+        a.ok(&["rectify", "submit", &h, "--by", "李\u{3000}四"]);
+        exchange(&a, &b, root.path(), "a.fsb");
+        refused(&b, &campaign, &["rectify", "verify", &h, "--result", "pass"], "复查人 李四 就是整改人");
+    }
+}

@@ -420,7 +420,7 @@ pub fn check_step(step: &Step, found_on: Option<&str>) -> Result<(), String> {
             }
             match (&step.deadline, mode) {
                 (None, RectificationMode::Deadline) => Err("限期整改必须填写整改期限（--deadline）".into()),
-                (Some(d), _) if crate::doc::check_date(d).is_err() => {
+                (Some(d), _) if d.len() != 10 || d.parse::<jiff::civil::Date>().is_err() => {
                     Err(format!("整改期限“{d}”格式无效（应为 YYYY-MM-DD，如 2026-11-23）"))
                 }
                 (Some(d), _) if found_on.is_some_and(|f| d.as_str() < f) => {
@@ -441,9 +441,18 @@ pub fn check_step(step: &Step, found_on: Option<&str>) -> Result<(), String> {
 /// The day (YYYY-MM-DD) of an RFC 3339 time in China Standard Time (UTC+8,
 /// no daylight saving), the day people there read.
 pub fn local_day(time: &str) -> Option<String> {
+    local(time).map(|t| t.date().to_string())
+}
+
+/// An RFC 3339 time as people there read it: `2026-12-07 09:04` (UTC+8);
+/// the stored text if it is not a time.
+pub fn local_minute(time: &str) -> String {
+    local(time).map_or_else(|| time.to_owned(), |t| t.strftime("%Y-%m-%d %H:%M").to_string())
+}
+
+fn local(time: &str) -> Option<jiff::civil::DateTime> {
     let ts: jiff::Timestamp = time.parse().ok()?;
-    let offset = jiff::tz::Offset::constant(8);
-    Some(offset.to_datetime(ts).date().to_string())
+    Some(jiff::tz::Offset::constant(8).to_datetime(ts))
 }
 
 /// The rectification rate (整改率) of some hazards by a cut-off, with its
@@ -604,6 +613,7 @@ mod tests {
         assert!(err.to_string().contains("限期整改必须填写整改期限"), "{err}");
         take(&mut doc, "张三", plan("2026-11-23")).unwrap();
         assert_eq!(local_day("2026-12-06T18:47:00Z").as_deref(), Some("2026-12-07"));
+        assert_eq!(local_minute("2026-12-06T18:47:59.5Z"), "2026-12-07 02:47");
     }
 
     /// Two devices act on one hazard offline: both steps stay, the graver

@@ -4,7 +4,7 @@
 //! column is added here once.
 
 use crate::model::{Campaign, CampaignKind, Dossier, Hazard, StepKind};
-use crate::rectification::Loop;
+use crate::rectification::{Loop, local_minute};
 
 /// The register's columns, in order.
 pub const REGISTER_COLUMNS: &[&str] = &[
@@ -139,7 +139,8 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
     ]
 }
 
-/// The loop's steps in one cell: `2026-12-07 下达整改要求（张三）；…`.
+/// The loop's steps in one cell: `2026-12-07 09:04 下达整改要求（张三）；…`
+/// (times in China Standard Time).
 pub fn history(lp: &Loop) -> String {
     let mut parts = Vec::new();
     if let Some(status) = lp.earlier {
@@ -147,7 +148,7 @@ pub fn history(lp: &Loop) -> String {
     }
     for e in &lp.history {
         let s = &e.step;
-        let mut part = format!("{} {}（{}）", day(&s.at), s.kind.label(), s.author);
+        let mut part = format!("{} {}（{}）", local_minute(&s.at), s.kind.label(), s.author);
         if let Some(result) = s.result {
             part.push_str(&format!("：{}", result.label()));
         }

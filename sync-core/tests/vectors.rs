@@ -9,6 +9,8 @@ use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredentia
 use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
 use sync_core::ids::DocId;
 use sync_core::ids::PhotoId;
+use sync_core::model::Rectification;
+use sync_core::rectification::Loop;
 use sync_core::sync::message::{DocHeads, Message, PROTOCOL_VERSION, RefusalCode};
 use sync_core::sync::photo::{PhotoMessage, PhotoOffer, PhotoWant, StreamHeader};
 
@@ -67,6 +69,7 @@ fn vectors() -> Value {
         photo_messages.iter().map(|(name, m)| (name.to_string(), Value::String(hex::encode(m.to_frame())))).collect();
     let header = StreamHeader { photo, offset: 1_048_576 };
     json!({
+        "rectification": rectification(),
         "keys": {
             "hq_seed": hex::encode([1u8; 32]),
             "hq_public": hq.public().to_string(),
@@ -84,6 +87,48 @@ fn vectors() -> Value {
         "frames": frames,
         "photo_frames": photo_frames,
         "photo_stream_header": hex::encode(header.encode()),
+    })
+}
+
+/// A hazard's rectification loop as stored (two devices verified at once:
+/// one passed, one failed) and the state every implementation must derive
+/// from it (`sync-core/src/rectification.rs`).
+fn rectification() -> Value {
+    let step = |kind: &str, at: &str, author: &str, after: &[&str], extra: Value| {
+        let mut s =
+            json!({"kind": kind, "at": at, "author": author, "author_role": "inspector", "after": after, "photos": {}});
+        s.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        s
+    };
+    let [plan, start, done, pass, fail] = [
+        "01KBQ3Y5Z8V6JX0S5T8E4R2M91",
+        "01KBQ3Y5Z8V6JX0S5T8E4R2M92",
+        "01KBQ3Y5Z8V6JX0S5T8E4R2M93",
+        "01KBQ3Y5Z8V6JX0S5T8E4R2M94",
+        "01KBQ3Y5Z8V6JX0S5T8E4R2M95",
+    ];
+    let stored = json!({
+        "status": "open",
+        "photos_after": {},
+        "steps": {
+            plan: step("plan", "2026-11-24T02:00:00Z", "张三", &[], json!({"mode": "deadline", "deadline": "2026-12-01", "owner": "王五", "measures": "补设连墙件"})),
+            start: step("start", "2026-11-24T03:00:00Z", "张三", &[plan], json!({})),
+            done: step("done", "2026-11-25T02:00:00Z", "张三", &[start], json!({"rectified_by": "王五"})),
+            pass: step("verify", "2026-11-26T02:00:00Z", "钱七", &[done], json!({"result": "pass"})),
+            fail: step("verify", "2026-11-26T02:30:00Z", "孙八", &[done], json!({"result": "fail", "note": "连墙件间距超标"})),
+        },
+    });
+    let r: Rectification = serde_json::from_value(stored.clone()).unwrap();
+    let derived = Loop::of(&r);
+    json!({
+        "stored": stored,
+        "derived": {
+            "status": derived.state.status,
+            "deadline": derived.state.plan.as_ref().and_then(|p| p.deadline.clone()),
+            "order": derived.history.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            "heads": derived.heads,
+            "disputes": derived.disputes,
+        },
     })
 }
 

@@ -22,7 +22,7 @@ use sync_core::model::{
     HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, ScheduleEntry, SiteVisit, Step,
     StepKind, TeamMember, Verdict, VerifyResult,
 };
-use sync_core::rectification::Loop;
+use sync_core::rectification::{Loop, local_minute};
 use sync_core::sync::session::Summary;
 
 /// As the server (see its `main.rs`): per-thread heaps, less time in the
@@ -1269,7 +1269,7 @@ fn describe_loop(lp: &Loop) -> String {
     }
     for e in &lp.history {
         let step = &e.step;
-        let mut line = format!("  {} {}（记录人 {}）", step.at, step.kind.label(), step.author);
+        let mut line = format!("  {} {}（记录人 {}）", local_minute(&step.at), step.kind.label(), step.author);
         match step.kind {
             StepKind::Plan => {
                 let mode = step.mode.map_or("", RectificationMode::label);
@@ -1420,8 +1420,12 @@ fn conflicts_cmd(store: &mut Store, out: &Out, cmd: ConflictsCmd) -> Result<()> 
                         s.push_str(&format!("  需审核 隐患 {}：{}\n", r.hazard, r.message));
                     }
                 }
-                s.push_str("裁定冲突：field conflicts resolve 企业档案编号 冲突路径 选定的值（须为上面列出的值之一）");
-                s
+                if entries.iter().any(|e| !e.conflicts.is_empty()) {
+                    s.push_str(
+                        "裁定冲突：field conflicts resolve 企业档案编号 冲突路径 选定的值（须为上面列出的值之一）",
+                    );
+                }
+                s.trim_end().to_owned()
             });
         }
         ConflictsCmd::Resolve { dossier: d, path, value } => {
