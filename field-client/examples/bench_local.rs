@@ -5,13 +5,16 @@
 
 use std::time::Instant;
 
-use field_client::{Store, new_entity_id};
+use field_client::{Store, new_entity_id, now_ms};
 use sync_core::codes::AccidentType;
+use sync_core::doc::rfc3339;
 use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId};
 use sync_core::model::{
-    CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
+    CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationMode,
+    Step, StepKind,
 };
+use sync_core::sync::batch::Arrived;
 
 /// The allocator of the `field` binary this stands in for.
 #[global_allocator]
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     store.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise))?;
     let dossier_id = store.open_dossier(&campaign_id, code.as_str())?;
 
+    let signer = store.signer()?;
     let mut add_ms = Vec::with_capacity(hazards);
     let mut edit_ms = Vec::with_capacity(hazards * edits);
     let started = Instant::now();
@@ -49,16 +53,26 @@ fn main() -> anyhow::Result<()> {
         store.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard))?;
         add_ms.push(t.elapsed().as_secs_f64() * 1e3);
         for e in 0..edits {
+            // A description edit, then the rectification loop's steps.
+            let step = match e % 3 {
+                0 => None,
+                1 => Some(Step {
+                    mode: Some(RectificationMode::Deadline),
+                    deadline: Some("2026-12-01".into()),
+                    owner: "项目安全员".into(),
+                    measures: format!("按方案整改第{e}项"),
+                    ..Step::new(StepKind::Plan)
+                }),
+                _ => Some(Step::new(StepKind::Start)),
+            };
+            let step_id = new_entity_id()?;
             let t = Instant::now();
-            store.edit(&dossier_id, |tx| {
-                dossier::modify_hazard(tx, &id, |h| {
-                    match e % 3 {
-                        0 => h.description.push_str("，现场已拍照取证"),
-                        1 => h.rectification.status = RectificationStatus::Rectifying,
-                        _ => h.rectification.measures = format!("按方案整改第{e}项"),
-                    }
+            store.edit(&dossier_id, |tx| match step {
+                None => dossier::modify_hazard(tx, &id, |h| {
+                    h.description.push_str("，现场已拍照取证");
                     Ok(())
-                })
+                }),
+                Some(step) => dossier::add_step(tx, &id, &step_id, step, &signer, rfc3339(now_ms())).map(drop),
             })?;
             edit_ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
@@ -85,6 +99,18 @@ fn main() -> anyhow::Result<()> {
     let read = store.dossier(&dossier_id)?;
     let read_ms = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(read.hazards.len(), hazards);
+    // The door: the last hundred hazards' changes (their adds, edits and
+    // steps) arriving at a device that holds the rest, checked as a bundle
+    // import or a sync session checks them (each step at its own point).
+    let doc = store.document(&dossier_id)?;
+    let changes = doc.get_changes(&[]);
+    let arriving = (100 * (1 + edits)).min(changes.len() - 1);
+    let split = changes.len() - arriving;
+    let base = doc.fork_at(&[changes[split - 1].hash()])?;
+    let t = Instant::now();
+    let checked = Arrived::Changes(changes[split..].to_vec()).checked(&dossier_id, Some(base))?;
+    let door_ms = t.elapsed().as_secs_f64() * 1e3;
+    let door_steps = checked.steps.len();
     drop(store);
 
     let store_bytes = dir_size(&home)?;
@@ -99,6 +125,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "open store + load dossier: median {load_ms:.1} ms, max {load_max_ms:.1} ms of 5; read typed dossier: {read_ms:.1} ms"
     );
+    println!("door check of {arriving} arriving changes ({door_steps} rectification steps): {door_ms:.1} ms");
     println!("store on disk: {:.2} MB", store_bytes as f64 / 1e6);
     println!(
         "{}",
@@ -107,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             "edit_p50_ms": round(edit_p50), "edit_p99_ms": round(edit_p99), "edit_max_ms": round(edit_max),
             "add_p50_ms": round(add_p50), "add_p99_ms": round(add_p99),
             "load_ms": round(load_ms), "load_max_ms": round(load_max_ms), "read_ms": round(read_ms), "store_bytes": store_bytes,
+            "door_changes": arriving, "door_steps": door_steps, "door_ms": round(door_ms),
         })
     );
     Ok(())

@@ -26,7 +26,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sync_core::codes::AccidentType;
-use sync_core::doc::dossier;
 use sync_core::ids::{DocId, EntityId};
 use sync_core::model::{CampaignKind, RectificationStatus};
 
@@ -143,13 +142,7 @@ fn main() -> anyhow::Result<()> {
         for n in 0..50 {
             let owner = format!("整改负责人{n}");
             let (d, h) = &ids[(n * 7919) % ids.len()];
-            let named = owner.clone();
-            tablet.edit(d, |tx| {
-                dossier::modify_hazard(tx, h, |hazard| {
-                    hazard.rectification.owner = named;
-                    Ok(())
-                })
-            })?;
+            bench::take_step(&mut tablet, d, h, bench::plan(&owner))?;
             tablet.sync_with_hq(Some(quic)).await?;
             let receipted = Instant::now();
             let path = format!("/api/v1/hazards/{h}");

@@ -3,10 +3,11 @@
 //! random orders. After a final all-to-all exchange:
 //! - all replicas export identical JSON and list identical conflicts;
 //! - every export validates against the JSON Schemas;
-//! - no accepted edit is lost: every hazard and deletion is there, and for
-//!   every field written (level, status, verifier, rectifier, description,
-//!   四不放过 verdicts) the writes no replica superseded are exactly the
-//!   values reported as a conflict — or the single final value;
+//! - no accepted edit is lost: every hazard, deletion and rectification step
+//!   is there (each step counts in its loop), and for every field written
+//!   (level, description, 四不放过 verdicts) the writes no replica
+//!   superseded are exactly the values reported as a conflict — or the
+//!   single final value;
 //! - conflicts on safety-critical fields are flagged critical.
 //!
 //! The oracle tracks causal knowledge: a replica knows every write it made
@@ -22,8 +23,9 @@ use sync_core::doc::{campaign as campaign_doc, dossier};
 use sync_core::ids::{CreditCode, DocId, EntityId};
 use sync_core::model::{
     AccidentReview, CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification,
-    RectificationStatus, ReviewItemKind, ReviewItems, Verdict,
+    RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, Step, StepKind, Verdict, VerifyResult,
 };
+use sync_core::rectification::Loop;
 use tempfile::TempDir;
 
 mod common;
@@ -69,6 +71,8 @@ struct Sim {
     superseded: BTreeSet<usize>,
     hazards: Vec<EntityId>,
     deleted: BTreeSet<EntityId>,
+    /// Every rectification step taken.
+    steps: BTreeSet<String>,
     next_token: usize,
 }
 
@@ -115,6 +119,7 @@ impl Sim {
             superseded: BTreeSet::new(),
             hazards: Vec::new(),
             deleted: BTreeSet::new(),
+            steps: BTreeSet::new(),
             next_token: 0,
         }
     }
@@ -159,7 +164,6 @@ impl Sim {
                 self.stores[r].edit(&dossier, |tx| dossier::add_hazard(tx, &id, &hazard)).unwrap();
                 let base = format!("hazards/{id}");
                 self.write(r, format!("{base}/level"), "general");
-                self.write(r, format!("{base}/rectification/status"), "open");
                 self.hazards.push(id);
             }
             Op::EditDescription { r, h } => {
@@ -199,36 +203,36 @@ impl Sim {
                 let Some((id, hazard)) = self.known_hazard(r, h) else {
                     return;
                 };
-                use RectificationStatus::*;
-                let rectifier = format!("整改人{r}");
-                let verifier = format!("复查人{r}");
-                let (status, set_rectifier, set_verifier) = match (hazard.rectification.status, alt) {
-                    (Open, false) => (Rectifying, false, false),
-                    (Open, true) | (Rectifying, _) => (AwaitingVerification, true, false),
-                    (AwaitingVerification, false) => (Closed, false, true),
-                    (AwaitingVerification, true) => (Rectifying, false, true),
-                    (Closed, _) => return,
-                };
-                let old_verifier = hazard.rectification.verifier.clone();
-                let old_rectifier = hazard.rectification.rectified_by.clone();
-                let accepted = self.edit_hazard(r, &id, |h| {
-                    h.rectification.status = status;
-                    if set_rectifier {
-                        h.rectification.rectified_by = Some(rectifier.clone());
-                    }
-                    if set_verifier {
-                        h.rectification.verifier = Some(verifier.clone());
-                    }
-                });
-                if accepted {
-                    self.write(r, format!("hazards/{id}/rectification/status"), status.as_str());
-                    if set_verifier && old_verifier.as_deref() != Some(verifier.as_str()) {
-                        self.write(r, format!("hazards/{id}/rectification/verifier"), &verifier);
-                    }
-                    if set_rectifier && old_rectifier.as_deref() != Some(rectifier.as_str()) {
-                        self.write(r, format!("hazards/{id}/rectification/rectified_by"), &rectifier);
-                    }
+                if hazard.deleted {
+                    return;
                 }
+                use RectificationStatus::*;
+                let state = Loop::of(&hazard.rectification).state;
+                let plan = |deadline: &str| Step {
+                    mode: Some(RectificationMode::Deadline),
+                    deadline: Some(deadline.into()),
+                    owner: "项目安全员".into(),
+                    measures: "补设防护".into(),
+                    ..Step::new(StepKind::Plan)
+                };
+                let step = match (state.status, state.plan.is_some(), alt) {
+                    (Open, false, _) | (Rectifying, _, true) => plan(&format!("2026-12-{:02}", 1 + r)),
+                    (Open, true, _) => Step::new(StepKind::Start),
+                    (Rectifying, _, false) => {
+                        Step { rectified_by: Some(format!("整改人{r}")), ..Step::new(StepKind::Done) }
+                    }
+                    (AwaitingVerification, _, alt) => Step {
+                        result: Some(if alt { VerifyResult::Fail } else { VerifyResult::Pass }),
+                        ..Step::new(StepKind::Verify)
+                    },
+                    (Closed, _, _) => Step { note: "复查发现反弹".into(), ..Step::new(StepKind::Reopen) },
+                };
+                let signer = self.stores[r].signer().unwrap();
+                let step_id = field_client::new_entity_id().unwrap();
+                let dossier = self.dossier.clone();
+                let at = sync_core::doc::rfc3339(field_client::now_ms());
+                self.stores[r].edit(&dossier, |tx| dossier::add_step(tx, &id, &step_id, step, &signer, at)).unwrap();
+                self.steps.insert(step_id.to_string());
             }
             Op::Delete { r, h } => {
                 let r = r % n;
@@ -326,11 +330,19 @@ impl Sim {
         for id in &self.deleted {
             assert!(d.hazards[id.as_str()].deleted, "deletion of {id} lost");
         }
+        // Every step taken is in its hazard's loop and counts there.
+        let counted: BTreeSet<String> = d
+            .hazards
+            .values()
+            .flat_map(|h| Loop::of(&h.rectification).history)
+            .filter(|e| e.counted)
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(counted, self.steps, "a rectification step was lost or stopped counting");
 
         let listed: Vec<_> = self.stores[0].review_items().unwrap().into_iter().flat_map(|e| e.conflicts).collect();
         for c in &listed {
-            let critical =
-                ["level", "status", "verifier", "verdict", "major_hazard_criterion"].contains(&c.field.as_str());
+            let critical = ["level", "verdict", "major_hazard_criterion"].contains(&c.field.as_str());
             assert_eq!(c.critical, critical, "{} flagged wrongly", c.path);
         }
         let conflicts: BTreeMap<String, Vec<String>> = listed.into_iter().map(|c| (c.path, c.values)).collect();
@@ -357,9 +369,6 @@ fn final_value(d: &sync_core::model::Dossier, path: &str) -> Option<String> {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["hazards", id, "level"] => Some(d.hazards[*id].level.as_str().to_owned()),
-        ["hazards", id, "rectification", "status"] => Some(d.hazards[*id].rectification.status.as_str().to_owned()),
-        ["hazards", id, "rectification", "verifier"] => d.hazards[*id].rectification.verifier.clone(),
-        ["hazards", id, "rectification", "rectified_by"] => d.hazards[*id].rectification.rectified_by.clone(),
         ["hazards", id, "description"] => Some(d.hazards[*id].description.clone()),
         ["accident_reviews", id, "items", item, "verdict"] => {
             let kind = ReviewItemKind::parse(item)?;

@@ -13,7 +13,8 @@ use sync_core::credential::Enrollment;
 use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId, EntityId};
 use sync_core::model::{
-    Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationStatus,
+    Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationMode,
+    RectificationStatus, Step, StepKind,
 };
 
 /// Finding texts: an item of the construction checklist (JGJ 59) and what
@@ -74,12 +75,32 @@ pub(crate) fn enroll(server_bin: &str, data: &Path, store: &Store, extra: &[&str
     Ok(())
 }
 
+/// An immediate rectification plan with `owner` responsible.
+pub(crate) fn plan(owner: &str) -> Step {
+    Step {
+        mode: Some(RectificationMode::Immediate),
+        owner: owner.into(),
+        measures: "按规范整改".into(),
+        ..Step::new(StepKind::Plan)
+    }
+}
+
+/// Records `step` of hazard `id` of dossier `d` on `store`, signed by its holder.
+pub(crate) fn take_step(store: &mut Store, d: &DocId, id: &EntityId, step: Step) -> anyhow::Result<()> {
+    let signer = store.signer()?;
+    let step_id = new_entity_id()?;
+    let at = sync_core::doc::rfc3339(field_client::now_ms());
+    store.edit(d, |tx| dossier::add_step(tx, id, &step_id, step, &signer, at))?;
+    Ok(())
+}
+
 /// Records site `code` (named `name`, project `project`) of campaign `c`
 /// on `store`: the enterprise, then `findings` findings with texts from
-/// `texts`, each one change, then two small edits each (its rectification
-/// status, then its owner). `vary(n, texts, hazard)` shapes finding `n`
-/// before it is recorded and says the status it then gets. Returns the
-/// dossier and the findings' ids.
+/// `texts`, each one change, then its rectification steps, each one change:
+/// a plan (王五 responsible), and its start when `vary` says rectifying.
+/// `vary(n, texts, hazard)` shapes finding `n` before it is recorded and
+/// says the status it then gets (open or rectifying). Returns the dossier
+/// and the findings' ids.
 pub(crate) fn record_site(
     store: &mut Store,
     c: &DocId,
@@ -120,18 +141,10 @@ pub(crate) fn record_site(
         };
         let status = vary(n, texts, &mut hazard)?;
         store.edit(&d, |tx| dossier::add_hazard(tx, &id, &hazard))?;
-        store.edit(&d, |tx| {
-            dossier::modify_hazard(tx, &id, |h| {
-                h.rectification.status = status;
-                Ok(())
-            })
-        })?;
-        store.edit(&d, |tx| {
-            dossier::modify_hazard(tx, &id, |h| {
-                h.rectification.owner = "王五".into();
-                Ok(())
-            })
-        })?;
+        take_step(store, &d, &id, plan("王五"))?;
+        if status == RectificationStatus::Rectifying {
+            take_step(store, &d, &id, Step::new(StepKind::Start))?;
+        }
         ids.push(id);
     }
     Ok((d, ids))
