@@ -825,6 +825,11 @@ mod tests {
         assert!(crate::validate::authorship(&steps, |_| Some(holder("孙八"))).is_ok());
         let err = crate::validate::authorship(&steps, |_| Some(holder("钱七"))).unwrap_err();
         assert!(err.0.contains("记载的记录人 孙八 与签名设备的持有人 钱七 不符"), "{err}");
+        // Recorded before the device was enrolled: no role, the same holder.
+        let unenrolled = [crate::validate::ArrivedStep { role: None, ..steps[0].clone() }];
+        assert!(crate::validate::authorship(&unenrolled, |_| Some(holder("孙 八"))).is_ok());
+        let other = Signer { name: "孙八".into(), role: Some("enterprise".into()) };
+        assert!(crate::validate::authorship(&steps, |_| Some(other.clone())).is_err(), "a role it did not have");
     }
 
     #[derive(Clone, Debug)]

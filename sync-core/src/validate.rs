@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use automerge::legacy::{Key, OpType};
+use automerge::legacy::{Key, ObjectId, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ObjId, ROOT, ReadDoc, Value};
 use serde_json::Value as Json;
 
@@ -146,6 +146,7 @@ pub struct ArrivedStep {
 }
 
 /// What an object of a hazard is, for [`steps_kept`].
+#[derive(Clone)]
 enum Part {
     Hazard,
     Rectification,
@@ -163,108 +164,119 @@ enum Part {
 /// change adds at most one step to a hazard. Returns the steps that arrived,
 /// for [`authorship`]. `merged` is the document with what arrived applied,
 /// `dossier` its typed reading; a dossier without steps costs nothing.
-pub fn steps_kept(
+pub fn steps_kept<'a>(
     merged: &Automerge,
     dossier: &Dossier,
-    arrived: impl FnOnce() -> Vec<Change>,
+    arrived: impl FnOnce() -> &'a [Change],
 ) -> Result<Vec<ArrivedStep>, Invalid> {
     let object = |obj: &ObjId, key: &str| match merged.get(obj, key) {
         Ok(Some((Value::Object(_), id))) => Some(id),
         _ => None,
     };
-    // Nothing to judge while no hazard has steps, unless one had and its
-    // loop was replaced: its rectification made by a later change.
-    let replaced =
-        || {
-            let Some(hazards) = object(&ROOT, "hazards") else { return false };
-            dossier.hazards.keys().filter_map(|k| object(&hazards, k)).any(|h| {
-                object(&h, "rectification").is_some_and(|r| merged.hash_for_opid(&r) != merged.hash_for_opid(&h))
-            })
-        };
+    let hazards = object(&ROOT, "hazards");
+    // Nothing to judge while no hazard has steps, unless a loop that had
+    // some was replaced: a rectification made by a later change than its
+    // hazard.
+    let replaced = || {
+        let mut objects = dossier.hazards.keys().filter_map(|k| object(hazards.as_ref()?, k));
+        objects
+            .any(|h| object(&h, "rectification").is_some_and(|r| merged.hash_for_opid(&r) != merged.hash_for_opid(&h)))
+    };
     if dossier.hazards.values().all(|h| h.rectification.steps.is_empty()) && !replaced() {
         return Ok(Vec::new());
     }
-    let mut index: HashMap<String, (&str, Part, ObjId)> = HashMap::new();
-    let hazards = object(&ROOT, "hazards");
-    for key in dossier.hazards.keys() {
-        let Some(hazard) = hazards.as_ref().and_then(|hs| object(hs, key)) else { continue };
-        index.insert(hazard.to_string(), (key, Part::Hazard, hazard.clone()));
-        let Some(rectification) = object(&hazard, "rectification") else { continue };
-        index.insert(rectification.to_string(), (key, Part::Rectification, rectification.clone()));
-        for (_, steps) in merged.get_all(&rectification, "steps").unwrap_or_default() {
-            index.insert(steps.to_string(), (key, Part::Steps, steps.clone()));
-            for step_key in merged.keys(&steps) {
-                let Some(step) = object(&steps, &step_key) else { continue };
-                for field in merged.keys(&step) {
-                    if let Some(inner) = object(&step, &field) {
-                        index.insert(inner.to_string(), (key, Part::Step(step_key.clone()), inner));
-                    }
+    // What an object an arriving change writes into is, found from its
+    // path (once per object): only hazards' loops matter here.
+    let mut parts: HashMap<String, Option<(String, Part, ObjId)>> = HashMap::new();
+    let mut part_of = |obj: &str| -> Option<(String, Part, ObjId)> {
+        let classify = || {
+            let (id, _) = merged.import(obj).ok()?;
+            let path = merged.parents(&id).ok()?.path();
+            let keys: Vec<String> = path.iter().map(|(_, prop)| prop.to_string()).collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let part = match keys.as_slice() {
+                ["hazards", hazard] => (hazard.to_string(), Part::Hazard),
+                ["hazards", hazard, "rectification"] => (hazard.to_string(), Part::Rectification),
+                ["hazards", hazard, "rectification", "steps"] => (hazard.to_string(), Part::Steps),
+                ["hazards", hazard, "rectification", "steps", step, ..] => {
+                    (hazard.to_string(), Part::Step(step.to_string()))
                 }
-                index.insert(step.to_string(), (key, Part::Step(step_key), step));
-            }
-        }
-    }
+                _ => return None,
+            };
+            Some((part.0, part.1, id))
+        };
+        parts.entry(obj.to_owned()).or_insert_with(classify).clone()
+    };
     let mut out = Vec::new();
     for change in arrived() {
-        let (actor, start, deps) = (change.actor_id().to_hex_string(), change.start_op().get(), change.deps().to_vec());
+        let (actor, start, deps) = (change.actor_id(), change.start_op().get(), change.deps().to_vec());
         let ops = change.decode().operations;
         let end = start + ops.len() as u64;
         // Whether this change made the object (its id is one of its ops).
-        let made_here = |obj: &str| {
-            obj.split_once('@')
-                .is_some_and(|(n, a)| a == actor && n.parse::<u64>().is_ok_and(|n| (start..end).contains(&n)))
+        let made_here = |obj: &ObjectId| match obj {
+            ObjectId::Id(OpId(n, a)) => a == actor && (start..end).contains(n),
+            ObjectId::Root => false,
         };
+        // The steps of a loop as of this change's dependencies (steps are
+        // never removed, so each copy of the map now holds every step it
+        // ever held).
         let steps_then = |rectification: &ObjId| -> BTreeSet<String> {
-            let maps = merged.get_all_at(rectification, "steps", &deps).unwrap_or_default();
+            let maps = merged.get_all(rectification, "steps").unwrap_or_default();
             maps.into_iter().flat_map(|(_, steps)| merged.keys_at(&steps, &deps).collect::<Vec<_>>()).collect()
         };
         let rectification_of =
             |hazard: &str| hazards.as_ref().and_then(|hs| object(hs, hazard)).and_then(|h| object(&h, "rectification"));
-        let mut added: Vec<(&str, String)> = Vec::new();
+        let mut added: Vec<(String, String)> = Vec::new();
         for op in &ops {
+            // Objects this change made matter only as a new hazard's steps
+            // map given steps at once (a map put under a record id).
+            let record = matches!(&op.key, Key::Map(k) if k.len() == 26);
+            let made = made_here(&op.obj) && !(record && matches!(op.action, OpType::Make(automerge::ObjType::Map)));
+            if op.obj == ObjectId::Root || made {
+                continue;
+            }
             let obj = op.obj.to_string();
-            let Some((hazard, part, id)) = index.get(&obj) else { continue };
+            let Some((hazard, part, id)) = part_of(&obj) else { continue };
+            let (hazard, id) = (hazard.as_str(), &id);
             let key = match &op.key {
                 Key::Map(k) => k.to_string(),
                 Key::Seq(_) => String::new(),
             };
             let rewrite = |what: String| Err(Invalid(format!("隐患 {hazard}：{what}；整改记录只能逐步追加，不能改写")));
+            // An op that names predecessors overwrites what stood there.
+            let overwrites = !op.pred.is_empty();
+            let has_steps = || dossier.hazards.get(hazard).is_some_and(|h| !h.rectification.steps.is_empty());
             match part {
-                Part::Hazard
-                    if key == "rectification"
-                        && !made_here(&obj)
-                        && merged
-                            .get_all_at(id, "rectification", &deps)
-                            .unwrap_or_default()
-                            .iter()
-                            .any(|(_, r)| !steps_then(r).is_empty()) =>
-                {
-                    return rewrite("替换了整改记录".into());
+                Part::Hazard if key == "rectification" && overwrites => {
+                    // The loop it replaced: did it hold steps?
+                    let replaced = op.pred.iter().filter_map(|p| merged.import(&p.to_string()).ok());
+                    let held =
+                        replaced.filter_map(|(r, _)| object(&r, "steps")).any(|s| merged.keys(&s).next().is_some());
+                    if held {
+                        return rewrite("替换了整改记录".into());
+                    }
                 }
-                Part::Rectification if !made_here(&obj) => {
-                    let had_steps = !steps_then(id).is_empty();
-                    if key == "steps" && !merged.get_all_at(id, "steps", &deps).unwrap_or_default().is_empty() {
-                        return rewrite("替换了整改步骤表".into());
-                    }
-                    if key != "steps" && had_steps {
-                        return rewrite(format!("改写了整改字段 {key}"));
-                    }
+                Part::Rectification if key == "steps" && overwrites => {
+                    return rewrite("替换了整改步骤表".into());
+                }
+                Part::Rectification if key != "steps" && has_steps() && !steps_then(id).is_empty() => {
+                    return rewrite(format!("改写了整改字段 {key}"));
                 }
                 Part::Steps => {
-                    let existed = merged.get_at(id, key.as_str(), &deps).ok().flatten().is_some();
-                    if existed || !matches!(op.action, OpType::Make(automerge::ObjType::Map)) {
+                    if overwrites || !matches!(op.action, OpType::Make(automerge::ObjType::Map)) {
                         return rewrite(format!("改写或删除了整改步骤 {key}"));
                     }
                     if added.iter().any(|(h, _)| h == hazard) {
                         return Err(Invalid(format!("隐患 {hazard}：一次修改只能追加一个整改步骤")));
                     }
-                    added.push((hazard, key));
+                    added.push((hazard.to_owned(), key));
                 }
-                Part::Step(step) if !made_here(&obj) => return rewrite(format!("改写了整改步骤 {step}")),
+                Part::Step(step) if !made_here(&op.obj) => return rewrite(format!("改写了整改步骤 {step}")),
                 _ => {}
             }
         }
         for (hazard, key) in added {
+            let hazard = hazard.as_str();
             let place = format!("隐患 {hazard} 的整改步骤 {key}");
             let h = &dossier.hazards[hazard];
             let Some(step) = h.rectification.steps.get(&key) else {
@@ -297,13 +309,15 @@ pub fn steps_kept(
 /// Checks that each arrived step names as its author the holder of the
 /// device that signed it: `signer` gives, for a change's actor, the holder
 /// and role the door knows (from the author's credential or trust entry).
+/// A step recorded before its device was enrolled names no role; its
+/// author must still be the holder HQ enrolled the device for.
 pub fn authorship(steps: &[ArrivedStep], signer: impl Fn(&ActorId) -> Option<Signer>) -> Result<(), Invalid> {
     for step in steps {
         let Some(known) = signer(&step.actor) else {
             return Err(Invalid(format!("{}：无法确认签名设备的持有人", step.place)));
         };
-        let role_differs = known.role.is_some() && known.role != step.role;
-        if step.author != known.name || role_differs {
+        let role_differs = step.role.is_some() && known.role.is_some() && known.role != step.role;
+        if !crate::text::same_person(&step.author, &known.name) || role_differs {
             return Err(Invalid(format!(
                 "{}：记载的记录人 {} 与签名设备的持有人 {} 不符",
                 step.place, step.author, known.name

@@ -124,11 +124,13 @@ impl Arrived {
         let validated = validate::document(id, &result)?;
         let mut steps = Vec::new();
         if let Typed::Dossier(dossier) = &validated.typed {
+            // A whole document's changes are built once, in one pass, if asked for.
+            let whole = std::cell::OnceCell::new();
             let changes = || match self {
-                Arrived::Changes(changes) => changes.clone(),
-                Arrived::Document { infos, .. } => infos.iter().filter_map(|i| self.change(&i.hash)).collect(),
+                Arrived::Changes(changes) => changes.as_slice(),
+                Arrived::Document { doc, .. } => whole.get_or_init(|| doc.get_changes(&[])).as_slice(),
             };
-            validate::rules_kept(&result, dossier, changes)?;
+            validate::rules_kept(&result, dossier, || changes().to_vec())?;
             steps = validate::steps_kept(&result, dossier, changes)?;
         }
         let tag = validated.tag.ok_or_else(|| Invalid("无法确定文档所属的检查活动".into()))?;
