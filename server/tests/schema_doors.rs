@@ -513,13 +513,6 @@ fn raw_step(tx: &mut Transaction<'_>, hazard: &str, step: &Step) {
     for (key, value) in fields {
         match value {
             Json::String(s) if !s.is_empty() => tx.put(&obj, key.as_str(), s.as_str()).unwrap(),
-            Json::Array(items) => {
-                let list = tx.put_object(&obj, key.as_str(), ObjType::List).unwrap();
-                for (i, item) in items.iter().enumerate() {
-                    tx.insert(&list, i, item.as_str().unwrap()).unwrap();
-                }
-            }
-            Json::Object(_) => _ = tx.put_object(&obj, key.as_str(), ObjType::Map).unwrap(),
             _ => {}
         }
     }

@@ -464,7 +464,9 @@ pub struct Step {
     pub author_role: Option<String>,
     /// The steps its author saw last (the loop's heads then): the order of
     /// the loop, carried in the data so every replica derives the same state.
-    #[serde(default)]
+    /// Stored as one string of ids separated by spaces (no list object to
+    /// load per step).
+    #[serde(default, with = "space_separated", skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
     /// Plan: immediate or by deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -491,9 +493,23 @@ pub struct Step {
     /// Verify: the opinion; reopen: the reason.
     #[serde(default)]
     pub note: String,
-    /// Done: photos after; verify: photos of the verification.
-    #[serde(default)]
+    /// Done: photos after; verify: photos of the verification. Absent when
+    /// none (a step is never written again, so no map is kept for later).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub photos: BTreeMap<String, String>,
+}
+
+/// A list of ids stored as one string, separated by spaces.
+mod space_separated {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(ids: &[String], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&ids.join(" "))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(String::deserialize(d)?.split_whitespace().map(str::to_owned).collect())
+    }
 }
 
 impl Step {

@@ -95,8 +95,10 @@ fn vectors() -> Value {
 /// from it (`sync-core/src/rectification.rs`).
 fn rectification() -> Value {
     let step = |kind: &str, at: &str, author: &str, after: &[&str], extra: Value| {
-        let mut s =
-            json!({"kind": kind, "at": at, "author": author, "author_role": "inspector", "after": after, "photos": {}});
+        let mut s = json!({"kind": kind, "at": at, "author": author, "author_role": "inspector"});
+        if !after.is_empty() {
+            s["after"] = json!(after.join(" "));
+        }
         s.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         s
     };
