@@ -109,22 +109,6 @@ impl Default for RectificationStatus {
     }
 }
 
-impl RectificationStatus {
-    /// Whether a rectification may move from `self` to `next`. Moving back
-    /// from awaiting verification to rectifying is a failed verification.
-    pub fn may_become(self, next: RectificationStatus) -> bool {
-        use RectificationStatus::*;
-        matches!(
-            (self, next),
-            (Open, Rectifying)
-                | (Open, AwaitingVerification)
-                | (Rectifying, AwaitingVerification)
-                | (AwaitingVerification, Closed)
-                | (AwaitingVerification, Rectifying)
-        )
-    }
-}
-
 labelled_enum! {
     /// A 四不放过 verdict.
     Verdict {

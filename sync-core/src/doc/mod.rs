@@ -91,17 +91,6 @@ pub enum ModelError {
     /// A major hazard needs a criterion clause.
     #[error("重大事故隐患必须引用判定条款（--criterion），不能自由填写")]
     MajorWithoutCriterion,
-    /// The verifier is the person who rectified.
-    #[error("复查人不能与整改人相同（{0}）")]
-    VerifierIsRectifier(String),
-    /// A rectification status change that the workflow does not allow.
-    #[error("整改状态不能从“{from}”直接变为“{to}”")]
-    BadTransition {
-        /// Current status label.
-        from: &'static str,
-        /// Requested status label.
-        to: &'static str,
-    },
     /// A required field is empty.
     #[error("{0}不能为空")]
     Empty(&'static str),
