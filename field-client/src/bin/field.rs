@@ -577,10 +577,30 @@ fn held_back(summary: &sync_core::sync::session::Summary) -> (ById<'_>, ById<'_>
     (by_id(&summary.withheld), by_id(&summary.quarantined))
 }
 
+/// What the relay's console has told the clerk already, so that a state
+/// that lasts is said once: HQ out of reach, and which documents are held
+/// back and why.
+#[derive(Default)]
+struct Told {
+    hq_down: std::cell::Cell<bool>,
+    held_back: std::cell::RefCell<String>,
+}
+
+impl Told {
+    /// The documents a forward held back, both ways, unless the clerk was
+    /// told exactly these at the forward before (then none).
+    fn held_back_news<'a>(&self, summary: &'a Summary) -> (ById<'a>, ById<'a>) {
+        let (withheld, quarantined) = held_back(summary);
+        let now = format!("{withheld:?}{quarantined:?}");
+        if self.held_back.replace(now.clone()) == now { Default::default() } else { (withheld, quarantined) }
+    }
+}
+
 /// Prints what a station relay did, for the clerk at its console: each
-/// device's sync, each forward that moved anything, and HQ going out of
-/// reach (once, until it is back).
-fn relay_event(out: &Out, event: RelayEvent, every: u64, hq_down: &std::cell::Cell<bool>) {
+/// device's sync, each forward that moved anything, HQ going out of reach
+/// (once, until it is back), and documents held back (when that changes).
+fn relay_event(out: &Out, event: RelayEvent, every: u64, told: &Told) {
+    let hq_down = &told.hq_down;
     let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
     let moved = |summary: &Summary| {
         (summary.sent.values().sum::<usize>(), summary.received.values().sum::<usize>(), summary.receipts)
@@ -626,7 +646,7 @@ fn relay_event(out: &Out, event: RelayEvent, every: u64, hq_down: &std::cell::Ce
             let errors = photo_errors(&photos);
             let was_down = hq_down.replace(false);
             let quiet = sent + received + receipts + photos_sent + photos_received == 0;
-            let (withheld, quarantined) = held_back(&summary);
+            let (withheld, quarantined) = told.held_back_news(&summary);
             if quiet && withheld.is_empty() && quarantined.is_empty() && errors.is_empty() && !was_down {
                 return;
             }
@@ -714,8 +734,8 @@ fn run(cli: Cli) -> Result<()> {
             let every = std::time::Duration::from_secs(forward_every.max(1));
             let ready =
                 |addr| println!("安监站中转已启动：{addr}（每 {} 秒尝试转发到总部，Ctrl-C 停止）", every.as_secs());
-            let hq_down = std::cell::Cell::new(false);
-            let report = |event| relay_event(&out, event, every.as_secs(), &hq_down);
+            let told = Told::default();
+            let report = |event| relay_event(&out, event, every.as_secs(), &told);
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
@@ -1654,6 +1674,23 @@ fn parse_campaign_kind(s: &str) -> Result<CampaignKind, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// The relay's console says which documents it holds back when that
+    /// changes, not at every forward.
+    #[test]
+    fn documents_held_back_are_told_once_until_that_changes() {
+        let told = Told::default();
+        let doc: DocId = format!("dos-{}", "ab".repeat(16)).parse().unwrap();
+        let mut summary = Summary::default();
+        summary.quarantined.insert(doc.clone(), "隔离原因".into());
+        assert_eq!(told.held_back_news(&summary).1.len(), 1);
+        assert!(told.held_back_news(&summary).1.is_empty(), "said again at the next forward");
+        summary.withheld.insert(doc, "作者凭证已吊销".into());
+        assert_eq!(told.held_back_news(&summary).0.len(), 1, "a change is told");
+        let cleared = Summary::default();
+        assert!(told.held_back_news(&cleared).1.is_empty());
+        assert_eq!(told.held_back_news(&summary).1.len(), 1, "held back again after clearing");
+    }
 
     #[test]
     fn every_argument_is_explained_in_chinese() {
