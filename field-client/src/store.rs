@@ -732,6 +732,8 @@ impl Store {
         let mut staged = Vec::new();
         let mut photos = BTreeSet::new();
         batch.extend(self.credential_writes(&bundle.credentials)?);
+        // Who signed, as this store knows them: looked up once per bundle.
+        let signers = self.signers(bundle.docs.iter().flat_map(|d| &d.evidence), &bundle.credentials)?;
         for incoming in bundle.docs {
             let id = incoming.id.clone();
             let current = match self.loaded(&id) {
@@ -749,7 +751,6 @@ impl Store {
             }
             // The same check as a sync session's: the door is different,
             // the rules are not.
-            let signers = self.signers(&evidence, &bundle.credentials)?;
             let signer = |actor: &ActorId| {
                 let e = evidence.iter().find(|e| e.actor.actor_id() == *actor)?;
                 signers.get(&e.actor.key.to_bytes()).cloned()
@@ -810,9 +811,9 @@ impl Store {
     /// Who holds each device that signed `evidence`, as this store knows:
     /// from the credentials a bundle carries (HQ-signed, when enrolled) or
     /// holds, else the name the device is trusted under.
-    fn signers(
+    fn signers<'a>(
         &self,
-        evidence: &[HeadSignature],
+        evidence: impl IntoIterator<Item = &'a HeadSignature>,
         carried: &[SignedCredential],
     ) -> Result<HashMap<[u8; 32], Signer>, StoreError> {
         let hq = self.enrollment()?.map(|e| e.hq);
@@ -826,8 +827,11 @@ impl Store {
         };
         let trusted: HashMap<String, String> = self.db.trusted()?.into_iter().collect();
         let mut out = HashMap::new();
-        for key in evidence.iter().map(|e| e.actor.key) {
+        for key in evidence.into_iter().map(|e| e.actor.key) {
             let bytes = key.to_bytes();
+            if out.contains_key(&bytes) {
+                continue;
+            }
             let carried = carried.iter().find(|c| c.credential().device_key().is_ok_and(|k| k == key));
             let held = match carried {
                 Some(_) => None,

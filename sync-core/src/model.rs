@@ -14,6 +14,11 @@ use crate::ids::{CreditCode, DocId};
 /// Current version of the document layout, stored in every document.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// A date field's value (`YYYY-MM-DD`, a day of the calendar), if it is one.
+pub fn calendar_date(date: &str) -> Option<jiff::civil::Date> {
+    date.parse().ok().filter(|_| date.len() == 10)
+}
+
 macro_rules! labelled_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $id:literal / $zh:literal,)+ }) => {
         $(#[$meta])*

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Rectification, RectificationMode, RectificationStatus, Step, StepKind, VerifyResult};
+use crate::model::{
+    Rectification, RectificationMode, RectificationStatus, Step, StepKind, VerifyResult, calendar_date,
+};
 use crate::text::same_person;
 
 /// Who records a step: the holder of this device's credential and its role
@@ -420,7 +422,7 @@ pub fn check_step(step: &Step, found_on: Option<&str>) -> Result<(), String> {
             }
             match (&step.deadline, mode) {
                 (None, RectificationMode::Deadline) => Err("限期整改必须填写整改期限（--deadline）".into()),
-                (Some(d), _) if d.len() != 10 || d.parse::<jiff::civil::Date>().is_err() => {
+                (Some(d), _) if calendar_date(d).is_none() => {
                     Err(format!("整改期限“{d}”格式无效（应为 YYYY-MM-DD，如 2026-11-23）"))
                 }
                 (Some(d), _) if found_on.is_some_and(|f| d.as_str() < f) => {
@@ -436,6 +438,13 @@ pub fn check_step(step: &Step, found_on: Option<&str>) -> Result<(), String> {
         StepKind::Reopen if step.note.trim().is_empty() => Err("重新打开必须说明原因（--reason）".into()),
         _ => Ok(()),
     }
+}
+
+/// The photos taken after rectification (SHA-256 → file name): those the
+/// earlier fields kept and those of every report that it was done.
+pub fn photos_after(r: &Rectification) -> impl Iterator<Item = (&String, &String)> {
+    let reported = r.steps.values().filter(|s| s.kind == StepKind::Done).flat_map(|s| s.photos.iter());
+    r.photos_after.iter().chain(reported)
 }
 
 /// The day (YYYY-MM-DD) of an RFC 3339 time in China Standard Time (UTC+8,
@@ -808,6 +817,30 @@ mod tests {
         })
         .unwrap();
         assert!(door(&held, &replaced).unwrap_err().contains("替换了整改记录"));
+        // A step put into the loop of a hazard the same change removed:
+        // refused, never a panic.
+        let mut orphan = held.clone();
+        let other = EntityId::new(1, 2);
+        edit(&mut orphan, 4, |tx| add_hazard(tx, &other, &sample_hazard("另一处"))).unwrap();
+        let first = Step::new(StepKind::Plan);
+        edit(&mut orphan, 4, |tx| {
+            let plan = Step {
+                mode: Some(RectificationMode::Immediate),
+                owner: "王五".into(),
+                measures: "封闭".into(),
+                ..first
+            };
+            add_step(tx, &other, &EntityId::new(2, 99), plan, &signer("张三"), "2026-12-01T08:00:00Z".into())
+        })
+        .unwrap();
+        edit(&mut orphan, 4, |tx| {
+            let steps = crate::doc::map_at(tx, &["hazards", hid().as_str(), "rectification", "steps"])?;
+            tx.delete(&crate::doc::map_at(tx, &["hazards"])?, hid().as_str())?;
+            tx.put_object(&steps, EntityId::new(9, 9).as_str(), automerge::ObjType::Map)?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(door(&held, &orphan).unwrap_err().contains("不是有效的整改步骤"));
 
         // Two verifications made offline at once: each valid where it was
         // made, both let in, whichever arrives first.

@@ -3,8 +3,8 @@
 //! XLSX — takes its columns and rows from here, so they agree; a later
 //! column is added here once.
 
-use crate::model::{Campaign, CampaignKind, Dossier, Hazard, StepKind};
-use crate::rectification::{Loop, local_minute};
+use crate::model::{Campaign, CampaignKind, Dossier, Hazard};
+use crate::rectification::{self, Loop, local_minute};
 
 /// The register's columns, in order.
 pub const REGISTER_COLUMNS: &[&str] = &[
@@ -93,11 +93,7 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
     let rectifiers: Vec<&str> = state.reports.iter().map(|r| r.rectified_by.as_str()).collect();
     let done_on = state.reports.iter().filter_map(|r| r.at.as_deref()).max();
     let verification = state.verification.as_ref();
-    let r = &h.rectification;
-    let after = r
-        .photos_after
-        .keys()
-        .chain(lp.history.iter().filter(|e| e.step.kind == StepKind::Done).flat_map(|e| e.step.photos.keys()));
+    let after = rectification::photos_after(&h.rectification).map(|(sha, _)| sha);
     let mut status = state.status.label().to_owned();
     if !lp.disputes.is_empty() {
         status.push_str("（有分歧待审核）");

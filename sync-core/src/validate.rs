@@ -211,7 +211,7 @@ pub fn steps_kept<'a>(
     for change in arrived() {
         let (actor, start, deps) = (change.actor_id(), change.start_op().get(), change.deps().to_vec());
         let ops = change.decode().operations;
-        let end = start + ops.len() as u64;
+        let end = start.saturating_add(ops.len() as u64);
         // Whether this change made the object (its id is one of its ops).
         let made_here = |obj: &ObjectId| match obj {
             ObjectId::Id(OpId(n, a)) => a == actor && (start..end).contains(n),
@@ -278,8 +278,10 @@ pub fn steps_kept<'a>(
         for (hazard, key) in added {
             let hazard = hazard.as_str();
             let place = format!("隐患 {hazard} 的整改步骤 {key}");
-            let h = &dossier.hazards[hazard];
-            let Some(step) = h.rectification.steps.get(&key) else {
+            // A step put into the loop of a hazard no longer in the
+            // dossier (deleted from the map) is not read as one.
+            let Some((h, step)) = dossier.hazards.get(hazard).and_then(|h| Some((h, h.rectification.steps.get(&key)?)))
+            else {
                 return Err(Invalid(format!("{place}：不是有效的整改步骤")));
             };
             let then = rectification_of(hazard).map(|r| steps_then(&r)).unwrap_or_default();

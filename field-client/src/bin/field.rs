@@ -1197,27 +1197,29 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
             for id in dossiers {
                 let d = store.dossier(&id)?;
                 for (hid, h) in d.hazards {
+                    let lp = Loop::of(&h.rectification);
                     let keep = (all || !h.deleted)
                         && level.is_none_or(|l| l == h.level)
-                        && status.is_none_or(|s| s == Loop::of(&h.rectification).state.status);
+                        && status.is_none_or(|s| s == lp.state.status);
                     if keep {
-                        rows.push((d.enterprise.clone(), hid, h));
+                        rows.push((d.enterprise.clone(), hid, h, lp));
                     }
                 }
             }
             rows.sort_by(|a, b| (&a.2.found_at, &a.1).cmp(&(&b.2.found_at, &b.1)));
             out.emit(
                 json!(
-                    rows.iter().map(|(e, id, h)| json!({"enterprise": e, "id": id, "hazard": h})).collect::<Vec<_>>()
+                    rows.iter()
+                        .map(|(e, id, h, _)| json!({"enterprise": e, "id": id, "hazard": h}))
+                        .collect::<Vec<_>>()
                 ),
                 || {
                     if rows.is_empty() {
                         return "没有符合条件的隐患。".into();
                     }
                     let mut s = format!("共 {} 条隐患：\n", rows.len());
-                    for (_, id, h) in &rows {
+                    for (_, id, h, lp) in &rows {
                         let deleted = if h.deleted { "【已删除】" } else { "" };
-                        let lp = Loop::of(&h.rectification);
                         let disputed = if lp.disputes.is_empty() { "" } else { "（有分歧）" };
                         s.push_str(&format!(
                             "{id}\t{}\t{}{disputed}\t{}\t{}{deleted}\n",
@@ -1323,25 +1325,24 @@ fn describe_loop(lp: &Loop) -> String {
 }
 
 fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
-    let blank = Step::new;
     let (hazard, step) = match cmd {
         RectifyCmd::Plan { hazard, mode, deadline, owner, measures, interim } => (
             hazard,
-            Step { mode: Some(mode), deadline, owner, measures, interim_control: interim, ..blank(StepKind::Plan) },
+            Step { mode: Some(mode), deadline, owner, measures, interim_control: interim, ..Step::new(StepKind::Plan) },
         ),
-        RectifyCmd::Start { hazard } => (hazard, blank(StepKind::Start)),
+        RectifyCmd::Start { hazard } => (hazard, Step::new(StepKind::Start)),
         RectifyCmd::Submit { hazard, by, photo } => {
             let photos = attach(store, &photo)?.into_iter().collect();
-            (hazard, Step { rectified_by: Some(by.trim().to_owned()), photos, ..blank(StepKind::Done) })
+            (hazard, Step { rectified_by: Some(by.trim().to_owned()), photos, ..Step::new(StepKind::Done) })
         }
         RectifyCmd::Verify { hazard, result, note, photo } => {
             let Some(result) = VerifyResult::parse(result.trim()) else {
                 bail!("复查结论“{result}”无效，应为 pass（通过）或 fail（不通过）");
             };
             let photos = attach(store, &photo)?.into_iter().collect();
-            (hazard, Step { result: Some(result), note, photos, ..blank(StepKind::Verify) })
+            (hazard, Step { result: Some(result), note, photos, ..Step::new(StepKind::Verify) })
         }
-        RectifyCmd::Reopen { hazard, reason } => (hazard, Step { note: reason, ..blank(StepKind::Reopen) }),
+        RectifyCmd::Reopen { hazard, reason } => (hazard, Step { note: reason, ..Step::new(StepKind::Reopen) }),
     };
     let r = store.find_hazard(&hazard)?;
     let signer = store.signer()?;

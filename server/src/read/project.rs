@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use rusqlite::{Connection, params};
 use sync_core::ids::DocId;
-use sync_core::model::{Campaign, Dossier, StepKind};
-use sync_core::rectification::Loop;
+use sync_core::model::{Campaign, Dossier};
+use sync_core::rectification::{self, Loop};
 use sync_core::validate::Typed;
 
 /// Replaces the rows of `doc` with its current ones. Briefings and
@@ -73,12 +73,7 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
         let lp = Loop::of(&h.rectification);
         let (state, plan) = (&lp.state, lp.state.plan.as_ref());
         let verification = state.verification.as_ref();
-        let after: BTreeMap<&String, &String> = h
-            .rectification
-            .photos_after
-            .iter()
-            .chain(lp.history.iter().filter(|e| e.step.kind == StepKind::Done).flat_map(|e| e.step.photos.iter()))
-            .collect();
+        let after: BTreeMap<&String, &String> = rectification::photos_after(&h.rectification).collect();
         let gps = h.location.gps.as_ref();
         insert.execute(params![
             hazard_id,

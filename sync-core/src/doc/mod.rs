@@ -529,10 +529,7 @@ where
 
 /// Checks a YYYY-MM-DD date.
 pub fn check_date(date: &str) -> Result<jiff::civil::Date, ModelError> {
-    date.parse::<jiff::civil::Date>()
-        .ok()
-        .filter(|_| date.len() == 10)
-        .ok_or_else(|| ModelError::InvalidDate(date.to_owned()))
+    crate::model::calendar_date(date).ok_or_else(|| ModelError::InvalidDate(date.to_owned()))
 }
 
 /// Formats milliseconds since the Unix epoch as RFC 3339 (UTC).
