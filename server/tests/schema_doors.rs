@@ -1,6 +1,6 @@
 //! The schema at every door: for each constraint of
-//! `schemas/enterprise_dossier.schema.json` and `campaign.schema.json`, a
-//! signed change that breaks
+//! `schemas/enterprise_dossier.schema.json`, `campaign.schema.json` and
+//! `briefing.schema.json`, a signed change that breaks
 //! exactly that constraint is refused through a bundle (nothing imported)
 //! and through a real sync with a real `fieldsync-server` (quarantined at
 //! HQ, nothing stored, the session goes on and the device is told), each
@@ -19,11 +19,11 @@ use field_client::{Store, new_entity_id};
 use serde_json::{Value as Json, json};
 use sync_core::automerge::transaction::{Transactable, Transaction};
 use sync_core::automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
-use sync_core::doc::{campaign, dossier};
+use sync_core::doc::{briefing, campaign, dossier};
 use sync_core::ids::{CreditCode, DocId};
 use sync_core::model::{
-    AccidentReview, CampaignKind, DocumentCheck, Domain, Enterprise, Hazard, HazardLevel, RectificationMode,
-    RectificationStatus, ScheduleEntry, SiteVisit, Step, StepKind, TeamMember, VerifyResult,
+    AccidentReview, BriefingSection, CampaignKind, DocumentCheck, Domain, Enterprise, Hazard, HazardLevel,
+    RectificationMode, RectificationStatus, ScheduleEntry, SiteVisit, Step, StepKind, TeamMember, VerifyResult,
 };
 use sync_core::rectification::Loop;
 
@@ -342,6 +342,14 @@ impl World {
         let scope = ["--campaign", campaign_id.as_str()];
         lead.enroll(&issue(&data, &lead, "inspector", &addr, &scope)).unwrap();
         fill(&mut lead, &site, &photo);
+        let section = BriefingSection {
+            title: "典型隐患".into(),
+            position: 1.0,
+            notes: "先讲外架".into(),
+            findings: [(format!("{site}/{}", new_entity_id().unwrap()), true)].into(),
+        };
+        let brief = DocId::briefing(&campaign_id);
+        lead.edit(&brief, |tx| briefing::add_section(tx, &new_entity_id().unwrap(), &section)).unwrap();
         lead.sync_with_hq(None).await.unwrap();
         World { data, server, addr, lead, campaign_id, site }
     }
@@ -368,6 +376,9 @@ async fn each_schema_constraint_is_enforced_through_a_bundle_and_a_real_sync() {
     let campaign_schema = include_str!("../../schemas/campaign.schema.json");
     let count = enforced(&mut world, dir.path(), &mut tablets, campaign_schema, &campaign_id).await;
     assert!(count > 30, "{count} campaign cases");
+    let briefing_schema = include_str!("../../schemas/briefing.schema.json");
+    let count = enforced(&mut world, dir.path(), &mut tablets, briefing_schema, &DocId::briefing(&campaign_id)).await;
+    assert!(count > 10, "{count} briefing cases");
     assert!(world.server.is_running());
 }
 
