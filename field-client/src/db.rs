@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/client/0008_whole_documents.sql"),
     include_str!("../../schemas/migrations/client/0009_whole_batches_in_log.sql"),
     include_str!("../../schemas/migrations/client/0010_photos_at_hq.sql"),
+    include_str!("../../schemas/migrations/client/0011_quarantine_decisions.sql"),
 ];
 
 /// A handle to the store thread. Dropping it closes the database and waits
@@ -119,13 +120,23 @@ pub(crate) enum Write {
         doc: String,
         heads: Vec<u8>,
     },
-    /// Signed changes refused as invalid, kept for review.
+    /// Signed changes kept aside for review.
     Quarantine {
         doc: String,
         source: String,
         reason: String,
         batch: Vec<u8>,
         evidence: Vec<u8>,
+        /// The changes kept aside (sorted 32-byte hashes).
+        changes: Vec<u8>,
+    },
+    /// A person's decision on a quarantine row (only on one not yet decided).
+    Decide {
+        id: i64,
+        decision: &'static str,
+        by: String,
+        note: String,
+        at: i64,
     },
     /// A document's current heads and where it belongs.
     Heads {
@@ -454,6 +465,53 @@ impl Db {
     }
 
     /// Trusted keys (hex) with their names.
+    /// One quarantine row, with the batch, evidence and changes kept.
+    pub(crate) fn quarantine_entry(&self, id: i64) -> Result<Option<AsideRow>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!("{QUARANTINE_ROW} WHERE id = ?1"))?;
+            let Some(listed) = stmt.query_row([id], quarantine_row).optional()? else {
+                return Ok(None);
+            };
+            let (batch, evidence) =
+                conn.query_row("SELECT batch, evidence FROM quarantine WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            Ok(Some(AsideRow { listed, batch, evidence }))
+        })
+    }
+
+    /// The rows of `doc` no one has decided yet: id, and the changes kept
+    /// aside (sorted 32-byte hashes; `None` for a row kept before they were).
+    pub(crate) fn undecided(&self, doc: String) -> Result<Vec<Undecided>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, changes FROM quarantine WHERE doc_id = ?1 AND decision IS NULL")?;
+            let rows = stmt.query_map([doc], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The documents with quarantine rows no one has decided yet.
+    pub(crate) fn undecided_docs(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT DISTINCT doc_id FROM quarantine WHERE decision IS NULL")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The rejected rows of `doc`: changes kept aside, who decided, why.
+    pub(crate) fn rejections(&self, doc: String) -> Result<Vec<(Vec<u8>, String, String)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT changes, decided_by, note FROM quarantine
+                 WHERE doc_id = ?1 AND decision = 'rejected' AND changes IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([doc], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     pub(crate) fn trusted(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.call(|conn| {
             let mut stmt = conn.prepare("SELECT key, name FROM trusted_keys ORDER BY added_at, key")?;
@@ -488,26 +546,69 @@ pub struct Quarantined {
     pub reason: String,
     /// Size of the batch kept.
     pub batch_bytes: usize,
+    /// How many changes were kept aside (`None`: a row kept before this
+    /// was recorded, the whole batch).
+    pub changes: Option<usize>,
     /// When it arrived (ms since the epoch).
     pub received_at: i64,
+    /// What was decided, if anything.
+    pub decision: Option<Decision>,
+}
+
+/// A decision on quarantined work.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Decision {
+    /// `accepted`, `rejected` or `stored`.
+    pub outcome: String,
+    /// Who decided (`stored`: HQ itself).
+    pub by: String,
+    /// Why, as they wrote it.
+    pub note: String,
+    /// When (ms since the epoch).
+    pub at: i64,
+}
+
+const QUARANTINE_ROW: &str = "SELECT id, doc_id, source, reason, length(batch), length(changes) / 32, received_at, \
+     decision, decided_by, note, decided_at FROM quarantine";
+
+fn quarantine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Quarantined> {
+    let decision = match r.get::<_, Option<String>>(7)? {
+        Some(outcome) => Some(Decision {
+            outcome,
+            by: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            note: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+            at: r.get::<_, Option<i64>>(10)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(Quarantined {
+        id: r.get(0)?,
+        doc: r.get(1)?,
+        source: r.get(2)?,
+        reason: r.get(3)?,
+        batch_bytes: r.get::<_, i64>(4)? as usize,
+        changes: r.get::<_, Option<i64>>(5)?.map(|n| n as usize),
+        received_at: r.get(6)?,
+        decision,
+    })
+}
+
+/// An undecided quarantine row: its id and the changes it kept aside.
+pub(crate) type Undecided = (i64, Option<Vec<u8>>);
+
+/// One quarantine row as kept.
+pub(crate) struct AsideRow {
+    pub(crate) listed: Quarantined,
+    pub(crate) batch: Vec<u8>,
+    pub(crate) evidence: Vec<u8>,
 }
 
 /// Lists the quarantine of the store in `home`, read-only, so it works
 /// while the store is open elsewhere (HQ's running server).
 pub fn quarantined(home: &Path) -> Result<Vec<Quarantined>, StoreError> {
     let conn = Connection::open_with_flags(home.join("store.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut stmt =
-        conn.prepare("SELECT id, doc_id, source, reason, length(batch), received_at FROM quarantine ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Quarantined {
-            id: r.get(0)?,
-            doc: r.get(1)?,
-            source: r.get(2)?,
-            reason: r.get(3)?,
-            batch_bytes: r.get::<_, i64>(4)? as usize,
-            received_at: r.get(5)?,
-        })
-    })?;
+    let mut stmt = conn.prepare(&format!("{QUARANTINE_ROW} ORDER BY id"))?;
+    let rows = stmt.query_map([], quarantine_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -599,14 +700,21 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
                     params![seq, doc, body, sig, hash],
                 )?;
             }
-            Write::Quarantine { doc, source, reason, batch, evidence } => {
+            Write::Quarantine { doc, source, reason, batch, evidence, changes } => {
                 // A carrier sends what was kept aside again each time it
                 // syncs: one row is enough to decide it.
                 tx.execute(
-                    "INSERT INTO quarantine (doc_id, source, reason, batch, evidence, received_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6
-                     WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE doc_id = ?1 AND batch = ?4)",
-                    params![doc, source, reason, batch, evidence, now],
+                    "INSERT INTO quarantine (doc_id, source, reason, batch, evidence, received_at, changes)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                     WHERE NOT EXISTS (SELECT 1 FROM quarantine WHERE doc_id = ?1 AND (changes = ?7 OR batch = ?4))",
+                    params![doc, source, reason, batch, evidence, now, changes],
+                )?;
+            }
+            Write::Decide { id, decision, by, note, at } => {
+                tx.execute(
+                    "UPDATE quarantine SET decision = ?2, decided_by = ?3, note = ?4, decided_at = ?5
+                     WHERE id = ?1 AND decision IS NULL",
+                    params![id, decision, by, note, at],
                 )?;
             }
             Write::Heads { doc, heads, campaign, enterprise } => {

@@ -469,9 +469,9 @@ async fn run(
                     }
                     Effect::StoreReceipts(arrived) => receipts.extend(arrived),
                     Effect::StoreRevocations(list) => local.store_revocations(list).map_err(store)?,
-                    Effect::Quarantine { doc, batch, evidence, reason } => {
-                        tracing::warn!(%doc, %reason, "changes quarantined");
-                        local.quarantine(&doc, batch, evidence, &peer, &reason).map_err(store)?;
+                    Effect::Quarantine(aside) => {
+                        tracing::warn!(doc = %aside.doc, reason = %aside.reason, "changes quarantined");
+                        local.quarantine(aside, &peer).map_err(store)?;
                     }
                     Effect::Finished(summary) => {
                         let checkpoints = &summary.checkpoints;

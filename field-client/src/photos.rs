@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sync_core::credential::Credential;
+use sync_core::credential::{Credential, Role};
 use sync_core::ids::DocTag;
 use sync_core::ids::{DocKind, PhotoId};
 use sync_core::sync::message::FrameReader;
@@ -56,6 +56,9 @@ pub struct PhotoReport {
     /// those it confirmed storing.
     #[serde(skip)]
     pub peer_holds: Vec<String>,
+    /// Photos of ours that HQ holds, as a station relay (or HQ) said.
+    #[serde(skip)]
+    pub hq_holds: Vec<String>,
 }
 
 /// Progress of a photo exchange, for a progress bar.
@@ -174,6 +177,8 @@ pub trait PhotoSide {
     fn blobs(&self) -> Blobs;
     /// Records a verified photo in the `blobs` table.
     fn record(&self, photo: &PhotoId, size: u64) -> Result<(), StoreError>;
+    /// Which of `photos` HQ is known to hold.
+    fn at_hq(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError>;
 }
 
 impl PhotoSide for Store {
@@ -204,6 +209,11 @@ impl PhotoSide for Store {
 
     fn record(&self, photo: &PhotoId, size: u64) -> Result<(), StoreError> {
         self.db.persist(vec![DbWrite::Blob { sha256: photo.to_string(), size }])
+    }
+
+    fn at_hq(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError> {
+        let known = self.db.at_hq(photos.iter().map(PhotoId::to_string).collect())?;
+        Ok(known.iter().filter_map(|sha| sha.parse().ok()).collect())
     }
 }
 
@@ -384,11 +394,18 @@ async fn negotiate(
     report.bytes_sent = sent;
     report.received = stored.len();
 
-    write(send, &PhotoMessage::Done { stored: stored.iter().map(PhotoId::to_string).collect() }).await?;
-    let theirs = match read(recv, &mut reader).await? {
-        PhotoMessage::Done { stored } => stored,
+    let offered: BTreeSet<PhotoId> = report.peer_holds.iter().filter_map(|sha| sha.parse().ok()).collect();
+    let at_hq = side.at_hq(&offered).map_err(store)?.iter().map(PhotoId::to_string).collect();
+    write(send, &PhotoMessage::Done { stored: stored.iter().map(PhotoId::to_string).collect(), at_hq }).await?;
+    let (theirs, at_hq) = match read(recv, &mut reader).await? {
+        PhotoMessage::Done { stored, at_hq } => (stored, at_hq),
         other => return Err(out_of_order(&other)),
     };
+    // Only HQ and the stations it credentials are taken at their word.
+    if matches!(peer.role, Role::Hq | Role::Station) {
+        let ours: BTreeSet<&String> = ours.iter().map(|p| &p.sha).collect();
+        report.hq_holds = at_hq.into_iter().filter(|sha| ours.contains(sha)).collect();
+    }
     let uploaded: BTreeSet<String> = uploads.iter().map(|u| u.photo.to_string()).collect();
     let confirmed: Vec<String> = theirs.into_iter().filter(|s| uploaded.contains(s)).collect();
     report.sent = confirmed.len();

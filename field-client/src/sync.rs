@@ -15,7 +15,9 @@ use sync_core::identity::{DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::batch::{self, Arrived, Checked};
 use sync_core::sync::message::{Evidence, Receipt, ReceiptBody};
-use sync_core::sync::replica::{CatalogEntry, Durable, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
+use sync_core::sync::replica::{
+    Aside, CatalogEntry, Durable, Local, Outgoing, PendingWrite, Replica, StorageError, Whole,
+};
 use sync_core::sync::session::{Session, SessionConfig, Summary};
 use sync_core::validate;
 
@@ -122,6 +124,13 @@ impl Replica for Store {
         self.db.received_at(doc.to_string(), head.0.to_vec()).ok().flatten()
     }
 
+    fn rejected(&self, doc: &DocId, changes: &[ChangeHash]) -> Option<String> {
+        let rejections = self.db.rejections(doc.to_string()).ok()?;
+        let covers = |kept: &[u8]| changes.iter().all(|c| kept.chunks_exact(32).any(|h| h == c.0));
+        let (_, by, note) = rejections.iter().find(|(kept, _, _)| covers(kept))?;
+        Some(format!("总部已拒收这些修改（{by}：{note}），无需再处理"))
+    }
+
     fn whole(&self, doc: &DocId) -> Option<Whole> {
         let warmed = self.warmed.borrow_mut().take_if(|w| w.doc == *doc);
         match warmed {
@@ -165,32 +174,20 @@ impl Store {
 }
 
 impl Local for Store {
-    fn quarantine(
-        &mut self,
-        doc: &DocId,
-        batch: Vec<u8>,
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        from: &DevicePublicKey,
-        reason: &str,
-    ) -> Result<(), StorageError> {
-        let evidence: Vec<_> = evidence
-            .into_iter()
-            .map(|(s, credential)| {
-                (
-                    ByteBuf::from(s.actor.key.to_bytes().to_vec()),
-                    ByteBuf::from(s.head.0.to_vec()),
-                    ByteBuf::from(credential),
-                )
-            })
-            .collect();
+    fn quarantine(&mut self, aside: Aside, from: &DevicePublicKey) -> Result<(), StorageError> {
+        let evidence: Vec<Evidence> =
+            aside.evidence.iter().map(|(s, credential)| Evidence::new(s, credential.clone())).collect();
         let mut encoded = Vec::new();
         ciborium::into_writer(&evidence, &mut encoded).map_err(failed)?;
+        let mut changes = aside.changes;
+        changes.sort();
         let write = Write::Quarantine {
-            doc: doc.to_string(),
+            doc: aside.doc.to_string(),
             source: from.to_string(),
-            reason: reason.to_owned(),
-            batch,
+            reason: aside.reason,
+            batch: aside.batch,
             evidence: encoded,
+            changes: changes.iter().flat_map(|h| h.0).collect(),
         };
         self.db.persist(vec![write]).map_err(failed)
     }
@@ -353,27 +350,30 @@ impl Store {
         // Another session may have stored some of these meanwhile.
         let held = |h: &ChangeHash| Replica::has_change(self, id, h);
         let count = changes.len();
-        let rows = match (changes.without(held), &whole) {
-            // A whole document is logged as it arrived: one row.
+        // What to keep whole, to be passed on as is (`Replica::whole`): a
+        // whole document is logged as it arrived, one row, and the kept row
+        // points to it (an empty batch); a bundle is logged change by
+        // change, so the kept row holds it.
+        let (rows, kept) = match (changes.without(held), &whole) {
             (Arrived::Document { doc: arrived, .. }, Some(bytes)) => {
-                vec![crate::store::whole_log_write(id, &arrived, bytes.clone(), count, &source)]
+                (vec![crate::store::whole_log_write(id, &arrived, bytes.clone(), count, &source)], Some(Vec::new()))
             }
             (Arrived::Document { doc: arrived, .. }, None) => {
-                arrived.get_changes(&[]).iter().map(|c| crate::store::change_write(id, c, &source)).collect()
+                let rows =
+                    arrived.get_changes(&[]).iter().map(|c| crate::store::change_write(id, c, &source)).collect();
+                (rows, None)
             }
             (Arrived::Changes(fresh), _) => {
-                fresh.iter().map(|c| crate::store::change_write(id, c, &source)).collect::<Vec<_>>()
+                let rows = fresh.iter().map(|c| crate::store::change_write(id, c, &source)).collect::<Vec<_>>();
+                (rows, whole.clone())
             }
         };
         let bytes = rows.iter().map(|w| if let Write::Change { bytes, .. } = w { bytes.len() } else { 0 }).sum();
         let logged = (rows.len(), bytes);
         batch.extend(rows);
-        // Arrived whole: kept to be passed on as is (`Replica::whole`). The
-        // log row above holds the batch (nothing was held, so it went there
-        // whole); the kept row points to it with an empty batch.
-        if whole.is_some() && is_new {
+        if let Some(kept) = kept.filter(|_| is_new) {
             let evidence: Vec<Evidence> = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
-            batch.push(crate::store::whole_write(id, &doc, Vec::new(), &evidence, count)?);
+            batch.push(crate::store::whole_write(id, &doc, kept, &evidence, count)?);
         }
         for (signature, credential) in &evidence {
             batch.push(crate::store::evidence_write(id, signature));
@@ -445,11 +445,14 @@ impl Store {
         let (endpoint, connection) = net::connect(&key, to_hq.then_some(enrollment.hq), addr).await?;
         let counter = connection.clone();
         let (summary, photos) = self.client_session(endpoint, connection, &enrollment, progress).await?;
-        if to_hq {
-            let stored = |e: StoreError| NetError::Store(e.to_string());
-            if let Ok(report) = &photos {
+        let stored = |e: StoreError| NetError::Store(e.to_string());
+        if let Ok(report) = &photos {
+            self.record_at_hq(report.hq_holds.clone()).map_err(stored)?;
+            if to_hq {
                 self.record_at_hq(report.peer_holds.clone()).map_err(stored)?;
             }
+        }
+        if to_hq {
             self.record_held_back(&summary).map_err(stored)?;
         }
         let stats = counter.stats();
@@ -559,7 +562,14 @@ impl Store {
                         match connected {
                             Ok((hq_endpoint, connection)) => {
                                 match self.client_session(hq_endpoint, connection, &enrollment, &|_| {}).await {
-                                    Ok((summary, photos)) => report(RelayEvent::Forwarded { summary, photos }),
+                                    Ok((summary, photos)) => {
+                                        // What HQ holds, to tell the devices it serves.
+                                        if let Ok(held) = &photos {
+                                            self.record_at_hq(held.peer_holds.clone())
+                                                .map_err(|e| NetError::Store(e.to_string()))?;
+                                        }
+                                        report(RelayEvent::Forwarded { summary, photos })
+                                    }
                                     Err(error) => report(RelayEvent::ForwardFailed(error)),
                                 }
                             }
@@ -603,7 +613,73 @@ pub struct Synced {
     typed: Option<validate::Typed>,
 }
 
+/// Work kept aside, as HQ reads it to decide.
+#[derive(Debug)]
+pub struct AsideEntry {
+    /// As listed.
+    pub listed: crate::Quarantined,
+    /// The document.
+    pub doc: DocId,
+    /// The batch as received.
+    pub batch: Vec<u8>,
+    /// Its evidence (`None`: kept by an older version, without signatures).
+    pub evidence: Option<Vec<Evidence>>,
+}
+
+impl Store {
+    /// Quarantine row `id`.
+    pub fn aside(&self, id: i64) -> Result<Option<AsideEntry>, StoreError> {
+        let Some(row) = self.db.quarantine_entry(id)? else {
+            return Ok(None);
+        };
+        let doc = row.listed.doc.parse().map_err(|_| StoreError::Corrupt(format!("隔离记录 #{id} 的文档编号无效")))?;
+        let evidence = ciborium::from_reader(row.evidence.as_slice()).ok();
+        Ok(Some(AsideEntry { listed: row.listed, doc, batch: row.batch, evidence }))
+    }
+
+    /// The documents with quarantine rows no one has decided yet.
+    pub fn undecided_docs(&self) -> Result<Vec<DocId>, StoreError> {
+        Ok(self.db.undecided_docs()?.into_iter().filter_map(|d| d.parse().ok()).collect())
+    }
+
+    /// Records `by`'s decision on quarantine row `id` (if undecided), with
+    /// nothing else to write: `rejected`, or `stored` (all of it is held).
+    pub fn decide_aside(
+        &self,
+        id: i64,
+        outcome: &'static str,
+        by: &str,
+        note: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.db.persist(vec![decision(id, outcome, by, note, at)])
+    }
+
+    /// The undecided quarantine rows of `doc`, each with whether this
+    /// store now holds all its changes (the same work arrived later in a
+    /// way it could take; a row kept before changes were recorded never is).
+    pub fn undecided_aside(&self, doc: &DocId) -> Result<Vec<(i64, bool)>, StoreError> {
+        let rows = self.db.undecided(doc.to_string())?;
+        let held = |changes: &[u8]| {
+            changes
+                .chunks_exact(32)
+                .all(|h| ChangeHash::try_from(h).is_ok_and(|hash| Replica::has_change(self, doc, &hash)))
+        };
+        Ok(rows.into_iter().map(|(id, changes)| (id, changes.as_deref().is_some_and(held))).collect())
+    }
+}
+
+fn decision(id: i64, decision: &'static str, by: &str, note: &str, at: i64) -> Write {
+    Write::Decide { id, decision, by: by.to_owned(), note: note.to_owned(), at }
+}
+
 impl Synced {
+    /// Records, in the same transaction, a decision on quarantine row
+    /// `id`: `accepted` (these are its changes) or `stored`.
+    pub fn decide(&mut self, id: i64, outcome: &'static str, by: &str, note: &str, at: i64) {
+        self.writes.push(decision(id, outcome, by, note, at));
+    }
+
     /// The document's heads once these are written.
     pub fn heads(&self) -> &[ChangeHash] {
         &self.heads

@@ -66,12 +66,38 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
-    /// 列出被隔离的修改（签名有效但会使文档无效，未写入文档，待审核）
-    Quarantine,
+    /// 被隔离的修改（签名有效，但会使文档无效或作者凭证已被吊销，未写入文档）：列出或决定
+    Quarantine {
+        #[command(subcommand)]
+        action: Option<QuarantineAction>,
+    },
     /// 由已存储的文档重建读模型（需先停止服务）
     Reindex,
     /// 导出检查活动的隐患台账（服务运行时也可导出）
     Export(ExportArgs),
+}
+
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// 列出全部隔离记录及其决定（默认；服务运行时也可列出）
+    List,
+    /// 接收：认定为作者凭证吊销前的工作，重新核验后写入文档并随同步下发（需先停止服务，或用管理接口）
+    Accept(DecideArgs),
+    /// 拒收：永不写入；安监站等再次送来时会被告知已拒收（需先停止服务，或用管理接口）
+    Reject(DecideArgs),
+}
+
+#[derive(Args)]
+struct DecideArgs {
+    /// 隔离记录编号（列表中 # 后的数字）
+    #[arg(value_name = "编号")]
+    id: i64,
+    /// 决定人姓名
+    #[arg(long)]
+    by: String,
+    /// 决定理由
+    #[arg(long)]
+    note: String,
 }
 
 #[derive(Args, Default)]
@@ -203,19 +229,70 @@ fn export_register(data: &std::path::Path, args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// `reindex`: rebuilds the read model from the stored documents. The
-/// server must be stopped (it holds the store).
-fn reindex(data: &std::path::Path) -> Result<()> {
+/// `quarantine list`: HQ's quarantine, read-only (the server may be running).
+fn list_quarantine(data: &std::path::Path) -> Result<()> {
+    let store = data.join("sync");
+    let rows = if store.join("store.db").exists() { field_client::quarantined(&store)? } else { Vec::new() };
+    if rows.is_empty() {
+        println!("没有被隔离的修改。");
+    }
+    for q in rows {
+        let changes = q.changes.map_or(String::new(), |n| format!("{n} 个修改，"));
+        let status = match &q.decision {
+            None => "待决定".to_owned(),
+            Some(d) => format!(
+                "{}（{}，{}：{}）",
+                sync::outcome_label(&d.outcome),
+                d.by,
+                sync_core::doc::rfc3339(d.at),
+                d.note
+            ),
+        };
+        println!(
+            "#{} [{status}] {} 文档 {}，来自设备 {}（{changes}{} 字节）：{}",
+            q.id,
+            sync_core::doc::rfc3339(q.received_at),
+            q.doc,
+            q.source,
+            q.batch_bytes,
+            q.reason
+        );
+    }
+    Ok(())
+}
+
+/// `quarantine accept|reject`: a decision, written to HQ's store as the
+/// running server's API would (the read model catches up at the next start).
+fn decide(data: &std::path::Path, verdict: sync::Verdict, args: DecideArgs) -> Result<()> {
+    let store = open_stopped(data, "决定隔离记录（服务运行时请用管理接口 POST /api/v1/quarantine/<编号>/decision）")?;
+    let hq = register::Hq::open(data)?;
+    let replica =
+        sync::HqReplica::new(store, sync_core::identity::DeviceKey::from_seed(hq.seed()), Arc::new(|_, _, _, _| {}))?
+            .with_register(Arc::new(Mutex::new(hq)));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let outcome = runtime.block_on(replica.decide(args.id, verdict, &args.by, &args.note))?;
+    println!("隔离记录 #{}：{}", args.id, sync::outcome_label(outcome));
+    Ok(())
+}
+
+/// HQ's store, opened while the server is stopped (it holds the store).
+fn open_stopped(data: &std::path::Path, doing: &str) -> Result<field_client::Store> {
     let store_dir = data.join("sync");
     if !store_dir.join("device.key").exists() {
         anyhow::bail!("{} 中还没有总部数据", data.display());
     }
-    let mut store = match field_client::Store::open(&store_dir) {
+    match field_client::Store::open(&store_dir) {
         Err(field_client::StoreError::Locked(_)) => {
-            anyhow::bail!("总部服务正在使用 {}：请先停止服务，再重建读模型", data.display())
+            anyhow::bail!("总部服务正在使用 {}：请先停止服务，再{doing}", data.display())
         }
-        opened => opened?,
-    };
+        other => Ok(other?),
+    }
+}
+
+/// `reindex`: rebuilds the read model from the stored documents. The
+/// server must be stopped (it holds the store).
+fn reindex(data: &std::path::Path) -> Result<()> {
+    let mut store = open_stopped(data, "重建读模型")?;
     store.set_cache_limit(DOC_CACHE);
     let (read, _) = read::ReadModel::open(data)?;
     let started = std::time::Instant::now();
@@ -250,7 +327,7 @@ async fn run_server(
     let hq_key = hq.public_key();
     let register = Arc::new(Mutex::new(hq));
     let replica = replica.with_register(register.clone());
-    let api = http::api::ApiState::new(register.clone(), read, data.join("sync"));
+    let api = http::api::ApiState::new(register.clone(), read, replica.clone(), data.join("sync"));
     let quic = endpoint.clone();
     tokio::select! {
         () = http::serve(listener, http::router(api)) => {}
@@ -322,24 +399,11 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{token}");
             }
         }
-        Command::Quarantine => {
-            let store = cli.data.join("sync");
-            let rows = if store.join("store.db").exists() { field_client::quarantined(&store)? } else { Vec::new() };
-            if rows.is_empty() {
-                println!("没有被隔离的修改。");
-            }
-            for q in rows {
-                println!(
-                    "#{} {} 文档 {}，来自设备 {}（{} 字节）：{}",
-                    q.id,
-                    sync_core::doc::rfc3339(q.received_at),
-                    q.doc,
-                    q.source,
-                    q.batch_bytes,
-                    q.reason
-                );
-            }
-        }
+        Command::Quarantine { action } => match action.unwrap_or(QuarantineAction::List) {
+            QuarantineAction::List => list_quarantine(&cli.data)?,
+            QuarantineAction::Accept(args) => decide(&cli.data, sync::Verdict::Accept, args)?,
+            QuarantineAction::Reject(args) => decide(&cli.data, sync::Verdict::Reject, args)?,
+        },
         Command::Reindex => reindex(&cli.data)?,
         Command::Export(args) => export_register(&cli.data, args)?,
         Command::Serve(args) => serve(&cli.data, args)?,

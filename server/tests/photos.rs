@@ -221,7 +221,7 @@ async fn a_photo_upload_cut_by_killing_the_server_resumes_where_it_stopped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn photos_reach_hq_through_a_station_relay() {
+async fn photos_reach_hq_through_a_station_relay_and_the_device_learns_it() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path().join("hq");
     let server = Server::start(&data);
@@ -252,6 +252,18 @@ async fn photos_reach_hq_through_a_station_relay() {
     for (sha, bytes) in &photos {
         assert_eq!(std::fs::read(blob(&data.join("sync"), sha)).unwrap(), *bytes);
     }
+    // The station tells the device, at its next sync, which of its photos
+    // HQ holds: a device that syncs only through the relay learns it is safe.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        inspector.sync_reporting(Some(relay_addr), false, &noop).await.unwrap();
+        if inspector.photos_owed().unwrap() == PhotosOwed::default() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the relay never said HQ holds the photos");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(inspector.unreceipted().unwrap().is_empty(), "and its changes carry HQ's receipts");
     stop.send(()).unwrap();
     relay.await.unwrap().unwrap();
 }
@@ -300,7 +312,7 @@ async fn scripted(
                 let _ = stream.write_all(&bytes).await;
                 let _ = stream.finish();
             }
-            let _ = send.write_all(&PhotoMessage::Done { stored: Vec::new() }.to_frame()).await;
+            let _ = send.write_all(&PhotoMessage::Done { stored: Vec::new(), at_hq: Vec::new() }.to_frame()).await;
         }
         if got.iter().any(|m| matches!(m, PhotoMessage::Done { .. } | PhotoMessage::Refused { .. })) {
             break;
@@ -392,7 +404,7 @@ async fn bad_photo_input_is_refused_and_nothing_is_stored() {
         PhotoMessage::Want { photos: vec![PhotoWant { sha: sha.clone(), offset: 0 }] },
         "only the referenced photo within the limit is asked for"
     );
-    assert_eq!(got.last(), Some(&PhotoMessage::Done { stored: vec![] }));
+    assert_eq!(got.last(), Some(&PhotoMessage::Done { stored: vec![], at_hq: vec![] }));
     assert!(hq_files(&data).is_empty(), "{:?}", hq_files(&data));
 
     // More bytes than offered are refused for that photo.
@@ -406,7 +418,7 @@ async fn bad_photo_input_is_refused_and_nothing_is_stored() {
         Script { offer: vec![offer(&sha, size)], want: vec![], streams: vec![(header(&sha), longer)] },
     )
     .await;
-    assert_eq!(got.last(), Some(&PhotoMessage::Done { stored: vec![] }));
+    assert_eq!(got.last(), Some(&PhotoMessage::Done { stored: vec![], at_hq: vec![] }));
     assert!(hq_files(&data).is_empty(), "{:?}", hq_files(&data));
 
     // The server still serves: the real photo goes up intact.

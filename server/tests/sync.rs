@@ -504,7 +504,8 @@ async fn a_revoked_tablets_work_at_a_relay_reaches_hq_as_valid_or_quarantined() 
         assert!(Instant::now() < deadline, "T's earlier finding never reached HQ");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(analyst.dossier(&u_site).is_err(), "U's later work is not in HQ's documents");
+    let u_findings = analyst.dossier(&u_site).map(|d| d.hazards.len()).unwrap_or_default();
+    assert_eq!(u_findings, 0, "U's later work is not in HQ's documents");
     stop.send(()).unwrap();
     relay.await.unwrap().unwrap();
     drop(server);
@@ -561,9 +562,20 @@ async fn work_bundled_before_its_author_enrolled_reaches_hq_through_a_carrier() 
         analyst.dossier(&known.0).unwrap().hazards.contains_key(known.1.as_str()),
         "the known author's work is at HQ"
     );
-    assert!(analyst.dossier(&unknown.0).is_err(), "the unknown author's work is not");
+    let unknown_findings = analyst.dossier(&unknown.0).map(|d| d.hazards.len()).unwrap_or_default();
+    assert_eq!(unknown_findings, 0, "the unknown author's work is not");
     let kept = common_quarantined(&data);
-    assert!(kept.len() == 1 && kept[0].doc == unknown.0.to_string(), "{kept:?}");
+    assert!(kept.len() == 1 && kept[0].doc == unknown.0.to_string() && kept[0].decision.is_none(), "{kept:?}");
+
+    // Once HQ issues that author a credential, the carrier's next sync
+    // brings the work in, and the entry is settled: nothing left to decide.
+    common::issue(&data, &authors[1], "inspector", &addr, &[]);
+    let summary = carrier.sync_with_hq(None).await.unwrap();
+    assert!(summary.quarantined.is_empty() && summary.withheld.is_empty(), "{summary:?}");
+    analyst.sync_with_hq(None).await.unwrap();
+    assert!(analyst.dossier(&unknown.0).unwrap().hazards.contains_key(unknown.1.as_str()));
+    let kept = common_quarantined(&data);
+    assert_eq!(kept[0].decision.as_ref().map(|d| d.outcome.as_str()), Some("stored"), "{kept:?}");
 }
 
 fn common_quarantined(data: &std::path::Path) -> Vec<field_client::Quarantined> {
@@ -664,4 +676,149 @@ async fn work_imported_from_a_bundle_reaches_hq_before_its_author_syncs() {
     assert_eq!(summary.sent.values().sum::<usize>(), 0);
     assert!(author.unreceipted().unwrap().is_empty(), "{:?}", author.unreceipted().unwrap());
     server.kill();
+}
+
+/// A JSON request to HQ's API with the admin token: status and body.
+async fn api(
+    server: &Server,
+    data: &std::path::Path,
+    post: Option<serde_json::Value>,
+    path: String,
+) -> (u16, serde_json::Value) {
+    use http_body_util::{BodyExt, Full};
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let request = hyper::Request::builder()
+        .method(if post.is_some() { "POST" } else { "GET" })
+        .uri(format!("http://{}{path}", server.http))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Full::new(hyper::body::Bytes::from(post.map(|v| v.to_string()).unwrap_or_default())))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// One revoked author's work is cut out of a dossier it shares with others
+/// (issue 18): at HQ, the other author's work in the same batch is stored
+/// and only the revoked author's is kept aside; a relay passes the rest on
+/// to a newcomer. Then a person at HQ decides over the API: accepted work
+/// is stored and reaches everyone; rejected work stays out, and the relay
+/// that keeps sending it is told it was rejected, without a second row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_authors_work_is_cut_out_and_decided_at_hq() {
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let server = Server::start(&data);
+    let addr = server.addr.to_string();
+    let open = |name: &str| Store::init(&dir.path().join(name), name).unwrap();
+    let (mut lead, mut t, mut b, mut u, station) =
+        (open("张三"), open("李四"), open("赵六"), open("王五"), open("安监站"));
+    for store in [&lead, &t, &b, &u] {
+        enroll_as(&data, store, "inspector", &addr);
+    }
+    enroll_as(&data, &station, "station", &addr);
+    let campaign = joint_campaign(&mut lead);
+    common::add_enterprise(&mut lead, &campaign, OTHER_CODE, "某矿业公司");
+    lead.sync_with_hq(None).await.unwrap();
+    for store in [&mut t, &mut b, &mut u] {
+        store.sync_with_hq(None).await.unwrap();
+    }
+    let (relay_addr, stop, relay, mut events) = spawn_relay_reporting(station, Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.kill();
+
+    let record = |store: &mut Store, code: &str, title: &str| {
+        let site = store.open_dossier(&campaign, code).unwrap();
+        let id = new_entity_id().unwrap();
+        store.edit(&site, |tx| dossier::add_hazard(tx, &id, &hazard(title))).unwrap();
+        (site, id)
+    };
+    // B's finding reaches the relay first; T's, recorded after T's
+    // revocation, joins it in the same dossier.
+    let (site, b_hazard) = record(&mut b, CODE, "赵六发现的隐患");
+    b.sync_with_peer(relay_addr).await.unwrap();
+    for store in [&t, &u] {
+        revoke(&data, store.enrollment().unwrap().unwrap().credential.credential().serial);
+    }
+    let (_, t_hazard) = record(&mut t, CODE, "李四在吊销后记录的隐患");
+    t.sync_with_peer(relay_addr).await.unwrap();
+    let (u_site, u_hazard) = record(&mut u, OTHER_CODE, "王五在吊销后记录的隐患");
+    u.sync_with_peer(relay_addr).await.unwrap();
+
+    let server = Server::start_at(&data, &addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common_quarantined(&data).len() < 2 {
+        assert!(Instant::now() < deadline, "the revoked authors' work never reached HQ's quarantine");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = common_quarantined(&data);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let t_row = kept.iter().find(|q| q.doc == site.to_string()).expect("T's work kept aside");
+    let u_row = kept.iter().find(|q| q.doc == u_site.to_string()).expect("U's work kept aside");
+    assert!(t_row.reason.contains("李四") && !t_row.reason.contains("赵六"), "{t_row:?}");
+    assert_eq!(t_row.changes, Some(1), "only T's change is kept aside");
+
+    // B's work in the same dossier is at HQ, and a relay passes it on.
+    let has = |store: &mut Store, site: &sync_core::ids::DocId, hazard: &str| {
+        store.dossier(site).is_ok_and(|d| d.hazards.contains_key(hazard))
+    };
+    let mut analyst = open("分析员");
+    enroll_as(&data, &analyst, "hq", &addr);
+    analyst.sync_with_hq(None).await.unwrap();
+    assert!(has(&mut analyst, &site, b_hazard.as_str()), "B's finding is at HQ");
+    assert!(!has(&mut analyst, &site, t_hazard.as_str()), "T's is not, yet");
+    let mut newcomer = open("孙七");
+    enroll_as(&data, &newcomer, "inspector", &addr);
+    let summary = newcomer.sync_with_peer(relay_addr).await.unwrap();
+    assert!(has(&mut newcomer, &site, b_hazard.as_str()), "the relay passes B's finding on: {summary:?}");
+    assert!(!has(&mut newcomer, &site, t_hazard.as_str()), "but not T's");
+
+    // Decisions over the API; a bad one changes nothing.
+    let decide = |id: i64, decision: &str, by: &str| {
+        let body = json!({ "decision": decision, "by": by, "note": "平板遗失前的记录，经核对属实" });
+        api(&server, &data, Some(body), format!("/api/v1/quarantine/{id}/decision"))
+    };
+    assert_eq!(decide(t_row.id, "maybe", "王强").await.0, 400);
+    assert_eq!(decide(t_row.id, "accept", "王强\u{202e}").await.0, 400);
+    assert_eq!(decide(99_999, "accept", "王强").await.0, 404);
+    let (status, body) = decide(t_row.id, "accept", "王强").await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("accepted")), "{body}");
+    let (status, body) = decide(t_row.id, "reject", "王强").await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("already_decided")), "{body}");
+    let (status, body) = decide(u_row.id, "reject", "王强").await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("rejected")), "{body}");
+
+    analyst.sync_with_hq(None).await.unwrap();
+    assert!(has(&mut analyst, &site, t_hazard.as_str()), "accepted work reaches everyone");
+    assert!(!has(&mut analyst, &u_site, u_hazard.as_str()), "rejected work does not");
+    // The relay is told of the rejection, and HQ keeps no second row.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let event = tokio::time::timeout_at(deadline.into(), events.recv()).await.expect("no rejection told").unwrap();
+        if let RelayEvent::Forwarded { summary, .. } = event
+            && summary.rejected.contains_key(&u_site)
+        {
+            assert!(summary.quarantined.is_empty(), "{summary:?}");
+            break;
+        }
+    }
+    let (status, listed) = api(&server, &data, None, "/api/v1/quarantine".into()).await;
+    assert_eq!(status, 200);
+    let outcome = |id: i64| {
+        let entries = listed["entries"].as_array().unwrap();
+        entries.iter().find(|e| e["id"] == id).map(|e| e["decision"]["outcome"].clone())
+    };
+    assert_eq!(listed["entries"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!((outcome(t_row.id), outcome(u_row.id)), (Some(json!("accepted")), Some(json!("rejected"))), "{listed}");
+    // With HQ's receipt, the relay now vouches for T's accepted work.
+    newcomer.sync_with_peer(relay_addr).await.unwrap();
+    assert!(has(&mut newcomer, &site, t_hazard.as_str()), "the relay passes accepted work on");
+    stop.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+    drop(server);
 }

@@ -153,6 +153,45 @@ pub fn verify_changes(
     Ok(accepted)
 }
 
+/// The changes that go when the work of `refused` authors is cut out of
+/// `changes`: theirs, every change that depends on one of them, and the
+/// work of any author whose signed head (in `evidence`) goes with them, as
+/// nothing else vouches for it. What remains is closed under dependencies
+/// and covered by the remaining signatures, so it verifies on its own.
+pub fn cut_out(
+    changes: &[ChangeInfo],
+    evidence: &[HeadSignature],
+    refused: &BTreeSet<ActorId>,
+) -> BTreeSet<ChangeHash> {
+    let mut children: HashMap<ChangeHash, Vec<&ChangeInfo>> = HashMap::new();
+    for change in changes {
+        for dep in &change.deps {
+            children.entry(*dep).or_default().push(change);
+        }
+    }
+    let mut refused = refused.clone();
+    let mut gone = BTreeSet::new();
+    loop {
+        let mut stack: Vec<&ChangeInfo> =
+            changes.iter().filter(|c| refused.contains(&c.actor) && !gone.contains(&c.hash)).collect();
+        while let Some(change) = stack.pop() {
+            if gone.insert(change.hash) {
+                stack.extend(children.get(&change.hash).into_iter().flatten().copied());
+            }
+        }
+        let unsigned: Vec<ActorId> = evidence
+            .iter()
+            .filter(|e| gone.contains(&e.head))
+            .map(|e| e.actor.actor_id())
+            .filter(|actor| !refused.contains(actor))
+            .collect();
+        if unsigned.is_empty() {
+            return gone;
+        }
+        refused.extend(unsigned);
+    }
+}
+
 /// Rebuilds the genesis of `id` from the content the change claims and
 /// compares hashes: a genesis is self-certifying.
 fn check_genesis(id: &DocId, change: &Change) -> Result<(), VerifyError> {
@@ -181,5 +220,41 @@ fn read_root_str<T: std::str::FromStr>(doc: &Automerge, key: &str) -> Option<T> 
     match doc.get(automerge::ROOT, key).ok()?? {
         (automerge::Value::Scalar(s), _) => s.as_str()?.parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{ActorProof, DeviceKey, StoreNonce};
+
+    fn hash(n: u8) -> ChangeHash {
+        ChangeHash([n; 32])
+    }
+
+    /// Cutting out T's work takes T's change, B's change that depends on
+    /// it, and (B's only signature being over that change) B's earlier
+    /// change too; A's concurrent work stays.
+    #[test]
+    fn cutting_an_author_out_takes_what_depends_on_them_and_nothing_else() {
+        let doc = DocId::new_campaign([1; 16]);
+        let proof =
+            |seed: u8| ActorProof { key: DeviceKey::from_seed([seed; 32]).public(), nonce: StoreNonce([seed; 16]) };
+        let (a, b, t) = (proof(1), proof(2), proof(3));
+        let info = |n: u8, who: &ActorProof, deps: &[u8]| ChangeInfo {
+            hash: hash(n),
+            actor: who.actor_id(),
+            deps: deps.iter().copied().map(hash).collect(),
+        };
+        let changes = [info(1, &a, &[]), info(2, &b, &[1]), info(3, &t, &[1]), info(4, &a, &[1]), info(5, &b, &[2, 3])];
+        let refused: BTreeSet<ActorId> = [t.actor_id()].into();
+        let gone: Vec<u8> = cut_out(&changes, &[], &refused).iter().map(|h| h.0[0]).collect();
+        assert_eq!(gone, [3, 5], "T's change and what depends on it");
+
+        let signed = |seed: u8, who: &ActorProof, n: u8| DeviceKey::from_seed([seed; 32]).sign_head(&doc, who, hash(n));
+        let evidence = [signed(1, &a, 4), signed(2, &b, 5), signed(3, &t, 3)];
+        let gone: Vec<u8> = cut_out(&changes, &evidence, &refused).iter().map(|h| h.0[0]).collect();
+        assert_eq!(gone, [2, 3, 5], "B's signed head went, so nothing vouches for B's earlier change");
+        assert!(cut_out(&changes, &evidence, &BTreeSet::new()).is_empty());
     }
 }

@@ -51,7 +51,14 @@ fn vectors() -> Value {
         ),
         ("sent", Message::Sent { count: 1 }),
         ("done", Message::Done),
-        ("quarantined", Message::Quarantined { doc: campaign.to_string(), message: "文档结构无效".into() }),
+        (
+            "quarantined",
+            Message::Quarantined { doc: campaign.to_string(), message: "文档结构无效".into(), rejected: false },
+        ),
+        (
+            "quarantined_rejected",
+            Message::Quarantined { doc: campaign.to_string(), message: "总部已拒收".into(), rejected: true },
+        ),
         ("refused", Message::Refused { code: RefusalCode::Credential, message: "凭证已过期".into() }),
     ];
     let frames: serde_json::Map<String, Value> =
@@ -62,7 +69,7 @@ fn vectors() -> Value {
     let photo_messages = [
         ("photo_offer", PhotoMessage::Offer { photos: vec![PhotoOffer { sha: sha.clone(), size: 3_145_728 }] }),
         ("photo_want", PhotoMessage::Want { photos: vec![PhotoWant { sha: sha.clone(), offset: 1_048_576 }] }),
-        ("photo_done", PhotoMessage::Done { stored: vec![sha] }),
+        ("photo_done", PhotoMessage::Done { stored: vec![sha], at_hq: Vec::new() }),
         ("photo_refused", PhotoMessage::Refused { code: RefusalCode::Protocol, message: "照片名称无效".into() }),
     ];
     let photo_frames: serde_json::Map<String, Value> =

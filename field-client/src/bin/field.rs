@@ -567,14 +567,47 @@ fn quarantined_line(doc: &str, reason: &str) -> String {
     format!("文档 {doc} 的修改被对方隔离待审核（未写入）：{reason}。请联系总部核对这份文档")
 }
 
-/// The documents a session held back, both ways, keyed by id for output.
+/// Work in a document that HQ has already rejected (`Summary::rejected`):
+/// decided, nobody need act.
+fn rejected_line(doc: &str, reason: &str) -> String {
+    format!("文档 {doc} 中有修改已被总部拒收（不会写入，其他修改照常同步）：{reason}")
+}
+
+/// The documents a session held back, keyed by id for output.
 type ById<'a> = BTreeMap<String, &'a String>;
 
-fn held_back(summary: &sync_core::sync::session::Summary) -> (ById<'_>, ById<'_>) {
+/// What a session held back: withheld here, kept aside by the peer, and
+/// rejected by HQ already.
+#[derive(Debug, Default)]
+struct SessionHeld<'a> {
+    withheld: ById<'a>,
+    quarantined: ById<'a>,
+    rejected: ById<'a>,
+}
+
+impl SessionHeld<'_> {
+    fn is_empty(&self) -> bool {
+        self.withheld.is_empty() && self.quarantined.is_empty() && self.rejected.is_empty()
+    }
+
+    /// One line per document, for people.
+    fn lines(&self, verb: &str) -> Vec<String> {
+        let withheld = self.withheld.iter().map(|(doc, reason)| withheld_line(doc, reason, verb));
+        let quarantined = self.quarantined.iter().map(|(doc, reason)| quarantined_line(doc, reason));
+        let rejected = self.rejected.iter().map(|(doc, reason)| rejected_line(doc, reason));
+        withheld.chain(quarantined).chain(rejected).collect()
+    }
+}
+
+fn held_back(summary: &sync_core::sync::session::Summary) -> SessionHeld<'_> {
     fn by_id(docs: &BTreeMap<DocId, String>) -> ById<'_> {
         docs.iter().map(|(doc, reason)| (doc.to_string(), reason)).collect()
     }
-    (by_id(&summary.withheld), by_id(&summary.quarantined))
+    SessionHeld {
+        withheld: by_id(&summary.withheld),
+        quarantined: by_id(&summary.quarantined),
+        rejected: by_id(&summary.rejected),
+    }
 }
 
 /// What the relay's console has told the clerk already, so that a state
@@ -587,12 +620,12 @@ struct Told {
 }
 
 impl Told {
-    /// The documents a forward held back, both ways, unless the clerk was
-    /// told exactly these at the forward before (then none).
-    fn held_back_news<'a>(&self, summary: &'a Summary) -> (ById<'a>, ById<'a>) {
-        let (withheld, quarantined) = held_back(summary);
-        let now = format!("{withheld:?}{quarantined:?}");
-        if self.held_back.replace(now.clone()) == now { Default::default() } else { (withheld, quarantined) }
+    /// The documents a forward held back, unless the clerk was told
+    /// exactly these at the forward before (then none).
+    fn held_back_news<'a>(&self, summary: &'a Summary) -> SessionHeld<'a> {
+        let held = held_back(summary);
+        let now = format!("{held:?}");
+        if self.held_back.replace(now.clone()) == now { SessionHeld::default() } else { held }
     }
 }
 
@@ -646,23 +679,20 @@ fn relay_event(out: &Out, event: RelayEvent, every: u64, told: &Told) {
             let errors = photo_errors(&photos);
             let was_down = hq_down.replace(false);
             let quiet = sent + received + receipts + photos_sent + photos_received == 0;
-            let (withheld, quarantined) = told.held_back_news(&summary);
-            if quiet && withheld.is_empty() && quarantined.is_empty() && errors.is_empty() && !was_down {
+            let held = told.held_back_news(&summary);
+            if quiet && held.is_empty() && errors.is_empty() && !was_down {
                 return;
             }
             out.emit(
                 json!({ "time": time, "event": "forwarded", "sent": sent, "received": received, "receipts": receipts,
                         "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": errors,
-                        "withheld": withheld, "quarantined": quarantined }),
+                        "withheld": held.withheld, "quarantined": held.quarantined, "rejected": held.rejected }),
                 || {
                     let mut text = format!(
                         "[{time}] 已与总部同步：转发修改 {sent} 次，收到修改 {received} 次，总部回执 {receipts} 份；转发照片 {photos_sent} 张，收到照片 {photos_received} 张"
                     );
-                    for (doc, reason) in &withheld {
-                        text.push_str(&format!("\n[{time}] {}", withheld_line(doc, reason, "转发")));
-                    }
-                    for (doc, reason) in &quarantined {
-                        text.push_str(&format!("\n[{time}] {}", quarantined_line(doc, reason)));
+                    for line in held.lines("转发") {
+                        text.push_str(&format!("\n[{time}] {line}"));
                     }
                     for error in &errors {
                         text.push_str(&format!("\n[{time}] {error}"));
@@ -775,7 +805,7 @@ fn run(cli: Cli) -> Result<()> {
                 photo_errors.push(format!("照片同步中断：{error}（文档已同步，下次同步时续传）"));
             }
             let (photos_sent, photos_received) = photos.map_or((0, 0), |p| (p.sent, p.received));
-            let (withheld, quarantined) = held_back(&summary);
+            let held = held_back(&summary);
             let to_hq = peer.is_none();
             let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
             let owed = store.photos_owed()?;
@@ -783,18 +813,15 @@ fn run(cli: Cli) -> Result<()> {
             out.emit(
                 json!({ "sent": sent, "received": received, "receipts": summary.receipts,
                         "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": photo_errors,
-                        "withheld": withheld, "quarantined": quarantined, "unreceipted_changes": pending, "photos_not_at_hq": owed.photos,
+                        "withheld": held.withheld, "quarantined": held.quarantined, "rejected": held.rejected, "unreceipted_changes": pending, "photos_not_at_hq": owed.photos,
                         "photo_bytes_not_at_hq": owed.bytes, "safe_to_leave": safe }),
                 || {
                     let mut text = format!(
                         "同步完成：发出修改 {sent} 次，收到修改 {received} 次，总部回执 {} 份；发出照片 {photos_sent} 张，收到照片 {photos_received} 张",
                         summary.receipts
                     );
-                    for (doc, reason) in &withheld {
-                        text.push_str(&format!("\n{}", withheld_line(doc, reason, "发出")));
-                    }
-                    for (doc, reason) in &quarantined {
-                        text.push_str(&format!("\n{}", quarantined_line(doc, reason)));
+                    for line in held.lines("发出") {
+                        text.push_str(&format!("\n{line}"));
                     }
                     for error in &photo_errors {
                         text.push_str(&format!("\n{error}"));
@@ -804,11 +831,11 @@ fn run(cli: Cli) -> Result<()> {
                 },
             );
             // Scripts learn from the exit status that work is left behind.
-            if !withheld.is_empty() {
-                bail!("有 {} 份文档未能发出，见上方说明", withheld.len());
+            if !held.withheld.is_empty() {
+                bail!("有 {} 份文档未能发出，见上方说明", held.withheld.len());
             }
-            if !quarantined.is_empty() {
-                bail!("有 {} 份文档的修改被隔离待审核，见上方说明", quarantined.len());
+            if !held.quarantined.is_empty() {
+                bail!("有 {} 份文档的修改被隔离待审核，见上方说明", held.quarantined.len());
             }
             if to_hq && !photo_errors.is_empty() {
                 bail!("照片没有全部送达总部，请稍后再次执行 field sync");
@@ -1684,13 +1711,13 @@ mod tests {
         let doc: DocId = format!("dos-{}", "ab".repeat(16)).parse().unwrap();
         let mut summary = Summary::default();
         summary.quarantined.insert(doc.clone(), "隔离原因".into());
-        assert_eq!(told.held_back_news(&summary).1.len(), 1);
-        assert!(told.held_back_news(&summary).1.is_empty(), "said again at the next forward");
+        assert_eq!(told.held_back_news(&summary).quarantined.len(), 1);
+        assert!(told.held_back_news(&summary).quarantined.is_empty(), "said again at the next forward");
         summary.withheld.insert(doc, "作者凭证已吊销".into());
-        assert_eq!(told.held_back_news(&summary).0.len(), 1, "a change is told");
+        assert_eq!(told.held_back_news(&summary).withheld.len(), 1, "a change is told");
         let cleared = Summary::default();
-        assert!(told.held_back_news(&cleared).1.is_empty());
-        assert_eq!(told.held_back_news(&summary).1.len(), 1, "held back again after clearing");
+        assert!(told.held_back_news(&cleared).quarantined.is_empty());
+        assert_eq!(told.held_back_news(&summary).quarantined.len(), 1, "held back again after clearing");
     }
 
     #[test]

@@ -28,26 +28,29 @@ use utoipa::ToSchema;
 
 use crate::read::ReadModel;
 use crate::register::{self, Hq, HqError, IssueForm, RequestError, RevokeForm};
+use crate::sync::{DecideError, HqReplica};
 
 /// Largest request body accepted, in bytes. A credential request is well
 /// under 4 KiB.
 const MAX_BODY: usize = 64 * 1024;
 
 /// What the handlers share: HQ's register, the same one the sync sessions
-/// read, and the read model.
+/// read, the read model, and HQ's replica (for decisions on quarantined
+/// work, written as a sync session writes).
 #[derive(Clone)]
 pub(crate) struct ApiState {
     hq: Arc<Mutex<Hq>>,
     public_key: sync_core::identity::DevicePublicKey,
     pub(crate) read: Arc<ReadModel>,
+    pub(crate) sync: HqReplica,
     /// HQ's store directory, whose blobs are the photos.
     pub(crate) photos: std::path::PathBuf,
 }
 
 impl ApiState {
-    pub(crate) fn new(hq: Arc<Mutex<Hq>>, read: Arc<ReadModel>, photos: std::path::PathBuf) -> Self {
+    pub(crate) fn new(hq: Arc<Mutex<Hq>>, read: Arc<ReadModel>, sync: HqReplica, photos: std::path::PathBuf) -> Self {
         let public_key = hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner).public_key();
-        Self { hq, public_key, read, photos }
+        Self { hq, public_key, read, sync, photos }
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
@@ -140,6 +143,9 @@ pub(crate) enum ApiError {
     /// The path exists, not with this method.
     #[error("该地址不支持此请求方法，见 /api/openapi.json")]
     MethodNotAllowed,
+    /// A decision on quarantined work was not recorded.
+    #[error(transparent)]
+    Decide(DecideError),
     /// Storage failed; the details are logged, not sent.
     #[error("服务器内部错误，详情见服务器日志")]
     Internal(anyhow::Error),
@@ -155,6 +161,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Decide(error) => ApiError::decide_status(error),
         }
     }
 
@@ -169,6 +176,13 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::Timeout(_) => ErrorCode::RequestTimeout,
+            ApiError::Decide(error) => match error {
+                DecideError::NotFound(_) => ErrorCode::NotFound,
+                DecideError::Decided { .. } => ErrorCode::AlreadyDecided,
+                DecideError::Form(_) => ErrorCode::InvalidDecision,
+                DecideError::Refused { .. } => ErrorCode::CannotAccept,
+                DecideError::Failed(_) => ErrorCode::Internal,
+            },
             ApiError::Refused(refusal) => match refusal {
                 RequestError::DeviceKey | RequestError::HqKey => ErrorCode::InvalidDeviceKey,
                 RequestError::Name | RequestError::NameText(_) => ErrorCode::InvalidName,
@@ -223,6 +237,9 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(error) = &self {
             tracing::error!(error = format!("{error:#}"), "admin API request failed");
         }
+        if let ApiError::Decide(DecideError::Failed(error)) = &self {
+            tracing::error!(%error, "a quarantine decision was not stored");
+        }
         let status = self.status();
         let body = ErrorBody { error: self.code(), message: self.to_string() };
         let mut response = (status, Json(body)).into_response();
@@ -268,6 +285,9 @@ pub(crate) enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
+    InvalidDecision,
+    AlreadyDecided,
+    CannotAccept,
     Internal,
 }
 
@@ -588,7 +608,8 @@ mod tests {
         let token = std::fs::read_to_string(register::admin_token_path(dir.path())).unwrap().trim().to_owned();
         let (read, _) = ReadModel::open(dir.path()).unwrap();
         let hq_key = hq.public_key().to_string();
-        let state = ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), dir.path().join("sync"));
+        let sync = HqReplica::scratch(&dir.path().join("sync"), hq.seed());
+        let state = ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), sync, dir.path().join("sync"));
         let router = crate::http::router(state);
         App { _dir: dir, router, token, hq_key }
     }
@@ -837,6 +858,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 10);
+        assert_eq!(operations, 12);
     }
 }

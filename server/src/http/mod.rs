@@ -3,6 +3,7 @@
 //! and the read API ([`query`]: what HQ holds), with their OpenAPI document.
 
 pub(crate) mod api;
+mod quarantine;
 mod query;
 
 use std::time::Duration;
@@ -19,7 +20,8 @@ pub(crate) fn router(state: api::ApiState) -> Router {
         .with_state(state.clone())
         .route("/health", get(health))
         .merge(api::router(state.clone()))
-        .merge(query::router(state))
+        .merge(query::router(state.clone()))
+        .merge(quarantine::router(state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -46,6 +48,8 @@ async fn health() -> Json<Value> {
         query::register,
         query::hazards,
         query::hazard,
+        quarantine::list,
+        quarantine::decide,
     ),
     modifiers(&AdminToken),
     tags(
@@ -53,6 +57,7 @@ async fn health() -> Json<Value> {
         (name = "credentials", description = "Device credentials and enrollment strings"),
         (name = "revocations", description = "The signed revocation list"),
         (name = "read", description = "What HQ holds, from its read model"),
+        (name = "quarantine", description = "Work HQ kept aside, and decisions on it"),
     )
 )]
 struct ApiDoc;
@@ -143,8 +148,9 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let hq = crate::register::Hq::open(dir.path()).unwrap();
         let (read, _) = crate::read::ReadModel::open(dir.path()).unwrap();
+        let sync = crate::sync::HqReplica::scratch(&dir.path().join("sync"), hq.seed());
         let hq = std::sync::Arc::new(std::sync::Mutex::new(hq));
-        let state = api::ApiState::new(hq, std::sync::Arc::new(read), dir.path().join("sync"));
+        let state = api::ApiState::new(hq, std::sync::Arc::new(read), sync, dir.path().join("sync"));
         let response = router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();

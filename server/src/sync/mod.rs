@@ -4,10 +4,12 @@
 //! only through the session's storage port (`Local`, with `PhotoSide` for
 //! photos): another backend is another implementation of those.
 
+mod decide;
 mod replica;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub(crate) use decide::{DecideError, Verdict, outcome_label};
 use field_client::PhotoSide;
 pub(crate) use replica::{Durably, HqReplica};
 use sync_core::credential::SignedCredential;

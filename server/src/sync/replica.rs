@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use field_client::{Blobs, PhotoSide, Store, StoreError};
+use field_client::{Blobs, PhotoSide, Store, StoreError, Synced};
 use serde_bytes::ByteBuf;
 use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::credential::SignedRevocations;
@@ -24,7 +24,9 @@ use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocTag, PhotoId};
 use sync_core::sync::batch::{Arrived, Checked};
 use sync_core::sync::message::{Receipt, ReceiptBody};
-use sync_core::sync::replica::{CatalogEntry, Durable, Local, Outgoing, PendingWrite, Replica, StorageError, Whole};
+use sync_core::sync::replica::{
+    Aside, CatalogEntry, Durable, Local, Outgoing, PendingWrite, Replica, StorageError, Whole,
+};
 use sync_core::sync::session;
 use sync_core::validate::{Invalid, Typed};
 
@@ -52,6 +54,9 @@ struct Hq {
     tail: (i64, Vec<u8>),
     /// Writes of synced changes so far.
     writes: u64,
+    /// Documents with quarantined work no one has decided yet: a write
+    /// to one of them settles what it now holds (see `settle`).
+    aside: BTreeSet<DocId>,
     /// Documents with writes queued but not yet durable, and their heads
     /// as last made durable: the catalog lists those, so a peer never
     /// leaves HQ's catalog believing HQ safely holds what a crash could
@@ -94,8 +99,17 @@ impl HqReplica {
     /// write of synced changes once it is durable.
     pub(crate) fn new(store: Store, key: DeviceKey, durable: Durably) -> Result<Self, StoreError> {
         let tail = store.receipt_tail()?;
-        let hq = Hq { store, key, tail, writes: 0, in_flight: BTreeMap::new() };
+        let aside = store.undecided_docs()?.into_iter().collect();
+        let hq = Hq { store, key, tail, writes: 0, aside, in_flight: BTreeMap::new() };
         Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None })
+    }
+
+    /// A replica in a fresh store at `dir` signing with `seed`, heard by no
+    /// one: for tests of what lies around it.
+    #[cfg(test)]
+    pub(crate) fn scratch(dir: &std::path::Path, seed: [u8; 32]) -> Self {
+        let store = Store::init_with_seed(dir, "总部", seed).expect("a fresh store");
+        Self::new(store, DeviceKey::from_seed(seed), Arc::new(|_, _, _, _| {})).expect("a fresh replica")
     }
 
     /// Looks authors' credentials up in `register` (for work whose carrier
@@ -121,6 +135,70 @@ impl HqReplica {
     }
 }
 
+/// Changes to store, as a session or a decision checked them.
+pub(super) struct Arriving {
+    pub(super) changes: Arrived,
+    pub(super) checked: Checked,
+    pub(super) evidence: Vec<(HeadSignature, Vec<u8>)>,
+    pub(super) batch: Option<Vec<u8>>,
+    /// The device that delivered them, named in the receipt.
+    pub(super) from: DevicePublicKey,
+}
+
+impl HqReplica {
+    /// Stores `arriving` with HQ's receipt in one transaction, queued under
+    /// the lock so that the log's order is the order of the writes; with
+    /// `decided`, the quarantine row (id, who, why) it accepts, in the same
+    /// transaction. Quarantined work of `doc` that is now all held is
+    /// settled there too.
+    pub(super) fn write(&self, doc: &DocId, arriving: Arriving, decided: Option<(i64, &str, &str)>) -> PendingWrite {
+        let Arriving { changes, checked, evidence, batch, from } = arriving;
+        let queued = self.with(|hq| {
+            let before = hq.store.indexed_heads(doc);
+            let mut synced = hq.store.synced(doc, changes, checked, evidence, batch, &from)?;
+            let now = field_client::now_ms();
+            if let Some((id, by, note)) = decided {
+                synced.decide(id, "accepted", by, note, now);
+            }
+            hq.settle(doc, &mut synced, decided.map(|(id, _, _)| id))?;
+            hq.in_flight.entry(doc.clone()).or_insert(InFlight { writes: 0, durable: before }).writes += 1;
+            let (body, receipt) = hq.receipt(doc, synced.heads(), &from);
+            synced.add_receipt(body, receipt.clone());
+            hq.writes += 1;
+            let typed = synced.take_typed();
+            let heads = synced.heads().to_vec();
+            Ok::<_, StoreError>((hq.store.queue(synced), receipt, hq.writes, typed, heads))
+        });
+        match queued {
+            Ok((written, receipt, seq, typed, heads)) => {
+                let (durable, doc) = (self.durable.clone(), doc.clone());
+                let mut landing = Landing { hq: self.hq.clone(), doc: doc.clone(), done: None };
+                Box::pin(async move {
+                    written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
+                    landing.done = Some(heads.clone());
+                    drop(landing);
+                    if let Some(typed) = typed {
+                        durable(seq, doc, typed, heads);
+                    }
+                    Ok(Some(receipt))
+                })
+            }
+            Err(StoreError::Rejected { reason, .. }) => Box::pin(std::future::ready(Err(Invalid(reason).into()))),
+            Err(error) => Box::pin(std::future::ready(Err(failed(error)))),
+        }
+    }
+
+    /// Runs `f` on HQ's store, under the lock.
+    pub(super) fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        self.with(|hq| f(&mut hq.store))
+    }
+
+    /// HQ's key, which signs its receipts.
+    pub(super) fn hq_key(&self) -> DevicePublicKey {
+        self.with(|hq| hq.key.public())
+    }
+}
+
 impl HqReplica {
     /// `doc` as typed records, as HQ holds it now: copied under the lock,
     /// read outside it.
@@ -132,6 +210,24 @@ impl HqReplica {
 }
 
 impl Hq {
+    /// Marks `stored` the undecided quarantine rows of `doc` (but `except`)
+    /// whose changes the store holds once `synced` is written: that work
+    /// arrived again in a way HQ could take (its author's credential
+    /// issued meanwhile, say), and there is nothing left to decide.
+    fn settle(&mut self, doc: &DocId, synced: &mut Synced, except: Option<i64>) -> Result<(), StoreError> {
+        if !self.aside.contains(doc) {
+            return Ok(());
+        }
+        let rows = self.store.undecided_aside(doc)?;
+        for (id, _) in rows.iter().filter(|(id, held)| *held && Some(*id) != except) {
+            synced.decide(*id, "stored", "总部", "同样的修改后来已正常收到", field_client::now_ms());
+        }
+        if rows.iter().all(|(_, held)| *held) {
+            self.aside.remove(doc);
+        }
+        Ok(())
+    }
+
     /// The receipt for `doc` now standing at `heads`, as sent by `from`:
     /// the next entry of the log.
     fn receipt(&mut self, doc: &DocId, heads: &[ChangeHash], from: &DevicePublicKey) -> (ReceiptBody, Receipt) {
@@ -201,6 +297,9 @@ impl Replica for HqReplica {
     fn received_at(&self, doc: &DocId, head: &ChangeHash) -> Option<i64> {
         self.with(|hq| hq.store.received_at(doc, head))
     }
+    fn rejected(&self, doc: &DocId, changes: &[ChangeHash]) -> Option<String> {
+        self.with(|hq| hq.store.rejected(doc, changes))
+    }
     fn author_credential(&self, author: &DevicePublicKey) -> Option<Vec<u8>> {
         let register = self.register.as_ref()?.lock().unwrap_or_else(PoisonError::into_inner);
         register.credential_of(author).unwrap_or_else(|error| {
@@ -233,45 +332,14 @@ impl Local for HqReplica {
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite {
-        let queued = self.with(|hq| {
-            let before = hq.store.indexed_heads(doc);
-            let mut synced = hq.store.synced(doc, changes, checked, evidence, batch, from)?;
-            hq.in_flight.entry(doc.clone()).or_insert(InFlight { writes: 0, durable: before }).writes += 1;
-            let (body, receipt) = hq.receipt(doc, synced.heads(), from);
-            synced.add_receipt(body, receipt.clone());
-            hq.writes += 1;
-            let typed = synced.take_typed();
-            let heads = synced.heads().to_vec();
-            Ok::<_, StoreError>((hq.store.queue(synced), receipt, hq.writes, typed, heads))
-        });
-        match queued {
-            Ok((written, receipt, seq, typed, heads)) => {
-                let (durable, doc) = (self.durable.clone(), doc.clone());
-                let mut landing = Landing { hq: self.hq.clone(), doc: doc.clone(), done: None };
-                Box::pin(async move {
-                    written.await.map_err(|_| failed(StoreError::StoreThreadGone))?.map_err(failed)?;
-                    landing.done = Some(heads.clone());
-                    drop(landing);
-                    if let Some(typed) = typed {
-                        durable(seq, doc, typed, heads);
-                    }
-                    Ok(Some(receipt))
-                })
-            }
-            Err(StoreError::Rejected { reason, .. }) => Box::pin(std::future::ready(Err(Invalid(reason).into()))),
-            Err(error) => Box::pin(std::future::ready(Err(failed(error)))),
-        }
+        self.write(doc, Arriving { changes, checked, evidence, batch, from: *from }, None)
     }
 
-    fn quarantine(
-        &mut self,
-        doc: &DocId,
-        batch: Vec<u8>,
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        from: &DevicePublicKey,
-        reason: &str,
-    ) -> Result<(), StorageError> {
-        self.with(|hq| hq.store.quarantine(doc, batch, evidence, from, reason))
+    fn quarantine(&mut self, aside: Aside, from: &DevicePublicKey) -> Result<(), StorageError> {
+        self.with(|hq| {
+            hq.aside.insert(aside.doc.clone());
+            hq.store.quarantine(aside, from)
+        })
     }
 
     /// HQ signed every receipt there is; none come to it.
@@ -316,6 +384,11 @@ impl PhotoSide for HqReplica {
 
     fn record(&self, photo: &PhotoId, size: u64) -> Result<(), StoreError> {
         self.with(|hq| hq.store.record(photo, size))
+    }
+
+    /// HQ holds what it recorded.
+    fn at_hq(&self, photos: &BTreeSet<PhotoId>) -> Result<BTreeSet<PhotoId>, StoreError> {
+        self.recorded(photos)
     }
 }
 

@@ -167,14 +167,20 @@ pub enum Message {
     /// The sender has durably stored everything the receiver sent (and the
     /// receiver's `Sent` arrived). A session ends when both sides sent it.
     Done,
-    /// The sender kept the changes of one `changes` message aside for
-    /// review (its quarantine) instead of storing them: signed by enrolled
-    /// authors, they would make the document invalid. The session goes on.
+    /// The sender kept changes of one `changes` message aside for review
+    /// (its quarantine) instead of storing them: signed, but they would
+    /// make the document invalid, or their author's credential was revoked
+    /// before the sender can show they were made. The other authors' work
+    /// in it may have been stored. The session goes on.
     Quarantined {
         /// Document id.
         doc: String,
         /// Why (Chinese).
         message: String,
+        /// HQ has already decided against these changes: sending them
+        /// again changes nothing, and nobody need act.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rejected: bool,
     },
     /// The sender refuses to continue.
     Refused {

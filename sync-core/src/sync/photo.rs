@@ -143,6 +143,12 @@ pub enum PhotoMessage {
     Done {
         /// Photos stored.
         stored: Vec<String>,
+        /// Of the photos the receiver offered, those the sender knows HQ
+        /// holds (HQ: those it holds; a station relay: those its own
+        /// exchanges with HQ showed), so a device that syncs only through a
+        /// relay learns when its photos are safe at HQ.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        at_hq: Vec<String>,
     },
     /// The sender refuses to continue.
     #[serde(rename = "photo_refused")]
@@ -428,7 +434,7 @@ mod tests {
         let messages = vec![
             PhotoMessage::Offer { photos: vec![offered(1, 3)] },
             PhotoMessage::Want { photos: vec![PhotoWant { sha: id(1).to_string(), offset: 2 }] },
-            PhotoMessage::Done { stored: vec![id(1).to_string()] },
+            PhotoMessage::Done { stored: vec![id(1).to_string()], at_hq: vec![id(2).to_string()] },
             PhotoMessage::Refused { code: RefusalCode::Scope, message: "照片不在范围内".into() },
         ];
         let mut reader = FrameReader::default();

@@ -37,11 +37,13 @@ pub struct Outgoing {
     pub actor: ActorId,
     /// Its sequence number for that actor.
     pub seq: u64,
+    /// The changes it depends on.
+    pub deps: Vec<ChangeHash>,
 }
 
 impl From<automerge::ChangeMetadata<'_>> for Outgoing {
     fn from(meta: automerge::ChangeMetadata<'_>) -> Self {
-        Self { hash: meta.hash, actor: meta.actor.into_owned(), seq: meta.seq }
+        Self { hash: meta.hash, actor: meta.actor.into_owned(), seq: meta.seq, deps: meta.deps }
     }
 }
 
@@ -115,6 +117,27 @@ pub trait Replica {
     fn author_credential(&self, _author: &DevicePublicKey) -> Option<Vec<u8>> {
         None
     }
+    /// HQ: why it rejected `changes` of `doc`, if a person there decided
+    /// against every one of them (kept aside earlier, see [`Local::quarantine`]).
+    fn rejected(&self, _doc: &DocId, _changes: &[ChangeHash]) -> Option<String> {
+        None
+    }
+}
+
+/// Signed work kept aside for review instead of being stored
+/// ([`super::session::Effect::Quarantine`]).
+#[derive(Clone, Debug)]
+pub struct Aside {
+    /// Document.
+    pub doc: DocId,
+    /// The batch as received: applying it again gives the work back.
+    pub batch: Vec<u8>,
+    /// Its evidence, with author credentials.
+    pub evidence: Vec<(HeadSignature, Vec<u8>)>,
+    /// The changes kept aside; the rest of the batch, if any, was stored.
+    pub changes: Vec<ChangeHash>,
+    /// Why (Chinese).
+    pub reason: String,
 }
 
 /// A write a session asked for: durable when it resolves. HQ's carries the
@@ -146,15 +169,9 @@ pub trait Local: Replica {
         batch: Option<Vec<u8>>,
         from: &DevicePublicKey,
     ) -> PendingWrite;
-    /// Keeps signed changes that would make `doc` invalid, for review.
-    fn quarantine(
-        &mut self,
-        doc: &DocId,
-        batch: Vec<u8>,
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        from: &DevicePublicKey,
-        reason: &str,
-    ) -> Result<(), StorageError>;
+    /// Keeps signed work aside for a person to decide (never applied), as
+    /// delivered by `from`. Work already kept aside is kept once.
+    fn quarantine(&mut self, aside: Aside, from: &DevicePublicKey) -> Result<(), StorageError>;
     /// Stores receipts whose signatures were checked, from a session that
     /// ended early: durable before any later write is, not waited for.
     fn store_receipts(&mut self, receipts: Vec<(ReceiptBody, Receipt)>) -> Result<(), StorageError>;

@@ -34,7 +34,7 @@ use serde_bytes::ByteBuf;
 
 use super::batch::{self, Arrived, BatchError, Checked};
 use super::message::{DocHeads, Evidence, FrameError, Message, PROTOCOL_VERSION, Receipt, ReceiptBody, RefusalCode};
-use super::replica::{Outgoing, Replica};
+use super::replica::{Aside, Outgoing, Replica};
 use crate::credential::{Credential, CredentialError, Role, SignedCredential, SignedRevocations};
 use crate::identity::{ActorProof, DevicePublicKey, HeadSignature, StoreNonce};
 use crate::ids::{DocId, DocTag};
@@ -114,18 +114,10 @@ pub enum Effect {
         /// history, worth keeping for [`Replica::whole`].
         batch: Option<Vec<u8>>,
     },
-    /// Keep signed changes that would make a document invalid, for review;
-    /// they are not applied. The session then closes with a refusal.
-    Quarantine {
-        /// Document.
-        doc: DocId,
-        /// The batch as received.
-        batch: Vec<u8>,
-        /// Its evidence, with author credentials.
-        evidence: Vec<(HeadSignature, Vec<u8>)>,
-        /// Why it is invalid.
-        reason: String,
-    },
+    /// Keep signed work aside for a person to decide (it would make the
+    /// document invalid, or its author's credential was revoked before it
+    /// can be shown to be made); it is not applied.
+    Quarantine(Aside),
     /// Store receipts (HQ's signatures already checked).
     StoreReceipts(Vec<(ReceiptBody, Receipt)>),
     /// Store a newer revocation list (HQ's signature already checked).
@@ -152,8 +144,12 @@ pub struct Summary {
     /// credential the peer would refuse (expired, revoked, out of scope).
     pub withheld: BTreeMap<DocId, String>,
     /// Documents whose changes the peer kept aside for review instead of
-    /// storing (they would make the document invalid), and why.
+    /// storing (all of them if the document would be invalid, else one
+    /// author's work), and why.
     pub quarantined: BTreeMap<DocId, String>,
+    /// Documents whose changes HQ has already rejected, and why: decided,
+    /// nobody need act.
+    pub rejected: BTreeMap<DocId, String>,
 }
 
 /// Why a session failed. Each closes only that session.
@@ -523,12 +519,15 @@ impl Session {
                 }
                 self.peer_sent = Some(count);
             }
-            (Phase::Exchanging, Message::Quarantined { doc, message }) => {
+            (Phase::Exchanging, Message::Quarantined { doc, message, rejected }) => {
                 let id: DocId = doc.parse().map_err(|_| SyncError::Protocol(format!("文档编号无效：{doc}")))?;
                 if !self.summary.sent.contains_key(&id) {
                     return Err(SyncError::Protocol(format!("对方隔离了未发送的文档 {doc}")));
                 }
-                self.summary.quarantined.insert(id, message);
+                match rejected {
+                    true => self.summary.rejected.insert(id, message),
+                    false => self.summary.quarantined.insert(id, message),
+                };
             }
             // The peer stored all we sent; our own writes may still be under way.
             (Phase::Exchanging, Message::Done) if self.peer_sent.is_some() => self.peer_done = true,
@@ -555,59 +554,69 @@ impl Session {
 
     /// The evidence, if the peer will accept every author's credential in
     /// it: HQ's signature, valid now, not revoked, and allowed to write this
-    /// document. Otherwise why not (Chinese). Our own credential went in
-    /// the hello.
+    /// document. Otherwise the authors it would refuse, and why (Chinese).
+    /// Our own credential went in the hello.
     fn vouched(
         &mut self,
         now: i64,
         replica: &impl Replica,
         doc: &DocId,
         mut evidence: Vec<Evidence>,
-    ) -> Result<Vec<Evidence>, String> {
+    ) -> Result<Vec<Evidence>, BTreeMap<ActorId, String>> {
         let own = self.config.credential.credential().device.clone();
+        let mut refused = BTreeMap::new();
         for e in evidence.iter_mut().filter(|e| e.key != own) {
-            // An author whose credential is not held here: HQ, which issued
-            // it, looks it up; no one else can judge the work.
-            if e.lookup {
-                if self.config.peer_key == self.config.hq {
-                    continue;
-                }
-                let key = hex::encode(&e.key);
-                return Err(format!("本机没有作者（设备 {key}）的凭证，只能送往总部核对"));
-            }
-            let verdict = match self.judged.get(e.credential.as_slice()) {
-                Some(verdict) => verdict.clone(),
-                None => {
-                    let verdict = self.judge(now, &e.credential);
-                    self.judged.insert(e.credential.to_vec(), verdict.clone());
-                    verdict
-                }
-            };
-            let author = match verdict {
-                Ok(author) => author,
-                // A revoked author's work still goes where it can be shown
-                // to be from before the revocation, and to HQ in any case,
-                // which keeps the rest aside for a person to decide.
-                Err(why) => {
-                    let head = hash_of(&e.head).map_err(|_| why.clone())?;
-                    let Some((author, since)) = self.revoked_author(now, replica, doc, &e.credential, head) else {
-                        return Err(why);
-                    };
-                    e.received = replica.received_at(doc, &head);
-                    let before = self.covered_by_receipt(replica, doc, head)
-                        || self.issues_receipts()
-                        || e.received.is_some_and(|t| t < since);
-                    if !before && self.config.peer_key != self.config.hq {
-                        return Err(why);
-                    }
-                    author
-                }
-            };
-            if self.tags.get(doc).is_some_and(|tag| !may_write(&author, tag)) {
-                return Err(format!("作者 {} 的凭证不含此文档所属的检查活动或企业", author.name));
+            if let Err(why) = self.vouch_for(now, replica, doc, e) {
+                let actor = head_signature(e).map(|s| s.actor.actor_id()).map_err(|_| BTreeMap::new())?;
+                refused.insert(actor, why);
             }
         }
-        Ok(evidence)
+        if refused.is_empty() { Ok(evidence) } else { Err(refused) }
+    }
+
+    /// Whether the peer will accept one author's evidence (see `vouched`).
+    fn vouch_for(&mut self, now: i64, replica: &impl Replica, doc: &DocId, e: &mut Evidence) -> Result<(), String> {
+        // An author whose credential is not held here: HQ, which issued
+        // it, looks it up; no one else can judge the work.
+        if e.lookup {
+            if self.config.peer_key == self.config.hq {
+                return Ok(());
+            }
+            let key = hex::encode(&e.key);
+            return Err(format!("本机没有作者（设备 {key}）的凭证，只能送往总部核对"));
+        }
+        let verdict = match self.judged.get(e.credential.as_slice()) {
+            Some(verdict) => verdict.clone(),
+            None => {
+                let verdict = self.judge(now, &e.credential);
+                self.judged.insert(e.credential.to_vec(), verdict.clone());
+                verdict
+            }
+        };
+        let author = match verdict {
+            Ok(author) => author,
+            // A revoked author's work still goes where it can be shown
+            // to be from before the revocation, and to HQ in any case,
+            // which keeps the rest aside for a person to decide.
+            Err(why) => {
+                let head = hash_of(&e.head).map_err(|_| why.clone())?;
+                let Some((author, since)) = self.revoked_author(now, replica, doc, &e.credential, head) else {
+                    return Err(why);
+                };
+                e.received = replica.received_at(doc, &head);
+                let before = self.covered_by_receipt(replica, doc, head)
+                    || self.issues_receipts()
+                    || e.received.is_some_and(|t| t < since);
+                if !before && self.config.peer_key != self.config.hq {
+                    return Err(why);
+                }
+                author
+            }
+        };
+        if self.tags.get(doc).is_some_and(|tag| !may_write(&author, tag)) {
+            return Err(format!("作者 {} 的凭证不含此文档所属的检查活动或企业", author.name));
+        }
+        Ok(())
     }
 
     /// The credential of an author whose change `head` of `doc` is held
@@ -699,7 +708,6 @@ impl Session {
         out: &mut Vec<Effect>,
     ) -> Result<(), SyncError> {
         let peer_key = self.config.peer_key;
-        let own = self.config.credential.credential().device.clone();
         let mut have: Vec<ChangeHash> = self
             .peer_heads
             .get(&doc)
@@ -723,39 +731,103 @@ impl Session {
                 (changes.len(), changes.iter().map(|c| c.hash).collect(), evidence)
             }
         };
-        // Work we cannot vouch for as the peer will judge it (imported
-        // without its author's credential, or the author's credential has
-        // expired, been revoked or does not cover the document) stays here,
-        // and the other documents still go.
         // HQ's receipts go first: they show the peer what HQ held before
         // an author's revocation (see `before_revocation`).
         if !receipts.is_empty() {
             out.push(Effect::Send(Message::Receipts { receipts }));
         }
-        match evidence.and_then(|e| self.vouched(now, replica, &doc, e)) {
-            Err(reason) if changes > 0 => {
-                self.summary.withheld.insert(doc.clone(), reason);
+        if changes == 0 {
+            return Ok(());
+        }
+        // Work we cannot vouch for as the peer will judge it (imported
+        // without its author's credential, or the author's credential has
+        // expired, been revoked or does not cover the document) stays here:
+        // that author's work and what depends on it. The rest goes.
+        let refused = match evidence.map(|e| self.vouched(now, replica, &doc, e)) {
+            Err(reason) => {
+                self.summary.withheld.insert(doc, reason);
+                return Ok(());
             }
-            Ok(evidence) if changes > 0 => {
-                let evidence = evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
+            Ok(Ok(evidence)) => {
                 let batch = match whole {
                     Some(whole) => whole.batch,
                     None => replica
                         .batch(&doc, &hashes, have.is_empty())
                         .ok_or_else(|| SyncError::Protocol(format!("{doc}: 无法打包要发送的修改")))?,
                 };
-                self.summary.sent.insert(doc.clone(), changes);
-                out.push(Effect::Send(Message::Changes {
-                    n: self.sent_count,
-                    doc: doc.to_string(),
-                    batch: ByteBuf::from(batch),
-                    evidence,
-                }));
-                self.sent_count += 1;
+                self.send_changes(doc, changes, batch, evidence, out);
+                return Ok(());
             }
-            _ => {}
+            Ok(Err(refused)) => refused,
+        };
+        let mut reason = reasons(&refused);
+        if let Some((count, batch, evidence)) = self.without_refused(now, replica, &doc, &have, whole, &refused) {
+            reason.push_str("；其他作者的修改照常发送");
+            self.send_changes(doc.clone(), count, batch, evidence, out);
         }
+        self.summary.withheld.insert(doc, reason);
         Ok(())
+    }
+
+    /// What of `doc` the peer lacks once the work of `refused` authors (and
+    /// what depends on it) is cut out: the number of changes, the batch and
+    /// its evidence, if anything remains that the peer will accept.
+    fn without_refused(
+        &mut self,
+        now: i64,
+        replica: &impl Replica,
+        doc: &DocId,
+        have: &[ChangeHash],
+        whole: Option<super::replica::Whole>,
+        refused: &BTreeMap<ActorId, String>,
+    ) -> Option<(usize, Vec<u8>, Vec<Evidence>)> {
+        // A document kept whole and not loaded is read from that batch.
+        let decoded = match whole {
+            Some(whole) => Some(batch::decode(&whole.batch).ok()?.applied_to(None).ok()?),
+            None => None,
+        };
+        let outgoing = match &decoded {
+            Some(doc) => doc.get_changes_meta(&[]).into_iter().map(Outgoing::from).collect(),
+            None => replica.changes_since(doc, have),
+        };
+        let infos: Vec<verify::ChangeInfo> = outgoing
+            .iter()
+            .map(|c| verify::ChangeInfo { hash: c.hash, actor: c.actor.clone(), deps: c.deps.clone() })
+            .collect();
+        let gone = verify::cut_out(&infos, &[], &refused.keys().cloned().collect());
+        let rest: Vec<Outgoing> = outgoing.into_iter().filter(|c| !gone.contains(&c.hash)).collect();
+        if rest.is_empty() {
+            return None;
+        }
+        let evidence = evidence_for(|h| replica.evidence(doc, h), doc, &rest).ok()?;
+        let evidence = self.vouched(now, replica, doc, evidence).ok()?;
+        let hashes: Vec<ChangeHash> = rest.iter().map(|c| c.hash).collect();
+        let batch = match &decoded {
+            Some(decoded) => decoded.bundle(hashes).ok()?.bytes().to_vec(),
+            None => replica.batch(doc, &hashes, false)?,
+        };
+        Some((rest.len(), batch, evidence))
+    }
+
+    /// Sends `count` changes of `doc` as one `changes` message.
+    fn send_changes(
+        &mut self,
+        doc: DocId,
+        count: usize,
+        batch: Vec<u8>,
+        evidence: Vec<Evidence>,
+        out: &mut Vec<Effect>,
+    ) {
+        let own = self.config.credential.credential().device.clone();
+        let evidence = evidence.into_iter().map(|e| without_own_credential(e, &own)).collect();
+        self.summary.sent.insert(doc.clone(), count);
+        out.push(Effect::Send(Message::Changes {
+            n: self.sent_count,
+            doc: doc.to_string(),
+            batch: ByteBuf::from(batch),
+            evidence,
+        }));
+        self.sent_count += 1;
     }
 
     fn receive_changes(
@@ -770,41 +842,34 @@ impl Session {
         let count = decoded.len();
         let arrived = decoded.without(|h| replica.has_change(&id, h));
         let infos = arrived.infos();
-        let all_new = infos.len() == count;
-        // HQ looks up, once, the credential of each author the carrier
-        // lacks. Work of an author HQ never issued one to is kept aside for
-        // a person to look at; the other documents go on.
-        let mut lookups = Vec::with_capacity(evidence.len());
+        // Authors: each signature must come with a valid credential for its
+        // key. HQ looks up, once, the credential of each author the carrier
+        // lacks; the work of an author HQ never issued one to is cut out and
+        // kept aside for a person to look at, the other authors' work goes on.
+        let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
+        let mut signatures = Vec::with_capacity(evidence.len());
+        let mut refused: BTreeMap<ActorId, String> = BTreeMap::new();
+        // Revoked authors: name, signed head, when the revocation took
+        // effect, and when the peer says it stored that head.
+        let mut revoked: Vec<(String, HeadSignature, i64, Option<i64>)> = Vec::new();
         for e in &evidence {
-            lookups.push(match e.lookup {
-                false => None,
+            let signature = head_signature(e)?;
+            let bytes = match e.lookup {
+                false => e.credential.to_vec(),
                 true if !self.issues_receipts() => {
                     return Err(SyncError::Protocol("只有总部可以查找作者凭证".into()));
                 }
-                true => match replica.author_credential(&head_signature(e)?.actor.key) {
-                    Some(credential) => Some(credential),
+                true => match replica.author_credential(&signature.actor.key) {
+                    Some(credential) => credential,
                     None => {
                         let reason = format!("总部从未给作者设备 {} 签发过凭证", hex::encode(&e.key));
-                        let kept =
-                            evidence.iter().filter_map(|e| Some((head_signature(e).ok()?, e.credential.to_vec())));
-                        let evidence = kept.collect();
-                        out.push(Effect::Quarantine { doc: id.clone(), batch, evidence, reason: reason.clone() });
-                        out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
-                        return Ok(());
+                        refused.insert(signature.actor.actor_id(), reason);
+                        signatures.push((signature, Vec::new()));
+                        continue;
                     }
                 },
-            });
-        }
-        // Authors: each signature must come with a valid credential for its key.
-        let mut authors: BTreeMap<[u8; 32], Credential> = BTreeMap::new();
-        let mut signatures = Vec::with_capacity(evidence.len());
-        // Revoked authors: name, signed head, when the revocation took
-        // effect, and when the peer says it stored that head.
-        let mut revoked: Vec<(String, ChangeHash, i64, Option<i64>)> = Vec::new();
-        for (e, looked_up) in evidence.into_iter().zip(lookups) {
-            let signature = head_signature(&e)?;
+            };
             // No credential: the author is the peer, checked at its hello.
-            let bytes = looked_up.unwrap_or_else(|| e.credential.to_vec());
             let (author, credential) = if bytes.is_empty() {
                 (peer.clone(), self.peer_credential.clone())
             } else {
@@ -817,7 +882,7 @@ impl Session {
                         let author = credential.verify(&self.config.hq, now, None)?.clone();
                         let list = self.revocations.as_ref().map(|r| r.verify(&self.config.hq)).transpose()?;
                         let since = list.and_then(|l| l.revoked_since(&author)).unwrap_or(i64::MIN);
-                        revoked.push((author.name.clone(), signature.head, since, e.received));
+                        revoked.push((author.name.clone(), signature.clone(), since, e.received));
                         author
                     }
                     Err(error) => return Err(error),
@@ -831,13 +896,16 @@ impl Session {
             signatures.push((signature, credential));
         }
         let heads: Vec<HeadSignature> = signatures.iter().map(|(s, _)| s.clone()).collect();
+        let mut gone = verify::cut_out(&infos, &heads, &refused.keys().cloned().collect());
+        let kept = arrived.without(|h| gone.contains(h));
+        let kept_infos: Vec<_> = infos.iter().filter(|c| !gone.contains(&c.hash)).cloned().collect();
         let accepted = verify::verify_changes(
             &id,
-            &infos,
-            &heads,
+            &kept_infos,
+            &heads.iter().filter(|s| !refused.contains_key(&s.actor.actor_id())).cloned().collect::<Vec<_>>(),
             |k| authors.contains_key(&k.to_bytes()),
             |h| replica.has_change(&id, h),
-            |h| arrived.change(h),
+            |h| kept.change(h),
         )?;
         // All of it held already: delivered meanwhile by another session
         // (a relay forwarding the same work, say), perhaps not yet durable.
@@ -846,48 +914,84 @@ impl Session {
         if infos.is_empty() && !self.issues_receipts() {
             return Ok(());
         }
+        let aside = |gone: &BTreeSet<ChangeHash>, reason: String| Aside {
+            doc: id.clone(),
+            batch: batch.clone(),
+            evidence: signatures.clone(),
+            changes: gone.iter().copied().collect(),
+            reason,
+        };
+        if kept.is_empty() && !gone.is_empty() {
+            self.keep_aside(replica, aside(&gone, reasons(&refused)), out);
+            return Ok(());
+        }
         // Each rectification step names its signer's holder as its author.
         let signer = |actor: &ActorId| {
             let (signature, _) = signatures.iter().find(|(s, _)| s.actor.actor_id() == *actor)?;
             let author = authors.get(&signature.actor.key.to_bytes())?;
             Some(Signer { name: author.name.clone(), role: Some(author.role.as_str().to_owned()) })
         };
-        let checked = arrived
-            .checked(&id, replica.held_copy(&id))
-            .and_then(|checked| validate::authorship(&checked.steps, signer).map(|()| checked));
-        let checked = match checked {
+        let check = |arrived: &Arrived| {
+            arrived
+                .checked(&id, replica.held_copy(&id))
+                .and_then(|checked| validate::authorship(&checked.steps, signer).map(|()| checked))
+        };
+        // Signed by enrolled authors, but the document would be invalid:
+        // all of it kept aside for review, never applied. The peer is
+        // told, and the other documents go on.
+        let invalid = |out: &mut Vec<Effect>, this: &mut Self, reason: String| {
+            let all = infos.iter().map(|c| c.hash).collect();
+            this.keep_aside(replica, aside(&all, reason), out);
+        };
+        let mut checked = match check(&kept) {
             Ok(checked) => checked,
-            Err(invalid) => {
-                // Signed by enrolled authors, but the document would be
-                // invalid: kept aside for review, never applied. The peer
-                // is told, and the other documents go on.
-                let reason = invalid.0;
-                out.push(Effect::Quarantine { doc: id.clone(), batch, evidence: signatures, reason: reason.clone() });
-                out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
+            Err(error) => {
+                invalid(out, self, error.0);
                 return Ok(());
             }
         };
         // A revoked author's work counts if HQ held it, or the peer (whose
         // own credential is valid) stored it before the revocation; the
-        // rest is kept aside for a person to decide, the session goes on.
-        let after = revoked.into_iter().find(|(_, head, since, received)| {
-            !self.held_by_hq(replica, &id, &checked.result, *head) && received.is_none_or(|t| t >= *since)
-        });
-        if let Some((name, _, since, received)) = after {
-            let when = |ms: i64| crate::doc::rfc3339(ms);
+        // rest is cut out and kept aside for a person to decide, and the
+        // other authors' work goes on.
+        let when = |ms: i64| crate::doc::rfc3339(ms);
+        let mut late = BTreeSet::new();
+        for (name, head, since, received) in &revoked {
+            if self.held_by_hq(replica, &id, &checked.result, head.head) || received.is_some_and(|t| t < *since) {
+                continue;
+            }
             let stored =
                 received.map_or("收到时间不明".to_owned(), |t| format!("{} 才由送来的设备收到", when(t)));
             let reason = format!(
-                "作者 {name} 的凭证已于 {} 被总部吊销，这些修改{stored}，无法证明早于吊销，已隔离待审核",
-                when(since)
+                "作者 {name} 的凭证已于 {} 被总部吊销，其修改{stored}，无法证明早于吊销，已隔离待审核",
+                when(*since)
             );
-            out.push(Effect::Quarantine { doc: id.clone(), batch, evidence: signatures, reason: reason.clone() });
-            out.push(Effect::Send(Message::Quarantined { doc: id.to_string(), message: reason }));
-            return Ok(());
+            refused.insert(head.actor.actor_id(), reason);
+            late.insert(head.actor.actor_id());
+        }
+        let mut kept = kept;
+        if !late.is_empty() {
+            let later = verify::cut_out(&kept_infos, &heads, &late);
+            kept = kept.without(|h| later.contains(h));
+            gone.extend(later);
+            if kept.is_empty() {
+                self.keep_aside(replica, aside(&gone, reasons(&refused)), out);
+                return Ok(());
+            }
+            checked = match check(&kept) {
+                Ok(checked) => checked,
+                Err(error) => {
+                    invalid(out, self, error.0);
+                    return Ok(());
+                }
+            };
+        }
+        if !gone.is_empty() {
+            self.keep_aside(replica, aside(&gone, reasons(&refused)), out);
         }
         let tag = &checked.tag;
         // The delivering peer and every author must have this document in scope.
-        let writers: BTreeSet<ActorId> = infos.iter().map(|c| c.actor.clone()).collect();
+        let writers: BTreeSet<ActorId> = kept.infos().into_iter().map(|c| c.actor).collect();
         let outside = !may_see(&peer, tag)
             || accepted.iter().any(|s| {
                 writers.contains(&s.actor.actor_id())
@@ -898,11 +1002,26 @@ impl Session {
         }
         let token = self.next_token;
         self.next_token += 1;
-        self.pending.insert(token, (id.clone(), infos.len()));
-        let evidence = signatures.into_iter().filter(|(s, _)| accepted.contains(s)).collect();
-        let batch = all_new.then_some(batch);
-        out.push(Effect::Persist { token, doc: id, changes: arrived, checked: Box::new(checked), evidence, batch });
+        self.pending.insert(token, (id.clone(), kept.len()));
+        let evidence =
+            signatures.into_iter().filter(|(s, _)| accepted.contains(s) && !gone.contains(&s.head)).collect();
+        let batch = (kept.len() == count).then_some(batch);
+        out.push(Effect::Persist { token, doc: id, changes: kept, checked: Box::new(checked), evidence, batch });
         Ok(())
+    }
+
+    /// Keeps `aside` for review and tells the peer, unless HQ has already
+    /// rejected all of it: then the peer is told so, and nothing is kept.
+    fn keep_aside(&mut self, replica: &impl Replica, aside: Aside, out: &mut Vec<Effect>) {
+        let doc = aside.doc.to_string();
+        match replica.rejected(&aside.doc, &aside.changes) {
+            Some(message) => out.push(Effect::Send(Message::Quarantined { doc, message, rejected: true })),
+            None => {
+                let message = aside.reason.clone();
+                out.push(Effect::Quarantine(aside));
+                out.push(Effect::Send(Message::Quarantined { doc, message, rejected: false }));
+            }
+        }
     }
 
     fn maybe_finish(&mut self, out: &mut Vec<Effect>) {
@@ -920,7 +1039,9 @@ impl Session {
             let mut summary = std::mem::take(&mut self.summary);
             for (doc, heads) in &self.offered {
                 // What we withheld, or the peer kept aside, it does not hold.
-                let held_back = summary.withheld.contains_key(doc) || summary.quarantined.contains_key(doc);
+                let held_back = [&summary.withheld, &summary.quarantined, &summary.rejected]
+                    .iter()
+                    .any(|held| held.contains_key(doc));
                 let ours = if held_back { &[][..] } else { &heads[..] };
                 let mut both: Vec<ChangeHash> = ours.to_vec();
                 both.extend(self.peer_heads.get(doc).into_iter().flatten().copied());
@@ -941,6 +1062,11 @@ struct Incoming {
     batch: Vec<u8>,
     arrived: Arrived,
     evidence: Vec<Evidence>,
+}
+
+/// The reasons work was cut out, one per author, as one line.
+fn reasons(refused: &BTreeMap<ActorId, String>) -> String {
+    refused.values().cloned().collect::<Vec<_>>().join("；")
 }
 
 fn kind(message: &Message) -> &'static str {
@@ -964,7 +1090,7 @@ pub fn may_see(credential: &Credential, tag: &DocTag) -> bool {
 
 /// Whether a credential's holder may author changes to a document. A
 /// station relays but writes nothing of its own into dossiers.
-fn may_write(credential: &Credential, tag: &DocTag) -> bool {
+pub(crate) fn may_write(credential: &Credential, tag: &DocTag) -> bool {
     match credential.role {
         Role::Hq => true,
         Role::Station => false,
@@ -982,7 +1108,7 @@ fn without_own_credential(mut e: Evidence, own: &ByteBuf) -> Evidence {
     e
 }
 
-fn head_signature(e: &Evidence) -> Result<HeadSignature, SyncError> {
+pub(crate) fn head_signature(e: &Evidence) -> Result<HeadSignature, SyncError> {
     let bad = || SyncError::Protocol("签名证据格式错误".into());
     Ok(HeadSignature {
         actor: ActorProof {
