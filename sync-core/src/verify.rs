@@ -257,4 +257,34 @@ mod tests {
         assert_eq!(gone, [2, 3, 5], "B's signed head went, so nothing vouches for B's earlier change");
         assert!(cut_out(&changes, &evidence, &BTreeSet::new()).is_empty());
     }
+
+    /// A checklist is its genesis: any signed change to one, whatever it
+    /// writes, is refused before its schema is looked at.
+    #[test]
+    fn a_checklist_takes_no_change_but_its_genesis() {
+        use automerge::transaction::Transactable;
+        let published: crate::model::Checklist =
+            serde_json::from_str(include_str!("../../schemas/checklists/construction-jgj59.json")).unwrap();
+        let mut doc = doc::checklist::create(&published).unwrap();
+        let id = DocId::checklist(&published.id, published.version).unwrap();
+        let key = DeviceKey::from_seed([9; 32]);
+        let proof = ActorProof { key: key.public(), nonce: StoreNonce([9; 16]) };
+        doc.set_actor(proof.actor_id());
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "title", "改过的清单").unwrap();
+        let (head, _) = tx.commit();
+        let head = head.unwrap();
+        let all = doc.get_changes(&[]);
+        let changes: Vec<ChangeInfo> = all.iter().map(ChangeInfo::from).collect();
+        let evidence = [key.sign_head(&id, &proof, head)];
+        let refused = verify_changes(
+            &id,
+            &changes,
+            &evidence,
+            |_| true,
+            |_| false,
+            |h| all.iter().find(|c| c.hash() == *h).cloned(),
+        );
+        assert_eq!(refused, Err(VerifyError::ReadOnly(id.to_string())));
+    }
 }
