@@ -6,7 +6,10 @@
 use std::time::Instant;
 
 use field_client::{Store, new_entity_id, now_ms};
+use sync_core::automerge::transaction::Transactable;
+use sync_core::automerge::{Automerge, ROOT, ReadDoc};
 use sync_core::codes::AccidentType;
+use sync_core::doc::edit;
 use sync_core::doc::rfc3339;
 use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId};
@@ -111,6 +114,7 @@ fn main() -> anyhow::Result<()> {
     let checked = Arrived::Changes(changes[split..].to_vec()).checked(&dossier_id, Some(base))?;
     let door_ms = t.elapsed().as_secs_f64() * 1e3;
     let door_steps = checked.steps.len();
+    let door_broken_ms = door_after_a_broken_merge(doc, &dossier_id, hazards)?;
     drop(store);
 
     let store_bytes = dir_size(&home)?;
@@ -126,6 +130,7 @@ fn main() -> anyhow::Result<()> {
         "open store + load dossier: median {load_ms:.1} ms, max {load_max_ms:.1} ms of 5; read typed dossier: {read_ms:.1} ms"
     );
     println!("door check of {arriving} arriving changes ({door_steps} rectification steps): {door_ms:.1} ms");
+    println!("door check of one title edit to a hazard whose rule a merge broke: {door_broken_ms:.1} ms");
     println!("store on disk: {:.2} MB", store_bytes as f64 / 1e6);
     println!(
         "{}",
@@ -135,9 +140,54 @@ fn main() -> anyhow::Result<()> {
             "add_p50_ms": round(add_p50), "add_p99_ms": round(add_p99),
             "load_ms": round(load_ms), "load_max_ms": round(load_max_ms), "read_ms": round(read_ms), "store_bytes": store_bytes,
             "door_changes": arriving, "door_steps": door_steps, "door_ms": round(door_ms),
+            "door_broken_ms": round(door_broken_ms),
         })
     );
     Ok(())
+}
+
+/// The door's cost when a merge broke a rule on the hazard an arriving
+/// change writes: two devices each made a valid edit (one raised the level
+/// to major, the other cleared the clause), and a later edit of a field the
+/// rules read (its title) arrives. `validate::rules_kept` then judges it at
+/// its own point, forking the history at the change's dependencies (the
+/// worst case: an edit of another field is not judged again). Returns the
+/// check's time (ms).
+fn door_after_a_broken_merge(doc: &Automerge, dossier_id: &DocId, n: usize) -> anyhow::Result<f64> {
+    let id = new_entity_id()?;
+    let mut merged = doc.fork();
+    let mut hazard = sample(n)?;
+    hazard.major_hazard_criterion = Some(sync_core::codes::criteria()[0].id.to_owned());
+    edit(&mut merged, now_ms(), |tx| dossier::add_hazard(tx, &id, &hazard))?;
+    let mut other = merged.fork();
+    edit(&mut merged, now_ms(), |tx| {
+        dossier::modify_hazard(tx, &id, |h| {
+            h.level = HazardLevel::Major;
+            Ok(())
+        })
+    })?;
+    edit(&mut other, now_ms(), |tx| {
+        dossier::modify_hazard(tx, &id, |h| {
+            h.major_hazard_criterion = None;
+            Ok(())
+        })
+    })?;
+    merged.merge(&mut other)?;
+    // The later edit writes the title as any device's would, though the
+    // merged hazard breaks a rule (a local edit would refuse it).
+    let mut later = merged.fork();
+    let mut tx = later.transaction();
+    let hazards = tx.get(ROOT, "hazards")?.map(|(_, o)| o).ok_or_else(|| anyhow::anyhow!("no hazards"))?;
+    let hazard = tx.get(&hazards, id.as_str())?.map(|(_, o)| o).ok_or_else(|| anyhow::anyhow!("no hazard"))?;
+    tx.put(&hazard, "title", "连墙件缺失（复查）")?;
+    tx.commit();
+    let arriving = later.get_changes(&merged.get_heads());
+    let t = Instant::now();
+    let checked = Arrived::Changes(arriving).checked(dossier_id, Some(merged))?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let issues = sync_core::doc::conflicts::rule_issues(&dossier::read(&checked.result)?);
+    assert_eq!(issues.len(), 1, "the merge's broken rule is kept, the later edit not blamed");
+    Ok(ms)
 }
 
 fn sample(i: usize) -> anyhow::Result<Hazard> {

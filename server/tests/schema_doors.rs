@@ -506,6 +506,23 @@ async fn one_invalid_document_does_not_hold_back_the_others() {
     check.enroll(&issue(&world.data, &check, "hq", &world.addr, &[])).unwrap();
     check.sync_with_hq(None).await.unwrap();
     assert!(check.campaign(&campaign_id).unwrap().schedule.contains_key(entry_id.as_str()));
+
+    // Work that breaks the schema cannot be accepted, whoever decides: it
+    // can only be rejected. With the server stopped, through the CLI.
+    let World { data, server, .. } = world;
+    let running = common::server_command(&data, &["quarantine", "reject", "1", "--by", "王强", "--note", "格式错误"]);
+    assert!(!running.status.success(), "the running server holds the store");
+    assert!(String::from_utf8_lossy(&running.stderr).contains("管理接口"), "{running:?}");
+    drop(server);
+    let accept = common::server_command(&data, &["quarantine", "accept", "1", "--by", "王强", "--note", "核对"]);
+    let said = String::from_utf8_lossy(&accept.stderr);
+    assert!(!accept.status.success() && said.contains("不能接收") && said.contains("格式无效"), "{said}");
+    let reject = common::server_command(&data, &["quarantine", "reject", "1", "--by", "王强", "--note", "格式错误"]);
+    assert!(reject.status.success(), "{reject:?}");
+    let listed = String::from_utf8_lossy(&common::server_command(&data, &["quarantine"]).stdout).into_owned();
+    assert!(listed.contains("#1 [已拒收（王强") && listed.contains("格式错误"), "{listed}");
+    let again = common::server_command(&data, &["quarantine", "accept", "1", "--by", "王强", "--note", "核对"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("已于"), "decided once: {again:?}");
 }
 
 /// Writes a rectification step into hazard `hazard` directly, past the

@@ -102,11 +102,16 @@ pub fn document(id: &DocId, doc: &Automerge) -> Result<Validated, Invalid> {
 /// concurrent changes can break such a rule as well, and that is listed for
 /// review, not refused; so a change is refused only if the hazard keeps the
 /// rule just before it (at its dependencies) and breaks it just after.
-/// `merged` is the document with what arrived applied and `dossier` its
-/// typed reading; only hazards that break a rule there, and only the
-/// changes that write them, are looked at (`arrived` gives the changes,
-/// asked for only then).
-pub fn rules_kept(merged: &Automerge, dossier: &Dossier, arrived: impl FnOnce() -> Vec<Change>) -> Result<(), Invalid> {
+/// `merged` is the document with what arrived applied, `held` the one it
+/// was applied to, and `dossier` its typed reading; only hazards that break
+/// a rule there, and only the changes that write their rule fields, are
+/// looked at (`arrived` gives the changes, asked for only then).
+pub fn rules_kept(
+    merged: &Automerge,
+    held: Option<&Automerge>,
+    dossier: &Dossier,
+    arrived: impl FnOnce() -> Vec<Change>,
+) -> Result<(), Invalid> {
     let broken: Vec<&String> =
         dossier.hazards.iter().filter(|(_, h)| dossier::check_rules(h).is_err()).map(|(id, _)| id).collect();
     if broken.is_empty() {
@@ -117,11 +122,20 @@ pub fn rules_kept(merged: &Automerge, dossier: &Dossier, arrived: impl FnOnce() 
     let arrived = arrived();
     for key in broken {
         let Ok(id) = key.parse::<EntityId>() else { continue };
-        let objects = hazard_objects(merged, key);
+        let Some(objects) = rule_objects(merged, key) else { continue };
         for change in arrived.iter().filter(|c| writes(c, &objects, key)) {
-            let fork = |heads: &[automerge::ChangeHash]| merged.fork_at(heads).map_err(|e| Invalid(e.to_string()));
-            let Some(rule) = breaks(&fork(&[change.hash()])?, &id) else { continue };
-            let before = if change.deps().is_empty() { Automerge::new() } else { fork(change.deps())? };
+            // The document at the change's dependencies (what was held, if
+            // the change was made on exactly that), and with it.
+            let invalid = |e: automerge::AutomergeError| Invalid(e.to_string());
+            let held = held.filter(|h| same_heads(&h.get_heads(), change.deps()));
+            let before = match (change.deps(), held) {
+                ([], _) => Automerge::new(),
+                (_, Some(held)) => held.clone(),
+                (deps, None) => merged.fork_at(deps).map_err(invalid)?,
+            };
+            let mut after = before.clone();
+            after.apply_changes([change.clone()]).map_err(invalid)?;
+            let Some(rule) = breaks(&after, &id) else { continue };
             if breaks(&before, &id).is_none() {
                 return Err(Invalid(format!("隐患 {key}：{rule}")));
             }
@@ -331,30 +345,35 @@ pub fn authorship(steps: &[ArrivedStep], signer: impl Fn(&ActorId) -> Option<Sig
 
 /// The ids (as `counter@actor`) of the hazards map and of hazard `key`'s
 /// map and the maps in it.
-fn hazard_objects(doc: &Automerge, key: &str) -> BTreeSet<String> {
+/// Whether two sets of heads are the same, in any order.
+fn same_heads(a: &[automerge::ChangeHash], b: &[automerge::ChangeHash]) -> bool {
+    a.len() == b.len() && a.iter().all(|h| b.contains(h))
+}
+
+/// The fields of a hazard its rules read (`dossier::check_rules`).
+const RULE_FIELDS: [&str; 3] = ["title", "level", "major_hazard_criterion"];
+
+/// Where hazard `key`'s rule fields live in `doc`: the hazard's object (as
+/// a string), and the objects held in those fields.
+fn rule_objects(doc: &Automerge, key: &str) -> Option<(String, BTreeSet<String>)> {
     let object = |obj: &ObjId, key: &str| match doc.get(obj, key) {
         Ok(Some((Value::Object(_), id))) => Some(id),
         _ => None,
     };
-    let mut out = BTreeSet::new();
-    if let Some(hazard) = object(&ROOT, "hazards").and_then(|hazards| object(&hazards, key)) {
-        for field in doc.keys(&hazard) {
-            if let Some(inner) = object(&hazard, &field) {
-                out.insert(inner.to_string());
-            }
-        }
-        out.insert(hazard.to_string());
-    }
-    out
+    let hazard = object(&ROOT, "hazards").and_then(|hazards| object(&hazards, key))?;
+    let inner = RULE_FIELDS.iter().filter_map(|field| object(&hazard, field)).map(|o| o.to_string()).collect();
+    Some((hazard.to_string(), inner))
 }
 
-/// Whether `change` creates hazard `key` or writes into one of `objects`.
-fn writes(change: &Change, objects: &BTreeSet<String>, key: &str) -> bool {
-    change
-        .decode()
-        .operations
-        .iter()
-        .any(|op| objects.contains(&op.obj.to_string()) || matches!(&op.key, Key::Map(k) if k == key))
+/// Whether `change` creates hazard `key` or writes one of its rule fields
+/// (`objects`, from [`rule_objects`]).
+fn writes(change: &Change, objects: &(String, BTreeSet<String>), key: &str) -> bool {
+    let (hazard, inner) = objects;
+    change.decode().operations.iter().any(|op| match &op.key {
+        Key::Map(k) if k == key => true,
+        Key::Map(k) if op.obj.to_string() == *hazard => RULE_FIELDS.contains(&k.as_str()),
+        _ => inner.contains(&op.obj.to_string()),
+    })
 }
 
 fn root_str(doc: &Automerge, key: &str) -> Option<String> {

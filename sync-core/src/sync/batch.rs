@@ -117,6 +117,9 @@ impl Arrived {
     /// document meanwhile (else it applies and checks again).
     pub fn checked(&self, id: &DocId, held: Option<Automerge>) -> Result<Checked, Invalid> {
         let base = held.as_ref().map(Automerge::get_heads).unwrap_or_default();
+        // Kept for the rules' judgement of a change made on exactly what is
+        // held (a clone shares the document's columns).
+        let before = held.clone();
         let result = self.applied_to(held).map_err(|e| Invalid(e.to_string()))?;
         if !result.get_missing_deps(&[]).is_empty() {
             return Err(Invalid("缺少前置修改".into()));
@@ -130,7 +133,7 @@ impl Arrived {
                 Arrived::Changes(changes) => changes.as_slice(),
                 Arrived::Document { doc, .. } => whole.get_or_init(|| doc.get_changes(&[])).as_slice(),
             };
-            validate::rules_kept(&result, dossier, || changes().to_vec())?;
+            validate::rules_kept(&result, before.as_ref(), dossier, || changes().to_vec())?;
             steps = validate::steps_kept(&result, dossier, changes)?;
         }
         let tag = validated.tag.ok_or_else(|| Invalid("无法确定文档所属的检查活动".into()))?;
@@ -432,6 +435,17 @@ mod tests {
             })
             .unwrap();
         let after = Arrived::Changes(later.get_changes(&merged.result.get_heads()));
+        assert!(after.checked(&id, Some(merged.result.clone())).is_ok());
+        // Nor is one to a field the rules read (judged at its own point).
+        let mut retitled = merged.result.fork().with_actor(ActorId::from([6; 16]));
+        retitled
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                let (_, hazards) = tx.get(ROOT, "hazards")?.expect("the hazards map");
+                let (_, record) = tx.get(&hazards, key)?.expect("the hazard");
+                tx.put(&record, "title", "临边防护缺失（复查）")
+            })
+            .unwrap();
+        let after = Arrived::Changes(retitled.get_changes(&merged.result.get_heads()));
         assert!(after.checked(&id, Some(merged.result.clone())).is_ok());
 
         // A tampered client raises the level and drops the clause at once.

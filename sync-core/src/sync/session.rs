@@ -991,7 +991,8 @@ impl Session {
         }
         let tag = &checked.tag;
         // The delivering peer and every author must have this document in scope.
-        let writers: BTreeSet<ActorId> = kept.infos().into_iter().map(|c| c.actor).collect();
+        let writers: BTreeSet<&ActorId> =
+            kept_infos.iter().filter(|c| !gone.contains(&c.hash)).map(|c| &c.actor).collect();
         let outside = !may_see(&peer, tag)
             || accepted.iter().any(|s| {
                 writers.contains(&s.actor.actor_id())
