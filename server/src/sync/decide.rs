@@ -63,6 +63,7 @@ impl HqReplica {
         let (by, note) = (text::normalize(by.trim()), text::normalize(note.trim()));
         form(&by, &note)?;
         let failed = |e: field_client::StoreError| DecideError::Failed(e.to_string());
+        let _alone = self.deciding.lock().await;
         let entry = self.with_store(|s| s.aside(id)).map_err(failed)?.ok_or(DecideError::NotFound(id))?;
         if let Some(decision) = &entry.listed.decision {
             return Err(DecideError::Decided {

@@ -37,6 +37,10 @@ pub(crate) struct HqReplica {
     durable: Durably,
     /// HQ's register, where authors' credentials are looked up.
     register: Option<Arc<Mutex<crate::register::Hq>>>,
+    /// Held by a decision on quarantined work from its reading of the entry
+    /// to its write, so two people deciding one entry at once cannot both
+    /// act (one accepting while the other rejects).
+    pub(super) deciding: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Told of each write of synced changes once it is durable: its number (a
@@ -101,7 +105,8 @@ impl HqReplica {
         let tail = store.receipt_tail()?;
         let aside = store.undecided_docs()?.into_iter().collect();
         let hq = Hq { store, key, tail, writes: 0, aside, in_flight: BTreeMap::new() };
-        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None })
+        let deciding = Arc::new(tokio::sync::Mutex::new(()));
+        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None, deciding })
     }
 
     /// A replica in a fresh store at `dir` signing with `seed`, heard by no

@@ -760,6 +760,11 @@ impl Session {
             }
             Ok(Err(refused)) => refused,
         };
+        // Our own evidence, malformed: nothing of the document can go.
+        if refused.is_empty() {
+            self.summary.withheld.insert(doc, "本机保存的签名证据格式错误，此文档暂不发送".into());
+            return Ok(());
+        }
         let mut reason = reasons(&refused);
         if let Some((count, batch, evidence)) = self.without_refused(now, replica, &doc, &have, whole, &refused) {
             reason.push_str("；其他作者的修改照常发送");
