@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use rust_xlsxwriter::{Format, Workbook, Worksheet};
-use sync_core::register::REGISTER_COLUMNS;
+use sync_core::register::{REGISTER_COLUMNS, STEP_COLUMNS};
 
 use crate::read::query::Register;
 
@@ -182,6 +182,9 @@ fn write_rows(sheet: &mut Worksheet, header: &[&str], rows: &[Vec<String>], bold
     Ok(())
 }
 
+/// The last sheet: every rectification step of the register's hazards.
+const STEPS_SHEET: &str = "整改步骤";
+
 fn xlsx(register: &Register) -> Result<Vec<u8>> {
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
@@ -201,12 +204,13 @@ fn xlsx(register: &Register) -> Result<Vec<u8>> {
             vec![name.clone(), rows.len().to_string(), major.to_string(), closed.to_string(), rate]
         })
         .collect();
-    let mut taken = BTreeSet::from(["汇总".to_owned()]);
+    let mut taken = BTreeSet::from(["汇总".to_owned(), STEPS_SHEET.to_owned()]);
     write_rows(workbook.add_worksheet().set_name("汇总")?, &summary_header, &summary, &bold)?;
     for (name, rows) in &register.enterprises {
         let sheet = workbook.add_worksheet().set_name(sheet_name(name, &mut taken))?;
         write_rows(sheet, REGISTER_COLUMNS, rows, &bold)?;
     }
+    write_rows(workbook.add_worksheet().set_name(STEPS_SHEET)?, STEP_COLUMNS, &register.steps, &bold)?;
     workbook.save_to_buffer().context("XLSX 写入失败")
 }
 

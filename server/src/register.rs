@@ -171,23 +171,7 @@ pub(crate) struct Entry {
 
 /// Parses a role by its identifier or Chinese label.
 pub(crate) fn parse_role(s: &str) -> Result<Role, RequestError> {
-    match s.trim() {
-        "inspector" | "检查员" => Ok(Role::Inspector),
-        "station" | "安监站" => Ok(Role::Station),
-        "hq" | "总部" => Ok(Role::Hq),
-        "enterprise" | "企业" => Ok(Role::Enterprise),
-        other => Err(RequestError::Role(shown(other))),
-    }
-}
-
-/// The stored identifier of a role (as in credentials and the register).
-pub(crate) fn role_id(role: Role) -> &'static str {
-    match role {
-        Role::Inspector => "inspector",
-        Role::Station => "station",
-        Role::Hq => "hq",
-        Role::Enterprise => "enterprise",
-    }
+    Role::parse(s.trim()).ok_or_else(|| RequestError::Role(shown(s.trim())))
 }
 
 /// Echoes operator input in an error message, cut short if long.
@@ -337,7 +321,7 @@ impl Hq {
                 serial,
                 request.device.to_bytes().to_vec(),
                 request.name,
-                role_id(request.role),
+                request.role.as_str(),
                 signed.to_bytes(),
                 request.not_after,
                 now_ms

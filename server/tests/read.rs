@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use sync_core::doc::dossier;
-use sync_core::model::HazardLevel;
+use sync_core::model::{HazardLevel, RectificationMode, Step, StepKind};
 
 struct Http {
     client: Client<HttpConnector, Empty<Bytes>>,
@@ -200,6 +200,36 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     }
     assert_eq!(http.ids(&format!("{listed}&include_deleted=true")).await.len(), 3);
 
+    // A rectification plan for one of them, for the register's steps sheet.
+    let signer = tablet.signer().unwrap();
+    let plan = Step {
+        deadline: Some("2026-11-30".into()),
+        owner: "项目安全员".into(),
+        measures: "补设临边防护栏杆".into(),
+        mode: Some(RectificationMode::Deadline),
+        ..Step::new(StepKind::Plan)
+    };
+    let planned: sync_core::ids::EntityId = ids[1].parse().unwrap();
+    let step_id = new_entity_id().unwrap();
+    tablet
+        .edit(&dossier_id, |tx| dossier::add_step(tx, &planned, &step_id, plan, &signer, "2026-11-24T02:00:00Z".into()))
+        .unwrap();
+    tablet.sync_with_hq(Some(server.addr)).await.unwrap();
+    let receipted = Instant::now();
+    while http.get(&format!("/api/v1/hazards/{}", ids[1])).await.1["deadline"] != "2026-11-30" {
+        assert!(receipted.elapsed() < Duration::from_secs(1), "the plan not visible a second after the receipt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, detail) = http.get(&format!("/api/v1/hazards/{}", ids[1])).await;
+    let step = &detail["steps"][0];
+    assert_eq!(
+        (step["kind"].as_str(), step["author"].as_str()),
+        (Some("plan"), Some(tablet.device_name())),
+        "{detail}"
+    );
+    assert_eq!((step["deadline"].as_str(), step["counted"].as_bool()), (Some("2026-11-30"), Some(true)));
+    assert_eq!(detail["disputes"].as_array().map(Vec::len), Some(0));
+
     // Progress against the KPIs, each with its definition.
     let (status, progress) = http.get(&format!("/api/v1/campaigns/{campaign}/progress")).await;
     assert_eq!(status, StatusCode::OK, "{progress}");
@@ -233,7 +263,7 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     assert_eq!(status, StatusCode::OK);
     let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).unwrap();
     use calamine::Reader as _;
-    assert_eq!(book.sheet_names(), ["汇总", "某建设集团"]);
+    assert_eq!(book.sheet_names(), ["汇总", "某建设集团", "整改步骤"]);
     let summary = book.worksheet_range("汇总").unwrap();
     let cell = |range: &calamine::Range<calamine::Data>, r: u32, c: u32| range.get_value((r, c)).unwrap().to_string();
     assert_eq!(
@@ -244,6 +274,10 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     assert_eq!(site.height(), 3);
     assert_eq!(cell(&site, 0, 12), "隐患标题");
     assert_eq!(cell(&site, 1, 12), "临边无防护");
+    let steps = book.worksheet_range("整改步骤").unwrap();
+    assert_eq!(steps.height(), 2, "one step");
+    assert_eq!((cell(&steps, 0, 4), cell(&steps, 1, 1)), ("步骤".into(), ids[1].clone()));
+    assert_eq!((cell(&steps, 1, 5), cell(&steps, 1, 9)), ("2026-11-24 10:00".into(), "2026-11-30".into()));
     let (status, kind, _, json) = http.download(&format!("{register}?format=json")).await;
     assert_eq!((status, kind.as_str()), (StatusCode::OK, "application/json"));
     let json: Value = serde_json::from_slice(&json).unwrap();

@@ -77,6 +77,13 @@ impl Role {
         }
     }
 
+    /// A role by its identifier or its Chinese label.
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Inspector, Role::Station, Role::Hq, Role::Enterprise]
+            .into_iter()
+            .find(|role| role.as_str() == s || role.label() == s)
+    }
+
     /// Chinese label.
     pub fn label(self) -> &'static str {
         match self {

@@ -144,6 +144,13 @@ pub struct Dispute {
     pub shown: String,
 }
 
+impl std::fmt::Display for Dispute {
+    /// `整改期限：2026-11-30 / 2026-12-05，暂按较严的“2026-11-30”`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}：{}，暂按较严的“{}”", self.label, self.values.join(" / "), self.shown)
+    }
+}
+
 /// One step as the loop took it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Entry {

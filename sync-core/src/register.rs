@@ -44,6 +44,29 @@ pub const REGISTER_COLUMNS: &[&str] = &[
     "整改记录",
 ];
 
+/// The columns of the register's companion list of rectification steps
+/// (整改步骤), one row per step, in the loop's order.
+pub const STEP_COLUMNS: &[&str] = &[
+    "序号",
+    "隐患编号",
+    "被检查单位",
+    "隐患标题",
+    "步骤",
+    "时间",
+    "记录人",
+    "记录人身份",
+    "整改方式",
+    "整改期限",
+    "整改责任人",
+    "整改措施",
+    "临时管控措施",
+    "整改人",
+    "复查结论",
+    "意见或理由",
+    "照片数",
+    "是否计入",
+];
+
 fn screening_type(kind: CampaignKind) -> &'static str {
     match kind {
         CampaignKind::ConstructionJointInspection => "联合",
@@ -162,6 +185,38 @@ pub fn history(lp: &Loop) -> String {
     parts.join("；")
 }
 
+/// The rows of hazard `id`'s rectification steps, found at `place`, in the
+/// loop's order, without their sequence number (the first column).
+pub fn step_rows(place: &Place, id: &str, h: &Hazard) -> Vec<Vec<String>> {
+    let lp = Loop::of(&h.rectification);
+    lp.history
+        .iter()
+        .map(|e| {
+            let s = &e.step;
+            let role = s.author_role.as_deref().map(|r| crate::credential::Role::parse(r).map_or(r, |r| r.label()));
+            vec![
+                id.to_owned(),
+                place.enterprise.clone(),
+                h.title.clone(),
+                s.kind.label().to_owned(),
+                local_minute(&s.at),
+                s.author.clone(),
+                role.unwrap_or_default().to_owned(),
+                s.mode.map(|m| m.label().to_owned()).unwrap_or_default(),
+                s.deadline.clone().unwrap_or_default(),
+                s.owner.clone(),
+                s.measures.clone(),
+                s.interim_control.clone(),
+                s.rectified_by.clone().unwrap_or_default(),
+                s.result.map(|r| r.label().to_owned()).unwrap_or_default(),
+                s.note.clone(),
+                s.photos.len().to_string(),
+                if e.counted { "是" } else { "否（不合规）" }.to_owned(),
+            ]
+        })
+        .collect()
+}
+
 /// The register of `campaign` from its `dossiers`: rows numbered from 1,
 /// by enterprise as given, then by when found; deleted findings left out.
 pub fn rows(campaign: &Campaign, dossiers: &[Dossier]) -> Vec<Vec<String>> {
@@ -203,6 +258,22 @@ mod tests {
         let mut d = dossier.clone();
         d.hazards.insert("H1".into(), hazard.clone());
         d.hazards.insert("H0".into(), Hazard { deleted: true, ..hazard });
+        let mut planned = d.hazards["H1"].clone();
+        let plan = crate::model::Step {
+            at: "2026-11-24T01:30:00Z".into(),
+            author: "张三".into(),
+            author_role: Some("inspector".into()),
+            deadline: Some("2026-11-30".into()),
+            ..crate::model::Step::new(crate::model::StepKind::Plan)
+        };
+        planned.rectification.steps.insert("S1".into(), plan);
+        let steps = step_rows(&Place::of(&campaign, &d), "H1", &planned);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].len() + 1, STEP_COLUMNS.len());
+        assert_eq!(
+            (steps[0][4].as_str(), steps[0][6].as_str(), steps[0][8].as_str()),
+            ("2026-11-24 09:30", "检查员", "2026-11-30")
+        );
         let rows = rows(&campaign, &[d]);
         assert_eq!(rows.len(), 1, "deleted findings are left out");
         assert_eq!((rows[0][0].as_str(), rows[0][1].as_str(), rows[0][5].as_str()), ("1", "H1", "2026-11-23"));

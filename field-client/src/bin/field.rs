@@ -1308,7 +1308,7 @@ fn describe_loop(lp: &Loop) -> String {
     }
     s.push('\n');
     for d in &lp.disputes {
-        s.push_str(&format!("【分歧待审核】{}：{}，暂按较严的“{}”\n", d.label, d.values.join(" / "), d.shown));
+        s.push_str(&format!("【分歧待审核】{d}\n"));
     }
     if lp.earlier.is_some() || !lp.history.is_empty() {
         s.push_str("整改记录：\n");

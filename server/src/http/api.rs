@@ -386,7 +386,7 @@ impl From<&Credential> for CredentialView {
             serial: c.serial,
             device: hex::encode(&c.device),
             name: c.name.clone(),
-            role: register::role_id(c.role).to_owned(),
+            role: c.role.as_str().to_owned(),
             scope: ScopeView {
                 campaigns: c.scope.campaigns.as_ref().map(|set| set.iter().map(|id| id.as_str().to_owned()).collect()),
                 enterprises: c

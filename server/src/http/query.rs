@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::api::{Admin, ApiError, ApiState, ErrorBody};
 use crate::export::{self, ExportFormat};
-use crate::read::query::{self, CampaignSummary, Cursor, HazardFilter, HazardPage, HazardView, Progress};
+use crate::read::query::{self, CampaignSummary, Cursor, HazardDetail, HazardFilter, HazardPage, Progress};
 
 /// A page holds at most this many hazards.
 const MAX_PAGE: u32 = 500;
@@ -313,14 +313,15 @@ pub(crate) async fn hazards(
 
 /// One hazard.
 ///
-/// As HQ holds it, merged from every device, with its photos.
+/// As HQ holds it, merged from every device, with its photos and its
+/// rectification steps.
 #[utoipa::path(
     get,
     path = "/api/v1/hazards/{id}",
     tag = "read",
     params(("id" = String, Path, description = "The hazard's id (26-character ULID)")),
     responses(
-        (status = 200, description = "The hazard", body = HazardView),
+        (status = 200, description = "The hazard, with its rectification steps", body = HazardDetail),
         (status = 400, description = "Not a hazard id", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "No such hazard at HQ", body = ErrorBody),
@@ -331,7 +332,7 @@ pub(crate) async fn hazard(
     _: Admin,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-) -> Result<Json<HazardView>, ApiError> {
+) -> Result<Json<HazardDetail>, ApiError> {
     let id: sync_core::ids::EntityId =
         id.parse().map_err(|_| ApiError::BadQuery(format!("隐患编号无效：{}（应为 26 位）", shown(&id))))?;
     let key = id.to_string();

@@ -259,6 +259,83 @@ pub(crate) struct HazardView {
     photos_after: Vec<PhotoRef>,
 }
 
+/// One hazard with its rectification loop, step by step.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct HazardDetail {
+    #[serde(flatten)]
+    hazard: HazardView,
+    /// The loop's steps in its order (`register::STEP_COLUMNS` as fields).
+    steps: Vec<StepView>,
+    /// Where steps two devices took at once disagree (the graver reading is
+    /// shown until a step that saw both decides), in Chinese.
+    disputes: Vec<String>,
+}
+
+/// One rectification step, as its author's signed change recorded it.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct StepView {
+    id: String,
+    /// `plan`, `start`, `done`, `verify` or `reopen`; `kind_label` in Chinese.
+    kind: String,
+    kind_label: String,
+    /// RFC 3339, UTC.
+    at: String,
+    /// The holder of the device that signed it, and their role.
+    author: String,
+    author_role: Option<String>,
+    mode: Option<String>,
+    deadline: Option<String>,
+    owner: String,
+    measures: String,
+    interim_control: String,
+    rectified_by: Option<String>,
+    /// `pass` or `fail`.
+    result: Option<String>,
+    /// The verifier's opinion, or the reason for reopening.
+    note: String,
+    photos: Vec<PhotoRef>,
+    /// False for a step that broke the loop's rules at its own point (only
+    /// in a document no door let in): shown, but it changed nothing.
+    counted: bool,
+}
+
+impl HazardDetail {
+    fn of(hazard: HazardView, record: &sync_core::model::Hazard) -> Self {
+        let lp = sync_core::rectification::Loop::of(&record.rectification);
+        let steps = lp
+            .history
+            .iter()
+            .map(|e| {
+                let s = &e.step;
+                StepView {
+                    id: e.id.clone(),
+                    kind: s.kind.as_str().to_owned(),
+                    kind_label: s.kind.label().to_owned(),
+                    at: s.at.clone(),
+                    author: s.author.clone(),
+                    author_role: s.author_role.clone(),
+                    mode: s.mode.map(|m| m.as_str().to_owned()),
+                    deadline: s.deadline.clone(),
+                    owner: s.owner.clone(),
+                    measures: s.measures.clone(),
+                    interim_control: s.interim_control.clone(),
+                    rectified_by: s.rectified_by.clone(),
+                    result: s.result.map(|r| r.as_str().to_owned()),
+                    note: s.note.clone(),
+                    photos: s
+                        .photos
+                        .iter()
+                        .map(|(sha256, file_name)| PhotoRef { sha256: sha256.clone(), file_name: file_name.clone() })
+                        .collect(),
+                    counted: e.counted,
+                }
+            })
+            .collect();
+        let disputes = lp.disputes.iter().map(ToString::to_string).collect();
+        HazardDetail { hazard, steps, disputes }
+    }
+}
+
 /// A page of hazards.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct HazardPage {
@@ -379,14 +456,16 @@ pub(crate) fn hazards(conn: &Connection, filter: &HazardFilter) -> Result<Hazard
     Ok(HazardPage { hazards, next: next.flatten() })
 }
 
-/// One hazard by its id.
-pub(crate) fn hazard(conn: &Connection, id: &str) -> Result<Option<HazardView>> {
+/// One hazard by its id, with its loop.
+pub(crate) fn hazard(conn: &Connection, id: &str) -> Result<Option<HazardDetail>> {
     let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards h
+        "SELECT {HAZARD_COLUMNS}, h.record FROM hazards h
          LEFT JOIN enterprises e ON e.campaign_id = h.campaign_id AND e.code = h.enterprise_code
          WHERE h.id = ?1 ORDER BY h.dossier_id LIMIT 1"
     );
-    Ok(conn.query_row(&sql, [id], hazard_view).optional()?)
+    let found = conn.query_row(&sql, [id], |r| Ok((hazard_view(r)?, r.get::<_, String>(31)?))).optional()?;
+    let Some((view, record)) = found else { return Ok(None) };
+    Ok(Some(HazardDetail::of(view, &serde_json::from_str(&record)?)))
 }
 
 /// A campaign's hazard register, by enterprise: what HQ's exports write.
@@ -400,6 +479,9 @@ pub(crate) struct Register {
     /// The photos of each row, in row order: (SHA-256, file name on the
     /// device, taken after rectification).
     pub(crate) photos: Vec<Vec<(String, String, bool)>>,
+    /// The rectification steps of those hazards (`sync_core::register::
+    /// STEP_COLUMNS`), numbered from 1, in the rows' order.
+    pub(crate) steps: Vec<Vec<String>>,
 }
 
 /// `campaign`'s register (`sync_core::register`): deleted findings left
@@ -424,6 +506,7 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
     let mut enterprises: Vec<(String, String, Vec<Vec<String>>)> = Vec::new();
     let mut n = 0;
     let mut photos = Vec::new();
+    let mut steps: Vec<Vec<String>> = Vec::new();
     while let Some(r) = rows.next()? {
         let before = serde_json::from_str::<std::collections::BTreeMap<String, String>>(&r.get::<_, String>(5)?)?;
         let after = serde_json::from_str::<std::collections::BTreeMap<String, String>>(&r.get::<_, String>(6)?)?;
@@ -444,10 +527,13 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
         n += 1;
         let mut row = vec![n.to_string()];
         row.extend(sync_core::register::row(&place, &id, &hazard));
+        for step in sync_core::register::step_rows(&place, &id, &hazard) {
+            steps.push(std::iter::once((steps.len() + 1).to_string()).chain(step).collect());
+        }
         if let Some((_, _, sheet)) = enterprises.last_mut() {
             sheet.push(row);
         }
     }
     let enterprises = enterprises.into_iter().map(|(_, name, rows)| (name, rows)).collect();
-    Ok(Some(Register { name, enterprises, photos }))
+    Ok(Some(Register { name, enterprises, photos, steps }))
 }

@@ -191,12 +191,7 @@ pub fn rule_issues(dossier: &crate::model::Dossier) -> Vec<RuleIssue> {
         for d in Loop::of(&hazard.rectification).disputes {
             out.push(RuleIssue {
                 hazard: id.clone(),
-                message: format!(
-                    "整改分歧：{}有同时记录的不同结果（{}），暂按较严的“{}”执行；追加一步整改记录（field rectify）即为裁定",
-                    d.label,
-                    d.values.join(" / "),
-                    d.shown
-                ),
+                message: format!("整改分歧：{d}执行；追加一步整改记录（field rectify）即为裁定"),
             });
         }
     }
