@@ -82,7 +82,7 @@ fn is_chinese(message: &Value) -> bool {
 fn tables(data: &Path) -> Vec<Vec<String>> {
     let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
     let mut out = Vec::new();
-    for table in ["campaigns", "enterprises", "hazards", "projected"] {
+    for table in ["campaigns", "enterprises", "hazards", "reviews", "document_checks", "projected"] {
         let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).unwrap();
         let columns = statement.column_count();
         let rows = statement
@@ -229,6 +229,52 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     );
     assert_eq!((step["deadline"].as_str(), step["counted"].as_bool()), (Some("2026-11-30"), Some(true)));
     assert_eq!(detail["disputes"].as_array().map(Vec::len), Some(0));
+
+    // A 四不放过 review and a document check, by enterprise.
+    let review: sync_core::model::AccidentReview = serde_json::from_value(serde_json::json!({
+        "accident_date": "2025-06-03", "accident_summary": "高处坠落，一人受伤", "report_ref": "银安调〔2025〕12号",
+        "items": {
+            "cause_identified": {"verdict": "pass", "evidence": "调查报告", "note": ""},
+            "responsible_handled": {"verdict": "fail", "evidence": "", "note": "未见处理决定"},
+            "measures_implemented": {"evidence": "", "note": ""},
+            "personnel_educated": {"verdict": "not_applicable", "evidence": "", "note": ""},
+        },
+    }))
+    .unwrap();
+    let check: sync_core::model::DocumentCheck = serde_json::from_value(serde_json::json!({
+        "document_type": "安全生产许可证", "name": "安全生产许可证（建筑施工）", "result": "expired",
+        "expires_on": "2026-10-01", "note": "已过期",
+    }))
+    .unwrap();
+    let (r, c) = (new_entity_id().unwrap(), new_entity_id().unwrap());
+    tablet.edit(&dossier_id, |tx| dossier::add_review(tx, &r, &review)).unwrap();
+    tablet.edit(&dossier_id, |tx| dossier::add_document_check(tx, &c, &check)).unwrap();
+    tablet.sync_with_hq(Some(server.addr)).await.unwrap();
+    let receipted = Instant::now();
+    let reviews = loop {
+        let (status, body) = http.get(&format!("/api/v1/campaigns/{campaign}/reviews")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["reviews"].as_array().is_some_and(|r| !r.is_empty()) {
+            break body;
+        }
+        assert!(receipted.elapsed() < Duration::from_secs(1), "the review not visible a second after the receipt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let one = &reviews["reviews"][0];
+    assert_eq!((one["failed"].as_u64(), one["unjudged"].as_u64()), (Some(1), Some(1)), "{one}");
+    assert_eq!(one["items"][1]["label"], "责任人员未处理不放过");
+    assert_eq!(one["enterprise_name"], "某建设集团");
+    let (status, checks) = http.get(&format!("/api/v1/campaigns/{campaign}/document-checks")).await;
+    assert_eq!(status, StatusCode::OK);
+    let gap = &checks["checks"][0];
+    assert_eq!((gap["result_label"].as_str(), gap["gap"].as_bool()), (Some("过期"), Some(true)), "{checks}");
+    for path in ["reviews", "document-checks"] {
+        let (status, body) = http.get(&format!("/api/v1/campaigns/cmp-{}/{path}", "0".repeat(32))).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+        let (status, body) = http.get(&format!("/api/v1/campaigns/%3Cscript%3E/{path}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(is_chinese(&body["message"]), "{body}");
+    }
 
     // Progress against the KPIs, each with its definition.
     let (status, progress) = http.get(&format!("/api/v1/campaigns/{campaign}/progress")).await;

@@ -858,6 +858,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 12);
+        assert_eq!(operations, 14);
     }
 }

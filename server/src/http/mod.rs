@@ -46,6 +46,8 @@ async fn health() -> Json<Value> {
         query::campaigns,
         query::progress,
         query::register,
+        query::reviews,
+        query::document_checks,
         query::hazards,
         query::hazard,
         quarantine::list,

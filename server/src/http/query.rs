@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::api::{Admin, ApiError, ApiState, ErrorBody};
 use crate::export::{self, ExportFormat};
-use crate::read::query::{self, CampaignSummary, Cursor, HazardDetail, HazardFilter, HazardPage, Progress};
+use crate::read::query::{
+    self, CampaignSummary, Cursor, DocumentCheckView, HazardDetail, HazardFilter, HazardPage, Progress, ReviewView,
+};
 
 /// A page holds at most this many hazards.
 const MAX_PAGE: u32 = 500;
@@ -30,6 +32,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/campaigns", get(campaigns))
         .route("/api/v1/campaigns/{id}/progress", get(progress))
         .route("/api/v1/campaigns/{id}/register", get(register))
+        .route("/api/v1/campaigns/{id}/reviews", get(reviews))
+        .route("/api/v1/campaigns/{id}/document-checks", get(document_checks))
         .route("/api/v1/hazards", get(hazards))
         .route("/api/v1/hazards/{id}", get(hazard))
         .with_state(state)
@@ -132,6 +136,77 @@ pub(crate) async fn progress(
     let campaign = id.clone();
     match read(&state, move |conn| query::progress(conn, &campaign, &as_of)).await? {
         Some(progress) => Ok(Json(progress)),
+        None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
+    }
+}
+
+/// A campaign's 四不放过 reviews.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Reviews {
+    reviews: Vec<ReviewView>,
+}
+
+/// A campaign's 四不放过 reviews of past accidents.
+///
+/// By enterprise, then accident date; each with its four items, how many
+/// were judged 不符合 and how many are not judged yet.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{id}/reviews",
+    tag = "read",
+    params(("id" = String, Path, description = "The campaign (cmp-…)")),
+    responses(
+        (status = 200, description = "The reviews", body = Reviews),
+        (status = 400, description = "Bad id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such campaign at HQ", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn reviews(
+    _: Admin,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Reviews>, ApiError> {
+    let id = campaign_id(&id)?;
+    let campaign = id.clone();
+    match read(&state, move |conn| query::reviews(conn, &campaign)).await? {
+        Some(reviews) => Ok(Json(Reviews { reviews })),
+        None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
+    }
+}
+
+/// A campaign's document checks.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct DocumentChecks {
+    checks: Vec<DocumentCheckView>,
+}
+
+/// A campaign's document-compliance checks (证照资料检查).
+///
+/// By enterprise, then document type; `gap` marks every result but 合规.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{id}/document-checks",
+    tag = "read",
+    params(("id" = String, Path, description = "The campaign (cmp-…)")),
+    responses(
+        (status = 200, description = "The checks", body = DocumentChecks),
+        (status = 400, description = "Bad id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such campaign at HQ", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn document_checks(
+    _: Admin,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentChecks>, ApiError> {
+    let id = campaign_id(&id)?;
+    let campaign = id.clone();
+    match read(&state, move |conn| query::document_checks(conn, &campaign)).await? {
+        Some(checks) => Ok(Json(DocumentChecks { checks })),
         None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
     }
 }

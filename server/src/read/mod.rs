@@ -34,7 +34,7 @@ use sync_core::sync::replica::Replica as _;
 use sync_core::validate::{self, Typed};
 
 /// The layout of the tables; another value rebuilds them.
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 /// At most this many documents wait with their records; further ones wait
 /// as ids (a dossier of 50 findings is about 100 KB as records).
@@ -65,6 +65,16 @@ CREATE TABLE hazards (
     photos TEXT NOT NULL, photos_after TEXT NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (dossier_id, id));
 CREATE INDEX hazards_by_campaign ON hazards (campaign_id, found_at, dossier_id, id);
+CREATE TABLE reviews (
+    id TEXT NOT NULL, dossier_id TEXT NOT NULL, campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL,
+    accident_date TEXT NOT NULL, accident_summary TEXT NOT NULL, report_ref TEXT NOT NULL, items TEXT NOT NULL,
+    PRIMARY KEY (dossier_id, id));
+CREATE INDEX reviews_by_campaign ON reviews (campaign_id, enterprise_code, accident_date);
+CREATE TABLE document_checks (
+    id TEXT NOT NULL, dossier_id TEXT NOT NULL, campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL,
+    document_type TEXT NOT NULL, name TEXT NOT NULL, result TEXT NOT NULL, expires_on TEXT, note TEXT NOT NULL,
+    PRIMARY KEY (dossier_id, id));
+CREATE INDEX document_checks_by_campaign ON document_checks (campaign_id, enterprise_code, document_type);
 CREATE TABLE projected (doc_id TEXT PRIMARY KEY, heads BLOB NOT NULL);
 ";
 
@@ -112,7 +122,7 @@ impl ReadModel {
             let tx = conn.transaction()?;
             tx.execute_batch(
                 "DROP TABLE IF EXISTS hazards; DROP TABLE IF EXISTS enterprises; DROP TABLE IF EXISTS campaigns;
-                 DROP TABLE IF EXISTS projected;",
+                 DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS document_checks; DROP TABLE IF EXISTS projected;",
             )?;
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", VERSION)?;

@@ -1,5 +1,5 @@
 //! One document's rows in the read model: a campaign's row and its
-//! enterprises, or a dossier's hazards. Projecting replaces every row the
+//! enterprises, or a dossier's hazards, 四不放过 reviews and document checks. Projecting replaces every row the
 //! document had, so applying the newest version of a document is enough.
 
 use std::collections::BTreeMap;
@@ -58,7 +58,42 @@ fn campaign_rows(conn: &Connection, c: &Campaign) -> Result<()> {
     Ok(())
 }
 
+/// A dossier's 四不放过 reviews and document checks.
+fn review_rows(conn: &Connection, d: &Dossier) -> Result<()> {
+    let dossier_id = d.id.to_string();
+    conn.execute("DELETE FROM reviews WHERE dossier_id = ?1", [&dossier_id])?;
+    conn.execute("DELETE FROM document_checks WHERE dossier_id = ?1", [&dossier_id])?;
+    let mut review = conn.prepare_cached(
+        "INSERT INTO reviews (id, dossier_id, campaign_id, enterprise_code, accident_date, accident_summary,
+             report_ref, items) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (id, r) in &d.accident_reviews {
+        let (date, summary, report) = (&r.accident_date, &r.accident_summary, &r.report_ref);
+        let items = serde_json::to_string(&r.items)?;
+        review.execute(params![id, dossier_id, d.campaign_id.as_str(), d.enterprise, date, summary, report, items])?;
+    }
+    let mut check = conn.prepare_cached(
+        "INSERT INTO document_checks (id, dossier_id, campaign_id, enterprise_code, document_type, name, result,
+             expires_on, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (id, c) in &d.document_checks {
+        check.execute(params![
+            id,
+            dossier_id,
+            d.campaign_id.as_str(),
+            d.enterprise,
+            c.document_type,
+            c.name,
+            c.result.as_str(),
+            c.expires_on,
+            c.note
+        ])?;
+    }
+    Ok(())
+}
+
 fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
+    review_rows(conn, d)?;
     let dossier_id = d.id.to_string();
     conn.execute("DELETE FROM hazards WHERE dossier_id = ?1", [&dossier_id])?;
     let mut insert = conn.prepare_cached(

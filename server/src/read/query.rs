@@ -7,7 +7,10 @@ use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
 use serde::Serialize;
 use sync_core::codes::{AccidentType, CodeSystem};
-use sync_core::model::{HazardKind, HazardLevel, RectificationMode, RectificationStatus};
+use sync_core::model::{
+    DocumentResult, HazardKind, HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems,
+    Verdict,
+};
 use utoipa::ToSchema;
 
 /// The KPI targets of the source project, per enterprise (DOMAIN.md).
@@ -466,6 +469,140 @@ pub(crate) fn hazard(conn: &Connection, id: &str) -> Result<Option<HazardDetail>
     let found = conn.query_row(&sql, [id], |r| Ok((hazard_view(r)?, r.get::<_, String>(31)?))).optional()?;
     let Some((view, record)) = found else { return Ok(None) };
     Ok(Some(HazardDetail::of(view, &serde_json::from_str(&record)?)))
+}
+
+/// One of the four 四不放过 items of a review.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct ReviewItemView {
+    /// `cause_identified`, …; `label` in Chinese.
+    kind: String,
+    label: String,
+    /// `pass`, `fail` or `not_applicable`; absent until judged.
+    verdict: Option<String>,
+    verdict_label: Option<String>,
+    evidence: String,
+    note: String,
+}
+
+/// A 四不放过 review of a past accident at an enterprise.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct ReviewView {
+    id: String,
+    dossier_id: String,
+    enterprise_code: String,
+    enterprise_name: Option<String>,
+    /// YYYY-MM-DD.
+    accident_date: String,
+    accident_summary: String,
+    report_ref: String,
+    /// The four items, in their order.
+    items: Vec<ReviewItemView>,
+    /// Items judged 不符合.
+    failed: usize,
+    /// Items not judged yet.
+    unjudged: usize,
+}
+
+/// A campaign's 四不放过 reviews, by enterprise, then accident date. `None`
+/// if HQ holds no such campaign.
+pub(crate) fn reviews(conn: &Connection, campaign: &str) -> Result<Option<Vec<ReviewView>>> {
+    if !campaign_held(conn, campaign)? {
+        return Ok(None);
+    }
+    let mut statement = conn.prepare(
+        "SELECT r.id, r.dossier_id, r.enterprise_code, e.name, r.accident_date, r.accident_summary, r.report_ref,
+                r.items
+         FROM reviews r LEFT JOIN enterprises e ON e.campaign_id = r.campaign_id AND e.code = r.enterprise_code
+         WHERE r.campaign_id = ?1 ORDER BY r.enterprise_code, r.accident_date, r.id",
+    )?;
+    let mut rows = statement.query([campaign])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let items: ReviewItems = serde_json::from_str(&r.get::<_, String>(7)?)?;
+        let items: Vec<ReviewItemView> = ReviewItemKind::ALL
+            .iter()
+            .map(|kind| {
+                let item = items.item(*kind);
+                ReviewItemView {
+                    kind: kind.as_str().to_owned(),
+                    label: kind.label().to_owned(),
+                    verdict: item.verdict.map(|v| v.as_str().to_owned()),
+                    verdict_label: item.verdict.map(|v| v.label().to_owned()),
+                    evidence: item.evidence.clone(),
+                    note: item.note.clone(),
+                }
+            })
+            .collect();
+        out.push(ReviewView {
+            id: r.get(0)?,
+            dossier_id: r.get(1)?,
+            enterprise_code: r.get(2)?,
+            enterprise_name: r.get(3)?,
+            accident_date: r.get(4)?,
+            accident_summary: r.get(5)?,
+            report_ref: r.get(6)?,
+            failed: items.iter().filter(|i| i.verdict.as_deref() == Some(Verdict::Fail.as_str())).count(),
+            unjudged: items.iter().filter(|i| i.verdict.is_none()).count(),
+            items,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// A document-compliance check (证照资料检查) at an enterprise.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct DocumentCheckView {
+    id: String,
+    dossier_id: String,
+    enterprise_code: String,
+    enterprise_name: Option<String>,
+    /// e.g. 安全生产许可证.
+    document_type: String,
+    name: String,
+    /// `compliant`, `non_compliant`, `missing` or `expired`; `result_label`
+    /// in Chinese.
+    result: String,
+    result_label: String,
+    /// YYYY-MM-DD, if it has one.
+    expires_on: Option<String>,
+    note: String,
+    /// Anything but compliant: a gap for the briefing and the notice.
+    gap: bool,
+}
+
+/// A campaign's document checks, by enterprise, then document type. `None`
+/// if HQ holds no such campaign.
+pub(crate) fn document_checks(conn: &Connection, campaign: &str) -> Result<Option<Vec<DocumentCheckView>>> {
+    if !campaign_held(conn, campaign)? {
+        return Ok(None);
+    }
+    let mut statement = conn.prepare(
+        "SELECT c.id, c.dossier_id, c.enterprise_code, e.name, c.document_type, c.name, c.result, c.expires_on, c.note
+         FROM document_checks c LEFT JOIN enterprises e ON e.campaign_id = c.campaign_id AND e.code = c.enterprise_code
+         WHERE c.campaign_id = ?1 ORDER BY c.enterprise_code, c.document_type, c.id",
+    )?;
+    let checks = statement.query_map([campaign], |r| {
+        let result: String = r.get(6)?;
+        let parsed = DocumentResult::parse(&result);
+        Ok(DocumentCheckView {
+            id: r.get(0)?,
+            dossier_id: r.get(1)?,
+            enterprise_code: r.get(2)?,
+            enterprise_name: r.get(3)?,
+            document_type: r.get(4)?,
+            name: r.get(5)?,
+            result_label: parsed.map_or(String::new(), |p| p.label().to_owned()),
+            gap: parsed != Some(DocumentResult::Compliant),
+            result,
+            expires_on: r.get(7)?,
+            note: r.get(8)?,
+        })
+    })?;
+    Ok(Some(checks.collect::<Result<_, _>>()?))
+}
+
+fn campaign_held(conn: &Connection, campaign: &str) -> Result<bool> {
+    Ok(conn.query_row("SELECT 1 FROM campaigns WHERE id = ?1", [campaign], |_| Ok(())).optional()?.is_some())
 }
 
 /// A campaign's hazard register, by enterprise: what HQ's exports write.
