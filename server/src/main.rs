@@ -10,6 +10,7 @@
 
 mod export;
 mod http;
+mod metrics;
 mod read;
 mod register;
 mod sync;
@@ -39,6 +40,16 @@ struct Cli {
     /// 数据目录
     #[arg(long, env = "FIELDSYNC_DATA", default_value = "data", global = true)]
     data: PathBuf,
+    /// 日志格式：text（默认）或 json（每行一个 JSON 对象，便于日志系统收集）
+    #[arg(
+        long,
+        env = "FIELDSYNC_LOG_FORMAT",
+        default_value = "text",
+        global = true,
+        value_parser = ["text", "json"],
+        value_name = "格式"
+    )]
+    log_format: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -108,6 +119,9 @@ struct ServeArgs {
     /// QUIC 同步监听地址
     #[arg(long, env = "FIELDSYNC_QUIC", default_value = "127.0.0.1:4433")]
     quic: Option<SocketAddr>,
+    /// 另开一个只监听本机回环地址的指标端口（/metrics 不需令牌），如 127.0.0.1:9464
+    #[arg(long, env = "FIELDSYNC_METRICS_LISTEN", value_name = "地址")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -203,12 +217,18 @@ fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     }
     let read = Arc::new(read);
     let projector = read.clone();
-    let durable: sync::Durably = Arc::new(move |seq, doc, typed, heads| projector.durable(seq, doc, typed, heads));
+    let metrics = Arc::new(metrics::Metrics::new(read.lag()));
+    let counted = metrics.clone();
+    let durable: sync::Durably = Arc::new(move |seq, doc, typed, heads| {
+        counted.receipt();
+        projector.durable(seq, doc, typed, heads);
+    });
     let replica = sync::HqReplica::new(store, sync_core::identity::DeviceKey::from_seed(hq.seed()), durable)?;
     let fetching = replica.clone();
     read.set_fetch(Box::new(move |doc| fetching.typed(doc)));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run_server(data, args, hq, replica, read, credential, token_created))
+    let served = Served { hq, replica, read, metrics, credential, token_created };
+    runtime.block_on(run_server(data, args, served))
 }
 
 /// `export`: the register of a campaign from the read model, read-only (the
@@ -301,15 +321,18 @@ fn reindex(data: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-async fn run_server(
-    data: &std::path::Path,
-    args: ServeArgs,
+/// What `serve` opened before its runtime started.
+struct Served {
     hq: register::Hq,
     replica: sync::HqReplica,
     read: Arc<read::ReadModel>,
+    metrics: Arc<metrics::Metrics>,
     credential: sync_core::credential::SignedCredential,
     token_created: bool,
-) -> Result<()> {
+}
+
+async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> Result<()> {
+    let Served { hq, replica, read, metrics, credential, token_created } = served;
     let key = sync_core::identity::DeviceKey::from_seed(hq.seed());
     let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
     let endpoint = field_client::net::server_endpoint(&key, quic)?;
@@ -317,21 +340,42 @@ async fn run_server(
     let listener = tokio::net::TcpListener::bind(http)
         .await
         .map_err(|e| anyhow::anyhow!(field_client::net::cannot_listen(http, &e)))?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) if !addr.ip().is_loopback() => {
+            anyhow::bail!("指标端口只能监听本机回环地址（如 127.0.0.1:9464），不能是 {addr}：其上的 /metrics 不需令牌")
+        }
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!(field_client::net::cannot_listen(addr, &e)))?,
+        ),
+        None => None,
+    };
     println!("FieldSync 总部服务器已启动");
     println!("总部公钥：{}", hq.public_key());
     println!("同步地址：{}", endpoint.local_addr()?);
     println!("健康检查：http://{}/health", listener.local_addr()?);
     println!("管理接口：http://{}/api/v1（接口说明：/api/openapi.json）", listener.local_addr()?);
+    if let Some(metrics) = &metrics_listener {
+        println!("指标：http://{}/metrics（仅本机，不需令牌）", metrics.local_addr()?);
+    }
     println!("{}", http::api::token_notice(data, token_created));
     println!("数据目录：{}", data.display());
     let hq_key = hq.public_key();
     let register = Arc::new(Mutex::new(hq));
     let replica = replica.with_register(register.clone());
-    let api = http::api::ApiState::new(register.clone(), read, replica.clone(), data.join("sync"));
+    let api = http::api::ApiState::new(register.clone(), read, replica.clone(), data.join("sync"), metrics.clone());
+    let metrics_only = async {
+        match metrics_listener {
+            Some(listener) => http::serve(listener, http::ops::metrics_router(api.clone())).await,
+            None => std::future::pending().await,
+        }
+    };
     let quic = endpoint.clone();
     tokio::select! {
-        () = http::serve(listener, http::router(api)) => {}
-        () = sync::serve(endpoint, replica, register, credential, hq_key) => {}
+        () = http::serve(listener, http::router(api.clone())) => {}
+        () = metrics_only => {}
+        () = sync::serve(endpoint, replica, register, credential, hq_key, metrics) => {}
         () = stop_requested() => {
             // What was acknowledged is durable already; what was not, a
             // device sends again. Devices are told why at once instead of
@@ -365,8 +409,12 @@ async fn stop_requested() {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let cli: Cli = field_client::cli::parse();
+    let logs = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env());
+    match cli.log_format.as_str() {
+        "json" => logs.json().init(),
+        _ => logs.init(),
+    }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -544,3 +544,111 @@ async fn the_read_model_equals_the_merged_documents() {
         drop(server);
     }
 }
+
+/// Operations: `/metrics` counts a real session and its receipt and needs
+/// the token on the main listener; `--metrics-listen` serves it alone on a
+/// loopback port without one (and refuses any other address); `/health`
+/// says what the store holds; `--log-format json` writes one JSON object
+/// per log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_json_logs() {
+    use std::io::BufRead as _;
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let exe = env!("CARGO_BIN_EXE_fieldsync-server");
+    let wide = std::process::Command::new(exe)
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--metrics-listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!wide.status.success() && String::from_utf8_lossy(&wide.stderr).contains("回环"), "{wide:?}");
+
+    let mut child = std::process::Command::new(exe)
+        .arg("--data")
+        .arg(&data)
+        .args(["--log-format", "json", "serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let (mut quic, mut main, mut metrics) = (None, None, None);
+    let mut seen = Vec::new();
+    while quic.is_none() || main.is_none() || metrics.is_none() {
+        let line = lines.recv_timeout(Duration::from_secs(30)).expect("the server printed its addresses");
+        if let Some(addr) = line.strip_prefix("同步地址：") {
+            quic = Some(addr.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("健康检查：http://") {
+            main = rest.strip_suffix("/health").map(str::to_owned);
+        }
+        if let Some(rest) = line.strip_prefix("指标：http://") {
+            metrics = rest.split_once('/').map(|(addr, _)| addr.to_owned());
+        }
+        seen.push(line);
+    }
+    let (quic, main, metrics) = (quic.unwrap(), main.unwrap(), metrics.unwrap());
+    let mut tablet = Store::init(&dir.path().join("tablet"), "张三").unwrap();
+    enroll_as(&data, &tablet, "inspector", &quic);
+    joint_campaign(&mut tablet);
+    tablet.sync_with_hq(None).await.unwrap();
+
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
+    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let get = |url: String, token: Option<&str>| {
+        let mut request = Request::get(url);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = client.request(request.body(Empty::new()).unwrap());
+        async move {
+            let response = response.await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let (status, text) = get(format!("http://{metrics}/metrics"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let value = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
+        line.and_then(|l| l[name.len()..].trim().parse::<f64>().ok())
+    };
+    assert_eq!(value("fieldsync_sync_sessions_total{outcome=\"ok\"}"), Some(1.0), "{text}");
+    // The campaign and its briefing: a durable write, and a receipt, each.
+    assert_eq!(value("fieldsync_receipts_total"), Some(2.0), "{text}");
+    assert_eq!(value("fieldsync_quarantine_undecided"), Some(0.0), "{text}");
+    assert!(value("fieldsync_sync_bytes_total{direction=\"received\"}").is_some_and(|b| b > 1000.0), "{text}");
+    assert_eq!(value("fieldsync_read_model_lag_seconds_count"), Some(1.0), "the campaign was projected: {text}");
+    assert_eq!(get(format!("http://{metrics}/health"), None).await.0, StatusCode::NOT_FOUND, "nothing else there");
+    assert_eq!(get(format!("http://{main}/metrics"), None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, text) = get(format!("http://{main}/metrics"), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("route=\"/metrics\""), "requests are counted by route: {text}");
+    let (status, health) = get(format!("http://{main}/health"), None).await;
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!((status, health["status"].as_str()), (StatusCode::OK, Some("ok")), "{health}");
+    assert!(health["store"]["documents"].as_u64().is_some_and(|n| n >= 2), "{health}");
+
+    // The session's log line, as JSON.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        if let Some(line) = seen.iter().find(|l| l.contains("session finished")) {
+            break line.clone();
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        seen.push(lines.recv_timeout(left).expect("the session was logged"));
+    };
+    let logged: Value = serde_json::from_str(&logged).unwrap();
+    assert_eq!(logged["fields"]["message"], "session finished", "{logged}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -26,6 +26,7 @@ use sync_core::credential::{Credential, Enrollment, RevocationList};
 use sync_core::doc::rfc3339;
 use utoipa::ToSchema;
 
+use crate::metrics::Metrics;
 use crate::read::ReadModel;
 use crate::register::{self, Hq, HqError, IssueForm, RequestError, RevokeForm};
 use crate::sync::{DecideError, HqReplica};
@@ -45,12 +46,19 @@ pub(crate) struct ApiState {
     pub(crate) sync: HqReplica,
     /// HQ's store directory, whose blobs are the photos.
     pub(crate) photos: std::path::PathBuf,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl ApiState {
-    pub(crate) fn new(hq: Arc<Mutex<Hq>>, read: Arc<ReadModel>, sync: HqReplica, photos: std::path::PathBuf) -> Self {
+    pub(crate) fn new(
+        hq: Arc<Mutex<Hq>>,
+        read: Arc<ReadModel>,
+        sync: HqReplica,
+        photos: std::path::PathBuf,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let public_key = hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner).public_key();
-        Self { hq, public_key, read, sync, photos }
+        Self { hq, public_key, read, sync, photos, metrics }
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
@@ -609,7 +617,8 @@ mod tests {
         let (read, _) = ReadModel::open(dir.path()).unwrap();
         let hq_key = hq.public_key().to_string();
         let sync = HqReplica::scratch(&dir.path().join("sync"), hq.seed());
-        let state = ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), sync, dir.path().join("sync"));
+        let metrics = Arc::new(Metrics::new(read.lag()));
+        let state = ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), sync, dir.path().join("sync"), metrics);
         let router = crate::http::router(state);
         App { _dir: dir, router, token, hq_key }
     }
@@ -858,6 +867,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 14);
+        assert_eq!(operations, 15);
     }
 }

@@ -3,31 +3,29 @@
 //! and the read API ([`query`]: what HQ holds), with their OpenAPI document.
 
 pub(crate) mod api;
+pub(crate) mod ops;
 mod quarantine;
 mod query;
 
 use std::time::Duration;
 
 use axum::{Json, Router, routing::get};
-use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 /// Every HTTP route the server serves.
 pub(crate) fn router(state: api::ApiState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/api/openapi.json", get(openapi_json))
         .with_state(state.clone())
-        .route("/health", get(health))
+        .merge(ops::router(state.clone()))
         .merge(api::router(state.clone()))
         .merge(query::router(state.clone()))
         .merge(quarantine::router(state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-}
-
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
 }
 
 #[derive(OpenApi)]
@@ -52,6 +50,7 @@ async fn health() -> Json<Value> {
         query::hazard,
         quarantine::list,
         quarantine::decide,
+        ops::metrics,
     ),
     modifiers(&AdminToken),
     tags(
@@ -60,6 +59,7 @@ async fn health() -> Json<Value> {
         (name = "revocations", description = "The signed revocation list"),
         (name = "read", description = "What HQ holds, from its read model"),
         (name = "quarantine", description = "Work HQ kept aside, and decisions on it"),
+        (name = "operations", description = "Metrics for monitoring"),
     )
 )]
 struct ApiDoc;
@@ -152,11 +152,12 @@ mod tests {
         let (read, _) = crate::read::ReadModel::open(dir.path()).unwrap();
         let sync = crate::sync::HqReplica::scratch(&dir.path().join("sync"), hq.seed());
         let hq = std::sync::Arc::new(std::sync::Mutex::new(hq));
-        let state = api::ApiState::new(hq, std::sync::Arc::new(read), sync, dir.path().join("sync"));
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(read.lag()));
+        let state = api::ApiState::new(hq, std::sync::Arc::new(read), sync, dir.path().join("sync"), metrics);
         let response = router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
-        let value: Value = serde_json::from_slice(&body).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["status"], "ok");
     }
 }

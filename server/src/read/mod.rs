@@ -25,8 +25,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use rusqlite::{Connection, OptionalExtension};
 use sync_core::automerge::ChangeHash;
 use sync_core::ids::{DocId, DocKind};
@@ -46,6 +48,10 @@ pub(crate) type Fetch = Box<dyn Fn(&DocId) -> Option<(Typed, Vec<ChangeHash>)> +
 
 /// A document to project: as typed records, at these heads.
 type Version = (Typed, Vec<ChangeHash>);
+
+/// A document waiting: its write's number, its version if held, and since
+/// when it waits.
+type Waits = (u64, Option<Version>, Instant);
 
 const SCHEMA: &str = "
 CREATE TABLE campaigns (
@@ -86,18 +92,32 @@ pub(crate) struct ReadModel {
 }
 
 /// Documents waiting to be projected: the newest copy of each.
-#[derive(Default)]
 struct Queue {
     state: Mutex<Waiting>,
     wake: Condvar,
     fetch: std::sync::OnceLock<Fetch>,
+    /// From a write being durable to its document being visible.
+    lag: Histogram,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            state: Mutex::default(),
+            wake: Condvar::new(),
+            fetch: std::sync::OnceLock::new(),
+            // 1 ms to about 16 s.
+            lag: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Waiting {
-    /// By document: the write's number (a later write has a higher one)
-    /// and the document as that write left it, or `None`: read it again.
-    docs: HashMap<DocId, (u64, Option<Version>)>,
+    /// By document: the write's number (a later write has a higher one),
+    /// the document as that write left it (`None`: read it again), and
+    /// when the oldest write of it not yet visible became durable.
+    docs: HashMap<DocId, Waits>,
     /// How many of `docs` hold their records.
     held: usize,
     stop: bool,
@@ -172,7 +192,8 @@ impl ReadModel {
         let tx = conn.transaction()?;
         if all {
             tx.execute_batch(
-                "DELETE FROM hazards; DELETE FROM enterprises; DELETE FROM campaigns; DELETE FROM projected;",
+                "DELETE FROM hazards; DELETE FROM enterprises; DELETE FROM campaigns; DELETE FROM reviews;
+                 DELETE FROM document_checks; DELETE FROM projected;",
             )?;
         }
         let mut count = 0;
@@ -194,6 +215,16 @@ impl ReadModel {
         }
         tx.commit()?;
         Ok(count)
+    }
+
+    /// The histogram of how long durable writes waited to be visible.
+    pub(crate) fn lag(&self) -> Histogram {
+        self.queue.lag.clone()
+    }
+
+    /// How many documents wait to be projected now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).docs.len()
     }
 
     /// A read-only connection for one query.
@@ -237,23 +268,26 @@ impl Waiting {
     /// [`MAX_WAITING`] documents with records, only the id waits. Returns
     /// whether it was added.
     fn add(&mut self, seq: u64, id: DocId, version: Version) -> bool {
-        let held_before = match self.docs.get(&id) {
-            Some((newer, _)) if *newer > seq => return false,
-            Some((_, held)) => held.is_some(),
-            None => false,
+        let (held_before, since) = match self.docs.get(&id) {
+            Some((newer, _, _)) if *newer > seq => return false,
+            Some((_, held, since)) => (held.is_some(), *since),
+            None => (false, Instant::now()),
         };
         let keep = held_before || self.held < MAX_WAITING;
         self.held = self.held + usize::from(keep) - usize::from(held_before);
-        self.docs.insert(id, (seq, keep.then_some(version)));
+        self.docs.insert(id, (seq, keep.then_some(version), since));
         true
     }
 }
 
 /// Projects `docs` in one transaction; a document that does not project
 /// (logged) leaves its rows as they were and the others go in.
-fn apply(conn: &mut Connection, docs: HashMap<DocId, (u64, Option<Version>)>, fetch: Option<&Fetch>) -> Result<()> {
+fn apply(conn: &mut Connection, docs: HashMap<DocId, Waits>, queue: &Queue) -> Result<()> {
+    let fetch = queue.fetch.get();
     let mut tx = conn.transaction()?;
-    for (id, (_, doc)) in docs {
+    let mut waited = Vec::with_capacity(docs.len());
+    for (id, (_, doc, since)) in docs {
+        waited.push(since);
         let Some((doc, heads)) = doc.or_else(|| fetch.and_then(|fetch| fetch(&id))) else {
             tracing::error!(%id, "document to project could not be read");
             continue;
@@ -266,7 +300,11 @@ fn apply(conn: &mut Connection, docs: HashMap<DocId, (u64, Option<Version>)>, fe
             Err(error) => tracing::error!(%id, error = format!("{error:#}"), "document not projected"),
         }
     }
-    Ok(tx.commit()?)
+    tx.commit()?;
+    for since in waited {
+        queue.lag.observe(since.elapsed().as_secs_f64());
+    }
+    Ok(())
 }
 
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
@@ -295,7 +333,7 @@ fn project_while_running(mut conn: Connection, queue: &Queue) {
             (std::mem::take(&mut waiting.docs), waiting.stop)
         };
         if !docs.is_empty()
-            && let Err(error) = apply(&mut conn, docs, queue.fetch.get())
+            && let Err(error) = apply(&mut conn, docs, queue)
         {
             tracing::error!(
                 error = format!("{error:#}"),
@@ -344,7 +382,7 @@ mod tests {
             assert!(waiting.add(u64::from(n) + 10, id, version));
         }
         assert_eq!(waiting.held, MAX_WAITING);
-        let with_records = waiting.docs.values().filter(|(_, v)| v.is_some()).count();
+        let with_records = waiting.docs.values().filter(|(_, v, _)| v.is_some()).count();
         assert_eq!((waiting.docs.len(), with_records), (MAX_WAITING + 6, MAX_WAITING));
         assert_eq!(waiting.docs[&first].0, 3);
     }

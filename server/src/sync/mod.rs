@@ -17,6 +17,7 @@ use sync_core::identity::DevicePublicKey;
 use sync_core::sync::replica::Local;
 use sync_core::sync::session::SessionConfig;
 
+use crate::metrics::Metrics;
 use crate::register::Hq;
 
 /// Sessions served at once; further devices wait, connected, for a turn.
@@ -37,6 +38,7 @@ pub(crate) async fn serve<R>(
     register: Arc<Mutex<Hq>>,
     credential: SignedCredential,
     hq: DevicePublicKey,
+    metrics: Arc<Metrics>,
 ) where
     R: Local + PhotoSide + Clone + Send + Sync + 'static,
 {
@@ -46,9 +48,12 @@ pub(crate) async fn serve<R>(
         let mut replica = replica.clone();
         let credential = credential.clone();
         let register = register.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let Ok(connection) = incoming.await else { return };
             let Ok(_turn) = turns.acquire_owned().await else { return };
+            let session = metrics.session();
+            let counted = connection.clone();
             // The register's SQLite calls stay off the async workers.
             let read = move || register.lock().unwrap_or_else(PoisonError::into_inner).revocations();
             let revocations = match tokio::task::spawn_blocking(read).await {
@@ -61,9 +66,18 @@ pub(crate) async fn serve<R>(
                 }
             };
             let config = SessionConfig { credential, hq, revocations, peer_key: hq };
-            match field_client::serve(&mut replica, connection, config).await.1 {
-                Ok((summary, _)) => tracing::info!(received = ?summary.received, "session finished"),
-                Err(error) => tracing::warn!(%error, "session failed"),
+            let outcome = field_client::serve(&mut replica, connection, config).await.1;
+            let stats = counted.stats();
+            let (received, sent) = (stats.udp_rx.bytes, stats.udp_tx.bytes);
+            match outcome {
+                Ok((summary, _)) => {
+                    tracing::info!(received = ?summary.received, "session finished");
+                    session.finished(received, sent);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "session failed");
+                    session.bytes(received, sent);
+                }
             }
         });
     }
