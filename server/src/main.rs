@@ -224,8 +224,7 @@ fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
         projector.durable(seq, doc, typed, heads);
     });
     let replica = sync::HqReplica::new(store, sync_core::identity::DeviceKey::from_seed(hq.seed()), durable)?;
-    let fetching = replica.clone();
-    read.set_fetch(Box::new(move |doc| fetching.typed(doc)));
+    read.set_source(Box::new(replica.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = Served { hq, replica, read, metrics, credential, token_created };
     runtime.block_on(run_server(data, args, served))

@@ -82,7 +82,7 @@ fn is_chinese(message: &Value) -> bool {
 fn tables(data: &Path) -> Vec<Vec<String>> {
     let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
     let mut out = Vec::new();
-    for table in ["campaigns", "enterprises", "hazards", "reviews", "document_checks", "projected"] {
+    for table in ["campaigns", "enterprises", "hazards", "reviews", "document_checks", "conflicts", "projected"] {
         let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).unwrap();
         let columns = statement.column_count();
         let rows = statement
@@ -275,6 +275,52 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(is_chinese(&body["message"]), "{body}");
     }
+
+    // Two inspectors write the same fields of a finding at once: both
+    // values are kept, and listed for review, the safety-critical first.
+    let mut other = Store::init(&dir.path().join("tablet-2"), "李四").unwrap();
+    enroll_as(&data, &other, "inspector", &server.addr.to_string());
+    other.sync_with_hq(Some(server.addr)).await.unwrap();
+    let clauses = sync_core::codes::criteria();
+    let disputed: sync_core::ids::EntityId = ids[2].parse().unwrap();
+    for (store, place, clause) in
+        [(&mut tablet, "3号楼东侧", &clauses[0].id), (&mut other, "3号楼西侧", &clauses[1].id)]
+    {
+        store
+            .edit(&dossier_id, |tx| {
+                dossier::modify_hazard(tx, &disputed, |h| {
+                    h.location.text = place.into();
+                    h.major_hazard_criterion = Some(clause.clone());
+                    Ok(())
+                })
+            })
+            .unwrap();
+    }
+    tablet.sync_with_hq(Some(server.addr)).await.unwrap();
+    other.sync_with_hq(Some(server.addr)).await.unwrap();
+    let receipted = Instant::now();
+    let conflicts = loop {
+        let (status, body) = http.get(&format!("/api/v1/campaigns/{campaign}/conflicts")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["conflicts"].as_array().is_some_and(|c| c.len() >= 2) {
+            break body;
+        }
+        assert!(receipted.elapsed() < Duration::from_secs(1), "the conflict not visible a second after the receipt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let listed = conflicts["conflicts"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{conflicts}");
+    let (first, second) = (&listed[0], &listed[1]);
+    assert_eq!((first["field"].as_str(), first["critical"].as_bool()), (Some("major_hazard_criterion"), Some(true)));
+    assert_eq!(
+        (second["label"].as_str(), second["critical"].as_bool()),
+        (Some("隐患部位"), Some(false)),
+        "{conflicts}"
+    );
+    assert_eq!(second["values"].as_array().unwrap().len(), 2);
+    assert!(is_chinese(&first["message"]) && first["record"] == ids[2], "{first}");
+    let (status, _) = http.get(&format!("/api/v1/campaigns/cmp-{}/conflicts", "0".repeat(32))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Progress against the KPIs, each with its definition.
     let (status, progress) = http.get(&format!("/api/v1/campaigns/{campaign}/progress")).await;
@@ -616,8 +662,16 @@ async fn metrics_health_and_json_logs() {
             (status, String::from_utf8_lossy(&bytes).into_owned())
         }
     };
-    let (status, text) = get(format!("http://{metrics}/metrics"), None).await;
-    assert_eq!(status, StatusCode::OK);
+    // Once the campaign is visible in the read model, its wait is counted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let (status, text) = get(format!("http://{metrics}/metrics"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        if text.contains("fieldsync_read_model_lag_seconds_count 1") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let value = |name: &str| {
         let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '));
         line.and_then(|l| l[name.len()..].trim().parse::<f64>().ok())

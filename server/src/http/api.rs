@@ -867,6 +867,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 15);
+        assert_eq!(operations, 16);
     }
 }

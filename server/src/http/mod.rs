@@ -46,6 +46,7 @@ pub(crate) fn router(state: api::ApiState) -> Router {
         query::register,
         query::reviews,
         query::document_checks,
+        query::conflicts,
         query::hazards,
         query::hazard,
         quarantine::list,

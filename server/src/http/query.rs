@@ -18,7 +18,8 @@ use axum::response::{IntoResponse, Response};
 use super::api::{Admin, ApiError, ApiState, ErrorBody};
 use crate::export::{self, ExportFormat};
 use crate::read::query::{
-    self, CampaignSummary, Cursor, DocumentCheckView, HazardDetail, HazardFilter, HazardPage, Progress, ReviewView,
+    self, CampaignSummary, ConflictView, Cursor, DocumentCheckView, HazardDetail, HazardFilter, HazardPage, Progress,
+    ReviewView,
 };
 
 /// A page holds at most this many hazards.
@@ -34,6 +35,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/campaigns/{id}/register", get(register))
         .route("/api/v1/campaigns/{id}/reviews", get(reviews))
         .route("/api/v1/campaigns/{id}/document-checks", get(document_checks))
+        .route("/api/v1/campaigns/{id}/conflicts", get(conflicts))
         .route("/api/v1/hazards", get(hazards))
         .route("/api/v1/hazards/{id}", get(hazard))
         .with_state(state)
@@ -207,6 +209,43 @@ pub(crate) async fn document_checks(
     let campaign = id.clone();
     match read(&state, move |conn| query::document_checks(conn, &campaign)).await? {
         Some(checks) => Ok(Json(DocumentChecks { checks })),
+        None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
+    }
+}
+
+/// A campaign's conflicts needing review.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Conflicts {
+    conflicts: Vec<ConflictView>,
+}
+
+/// A campaign's conflicts needing review (待审核冲突).
+///
+/// Fields of a dossier holding values two devices wrote at once, and
+/// hazards whose merged state breaks a rule or whose rectification steps
+/// disagree; safety-critical first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{id}/conflicts",
+    tag = "read",
+    params(("id" = String, Path, description = "The campaign (cmp-…)")),
+    responses(
+        (status = 200, description = "The conflicts", body = Conflicts),
+        (status = 400, description = "Bad id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such campaign at HQ", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn conflicts(
+    _: Admin,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Conflicts>, ApiError> {
+    let id = campaign_id(&id)?;
+    let campaign = id.clone();
+    match read(&state, move |conn| query::conflicts(conn, &campaign)).await? {
+        Some(conflicts) => Ok(Json(Conflicts { conflicts })),
         None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
     }
 }

@@ -31,20 +31,26 @@ use anyhow::{Context, Result};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use rusqlite::{Connection, OptionalExtension};
 use sync_core::automerge::ChangeHash;
+use sync_core::doc::conflicts::{self, Conflict};
 use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::replica::Replica as _;
 use sync_core::validate::{self, Typed};
 
 /// The layout of the tables; another value rebuilds them.
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 /// At most this many documents wait with their records; further ones wait
 /// as ids (a dossier of 50 findings is about 100 KB as records).
 const MAX_WAITING: usize = 16;
 
-/// Reads a document HQ holds as typed records, with its heads (for one that
-/// waited as an id).
-pub(crate) type Fetch = Box<dyn Fn(&DocId) -> Option<(Typed, Vec<ChangeHash>)> + Send + Sync>;
+/// What the projector reads from HQ's store besides what it is handed.
+pub(crate) trait Source: Send + Sync {
+    /// A document HQ holds as typed records, with its heads (for one that
+    /// waited as an id).
+    fn typed(&self, doc: &DocId) -> Option<(Typed, Vec<ChangeHash>)>;
+    /// A dossier's fields holding concurrent values, as HQ holds it now.
+    fn conflicts(&self, doc: &DocId) -> Vec<Conflict>;
+}
 
 /// A document to project: as typed records, at these heads.
 type Version = (Typed, Vec<ChangeHash>);
@@ -81,6 +87,12 @@ CREATE TABLE document_checks (
     document_type TEXT NOT NULL, name TEXT NOT NULL, result TEXT NOT NULL, expires_on TEXT, note TEXT NOT NULL,
     PRIMARY KEY (dossier_id, id));
 CREATE INDEX document_checks_by_campaign ON document_checks (campaign_id, enterprise_code, document_type);
+CREATE TABLE conflicts (
+    dossier_id TEXT NOT NULL, n INTEGER NOT NULL, campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL,
+    kind TEXT NOT NULL, record TEXT NOT NULL, path TEXT, field TEXT, label TEXT NOT NULL,
+    critical INTEGER NOT NULL, vals TEXT NOT NULL, message TEXT NOT NULL,
+    PRIMARY KEY (dossier_id, n));
+CREATE INDEX conflicts_by_campaign ON conflicts (campaign_id, critical, enterprise_code);
 CREATE TABLE projected (doc_id TEXT PRIMARY KEY, heads BLOB NOT NULL);
 ";
 
@@ -95,7 +107,7 @@ pub(crate) struct ReadModel {
 struct Queue {
     state: Mutex<Waiting>,
     wake: Condvar,
-    fetch: std::sync::OnceLock<Fetch>,
+    source: std::sync::OnceLock<Box<dyn Source>>,
     /// From a write being durable to its document being visible.
     lag: Histogram,
 }
@@ -105,7 +117,7 @@ impl Default for Queue {
         Queue {
             state: Mutex::default(),
             wake: Condvar::new(),
-            fetch: std::sync::OnceLock::new(),
+            source: std::sync::OnceLock::new(),
             // 1 ms to about 16 s.
             lag: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
         }
@@ -142,7 +154,8 @@ impl ReadModel {
             let tx = conn.transaction()?;
             tx.execute_batch(
                 "DROP TABLE IF EXISTS hazards; DROP TABLE IF EXISTS enterprises; DROP TABLE IF EXISTS campaigns;
-                 DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS document_checks; DROP TABLE IF EXISTS projected;",
+                 DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS document_checks; DROP TABLE IF EXISTS conflicts;
+                 DROP TABLE IF EXISTS projected;",
             )?;
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", VERSION)?;
@@ -158,8 +171,8 @@ impl ReadModel {
     }
 
     /// Reads documents that waited as ids: set once HQ's replica exists.
-    pub(crate) fn set_fetch(&self, fetch: Fetch) {
-        let _ = self.queue.fetch.set(fetch);
+    pub(crate) fn set_source(&self, source: Box<dyn Source>) {
+        let _ = self.queue.source.set(source);
     }
 
     /// Takes document `id` as write number `seq` left it, once that write
@@ -193,7 +206,7 @@ impl ReadModel {
         if all {
             tx.execute_batch(
                 "DELETE FROM hazards; DELETE FROM enterprises; DELETE FROM campaigns; DELETE FROM reviews;
-                 DELETE FROM document_checks; DELETE FROM projected;",
+                 DELETE FROM document_checks; DELETE FROM conflicts; DELETE FROM projected;",
             )?;
         }
         let mut count = 0;
@@ -209,7 +222,11 @@ impl ReadModel {
             }
             let doc = store.document(&entry.id)?;
             let typed = validate::document(&entry.id, doc).with_context(|| format!("文档 {}", entry.id))?.typed;
-            project::document(&tx, &typed)?;
+            let conflicts = match &typed {
+                Typed::Dossier(_) => conflicts::conflicts(doc).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            project::document(&tx, &typed, &conflicts)?;
             project::heads(&tx, &entry.id, &heads_bytes(&doc.get_heads()))?;
             count += 1;
         }
@@ -283,18 +300,22 @@ impl Waiting {
 /// Projects `docs` in one transaction; a document that does not project
 /// (logged) leaves its rows as they were and the others go in.
 fn apply(conn: &mut Connection, docs: HashMap<DocId, Waits>, queue: &Queue) -> Result<()> {
-    let fetch = queue.fetch.get();
+    let source = queue.source.get();
     let mut tx = conn.transaction()?;
     let mut waited = Vec::with_capacity(docs.len());
     for (id, (_, doc, since)) in docs {
         waited.push(since);
-        let Some((doc, heads)) = doc.or_else(|| fetch.and_then(|fetch| fetch(&id))) else {
+        let Some((doc, heads)) = doc.or_else(|| source.and_then(|source| source.typed(&id))) else {
             tracing::error!(%id, "document to project could not be read");
             continue;
         };
+        let conflicts = match (&doc, source) {
+            (Typed::Dossier(_), Some(source)) => source.conflicts(&id),
+            _ => Vec::new(),
+        };
         let savepoint = tx.savepoint()?;
-        let projected =
-            project::document(&savepoint, &doc).and_then(|()| project::heads(&savepoint, &id, &heads_bytes(&heads)));
+        let projected = project::document(&savepoint, &doc, &conflicts)
+            .and_then(|()| project::heads(&savepoint, &id, &heads_bytes(&heads)));
         match projected {
             Ok(()) => savepoint.commit()?,
             Err(error) => tracing::error!(%id, error = format!("{error:#}"), "document not projected"),

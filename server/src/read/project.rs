@@ -6,17 +6,22 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use rusqlite::{Connection, params};
+use sync_core::doc::conflicts::{self, Conflict};
 use sync_core::ids::DocId;
 use sync_core::model::{Campaign, Dossier};
 use sync_core::rectification::{self, Loop};
 use sync_core::validate::Typed;
 
-/// Replaces the rows of `doc` with its current ones. Briefings and
+/// Replaces the rows of `doc` with its current ones; a dossier's
+/// `conflicts` are its fields holding concurrent values. Briefings and
 /// checklists have none.
-pub(super) fn document(conn: &Connection, doc: &Typed) -> Result<()> {
+pub(super) fn document(conn: &Connection, doc: &Typed, conflicts: &[Conflict]) -> Result<()> {
     match doc {
         Typed::Campaign(campaign) => campaign_rows(conn, campaign),
-        Typed::Dossier(dossier) => dossier_rows(conn, dossier),
+        Typed::Dossier(dossier) => {
+            conflict_rows(conn, dossier, conflicts)?;
+            dossier_rows(conn, dossier)
+        }
         Typed::Briefing(_) | Typed::Checklist(_) => Ok(()),
         // Kept by the store; projected once HQ's server knows its layout.
         Typed::Newer(version) => {
@@ -53,6 +58,48 @@ fn campaign_rows(conn: &Connection, c: &Campaign) -> Result<()> {
             e.project,
             e.address,
             e.dossier_id.as_str()
+        ])?;
+    }
+    Ok(())
+}
+
+/// What in a dossier waits for a person: fields holding concurrent values
+/// (`kind` `field`), and hazards whose merged state breaks a rule or whose
+/// rectification steps disagree (`rule`).
+fn conflict_rows(conn: &Connection, d: &Dossier, conflicts: &[Conflict]) -> Result<()> {
+    let dossier_id = d.id.to_string();
+    conn.execute("DELETE FROM conflicts WHERE dossier_id = ?1", [&dossier_id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO conflicts (dossier_id, n, campaign_id, enterprise_code, kind, record, path, field, label,
+             critical, vals, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let (campaign, enterprise) = (d.campaign_id.as_str(), d.enterprise.as_str());
+    let mut n = 0;
+    for c in conflicts {
+        n += 1;
+        let values = serde_json::to_string(&c.values)?;
+        let shown: Vec<String> = c.values.iter().map(|v| conflicts::display(&c.field, v)).collect();
+        let message = format!("{}有同时写入的不同值：{}", c.label, shown.join(" / "));
+        insert.execute(params![
+            dossier_id, n, campaign, enterprise, "field", c.record, c.path, c.field, c.label, c.critical, values,
+            message
+        ])?;
+    }
+    for issue in conflicts::rule_issues(d) {
+        n += 1;
+        insert.execute(params![
+            dossier_id,
+            n,
+            campaign,
+            enterprise,
+            "rule",
+            issue.hazard,
+            None::<String>,
+            None::<String>,
+            "规则",
+            true,
+            "[]",
+            issue.message
         ])?;
     }
     Ok(())

@@ -601,6 +601,61 @@ pub(crate) fn document_checks(conn: &Connection, campaign: &str) -> Result<Optio
     Ok(Some(checks.collect::<Result<_, _>>()?))
 }
 
+/// Something in a dossier that waits for a person to decide.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct ConflictView {
+    dossier_id: String,
+    enterprise_code: String,
+    enterprise_name: Option<String>,
+    /// `field`: a field holding values two devices wrote at once (decided
+    /// by writing one of them); `rule`: a hazard whose merged state breaks
+    /// a rule, or whose rectification steps disagree.
+    kind: String,
+    /// The record (hazard, review, check, visit) it belongs to.
+    record: String,
+    /// The field's path in the dossier, e.g. `hazards/<id>/level` (`field` only).
+    path: Option<String>,
+    field: Option<String>,
+    /// The field's Chinese name.
+    label: String,
+    /// A safety-critical field (level, clause, loop, verdicts); rules always are.
+    critical: bool,
+    /// The competing values as stored (`field` only).
+    values: Vec<String>,
+    /// What waits, in Chinese.
+    message: String,
+}
+
+/// A campaign's conflicts needing review, safety-critical first. `None` if
+/// HQ holds no such campaign.
+pub(crate) fn conflicts(conn: &Connection, campaign: &str) -> Result<Option<Vec<ConflictView>>> {
+    if !campaign_held(conn, campaign)? {
+        return Ok(None);
+    }
+    let mut statement = conn.prepare(
+        "SELECT c.dossier_id, c.enterprise_code, e.name, c.kind, c.record, c.path, c.field, c.label, c.critical,
+                c.vals, c.message
+         FROM conflicts c LEFT JOIN enterprises e ON e.campaign_id = c.campaign_id AND e.code = c.enterprise_code
+         WHERE c.campaign_id = ?1 ORDER BY c.critical DESC, c.enterprise_code, c.n",
+    )?;
+    let conflicts = statement.query_map([campaign], |r| {
+        Ok(ConflictView {
+            dossier_id: r.get(0)?,
+            enterprise_code: r.get(1)?,
+            enterprise_name: r.get(2)?,
+            kind: r.get(3)?,
+            record: r.get(4)?,
+            path: r.get(5)?,
+            field: r.get(6)?,
+            label: r.get(7)?,
+            critical: r.get(8)?,
+            values: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+            message: r.get(10)?,
+        })
+    })?;
+    Ok(Some(conflicts.collect::<Result<_, _>>()?))
+}
+
 fn campaign_held(conn: &Connection, campaign: &str) -> Result<bool> {
     Ok(conn.query_row("SELECT 1 FROM campaigns WHERE id = ?1", [campaign], |_| Ok(())).optional()?.is_some())
 }

@@ -20,6 +20,7 @@ use field_client::{Blobs, PhotoSide, Store, StoreError, Synced};
 use serde_bytes::ByteBuf;
 use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::credential::SignedRevocations;
+use sync_core::doc::conflicts::Conflict;
 use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocTag, PhotoId};
 use sync_core::sync::batch::{Arrived, Checked};
@@ -204,13 +205,18 @@ impl HqReplica {
     }
 }
 
-impl HqReplica {
-    /// `doc` as typed records, as HQ holds it now: copied under the lock,
-    /// read outside it.
-    pub(crate) fn typed(&self, doc: &DocId) -> Option<(Typed, Vec<ChangeHash>)> {
+/// The read model reads documents from HQ's store as copies taken under
+/// the lock, read outside it.
+impl crate::read::Source for HqReplica {
+    fn typed(&self, doc: &DocId) -> Option<(Typed, Vec<ChangeHash>)> {
         let copy = self.with_doc(doc, |s| s.held_copy(doc))?;
         let typed = sync_core::validate::document(doc, &copy).ok()?.typed;
         Some((typed, copy.get_heads()))
+    }
+
+    fn conflicts(&self, doc: &DocId) -> Vec<Conflict> {
+        let copy = self.with_doc(doc, |s| s.held_copy(doc));
+        copy.and_then(|copy| sync_core::doc::conflicts::conflicts(&copy).ok()).unwrap_or_default()
     }
 }
 
