@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/server/0001_init.sql"),
     include_str!("../../schemas/migrations/server/0002_revocations.sql"),
     include_str!("../../schemas/migrations/server/0003_admin_tokens.sql"),
+    include_str!("../../schemas/migrations/server/0004_device_sessions.sql"),
 ];
 
 /// The file next to `hq.key` that holds the admin API's bearer token.
@@ -147,6 +148,19 @@ impl From<rusqlite::Error> for HqError {
     fn from(error: rusqlite::Error) -> Self {
         HqError::Storage(error.into())
     }
+}
+
+/// A device HQ looks after: its newest credential and its sessions.
+pub(crate) struct Device {
+    pub(crate) credential: Credential,
+    /// Whether the newest revocation list covers that credential.
+    pub(crate) revoked: bool,
+    /// When its last sync session ended (ms), if it ever synced.
+    pub(crate) last_at: Option<i64>,
+    /// Why that session failed, if it did.
+    pub(crate) last_error: Option<String>,
+    pub(crate) sessions: i64,
+    pub(crate) failures: i64,
 }
 
 /// What to put in a new credential: a parsed [`IssueForm`], or HQ's own.
@@ -353,6 +367,42 @@ impl Hq {
             entries.push(Entry { credential, issued_at, revoked });
         }
         Ok(entries)
+    }
+
+    /// Records that a sync session of `device` ended at `at`, well or with
+    /// `error`.
+    pub(crate) fn record_session(&self, device: &DevicePublicKey, at: i64, error: Option<&str>) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO device_sessions (device, last_at, last_error, sessions, failures)
+             VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (device) DO UPDATE SET last_at = ?2, last_error = ?3, sessions = sessions + 1,
+                 failures = failures + ?4",
+            rusqlite::params![device.to_bytes().to_vec(), at, error, i64::from(error.is_some())],
+        )?;
+        Ok(())
+    }
+
+    /// Every device HQ issued a credential to, by its newest credential,
+    /// with how its sync sessions went.
+    pub(crate) fn devices(&self) -> Result<Vec<Device>> {
+        let list = self.revocation_list()?;
+        let mut statement = self.db.prepare(
+            "SELECT c.signed, s.last_at, s.last_error, COALESCE(s.sessions, 0), COALESCE(s.failures, 0)
+             FROM credentials c LEFT JOIN device_sessions s ON s.device = c.device
+             WHERE c.serial = (SELECT MAX(serial) FROM credentials n WHERE n.device = c.device)
+             ORDER BY c.name, c.serial",
+        )?;
+        let rows =
+            statement.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let mut devices = Vec::new();
+        for row in rows {
+            let (bytes, last_at, last_error, sessions, failures) = row?;
+            let credential =
+                SignedCredential::from_bytes(&bytes).context("总部数据库中的凭证已损坏")?.credential().clone();
+            let revoked = list.as_ref().is_some_and(|l| l.revokes(&credential));
+            devices.push(Device { credential, revoked, last_at, last_error, sessions, failures });
+        }
+        Ok(devices)
     }
 
     /// The newest signed revocation list, if HQ ever revoked anything.

@@ -778,6 +778,19 @@ async fn a_revoked_authors_work_is_cut_out_and_decided_at_hq() {
     assert!(has(&mut newcomer, &site, b_hazard.as_str()), "the relay passes B's finding on: {summary:?}");
     assert!(!has(&mut newcomer, &site, t_hazard.as_str()), "but not T's");
 
+    // The devices HQ looks after: the relay delivered both kept-aside
+    // batches; the revoked tablets are marked so; the lead synced well.
+    let (status, listed) = api(&server, &data, None, "/api/v1/devices".into()).await;
+    assert_eq!(status, 200, "{listed}");
+    let device = |name: &str| {
+        let devices = listed["devices"].as_array().unwrap();
+        devices.iter().find(|d| d["credential"]["name"] == name).cloned().unwrap_or_else(|| panic!("{name}: {listed}"))
+    };
+    assert_eq!(device("安监站")["quarantined"], 2, "{listed}");
+    assert_eq!(device("李四")["credential_state_label"], "已吊销");
+    let lead = device("张三");
+    assert!(lead["last_sync_at"].is_string() && lead["failures"] == 0 && lead["credential_state"] == "valid", "{lead}");
+
     // Decisions over the API; a bad one changes nothing.
     let decide = |id: i64, decision: &str, by: &str| {
         let body = json!({ "decision": decision, "by": by, "note": "平板遗失前的记录，经核对属实" });

@@ -79,6 +79,7 @@ pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/hq", get(hq_key))
         .route("/api/v1/credentials", get(list_credentials).post(issue_credential))
+        .route("/api/v1/devices", get(devices))
         .route("/api/v1/revocations", get(current_revocations).post(revoke))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -500,6 +501,87 @@ pub(crate) async fn list_credentials(_: Admin, State(state): State<ApiState>) ->
     Ok(Json(Register { credentials }))
 }
 
+/// A device HQ looks after.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeviceView {
+    /// Its newest credential.
+    credential: CredentialView,
+    /// `valid`, `expired` or `revoked` now; `credential_state_label` in Chinese.
+    credential_state: String,
+    credential_state_label: String,
+    /// When its last sync session with HQ ended (RFC 3339); absent if it never synced.
+    last_sync_at: Option<String>,
+    /// Why that session failed (Chinese); absent if it ended well.
+    last_error: Option<String>,
+    /// Sync sessions so far, and how many failed.
+    sessions: i64,
+    failures: i64,
+    /// Batches of work it delivered that HQ keeps aside, undecided
+    /// (`GET /api/v1/quarantine`): work not yet taken.
+    quarantined: usize,
+}
+
+/// Every device, by name.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Devices {
+    devices: Vec<DeviceView>,
+}
+
+/// Lists the devices.
+///
+/// Every device HQ issued a credential to: its newest credential and
+/// whether it is valid, when it last synced and how, and how much of what
+/// it delivered waits in the quarantine. A station relay's own sessions are
+/// listed; the tablets it serves appear once they sync with HQ directly.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "credentials",
+    responses(
+        (status = 200, description = "The devices", body = Devices),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 500, description = "Storage failed", body = ErrorBody),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn devices(_: Admin, State(state): State<ApiState>) -> Result<Json<Devices>, ApiError> {
+    let found = state.with_hq(|hq| Ok(hq.devices()?)).await?;
+    let store = state.photos.clone();
+    let kept = tokio::task::spawn_blocking(move || match store.join("store.db").exists() {
+        true => field_client::quarantined(&store),
+        false => Ok(Vec::new()),
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("device listing failed: {e}")))?
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let now = field_client::now_ms();
+    let devices = found
+        .iter()
+        .map(|d| {
+            let c = &d.credential;
+            let key = hex::encode(&c.device);
+            let (state, label) = if d.revoked {
+                ("revoked", "已吊销")
+            } else if c.not_after < now {
+                ("expired", "已过期")
+            } else {
+                ("valid", "有效")
+            };
+            DeviceView {
+                credential: c.into(),
+                credential_state: state.to_owned(),
+                credential_state_label: label.to_owned(),
+                last_sync_at: d.last_at.map(rfc3339),
+                last_error: d.last_error.clone(),
+                sessions: d.sessions,
+                failures: d.failures,
+                quarantined: kept.iter().filter(|q| q.decision.is_none() && q.source == key).count(),
+            }
+        })
+        .collect();
+    Ok(Json(Devices { devices }))
+}
+
 /// What to revoke: credential serials, device keys, or both.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -867,6 +949,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 16);
+        assert_eq!(operations, 17);
     }
 }

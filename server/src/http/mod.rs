@@ -38,6 +38,7 @@ pub(crate) fn router(state: api::ApiState) -> Router {
     paths(
         api::hq_key,
         api::list_credentials,
+        api::devices,
         api::issue_credential,
         api::current_revocations,
         api::revoke,

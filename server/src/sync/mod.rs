@@ -54,8 +54,10 @@ pub(crate) async fn serve<R>(
             let Ok(_turn) = turns.acquire_owned().await else { return };
             let session = metrics.session();
             let counted = connection.clone();
+            let peer = field_client::net::peer_key(&connection);
             // The register's SQLite calls stay off the async workers.
-            let read = move || register.lock().unwrap_or_else(PoisonError::into_inner).revocations();
+            let reading = register.clone();
+            let read = move || reading.lock().unwrap_or_else(PoisonError::into_inner).revocations();
             let revocations = match tokio::task::spawn_blocking(read).await {
                 Ok(Ok(list)) => list,
                 // Without the list a revoked device could pass: refused.
@@ -69,14 +71,26 @@ pub(crate) async fn serve<R>(
             let outcome = field_client::serve(&mut replica, connection, config).await.1;
             let stats = counted.stats();
             let (received, sent) = (stats.udp_rx.bytes, stats.udp_tx.bytes);
-            match outcome {
+            let error = match outcome {
                 Ok((summary, _)) => {
                     tracing::info!(received = ?summary.received, "session finished");
                     session.finished(received, sent);
+                    None
                 }
                 Err(error) => {
                     tracing::warn!(%error, "session failed");
                     session.bytes(received, sent);
+                    Some(error.to_string())
+                }
+            };
+            // For HQ staff: when each device last synced, and how.
+            if let Some(peer) = peer {
+                let record = move || {
+                    let hq = register.lock().unwrap_or_else(PoisonError::into_inner);
+                    hq.record_session(&peer, field_client::now_ms(), error.as_deref())
+                };
+                if let Ok(Err(error)) = tokio::task::spawn_blocking(record).await {
+                    tracing::error!(%error, "a device's session was not recorded");
                 }
             }
         });
