@@ -170,6 +170,53 @@ async fn an_inspectors_photos_reach_hq_and_a_fresh_hq_analyst() {
     }
     assert_eq!(analyst.missing_photos().unwrap(), 0);
     assert!(std::fs::read_dir(analyst.home().join("blobs/partial")).unwrap().next().is_none());
+
+    // For people at HQ: each photo's size read, a thumbnail and a
+    // screen-size copy made, off the sync path; the original unchanged.
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
+    let (sha, bytes) = &photos[0];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let meta = loop {
+        let (status, body) = http_get(&server, &token, &format!("/api/v1/photos/{sha}/meta")).await;
+        if status == 200 {
+            break serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no copies made: {}", String::from_utf8_lossy(&body));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (meta["decodable"].as_bool(), meta["width"].as_u64(), meta["format"].as_str()),
+        (Some(true), Some(64), Some("png"))
+    );
+    let (status, thumb) = http_get(&server, &token, &format!("/api/v1/photos/{sha}?size=thumb")).await;
+    assert_eq!(status, 200);
+    assert!(thumb.starts_with(&[0xFF, 0xD8]), "a JPEG thumbnail");
+    let (status, original) = http_get(&server, &token, &format!("/api/v1/photos/{sha}")).await;
+    assert_eq!((status, &original), (200, bytes), "the original, byte for byte");
+    for bad in [
+        "/api/v1/photos/../../hq.key",
+        &format!("/api/v1/photos/{sha}?size=huge"),
+        &format!("/api/v1/photos/{}", "0".repeat(64)),
+    ] {
+        let (status, body) = http_get(&server, &token, bad).await;
+        assert!(matches!(status, 400 | 404), "{bad}: {status}");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_ascii()), "{bad}: {body}");
+    }
+    assert_eq!(http_get(&server, "wrong", &format!("/api/v1/photos/{sha}")).await.0, 401);
+}
+
+/// A GET to HQ's API with `token`: status and body.
+async fn http_get(server: &Server, token: &str, path: &str) -> (u16, Vec<u8>) {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let request = hyper::Request::get(format!("http://{}{path}", server.http))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::<hyper::body::Bytes>::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.into_body().collect().await.unwrap().to_bytes().to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -322,6 +322,24 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     let (status, _) = http.get(&format!("/api/v1/campaigns/cmp-{}/conflicts", "0".repeat(32))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // A photo that is no image is kept as evidence, and says so.
+    let receipted = Instant::now();
+    let detail = loop {
+        let (_, detail) = http.get(&format!("/api/v1/hazards/{}", ids[1])).await;
+        if detail["photo_meta"][&photo].is_object() {
+            break detail;
+        }
+        assert!(receipted.elapsed() < Duration::from_secs(5), "the photo never read: {detail}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let meta = &detail["photo_meta"][&photo];
+    assert_eq!(meta["decodable"], false, "{meta}");
+    assert!(meta["note"].as_str().is_some_and(|n| n.contains("原件")), "{meta}");
+    let (status, _, _, _) = http.download(&format!("/api/v1/photos/{photo}?size=thumb")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _, original) = http.download(&format!("/api/v1/photos/{photo}")).await;
+    assert_eq!((status, sync_core::ids::sha256_hex(&original)), (StatusCode::OK, photo.clone()));
+
     // Progress against the KPIs, each with its definition.
     let (status, progress) = http.get(&format!("/api/v1/campaigns/{campaign}/progress")).await;
     assert_eq!(status, StatusCode::OK, "{progress}");

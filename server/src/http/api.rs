@@ -27,6 +27,7 @@ use sync_core::doc::rfc3339;
 use utoipa::ToSchema;
 
 use crate::metrics::Metrics;
+use crate::photos::Copies;
 use crate::read::ReadModel;
 use crate::register::{self, Hq, HqError, IssueForm, RequestError, RevokeForm};
 use crate::sync::{DecideError, HqReplica};
@@ -47,6 +48,8 @@ pub(crate) struct ApiState {
     /// HQ's store directory, whose blobs are the photos.
     pub(crate) photos: std::path::PathBuf,
     pub(crate) metrics: Arc<Metrics>,
+    /// What HQ derived from photos (`<data>/photos`, beside the store).
+    pub(crate) copies: Copies,
 }
 
 impl ApiState {
@@ -58,7 +61,8 @@ impl ApiState {
         metrics: Arc<Metrics>,
     ) -> Self {
         let public_key = hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner).public_key();
-        Self { hq, public_key, read, sync, photos, metrics }
+        let copies = Copies::at(photos.parent().unwrap_or(&photos));
+        Self { hq, public_key, read, sync, photos, metrics, copies }
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
@@ -949,6 +953,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 17);
+        assert_eq!(operations, 19);
     }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod api;
 pub(crate) mod ops;
+mod photos;
 mod quarantine;
 mod query;
 
@@ -22,7 +23,8 @@ pub(crate) fn router(state: api::ApiState) -> Router {
         .merge(ops::router(state.clone()))
         .merge(api::router(state.clone()))
         .merge(query::router(state.clone()))
-        .merge(quarantine::router(state))
+        .merge(quarantine::router(state.clone()))
+        .merge(photos::router(state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
@@ -50,6 +52,8 @@ pub(crate) fn router(state: api::ApiState) -> Router {
         query::conflicts,
         query::hazards,
         query::hazard,
+        photos::photo,
+        photos::meta,
         quarantine::list,
         quarantine::decide,
         ops::metrics,

@@ -87,7 +87,7 @@ fn campaign_id(text: &str) -> Result<String, ApiError> {
 
 /// A value shown back in a message: at most 40 characters, control
 /// characters left out.
-fn shown(text: &str) -> String {
+pub(super) fn shown(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(40).collect()
 }
 
@@ -450,8 +450,17 @@ pub(crate) async fn hazard(
     let id: sync_core::ids::EntityId =
         id.parse().map_err(|_| ApiError::BadQuery(format!("隐患编号无效：{}（应为 26 位）", shown(&id))))?;
     let key = id.to_string();
-    match read(&state, move |conn| query::hazard(conn, &key)).await? {
-        Some(hazard) => Ok(Json(hazard)),
-        None => Err(ApiError::NotFound(format!("总部没有隐患 {id}"))),
-    }
+    let Some(hazard) = read(&state, move |conn| query::hazard(conn, &key)).await? else {
+        return Err(ApiError::NotFound(format!("总部没有隐患 {id}")));
+    };
+    let copies = state.copies.clone();
+    let photos = hazard.photos();
+    let read_meta = move || {
+        let meta = |sha: &String| Some((sha.clone(), copies.meta(&sha.parse().ok()?)?));
+        photos.iter().filter_map(meta).collect()
+    };
+    let meta = tokio::task::spawn_blocking(read_meta)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("photo read failed: {e}")))?;
+    Ok(Json(hazard.with_photo_meta(meta)))
 }

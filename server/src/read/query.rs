@@ -272,6 +272,9 @@ pub(crate) struct HazardDetail {
     /// Where steps two devices took at once disagree (the graver reading is
     /// shown until a step that saw both decides), in Chinese.
     disputes: Vec<String>,
+    /// What HQ read from each of its photos (by SHA-256), once it has:
+    /// copies at `/api/v1/photos/{sha}?size=thumb|screen`.
+    photo_meta: std::collections::BTreeMap<String, crate::photos::PhotoMeta>,
 }
 
 /// One rectification step, as its author's signed change recorded it.
@@ -335,7 +338,25 @@ impl HazardDetail {
             })
             .collect();
         let disputes = lp.disputes.iter().map(ToString::to_string).collect();
-        HazardDetail { hazard, steps, disputes }
+        HazardDetail { hazard, steps, disputes, photo_meta: Default::default() }
+    }
+
+    /// Every photo it names: before, after, and in its steps.
+    pub(crate) fn photos(&self) -> Vec<String> {
+        let named =
+            self.hazard.photos.iter().chain(&self.hazard.photos_after).chain(self.steps.iter().flat_map(|s| &s.photos));
+        let mut shas: Vec<String> = named.map(|p| p.sha256.clone()).collect();
+        shas.sort();
+        shas.dedup();
+        shas
+    }
+
+    /// With what HQ read from its photos.
+    pub(crate) fn with_photo_meta(
+        self,
+        photo_meta: std::collections::BTreeMap<String, crate::photos::PhotoMeta>,
+    ) -> Self {
+        HazardDetail { photo_meta, ..self }
     }
 }
 

@@ -42,7 +42,12 @@ pub(crate) struct HqReplica {
     /// to its write, so two people deciding one entry at once cannot both
     /// act (one accepting while the other rejects).
     pub(super) deciding: Arc<tokio::sync::Mutex<()>>,
+    /// Told of each photo once it is held, verified (HQ's photo copies).
+    photo_arrived: Option<PhotoArrived>,
 }
+
+/// Told of each photo HQ now holds, verified.
+pub(crate) type PhotoArrived = Arc<dyn Fn(&PhotoId) + Send + Sync>;
 
 /// Told of each write of synced changes once it is durable: its number (a
 /// later write of a document has a higher one), the document, and the
@@ -107,7 +112,7 @@ impl HqReplica {
         let aside = store.undecided_docs()?.into_iter().collect();
         let hq = Hq { store, key, tail, writes: 0, aside, in_flight: BTreeMap::new() };
         let deciding = Arc::new(tokio::sync::Mutex::new(()));
-        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None, deciding })
+        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None, deciding, photo_arrived: None })
     }
 
     /// A replica in a fresh store at `dir` signing with `seed`, heard by no
@@ -116,6 +121,11 @@ impl HqReplica {
     pub(crate) fn scratch(dir: &std::path::Path, seed: [u8; 32]) -> Self {
         let store = Store::init_with_seed(dir, "总部", seed).expect("a fresh store");
         Self::new(store, DeviceKey::from_seed(seed), Arc::new(|_, _, _, _| {})).expect("a fresh replica")
+    }
+
+    /// Tells `arrived` of each photo once it is held, verified.
+    pub(crate) fn with_photo_hook(self, arrived: PhotoArrived) -> Self {
+        Self { photo_arrived: Some(arrived), ..self }
     }
 
     /// Looks authors' credentials up in `register` (for work whose carrier
@@ -394,7 +404,11 @@ impl PhotoSide for HqReplica {
     }
 
     fn record(&self, photo: &PhotoId, size: u64) -> Result<(), StoreError> {
-        self.with(|hq| hq.store.record(photo, size))
+        self.with(|hq| hq.store.record(photo, size))?;
+        if let Some(arrived) = &self.photo_arrived {
+            arrived(photo);
+        }
+        Ok(())
     }
 
     /// HQ holds what it recorded.

@@ -1,0 +1,335 @@
+//! Photos at HQ for people: when a photo arrives, a low-priority thread
+//! reads its EXIF capture time and GPS (when present) and makes a
+//! thumbnail and a screen-size copy (JPEG), off the sync path. The original
+//! stays the evidence, byte for byte, in HQ's store; what is derived lives
+//! in `<data>/photos/` as `<sha>.json` (what was read), `<sha>-thumb.jpg`
+//! and `<sha>-screen.jpg`. A photo that is not a decodable image keeps its
+//! original and says so in its `.json`.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+use sync_core::ids::PhotoId;
+use utoipa::ToSchema;
+
+/// The longest side of a thumbnail, and of a screen-size copy (pixels).
+const THUMB: u32 = 320;
+const SCREEN: u32 = 1600;
+/// The largest image decoded (pixels per side); a larger one is kept as
+/// evidence without copies.
+const MAX_SIDE: u32 = 12_000;
+
+/// What HQ read from a photo.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct PhotoMeta {
+    /// Whether it decoded as an image (then it has copies).
+    pub(crate) decodable: bool,
+    /// `jpeg` or `png`.
+    pub(crate) format: Option<String>,
+    pub(crate) width: Option<u32>,
+    pub(crate) height: Option<u32>,
+    /// When the camera says it was taken (EXIF: `YYYY-MM-DDTHH:MM:SS`, with
+    /// its offset when the camera wrote one).
+    pub(crate) taken_at: Option<String>,
+    /// Where, from EXIF GPS (WGS-84 degrees).
+    pub(crate) lat: Option<f64>,
+    pub(crate) lon: Option<f64>,
+    /// Why it has no copies (Chinese), if it has none.
+    pub(crate) note: Option<String>,
+}
+
+/// A derived copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Size {
+    Thumb,
+    Screen,
+}
+
+impl Size {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "thumb" => Some(Size::Thumb),
+            "screen" => Some(Size::Screen),
+            _ => None,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Size::Thumb => "thumb",
+            Size::Screen => "screen",
+        }
+    }
+}
+
+/// Where HQ keeps what it derived from photos.
+#[derive(Clone, Debug)]
+pub(crate) struct Copies {
+    dir: PathBuf,
+}
+
+impl Copies {
+    pub(crate) fn at(data: &Path) -> Self {
+        Copies { dir: data.join("photos") }
+    }
+
+    /// What was read from `photo`, once it has been.
+    pub(crate) fn meta(&self, photo: &PhotoId) -> Option<PhotoMeta> {
+        let bytes = std::fs::read(self.dir.join(format!("{photo}.json"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The file of a copy of `photo`.
+    pub(crate) fn path(&self, photo: &PhotoId, size: Size) -> PathBuf {
+        self.dir.join(format!("{photo}-{}.jpg", size.suffix()))
+    }
+
+    /// Reads the original at `original`, writes its copies, then its
+    /// `.json` (last: a photo with a `.json` has all it will have).
+    fn derive(&self, photo: &PhotoId, original: &Path) -> Result<PhotoMeta> {
+        let bytes = std::fs::read(original).with_context(|| format!("无法读取照片 {}", original.display()))?;
+        let (meta, copies) = read(&bytes);
+        std::fs::create_dir_all(&self.dir)?;
+        if let Some((thumb, screen)) = copies {
+            write_atomically(&self.path(photo, Size::Thumb), &thumb)?;
+            write_atomically(&self.path(photo, Size::Screen), &screen)?;
+        }
+        write_atomically(&self.dir.join(format!("{photo}.json")), &serde_json::to_vec(&meta)?)?;
+        Ok(meta)
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let partial = path.with_extension("part");
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+/// A photo's thumbnail and screen-size copy, as JPEG.
+type Derived = (Vec<u8>, Vec<u8>);
+
+/// What a photo's bytes say, and its copies if it decodes.
+fn read(bytes: &[u8]) -> (PhotoMeta, Option<Derived>) {
+    let (taken_at, lat, lon) = exif_of(bytes);
+    let mut meta =
+        PhotoMeta { decodable: false, format: None, width: None, height: None, taken_at, lat, lon, note: None };
+    let format =
+        image::guess_format(bytes).ok().filter(|f| matches!(f, image::ImageFormat::Jpeg | image::ImageFormat::Png));
+    let Some(format) = format else {
+        meta.note = Some("不是可识别的 JPEG 或 PNG 图像，仅保存原件作为证据".into());
+        return (meta, None);
+    };
+    meta.format = Some(if format == image::ImageFormat::Png { "png" } else { "jpeg" }.into());
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let image = match reader.decode() {
+        Ok(image) => image,
+        Err(error) => {
+            meta.note = Some(format!("图像无法解码（{error}），仅保存原件作为证据"));
+            return (meta, None);
+        }
+    };
+    meta.decodable = true;
+    (meta.width, meta.height) = (Some(image.width()), Some(image.height()));
+    match (jpeg(&image.thumbnail(THUMB, THUMB)), jpeg(&screen(image))) {
+        (Ok(thumb), Ok(screen)) => (meta, Some((thumb, screen))),
+        (Err(error), _) | (_, Err(error)) => {
+            meta.decodable = false;
+            meta.note = Some(format!("无法生成缩略图（{error}），仅保存原件作为证据"));
+            (meta, None)
+        }
+    }
+}
+
+/// The image at most [`SCREEN`] on its longer side.
+fn screen(image: DynamicImage) -> DynamicImage {
+    if image.width().max(image.height()) <= SCREEN {
+        image
+    } else {
+        image.resize(SCREEN, SCREEN, image::imageops::FilterType::Triangle)
+    }
+}
+
+fn jpeg(image: &DynamicImage) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82);
+    image.to_rgb8().write_with_encoder(encoder)?;
+    Ok(out)
+}
+
+/// EXIF capture time and GPS, when the photo carries them.
+fn exif_of(bytes: &[u8]) -> (Option<String>, Option<f64>, Option<f64>) {
+    use exif::{In, Tag, Value};
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+        return (None, None, None);
+    };
+    let ascii = |tag| match exif.get_field(tag, In::PRIMARY).map(|f| &f.value) {
+        Some(Value::Ascii(parts)) => parts.first().map(|p| String::from_utf8_lossy(p).trim().to_owned()),
+        _ => None,
+    };
+    let taken_at = ascii(Tag::DateTimeOriginal).and_then(|t| {
+        let (date, time) = t.split_once(' ')?;
+        let date = date.replace(':', "-");
+        let valid = date.len() == 10
+            && time.len() == 8
+            && date.chars().chain(time.chars()).all(|c| c.is_ascii_digit() || c == '-' || c == ':');
+        valid.then(|| format!("{date}T{time}{}", ascii(Tag::OffsetTimeOriginal).unwrap_or_default()))
+    });
+    let degrees = |tag, reference, negative: &str| {
+        let Some(Value::Rational(parts)) = exif.get_field(tag, In::PRIMARY).map(|f| &f.value) else {
+            return None;
+        };
+        let part = |i: usize| parts.get(i).filter(|r| r.denom != 0).map(|r| r.to_f64());
+        let value = part(0)? + part(1).unwrap_or(0.0) / 60.0 + part(2).unwrap_or(0.0) / 3600.0;
+        let sign = if ascii(reference).as_deref() == Some(negative) { -1.0 } else { 1.0 };
+        Some(sign * value).filter(|v| v.is_finite())
+    };
+    let lat = degrees(Tag::GPSLatitude, Tag::GPSLatitudeRef, "S").filter(|v| v.abs() <= 90.0);
+    let lon = degrees(Tag::GPSLongitude, Tag::GPSLongitudeRef, "W").filter(|v| v.abs() <= 180.0);
+    (taken_at, lat, lon)
+}
+
+/// The thread that derives copies of arriving photos, at the lowest
+/// priority; dropping it lets it finish what waits, then stops it.
+pub(crate) struct Deriver {
+    queue: Option<mpsc::Sender<PhotoId>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Deriver {
+    /// Starts the thread for HQ's store at `store` (its blobs), writing to
+    /// `copies`; first it derives every photo the store holds that has no
+    /// `.json` yet (arrived while the server was stopped, or before this).
+    pub(crate) fn start(store: PathBuf, copies: Copies) -> Result<Self> {
+        let (queue, photos) = mpsc::channel::<PhotoId>();
+        let thread = std::thread::Builder::new()
+            .name("photo-copies".into())
+            .spawn(move || {
+                #[cfg(target_os = "linux")]
+                if let Err(error) = rustix::process::setpriority_process(None, 19) {
+                    tracing::warn!(%error, "photo thread keeps normal priority");
+                }
+                for photo in held(&store).into_iter().filter(|p| copies.meta(p).is_none()).chain(photos) {
+                    let original = field_client::blob_path(&store, &photo.to_string());
+                    if let Err(error) = copies.derive(&photo, &original) {
+                        tracing::error!(%photo, error = format!("{error:#}"), "photo copies not made");
+                    }
+                }
+            })
+            .context("无法启动照片处理线程")?;
+        Ok(Deriver { queue: Some(queue), thread: Some(thread) })
+    }
+
+    /// A photo is now held, verified.
+    pub(crate) fn arrived(&self, photo: &PhotoId) {
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(*photo);
+        }
+    }
+}
+
+impl Drop for Deriver {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Every complete photo in the store's blobs.
+fn held(store: &Path) -> Vec<PhotoId> {
+    let mut out = Vec::new();
+    let mut stack = vec![store.join("blobs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && entry.file_name() != "partial" {
+                stack.push(path);
+            } else if let Some(photo) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) {
+                out.push(photo);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_png_gets_copies_and_bytes_that_are_no_image_say_so() {
+        let image = image::RgbImage::from_fn(2000, 1000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(image).write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        let (meta, copies) = read(&png);
+        assert_eq!(
+            (meta.decodable, meta.format.as_deref(), meta.width, meta.height),
+            (true, Some("png"), Some(2000), Some(1000))
+        );
+        let (thumb, screen) = copies.expect("copies");
+        let thumb = image::load_from_memory(&thumb).unwrap();
+        let screen = image::load_from_memory(&screen).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (320, 160));
+        assert_eq!((screen.width(), screen.height()), (1600, 800));
+
+        let (meta, copies) = read(b"\xff\xd8\xff\xe0 not really a jpeg");
+        assert!(!meta.decodable && copies.is_none());
+        assert!(meta.note.as_deref().is_some_and(|n| n.contains("原件")), "{meta:?}");
+        let (meta, _) = read(b"plain text");
+        assert!(meta.note.as_deref().is_some_and(|n| n.contains("不是可识别")), "{meta:?}");
+    }
+
+    /// A JPEG whose EXIF says when and where it was taken, as a tablet's
+    /// camera writes it.
+    #[test]
+    fn exif_capture_time_and_gps_are_read() {
+        use exif::{Field, In, Rational, Tag, Value};
+        let mut jpeg = Vec::new();
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(64, 48, image::Rgb([200, 100, 50])));
+        image.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+        let ascii =
+            |tag, text: &str| Field { tag, ifd_num: In::PRIMARY, value: Value::Ascii(vec![text.as_bytes().to_vec()]) };
+        let dms = |tag, d: u32, m: u32, s: u32| Field {
+            tag,
+            ifd_num: In::PRIMARY,
+            value: Value::Rational([d, m, s].map(|n| Rational { num: n, denom: 1 }).to_vec()),
+        };
+        let fields = [
+            ascii(Tag::DateTimeOriginal, "2026:11:24 09:30:00"),
+            ascii(Tag::OffsetTimeOriginal, "+08:00"),
+            dms(Tag::GPSLatitude, 38, 28, 48),
+            ascii(Tag::GPSLatitudeRef, "N"),
+            dms(Tag::GPSLongitude, 106, 13, 48),
+            ascii(Tag::GPSLongitudeRef, "E"),
+        ];
+        let mut writer = exif::experimental::Writer::new();
+        for field in &fields {
+            writer.push_field(field);
+        }
+        let mut tiff = Cursor::new(Vec::new());
+        writer.write(&mut tiff, false).unwrap();
+        let tiff = tiff.into_inner();
+        // APP1 "Exif" right after the start of image.
+        let length = u16::try_from(2 + 6 + tiff.len()).unwrap().to_be_bytes();
+        let app1 = [&[0xFF, 0xE1], &length[..], b"Exif\0\0", &tiff].concat();
+        jpeg.splice(2..2, app1);
+        let (meta, copies) = read(&jpeg);
+        assert!(meta.decodable && copies.is_some(), "{meta:?}");
+        assert_eq!(meta.taken_at.as_deref(), Some("2026-11-24T09:30:00+08:00"));
+        let (lat, lon) = (meta.lat.unwrap(), meta.lon.unwrap());
+        assert!((lat - 38.48).abs() < 1e-6 && (lon - 106.23).abs() < 1e-6, "{lat} {lon}");
+    }
+}
