@@ -379,24 +379,7 @@ impl Db {
     /// The snapshot of a document and the changes logged after it, or `None`
     /// if the document is not stored.
     pub(crate) fn load(&self, doc: String) -> Result<Option<StoredDoc>, StoreError> {
-        self.call(move |conn| {
-            let known: Option<String> =
-                conn.query_row("SELECT id FROM docs WHERE id = ?1", [&doc], |r| r.get(0)).optional()?;
-            if known.is_none() {
-                return Ok(None);
-            }
-            let snapshot: Option<(Vec<u8>, i64)> = conn
-                .query_row("SELECT bytes, upto FROM snapshots WHERE doc_id = ?1", [&doc], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            let upto = snapshot.as_ref().map_or(0, |s| s.1);
-            let mut stmt =
-                conn.prepare_cached("SELECT seq, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?;
-            let changes =
-                stmt.query_map(params![doc, upto], |r| r.get::<_, Vec<u8>>(1))?.collect::<Result<Vec<_>, _>>()?;
-            Ok(Some(StoredDoc { snapshot: snapshot.map(|s| s.0), changes }))
-        })
+        self.call(move |conn| stored_doc(conn, &doc))
     }
 
     /// The stored signature over `head` in `doc`, if any.
@@ -601,6 +584,31 @@ pub(crate) struct AsideRow {
     pub(crate) listed: Quarantined,
     pub(crate) batch: Vec<u8>,
     pub(crate) evidence: Vec<u8>,
+}
+
+/// Document `doc` as stored (its snapshot and the log after it), in
+/// one read.
+fn stored_doc(conn: &Connection, doc: &str) -> Result<Option<StoredDoc>, StoreError> {
+    let known: Option<String> = conn.query_row("SELECT id FROM docs WHERE id = ?1", [doc], |r| r.get(0)).optional()?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let snapshot: Option<(Vec<u8>, i64)> = conn
+        .query_row("SELECT bytes, upto FROM snapshots WHERE doc_id = ?1", [doc], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let upto = snapshot.as_ref().map_or(0, |s| s.1);
+    let mut stmt = conn.prepare_cached("SELECT seq, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")?;
+    let changes = stmt.query_map(params![doc, upto], |r| r.get::<_, Vec<u8>>(1))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(StoredDoc { snapshot: snapshot.map(|s| s.0), changes }))
+}
+
+/// Document `doc` of the store in `home` as stored, read-only (the store
+/// may be open elsewhere: HQ's running server), in one transaction.
+pub(crate) fn stored_at(home: &Path, doc: &str) -> Result<Option<StoredDoc>, StoreError> {
+    let mut conn = Connection::open_with_flags(home.join("store.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let tx = conn.transaction()?;
+    stored_doc(&tx, doc)
 }
 
 /// Lists the quarantine of the store in `home`, read-only, so it works

@@ -390,19 +390,12 @@ impl Store {
                 .db
                 .load(id.to_string())?
                 .ok_or_else(|| StoreError::NotFound { what: "文档", id: id.to_string() })?;
-            let doc = match &stored.snapshot {
-                Some(bytes) => Automerge::load(bytes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?,
-                None => Automerge::new(),
-            };
             let tail = Tail {
                 rows: stored.changes.len(),
                 bytes: stored.changes.iter().map(Vec::len).sum(),
                 snapshot: stored.snapshot.as_ref().map_or(0, Vec::len),
             };
-            let mut doc = replay(doc, stored.changes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
-            if !doc.get_missing_deps(&[]).is_empty() {
-                return Err(StoreError::Corrupt(format!("{id}: 修改记录不完整")));
-            }
+            let mut doc = rebuilt(id, stored)?;
             doc.set_actor(self.proof.actor_id());
             self.docs.insert(id.clone(), Loaded::new(doc, tail));
         }
@@ -956,6 +949,26 @@ pub(crate) fn whole_log_write(id: &DocId, doc: &Automerge, batch: Vec<u8>, count
 
 /// Replays logged rows onto `doc` (empty, or loaded from a snapshot), in
 /// order: change chunks, and whole documents as they arrived.
+/// A document rebuilt from what is stored of it.
+fn rebuilt(id: &DocId, stored: crate::db::StoredDoc) -> Result<Automerge, StoreError> {
+    let doc = match &stored.snapshot {
+        Some(bytes) => Automerge::load(bytes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?,
+        None => Automerge::new(),
+    };
+    let doc = replay(doc, stored.changes).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
+    if !doc.get_missing_deps(&[]).is_empty() {
+        return Err(StoreError::Corrupt(format!("{id}: 修改记录不完整")));
+    }
+    Ok(doc)
+}
+
+/// Document `id` of the store in `home`, read from disk on a read-only
+/// connection of its own: for a reader beside the process that holds the
+/// store (HQ's read model), which must not wait for that process's work.
+pub fn stored_document(home: &Path, id: &DocId) -> Result<Option<Automerge>, StoreError> {
+    crate::db::stored_at(home, id.as_str())?.map(|stored| rebuilt(id, stored)).transpose()
+}
+
 fn replay(mut doc: Automerge, rows: Vec<Vec<u8>>) -> Result<Automerge, String> {
     // Nothing applied yet (not even changes queued for missing
     // dependencies): a whole document can simply be loaded.

@@ -366,6 +366,7 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
     let hq_key = hq.public_key();
     let register = Arc::new(Mutex::new(hq));
     let replica = replica.with_register(register.clone());
+    let log = register::SessionLog::start(data)?;
     let api = http::api::ApiState::new(register.clone(), read, replica.clone(), data.join("sync"), metrics.clone());
     let metrics_only = async {
         match metrics_listener {
@@ -377,7 +378,7 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
     tokio::select! {
         () = http::serve(listener, http::router(api.clone())) => {}
         () = metrics_only => {}
-        () = sync::serve(endpoint, replica, register, credential, hq_key, metrics) => {}
+        () = sync::serve(endpoint, replica, register, credential, hq_key, metrics, log) => {}
         () = stop_requested() => {
             // What was acknowledged is durable already; what was not, a
             // device sends again. Devices are told why at once instead of

@@ -292,6 +292,27 @@ mod tests {
         assert!(meta.note.as_deref().is_some_and(|n| n.contains("不是可识别")), "{meta:?}");
     }
 
+    /// At start the thread catches up on photos the store holds without a
+    /// `.json` (arrived while the server was stopped); partial copies are
+    /// not photos.
+    #[test]
+    fn photos_held_before_the_start_are_read_at_the_start() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = dir.path().join("sync");
+        let bytes = b"\xff\xd8 held while stopped".to_vec();
+        let sha = sync_core::ids::sha256_hex(&bytes);
+        let original = field_client::blob_path(&store, &sha);
+        std::fs::create_dir_all(original.parent().unwrap()).unwrap();
+        std::fs::write(&original, &bytes).unwrap();
+        std::fs::create_dir_all(store.join("blobs/partial")).unwrap();
+        std::fs::write(store.join("blobs/partial").join("f".repeat(64)), b"half").unwrap();
+        let copies = Copies::at(dir.path());
+        drop(Deriver::start(store, copies.clone()).unwrap());
+        let meta = copies.meta(&sha.parse().unwrap()).expect("read at the start");
+        assert!(!meta.decodable, "{meta:?}");
+        assert!(copies.meta(&"f".repeat(64).parse().unwrap()).is_none(), "a partial copy is no photo");
+    }
+
     /// A JPEG whose EXIF says when and where it was taken, as a tablet's
     /// camera writes it.
     #[test]

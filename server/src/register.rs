@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
@@ -148,6 +149,67 @@ impl From<rusqlite::Error> for HqError {
     fn from(error: rusqlite::Error) -> Self {
         HqError::Storage(error.into())
     }
+}
+
+/// How one device's sync session ended.
+struct Ended {
+    device: DevicePublicKey,
+    at: i64,
+    error: Option<String>,
+}
+
+/// Where sync sessions' ends are recorded: a thread with its own
+/// connection to `hq.db` writes them, each batch in one transaction, so a
+/// session's end never waits for the write nor takes the register's lock
+/// (which every session's start takes). Dropping the last handle lets the
+/// thread write what waits, then stop.
+#[derive(Clone)]
+pub(crate) struct SessionLog {
+    queue: mpsc::Sender<Ended>,
+}
+
+impl SessionLog {
+    /// Starts the writer on `<data>/hq.db` (opened by [`Hq::open`] first).
+    pub(crate) fn start(data: &Path) -> Result<Self> {
+        let mut db = Connection::open(data.join("hq.db")).context("无法打开总部数据库")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.busy_timeout(std::time::Duration::from_secs(30))?;
+        let (queue, ended) = mpsc::channel::<Ended>();
+        std::thread::Builder::new()
+            .name("device-sessions".into())
+            .spawn(move || {
+                while let Ok(first) = ended.recv() {
+                    let batch: Vec<Ended> = std::iter::once(first).chain(ended.try_iter()).collect();
+                    if let Err(error) = record(&mut db, &batch) {
+                        tracing::error!(%error, "device sessions not recorded");
+                    }
+                }
+            })
+            .context("无法启动设备同步记录线程")?;
+        Ok(SessionLog { queue })
+    }
+
+    /// A session of `device` ended at `at`, well or with `error`.
+    pub(crate) fn ended(&self, device: DevicePublicKey, at: i64, error: Option<String>) {
+        let _ = self.queue.send(Ended { device, at, error });
+    }
+}
+
+fn record(db: &mut Connection, batch: &[Ended]) -> rusqlite::Result<()> {
+    let tx = db.transaction()?;
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO device_sessions (device, last_at, last_error, sessions, failures)
+             VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (device) DO UPDATE SET last_at = ?2, last_error = ?3, sessions = sessions + 1,
+                 failures = failures + ?4",
+        )?;
+        for e in batch {
+            let key = e.device.to_bytes().to_vec();
+            upsert.execute(rusqlite::params![key, e.at, e.error, i64::from(e.error.is_some())])?;
+        }
+    }
+    tx.commit()
 }
 
 /// A device HQ looks after: its newest credential and its sessions.
@@ -367,19 +429,6 @@ impl Hq {
             entries.push(Entry { credential, issued_at, revoked });
         }
         Ok(entries)
-    }
-
-    /// Records that a sync session of `device` ended at `at`, well or with
-    /// `error`.
-    pub(crate) fn record_session(&self, device: &DevicePublicKey, at: i64, error: Option<&str>) -> Result<()> {
-        self.db.execute(
-            "INSERT INTO device_sessions (device, last_at, last_error, sessions, failures)
-             VALUES (?1, ?2, ?3, 1, ?4)
-             ON CONFLICT (device) DO UPDATE SET last_at = ?2, last_error = ?3, sessions = sessions + 1,
-                 failures = failures + ?4",
-            rusqlite::params![device.to_bytes().to_vec(), at, error, i64::from(error.is_some())],
-        )?;
-        Ok(())
     }
 
     /// Every device HQ issued a credential to, by its newest credential,

@@ -18,7 +18,7 @@ use sync_core::sync::replica::Local;
 use sync_core::sync::session::SessionConfig;
 
 use crate::metrics::Metrics;
-use crate::register::Hq;
+use crate::register::{Hq, SessionLog};
 
 /// Sessions served at once; further devices wait, connected, for a turn.
 /// A station's fifty tablets are served together: at 32 they went in two
@@ -39,6 +39,7 @@ pub(crate) async fn serve<R>(
     credential: SignedCredential,
     hq: DevicePublicKey,
     metrics: Arc<Metrics>,
+    log: SessionLog,
 ) where
     R: Local + PhotoSide + Clone + Send + Sync + 'static,
 {
@@ -49,6 +50,7 @@ pub(crate) async fn serve<R>(
         let credential = credential.clone();
         let register = register.clone();
         let metrics = metrics.clone();
+        let log = log.clone();
         tokio::spawn(async move {
             let Ok(connection) = incoming.await else { return };
             let Ok(_turn) = turns.acquire_owned().await else { return };
@@ -56,8 +58,7 @@ pub(crate) async fn serve<R>(
             let counted = connection.clone();
             let peer = field_client::net::peer_key(&connection);
             // The register's SQLite calls stay off the async workers.
-            let reading = register.clone();
-            let read = move || reading.lock().unwrap_or_else(PoisonError::into_inner).revocations();
+            let read = move || register.lock().unwrap_or_else(PoisonError::into_inner).revocations();
             let revocations = match tokio::task::spawn_blocking(read).await {
                 Ok(Ok(list)) => list,
                 // Without the list a revoked device could pass: refused.
@@ -85,13 +86,7 @@ pub(crate) async fn serve<R>(
             };
             // For HQ staff: when each device last synced, and how.
             if let Some(peer) = peer {
-                let record = move || {
-                    let hq = register.lock().unwrap_or_else(PoisonError::into_inner);
-                    hq.record_session(&peer, field_client::now_ms(), error.as_deref())
-                };
-                if let Ok(Err(error)) = tokio::task::spawn_blocking(record).await {
-                    tracing::error!(%error, "a device's session was not recorded");
-                }
+                log.ended(peer, field_client::now_ms(), error);
             }
         });
     }

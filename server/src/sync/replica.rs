@@ -44,6 +44,8 @@ pub(crate) struct HqReplica {
     pub(super) deciding: Arc<tokio::sync::Mutex<()>>,
     /// Told of each photo once it is held, verified (HQ's photo copies).
     photo_arrived: Option<PhotoArrived>,
+    /// The store's directory, for readers with connections of their own.
+    home: std::path::PathBuf,
 }
 
 /// Told of each photo HQ now holds, verified.
@@ -108,11 +110,12 @@ impl HqReplica {
     /// Shares `store`, whose receipts `key` signs; `durable` hears of each
     /// write of synced changes once it is durable.
     pub(crate) fn new(store: Store, key: DeviceKey, durable: Durably) -> Result<Self, StoreError> {
+        let home = store.home().to_path_buf();
         let tail = store.receipt_tail()?;
         let aside = store.undecided_docs()?.into_iter().collect();
         let hq = Hq { store, key, tail, writes: 0, aside, in_flight: BTreeMap::new() };
         let deciding = Arc::new(tokio::sync::Mutex::new(()));
-        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None, deciding, photo_arrived: None })
+        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None, deciding, photo_arrived: None, home })
     }
 
     /// A replica in a fresh store at `dir` signing with `seed`, heard by no
@@ -215,18 +218,33 @@ impl HqReplica {
     }
 }
 
-/// The read model reads documents from HQ's store as copies taken under
-/// the lock, read outside it.
+/// The read model reads documents from HQ's store without making sessions
+/// wait: a document in memory is copied under the lock (cheap), one that
+/// is not is read from disk on a connection of the reader's own, outside
+/// it (loading it into the store under the lock would hold every session
+/// for the load).
 impl crate::read::Source for HqReplica {
     fn typed(&self, doc: &DocId) -> Option<(Typed, Vec<ChangeHash>)> {
-        let copy = self.with_doc(doc, |s| s.held_copy(doc))?;
+        let copy = self.copy_for_reading(doc)?;
         let typed = sync_core::validate::document(doc, &copy).ok()?.typed;
         Some((typed, copy.get_heads()))
     }
 
     fn conflicts(&self, doc: &DocId) -> Vec<Conflict> {
-        let copy = self.with_doc(doc, |s| s.held_copy(doc));
+        let copy = self.copy_for_reading(doc);
         copy.and_then(|copy| sync_core::doc::conflicts::conflicts(&copy).ok()).unwrap_or_default()
+    }
+}
+
+impl HqReplica {
+    fn copy_for_reading(&self, doc: &DocId) -> Option<Automerge> {
+        if let Some(copy) = self.with(|hq| hq.store.held_copy(doc)) {
+            return Some(copy);
+        }
+        field_client::stored_document(&self.home, doc).unwrap_or_else(|error| {
+            tracing::error!(%doc, %error, "stored document does not read");
+            None
+        })
     }
 }
 
