@@ -142,6 +142,19 @@ pub(crate) async fn progress(
     }
 }
 
+/// Answers `question` about campaign `id` from the read model: 400 for a
+/// bad id, 404 if HQ holds no such campaign.
+async fn per_campaign<T: Send + 'static>(
+    state: &ApiState,
+    id: &str,
+    question: fn(&rusqlite::Connection, &str) -> anyhow::Result<Option<T>>,
+) -> Result<T, ApiError> {
+    let id = campaign_id(id)?;
+    let campaign = id.clone();
+    let answer = read(state, move |conn| question(conn, campaign.as_str())).await?;
+    answer.ok_or_else(|| ApiError::NotFound(format!("总部没有检查活动 {id}")))
+}
+
 /// A campaign's 四不放过 reviews.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Reviews {
@@ -170,12 +183,7 @@ pub(crate) async fn reviews(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Reviews>, ApiError> {
-    let id = campaign_id(&id)?;
-    let campaign = id.clone();
-    match read(&state, move |conn| query::reviews(conn, &campaign)).await? {
-        Some(reviews) => Ok(Json(Reviews { reviews })),
-        None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
-    }
+    Ok(Json(Reviews { reviews: per_campaign(&state, &id, query::reviews).await? }))
 }
 
 /// A campaign's document checks.
@@ -205,12 +213,7 @@ pub(crate) async fn document_checks(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentChecks>, ApiError> {
-    let id = campaign_id(&id)?;
-    let campaign = id.clone();
-    match read(&state, move |conn| query::document_checks(conn, &campaign)).await? {
-        Some(checks) => Ok(Json(DocumentChecks { checks })),
-        None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
-    }
+    Ok(Json(DocumentChecks { checks: per_campaign(&state, &id, query::document_checks).await? }))
 }
 
 /// A campaign's conflicts needing review.
@@ -242,12 +245,7 @@ pub(crate) async fn conflicts(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Conflicts>, ApiError> {
-    let id = campaign_id(&id)?;
-    let campaign = id.clone();
-    match read(&state, move |conn| query::conflicts(conn, &campaign)).await? {
-        Some(conflicts) => Ok(Json(Conflicts { conflicts })),
-        None => Err(ApiError::NotFound(format!("总部没有检查活动 {id}"))),
-    }
+    Ok(Json(Conflicts { conflicts: per_campaign(&state, &id, query::conflicts).await? }))
 }
 
 /// A campaign's hazard register, as a file.
