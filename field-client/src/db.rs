@@ -612,8 +612,12 @@ pub(crate) fn stored_at(home: &Path, doc: &str) -> Result<Option<StoredDoc>, Sto
 }
 
 /// Lists the quarantine of the store in `home`, read-only, so it works
-/// while the store is open elsewhere (HQ's running server).
+/// while the store is open elsewhere (HQ's running server); none while the
+/// store is not made yet.
 pub fn quarantined(home: &Path) -> Result<Vec<Quarantined>, StoreError> {
+    if !home.join("store.db").exists() {
+        return Ok(Vec::new());
+    }
     let conn = Connection::open_with_flags(home.join("store.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut stmt = conn.prepare(&format!("{QUARANTINE_ROW} ORDER BY id"))?;
     let rows = stmt.query_map([], quarantine_row)?;

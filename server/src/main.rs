@@ -254,7 +254,7 @@ fn export_register(data: &std::path::Path, args: ExportArgs) -> Result<()> {
 /// `quarantine list`: HQ's quarantine, read-only (the server may be running).
 fn list_quarantine(data: &std::path::Path) -> Result<()> {
     let store = data.join("sync");
-    let rows = if store.join("store.db").exists() { field_client::quarantined(&store)? } else { Vec::new() };
+    let rows = field_client::quarantined(&store)?;
     if rows.is_empty() {
         println!("没有被隔离的修改。");
     }

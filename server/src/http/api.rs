@@ -72,10 +72,22 @@ impl ApiState {
         f: impl FnOnce(&mut Hq) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let hq = self.hq.clone();
-        tokio::task::spawn_blocking(move || f(&mut hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("admin API task failed: {e}")))?
+        blocking(move || f(&mut hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner))).await
     }
+
+    /// HQ's quarantine as listed, read on the blocking pool.
+    pub(crate) async fn quarantine(&self) -> Result<Vec<field_client::Quarantined>, ApiError> {
+        let store = self.photos.clone();
+        blocking(move || field_client::quarantined(&store).map_err(|e| ApiError::Internal(e.into()))).await
+    }
+}
+
+/// Runs `f` on the blocking pool: file and SQLite reads stay off the async
+/// workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(anyhow::anyhow!("request task failed: {e}")))?
 }
 
 /// The admin API's routes, with a body size limit.
@@ -550,14 +562,7 @@ pub(crate) struct Devices {
 )]
 pub(crate) async fn devices(_: Admin, State(state): State<ApiState>) -> Result<Json<Devices>, ApiError> {
     let found = state.with_hq(|hq| Ok(hq.devices()?)).await?;
-    let store = state.photos.clone();
-    let kept = tokio::task::spawn_blocking(move || match store.join("store.db").exists() {
-        true => field_client::quarantined(&store),
-        false => Ok(Vec::new()),
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("device listing failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let kept = state.quarantine().await?;
     let now = field_client::now_ms();
     let devices = found
         .iter()

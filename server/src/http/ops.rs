@@ -47,14 +47,7 @@ pub(crate) async fn metrics(_: Admin, state: State<ApiState>) -> Result<impl Int
 }
 
 async fn exposition(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
-    let store = state.photos.clone();
-    let undecided = tokio::task::spawn_blocking(move || match store.join("store.db").exists() {
-        true => field_client::quarantined(&store).map(|rows| rows.iter().filter(|q| q.decision.is_none()).count()),
-        false => Ok(0),
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("metrics failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let undecided = state.quarantine().await?.iter().filter(|q| q.decision.is_none()).count();
     let body = state.metrics.encode(undecided);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body))
 }

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sync_core::ids::PhotoId;
 
-use super::api::{Admin, ApiError, ApiState, ErrorBody};
+use super::api::{Admin, ApiError, ApiState, ErrorBody, blocking};
 use crate::photos::{PhotoMeta, Size};
 
 pub(crate) fn router(state: ApiState) -> Router {
@@ -80,9 +80,7 @@ pub(crate) async fn photo(
             (Err(_), None) => Err(ApiError::NotFound("缩略图尚未生成，请稍后再试".into())),
         }
     };
-    let bytes = tokio::task::spawn_blocking(read)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("photo read failed: {e}")))??;
+    let bytes = blocking(read).await?;
     let kind = match image::guess_format(&bytes) {
         Ok(image::ImageFormat::Jpeg) => "image/jpeg",
         Ok(image::ImageFormat::Png) => "image/png",
@@ -115,8 +113,6 @@ pub(crate) async fn meta(
 ) -> Result<Json<PhotoMeta>, ApiError> {
     let photo = photo_id(&sha)?;
     let copies = state.copies.clone();
-    let meta = tokio::task::spawn_blocking(move || copies.meta(&photo))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("photo read failed: {e}")))?;
+    let meta = blocking(move || Ok(copies.meta(&photo))).await?;
     meta.map(Json).ok_or_else(|| ApiError::NotFound(format!("总部尚未读取照片 {photo}（未收到，或稍后再试）")))
 }

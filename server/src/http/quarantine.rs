@@ -75,14 +75,7 @@ pub(crate) struct DecisionView {
     security(("admin_token" = []))
 )]
 pub(crate) async fn list(_: Admin, State(state): State<ApiState>) -> Result<Json<Quarantine>, ApiError> {
-    let store = state.photos.clone();
-    let rows = tokio::task::spawn_blocking(move || match store.join("store.db").exists() {
-        true => field_client::quarantined(&store),
-        false => Ok(Vec::new()),
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("quarantine listing failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let rows = state.quarantine().await?;
     let entries = rows
         .into_iter()
         .map(|q| Entry {

@@ -47,10 +47,7 @@ async fn read<T: Send + 'static>(
     f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let read = state.read.clone();
-    tokio::task::spawn_blocking(move || f(&read.reader()?))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("read model query failed: {e}")))?
-        .map_err(ApiError::Internal)
+    super::api::blocking(move || read.reader().and_then(|conn| f(&conn)).map_err(ApiError::Internal)).await
 }
 
 /// Every campaign.
@@ -457,8 +454,6 @@ pub(crate) async fn hazard(
         let meta = |sha: &String| Some((sha.clone(), copies.meta(&sha.parse().ok()?)?));
         photos.iter().filter_map(meta).collect()
     };
-    let meta = tokio::task::spawn_blocking(read_meta)
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("photo read failed: {e}")))?;
+    let meta = super::api::blocking(move || Ok(read_meta())).await?;
     Ok(Json(hazard.with_photo_meta(meta)))
 }
