@@ -611,6 +611,19 @@ pub(crate) fn stored_at(home: &Path, doc: &str) -> Result<Option<StoredDoc>, Sto
     stored_doc(&tx, doc)
 }
 
+/// An actor's proof as stored beside its signatures: (device key, store nonce).
+pub(crate) type ProofRow = (Vec<u8>, Vec<u8>);
+
+/// The distinct proofs of the actors that signed changes of `doc` in the
+/// store in `home`, read-only like [`stored_at`].
+pub(crate) fn signers_at(home: &Path, doc: &str) -> Result<Vec<ProofRow>, StoreError> {
+    let conn = Connection::open_with_flags(home.join("store.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mut stmt = conn.prepare("SELECT DISTINCT key, nonce FROM evidence WHERE doc_id = ?1")?;
+    let rows = stmt.query_map([doc], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Lists the quarantine of the store in `home`, read-only, so it works
 /// while the store is open elsewhere (HQ's running server); none while the
 /// store is not made yet.

@@ -969,6 +969,14 @@ pub fn stored_document(home: &Path, id: &DocId) -> Result<Option<Automerge>, Sto
     crate::db::stored_at(home, id.as_str())?.map(|stored| rebuilt(id, stored)).transpose()
 }
 
+/// Who signed changes of document `id` in the store in `home`: the proofs
+/// binding each author's actor to its device key, read from the signature
+/// evidence on a read-only connection of its own (like [`stored_document`]).
+pub fn stored_signers(home: &Path, id: &DocId) -> Result<Vec<ActorProof>, StoreError> {
+    let rows = crate::db::signers_at(home, id.as_str())?;
+    rows.into_iter().map(|(key, nonce)| proof(&key, nonce)).collect()
+}
+
 fn replay(mut doc: Automerge, rows: Vec<Vec<u8>>) -> Result<Automerge, String> {
     // Nothing applied yet (not even changes queued for missing
     // dependencies): a whole document can simply be loaded.
@@ -1004,14 +1012,16 @@ pub(crate) fn evidence_write(id: &DocId, sig: &HeadSignature) -> Write {
 }
 
 pub(crate) fn evidence_of(head: ChangeHash, row: crate::db::EvidenceRow) -> Result<HeadSignature, StoreError> {
+    let signature = row.sig.try_into().map_err(|_| StoreError::Corrupt("签名证据格式错误".into()))?;
+    Ok(HeadSignature { actor: proof(&row.key, row.nonce)?, head, signature })
+}
+
+/// An actor's proof as stored beside a signature.
+fn proof(key: &[u8], nonce: Vec<u8>) -> Result<ActorProof, StoreError> {
     let corrupt = || StoreError::Corrupt("签名证据格式错误".into());
-    Ok(HeadSignature {
-        actor: ActorProof {
-            key: DevicePublicKey::from_bytes(&row.key).map_err(|_| corrupt())?,
-            nonce: StoreNonce(row.nonce.try_into().map_err(|_| corrupt())?),
-        },
-        head,
-        signature: row.sig.try_into().map_err(|_| corrupt())?,
+    Ok(ActorProof {
+        key: DevicePublicKey::from_bytes(key).map_err(|_| corrupt())?,
+        nonce: StoreNonce(nonce.try_into().map_err(|_| corrupt())?),
     })
 }
 

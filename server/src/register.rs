@@ -15,7 +15,7 @@
 //! The admin API's bearer token lives in `<data>/admin.token` (owner-only);
 //! `hq.db` keeps only its SHA-256.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -587,6 +587,29 @@ impl Hq {
 /// Where the admin token is kept.
 pub(crate) fn admin_token_path(data: &Path) -> PathBuf {
     data.join(ADMIN_TOKEN_FILE)
+}
+
+/// The name on each device's newest credential, by device key, read from
+/// the register under `data` on a read-only connection of its own (the
+/// read model names who signed each change); none before the register
+/// exists.
+pub(crate) fn holders_at(data: &Path) -> Result<HashMap<[u8; 32], String>> {
+    let path = data.join("hq.db");
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    db.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mut statement = db.prepare("SELECT device, name FROM credentials ORDER BY serial")?;
+    let rows = statement.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+    let mut names = HashMap::new();
+    for row in rows {
+        let (device, name) = row?;
+        if let Ok(device) = <[u8; 32]>::try_from(device) {
+            names.insert(device, name);
+        }
+    }
+    Ok(names)
 }
 
 fn token_hash(token: &str) -> Vec<u8> {

@@ -82,8 +82,10 @@ fn is_chinese(message: &Value) -> bool {
 fn tables(data: &Path) -> Vec<Vec<String>> {
     let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
     let mut out = Vec::new();
-    for table in ["campaigns", "enterprises", "hazards", "reviews", "document_checks", "conflicts", "projected"] {
-        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).unwrap();
+    let all =
+        ["campaigns", "enterprises", "hazards", "reviews", "document_checks", "conflicts", "history", "projected"];
+    for table in all {
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
         let columns = statement.column_count();
         let rows = statement
             .query_map([], |r| {
@@ -92,7 +94,10 @@ fn tables(data: &Path) -> Vec<Vec<String>> {
                     .collect::<Result<Vec<_>, _>>()
             })
             .unwrap();
-        out.extend(rows.map(Result::unwrap));
+        let mut rows: Vec<Vec<String>> = rows.map(Result::unwrap).collect();
+        rows.sort();
+        out.push(vec![table.to_owned()]);
+        out.extend(rows);
     }
     out
 }
@@ -322,6 +327,24 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     let (status, _) = http.get(&format!("/api/v1/campaigns/cmp-{}/conflicts", "0".repeat(32))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Its history, from the signed change log: who signed each change,
+    // with which device, when, and which fields it wrote.
+    let (_, detail) = http.get(&format!("/api/v1/hazards/{}", ids[2])).await;
+    let history = detail["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3, "recorded, then one change by each: {detail}");
+    let made = &history[0];
+    assert_eq!((made["created"].as_bool(), made["author"].as_str()), (Some(true), Some("张三")), "{made}");
+    assert_eq!(made["device"].as_str(), Some(tablet.public_key().to_string().as_str()));
+    assert!(made["at"].as_str().is_some_and(|at| at.ends_with('Z')), "{made}");
+    let mut authors: Vec<&str> = history[1..].iter().map(|h| h["author"].as_str().unwrap()).collect();
+    authors.sort();
+    assert_eq!(authors, ["张三", "李四"]);
+    for change in &history[1..] {
+        assert_eq!(change["created"], false);
+        assert_eq!(change["fields"], serde_json::json!(["major_hazard_criterion", "text"]), "{change}");
+        assert_eq!(change["labels"], serde_json::json!(["重大隐患判定条款", "隐患部位"]), "{change}");
+    }
+
     // A photo that is no image is kept as evidence, and says so.
     let receipted = Instant::now();
     let detail = loop {
@@ -486,29 +509,44 @@ impl Rng {
     }
 }
 
-/// The hazard columns the comparison reads, per (dossier, hazard).
-type Rows = std::collections::BTreeMap<(String, String), (String, String, String, bool)>;
+/// The hazard columns the comparison reads, per (dossier, hazard), and the
+/// hazard's history: (change, created, fields JSON).
+type Rows = (
+    std::collections::BTreeMap<(String, String), (String, String, String, bool)>,
+    std::collections::BTreeSet<(String, String, String, bool, String)>,
+);
 
 /// What the read model holds.
 fn projected(data: &Path) -> Rows {
     let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
     let mut statement = conn.prepare("SELECT dossier_id, id, title, owner, status, deleted FROM hazards").unwrap();
-    statement
+    let hazards = statement
         .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))))
         .unwrap()
         .map(Result::unwrap)
-        .collect()
+        .collect();
+    let mut statement = conn.prepare("SELECT dossier_id, hazard_id, change, created, fields FROM history").unwrap();
+    let history = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (hazards, history)
 }
 
 /// What the merged documents say, as a replica holding all of them reads them.
 fn merged(store: &mut Store) -> Rows {
-    let mut rows = Rows::new();
+    let mut rows = Rows::default();
     for id in store.doc_ids(sync_core::ids::DocKind::EnterpriseDossier).unwrap() {
         for (hazard, h) in store.dossier(&id).unwrap().hazards {
             let state = sync_core::rectification::Loop::of(&h.rectification).state;
             let owner = state.plan.map(|p| p.owner).unwrap_or_default();
             let value = (h.title, owner, state.status.as_str().to_owned(), h.deleted);
-            rows.insert((id.to_string(), hazard), value);
+            rows.0.insert((id.to_string(), hazard), value);
+        }
+        for c in sync_core::doc::history::hazard_changes(store.document(&id).unwrap(), &[]) {
+            let fields = serde_json::to_string(&c.fields).unwrap();
+            rows.1.insert((id.to_string(), c.hazard, c.hash.to_string(), c.created, fields));
         }
     }
     rows
@@ -517,7 +555,8 @@ fn merged(store: &mut Store) -> Rows {
 /// Three inspectors add, edit and delete findings on two sites offline and
 /// sync with HQ in random order, for several seeds: HQ's read model always
 /// ends equal to the merged documents, as an analyst who pulls them all
-/// reads them.
+/// reads them (the hazards and each one's history), and `reindex` rebuilds
+/// the same tables.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_model_equals_the_merged_documents() {
     for seed in 1..=4u64 {
@@ -596,7 +635,7 @@ async fn the_read_model_equals_the_merged_documents() {
         enroll_as(&data, &analyst, "hq", &server.addr.to_string());
         analyst.sync_with_hq(Some(server.addr)).await.unwrap();
         let expected = merged(&mut analyst);
-        assert!(!expected.is_empty());
+        assert!(!expected.0.is_empty() && expected.1.len() > expected.0.len());
         let started = Instant::now();
         while projected(&data) != expected {
             assert!(
@@ -605,7 +644,20 @@ async fn the_read_model_equals_the_merged_documents() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        drop(server);
+        // Every change is signed by one of the three, and named so.
+        let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
+        let unnamed: i64 = conn
+            .query_row("SELECT COUNT(*) FROM history WHERE author NOT LIKE '检查员_' OR device IS NULL", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(unnamed, 0, "seed {seed}");
+        // A rebuild from the stored documents gives the same tables.
+        let incremental = tables(&data);
+        assert_eq!(server.terminate().code(), Some(0));
+        let rebuilt = server_command(&data, &["reindex"]);
+        assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+        assert_eq!(tables(&data), incremental, "seed {seed}: reindex differs from the incremental tables");
     }
 }
 

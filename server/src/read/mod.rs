@@ -12,6 +12,10 @@
 //!   projector reads those documents again when it gets to them.
 //! - Queries ([`query`]) open their own read-only connection (WAL) and
 //!   never take the sync sessions' lock.
+//! - Each hazard's history, change by change (who signed it, with which
+//!   device, when, which fields), is read from the document's change log
+//!   ([`sync_core::doc::history`]) as it grows: only changes after the heads
+//!   projected last.
 //! - Rebuildable: [`ReadModel::rebuild`] projects every stored document
 //!   again (`fieldsync-server reindex`, and at start when the file is new or
 //!   of another layout). Each document's projected heads are kept beside
@@ -30,14 +34,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use rusqlite::{Connection, OptionalExtension};
-use sync_core::automerge::ChangeHash;
+use sync_core::automerge::{ActorId, Automerge, ChangeHash};
 use sync_core::doc::conflicts::{self, Conflict};
+use sync_core::doc::history::{self, HazardChange};
+use sync_core::identity::ActorProof;
 use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::replica::Replica as _;
 use sync_core::validate::{self, Typed};
 
 /// The layout of the tables; another value rebuilds them.
-const VERSION: i64 = 4;
+const VERSION: i64 = 5;
 
 /// At most this many documents wait with their records; further ones wait
 /// as ids (a dossier of 50 findings is about 100 KB as records).
@@ -48,8 +54,11 @@ pub(crate) trait Source: Send + Sync {
     /// A document HQ holds as typed records, with its heads (for one that
     /// waited as an id).
     fn typed(&self, doc: &DocId) -> Option<(Typed, Vec<ChangeHash>)>;
-    /// A dossier's fields holding concurrent values, as HQ holds it now.
-    fn conflicts(&self, doc: &DocId) -> Vec<Conflict>;
+    /// A dossier as HQ holds it now: its conflicts and history are read
+    /// from it.
+    fn document(&self, doc: &DocId) -> Option<Automerge>;
+    /// Who signed changes of `doc`: each author's actor bound to its key.
+    fn signers(&self, doc: &DocId) -> Vec<ActorProof>;
 }
 
 /// A document to project: as typed records, at these heads.
@@ -93,6 +102,10 @@ CREATE TABLE conflicts (
     critical INTEGER NOT NULL, vals TEXT NOT NULL, message TEXT NOT NULL,
     PRIMARY KEY (dossier_id, n));
 CREATE INDEX conflicts_by_campaign ON conflicts (campaign_id, critical, enterprise_code);
+CREATE TABLE history (
+    dossier_id TEXT NOT NULL, hazard_id TEXT NOT NULL, change TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    device TEXT, author TEXT, created INTEGER NOT NULL, fields TEXT NOT NULL,
+    PRIMARY KEY (dossier_id, hazard_id, change));
 CREATE TABLE projected (doc_id TEXT PRIMARY KEY, heads BLOB NOT NULL);
 ";
 
@@ -141,6 +154,7 @@ impl ReadModel {
     /// they must be [rebuilt](Self::rebuild) from the store.
     pub(crate) fn open(data: &Path) -> Result<(Self, bool)> {
         let path = data.join("read.db");
+        let data = data.to_path_buf();
         let mut conn = Connection::open(&path).with_context(|| format!("无法打开读模型 {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // Rebuildable from the store: a commit lost to a crash is made
@@ -155,7 +169,7 @@ impl ReadModel {
             tx.execute_batch(
                 "DROP TABLE IF EXISTS hazards; DROP TABLE IF EXISTS enterprises; DROP TABLE IF EXISTS campaigns;
                  DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS document_checks; DROP TABLE IF EXISTS conflicts;
-                 DROP TABLE IF EXISTS projected;",
+                 DROP TABLE IF EXISTS history; DROP TABLE IF EXISTS projected;",
             )?;
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", VERSION)?;
@@ -165,7 +179,7 @@ impl ReadModel {
         let worker = queue.clone();
         let projector = std::thread::Builder::new()
             .name("read-model".into())
-            .spawn(move || project_while_running(conn, &worker))
+            .spawn(move || project_while_running(conn, &worker, &data))
             .context("无法启动读模型线程")?;
         Ok((Self { path, queue, projector: Some(projector) }, fresh))
     }
@@ -206,27 +220,27 @@ impl ReadModel {
         if all {
             tx.execute_batch(
                 "DELETE FROM hazards; DELETE FROM enterprises; DELETE FROM campaigns; DELETE FROM reviews;
-                 DELETE FROM document_checks; DELETE FROM conflicts; DELETE FROM projected;",
+                 DELETE FROM document_checks; DELETE FROM conflicts; DELETE FROM history; DELETE FROM projected;",
             )?;
         }
+        let names = crate::register::holders_at(self.data())?;
         let mut count = 0;
         for entry in store.catalog() {
             if !matches!(entry.id.kind(), DocKind::Campaign | DocKind::EnterpriseDossier) {
                 continue;
             }
-            let projected: Option<Vec<u8>> = tx
-                .query_row("SELECT heads FROM projected WHERE doc_id = ?1", [entry.id.as_str()], |r| r.get(0))
-                .optional()?;
-            if projected.as_deref() == Some(heads_bytes(&entry.heads).as_slice()) {
+            let since = projected_heads(&tx, &entry.id)?;
+            if heads_bytes(&since) == heads_bytes(&entry.heads) {
                 continue;
             }
+            let signers = field_client::stored_signers(store.home(), &entry.id)?;
             let doc = store.document(&entry.id)?;
             let typed = validate::document(&entry.id, doc).with_context(|| format!("文档 {}", entry.id))?.typed;
-            let conflicts = match &typed {
-                Typed::Dossier(_) => conflicts::conflicts(doc).unwrap_or_default(),
-                _ => Vec::new(),
+            let read = match &typed {
+                Typed::Dossier(_) => Read::of(doc, &since, signers, &names),
+                _ => Read::default(),
             };
-            project::document(&tx, &typed, &conflicts)?;
+            project::document(&tx, &typed, &read)?;
             project::heads(&tx, &entry.id, &heads_bytes(&doc.get_heads()))?;
             count += 1;
         }
@@ -242,6 +256,11 @@ impl ReadModel {
     /// How many documents wait to be projected now.
     pub(crate) fn waiting(&self) -> usize {
         self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).docs.len()
+    }
+
+    /// The data directory the read model lives in.
+    fn data(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// A read-only connection for one query.
@@ -297,10 +316,51 @@ impl Waiting {
     }
 }
 
+/// What a dossier's rows need beyond its records, read from the document
+/// as HQ holds it: its conflicts, and its hazards' changes after the heads
+/// projected last with who signed each.
+#[derive(Default)]
+pub(super) struct Read {
+    pub(super) conflicts: Vec<Conflict>,
+    pub(super) changes: Vec<HazardChange>,
+    /// Each author's device key (hex) and the name HQ issued it a
+    /// credential under.
+    pub(super) signers: HashMap<ActorId, (String, Option<String>)>,
+}
+
+impl Read {
+    fn of(doc: &Automerge, since: &[ChangeHash], signers: Vec<ActorProof>, names: &Names) -> Self {
+        let signers = signers
+            .into_iter()
+            .map(|proof| {
+                let name = names.get(&proof.key.to_bytes()).cloned();
+                (proof.actor_id(), (proof.key.to_string(), name))
+            })
+            .collect();
+        Read {
+            conflicts: conflicts::conflicts(doc).unwrap_or_default(),
+            changes: history::hazard_changes(doc, since),
+            signers,
+        }
+    }
+}
+
+/// The name on each device's credential, by key.
+type Names = HashMap<[u8; 32], String>;
+
+/// The heads document `id` was projected at last (none if never).
+fn projected_heads(conn: &Connection, id: &DocId) -> Result<Vec<ChangeHash>> {
+    let bytes: Option<Vec<u8>> =
+        conn.query_row("SELECT heads FROM projected WHERE doc_id = ?1", [id.as_str()], |r| r.get(0)).optional()?;
+    let bytes = bytes.unwrap_or_default();
+    Ok(bytes.chunks_exact(32).filter_map(|h| ChangeHash::try_from(h).ok()).collect())
+}
+
 /// Projects `docs` in one transaction; a document that does not project
 /// (logged) leaves its rows as they were and the others go in.
-fn apply(conn: &mut Connection, docs: HashMap<DocId, Waits>, queue: &Queue) -> Result<()> {
+fn apply(conn: &mut Connection, docs: HashMap<DocId, Waits>, queue: &Queue, data: &Path) -> Result<()> {
     let source = queue.source.get();
+    let names = crate::register::holders_at(data)?;
     let mut tx = conn.transaction()?;
     let mut waited = Vec::with_capacity(docs.len());
     for (id, (_, doc, since)) in docs {
@@ -309,12 +369,15 @@ fn apply(conn: &mut Connection, docs: HashMap<DocId, Waits>, queue: &Queue) -> R
             tracing::error!(%id, "document to project could not be read");
             continue;
         };
-        let conflicts = match (&doc, source) {
-            (Typed::Dossier(_), Some(source)) => source.conflicts(&id),
-            _ => Vec::new(),
+        let read = match (&doc, source) {
+            (Typed::Dossier(_), Some(source)) => match source.document(&id) {
+                Some(copy) => Read::of(&copy, &projected_heads(&tx, &id)?, source.signers(&id), &names),
+                None => Read::default(),
+            },
+            _ => Read::default(),
         };
         let savepoint = tx.savepoint()?;
-        let projected = project::document(&savepoint, &doc, &conflicts)
+        let projected = project::document(&savepoint, &doc, &read)
             .and_then(|()| project::heads(&savepoint, &id, &heads_bytes(&heads)));
         match projected {
             Ok(()) => savepoint.commit()?,
@@ -338,7 +401,7 @@ fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
 /// transaction, until stopped (what waits then is applied first). It runs
 /// at the lowest priority: in the end-of-day burst the cores go to the
 /// sessions first, and the read model catches up as they end.
-fn project_while_running(mut conn: Connection, queue: &Queue) {
+fn project_while_running(mut conn: Connection, queue: &Queue, data: &Path) {
     // Linux's nice value is per thread: this one only.
     #[cfg(target_os = "linux")]
     if let Err(error) = rustix::process::setpriority_process(None, 19) {
@@ -354,7 +417,7 @@ fn project_while_running(mut conn: Connection, queue: &Queue) {
             (std::mem::take(&mut waiting.docs), waiting.stop)
         };
         if !docs.is_empty()
-            && let Err(error) = apply(&mut conn, docs, queue)
+            && let Err(error) = apply(&mut conn, docs, queue, data)
         {
             tracing::error!(
                 error = format!("{error:#}"),

@@ -1,6 +1,8 @@
 //! One document's rows in the read model: a campaign's row and its
-//! enterprises, or a dossier's hazards, 四不放过 reviews and document checks. Projecting replaces every row the
-//! document had, so applying the newest version of a document is enough.
+//! enterprises, or a dossier's hazards, 四不放过 reviews, document checks
+//! and conflicts. Projecting replaces every row the document had, so
+//! applying the newest version of a document is enough; its hazards'
+//! history only grows (a change already there is left as it is).
 
 use std::collections::BTreeMap;
 
@@ -12,14 +14,17 @@ use sync_core::model::{Campaign, Dossier};
 use sync_core::rectification::{self, Loop};
 use sync_core::validate::Typed;
 
-/// Replaces the rows of `doc` with its current ones; a dossier's
-/// `conflicts` are its fields holding concurrent values. Briefings and
-/// checklists have none.
-pub(super) fn document(conn: &Connection, doc: &Typed, conflicts: &[Conflict]) -> Result<()> {
+use super::Read;
+
+/// Replaces the rows of `doc` with its current ones; for a dossier, `read`
+/// holds what is read from the document itself (conflicts, history).
+/// Briefings and checklists have none.
+pub(super) fn document(conn: &Connection, doc: &Typed, read: &Read) -> Result<()> {
     match doc {
         Typed::Campaign(campaign) => campaign_rows(conn, campaign),
         Typed::Dossier(dossier) => {
-            conflict_rows(conn, dossier, conflicts)?;
+            conflict_rows(conn, dossier, &read.conflicts)?;
+            history_rows(conn, dossier, read)?;
             dossier_rows(conn, dossier)
         }
         Typed::Briefing(_) | Typed::Checklist(_) => Ok(()),
@@ -100,6 +105,30 @@ fn conflict_rows(conn: &Connection, d: &Dossier, conflicts: &[Conflict]) -> Resu
             true,
             "[]",
             issue.message
+        ])?;
+    }
+    Ok(())
+}
+
+/// Adds the hazard changes `read` holds that are not there yet.
+fn history_rows(conn: &Connection, d: &Dossier, read: &Read) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO history (dossier_id, hazard_id, change, at_ms, device, author, created, fields)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let dossier_id = d.id.as_str();
+    for c in &read.changes {
+        let (device, author) = read.signers.get(&c.actor).map_or((None, None), |(d, n)| (Some(d), n.as_deref()));
+        let fields = serde_json::to_string(&c.fields)?;
+        insert.execute(params![
+            dossier_id,
+            c.hazard,
+            c.hash.to_string(),
+            c.at_ms,
+            device,
+            author,
+            c.created,
+            fields
         ])?;
     }
     Ok(())

@@ -275,6 +275,27 @@ pub(crate) struct HazardDetail {
     /// What HQ read from each of its photos (by SHA-256), once it has:
     /// copies at `/api/v1/photos/{sha}?size=thumb|screen`.
     photo_meta: std::collections::BTreeMap<String, crate::photos::PhotoMeta>,
+    /// Every signed change that touched it, in causal order.
+    history: Vec<HistoryEntry>,
+}
+
+/// One signed change of a hazard, from the document's change log.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct HistoryEntry {
+    /// The change's hash.
+    change: String,
+    /// When, by the signing device's clock (RFC 3339, UTC).
+    at: String,
+    /// The device that signed it (its key, hex).
+    device: Option<String>,
+    /// The name HQ issued that device's credential to.
+    author: Option<String>,
+    /// Whether this change recorded the hazard.
+    created: bool,
+    /// The fields it wrote, by key (`level`, `steps`, `photos`, …).
+    fields: Vec<String>,
+    /// The same in Chinese, without repeats.
+    labels: Vec<String>,
 }
 
 /// One rectification step, as its author's signed change recorded it.
@@ -338,7 +359,7 @@ impl HazardDetail {
             })
             .collect();
         let disputes = lp.disputes.iter().map(ToString::to_string).collect();
-        HazardDetail { hazard, steps, disputes, photo_meta: Default::default() }
+        HazardDetail { hazard, steps, disputes, photo_meta: Default::default(), history: Vec::new() }
     }
 
     /// Every photo it names: before, after, and in its steps.
@@ -489,7 +510,33 @@ pub(crate) fn hazard(conn: &Connection, id: &str) -> Result<Option<HazardDetail>
     );
     let found = conn.query_row(&sql, [id], |r| Ok((hazard_view(r)?, r.get::<_, String>(31)?))).optional()?;
     let Some((view, record)) = found else { return Ok(None) };
-    Ok(Some(HazardDetail::of(view, &serde_json::from_str(&record)?)))
+    let history = history(conn, &view.dossier_id, id)?;
+    Ok(Some(HazardDetail { history, ..HazardDetail::of(view, &serde_json::from_str(&record)?) }))
+}
+
+/// The signed changes of hazard `id` of dossier `dossier`, in the order
+/// they were projected (causal).
+fn history(conn: &Connection, dossier: &str, id: &str) -> Result<Vec<HistoryEntry>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT change, at_ms, device, author, created, fields FROM history
+         WHERE dossier_id = ?1 AND hazard_id = ?2 ORDER BY rowid",
+    )?;
+    let rows = statement.query_map([dossier, id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (change, at_ms, device, author, created, fields) = row?;
+        let fields: Vec<String> = serde_json::from_str(&fields)?;
+        let mut labels: Vec<String> = Vec::new();
+        for label in fields.iter().map(|f| sync_core::doc::conflicts::label(f)) {
+            if !labels.iter().any(|l| l == label) {
+                labels.push(label.to_owned());
+            }
+        }
+        out.push(HistoryEntry { change, at: sync_core::doc::rfc3339(at_ms), device, author, created, fields, labels });
+    }
+    Ok(out)
 }
 
 /// One of the four 四不放过 items of a review.

@@ -20,7 +20,7 @@ use field_client::{Blobs, PhotoSide, Store, StoreError, Synced};
 use serde_bytes::ByteBuf;
 use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::credential::SignedRevocations;
-use sync_core::doc::conflicts::Conflict;
+use sync_core::identity::ActorProof;
 use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocTag, PhotoId};
 use sync_core::sync::batch::{Arrived, Checked};
@@ -230,9 +230,15 @@ impl crate::read::Source for HqReplica {
         Some((typed, copy.get_heads()))
     }
 
-    fn conflicts(&self, doc: &DocId) -> Vec<Conflict> {
-        let copy = self.copy_for_reading(doc);
-        copy.and_then(|copy| sync_core::doc::conflicts::conflicts(&copy).ok()).unwrap_or_default()
+    fn document(&self, doc: &DocId) -> Option<Automerge> {
+        self.copy_for_reading(doc)
+    }
+
+    fn signers(&self, doc: &DocId) -> Vec<ActorProof> {
+        field_client::stored_signers(&self.home, doc).unwrap_or_else(|error| {
+            tracing::error!(%doc, %error, "signers of a stored document do not read");
+            Vec::new()
+        })
     }
 }
 

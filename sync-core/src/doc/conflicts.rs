@@ -58,7 +58,7 @@ fn is_critical(path: &[&str]) -> bool {
 }
 
 /// The Chinese name of a field key.
-fn label(key: &str) -> &'static str {
+pub fn label(key: &str) -> &'static str {
     match key {
         "level" => "隐患等级",
         "major_hazard_criterion" => "重大隐患判定条款",
@@ -84,6 +84,10 @@ fn label(key: &str) -> &'static str {
         "verified_at" => "复查时间",
         "verification_note" => "复查意见",
         "deleted" => "删除标记",
+        "photos" => "隐患照片",
+        "photos_after" => "整改后照片",
+        "steps" => "整改步骤",
+        "checklist_item" => "检查表条目",
         "evidence" => "证据",
         "note" => "备注",
         "accident_date" => "事故日期",

@@ -21,6 +21,7 @@ pub mod campaign;
 pub mod checklist;
 pub mod conflicts;
 pub mod dossier;
+pub mod history;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{
