@@ -121,7 +121,8 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     let records = [
         ("脚手架连墙件缺失%", HazardLevel::General, None, "2026-11-24T01:00:00Z"),
         ("临边无防护", HazardLevel::Major, Some(criterion), "2026-11-24T02:00:00Z"),
-        ("配电箱无门锁", HazardLevel::General, None, "2026-11-25T03:00:00Z"),
+        // 01:00 on the 25th in Beijing, the campaign's zone: found on the 25th.
+        ("配电箱无门锁", HazardLevel::General, None, "2026-11-24T17:00:00Z"),
     ];
     let mut ids = Vec::new();
     for (n, (title, level, criterion, found_at)) in records.into_iter().enumerate() {
@@ -157,7 +158,7 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     assert_eq!(http.ids(&listed).await, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
     assert_eq!(http.ids(&format!("{listed}&level=major")).await, [ids[1].clone()]);
     assert_eq!(http.ids(&format!("{listed}&level=%E9%87%8D%E5%A4%A7")).await, [ids[1].clone()], "重大");
-    assert_eq!(http.ids(&format!("{listed}&from=2026-11-25")).await, [ids[2].clone()]);
+    assert_eq!(http.ids(&format!("{listed}&from=2026-11-25")).await, [ids[2].clone()], "days of the campaign's zone");
     assert_eq!(http.ids(&format!("{listed}&to=2026-11-24")).await, [ids[1].clone(), ids[0].clone()]);
     assert_eq!(http.ids(&format!("{listed}&enterprise={CODE}&accident_type=09&status=open")).await.len(), 3);
     // `%` is a character like any other; SQL and HTML in text find nothing.
@@ -375,6 +376,13 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     }
     let (_, early) = http.get(&format!("/api/v1/campaigns/{campaign}/progress?as_of=2026-11-24")).await;
     assert_eq!(early["enterprises"][0]["hazards_found"], 1, "only what was found by the cut-off");
+    // The cut-off day ends at midnight in the campaign's zone.
+    assert_eq!(
+        (early["time_zone"].as_str(), early["as_of"].as_str()),
+        (Some("Asia/Shanghai"), Some("2026-11-24T15:59:59.999Z"))
+    );
+    let definition = early["definitions"]["hazards_found"].as_str().unwrap();
+    assert!(definition.contains("截至 2026-11-24 23:59（Asia/Shanghai）"), "{definition}");
     let (status, campaigns) = http.get("/api/v1/campaigns").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(campaigns["campaigns"][0]["hazards"], 2);

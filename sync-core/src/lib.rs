@@ -22,5 +22,6 @@ pub mod sync;
 pub mod text;
 pub mod validate;
 pub mod verify;
+pub mod zone;
 
 pub use automerge;

@@ -202,6 +202,10 @@ pub struct Campaign {
     /// End + 3 days: the briefing meeting must be held by then. Derived.
     #[serde(default)]
     pub briefing_deadline: String,
+    /// The time zone dates people read are shown in (an IANA name); empty:
+    /// [`crate::zone::DEFAULT`], Asia/Shanghai.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time_zone: String,
     /// Team members by member id.
     pub team: BTreeMap<String, TeamMember>,
     /// Inspected enterprises by credit code.

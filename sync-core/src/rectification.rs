@@ -25,6 +25,7 @@ use crate::model::{
     Rectification, RectificationMode, RectificationStatus, Step, StepKind, VerifyResult, calendar_date,
 };
 use crate::text::same_person;
+use crate::zone::Zone;
 
 /// Who records a step: the holder of this device's credential and its role
 /// (`inspector`, `enterprise`, …; `None` before enrollment).
@@ -454,21 +455,11 @@ pub fn photos_after(r: &Rectification) -> impl Iterator<Item = (&String, &String
     r.photos_after.iter().chain(reported)
 }
 
-/// The day (YYYY-MM-DD) of an RFC 3339 time in China Standard Time (UTC+8,
-/// no daylight saving), the day people there read.
-pub fn local_day(time: &str) -> Option<String> {
-    local(time).map(|t| t.date().to_string())
-}
-
-/// An RFC 3339 time as people there read it: `2026-12-07 09:04` (UTC+8);
-/// the stored text if it is not a time.
-pub fn local_minute(time: &str) -> String {
-    local(time).map_or_else(|| time.to_owned(), |t| t.strftime("%Y-%m-%d %H:%M").to_string())
-}
-
-fn local(time: &str) -> Option<jiff::civil::DateTime> {
-    let ts: jiff::Timestamp = time.parse().ok()?;
-    Some(jiff::tz::Offset::constant(8).to_datetime(ts))
+/// The day a hazard was found, as the loop's rules read it (a deadline is
+/// not before it): in China Standard Time, [`Zone`]'s default, since a
+/// dossier does not carry its campaign's zone.
+pub fn found_on(found_at: &str) -> Option<String> {
+    Zone::default().day(found_at)
 }
 
 /// The rectification rate (整改率) of some hazards by a cut-off, with its
@@ -628,8 +619,6 @@ mod tests {
         let err = take(&mut doc, "张三", Step { deadline: None, ..plan("x") }).unwrap_err();
         assert!(err.to_string().contains("限期整改必须填写整改期限"), "{err}");
         take(&mut doc, "张三", plan("2026-11-23")).unwrap();
-        assert_eq!(local_day("2026-12-06T18:47:00Z").as_deref(), Some("2026-12-07"));
-        assert_eq!(local_minute("2026-12-06T18:47:59.5Z"), "2026-12-07 02:47");
     }
 
     /// Two devices act on one hazard offline: both steps stay, the graver

@@ -4,7 +4,8 @@
 //! column is added here once.
 
 use crate::model::{Campaign, CampaignKind, Dossier, Hazard};
-use crate::rectification::{self, Loop, local_minute};
+use crate::rectification::{self, Loop};
+use crate::zone::Zone;
 
 /// The register's columns, in order.
 pub const REGISTER_COLUMNS: &[&str] = &[
@@ -75,11 +76,6 @@ fn screening_type(kind: CampaignKind) -> &'static str {
     }
 }
 
-/// The date part of an RFC 3339 time (what people read in the register).
-fn day(time: &str) -> String {
-    time.get(..10).unwrap_or_default().to_owned()
-}
-
 /// Where a hazard was found, as the register names it.
 #[derive(Clone, Debug)]
 pub struct Place {
@@ -91,6 +87,8 @@ pub struct Place {
     pub project: String,
     /// The campaign's kind, which says the screening type.
     pub kind: CampaignKind,
+    /// The campaign's time zone: the dates people read are its days.
+    pub zone: Zone,
 }
 
 impl Place {
@@ -102,6 +100,7 @@ impl Place {
             code: dossier.enterprise.clone(),
             project: enterprise.map(|e| e.project.clone()).unwrap_or_default(),
             kind: campaign.campaign_kind,
+            zone: Zone::of(campaign),
         }
     }
 }
@@ -126,7 +125,7 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
         place.enterprise.clone(),
         place.code.clone(),
         place.project.clone(),
-        day(&h.found_at),
+        day(&place.zone, &h.found_at),
         screening_type(place.kind).to_owned(),
         h.inspector.clone(),
         h.location.text.clone(),
@@ -148,26 +147,32 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
         plan.and_then(|p| p.deadline.clone()).unwrap_or_default(),
         plan.map(|p| p.interim_control.clone()).unwrap_or_default(),
         rectifiers.join("、"),
-        done_on.map(day).unwrap_or_default(),
+        done_on.map(|at| day(&place.zone, at)).unwrap_or_default(),
         after.cloned().collect::<Vec<_>>().join(";"),
         verification.map(|v| v.verifier.clone()).unwrap_or_default(),
-        verification.and_then(|v| v.at.as_deref()).map(day).unwrap_or_default(),
+        verification.and_then(|v| v.at.as_deref()).map(|at| day(&place.zone, at)).unwrap_or_default(),
         verification.map(|v| v.note.clone()).unwrap_or_default(),
         status,
-        history(&lp),
+        history(&lp, &place.zone),
     ]
 }
 
+/// The day of an RFC 3339 time in `zone` (what people read in the
+/// register); the stored text if it is not a time.
+fn day(zone: &Zone, time: &str) -> String {
+    zone.day(time).unwrap_or_else(|| time.to_owned())
+}
+
 /// The loop's steps in one cell: `2026-12-07 09:04 下达整改要求（张三）；…`
-/// (times in China Standard Time).
-pub fn history(lp: &Loop) -> String {
+/// (times in `zone`).
+pub fn history(lp: &Loop, zone: &Zone) -> String {
     let mut parts = Vec::new();
     if let Some(status) = lp.earlier {
         parts.push(format!("此前记录：{}", status.label()));
     }
     for e in &lp.history {
         let s = &e.step;
-        let mut part = format!("{} {}（{}）", local_minute(&s.at), s.kind.label(), s.author);
+        let mut part = format!("{} {}（{}）", zone.minute(&s.at), s.kind.label(), s.author);
         if let Some(result) = s.result {
             part.push_str(&format!("：{}", result.label()));
         }
@@ -199,7 +204,7 @@ pub fn step_rows(place: &Place, id: &str, h: &Hazard) -> Vec<Vec<String>> {
                 place.enterprise.clone(),
                 h.title.clone(),
                 s.kind.label().to_owned(),
-                local_minute(&s.at),
+                place.zone.minute(&s.at),
                 s.author.clone(),
                 role.unwrap_or_default().to_owned(),
                 s.mode.map(|m| m.label().to_owned()).unwrap_or_default(),
@@ -277,5 +282,29 @@ mod tests {
         let rows = rows(&campaign, &[d]);
         assert_eq!(rows.len(), 1, "deleted findings are left out");
         assert_eq!((rows[0][0].as_str(), rows[0][1].as_str(), rows[0][5].as_str()), ("1", "H1", "2026-11-23"));
+    }
+
+    /// Found at 02:47 Beijing time on 12-07: the register says 12-07 (not
+    /// UTC's 12-06), and in a campaign kept in UTC it says 12-06.
+    #[test]
+    fn dates_are_the_days_of_the_campaigns_zone() {
+        let hazard = Hazard {
+            found_at: "2026-12-06T18:47:00Z".into(),
+            ..crate::doc::dossier::tests::sample_hazard("夜间作业照明不足")
+        };
+        let place = |zone: &str| Place {
+            enterprise: "某建设集团".into(),
+            code: "91640200MA76XYW123".into(),
+            project: String::new(),
+            kind: CampaignKind::ConstructionJointInspection,
+            zone: Zone::named(zone).unwrap(),
+        };
+        let found_on = |zone: &str| {
+            row(&place(zone), "H1", &hazard)[REGISTER_COLUMNS.iter().position(|c| *c == "发现日期").unwrap() - 1]
+                .clone()
+        };
+        assert_eq!(found_on("Asia/Shanghai"), "2026-12-07");
+        assert_eq!(found_on(""), "2026-12-07", "the default zone");
+        assert_eq!(found_on("UTC"), "2026-12-06");
     }
 }

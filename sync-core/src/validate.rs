@@ -307,7 +307,7 @@ pub fn steps_kept<'a>(
             if after != at_deps.heads {
                 return Err(Invalid(format!("{place}：所记的前序步骤与它依据的记录不符")));
             }
-            let found_on = rectification::local_day(&h.found_at);
+            let found_on = rectification::found_on(&h.found_at);
             rectification::check_step(step, found_on.as_deref())
                 .and_then(|()| rectification::admit(&at_deps.state, step))
                 .map_err(|why| Invalid(format!("{place}：{why}")))?;

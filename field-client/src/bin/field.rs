@@ -22,8 +22,9 @@ use sync_core::model::{
     HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems, ScheduleEntry, SiteVisit, Step,
     StepKind, TeamMember, Verdict, VerifyResult,
 };
-use sync_core::rectification::{Loop, local_minute};
+use sync_core::rectification::Loop;
 use sync_core::sync::session::Summary;
+use sync_core::zone::Zone;
 
 /// As the server (see its `main.rs`): per-thread heaps, less time in the
 /// allocator during a sync.
@@ -142,6 +143,9 @@ enum CampaignCmd {
         /// 结束日期 YYYY-MM-DD
         #[arg(long)]
         end: String,
+        /// 时区（时区数据库名称）：台账和屏幕上的日期按此时区显示，默认 Asia/Shanghai
+        #[arg(long, value_name = "时区", default_value = sync_core::zone::DEFAULT)]
+        time_zone: String,
     },
     /// 列出检查活动
     List,
@@ -925,17 +929,25 @@ fn open_dossier(store: &mut Store, campaign: &str, enterprise: &str) -> Result<D
 
 fn campaign_cmd(store: &mut Store, out: &Out, cmd: CampaignCmd) -> Result<()> {
     match cmd {
-        CampaignCmd::Create { name, kind, start, end } => {
+        CampaignCmd::Create { name, kind, start, end, time_zone } => {
+            let Some(zone) = Zone::named(time_zone.trim()) else {
+                bail!("时区无效：{time_zone}（应为时区数据库中的名称，如 Asia/Shanghai）");
+            };
             let id = store.create_campaign(&name, kind, &start, &end)?;
+            if zone.name() != sync_core::zone::DEFAULT {
+                store.edit(&id, |tx| sync_core::doc::campaign::set_time_zone(tx, zone.name()))?;
+            }
             let c = store.campaign(&id)?;
-            out.emit(json!({ "id": id, "briefing_deadline": c.briefing_deadline }), || {
+            let json = json!({ "id": id, "briefing_deadline": c.briefing_deadline, "time_zone": zone.name() });
+            out.emit(json, || {
                 format!(
-                    "已创建检查活动 {id}\n{}（{}），{} 至 {}，通报培训会最迟 {} 召开",
+                    "已创建检查活动 {id}\n{}（{}），{} 至 {}，通报培训会最迟 {} 召开；日期按 {} 时区显示",
                     c.name,
                     kind.label(),
                     c.start_date,
                     c.end_date,
-                    c.briefing_deadline
+                    c.briefing_deadline,
+                    zone.name()
                 )
             });
         }
@@ -1318,7 +1330,8 @@ fn describe_loop(lp: &Loop) -> String {
     }
     for e in &lp.history {
         let step = &e.step;
-        let mut line = format!("  {} {}（记录人 {}）", local_minute(&step.at), step.kind.label(), step.author);
+        let mut line =
+            format!("  {} {}（记录人 {}）", Zone::default().minute(&step.at), step.kind.label(), step.author);
         match step.kind {
             StepKind::Plan => {
                 let mode = step.mode.map_or("", RectificationMode::label);

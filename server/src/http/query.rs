@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use super::api::{Admin, ApiError, ApiState, ErrorBody};
 use crate::export::{self, ExportFormat};
 use crate::read::query::{
-    self, CampaignSummary, ConflictView, Cursor, DocumentCheckView, HazardDetail, HazardFilter, HazardPage, Progress,
-    ReviewView,
+    self, CampaignSummary, ConflictView, Cursor, CutOff, DocumentCheckView, HazardDetail, HazardFilter, HazardPage,
+    Progress, ReviewView,
 };
 
 /// A page holds at most this many hazards.
@@ -88,15 +88,16 @@ pub(super) fn shown(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(40).collect()
 }
 
-/// A cut-off: `YYYY-MM-DD` (the end of that day, UTC) or RFC 3339.
-fn cut_off(text: &str) -> Result<String, ApiError> {
+/// A cut-off: `YYYY-MM-DD` (the end of that day in the campaign's zone) or
+/// RFC 3339.
+fn cut_off(text: &str) -> Result<CutOff, ApiError> {
     if let Ok(date) = text.parse::<jiff::civil::Date>() {
-        return Ok(format!("{date}T23:59:59.999Z"));
+        return Ok(CutOff::Day(date));
     }
     let at: jiff::Timestamp = text
         .parse()
         .map_err(|_| ApiError::BadQuery(format!("截止时间无效：{}（应为 YYYY-MM-DD 或 RFC 3339）", shown(text))))?;
-    Ok(sync_core::doc::rfc3339(at.as_millisecond()))
+    Ok(CutOff::At(at))
 }
 
 /// A campaign's enterprises against the KPIs.
@@ -110,7 +111,7 @@ fn cut_off(text: &str) -> Result<String, ApiError> {
     tag = "read",
     params(
         ("id" = String, Path, description = "The campaign (cmp-…)"),
-        ("as_of" = Option<String>, Query, description = "Cut-off: YYYY-MM-DD (end of day, UTC) or RFC 3339; default now"),
+        ("as_of" = Option<String>, Query, description = "Cut-off: YYYY-MM-DD (the end of that day in the campaign's time zone) or RFC 3339; default now"),
     ),
     responses(
         (status = 200, description = "Progress", body = Progress),
@@ -130,7 +131,7 @@ pub(crate) async fn progress(
     let id = campaign_id(&id)?;
     let as_of = match params.get("as_of") {
         Some(text) => cut_off(text)?,
-        None => sync_core::doc::rfc3339(field_client::now_ms()),
+        None => CutOff::At(jiff::Timestamp::now()),
     };
     let campaign = id.clone();
     match read(&state, move |conn| query::progress(conn, &campaign, &as_of)).await? {
@@ -397,8 +398,8 @@ fn hazard_filter(params: &HashMap<String, String>) -> Result<HazardFilter, ApiEr
         ("status" = Option<String>, Query, description = "Rectification status, e.g. open, closed"),
         ("accident_type" = Option<String>, Query, description = "GB 6441-1986 code, 01–20"),
         ("inspector" = Option<String>, Query, description = "Inspector's name, exactly"),
-        ("from" = Option<String>, Query, description = "Found on or after (YYYY-MM-DD, UTC)"),
-        ("to" = Option<String>, Query, description = "Found on or before (YYYY-MM-DD, UTC)"),
+        ("from" = Option<String>, Query, description = "Found on or after (YYYY-MM-DD, in the campaign's time zone)"),
+        ("to" = Option<String>, Query, description = "Found on or before (YYYY-MM-DD, in the campaign's time zone)"),
         ("q" = Option<String>, Query, description = "Words in the title, description or location (≤ 100 characters)"),
         ("include_deleted" = Option<bool>, Query, description = "Also deleted hazards"),
         ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 50)"),

@@ -71,7 +71,7 @@ type Waits = (u64, Option<Version>, Instant);
 const SCHEMA: &str = "
 CREATE TABLE campaigns (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
-    start_date TEXT NOT NULL, end_date TEXT NOT NULL);
+    start_date TEXT NOT NULL, end_date TEXT NOT NULL, time_zone TEXT NOT NULL);
 CREATE TABLE enterprises (
     campaign_id TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, domain TEXT NOT NULL,
     project TEXT NOT NULL, address TEXT NOT NULL, dossier_id TEXT NOT NULL,
@@ -80,7 +80,8 @@ CREATE TABLE hazards (
     id TEXT NOT NULL, dossier_id TEXT NOT NULL, campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL,
     title TEXT NOT NULL, description TEXT NOT NULL, hazard_kind TEXT NOT NULL, accident_type TEXT NOT NULL,
     level TEXT NOT NULL, criterion TEXT, location TEXT NOT NULL, lat REAL, lon REAL, crs TEXT,
-    legal_basis TEXT NOT NULL, inspector TEXT NOT NULL, found_at TEXT NOT NULL, checklist_item TEXT,
+    legal_basis TEXT NOT NULL, inspector TEXT NOT NULL, found_at TEXT NOT NULL, found_on TEXT NOT NULL,
+    checklist_item TEXT,
     deleted INTEGER NOT NULL, status TEXT NOT NULL, mode TEXT, deadline TEXT, owner TEXT NOT NULL,
     measures TEXT NOT NULL, rectified_by TEXT, rectified_at TEXT, verifier TEXT, verified_at TEXT,
     photos TEXT NOT NULL, photos_after TEXT NOT NULL, record TEXT NOT NULL,
@@ -446,6 +447,7 @@ mod tests {
             start_date: "2026-11-24".into(),
             end_date: "2026-11-25".into(),
             briefing_deadline: String::new(),
+            time_zone: String::new(),
             team: Default::default(),
             enterprises: Default::default(),
             schedule: Default::default(),

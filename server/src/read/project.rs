@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use sync_core::doc::conflicts::{self, Conflict};
 use sync_core::ids::DocId;
 use sync_core::model::{Campaign, Dossier};
 use sync_core::rectification::{self, Loop};
 use sync_core::validate::Typed;
+use sync_core::zone::Zone;
 
 use super::Read;
 
@@ -44,11 +45,17 @@ pub(super) fn heads(conn: &Connection, id: &DocId, heads: &[u8]) -> Result<()> {
 
 fn campaign_rows(conn: &Connection, c: &Campaign) -> Result<()> {
     let id = c.id.to_string();
+    let zone = Zone::of(c);
+    let before: Option<String> =
+        conn.query_row("SELECT time_zone FROM campaigns WHERE id = ?1", [&id], |r| r.get(0)).optional()?;
     conn.execute(
-        "INSERT INTO campaigns (id, name, kind, start_date, end_date) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (id) DO UPDATE SET name = ?2, kind = ?3, start_date = ?4, end_date = ?5",
-        params![id, c.name, c.campaign_kind.as_str(), c.start_date, c.end_date],
+        "INSERT INTO campaigns (id, name, kind, start_date, end_date, time_zone) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO UPDATE SET name = ?2, kind = ?3, start_date = ?4, end_date = ?5, time_zone = ?6",
+        params![id, c.name, c.campaign_kind.as_str(), c.start_date, c.end_date, zone.name()],
     )?;
+    if before.as_deref() != Some(zone.name()) {
+        found_on_again(conn, &id, &zone)?;
+    }
     conn.execute("DELETE FROM enterprises WHERE campaign_id = ?1", [&id])?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO enterprises (campaign_id, code, name, domain, project, address, dossier_id)
@@ -66,6 +73,26 @@ fn campaign_rows(conn: &Connection, c: &Campaign) -> Result<()> {
         ])?;
     }
     Ok(())
+}
+
+/// The days the hazards of campaign `id` were found on, read again in
+/// `zone`: its dossiers may have been projected before the campaign (in
+/// the default zone), or the campaign's zone changed.
+fn found_on_again(conn: &Connection, id: &str, zone: &Zone) -> Result<()> {
+    let mut select = conn.prepare_cached("SELECT dossier_id, id, found_at FROM hazards WHERE campaign_id = ?1")?;
+    let rows =
+        select.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let mut update = conn.prepare_cached("UPDATE hazards SET found_on = ?3 WHERE dossier_id = ?1 AND id = ?2")?;
+    for row in rows {
+        let (dossier, hazard, found_at) = row?;
+        update.execute(params![dossier, hazard, day(zone, &found_at)])?;
+    }
+    Ok(())
+}
+
+/// The day of `time` in `zone`; the stored text if it is not a time.
+fn day(zone: &Zone, time: &str) -> String {
+    zone.day(time).unwrap_or_else(|| time.to_owned())
 }
 
 /// What in a dossier waits for a person: fields holding concurrent values
@@ -172,13 +199,18 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
     review_rows(conn, d)?;
     let dossier_id = d.id.to_string();
     conn.execute("DELETE FROM hazards WHERE dossier_id = ?1", [&dossier_id])?;
+    // The campaign's zone once it is projected; the default until then.
+    let zone: Option<String> = conn
+        .query_row("SELECT time_zone FROM campaigns WHERE id = ?1", [d.campaign_id.as_str()], |r| r.get(0))
+        .optional()?;
+    let zone = zone.and_then(|z| Zone::named(&z)).unwrap_or_default();
     let mut insert = conn.prepare_cached(
         "INSERT INTO hazards (id, dossier_id, campaign_id, enterprise_code, title, description, hazard_kind,
              accident_type, level, criterion, location, lat, lon, crs, legal_basis, inspector, found_at,
              checklist_item, deleted, status, mode, deadline, owner, measures, rectified_by, rectified_at,
-             verifier, verified_at, photos, photos_after, record)
+             verifier, verified_at, photos, photos_after, record, found_on)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
     )?;
     for (hazard_id, h) in &d.hazards {
         let lp = Loop::of(&h.rectification);
@@ -223,6 +255,7 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
             serde_json::to_string(&h.photos)?,
             serde_json::to_string(&after)?,
             serde_json::to_string(h)?,
+            day(&zone, &h.found_at),
         ])?;
     }
     Ok(())

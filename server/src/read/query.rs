@@ -11,6 +11,7 @@ use sync_core::model::{
     DocumentResult, HazardKind, HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems,
     Verdict,
 };
+use sync_core::zone::Zone;
 use utoipa::ToSchema;
 
 /// The KPI targets of the source project, per enterprise (DOMAIN.md).
@@ -89,18 +90,37 @@ pub(crate) struct Progress {
     campaign: String,
     /// The cut-off (RFC 3339, UTC): what was found and closed by then counts.
     as_of: String,
+    /// The campaign's time zone (IANA name): a day given as the cut-off
+    /// ends at its midnight there, and the definitions show the time there.
+    time_zone: String,
     definitions: Definitions,
     enterprises: Vec<EnterpriseProgress>,
 }
 
-/// `campaign`'s progress as of `as_of` (RFC 3339, UTC); `None` if HQ holds
-/// no such campaign.
-pub(crate) fn progress(conn: &Connection, campaign: &str, as_of: &str) -> Result<Option<Progress>> {
-    let known: Option<String> =
-        conn.query_row("SELECT id FROM campaigns WHERE id = ?1", [campaign], |r| r.get(0)).optional()?;
-    if known.is_none() {
-        return Ok(None);
-    }
+/// A cut-off for progress.
+#[derive(Debug)]
+pub(crate) enum CutOff {
+    /// The end of this day in the campaign's zone.
+    Day(jiff::civil::Date),
+    /// This instant.
+    At(jiff::Timestamp),
+}
+
+/// `campaign`'s progress as of `cut`; `None` if HQ holds no such campaign.
+pub(crate) fn progress(conn: &Connection, campaign: &str, cut: &CutOff) -> Result<Option<Progress>> {
+    let zone: Option<String> =
+        conn.query_row("SELECT time_zone FROM campaigns WHERE id = ?1", [campaign], |r| r.get(0)).optional()?;
+    let Some(zone) = zone else { return Ok(None) };
+    let zone = Zone::named(&zone).unwrap_or_default();
+    let at = match cut {
+        CutOff::At(at) => *at,
+        CutOff::Day(day) => {
+            let next = day.tomorrow().ok().and_then(|d| zone.start_of(d));
+            next.ok_or_else(|| anyhow::anyhow!("截止日期超出范围：{day}"))? - jiff::SignedDuration::from_millis(1)
+        }
+    };
+    let as_of = sync_core::doc::rfc3339(at.as_millisecond());
+    let shown = format!("{}（{}）", zone.minute(&as_of), zone.name());
     // One pass over the campaign's hazards, grouped by enterprise.
     let mut statement = conn.prepare(
         "SELECT e.code, e.name, COALESCE(s.found, 0), COALESCE(s.recommended, 0), COALESCE(s.closed, 0)
@@ -115,7 +135,7 @@ pub(crate) fn progress(conn: &Connection, campaign: &str, as_of: &str) -> Result
          WHERE e.campaign_id = ?1
          ORDER BY e.name, e.code",
     )?;
-    let rows = statement.query_map([campaign, as_of], |r| {
+    let rows = statement.query_map([campaign, &as_of], |r| {
         let found: i64 = r.get(2)?;
         let closed: i64 = r.get(4)?;
         Ok(EnterpriseProgress {
@@ -131,18 +151,19 @@ pub(crate) fn progress(conn: &Connection, campaign: &str, as_of: &str) -> Result
         })
     })?;
     let definitions = Definitions {
-        hazards_found: format!("截至 {as_of} 发现并记录、未删除的隐患条数（目标每家企业不少于 {HAZARDS_TARGET} 条）"),
+        hazards_found: format!("截至 {shown} 发现并记录、未删除的隐患条数（目标每家企业不少于 {HAZARDS_TARGET} 条）"),
         recommended_recorded: format!(
-            "截至 {as_of} 从推荐隐患清单带入、未删除的隐患所涉及的不同清单条目数（目标不少于 {RECOMMENDED_TARGET} 条）"
+            "截至 {shown} 从推荐隐患清单带入、未删除的隐患所涉及的不同清单条目数（目标不少于 {RECOMMENDED_TARGET} 条）"
         ),
         rectification_rate: format!(
-            "分子：截至 {as_of} 已销号（复查通过且复查时间不晚于截止时间；其后重新打开的不计）的隐患条数；分母：截至 {as_of} 发现并记录、未删除的隐患条数（目标不低于 {}%）",
+            "分子：截至 {shown} 已销号（复查通过且复查时间不晚于截止时间；其后重新打开的不计）的隐患条数；分母：截至 {shown} 发现并记录、未删除的隐患条数（目标不低于 {}%）",
             RECTIFICATION_TARGET * 100.0
         ),
     };
     Ok(Some(Progress {
         campaign: campaign.to_owned(),
-        as_of: as_of.to_owned(),
+        time_zone: zone.name().to_owned(),
+        as_of,
         definitions,
         enterprises: rows.collect::<Result<_, _>>()?,
     }))
@@ -157,9 +178,9 @@ pub(crate) struct HazardFilter {
     pub(crate) status: Option<RectificationStatus>,
     pub(crate) accident_type: Option<String>,
     pub(crate) inspector: Option<String>,
-    /// Found on or after this date (YYYY-MM-DD).
+    /// Found on or after this day (YYYY-MM-DD) in its campaign's zone.
     pub(crate) from: Option<String>,
-    /// Found on or before this date (YYYY-MM-DD).
+    /// Found on or before this day (YYYY-MM-DD) in its campaign's zone.
     pub(crate) to: Option<String>,
     /// Words in the title, description or location.
     pub(crate) text: Option<String>,
@@ -466,9 +487,8 @@ pub(crate) fn hazards(conn: &Connection, filter: &HazardFilter) -> Result<Hazard
     add("h.status = ?", filter.status.map(|s| s.as_str().to_owned()));
     add("h.accident_type = ?", filter.accident_type.clone());
     add("h.inspector = ?", filter.inspector.clone());
-    add("h.found_at >= ?", filter.from.clone());
-    // A date's whole day: up to the next day's start.
-    add("h.found_at < ? || 'T99'", filter.to.clone());
+    add("h.found_on >= ?", filter.from.clone());
+    add("h.found_on <= ?", filter.to.clone());
     if let Some(text) = &filter.text {
         let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         let pattern = Value::Text(format!("%{escaped}%"));
@@ -748,10 +768,13 @@ pub(crate) struct Register {
 /// out, by enterprise code, then when found. `None` if HQ holds no such
 /// campaign.
 pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Register>> {
-    let found: Option<(String, String)> = conn
-        .query_row("SELECT name, kind FROM campaigns WHERE id = ?1", [campaign], |r| Ok((r.get(0)?, r.get(1)?)))
+    let found: Option<(String, String, String)> = conn
+        .query_row("SELECT name, kind, time_zone FROM campaigns WHERE id = ?1", [campaign], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    let Some((name, kind)) = found else { return Ok(None) };
+    let Some((name, kind, zone)) = found else { return Ok(None) };
+    let zone = Zone::named(&zone).unwrap_or_default();
     let kind = sync_core::model::CampaignKind::parse(&kind)
         .ok_or_else(|| anyhow::anyhow!("读模型中的检查活动类型无效：{kind}"))?;
     let mut statement = conn.prepare(
@@ -783,7 +806,7 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
         if enterprises.last().is_none_or(|(c, _, _)| *c != code) {
             enterprises.push((code.clone(), enterprise.clone(), Vec::new()));
         }
-        let place = sync_core::register::Place { enterprise, code, project, kind };
+        let place = sync_core::register::Place { enterprise, code, project, kind, zone: zone.clone() };
         n += 1;
         let mut row = vec![n.to_string()];
         row.extend(sync_core::register::row(&place, &id, &hazard));

@@ -12,6 +12,7 @@ use serde_json::{Value as Json, json};
 use super::{ModelError, check_date, from_json, insert_record, map_at, put_value};
 use crate::ids::{CreditCode, DocId, EntityId};
 use crate::model::{Campaign, CampaignKind, Enterprise, SCHEMA_VERSION, ScheduleEntry, TeamMember};
+use crate::zone::Zone;
 
 /// Days between the last inspection day and the briefing meeting deadline.
 pub const BRIEFING_DAYS: i8 = 3;
@@ -82,7 +83,23 @@ pub(crate) fn from_document(mut json: Json) -> Result<Campaign, ModelError> {
     for entry in campaign.schedule.values() {
         check_date(&entry.date)?;
     }
+    zone(&campaign.time_zone)?;
     Ok(campaign)
+}
+
+/// The zone of IANA name `name`, or why it is refused.
+fn zone(name: &str) -> Result<Zone, ModelError> {
+    Zone::named(name).ok_or_else(|| {
+        let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        ModelError::Rule(format!("时区无效：“{shown}”（应为时区数据库中的名称，如 Asia/Shanghai）"))
+    })
+}
+
+/// Sets the time zone dates people read are shown in (an IANA name, e.g.
+/// Asia/Shanghai).
+pub fn set_time_zone(tx: &mut Transaction<'_>, name: &str) -> Result<(), ModelError> {
+    let name = zone(name.trim())?.name().to_owned();
+    put_value(tx, &ROOT, "time_zone", &Json::String(name))
 }
 
 /// Adds an enterprise; its dossier id is derived from the campaign and code.
@@ -139,5 +156,23 @@ mod tests {
         let mut other = Automerge::new();
         let err = edit(&mut other, 0, |tx| create(tx, &id, "x", CampaignKind::MineSurvey, "2026-12-02", "2026-12-01"));
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn the_time_zone_is_asia_shanghai_unless_set_and_only_a_known_one_is_taken() {
+        let id = DocId::new_campaign([4; 16]);
+        let mut doc = Automerge::new();
+        edit(&mut doc, 0, |tx| create(tx, &id, "矿山调研", CampaignKind::MineSurvey, "2026-11-30", "2026-12-01"))
+            .unwrap();
+        assert_eq!(Zone::of(&read(&doc).unwrap()).name(), "Asia/Shanghai");
+        edit(&mut doc, 1, |tx| set_time_zone(tx, "Asia/Urumqi")).unwrap();
+        assert_eq!(read(&doc).unwrap().time_zone, "Asia/Urumqi");
+        let err = edit(&mut doc, 2, |tx| set_time_zone(tx, "Mars/Olympus")).unwrap_err();
+        assert!(err.to_string().contains("时区无效"), "{err}");
+        assert_eq!(read(&doc).unwrap().time_zone, "Asia/Urumqi", "a refused zone changes nothing");
+        // A document naming an unknown zone does not pass the validator.
+        edit(&mut doc, 3, |tx| put_value(tx, &ROOT, "time_zone", &Json::String("Mars/Olympus".into()))).unwrap();
+        let err = crate::validate::document(&id, &doc).unwrap_err();
+        assert!(err.to_string().contains("时区无效"), "{err}");
     }
 }

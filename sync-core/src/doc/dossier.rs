@@ -298,7 +298,7 @@ pub fn add_step(
     step.author = signer.name.clone();
     step.author_role = signer.role.clone();
     step.at = at;
-    let found_on = rectification::local_day(&h.found_at);
+    let found_on = rectification::found_on(&h.found_at);
     rectification::check_step(&step, found_on.as_deref()).map_err(ModelError::Rule)?;
     rectification::admit(&before.state, &step).map_err(ModelError::Rule)?;
     // A hazard recorded before the steps has no map for them yet.
