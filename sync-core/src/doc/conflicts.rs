@@ -15,7 +15,7 @@ use automerge::transaction::{Transactable, Transaction};
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use serde::Serialize;
 
-use super::{MAX_DEPTH, ModelError, map_at, put_value, read_json};
+use super::{ModelError, Tree, map_at, put_value, read_json};
 use crate::model::{Crs, DocumentResult, HazardKind, HazardLevel, RectificationMode, RectificationStatus, Verdict};
 use crate::rectification::Loop;
 
@@ -128,12 +128,36 @@ fn text_of(value: &ScalarValue) -> String {
 
 /// Lists the conflicts of a dossier, in path order.
 pub fn conflicts(doc: &impl ReadDoc) -> Result<Vec<Conflict>, ModelError> {
-    let mut out = Vec::new();
-    for collection in ["hazards", "accident_reviews", "document_checks", "site_visits"] {
-        let Ok(obj) = map_at(doc, &[collection]) else { continue };
-        let mut path = vec![collection.to_owned()];
-        walk(doc, &obj, &mut path, &mut out)?;
+    const COLLECTIONS: [&str; 4] = ["hazards", "accident_reviews", "document_checks", "site_visits"];
+    let tree = Tree::of(doc);
+    // A document nested deeper than any of ours is refused, not followed.
+    for obj in tree.objects() {
+        tree.path(obj)?;
     }
+    let mut out = Vec::new();
+    for (obj, key) in &tree.conflicted {
+        let Some(path) = tree.path(obj)? else { continue };
+        let parts: Vec<&str> = path.into_iter().chain([key.as_str()]).collect();
+        // Below a collection; a union map is read as the union of its
+        // copies, and its records are never rewritten.
+        if parts.len() < 2 || !COLLECTIONS.contains(&parts[0]) || parts.iter().any(|p| super::UNION_MAPS.contains(p)) {
+            continue;
+        }
+        let mut texts: Vec<String> = values_of(doc, obj, key)?.into_iter().map(|(t, _, _)| t).collect();
+        texts.sort();
+        texts.dedup();
+        if texts.len() > 1 {
+            out.push(Conflict {
+                path: parts.join("/"),
+                record: parts[1].to_owned(),
+                critical: is_critical(&parts),
+                label: label(key),
+                field: key.clone(),
+                values: texts,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
     Ok(out)
 }
 
@@ -150,38 +174,6 @@ fn values_of(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Result<Vec<(String, 
         out.push((text, value.into_owned(), id));
     }
     Ok(out)
-}
-
-fn walk(doc: &impl ReadDoc, obj: &ObjId, path: &mut Vec<String>, out: &mut Vec<Conflict>) -> Result<(), ModelError> {
-    if path.len() > MAX_DEPTH {
-        return Err(ModelError::Malformed(format!("对象嵌套超过 {MAX_DEPTH} 层")));
-    }
-    for key in doc.keys(obj) {
-        if super::UNION_MAPS.contains(&key.as_str()) {
-            // Read as the union of its copies; its records are never rewritten.
-            continue;
-        }
-        let values = values_of(doc, obj, &key)?;
-        let mut texts: Vec<String> = values.iter().map(|(t, _, _)| t.clone()).collect();
-        texts.sort();
-        texts.dedup();
-        if texts.len() > 1 {
-            let parts: Vec<&str> = path.iter().map(String::as_str).chain([key.as_str()]).collect();
-            out.push(Conflict {
-                path: parts.join("/"),
-                record: parts.get(1).copied().unwrap_or_default().to_owned(),
-                critical: is_critical(&parts),
-                label: label(&key),
-                field: key.clone(),
-                values: texts,
-            });
-        } else if let Some((_, Value::Object(ObjType::Map), id)) = values.first() {
-            path.push(key.clone());
-            walk(doc, id, path, out)?;
-            path.pop();
-        }
-    }
-    Ok(())
 }
 
 /// Lists hazards whose merged state breaks a rule, and those whose

@@ -4,15 +4,15 @@
 //!
 //! Every nested map of a hazard is created once with the hazard ([module
 //! rules](super)), so each object a change writes to is still in the
-//! document, and its place (hazard, field) is found by walking the document
-//! once. A step map two devices created at once is walked in every copy.
+//! document, and its place (hazard, field) is found in one pass over the
+//! document ([`Tree`]), a step map two devices created at once in every copy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::legacy::{Key, OpType};
-use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, Value};
+use automerge::{ActorId, Automerge, ChangeHash, ObjType};
 
-use super::{MAX_DEPTH, map_at};
+use super::{Tree, map_at};
 
 /// What one change did to one hazard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +39,7 @@ type Place = (String, Vec<String>);
 pub fn hazard_changes(doc: &Automerge, since: &[ChangeHash]) -> Vec<HazardChange> {
     let Ok(hazards) = map_at(doc, &["hazards"]) else { return Vec::new() };
     let hazards_id = hazards.to_string();
-    let places = places(doc, &hazards);
+    let places = places(&Tree::of(doc));
     let mut out = Vec::new();
     for change in doc.get_changes(since) {
         let mut touched: BTreeMap<String, (bool, BTreeSet<String>)> = BTreeMap::new();
@@ -76,35 +76,15 @@ fn field<'a>(path: &'a [String], key: &'a str) -> &'a str {
     path.iter().map(String::as_str).chain([key]).find(|k| WHOLE.contains(k)).unwrap_or(key)
 }
 
-/// The place of every object below each hazard of `hazards`, by object id.
-fn places(doc: &Automerge, hazards: &ObjId) -> HashMap<String, Place> {
+/// The place of every object below a hazard, by object id.
+fn places(tree: &Tree) -> HashMap<String, Place> {
     let mut out = HashMap::new();
-    for hazard in doc.keys(hazards) {
-        for obj in maps(doc, hazards, &hazard) {
-            walk(doc, &obj, &hazard, &mut Vec::new(), &mut out);
+    for obj in tree.objects() {
+        if let Ok(Some(["hazards", hazard, below @ ..])) = tree.path(obj).as_ref().map(Option::as_deref) {
+            out.insert(obj.to_string(), (hazard.to_string(), below.iter().map(|k| k.to_string()).collect()));
         }
     }
     out
-}
-
-fn walk(doc: &Automerge, obj: &ObjId, hazard: &str, path: &mut Vec<String>, out: &mut HashMap<String, Place>) {
-    if path.len() > MAX_DEPTH {
-        return;
-    }
-    out.insert(obj.to_string(), (hazard.to_owned(), path.clone()));
-    for key in doc.keys(obj) {
-        for child in maps(doc, obj, &key) {
-            path.push(key.clone());
-            walk(doc, &child, hazard, path, out);
-            path.pop();
-        }
-    }
-}
-
-/// Every concurrent map value of `obj[key]`.
-fn maps(doc: &Automerge, obj: &ObjId, key: &str) -> Vec<ObjId> {
-    let all = doc.get_all(obj, key).unwrap_or_default();
-    all.into_iter().filter(|(v, _)| matches!(v, Value::Object(ObjType::Map))).map(|(_, id)| id).collect()
 }
 
 #[cfg(test)]
