@@ -339,18 +339,18 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
     let quic = args.quic.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4433)));
     let endpoint = field_client::net::server_endpoint(&key, quic)?;
     let http = args.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let listener = tokio::net::TcpListener::bind(http)
-        .await
-        .map_err(|e| anyhow::anyhow!(field_client::net::cannot_listen(http, &e)))?;
+    let bind = |addr| {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| anyhow::anyhow!(field_client::net::cannot_listen(addr, &e)))?;
+        listener.set_nonblocking(true)?;
+        anyhow::Ok(listener)
+    };
+    let listener = bind(http)?;
     let metrics_listener = match args.metrics_listen {
         Some(addr) if !addr.ip().is_loopback() => {
             anyhow::bail!("指标端口只能监听本机回环地址（如 127.0.0.1:9464），不能是 {addr}：其上的 /metrics 不需令牌")
         }
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!(field_client::net::cannot_listen(addr, &e)))?,
-        ),
+        Some(addr) => Some(bind(addr)?),
         None => None,
     };
     println!("FieldSync 总部服务器已启动");
@@ -368,16 +368,9 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
     let replica = replica.with_register(register.clone());
     let log = register::SessionLog::start(data)?;
     let api = http::api::ApiState::new(register.clone(), read, replica.clone(), data.join("sync"), metrics.clone());
-    let metrics_only = async {
-        match metrics_listener {
-            Some(listener) => http::serve(listener, http::ops::metrics_router(api.clone())).await,
-            None => std::future::pending().await,
-        }
-    };
+    http::serve_apart(listener, metrics_listener, api)?;
     let quic = endpoint.clone();
     tokio::select! {
-        () = http::serve(listener, http::router(api.clone())) => {}
-        () = metrics_only => {}
         () = sync::serve(endpoint, replica, register, credential, hq_key, metrics, log) => {}
         () = stop_requested() => {
             // What was acknowledged is durable already; what was not, a

@@ -93,6 +93,36 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request that carries a body may take, body included.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Serves every route on `listener`, and `/metrics` alone on `metrics` if
+/// given, on a thread and async runtime of their own (their files and
+/// SQLite on its blocking pool), for as long as the process runs. In the
+/// end-of-day burst the sync sessions keep the main runtime's workers busy;
+/// a person's page must not queue behind them, and the operating system
+/// shares the cores between threads.
+pub(crate) fn serve_apart(
+    listener: std::net::TcpListener,
+    metrics: Option<std::net::TcpListener>,
+    state: api::ApiState,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (listener, metrics) = {
+        let _inside = runtime.enter();
+        (tokio::net::TcpListener::from_std(listener)?, metrics.map(tokio::net::TcpListener::from_std).transpose()?)
+    };
+    std::thread::Builder::new().name("http".into()).spawn(move || {
+        runtime.block_on(async move {
+            let metrics_only = async {
+                match metrics {
+                    Some(listener) => serve(listener, ops::metrics_router(state.clone())).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::join!(serve(listener, router(state.clone())), metrics_only);
+        });
+    })?;
+    Ok(())
+}
+
 /// Serves `router` on `listener` until the task is dropped. Each connection
 /// is cut if its request headers take longer than [`HEADER_TIMEOUT`], and a
 /// request with a body (anything but GET and HEAD) is answered 408 if it

@@ -87,6 +87,7 @@ CREATE TABLE hazards (
     photos TEXT NOT NULL, photos_after TEXT NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (dossier_id, id));
 CREATE INDEX hazards_by_campaign ON hazards (campaign_id, found_at, dossier_id, id);
+CREATE INDEX hazards_by_enterprise ON hazards (campaign_id, enterprise_code, found_at, dossier_id, id);
 CREATE TABLE reviews (
     id TEXT NOT NULL, dossier_id TEXT NOT NULL, campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL,
     accident_date TEXT NOT NULL, accident_summary TEXT NOT NULL, report_ref TEXT NOT NULL, items TEXT NOT NULL,
