@@ -1,4 +1,4 @@
-//! HQ's read API benchmark, run by `scripts/bench-hq-read [E] [H]`.
+//! HQ's read API benchmark, run by `scripts/bench-hq-read [E] [H] [D]`.
 //!
 //! One inspector's tablet records a campaign of E enterprises × H hazards
 //! (default 30 × 200; one change per finding, then two small edits each),
@@ -7,19 +7,23 @@
 //! each: a filtered first page of hazards (`list_p95_ms`), the campaign's
 //! progress (`progress_p95_ms`) and one hazard (`hazard_p95_ms`). Then 50
 //! times: the tablet edits a hazard and syncs; from its holding HQ's receipt
-//! until the API shows the edit (`read_lag_p99_ms`). Last, with the server
-//! stopped, `fieldsync-server reindex` (`reindex_s`). Prints readable lines,
-//! then one JSON object.
+//! until the API shows the edit (`read_lag_p99_ms`). Then, with the server
+//! stopped, `fieldsync-server reindex` (`reindex_s`). Last, the same list
+//! while D devices (default 200, each 4 dossiers × 50 findings: the burst of
+//! `scripts/bench-sync D 4 50`) sync at once, sampled back to back until
+//! the burst ends, repeated from the same starting point until there are
+//! at least 200 samples (`list_p95_during_burst_ms`). Prints readable lines,
+//! then one JSON object. `BENCH_PREPARED=<dir>` keeps what was prepared
+//! there and starts later runs from a copy.
 
 #[path = "bench/mod.rs"]
 mod bench;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bench::{Findings, KillOnDrop, enroll, record_site, round};
+use bench::{Findings, copy_tree, enroll, prepare_devices, record_site, round, serve};
 use field_client::Store;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -32,6 +36,7 @@ use sync_core::model::{CampaignKind, RectificationStatus};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[derive(Clone)]
 struct Api {
     client: Client<HttpConnector, Empty<axum::body::Bytes>>,
     base: String,
@@ -69,51 +74,56 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     round(values[at.min(values.len() - 1)])
 }
 
+/// Samples taken of the list during bursts.
+const BURST_SAMPLES: usize = 200;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let enterprises: usize = args.next().map_or(Ok(30), |a| a.parse())?;
     let hazards: usize = args.next().map_or(Ok(200), |a| a.parse())?;
+    let burst_devices: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let server_bin = std::env::var("FIELDSYNC_SERVER_BIN")?;
     let dir = tempfile::TempDir::new()?;
     let data = dir.path().join("hq");
     let home = dir.path().join("tablet");
+    let homes: Vec<_> = (0..burst_devices).map(|i| dir.path().join(format!("d{i}"))).collect();
 
     let started = Instant::now();
-    Command::new(&server_bin).arg("--data").arg(&data).arg("key").output()?;
-    let mut tablet = Store::init(&home, "检查员")?;
-    let (campaign_id, ids) = prepare(&mut tablet, enterprises, hazards)?;
-    enroll(&server_bin, &data, &tablet, &["--role", "inspector", "--campaign", campaign_id.as_str()])?;
-    eprintln!("prepared {} hazards in {:.1}s", enterprises * hazards, started.elapsed().as_secs_f64());
-
-    let mut child = KillOnDrop(
-        Command::new(&server_bin)
-            .arg("--data")
-            .arg(&data)
-            .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()?,
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
-    let (mut quic, mut http) = (None::<SocketAddr>, None::<SocketAddr>);
-    while quic.is_none() || http.is_none() {
-        let line = lines.next().ok_or_else(|| anyhow::anyhow!("server exited"))??;
-        if let Some(addr) = line.strip_prefix("同步地址：") {
-            quic = Some(addr.parse()?);
-        }
-        if let Some(rest) = line.strip_prefix("健康检查：http://") {
-            http = rest.strip_suffix("/health").map(str::parse).transpose()?;
+    let cache = std::env::var_os("BENCH_PREPARED")
+        .map(|d| PathBuf::from(d).join(format!("hq-read-{enterprises}-{hazards}-{burst_devices}")));
+    let prepared = dir.path().join("prepared.json");
+    match &cache {
+        Some(cache) if cache.exists() => copy_tree(cache, dir.path())?,
+        _ => {
+            Command::new(&server_bin).arg("--data").arg(&data).arg("key").output()?;
+            let mut tablet = Store::init(&home, "检查员")?;
+            let (campaign_id, ids) = prepare(&mut tablet, enterprises, hazards)?;
+            enroll(&server_bin, &data, &tablet, &["--role", "inspector", "--campaign", campaign_id.as_str()])?;
+            prepare_devices(&server_bin, &data, &homes, 4, 50)?;
+            let ids: Vec<(String, String)> = ids.iter().map(|(d, h)| (d.to_string(), h.to_string())).collect();
+            std::fs::write(&prepared, serde_json::to_vec(&(campaign_id.to_string(), ids))?)?;
+            if let Some(cache) = cache.as_ref() {
+                std::fs::create_dir_all(cache)?;
+                copy_tree(dir.path(), cache)?;
+            }
         }
     }
-    std::thread::spawn(move || for _ in lines {});
-    let (quic, http) = (quic.unwrap_or(([127, 0, 0, 1], 0).into()), http.unwrap_or(([127, 0, 0, 1], 0).into()));
+    let (campaign_id, ids): (String, Vec<(String, String)>) = serde_json::from_slice(&std::fs::read(&prepared)?)?;
+    let ids: Vec<(DocId, EntityId)> =
+        ids.iter().map(|(d, h)| Ok((d.parse()?, h.parse()?))).collect::<anyhow::Result<_>>()?;
+    let mut tablet = Store::open(&home)?;
+    eprintln!(
+        "prepared {} hazards and {burst_devices} devices in {:.1}s",
+        enterprises * hazards,
+        started.elapsed().as_secs_f64()
+    );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (child, quic, http) = serve(&server_bin, &data)?;
+    let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_owned();
+    let api = Api { client: Client::builder(TokioExecutor::new()).build_http(), base: format!("http://{http}"), token };
+    let list = format!("/api/v1/hazards?campaign={campaign_id}&enterprise={}&status=rectifying&limit=50", code(0));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(8).enable_all().build()?;
     let figures = runtime.block_on(async {
-        let api = Api {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            base: format!("http://{http}"),
-            token: std::fs::read_to_string(data.join("admin.token"))?.trim().to_owned(),
-        };
         let synced = Instant::now();
         tablet.sync_with_hq(Some(quic)).await?;
         let sync_s = synced.elapsed().as_secs_f64();
@@ -131,7 +141,6 @@ fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let visible_s = synced.elapsed().as_secs_f64();
-        let list = format!("/api/v1/hazards?campaign={campaign_id}&enterprise={}&status=rectifying&limit=50", code(0));
         let list_p95_ms = api.timed(&list, 0.95).await?;
         let progress_p95_ms = api.timed(&progress, 0.95).await?;
         let (_, hazard_id) = &ids[ids.len() / 2];
@@ -163,6 +172,8 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(out.status.success(), "reindex: {}", String::from_utf8_lossy(&out.stderr));
     let reindex_s = started.elapsed().as_secs_f64();
 
+    let (during, sampled, bursts, burst_s) = list_during_bursts(&runtime, &server_bin, &data, &homes, &api, &list)?;
+
     let total = enterprises * hazards;
     println!(
         "{enterprises} enterprises × {hazards} hazards = {total}, synced in {sync_s:.2}s, all visible after {visible_s:.2}s"
@@ -174,15 +185,81 @@ fn main() -> anyhow::Result<()> {
         "receipt to visible, p99 of 50 edits: {read_lag_p99_ms} ms; reindex (process, from the store): {reindex_s:.2}s"
     );
     println!(
+        "the same list while {burst_devices} devices sync at once: p95 {during} ms over {sampled} samples in {bursts} burst(s), the last {burst_s:.2}s"
+    );
+    println!(
         "{}",
         serde_json::json!({
             "enterprises": enterprises, "hazards": total,
             "list_p95_ms": list_p95_ms, "progress_p95_ms": progress_p95_ms, "hazard_p95_ms": hazard_p95_ms,
+            "list_p95_during_burst_ms": during, "burst_samples": sampled, "burst_devices": burst_devices,
+            "bursts": bursts,
             "read_lag_p99_ms": round(read_lag_p99_ms), "reindex_s": round(reindex_s),
             "initial_sync_s": round(sync_s), "initial_visible_s": round(visible_s),
         })
     );
     Ok(())
+}
+
+/// The p95 of the list `path` taken back to back while the devices at
+/// `homes` sync at once with HQ at `data`, each burst from the same
+/// starting point (HQ and the devices as they are now), until at least
+/// [`BURST_SAMPLES`] were taken; with how many were, in how many bursts,
+/// and the last one's wall time.
+fn list_during_bursts(
+    runtime: &tokio::runtime::Runtime,
+    server_bin: &str,
+    data: &Path,
+    homes: &[PathBuf],
+    api: &Api,
+    path: &str,
+) -> anyhow::Result<(f64, usize, usize, f64)> {
+    let start = data.with_file_name("before-burst");
+    std::fs::create_dir_all(start.join("hq"))?;
+    copy_tree(data, &start.join("hq"))?;
+    for home in homes {
+        let kept = start.join(home.file_name().unwrap_or_default());
+        std::fs::create_dir_all(&kept)?;
+        copy_tree(home, &kept)?;
+    }
+    let (mut samples, mut bursts, mut burst_s) = (Vec::new(), 0, 0.0);
+    while samples.len() < BURST_SAMPLES {
+        if bursts > 0 {
+            for dir in homes.iter().map(PathBuf::as_path).chain([data]) {
+                std::fs::remove_dir_all(dir)?;
+                std::fs::create_dir_all(dir)?;
+                copy_tree(&start.join(dir.file_name().unwrap_or_default()), dir)?;
+            }
+        }
+        let (child, quic, http) = serve(server_bin, data)?;
+        let api = Api { base: format!("http://{http}"), ..api.clone() };
+        let (taken, wall) = runtime.block_on(async {
+            let bursting = std::sync::atomic::AtomicBool::new(true);
+            let devices = async {
+                let result = bench::burst(homes, quic).await;
+                bursting.store(false, std::sync::atomic::Ordering::Relaxed);
+                result
+            };
+            let sampler = async {
+                let mut ms = Vec::new();
+                while bursting.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = Instant::now();
+                    api.get(path).await?;
+                    ms.push(started.elapsed().as_secs_f64() * 1e3);
+                }
+                anyhow::Ok(ms)
+            };
+            let (devices, sampled) = tokio::join!(devices, sampler);
+            anyhow::Ok((sampled?, devices?.0))
+        })?;
+        drop(child);
+        eprintln!("burst {}: {} samples of the list in {wall:.2}s", bursts + 1, taken.len());
+        samples.extend(taken);
+        bursts += 1;
+        burst_s = wall;
+    }
+    let count = samples.len();
+    Ok((percentile(&mut samples, 0.95), count, bursts, burst_s))
 }
 
 fn code(n: usize) -> String {

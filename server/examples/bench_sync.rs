@@ -9,19 +9,14 @@
 //! covering all its work (checked, not assumed). Then a fresh HQ-role client
 //! pulls everything. Prints readable lines, then one JSON object.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 #[path = "bench/mod.rs"]
 mod bench;
 
-use bench::{Findings, KillOnDrop, enroll, proc_stats, record_site, round};
+use bench::{burst, copy_tree, enroll, prepare_devices, proc_stats, round, serve};
 use field_client::Store;
-use sync_core::ids::DocId;
-use sync_core::model::{CampaignKind, RectificationStatus};
 
 /// The devices use the allocator of the `field` binary they stand in for.
 #[global_allocator]
@@ -53,7 +48,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         _ => {
-            prepare_all(&server_bin, &data, &homes, dossiers, findings)?;
+            prepare_devices(&server_bin, &data, &homes, dossiers, findings)?;
             if let Some(cache) = &cache {
                 std::fs::create_dir_all(cache)?;
                 copy_tree(dir.path(), cache)?;
@@ -64,56 +59,18 @@ fn main() -> anyhow::Result<()> {
     eprintln!("prepared {devices} devices ({changes} changes) in {:.1}s", started.elapsed().as_secs_f64());
 
     // The server, fresh.
-    let child = Command::new(&server_bin)
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let child = KillOnDrop(child);
-    let mut child = child;
-    let mut lines = BufReader::new(child.0.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().ok_or_else(|| anyhow::anyhow!("server exited"))??;
-        if let Some(addr) = line.strip_prefix("同步地址：") {
-            break addr.parse()?;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (child, addr, _) = serve(&server_bin, &data)?;
+    let pid = child.0.id();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(8).enable_all().build()?;
     let (_, devices_cpu_before) = proc_stats(std::process::id())?;
-    let (burst_wall_s, bytes_total) = runtime.block_on(async {
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for home in &homes {
-            let home = home.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut store = Store::open(&home)?;
-                let (_, bytes) = store.sync_with_hq_counting(Some(addr)).await?;
-                let synced = started.elapsed().as_secs_f64();
-                let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
-                anyhow::ensure!(pending == 0, "{} still has {pending} unreceipted changes", home.display());
-                anyhow::Ok((bytes, synced))
-            }));
-        }
-        let mut bytes = 0;
-        let mut finished = Vec::new();
-        for task in tasks {
-            let (b, synced) = task.await??;
-            bytes += b;
-            finished.push(synced);
-        }
-        finished.sort_by(f64::total_cmp);
-        eprintln!(
-            "devices done syncing after: first {:.2}s, median {:.2}s, last {:.2}s",
-            finished[0],
-            finished[finished.len() / 2],
-            finished[finished.len() - 1]
-        );
-        anyhow::Ok((started.elapsed().as_secs_f64(), bytes))
-    })?;
+    let (burst_wall_s, bytes_total, finished) = runtime.block_on(burst(&homes, addr))?;
+    eprintln!(
+        "devices done syncing after: first {:.2}s, median {:.2}s, last {:.2}s",
+        finished[0],
+        finished[finished.len() / 2],
+        finished[finished.len() - 1]
+    );
     let (rss_mb, cpu_s) = proc_stats(pid)?;
     let devices_cpu_s = proc_stats(std::process::id())?.1 - devices_cpu_before;
 
@@ -158,63 +115,6 @@ fn main() -> anyhow::Result<()> {
         })
     );
     Ok(())
-}
-
-/// Enrolls the devices with HQ, one by one (HQ's register issues serials in
-/// order), after preparing their data offline on eight threads (mostly
-/// waiting on fsync).
-fn prepare_all(
-    server_bin: &str,
-    data: &Path,
-    homes: &[std::path::PathBuf],
-    dossiers: usize,
-    findings: usize,
-) -> anyhow::Result<()> {
-    Command::new(server_bin).arg("--data").arg(data).arg("key").output()?;
-    for home in homes {
-        Store::init(home, "检查员")?;
-    }
-    let campaigns = std::thread::scope(|scope| -> anyhow::Result<Vec<DocId>> {
-        let chunks: Vec<_> = homes.chunks(homes.len().div_ceil(8).max(1)).collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                scope.spawn(|| {
-                    chunk.iter().map(|home| prepare(home, dossiers, findings)).collect::<anyhow::Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for handle in handles {
-            all.extend(handle.join().map_err(|_| anyhow::anyhow!("preparation thread panicked"))??);
-        }
-        Ok(all)
-    })?;
-    // Each inspector's credential covers its own campaign, as in the field.
-    for (home, campaign) in homes.iter().zip(&campaigns) {
-        enroll(server_bin, data, &Store::open(home)?, &["--role", "inspector", "--campaign", campaign.as_str()])?;
-    }
-    Ok(())
-}
-
-/// Copies the contents of `from` into `to` (`cp -a`).
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let status = Command::new("cp").arg("-a").arg(from.join(".")).arg(to).status()?;
-    anyhow::ensure!(status.success(), "copying {} failed", from.display());
-    Ok(())
-}
-
-fn prepare(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocId> {
-    let mut store = Store::open(home)?;
-    // Each device its own texts, the same on every run.
-    let seed = sync_core::ids::sha256_hex(home.file_name().unwrap_or_default().as_encoded_bytes());
-    let mut texts = Findings::new(u64::from_str_radix(&seed[..16], 16)?)?;
-    let c = store.create_campaign("基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
-    for s in 0..dossiers {
-        let site = (format!("91640200MA76XYW{s:03}").parse()?, format!("企业{s}"), String::new());
-        record_site(&mut store, &c, site, findings, &mut texts, |_, _, _| Ok(RectificationStatus::Rectifying))?;
-    }
-    Ok(c)
 }
 
 /// What a dossier costs at each step of a sync, in ms (mean of 20 runs on

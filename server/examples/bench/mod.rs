@@ -1,11 +1,14 @@
 //! What the benchmarks share: finding texts as inspectors write them, the
-//! server process and enrollment through its `issue` command, and /proc
-//! readings.
+//! server process and enrollment through its `issue` command, devices
+//! prepared offline and their end-of-day burst, and /proc readings.
 
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use field_client::{Store, new_entity_id};
 use sync_core::codes::AccidentType;
@@ -13,7 +16,7 @@ use sync_core::credential::Enrollment;
 use sync_core::doc::{campaign, dossier};
 use sync_core::ids::{CreditCode, DocId, EntityId};
 use sync_core::model::{
-    Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationMode,
+    CampaignKind, Domain, Enterprise, Hazard, HazardKind, HazardLevel, Location, Rectification, RectificationMode,
     RectificationStatus, Step, StepKind,
 };
 
@@ -148,6 +151,124 @@ pub(crate) fn record_site(
         ids.push(id);
     }
     Ok((d, ids))
+}
+
+/// The real server on loopback ports, with HQ's data in `data`: the
+/// process, its sync (QUIC) and HTTP addresses.
+pub(crate) fn serve(server_bin: &str, data: &Path) -> anyhow::Result<(KillOnDrop, SocketAddr, SocketAddr)> {
+    let mut child = KillOnDrop(
+        Command::new(server_bin)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
+    let (mut quic, mut http) = (None::<SocketAddr>, None::<SocketAddr>);
+    while quic.is_none() || http.is_none() {
+        let line = lines.next().ok_or_else(|| anyhow::anyhow!("server exited"))??;
+        if let Some(addr) = line.strip_prefix("同步地址：") {
+            quic = Some(addr.parse()?);
+        }
+        if let Some(rest) = line.strip_prefix("健康检查：http://") {
+            http = rest.strip_suffix("/health").map(str::parse).transpose()?;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let unset = || SocketAddr::from(([127, 0, 0, 1], 0));
+    Ok((child, quic.unwrap_or_else(unset), http.unwrap_or_else(unset)))
+}
+
+/// Copies the contents of `from` into `to` (`cp -a`).
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let status = Command::new("cp").arg("-a").arg(from.join(".")).arg(to).status()?;
+    anyhow::ensure!(status.success(), "copying {} failed", from.display());
+    Ok(())
+}
+
+/// Devices at `homes`, each an inspector with its own campaign of
+/// `dossiers` sites × `findings` findings recorded offline (one change per
+/// finding, then two small edits each), enrolled with HQ at `data` one by
+/// one (HQ's register issues serials in order). Prepared on eight threads
+/// (mostly waiting on fsync).
+pub(crate) fn prepare_devices(
+    server_bin: &str,
+    data: &Path,
+    homes: &[PathBuf],
+    dossiers: usize,
+    findings: usize,
+) -> anyhow::Result<()> {
+    Command::new(server_bin).arg("--data").arg(data).arg("key").output()?;
+    for home in homes {
+        Store::init(home, "检查员")?;
+    }
+    let campaigns = std::thread::scope(|scope| -> anyhow::Result<Vec<DocId>> {
+        let chunks: Vec<_> = homes.chunks(homes.len().div_ceil(8).max(1)).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(|| {
+                    chunk
+                        .iter()
+                        .map(|home| prepare_device(home, dossiers, findings))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.join().map_err(|_| anyhow::anyhow!("preparation thread panicked"))??);
+        }
+        Ok(all)
+    })?;
+    // Each inspector's credential covers its own campaign, as in the field.
+    for (home, campaign) in homes.iter().zip(&campaigns) {
+        enroll(server_bin, data, &Store::open(home)?, &["--role", "inspector", "--campaign", campaign.as_str()])?;
+    }
+    Ok(())
+}
+
+fn prepare_device(home: &Path, dossiers: usize, findings: usize) -> anyhow::Result<DocId> {
+    let mut store = Store::open(home)?;
+    // Each device its own texts, the same on every run.
+    let seed = sync_core::ids::sha256_hex(home.file_name().unwrap_or_default().as_encoded_bytes());
+    let mut texts = Findings::new(u64::from_str_radix(&seed[..16], 16)?)?;
+    let c = store.create_campaign("基准", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")?;
+    for s in 0..dossiers {
+        let site = (format!("91640200MA76XYW{s:03}").parse()?, format!("企业{s}"), String::new());
+        record_site(&mut store, &c, site, findings, &mut texts, |_, _, _| Ok(RectificationStatus::Rectifying))?;
+    }
+    Ok(c)
+}
+
+/// The end-of-day burst: every device at `homes` syncs with HQ at `addr` at
+/// once, until each holds HQ's receipts for all its work (checked). Returns
+/// the wall time (s), the bytes on the wire both ways, and when each device
+/// was done (s, sorted).
+pub(crate) async fn burst(homes: &[PathBuf], addr: SocketAddr) -> anyhow::Result<(f64, u64, Vec<f64>)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for home in homes {
+        let home = home.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut store = Store::open(&home)?;
+            let (_, bytes) = store.sync_with_hq_counting(Some(addr)).await?;
+            let synced = started.elapsed().as_secs_f64();
+            let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
+            anyhow::ensure!(pending == 0, "{} still has {pending} unreceipted changes", home.display());
+            anyhow::Ok((bytes, synced))
+        }));
+    }
+    let mut bytes = 0;
+    let mut finished = Vec::new();
+    for task in tasks {
+        let (b, synced) = task.await??;
+        bytes += b;
+        finished.push(synced);
+    }
+    finished.sort_by(f64::total_cmp);
+    Ok((started.elapsed().as_secs_f64(), bytes, finished))
 }
 
 /// Kills the server however the benchmark ends.
