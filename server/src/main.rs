@@ -226,7 +226,9 @@ fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     });
     let replica = sync::HqReplica::new(store, sync_core::identity::DeviceKey::from_seed(hq.seed()), durable)?;
     read.set_source(Box::new(replica.clone()));
-    let deriver = Arc::new(photos::Deriver::start(store_dir, photos::Copies::at(data))?);
+    let photo_read = read.clone();
+    let heard: photos::Read = Box::new(move |photo, meta| photo_read.photo_read(photo, meta));
+    let deriver = Arc::new(photos::Deriver::start(store_dir, photos::Copies::at(data), heard)?);
     let replica = replica.with_photo_hook(Arc::new(move |photo| deriver.arrived(photo)));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = Served { hq, replica, read, metrics, credential, token_created };

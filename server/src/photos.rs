@@ -199,6 +199,10 @@ fn exif_of(bytes: &[u8]) -> (Option<String>, Option<f64>, Option<f64>) {
     (taken_at, lat, lon)
 }
 
+/// Told what was read from each photo once its copies are written (the
+/// read model listens).
+pub(crate) type Read = Box<dyn Fn(PhotoId, PhotoMeta) + Send>;
+
 /// The thread that derives copies of arriving photos, at the lowest
 /// priority; dropping it lets it finish what waits, then stops it.
 pub(crate) struct Deriver {
@@ -208,9 +212,10 @@ pub(crate) struct Deriver {
 
 impl Deriver {
     /// Starts the thread for HQ's store at `store` (its blobs), writing to
-    /// `copies`; first it derives every photo the store holds that has no
-    /// `.json` yet (arrived while the server was stopped, or before this).
-    pub(crate) fn start(store: PathBuf, copies: Copies) -> Result<Self> {
+    /// `copies` and telling `read`; first it derives every photo the store
+    /// holds that has no `.json` yet (arrived while the server was stopped,
+    /// or before this).
+    pub(crate) fn start(store: PathBuf, copies: Copies, read: Read) -> Result<Self> {
         let (queue, photos) = mpsc::channel::<PhotoId>();
         let thread = std::thread::Builder::new()
             .name("photo-copies".into())
@@ -221,8 +226,9 @@ impl Deriver {
                 }
                 for photo in held(&store).into_iter().filter(|p| copies.meta(p).is_none()).chain(photos) {
                     let original = field_client::blob_path(&store, &photo.to_string());
-                    if let Err(error) = copies.derive(&photo, &original) {
-                        tracing::error!(%photo, error = format!("{error:#}"), "photo copies not made");
+                    match copies.derive(&photo, &original) {
+                        Ok(meta) => read(photo, meta),
+                        Err(error) => tracing::error!(%photo, error = format!("{error:#}"), "photo copies not made"),
                     }
                 }
             })
@@ -307,9 +313,12 @@ mod tests {
         std::fs::create_dir_all(store.join("blobs/partial")).unwrap();
         std::fs::write(store.join("blobs/partial").join("f".repeat(64)), b"half").unwrap();
         let copies = Copies::at(dir.path());
-        drop(Deriver::start(store, copies.clone()).unwrap());
+        let (told, heard) = mpsc::channel();
+        let read: Read = Box::new(move |photo, meta| told.send((photo, meta)).unwrap());
+        drop(Deriver::start(store, copies.clone(), read).unwrap());
         let meta = copies.meta(&sha.parse().unwrap()).expect("read at the start");
         assert!(!meta.decodable, "{meta:?}");
+        assert_eq!(heard.try_iter().collect::<Vec<_>>(), [(sha.parse().unwrap(), meta)], "the read model is told");
         assert!(copies.meta(&"f".repeat(64).parse().unwrap()).is_none(), "a partial copy is no photo");
     }
 

@@ -82,8 +82,18 @@ fn is_chinese(message: &Value) -> bool {
 fn tables(data: &Path) -> Vec<Vec<String>> {
     let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
     let mut out = Vec::new();
-    let all =
-        ["campaigns", "enterprises", "hazards", "reviews", "document_checks", "conflicts", "history", "projected"];
+    let all = [
+        "campaigns",
+        "enterprises",
+        "hazards",
+        "reviews",
+        "document_checks",
+        "conflicts",
+        "history",
+        "photos",
+        "photo_meta",
+        "projected",
+    ];
     for table in all {
         let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
         let columns = statement.column_count();
@@ -358,6 +368,26 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     };
     let meta = &detail["photo_meta"][&photo];
     assert_eq!(meta["decodable"], false, "{meta}");
+    // The read model knows every photo the hazards name, and which of
+    // them HQ holds and has read: the lost one is named but not read.
+    let conn = rusqlite::Connection::open(data.join("read.db")).unwrap();
+    let named: Vec<(String, String)> = conn
+        .prepare("SELECT p.sha256, p.file_name FROM photos p ORDER BY p.file_name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(named, [(photo.clone(), "IMG_0001.jpg".to_owned()), (lost.clone(), "IMG_LOST.jpg".to_owned())]);
+    let read: Vec<String> = conn
+        .prepare("SELECT sha256 FROM photo_meta")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(read, std::slice::from_ref(&photo));
+    drop(conn);
     assert!(meta["note"].as_str().is_some_and(|n| n.contains("原件")), "{meta}");
     let (status, _, _, _) = http.download(&format!("/api/v1/photos/{photo}?size=thumb")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -446,15 +446,8 @@ pub(crate) async fn hazard(
     let id: sync_core::ids::EntityId =
         id.parse().map_err(|_| ApiError::BadQuery(format!("隐患编号无效：{}（应为 26 位）", shown(&id))))?;
     let key = id.to_string();
-    let Some(hazard) = read(&state, move |conn| query::hazard(conn, &key)).await? else {
-        return Err(ApiError::NotFound(format!("总部没有隐患 {id}")));
-    };
-    let copies = state.copies.clone();
-    let photos = hazard.photos();
-    let read_meta = move || {
-        let meta = |sha: &String| Some((sha.clone(), copies.meta(&sha.parse().ok()?)?));
-        photos.iter().filter_map(meta).collect()
-    };
-    let meta = super::api::blocking(move || Ok(read_meta())).await?;
-    Ok(Json(hazard.with_photo_meta(meta)))
+    match read(&state, move |conn| query::hazard(conn, &key)).await? {
+        Some(hazard) => Ok(Json(hazard)),
+        None => Err(ApiError::NotFound(format!("总部没有隐患 {id}"))),
+    }
 }

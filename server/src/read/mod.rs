@@ -16,6 +16,10 @@
 //!   device, when, which fields), is read from the document's change log
 //!   ([`sync_core::doc::history`]) as it grows: only changes after the heads
 //!   projected last.
+//! - What HQ read from each photo (EXIF time and place, size) is kept
+//!   beside its copies (`crate::photos`) and handed over here
+//!   ([`ReadModel::photo_read`]); the photos each hazard references are
+//!   projected with the hazard.
 //! - Rebuildable: [`ReadModel::rebuild`] projects every stored document
 //!   again (`fieldsync-server reindex`, and at start when the file is new or
 //!   of another layout). Each document's projected heads are kept beside
@@ -38,9 +42,12 @@ use sync_core::automerge::{ActorId, Automerge, ChangeHash};
 use sync_core::doc::conflicts::{self, Conflict};
 use sync_core::doc::history::{self, HazardChange};
 use sync_core::identity::ActorProof;
+use sync_core::ids::PhotoId;
 use sync_core::ids::{DocId, DocKind};
 use sync_core::sync::replica::Replica as _;
 use sync_core::validate::{self, Typed};
+
+use crate::photos::{Copies, PhotoMeta};
 
 /// The layout of the tables; another value rebuilds them.
 const VERSION: i64 = 5;
@@ -108,6 +115,14 @@ CREATE TABLE history (
     dossier_id TEXT NOT NULL, hazard_id TEXT NOT NULL, change TEXT NOT NULL, at_ms INTEGER NOT NULL,
     device TEXT, author TEXT, created INTEGER NOT NULL, fields TEXT NOT NULL,
     PRIMARY KEY (dossier_id, hazard_id, change));
+CREATE TABLE photos (
+    dossier_id TEXT NOT NULL, hazard_id TEXT NOT NULL, sha256 TEXT NOT NULL, after INTEGER NOT NULL,
+    campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL, file_name TEXT NOT NULL,
+    PRIMARY KEY (dossier_id, hazard_id, sha256, after));
+CREATE INDEX photos_by_sha ON photos (sha256);
+CREATE TABLE photo_meta (
+    sha256 TEXT PRIMARY KEY, decodable INTEGER NOT NULL, format TEXT, width INTEGER, height INTEGER,
+    taken_at TEXT, lat REAL, lon REAL, note TEXT);
 CREATE TABLE projected (doc_id TEXT PRIMARY KEY, heads BLOB NOT NULL);
 ";
 
@@ -145,6 +160,8 @@ struct Waiting {
     /// the document as that write left it (`None`: read it again), and
     /// when the oldest write of it not yet visible became durable.
     docs: HashMap<DocId, Waits>,
+    /// What was read from photos, to keep.
+    photos: Vec<(PhotoId, PhotoMeta)>,
     /// How many of `docs` hold their records.
     held: usize,
     stop: bool,
@@ -171,7 +188,8 @@ impl ReadModel {
             tx.execute_batch(
                 "DROP TABLE IF EXISTS hazards; DROP TABLE IF EXISTS enterprises; DROP TABLE IF EXISTS campaigns;
                  DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS document_checks; DROP TABLE IF EXISTS conflicts;
-                 DROP TABLE IF EXISTS history; DROP TABLE IF EXISTS projected;",
+                 DROP TABLE IF EXISTS history; DROP TABLE IF EXISTS photos; DROP TABLE IF EXISTS photo_meta;
+                 DROP TABLE IF EXISTS projected;",
             )?;
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", VERSION)?;
@@ -203,6 +221,13 @@ impl ReadModel {
         }
     }
 
+    /// Keeps what was read from `photo`.
+    pub(crate) fn photo_read(&self, photo: PhotoId, meta: PhotoMeta) {
+        let mut waiting = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.photos.push((photo, meta));
+        self.queue.wake.notify_one();
+    }
+
     /// Projects every campaign and dossier `store` holds again, in one
     /// transaction, replacing the tables' rows. Returns how many documents.
     pub(crate) fn rebuild(&self, store: &mut field_client::Store) -> Result<usize> {
@@ -222,7 +247,8 @@ impl ReadModel {
         if all {
             tx.execute_batch(
                 "DELETE FROM hazards; DELETE FROM enterprises; DELETE FROM campaigns; DELETE FROM reviews;
-                 DELETE FROM document_checks; DELETE FROM conflicts; DELETE FROM history; DELETE FROM projected;",
+                 DELETE FROM document_checks; DELETE FROM conflicts; DELETE FROM history; DELETE FROM photos;
+                 DELETE FROM photo_meta; DELETE FROM projected;",
             )?;
         }
         let names = crate::register::holders_at(self.data())?;
@@ -245,6 +271,19 @@ impl ReadModel {
             project::document(&tx, &typed, &read)?;
             project::heads(&tx, &entry.id, &heads_bytes(&doc.get_heads()))?;
             count += 1;
+        }
+        // What was read from photos before (or while the server was
+        // stopped), from beside their copies.
+        let copies = Copies::at(self.data());
+        let mut unread = tx.prepare(
+            "SELECT DISTINCT sha256 FROM photos WHERE sha256 NOT IN (SELECT sha256 FROM photo_meta) ORDER BY sha256",
+        )?;
+        let shas: Vec<String> = unread.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        drop(unread);
+        for sha in shas {
+            if let Some(meta) = sha.parse().ok().and_then(|photo| copies.meta(&photo)) {
+                project::photo_meta(&tx, &sha, &meta)?;
+            }
         }
         tx.commit()?;
         Ok(count)
@@ -360,7 +399,13 @@ fn projected_heads(conn: &Connection, id: &DocId) -> Result<Vec<ChangeHash>> {
 
 /// Projects `docs` in one transaction; a document that does not project
 /// (logged) leaves its rows as they were and the others go in.
-fn apply(conn: &mut Connection, docs: HashMap<DocId, Waits>, queue: &Queue, data: &Path) -> Result<()> {
+fn apply(
+    conn: &mut Connection,
+    docs: HashMap<DocId, Waits>,
+    photos: Vec<(PhotoId, PhotoMeta)>,
+    queue: &Queue,
+    data: &Path,
+) -> Result<()> {
     let source = queue.source.get();
     let names = crate::register::holders_at(data)?;
     let mut tx = conn.transaction()?;
@@ -386,6 +431,9 @@ fn apply(conn: &mut Connection, docs: HashMap<DocId, Waits>, queue: &Queue, data
             Err(error) => tracing::error!(%id, error = format!("{error:#}"), "document not projected"),
         }
     }
+    for (photo, meta) in photos {
+        project::photo_meta(&tx, &photo.to_string(), &meta)?;
+    }
     tx.commit()?;
     for since in waited {
         queue.lag.observe(since.elapsed().as_secs_f64());
@@ -410,16 +458,16 @@ fn project_while_running(mut conn: Connection, queue: &Queue, data: &Path) {
         tracing::warn!(%error, "read model thread keeps normal priority");
     }
     loop {
-        let (docs, stop) = {
+        let (docs, photos, stop) = {
             let mut waiting = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
-            while waiting.docs.is_empty() && !waiting.stop {
+            while waiting.docs.is_empty() && waiting.photos.is_empty() && !waiting.stop {
                 waiting = queue.wake.wait(waiting).unwrap_or_else(PoisonError::into_inner);
             }
             waiting.held = 0;
-            (std::mem::take(&mut waiting.docs), waiting.stop)
+            (std::mem::take(&mut waiting.docs), std::mem::take(&mut waiting.photos), waiting.stop)
         };
-        if !docs.is_empty()
-            && let Err(error) = apply(&mut conn, docs, queue, data)
+        if (!docs.is_empty() || !photos.is_empty())
+            && let Err(error) = apply(&mut conn, docs, photos, queue, data)
         {
             tracing::error!(
                 error = format!("{error:#}"),

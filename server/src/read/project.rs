@@ -16,6 +16,7 @@ use sync_core::validate::Typed;
 use sync_core::zone::Zone;
 
 use super::Read;
+use crate::photos::PhotoMeta;
 
 /// Replaces the rows of `doc` with its current ones; for a dossier, `read`
 /// holds what is read from the document itself (conflicts, history).
@@ -195,10 +196,25 @@ fn review_rows(conn: &Connection, d: &Dossier) -> Result<()> {
     Ok(())
 }
 
+/// Keeps what was read from photo `sha`.
+pub(super) fn photo_meta(conn: &Connection, sha: &str, m: &PhotoMeta) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO photo_meta (sha256, decodable, format, width, height, taken_at, lat, lon, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![sha, m.decodable, m.format, m.width, m.height, m.taken_at, m.lat, m.lon, m.note],
+    )?;
+    Ok(())
+}
+
 fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
     review_rows(conn, d)?;
     let dossier_id = d.id.to_string();
     conn.execute("DELETE FROM hazards WHERE dossier_id = ?1", [&dossier_id])?;
+    conn.execute("DELETE FROM photos WHERE dossier_id = ?1", [&dossier_id])?;
+    let mut photo = conn.prepare_cached(
+        "INSERT OR IGNORE INTO photos (dossier_id, hazard_id, sha256, after, campaign_id, enterprise_code, file_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
     // The campaign's zone once it is projected; the default until then.
     let zone: Option<String> = conn
         .query_row("SELECT time_zone FROM campaigns WHERE id = ?1", [d.campaign_id.as_str()], |r| r.get(0))
@@ -217,6 +233,18 @@ fn dossier_rows(conn: &Connection, d: &Dossier) -> Result<()> {
         let (state, plan) = (&lp.state, lp.state.plan.as_ref());
         let verification = state.verification.as_ref();
         let after: BTreeMap<&String, &String> = rectification::photos_after(&h.rectification).collect();
+        let taken = h.photos.iter().map(|p| (p, false)).chain(after.iter().map(|(s, f)| ((*s, *f), true)));
+        for ((sha, file_name), after) in taken {
+            photo.execute(params![
+                dossier_id,
+                hazard_id,
+                sha,
+                after,
+                d.campaign_id.as_str(),
+                d.enterprise,
+                file_name
+            ])?;
+        }
         let gps = h.location.gps.as_ref();
         insert.execute(params![
             hazard_id,

@@ -12,6 +12,8 @@ use sync_core::model::{
     Verdict,
 };
 use sync_core::zone::Zone;
+
+use crate::photos::PhotoMeta;
 use utoipa::ToSchema;
 
 /// The KPI targets of the source project, per enterprise (DOMAIN.md).
@@ -384,21 +386,13 @@ impl HazardDetail {
     }
 
     /// Every photo it names: before, after, and in its steps.
-    pub(crate) fn photos(&self) -> Vec<String> {
+    fn photos(&self) -> Vec<String> {
         let named =
             self.hazard.photos.iter().chain(&self.hazard.photos_after).chain(self.steps.iter().flat_map(|s| &s.photos));
         let mut shas: Vec<String> = named.map(|p| p.sha256.clone()).collect();
         shas.sort();
         shas.dedup();
         shas
-    }
-
-    /// With what HQ read from its photos.
-    pub(crate) fn with_photo_meta(
-        self,
-        photo_meta: std::collections::BTreeMap<String, crate::photos::PhotoMeta>,
-    ) -> Self {
-        HazardDetail { photo_meta, ..self }
     }
 }
 
@@ -531,7 +525,35 @@ pub(crate) fn hazard(conn: &Connection, id: &str) -> Result<Option<HazardDetail>
     let found = conn.query_row(&sql, [id], |r| Ok((hazard_view(r)?, r.get::<_, String>(31)?))).optional()?;
     let Some((view, record)) = found else { return Ok(None) };
     let history = history(conn, &view.dossier_id, id)?;
-    Ok(Some(HazardDetail { history, ..HazardDetail::of(view, &serde_json::from_str(&record)?) }))
+    let detail = HazardDetail::of(view, &serde_json::from_str(&record)?);
+    let photo_meta = photo_meta(conn, &detail.photos())?;
+    Ok(Some(HazardDetail { history, photo_meta, ..detail }))
+}
+
+/// What HQ read from each of `photos` that it has read, by SHA-256.
+fn photo_meta(conn: &Connection, photos: &[String]) -> Result<std::collections::BTreeMap<String, PhotoMeta>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT decodable, format, width, height, taken_at, lat, lon, note FROM photo_meta WHERE sha256 = ?1",
+    )?;
+    let mut out = std::collections::BTreeMap::new();
+    for sha in photos {
+        let meta = statement
+            .query_row([sha], |r| {
+                Ok(PhotoMeta {
+                    decodable: r.get(0)?,
+                    format: r.get(1)?,
+                    width: r.get(2)?,
+                    height: r.get(3)?,
+                    taken_at: r.get(4)?,
+                    lat: r.get(5)?,
+                    lon: r.get(6)?,
+                    note: r.get(7)?,
+                })
+            })
+            .optional()?;
+        out.extend(meta.map(|meta| (sha.clone(), meta)));
+    }
+    Ok(out)
 }
 
 /// The signed changes of hazard `id` of dossier `dossier`, in the order
