@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rust_xlsxwriter::{Format, Workbook, Worksheet};
+use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet};
 use sync_core::register::{REGISTER_COLUMNS, STEP_COLUMNS};
 
 use crate::read::query::Register;
@@ -160,34 +160,51 @@ fn sheet_name(name: &str, taken: &mut BTreeSet<String>) -> String {
     candidate
 }
 
-fn write_rows(sheet: &mut Worksheet, header: &[&str], rows: &[Vec<String>], bold: &Format) -> Result<()> {
+fn write_rows(sheet: &mut Worksheet, header: &[&str], rows: &[Vec<String>], (bold, wrap): Styles) -> Result<()> {
     for (c, title) in header.iter().enumerate() {
         let c = u16::try_from(c)?;
         sheet.write_string_with_format(0, c, *title, bold)?;
-        // CJK characters are about two columns wide.
-        let widest = rows.iter().map(|r| r.get(usize::from(c)).map_or(0, |v| v.chars().count())).max().unwrap_or(0);
-        let width = (widest.max(title.chars().count()) * 2).clamp(6, 60);
+        let widest = rows.iter().map(|r| r.get(usize::from(c)).map_or(0, |v| shown_width(v))).max().unwrap_or(0);
+        let width = (widest.max(shown_width(title)) + 2).clamp(6, 40);
         sheet.set_column_width(c, width as f64)?;
     }
     for (r, row) in rows.iter().enumerate() {
         let r = u32::try_from(r + 1)?;
         for (c, value) in row.iter().enumerate() {
-            sheet.write_string(r, u16::try_from(c)?, value)?;
+            sheet.write_string_with_format(r, u16::try_from(c)?, value, wrap)?;
         }
     }
-    sheet.set_freeze_panes(1, 0)?;
-    let last_row = u32::try_from(rows.len())?;
     let last_column = u16::try_from(header.len().saturating_sub(1))?;
+    sheet.set_freeze_panes(1, 0)?;
+    // Printed as registers are filed: A3 landscape, the header row and the
+    // first two columns (number, id) on every page, long texts wrapped.
+    sheet.set_paper_size(PAPER_A3).set_landscape();
+    sheet.set_repeat_rows(0, 0)?;
+    sheet.set_repeat_columns(0, 1.min(last_column))?;
+    let last_row = u32::try_from(rows.len())?;
     sheet.autofilter(0, 0, last_row, last_column)?;
     Ok(())
 }
+
+/// How many columns `text` takes: Chinese characters about two, others
+/// one.
+fn shown_width(text: &str) -> usize {
+    text.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum()
+}
+
+/// The header's format, and the cells' (wrapped, top-aligned).
+type Styles<'a> = (&'a Format, &'a Format);
+
+/// Excel's number for A3 paper.
+const PAPER_A3: u8 = 8;
 
 /// The last sheet: every rectification step of the register's hazards.
 const STEPS_SHEET: &str = "整改步骤";
 
 fn xlsx(register: &Register) -> Result<Vec<u8>> {
     let mut workbook = Workbook::new();
-    let bold = Format::new().set_bold();
+    let (bold, wrap) = (Format::new().set_bold(), Format::new().set_text_wrap().set_align(FormatAlign::Top));
+    let styles = (&bold, &wrap);
     let (level, status) = (column("隐患等级"), column("整改状态"));
     let summary_header = ["被检查单位", "隐患条数", "重大隐患", "已销号", "整改率"];
     let summary: Vec<Vec<String>> = register
@@ -205,12 +222,12 @@ fn xlsx(register: &Register) -> Result<Vec<u8>> {
         })
         .collect();
     let mut taken = BTreeSet::from(["汇总".to_owned(), STEPS_SHEET.to_owned()]);
-    write_rows(workbook.add_worksheet().set_name("汇总")?, &summary_header, &summary, &bold)?;
+    write_rows(workbook.add_worksheet().set_name("汇总")?, &summary_header, &summary, styles)?;
     for (name, rows) in &register.enterprises {
         let sheet = workbook.add_worksheet().set_name(sheet_name(name, &mut taken))?;
-        write_rows(sheet, REGISTER_COLUMNS, rows, &bold)?;
+        write_rows(sheet, REGISTER_COLUMNS, rows, styles)?;
     }
-    write_rows(workbook.add_worksheet().set_name(STEPS_SHEET)?, STEP_COLUMNS, &register.steps, &bold)?;
+    write_rows(workbook.add_worksheet().set_name(STEPS_SHEET)?, STEP_COLUMNS, &register.steps, styles)?;
     workbook.save_to_buffer().context("XLSX 写入失败")
 }
 
