@@ -265,7 +265,7 @@ impl ReadModel {
             let doc = store.document(&entry.id)?;
             let typed = validate::document(&entry.id, doc).with_context(|| format!("文档 {}", entry.id))?.typed;
             let read = match &typed {
-                Typed::Dossier(_) => Read::of(doc, &since, signers, &names),
+                Typed::Dossier(_) => Read::of(doc, (&since, &doc.get_heads()), signers, &names),
                 _ => Read::default(),
             };
             project::document(&tx, &typed, &read)?;
@@ -359,7 +359,9 @@ impl Waiting {
 
 /// What a dossier's rows need beyond its records, read from the document
 /// as HQ holds it: its conflicts, and its hazards' changes after the heads
-/// projected last with who signed each.
+/// projected last, up to the durable version being projected (a copy may
+/// hold changes another session is still writing, whose signatures are
+/// not on disk yet), with who signed each.
 #[derive(Default)]
 pub(super) struct Read {
     pub(super) conflicts: Vec<Conflict>,
@@ -370,7 +372,12 @@ pub(super) struct Read {
 }
 
 impl Read {
-    fn of(doc: &Automerge, since: &[ChangeHash], signers: Vec<ActorProof>, names: &Names) -> Self {
+    fn of(
+        doc: &Automerge,
+        (since, until): (&[ChangeHash], &[ChangeHash]),
+        signers: Vec<ActorProof>,
+        names: &Names,
+    ) -> Self {
         let signers = signers
             .into_iter()
             .map(|proof| {
@@ -378,11 +385,10 @@ impl Read {
                 (proof.actor_id(), (proof.key.to_string(), name))
             })
             .collect();
-        Read {
-            conflicts: conflicts::conflicts(doc).unwrap_or_default(),
-            changes: history::hazard_changes(doc, since),
-            signers,
-        }
+        let beyond: std::collections::HashSet<ChangeHash> = doc.get_changes(until).iter().map(|c| c.hash()).collect();
+        let mut changes = history::hazard_changes(doc, since);
+        changes.retain(|c| !beyond.contains(&c.hash));
+        Read { conflicts: conflicts::conflicts(doc).unwrap_or_default(), changes, signers }
     }
 }
 
@@ -418,8 +424,16 @@ fn apply(
         };
         let read = match (&doc, source) {
             (Typed::Dossier(_), Some(source)) => match source.document(&id) {
-                Some(copy) => Read::of(&copy, &projected_heads(&tx, &id)?, source.signers(&id), &names),
-                None => Read::default(),
+                Some(copy) => {
+                    let since = projected_heads(&tx, &id)?;
+                    Read::of(&copy, (&since, &heads), source.signers(&id), &names)
+                }
+                None => {
+                    // Its history would be skipped for good: left for the
+                    // next write of it.
+                    tracing::error!(%id, "dossier to project could not be read");
+                    continue;
+                }
             },
             _ => Read::default(),
         };
