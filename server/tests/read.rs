@@ -190,6 +190,16 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
         }
     }
     assert_eq!(paged, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    // Other orders, paged the same way; a cursor resumes only its own sort.
+    assert_eq!(http.ids(&format!("{listed}&sort=major")).await, [ids[1].clone(), ids[2].clone(), ids[0].clone()]);
+    let (_, first) = http.get(&format!("{listed}&sort=oldest&limit=2")).await;
+    let next = first["next"].as_str().unwrap().to_owned();
+    assert_eq!(http.ids(&format!("{listed}&sort=oldest&limit=2&cursor={next}")).await, [ids[2].clone()]);
+    let (status, body) = http.get(&format!("{listed}&sort=newest&cursor={next}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = http.get(&format!("{listed}&sort=%E9%9A%8F%E4%BE%BF")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("排序方式") && m.contains("deadline")), "{body}");
 
     // One hazard, as merged at HQ.
     let (status, one) = http.get(&format!("/api/v1/hazards/{}", ids[1])).await;

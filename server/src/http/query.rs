@@ -19,7 +19,7 @@ use super::api::{Admin, ApiError, ApiState, ErrorBody};
 use crate::export::{self, ExportFormat};
 use crate::read::query::{
     self, CampaignSummary, ConflictView, Cursor, CutOff, DocumentCheckView, HazardDetail, HazardFilter, HazardPage,
-    Progress, ReviewView,
+    Progress, ReviewView, Sort,
 };
 
 /// A page holds at most this many hazards.
@@ -333,6 +333,7 @@ const HAZARD_PARAMS: &[&str] = &[
     "to",
     "q",
     "include_deleted",
+    "sort",
     "limit",
     "cursor",
 ];
@@ -342,6 +343,10 @@ fn hazard_filter(params: &HashMap<String, String>) -> Result<HazardFilter, ApiEr
     known_params(params, HAZARD_PARAMS)?;
     let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
     let bad = |what: &str, text: &str| ApiError::BadQuery(format!("{what}无效：{}", shown(text)));
+    let sort = match get("sort") {
+        None => Sort::default(),
+        Some(t) => Sort::parse(t).ok_or_else(|| bad(&format!("排序方式（可用：{}）", Sort::names()), t))?,
+    };
     Ok(HazardFilter {
         campaign: get("campaign").map(campaign_id).transpose()?,
         enterprise: get("enterprise")
@@ -376,17 +381,23 @@ fn hazard_filter(params: &HashMap<String, String>) -> Result<HazardFilter, ApiEr
                 .filter(|n| (1..=MAX_PAGE).contains(n))
                 .ok_or_else(|| ApiError::BadQuery(format!("每页条数无效：{}（应为 1–{MAX_PAGE}）", shown(t))))?,
         },
+        sort,
         after: get("cursor")
-            .map(|t| Cursor::decode(t).ok_or_else(|| bad("翻页游标（请使用上一页返回的 next）", t)))
+            .map(|t| {
+                Cursor::decode(t)
+                    .filter(|c| c.sorts(sort))
+                    .ok_or_else(|| bad("翻页游标（请使用同一排序下上一页返回的 next）", t))
+            })
             .transpose()?,
     })
 }
 
 /// Lists hazards.
 ///
-/// The latest found first, filtered, a page at a time (`limit`, default 50,
-/// at most 500; pass the previous page's `next` as `cursor`). Deleted
-/// hazards only with `include_deleted=true`.
+/// Filtered, in the order `sort` asks (the latest found first by default),
+/// a page at a time (`limit`, default 50, at most 500; pass the previous
+/// page's `next` as `cursor`). Deleted hazards only with
+/// `include_deleted=true`.
 #[utoipa::path(
     get,
     path = "/api/v1/hazards",
@@ -402,6 +413,7 @@ fn hazard_filter(params: &HashMap<String, String>) -> Result<HazardFilter, ApiEr
         ("to" = Option<String>, Query, description = "Found on or before (YYYY-MM-DD, in the campaign's time zone)"),
         ("q" = Option<String>, Query, description = "Words in the title, description or location (≤ 100 characters)"),
         ("include_deleted" = Option<bool>, Query, description = "Also deleted hazards"),
+        ("sort" = Option<String>, Query, description = "newest (default), oldest, major (major hazards first, then newest) or deadline (earliest rectification deadline first, none last)"),
         ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The previous page's `next`"),
     ),

@@ -187,16 +187,59 @@ pub(crate) struct HazardFilter {
     /// Words in the title, description or location.
     pub(crate) text: Option<String>,
     pub(crate) include_deleted: bool,
+    /// In which order.
+    pub(crate) sort: Sort,
     /// At most this many (1–500).
     pub(crate) limit: u32,
-    /// After this cursor (from the previous page's `next`).
+    /// After this cursor (from the previous page's `next`, of the same sort).
     pub(crate) after: Option<Cursor>,
 }
 
-/// Where a page ends: the last hazard's sort key.
+/// The orders a hazard list comes in; each is one key, with the dossier
+/// and hazard ids to break ties, so a cursor can resume it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Sort {
+    /// The latest found first.
+    #[default]
+    Newest,
+    /// The earliest found first.
+    Oldest,
+    /// Major hazards first, each group the latest found first.
+    Major,
+    /// The earliest rectification deadline first; those without one last.
+    Deadline,
+}
+
+impl Sort {
+    /// Every sort: its name in the API, in Chinese, its key and whether it
+    /// descends.
+    const ALL: [(Sort, &'static str, &'static str, &'static str, bool); 4] = [
+        (Sort::Newest, "newest", "最新发现在前", "h.found_at", true),
+        (Sort::Oldest, "oldest", "最早发现在前", "h.found_at", false),
+        (Sort::Major, "major", "重大隐患在前", "(CASE h.level WHEN 'major' THEN '1' ELSE '0' END || h.found_at)", true),
+        (Sort::Deadline, "deadline", "整改期限最早在前", "COALESCE(h.deadline, '9999-12-31')", false),
+    ];
+
+    fn entry(self) -> (Sort, &'static str, &'static str, &'static str, bool) {
+        Sort::ALL.into_iter().find(|e| e.0 == self).unwrap_or(Sort::ALL[0])
+    }
+
+    /// A sort by its API name or Chinese label.
+    pub(crate) fn parse(text: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|e| e.1 == text || e.2 == text).map(|e| e.0)
+    }
+
+    /// The API names, for a message.
+    pub(crate) fn names() -> String {
+        Sort::ALL.map(|e| format!("{}（{}）", e.1, e.2)).join("、")
+    }
+}
+
+/// Where a page ends: its sort and the last hazard's key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Cursor {
-    found_at: String,
+    sort: Sort,
+    key: String,
     dossier: String,
     id: String,
 }
@@ -204,7 +247,7 @@ pub(crate) struct Cursor {
 impl Cursor {
     /// The cursor as the API hands it out.
     fn encode(&self) -> String {
-        let text = format!("{}\n{}\n{}", self.found_at, self.dossier, self.id);
+        let text = format!("{}\n{}\n{}\n{}", self.sort.entry().1, self.key, self.dossier, self.id);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
 
@@ -214,11 +257,17 @@ impl Cursor {
         let text = String::from_utf8(bytes).ok()?;
         let mut parts = text.split('\n');
         let cursor = Cursor {
-            found_at: parts.next()?.to_owned(),
+            sort: Sort::parse(parts.next()?)?,
+            key: parts.next()?.to_owned(),
             dossier: parts.next()?.to_owned(),
             id: parts.next()?.to_owned(),
         };
         parts.next().is_none().then_some(cursor)
+    }
+
+    /// Whether it resumes a list in `sort`.
+    pub(crate) fn sorts(&self, sort: Sort) -> bool {
+        self.sort == sort
     }
 }
 
@@ -493,25 +542,30 @@ pub(crate) fn hazards(conn: &Connection, filter: &HazardFilter) -> Result<Hazard
     if !filter.include_deleted {
         clauses.push("NOT h.deleted");
     }
+    let (_, _, _, key, descending) = filter.sort.entry();
+    let (before, order) = if descending { ("<", "DESC") } else { (">", "ASC") };
+    let after_clause = format!("({key}, h.dossier_id, h.id) {before} (?, ?, ?)");
     if let Some(after) = &filter.after {
-        clauses.push("(h.found_at, h.dossier_id, h.id) < (?, ?, ?)");
-        values.extend([&after.found_at, &after.dossier, &after.id].map(|v| Value::Text(v.clone())));
+        clauses.push(&after_clause);
+        values.extend([&after.key, &after.dossier, &after.id].map(|v| Value::Text(v.clone())));
     }
     let sql = format!(
-        "SELECT {HAZARD_COLUMNS} FROM hazards h
+        "SELECT {HAZARD_COLUMNS}, {key} FROM hazards h
          LEFT JOIN enterprises e ON e.campaign_id = h.campaign_id AND e.code = h.enterprise_code
-         {} ORDER BY h.found_at DESC, h.dossier_id DESC, h.id DESC LIMIT {}",
+         {} ORDER BY {key} {order}, h.dossier_id {order}, h.id {order} LIMIT {}",
         if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) },
         u64::from(filter.limit) + 1
     );
     let mut statement = conn.prepare(&sql)?;
-    let mut hazards = statement.query_map(params_from_iter(values), hazard_view)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = statement.query_map(params_from_iter(values), |r| Ok((hazard_view(r)?, r.get::<_, String>(31)?)))?;
+    let mut hazards = rows.collect::<Result<Vec<_>, _>>()?;
     let next = (hazards.len() > filter.limit as usize).then(|| {
         hazards.truncate(filter.limit as usize);
-        hazards
-            .last()
-            .map(|h| Cursor { found_at: h.found_at.clone(), dossier: h.dossier_id.clone(), id: h.id.clone() }.encode())
+        hazards.last().map(|(h, key)| {
+            Cursor { sort: filter.sort, key: key.clone(), dossier: h.dossier_id.clone(), id: h.id.clone() }.encode()
+        })
     });
+    let hazards = hazards.into_iter().map(|(h, _)| h).collect();
     Ok(HazardPage { hazards, next: next.flatten() })
 }
 
