@@ -8,6 +8,7 @@
 //! `revoke` signs a new revocation list; `admin-token` replaces the admin
 //! token. HQ's identity and credential register: `register`.
 
+mod accounts;
 mod export;
 mod http;
 mod metrics;
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 
 /// With glibc's allocator HQ spent about a fifth of the burst's CPU in
@@ -87,6 +88,26 @@ enum Command {
     Reindex,
     /// 导出检查活动的隐患台账（服务运行时也可导出）
     Export(ExportArgs),
+    /// 总部控制台的用户：添加或列出（服务运行时也可操作）
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// 添加用户；密码从标准输入读一行（至少 10 个字符）
+    Add {
+        /// 用户名（登录时输入）
+        #[arg(value_name = "用户名")]
+        name: String,
+        /// 设为管理员（另可管理用户、设备和凭证）；默认为分析员
+        #[arg(long)]
+        admin: bool,
+    },
+    /// 列出用户
+    List,
 }
 
 #[derive(Subcommand)]
@@ -313,6 +334,37 @@ fn open_stopped(data: &std::path::Path, doing: &str) -> Result<field_client::Sto
     }
 }
 
+/// `user`: the console's accounts, in the register's database (the server
+/// may be running).
+fn user(data: &std::path::Path, action: UserAction) -> Result<()> {
+    drop(register::Hq::open(data)?);
+    let accounts = accounts::Accounts::open(data)?;
+    match action {
+        UserAction::Add { name, admin } => {
+            use std::io::IsTerminal as _;
+            let role = if admin { accounts::Role::Admin } else { accounts::Role::Analyst };
+            if std::io::stdin().is_terminal() {
+                eprint!("请输入 {} 的密码（至少 10 个字符，输入时会显示）：", name.trim());
+            }
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("无法从标准输入读取密码")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            accounts.add_user(&name, role, password, "命令行", now_ms())?;
+            println!("已添加{}：{}", role.label(), name.trim());
+        }
+        UserAction::List => {
+            let users = accounts.users()?;
+            if users.is_empty() {
+                println!("还没有控制台用户。用 fieldsync-server user add <用户名> --admin 添加第一个管理员。");
+            }
+            for (name, role, disabled) in users {
+                println!("{name}\t{}{}", role.label(), if disabled { "\t（已停用）" } else { "" });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `reindex`: rebuilds the read model from the stored documents. The
 /// server must be stopped (it holds the store).
 fn reindex(data: &std::path::Path) -> Result<()> {
@@ -369,7 +421,9 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
     let register = Arc::new(Mutex::new(hq));
     let replica = replica.with_register(register.clone());
     let log = register::SessionLog::start(data)?;
-    let api = http::api::ApiState::new(register.clone(), read, replica.clone(), data.join("sync"), metrics.clone());
+    let accounts = Arc::new(accounts::Accounts::open(data)?);
+    let api =
+        http::api::ApiState::new(register.clone(), read, replica.clone(), data.join("sync"), metrics.clone(), accounts);
     http::serve_apart(listener, metrics_listener, api)?;
     let quic = endpoint.clone();
     tokio::select! {
@@ -452,6 +506,7 @@ fn run(cli: Cli) -> Result<()> {
         },
         Command::Reindex => reindex(&cli.data)?,
         Command::Export(args) => export_register(&cli.data, args)?,
+        Command::User { action } => user(&cli.data, action)?,
         Command::Serve(args) => serve(&cli.data, args)?,
     }
     Ok(())

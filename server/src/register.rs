@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../schemas/migrations/server/0002_revocations.sql"),
     include_str!("../../schemas/migrations/server/0003_admin_tokens.sql"),
     include_str!("../../schemas/migrations/server/0004_device_sessions.sql"),
+    include_str!("../../schemas/migrations/server/0005_console.sql"),
 ];
 
 /// The file next to `hq.key` that holds the admin API's bearer token.

@@ -50,6 +50,8 @@ pub(crate) struct ApiState {
     pub(crate) metrics: Arc<Metrics>,
     /// What HQ derived from photos (`<data>/photos`, beside the store).
     pub(crate) copies: Copies,
+    /// The console's accounts and sessions.
+    pub(crate) accounts: Arc<crate::accounts::Accounts>,
 }
 
 impl ApiState {
@@ -59,10 +61,24 @@ impl ApiState {
         sync: HqReplica,
         photos: std::path::PathBuf,
         metrics: Arc<Metrics>,
+        accounts: Arc<crate::accounts::Accounts>,
     ) -> Self {
         let public_key = hq.lock().unwrap_or_else(std::sync::PoisonError::into_inner).public_key();
         let copies = Copies::at(photos.parent().unwrap_or(&photos));
-        Self { hq, public_key, read, sync, photos, metrics, copies }
+        Self { hq, public_key, read, sync, photos, metrics, copies, accounts }
+    }
+
+    /// HQ's state in a fresh data directory `dir` (with an admin token),
+    /// for tests of the routes.
+    #[cfg(test)]
+    pub(crate) fn scratch(dir: &std::path::Path) -> Self {
+        let mut hq = Hq::open(dir).expect("a fresh register");
+        hq.ensure_admin_token(dir, 0).expect("an admin token");
+        let (read, _) = ReadModel::open(dir).expect("a fresh read model");
+        let sync = HqReplica::scratch(&dir.join("sync"), hq.seed());
+        let metrics = Arc::new(Metrics::new(read.lag()));
+        let accounts = Arc::new(crate::accounts::Accounts::open(dir).expect("the accounts"));
+        ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), sync, dir.join("sync"), metrics, accounts)
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
@@ -702,14 +718,9 @@ mod tests {
 
     fn app() -> App {
         let dir = tempfile::TempDir::new().unwrap();
-        let mut hq = Hq::open(dir.path()).unwrap();
-        hq.ensure_admin_token(dir.path(), 0).unwrap();
+        let state = ApiState::scratch(dir.path());
         let token = std::fs::read_to_string(register::admin_token_path(dir.path())).unwrap().trim().to_owned();
-        let (read, _) = ReadModel::open(dir.path()).unwrap();
-        let hq_key = hq.public_key().to_string();
-        let sync = HqReplica::scratch(&dir.path().join("sync"), hq.seed());
-        let metrics = Arc::new(Metrics::new(read.lag()));
-        let state = ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), sync, dir.path().join("sync"), metrics);
+        let hq_key = state.public_key.to_string();
         let router = crate::http::router(state);
         App { _dir: dir, router, token, hq_key }
     }

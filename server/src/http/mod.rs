@@ -3,6 +3,7 @@
 //! and the read API ([`query`]: what HQ holds), with their OpenAPI document.
 
 pub(crate) mod api;
+mod console;
 pub(crate) mod ops;
 mod photos;
 mod quarantine;
@@ -24,7 +25,8 @@ pub(crate) fn router(state: api::ApiState) -> Router {
         .merge(api::router(state.clone()))
         .merge(query::router(state.clone()))
         .merge(quarantine::router(state.clone()))
-        .merge(photos::router(state))
+        .merge(photos::router(state.clone()))
+        .merge(console::router(state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
@@ -139,7 +141,10 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, router: Router) {
                 continue;
             }
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // The console's login limit counts failures per address.
+        let peer = stream.peer_addr().map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let router = router.clone().layer(axum::Extension(console::Peer(peer)));
+        let service = hyper_util::service::TowerToHyperService::new(router);
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
@@ -184,12 +189,7 @@ mod tests {
     #[tokio::test]
     async fn health_answers_ok() {
         let dir = tempfile::TempDir::new().unwrap();
-        let hq = crate::register::Hq::open(dir.path()).unwrap();
-        let (read, _) = crate::read::ReadModel::open(dir.path()).unwrap();
-        let sync = crate::sync::HqReplica::scratch(&dir.path().join("sync"), hq.seed());
-        let hq = std::sync::Arc::new(std::sync::Mutex::new(hq));
-        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(read.lag()));
-        let state = api::ApiState::new(hq, std::sync::Arc::new(read), sync, dir.path().join("sync"), metrics);
+        let state = api::ApiState::scratch(dir.path());
         let response = router(state).oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();

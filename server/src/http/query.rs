@@ -42,7 +42,7 @@ pub(crate) fn router(state: ApiState) -> Router {
 }
 
 /// Runs `f` on a read-only connection of the read model, on the blocking pool.
-async fn read<T: Send + 'static>(
+pub(super) async fn read<T: Send + 'static>(
     state: &ApiState,
     f: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {

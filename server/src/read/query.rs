@@ -27,22 +27,24 @@ pub(crate) const RECTIFICATION_TARGET: f64 = 0.8;
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct CampaignSummary {
     /// `cmp-…`.
-    id: String,
-    name: String,
+    pub(crate) id: String,
+    pub(crate) name: String,
     /// `construction_joint_inspection`, `mine_survey`, …
-    kind: String,
-    start_date: String,
-    end_date: String,
+    pub(crate) kind: String,
+    pub(crate) start_date: String,
+    pub(crate) end_date: String,
+    /// Its time zone (IANA name), in which its dates are days.
+    pub(crate) time_zone: String,
     /// Enterprises in the campaign.
-    enterprises: i64,
+    pub(crate) enterprises: i64,
     /// Hazards recorded (deleted ones left out).
-    hazards: i64,
+    pub(crate) hazards: i64,
 }
 
 /// Every campaign HQ holds, the latest first.
 pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<CampaignSummary>> {
     let mut statement = conn.prepare(
-        "SELECT c.id, c.name, c.kind, c.start_date, c.end_date,
+        "SELECT c.id, c.name, c.kind, c.start_date, c.end_date, c.time_zone,
                 (SELECT COUNT(*) FROM enterprises e WHERE e.campaign_id = c.id),
                 (SELECT COUNT(*) FROM hazards h WHERE h.campaign_id = c.id AND NOT h.deleted)
          FROM campaigns c ORDER BY c.start_date DESC, c.id",
@@ -54,8 +56,9 @@ pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<CampaignSummary>> {
             kind: r.get(2)?,
             start_date: r.get(3)?,
             end_date: r.get(4)?,
-            enterprises: r.get(5)?,
-            hazards: r.get(6)?,
+            time_zone: r.get(5)?,
+            enterprises: r.get(6)?,
+            hazards: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -64,39 +67,39 @@ pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<CampaignSummary>> {
 /// How each KPI is counted, returned beside the numbers.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct Definitions {
-    hazards_found: String,
-    recommended_recorded: String,
-    rectification_rate: String,
+    pub(crate) hazards_found: String,
+    pub(crate) recommended_recorded: String,
+    pub(crate) rectification_rate: String,
 }
 
 /// One enterprise against the KPIs, as of a cut-off.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct EnterpriseProgress {
     /// 统一社会信用代码.
-    code: String,
-    name: String,
-    hazards_found: i64,
-    hazards_target: i64,
-    recommended_recorded: i64,
-    recommended_target: i64,
+    pub(crate) code: String,
+    pub(crate) name: String,
+    pub(crate) hazards_found: i64,
+    pub(crate) hazards_target: i64,
+    pub(crate) recommended_recorded: i64,
+    pub(crate) recommended_target: i64,
     /// Hazards closed (销号) by the cut-off.
-    closed: i64,
+    pub(crate) closed: i64,
     /// `closed / hazards_found`; absent when nothing was found.
-    rectification_rate: Option<f64>,
-    rectification_target: f64,
+    pub(crate) rectification_rate: Option<f64>,
+    pub(crate) rectification_target: f64,
 }
 
 /// A campaign's enterprises against the KPIs.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct Progress {
-    campaign: String,
+    pub(crate) campaign: String,
     /// The cut-off (RFC 3339, UTC): what was found and closed by then counts.
-    as_of: String,
+    pub(crate) as_of: String,
     /// The campaign's time zone (IANA name): a day given as the cut-off
     /// ends at its midnight there, and the definitions show the time there.
-    time_zone: String,
-    definitions: Definitions,
-    enterprises: Vec<EnterpriseProgress>,
+    pub(crate) time_zone: String,
+    pub(crate) definitions: Definitions,
+    pub(crate) enterprises: Vec<EnterpriseProgress>,
 }
 
 /// A cut-off for progress.

@@ -1,0 +1,593 @@
+//! The web console for HQ staff, in Chinese: login and logout, the
+//! campaigns with their briefing countdown, and a campaign's progress
+//! against the KPIs. Pages are askama templates (`server/templates/`,
+//! checked at compile time, HTML escaped), with nothing loaded from outside
+//! the binary.
+//!
+//! Every page needs a signed-in session ([`Viewer`]); without one it sends
+//! the browser to the login page. Every form carries a form token that must
+//! match: the session's on its pages, and on the login page the one its
+//! own cookie holds (CSRF). Session cookies are HttpOnly and
+//! SameSite=Strict.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use serde::Deserialize;
+
+use super::api::{ApiError, ApiState, blocking};
+use super::query::read;
+use crate::accounts::{AuditEntry, LoginError, Role, Session, same_token};
+use crate::read::query::{self, CutOff};
+
+/// The session cookie.
+const SESSION: &str = "fs_session";
+/// The login form's own token, before there is a session.
+const LOGIN_FORM: &str = "fs_login";
+
+/// The address a request came from, set per connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub(crate) IpAddr);
+
+/// The console's pages.
+pub(crate) fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", get(campaigns))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/campaigns/{id}", get(campaign))
+        .route("/audit", get(audit))
+        .with_state(state)
+}
+
+/// Whoever is signed in, for a page that needs it.
+pub(crate) struct Viewer {
+    session: Session,
+    token: String,
+}
+
+impl FromRequestParts<ApiState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie(&parts.headers, SESSION) else { return Err(to_login()) };
+        let accounts = state.accounts.clone();
+        let asked = token.clone();
+        let session = blocking(move || accounts.session(&asked, field_client::now_ms()).map_err(ApiError::Internal))
+            .await
+            .map_err(|e| page_error(&e))?;
+        match session {
+            Some(session) => Ok(Viewer { session, token }),
+            None => Err(to_login()),
+        }
+    }
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// A cookie for the whole console, or cleared.
+fn set_cookie(name: &str, value: Option<&str>) -> HeaderValue {
+    let text = match value {
+        Some(value) => format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict"),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    };
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// To the login page, forgetting a session that ended.
+fn to_login() -> Response {
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION, None));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    name: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    message: &'a str,
+}
+
+/// A page that says what went wrong, in a sentence.
+fn page_error(error: &ApiError) -> Response {
+    let status = match error {
+        ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let message = match error {
+        ApiError::Internal(e) => {
+            tracing::error!(error = format!("{e:#}"), "console page failed");
+            "服务器内部错误，请稍后再试；若一直如此，请联系管理员查看服务器日志。".to_owned()
+        }
+        other => other.to_string(),
+    };
+    rendered(status, &ErrorPage { message: &message })
+}
+
+fn rendered(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "template did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "页面生成失败").into_response()
+        }
+    }
+}
+
+/// The login form, with a fresh form token in its own cookie.
+fn login_form(status: StatusCode, name: &str, error: Option<String>) -> Response {
+    let csrf = match crate::accounts::random_token() {
+        Ok(token) => token,
+        Err(e) => return page_error(&ApiError::Internal(e)),
+    };
+    let mut response = rendered(status, &LoginPage { csrf: csrf.clone(), name: name.to_owned(), error });
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_FORM, Some(&csrf)));
+    response
+}
+
+async fn login_page(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, SESSION) {
+        let accounts = state.accounts.clone();
+        let signed_in = blocking(move || accounts.session(&token, field_client::now_ms()).map_err(ApiError::Internal));
+        if matches!(signed_in.await, Ok(Some(_))) {
+            return Redirect::to("/").into_response();
+        }
+    }
+    login_form(StatusCode::OK, "", None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(state): State<ApiState>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_FORM).unwrap_or_default();
+    if expected.is_empty() || !same_token(&form.csrf, &expected) {
+        let message = "登录表单已过期或不是从本页提交的，请重新输入用户名和密码。".to_owned();
+        return login_form(StatusCode::FORBIDDEN, &form.name, Some(message));
+    }
+    let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(Peer(ip))| ip);
+    let accounts = state.accounts.clone();
+    let (name, password) = (form.name.trim().to_owned(), form.password);
+    let tried = name.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || accounts.login(&tried, &password, address, field_client::now_ms()))
+            .await
+            .map_err(|e| LoginError::Store(anyhow::anyhow!("login task failed: {e}")))
+            .and_then(|r| r);
+    match outcome {
+        Ok((token, _)) => {
+            let mut response = Redirect::to("/").into_response();
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION, Some(&token)));
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_FORM, None));
+            response
+        }
+        Err(LoginError::Store(e)) => page_error(&ApiError::Internal(e)),
+        Err(refused @ LoginError::Limited { .. }) => {
+            login_form(StatusCode::TOO_MANY_REQUESTS, &name, Some(refused.to_string()))
+        }
+        Err(refused) => login_form(StatusCode::UNAUTHORIZED, &name, Some(refused.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Whether a form sent from a page carries that session's form token.
+fn carries_token(viewer: &Viewer, sent: &str) -> bool {
+    same_token(sent, &viewer.session.csrf)
+}
+
+/// The answer to a form without its session's form token: nothing changed.
+fn stale_form() -> Response {
+    let message = "表单已过期或不是从本控制台的页面提交的，未做任何更改。请返回页面刷新后再试。";
+    rendered(StatusCode::FORBIDDEN, &ErrorPage { message })
+}
+
+async fn logout(State(state): State<ApiState>, viewer: Viewer, Form(form): Form<CsrfForm>) -> Response {
+    if !carries_token(&viewer, &form.csrf) {
+        return stale_form();
+    }
+    let accounts = state.accounts.clone();
+    let token = viewer.token.clone();
+    match blocking(move || accounts.logout(&token, field_client::now_ms()).map_err(ApiError::Internal)).await {
+        Ok(()) => to_login(),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// One campaign in the list.
+struct CampaignRow {
+    summary: query::CampaignSummary,
+    kind: &'static str,
+    deadline: String,
+    days_left: i32,
+    countdown: String,
+}
+
+#[derive(Template)]
+#[template(path = "campaigns.html")]
+struct CampaignsPage {
+    viewer: Session,
+    campaigns: Vec<CampaignRow>,
+}
+
+/// The days from today (in `zone`) to `deadline`, told as people say it.
+fn countdown(deadline: jiff::civil::Date, zone: &sync_core::zone::Zone) -> (i32, String) {
+    let today = zone.day(&jiff::Timestamp::now().to_string()).and_then(|d| d.parse::<jiff::civil::Date>().ok());
+    let days = today.and_then(|t| t.until(deadline).ok()).map_or(0, |span| span.get_days());
+    let text = match days {
+        d if d > 0 => format!("还剩 {d} 天"),
+        0 => "就是今天".to_owned(),
+        d => format!("已过 {} 天", -d),
+    };
+    (days, text)
+}
+
+async fn campaigns(State(state): State<ApiState>, viewer: Viewer) -> Response {
+    let listed = match read(&state, query::campaigns).await {
+        Ok(listed) => listed,
+        Err(error) => return page_error(&error),
+    };
+    let campaigns = listed
+        .into_iter()
+        .map(|summary| {
+            let zone = sync_core::zone::Zone::named(&summary.time_zone).unwrap_or_default();
+            let end = summary.end_date.parse::<jiff::civil::Date>().ok();
+            let deadline =
+                end.and_then(|e| e.checked_add(jiff::Span::new().days(sync_core::doc::campaign::BRIEFING_DAYS)).ok());
+            let (days_left, countdown) = deadline.map_or((0, String::new()), |d| countdown(d, &zone));
+            let kind = sync_core::model::CampaignKind::parse(&summary.kind).map_or("", |k| k.label());
+            CampaignRow {
+                deadline: deadline.map(|d| d.to_string()).unwrap_or_default(),
+                kind,
+                days_left,
+                countdown,
+                summary,
+            }
+        })
+        .collect();
+    rendered(StatusCode::OK, &CampaignsPage { viewer: viewer.session, campaigns })
+}
+
+/// One enterprise's row, against the targets.
+struct EnterpriseRow {
+    progress: query::EnterpriseProgress,
+    rate: String,
+    hazards_behind: bool,
+    recommended_behind: bool,
+    rate_behind: bool,
+}
+
+#[derive(Template)]
+#[template(path = "campaign.html")]
+struct CampaignPage {
+    viewer: Session,
+    name: String,
+    as_of: String,
+    time_zone: String,
+    enterprises: Vec<EnterpriseRow>,
+    definitions: (String, String, String),
+}
+
+async fn campaign(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let Some(id) = id.parse::<sync_core::ids::DocId>().ok().filter(|d| d.kind() == sync_core::ids::DocKind::Campaign)
+    else {
+        let shown: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
+        return page_error(&ApiError::BadQuery(format!("检查活动编号无效：{shown}（应为 cmp- 开头）")));
+    };
+    let key = id.to_string();
+    let found = read(&state, move |conn| {
+        let name: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT name FROM campaigns WHERE id = ?1",
+            [&key],
+            |r| r.get(0),
+        ))?;
+        let progress = query::progress(conn, &key, &CutOff::At(jiff::Timestamp::now()))?;
+        Ok(name.zip(progress))
+    })
+    .await;
+    let (name, progress) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return page_error(&ApiError::NotFound(format!("总部没有检查活动 {id}"))),
+        Err(error) => return page_error(&error),
+    };
+    let zone = sync_core::zone::Zone::named(&progress.time_zone).unwrap_or_default();
+    let enterprises = progress
+        .enterprises
+        .into_iter()
+        .map(|p| EnterpriseRow {
+            rate: p.rectification_rate.map_or("—".to_owned(), |r| format!("{:.1}%", r * 100.0)),
+            hazards_behind: p.hazards_found < p.hazards_target,
+            recommended_behind: p.recommended_recorded < p.recommended_target,
+            rate_behind: p.rectification_rate.is_none_or(|r| r < p.rectification_target),
+            progress: p,
+        })
+        .collect();
+    let d = progress.definitions;
+    let page = CampaignPage {
+        viewer: viewer.session,
+        name,
+        as_of: zone.minute(&progress.as_of),
+        time_zone: progress.time_zone,
+        enterprises,
+        definitions: (d.hazards_found, d.recommended_recorded, d.rectification_rate),
+    };
+    rendered(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    viewer: Session,
+    time_zone: &'static str,
+    limit: u32,
+    entries: Vec<(String, AuditEntry)>,
+}
+
+/// The audit log, for admins.
+async fn audit(State(state): State<ApiState>, viewer: Viewer) -> Response {
+    if viewer.session.role != Role::Admin {
+        let message = "只有管理员可以查看操作记录。";
+        return rendered(StatusCode::FORBIDDEN, &ErrorPage { message });
+    }
+    let accounts = state.accounts.clone();
+    let entries = match blocking(move || accounts.audit_log(AUDIT_SHOWN).map_err(ApiError::Internal)).await {
+        Ok(entries) => entries,
+        Err(error) => return page_error(&error),
+    };
+    let zone = sync_core::zone::Zone::default();
+    let entries = entries.into_iter().map(|e| (zone.minute(&sync_core::doc::rfc3339(e.at)), e)).collect();
+    rendered(
+        StatusCode::OK,
+        &AuditPage { viewer: viewer.session, time_zone: sync_core::zone::DEFAULT, limit: AUDIT_SHOWN, entries },
+    )
+}
+
+/// The newest entries the audit page shows.
+const AUDIT_SHOWN: u32 = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    struct Console {
+        _dir: tempfile::TempDir,
+        state: ApiState,
+        data: std::path::PathBuf,
+    }
+
+    impl Console {
+        fn new() -> Self {
+            let dir = tempfile::TempDir::new().unwrap();
+            let state = ApiState::scratch(dir.path());
+            let now = field_client::now_ms();
+            state.accounts.add_user("王主任", Role::Admin, "correct-horse-battery", "测试", now).unwrap();
+            state.accounts.add_user("李分析", Role::Analyst, "staple-paper-clip", "测试", now).unwrap();
+            let data = dir.path().to_path_buf();
+            Console { _dir: dir, state, data }
+        }
+
+        async fn send(&self, request: Request<Body>) -> Response {
+            crate::http::router(self.state.clone()).oneshot(request).await.unwrap()
+        }
+
+        async fn get(&self, path: &str, session: Option<&str>) -> Response {
+            let mut request = Request::get(path);
+            if let Some(token) = session {
+                request = request.header(header::COOKIE, format!("{SESSION}={token}"));
+            }
+            self.send(request.body(Body::empty()).unwrap()).await
+        }
+
+        async fn post(&self, path: &str, cookies: &str, form: &[(&str, &str)]) -> Response {
+            let body = form.iter().map(|(k, v)| format!("{k}={}", urlencoding(v))).collect::<Vec<_>>().join("&");
+            let request = Request::post(path)
+                .header(header::COOKIE, cookies)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap();
+            self.send(request).await
+        }
+
+        /// Signs `name` in through the login form: the session cookie.
+        async fn login(&self, name: &str, password: &str) -> Response {
+            let page = self.get("/login", None).await;
+            let form_cookie = cookie_set(&page, LOGIN_FORM).unwrap();
+            let csrf = form_token(&text(page).await);
+            let cookies = format!("{LOGIN_FORM}={form_cookie}");
+            self.post("/login", &cookies, &[("csrf", &csrf), ("name", name), ("password", password)]).await
+        }
+
+        async fn session(&self, name: &str, password: &str) -> String {
+            let response = self.login(name, password).await;
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            cookie_set(&response, SESSION).unwrap()
+        }
+
+        fn sessions(&self) -> i64 {
+            let db = rusqlite::Connection::open(self.data.join("hq.db")).unwrap();
+            db.query_row("SELECT COUNT(*) FROM console_sessions", [], |r| r.get(0)).unwrap()
+        }
+    }
+
+    fn urlencoding(text: &str) -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    /// The value a response sets cookie `name` to (not a clearing).
+    fn cookie_set(response: &Response, name: &str) -> Option<String> {
+        response.headers().get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+            let value = v.strip_prefix(&format!("{name}="))?.split(';').next()?;
+            (!value.is_empty()).then(|| value.to_owned())
+        })
+    }
+
+    async fn text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn form_token(page: &str) -> String {
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+        page[at..].split('"').next().unwrap().to_owned()
+    }
+
+    fn goes_to_login(response: &Response) -> bool {
+        response.status() == StatusCode::SEE_OTHER && response.headers()[header::LOCATION] == "/login"
+    }
+
+    #[tokio::test]
+    async fn every_page_needs_a_session_and_sessions_end() {
+        let console = Console::new();
+        let campaign = format!("/campaigns/cmp-{}", "ab".repeat(16));
+        for path in ["/", campaign.as_str(), "/audit"] {
+            assert!(goes_to_login(&console.get(path, None).await), "{path} without a session");
+            assert!(goes_to_login(&console.get(path, Some("made-up")).await), "{path} with a made-up session");
+        }
+        let token = console.session("王主任", "correct-horse-battery").await;
+        let page = console.get("/", Some(&token)).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(text(page).await.contains("总部还没有收到任何检查活动"));
+        // Unused past the idle limit: ended, and forgotten.
+        let db = rusqlite::Connection::open(console.data.join("hq.db")).unwrap();
+        db.execute("UPDATE console_sessions SET seen_at = seen_at - ?1", [crate::accounts::IDLE + 1]).unwrap();
+        assert!(goes_to_login(&console.get("/", Some(&token)).await));
+        assert_eq!(console.sessions(), 0);
+        // Past the absolute limit, however recently used.
+        let token = console.session("王主任", "correct-horse-battery").await;
+        db.execute("UPDATE console_sessions SET created_at = created_at - ?1", [crate::accounts::ABSOLUTE + 1])
+            .unwrap();
+        assert!(goes_to_login(&console.get("/", Some(&token)).await));
+    }
+
+    #[tokio::test]
+    async fn forms_without_their_token_change_nothing() {
+        let console = Console::new();
+        // Login with a form token that is not the page's own.
+        let page = console.get("/login", None).await;
+        let form_cookie = cookie_set(&page, LOGIN_FORM).unwrap();
+        let cookies = format!("{LOGIN_FORM}={form_cookie}");
+        for csrf in ["", "forged"] {
+            let fields = [("csrf", csrf), ("name", "王主任"), ("password", "correct-horse-battery")];
+            let refused = console.post("/login", &cookies, &fields).await;
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+            assert!(cookie_set(&refused, SESSION).is_none());
+            assert!(text(refused).await.contains("登录表单已过期"));
+        }
+        assert_eq!(console.sessions(), 0);
+        // Logout without the session's form token, or with another's.
+        let token = console.session("王主任", "correct-horse-battery").await;
+        let other = console.session("李分析", "staple-paper-clip").await;
+        let other_csrf = form_token(&text(console.get("/", Some(&other)).await).await);
+        for csrf in ["", other_csrf.as_str()] {
+            let refused = console.post("/logout", &format!("{SESSION}={token}"), &[("csrf", csrf)]).await;
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        }
+        assert_eq!(console.get("/", Some(&token)).await.status(), StatusCode::OK, "still signed in");
+        let csrf = form_token(&text(console.get("/", Some(&token)).await).await);
+        let out = console.post("/logout", &format!("{SESSION}={token}"), &[("csrf", &csrf)]).await;
+        assert!(goes_to_login(&out));
+        assert!(goes_to_login(&console.get("/", Some(&token)).await), "the pages are closed after logout");
+        assert_eq!(console.sessions(), 1, "the other session goes on");
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_are_told_alike_and_limited() {
+        let console = Console::new();
+        let unknown = console.login("无此人", "whatever-password").await;
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        let unknown = text(unknown).await;
+        let wrong = console.login("李分析", "not-the-password").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert!(unknown.contains("用户名或密码不正确") && text(wrong).await.contains("用户名或密码不正确"));
+        for _ in 0..4 {
+            console.login("李分析", "not-the-password").await;
+        }
+        let limited = console.login("李分析", "staple-paper-clip").await;
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+        assert!(text(limited).await.contains("分钟后再试"));
+        assert_eq!(console.sessions(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_is_for_admins() {
+        let console = Console::new();
+        let analyst = console.session("李分析", "staple-paper-clip").await;
+        let refused = console.get("/audit", Some(&analyst)).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(text(refused).await.contains("只有管理员"));
+        let admin = console.session("王主任", "correct-horse-battery").await;
+        let log = text(console.get("/audit", Some(&admin)).await).await;
+        assert!(log.contains("添加用户") && log.contains("李分析") && log.contains("登录"), "{log}");
+    }
+
+    /// Text from the field is shown as text: a campaign named with markup.
+    #[tokio::test]
+    async fn markup_in_names_is_shown_as_text() {
+        let console = Console::new();
+        let db = rusqlite::Connection::open(console.data.join("read.db")).unwrap();
+        let id = format!("cmp-{}", "cd".repeat(16));
+        db.execute(
+            "INSERT INTO campaigns (id, name, kind, start_date, end_date, time_zone)
+             VALUES (?1, '<script>alert(1)</script><img src=x onerror=alert(2)>', 'mine_survey', '2026-11-24', '2026-11-25', 'Asia/Shanghai')",
+            [&id],
+        )
+        .unwrap();
+        let token = console.session("王主任", "correct-horse-battery").await;
+        for path in ["/".to_owned(), format!("/campaigns/{id}")] {
+            let page = text(console.get(&path, Some(&token)).await).await;
+            assert!(!page.contains("<script>alert") && !page.contains("<img src=x"), "{path}: {page}");
+            assert!(page.contains("&#60;script&#62;alert(1)"), "{path}: {page}");
+        }
+        let bad = console.get("/campaigns/%3Cscript%3E", Some(&token)).await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(!text(bad).await.contains("<script>"));
+    }
+}
