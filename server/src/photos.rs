@@ -135,7 +135,9 @@ fn read(bytes: &[u8]) -> (PhotoMeta, Option<Derived>) {
     let image = match reader.decode() {
         Ok(image) => image,
         Err(error) => {
-            meta.note = Some(format!("图像无法解码（{error}），仅保存原件作为证据"));
+            // The decoder's words are English: logged, not shown.
+            tracing::info!(%error, "photo does not decode");
+            meta.note = Some("图像已损坏或不完整，无法显示，仅保存原件作为证据".to_owned());
             return (meta, None);
         }
     };
@@ -144,8 +146,9 @@ fn read(bytes: &[u8]) -> (PhotoMeta, Option<Derived>) {
     match (jpeg(&image.thumbnail(THUMB, THUMB)), jpeg(&screen(image))) {
         (Ok(thumb), Ok(screen)) => (meta, Some((thumb, screen))),
         (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(%error, "photo copies not encoded");
             meta.decodable = false;
-            meta.note = Some(format!("无法生成缩略图（{error}），仅保存原件作为证据"));
+            meta.note = Some("无法生成缩略图，仅保存原件作为证据".to_owned());
             (meta, None)
         }
     }

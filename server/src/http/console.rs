@@ -13,7 +13,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -43,6 +45,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/logout", post(logout))
         .route("/campaigns/{id}", get(campaign))
         .route("/audit", get(audit))
+        .route("/hazards", get(hazards))
+        .route("/hazards/{id}", get(hazard))
+        .route("/photos/{sha}", get(photo))
         .with_state(state)
 }
 
@@ -487,7 +492,9 @@ mod tests {
     async fn every_page_needs_a_session_and_sessions_end() {
         let console = Console::new();
         let campaign = format!("/campaigns/cmp-{}", "ab".repeat(16));
-        for path in ["/", campaign.as_str(), "/audit"] {
+        let hazard = format!("/hazards/{}", field_client::new_entity_id().unwrap());
+        let photo = format!("/photos/{}", "ab".repeat(32));
+        for path in ["/", campaign.as_str(), "/audit", "/hazards?level=major", hazard.as_str(), photo.as_str()] {
             assert!(goes_to_login(&console.get(path, None).await), "{path} without a session");
             assert!(goes_to_login(&console.get(path, Some("made-up")).await), "{path} with a made-up session");
         }
@@ -586,8 +593,234 @@ mod tests {
             assert!(!page.contains("<script>alert") && !page.contains("<img src=x"), "{path}: {page}");
             assert!(page.contains("&#60;script&#62;alert(1)"), "{path}: {page}");
         }
-        let bad = console.get("/campaigns/%3Cscript%3E", Some(&token)).await;
-        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-        assert!(!text(bad).await.contains("<script>"));
+        for path in ["/campaigns/%3Cscript%3E", "/hazards/%3Cscript%3E", "/hazards?level=%3Cscript%3E", "/photos/x"] {
+            let bad = console.get(path, Some(&token)).await;
+            assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{path}");
+            let page = text(bad).await;
+            assert!(!page.contains("<script>") && page.contains("无效"), "{path}: {page}");
+        }
+        let listed = text(console.get(&format!("/hazards?campaign={id}"), Some(&token)).await).await;
+        assert!(listed.contains("没有符合条件的隐患") && !listed.contains("<script>alert"), "{listed}");
+    }
+}
+
+/// The hazard filter as its form shows it back.
+#[derive(Default)]
+struct FilterForm {
+    campaign: String,
+    enterprise: String,
+    level: String,
+    status: String,
+    accident_type: String,
+    inspector: String,
+    from: String,
+    to: String,
+    q: String,
+    sort: String,
+}
+
+impl FilterForm {
+    fn of(params: &HashMap<String, String>) -> Self {
+        let get = |name: &str| params.get(name).cloned().unwrap_or_default();
+        FilterForm {
+            campaign: get("campaign"),
+            enterprise: get("enterprise"),
+            level: get("level"),
+            status: get("status"),
+            accident_type: get("accident_type"),
+            inspector: get("inspector"),
+            from: get("from"),
+            to: get("to"),
+            q: get("q"),
+            sort: get("sort"),
+        }
+    }
+}
+
+/// One hazard in the list.
+struct HazardRow {
+    h: query::HazardView,
+    thumb: Option<String>,
+    enterprise: String,
+    deadline: String,
+    found: String,
+}
+
+#[derive(Template)]
+#[template(path = "hazards.html")]
+struct HazardsPage {
+    viewer: Session,
+    filter: FilterForm,
+    campaigns: Vec<(String, String)>,
+    levels: Vec<(&'static str, &'static str)>,
+    statuses: Vec<(&'static str, &'static str)>,
+    accident_types: Vec<(String, String)>,
+    sorts: [(&'static str, &'static str); 4],
+    rows: Vec<HazardRow>,
+    next: Option<String>,
+}
+
+/// The hazards, filtered, a page at a time.
+async fn hazards(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let filter = match super::query::hazard_filter(&params) {
+        Ok(filter) => filter,
+        Err(error) => return page_error(&error),
+    };
+    let found = read(&state, move |conn| {
+        let page = query::hazards(conn, &filter)?;
+        // A thumbnail only for a photo HQ holds and could read.
+        let mut shown = conn.prepare_cached("SELECT 1 FROM photo_meta WHERE sha256 = ?1 AND decodable")?;
+        let mut thumbs = std::collections::HashSet::new();
+        for sha in page.hazards.iter().filter_map(|h| h.photos.first()).map(|p| &p.sha256) {
+            if shown.exists([sha])? {
+                thumbs.insert(sha.clone());
+            }
+        }
+        Ok((page, thumbs, query::campaigns(conn)?))
+    })
+    .await;
+    let (page, thumbs, campaigns) = match found {
+        Ok(found) => found,
+        Err(error) => return page_error(&error),
+    };
+    let zones: HashMap<String, sync_core::zone::Zone> = campaigns
+        .iter()
+        .map(|c| (c.id.clone(), sync_core::zone::Zone::named(&c.time_zone).unwrap_or_default()))
+        .collect();
+    let rows = page
+        .hazards
+        .into_iter()
+        .map(|h| {
+            let zone = zones.get(&h.campaign_id).cloned().unwrap_or_default();
+            HazardRow {
+                thumb: h.photos.first().map(|p| p.sha256.clone()).filter(|sha| thumbs.contains(sha)),
+                enterprise: h.enterprise_name.clone().unwrap_or_else(|| h.enterprise_code.clone()),
+                deadline: h.deadline.clone().unwrap_or_default(),
+                found: zone.minute(&h.found_at),
+                h,
+            }
+        })
+        .collect();
+    let next = page.next.map(|cursor| {
+        let kept = params.iter().filter(|(k, v)| *k != "cursor" && !v.is_empty());
+        let mut query: Vec<String> =
+            kept.map(|(k, v)| format!("{}={}", super::query::percent(k), super::query::percent(v))).collect();
+        query.sort();
+        query.push(format!("cursor={cursor}"));
+        format!("/hazards?{}", query.join("&"))
+    });
+    let page = HazardsPage {
+        viewer: viewer.session,
+        filter: FilterForm::of(&params),
+        campaigns: campaigns.into_iter().map(|c| (c.id, c.name)).collect(),
+        levels: sync_core::model::HazardLevel::ALL.iter().map(|l| (l.as_str(), l.label())).collect(),
+        statuses: sync_core::model::RectificationStatus::ALL.iter().map(|s| (s.as_str(), s.label())).collect(),
+        accident_types: sync_core::codes::gb6441_1986().iter().map(|t| (t.code.clone(), t.name.clone())).collect(),
+        sorts: query::Sort::choices(),
+        rows,
+        next,
+    };
+    rendered(StatusCode::OK, &page)
+}
+
+/// A photo of a hazard, as its page shows it.
+struct PhotoCard {
+    sha: String,
+    file_name: String,
+    after: bool,
+    decodable: bool,
+    /// When and where the camera says it was taken, or why there is no copy.
+    note: String,
+}
+
+#[derive(Template)]
+#[template(path = "hazard.html")]
+struct HazardPage {
+    viewer: Session,
+    d: query::HazardDetail,
+    enterprise: String,
+    found: String,
+    deadline: String,
+    time_zone: String,
+    photos: Vec<PhotoCard>,
+    steps: Vec<(String, query::StepView)>,
+    history: Vec<(String, query::HistoryEntry)>,
+}
+
+/// One hazard with its photos, steps and signed history.
+async fn hazard(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<sync_core::ids::EntityId>() else {
+        let shown: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
+        return page_error(&ApiError::BadQuery(format!("隐患编号无效：{shown}（应为 26 位）")));
+    };
+    let key = id.to_string();
+    let found = read(&state, move |conn| {
+        let Some(detail) = query::hazard(conn, &key)? else { return Ok(None) };
+        let zone: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT time_zone FROM campaigns WHERE id = ?1",
+            [&detail.hazard.campaign_id],
+            |r| r.get(0),
+        ))?;
+        Ok(Some((detail, zone)))
+    })
+    .await;
+    let (mut d, zone) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return page_error(&ApiError::NotFound(format!("总部没有隐患 {id}"))),
+        Err(error) => return page_error(&error),
+    };
+    let zone = zone.and_then(|z| sync_core::zone::Zone::named(&z)).unwrap_or_default();
+    let named = d.hazard.photos.iter().map(|p| (p, false)).chain(d.hazard.photos_after.iter().map(|p| (p, true)));
+    let photos = named
+        .map(|(p, after)| {
+            let meta = d.photo_meta.get(&p.sha256);
+            let note = match meta {
+                None => "总部尚未收到或尚未处理这张照片".to_owned(),
+                Some(m) if !m.decodable => m.note.clone().unwrap_or_default(),
+                Some(m) => {
+                    let taken = m.taken_at.as_deref().map(|t| format!("拍摄于 {t}"));
+                    let place = m.lat.zip(m.lon).map(|(lat, lon)| format!("拍摄位置 {lat:.5}, {lon:.5}"));
+                    [taken, place].into_iter().flatten().collect::<Vec<_>>().join("，")
+                }
+            };
+            PhotoCard {
+                sha: p.sha256.clone(),
+                file_name: p.file_name.clone(),
+                after,
+                decodable: meta.is_some_and(|m| m.decodable),
+                note,
+            }
+        })
+        .collect();
+    let steps = std::mem::take(&mut d.steps).into_iter().map(|s| (zone.minute(&s.at), s)).collect();
+    let history = std::mem::take(&mut d.history).into_iter().map(|e| (zone.minute(&e.at), e)).collect();
+    let page = HazardPage {
+        viewer: viewer.session,
+        enterprise: d.hazard.enterprise_name.clone().unwrap_or_else(|| d.hazard.enterprise_code.clone()),
+        found: zone.minute(&d.hazard.found_at),
+        deadline: d.hazard.deadline.clone().unwrap_or_default(),
+        time_zone: zone.name().to_owned(),
+        photos,
+        steps,
+        history,
+        d,
+    };
+    rendered(StatusCode::OK, &page)
+}
+
+/// A photo, or its copy (`size=thumb|screen`), for a signed-in person.
+async fn photo(
+    State(state): State<ApiState>,
+    _: Viewer,
+    Path(sha): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match super::photos::photo_bytes(&state, &sha, &params).await {
+        Ok(bytes) => bytes.into_response(),
+        Err(error) => page_error(&error),
     }
 }

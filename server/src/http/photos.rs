@@ -53,7 +53,17 @@ pub(crate) async fn photo(
     Path(sha): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let photo = photo_id(&sha)?;
+    photo_bytes(&state, &sha, &params).await
+}
+
+/// Photo `sha` (or its copy of the size `params` asks), whoever may see it
+/// asked: the API's photo call, and the console's.
+pub(super) async fn photo_bytes(
+    state: &ApiState,
+    sha: &str,
+    params: &HashMap<String, String>,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let photo = photo_id(sha)?;
     if let Some(unknown) = params.keys().find(|k| *k != "size") {
         return Err(ApiError::BadQuery(format!("不支持的参数：{}", super::query::shown(unknown))));
     }

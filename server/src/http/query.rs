@@ -295,8 +295,9 @@ pub(crate) async fn register(
         .into_response())
 }
 
-/// `text` percent-encoded for a header's `filename*` (RFC 5987).
-fn percent(text: &str) -> String {
+/// `text` percent-encoded (RFC 3986 unreserved characters kept): for a
+/// header's `filename*` (RFC 5987), and a query string.
+pub(super) fn percent(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
@@ -339,7 +340,7 @@ const HAZARD_PARAMS: &[&str] = &[
 ];
 
 /// The filter the query string asks for.
-fn hazard_filter(params: &HashMap<String, String>) -> Result<HazardFilter, ApiError> {
+pub(super) fn hazard_filter(params: &HashMap<String, String>) -> Result<HazardFilter, ApiError> {
     known_params(params, HAZARD_PARAMS)?;
     let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
     let bad = |what: &str, text: &str| ApiError::BadQuery(format!("{what}无效：{}", shown(text)));

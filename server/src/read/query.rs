@@ -232,6 +232,11 @@ impl Sort {
         Sort::ALL.into_iter().find(|e| e.1 == text || e.2 == text).map(|e| e.0)
     }
 
+    /// Every sort: its API name and Chinese label.
+    pub(crate) fn choices() -> [(&'static str, &'static str); 4] {
+        Sort::ALL.map(|e| (e.1, e.2))
+    }
+
     /// The API names, for a message.
     pub(crate) fn names() -> String {
         Sort::ALL.map(|e| format!("{}（{}）", e.1, e.2)).join("、")
@@ -278,127 +283,127 @@ impl Cursor {
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct PhotoRef {
     /// SHA-256 of the photo, its name at HQ.
-    sha256: String,
+    pub(crate) sha256: String,
     /// The file name on the device that took it.
-    file_name: String,
+    pub(crate) file_name: String,
 }
 
 /// A GPS point.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct Gps {
-    lat: f64,
-    lon: f64,
+    pub(crate) lat: f64,
+    pub(crate) lon: f64,
     /// `wgs84` or `gcj02`.
-    crs: String,
+    pub(crate) crs: String,
 }
 
 /// One hazard as HQ holds it (merged from every device).
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct HazardView {
     /// The hazard's id (a ULID).
-    id: String,
-    dossier_id: String,
-    campaign_id: String,
+    pub(crate) id: String,
+    pub(crate) dossier_id: String,
+    pub(crate) campaign_id: String,
     /// 统一社会信用代码.
-    enterprise_code: String,
-    enterprise_name: Option<String>,
-    title: String,
-    description: String,
+    pub(crate) enterprise_code: String,
+    pub(crate) enterprise_name: Option<String>,
+    pub(crate) title: String,
+    pub(crate) description: String,
     /// `unsafe_condition`, …; `hazard_kind_label` in Chinese.
-    hazard_kind: String,
-    hazard_kind_label: String,
+    pub(crate) hazard_kind: String,
+    pub(crate) hazard_kind_label: String,
     /// GB 6441-1986 code; `accident_type_name` in Chinese.
-    accident_type: String,
-    accident_type_name: String,
+    pub(crate) accident_type: String,
+    pub(crate) accident_type_name: String,
     /// `general` or `major`; `level_label` in Chinese.
-    level: String,
-    level_label: String,
-    criterion: Option<String>,
-    location: String,
-    gps: Option<Gps>,
-    legal_basis: String,
-    inspector: String,
+    pub(crate) level: String,
+    pub(crate) level_label: String,
+    pub(crate) criterion: Option<String>,
+    pub(crate) location: String,
+    pub(crate) gps: Option<Gps>,
+    pub(crate) legal_basis: String,
+    pub(crate) inspector: String,
     /// RFC 3339, UTC.
-    found_at: String,
-    checklist_item: Option<String>,
-    deleted: bool,
+    pub(crate) found_at: String,
+    pub(crate) checklist_item: Option<String>,
+    pub(crate) deleted: bool,
     /// `open`, …, `closed`; `status_label` in Chinese.
-    status: String,
-    status_label: String,
-    mode: Option<String>,
-    deadline: Option<String>,
-    owner: String,
-    measures: String,
-    rectified_by: Option<String>,
-    rectified_at: Option<String>,
-    verifier: Option<String>,
-    verified_at: Option<String>,
-    photos: Vec<PhotoRef>,
-    photos_after: Vec<PhotoRef>,
+    pub(crate) status: String,
+    pub(crate) status_label: String,
+    pub(crate) mode: Option<String>,
+    pub(crate) deadline: Option<String>,
+    pub(crate) owner: String,
+    pub(crate) measures: String,
+    pub(crate) rectified_by: Option<String>,
+    pub(crate) rectified_at: Option<String>,
+    pub(crate) verifier: Option<String>,
+    pub(crate) verified_at: Option<String>,
+    pub(crate) photos: Vec<PhotoRef>,
+    pub(crate) photos_after: Vec<PhotoRef>,
 }
 
 /// One hazard with its rectification loop, step by step.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct HazardDetail {
     #[serde(flatten)]
-    hazard: HazardView,
+    pub(crate) hazard: HazardView,
     /// The loop's steps in its order (`register::STEP_COLUMNS` as fields).
-    steps: Vec<StepView>,
+    pub(crate) steps: Vec<StepView>,
     /// Where steps two devices took at once disagree (the graver reading is
     /// shown until a step that saw both decides), in Chinese.
-    disputes: Vec<String>,
+    pub(crate) disputes: Vec<String>,
     /// What HQ read from each of its photos (by SHA-256), once it has:
     /// copies at `/api/v1/photos/{sha}?size=thumb|screen`.
-    photo_meta: std::collections::BTreeMap<String, crate::photos::PhotoMeta>,
+    pub(crate) photo_meta: std::collections::BTreeMap<String, crate::photos::PhotoMeta>,
     /// Every signed change that touched it, in causal order.
-    history: Vec<HistoryEntry>,
+    pub(crate) history: Vec<HistoryEntry>,
 }
 
 /// One signed change of a hazard, from the document's change log.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct HistoryEntry {
     /// The change's hash.
-    change: String,
+    pub(crate) change: String,
     /// When, by the signing device's clock (RFC 3339, UTC).
-    at: String,
+    pub(crate) at: String,
     /// The device that signed it (its key, hex).
-    device: Option<String>,
+    pub(crate) device: Option<String>,
     /// The name HQ issued that device's credential to.
-    author: Option<String>,
+    pub(crate) author: Option<String>,
     /// Whether this change recorded the hazard.
-    created: bool,
+    pub(crate) created: bool,
     /// The fields it wrote, by key (`level`, `steps`, `photos`, …).
-    fields: Vec<String>,
+    pub(crate) fields: Vec<String>,
     /// The same in Chinese, without repeats.
-    labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
 }
 
 /// One rectification step, as its author's signed change recorded it.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct StepView {
-    id: String,
+    pub(crate) id: String,
     /// `plan`, `start`, `done`, `verify` or `reopen`; `kind_label` in Chinese.
-    kind: String,
-    kind_label: String,
+    pub(crate) kind: String,
+    pub(crate) kind_label: String,
     /// RFC 3339, UTC.
-    at: String,
+    pub(crate) at: String,
     /// The holder of the device that signed it, and their role.
-    author: String,
-    author_role: Option<String>,
-    mode: Option<String>,
-    deadline: Option<String>,
-    owner: String,
-    measures: String,
-    interim_control: String,
-    rectified_by: Option<String>,
+    pub(crate) author: String,
+    pub(crate) author_role: Option<String>,
+    pub(crate) mode: Option<String>,
+    pub(crate) deadline: Option<String>,
+    pub(crate) owner: String,
+    pub(crate) measures: String,
+    pub(crate) interim_control: String,
+    pub(crate) rectified_by: Option<String>,
     /// `pass` or `fail`.
-    result: Option<String>,
+    pub(crate) result: Option<String>,
     /// The verifier's opinion, or the reason for reopening.
-    note: String,
-    photos: Vec<PhotoRef>,
+    pub(crate) note: String,
+    pub(crate) photos: Vec<PhotoRef>,
     /// False for a step that broke the loop's rules at its own point (only
     /// in a document no door let in): shown, but it changed nothing.
-    counted: bool,
+    pub(crate) counted: bool,
 }
 
 impl HazardDetail {
@@ -451,9 +456,9 @@ impl HazardDetail {
 /// A page of hazards.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct HazardPage {
-    hazards: Vec<HazardView>,
+    pub(crate) hazards: Vec<HazardView>,
     /// Pass as `cursor` for the next page; absent on the last.
-    next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 const HAZARD_COLUMNS: &str = "h.id, h.dossier_id, h.campaign_id, h.enterprise_code, e.name, h.title, h.description,
