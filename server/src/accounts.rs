@@ -280,6 +280,11 @@ impl Accounts {
         Ok(())
     }
 
+    /// Records that `user` did `action` (`detail` says to what).
+    pub(crate) fn record(&self, user: &str, action: &str, detail: &str, now: i64) -> Result<()> {
+        audit(&self.db(), user, action, detail, now)
+    }
+
     /// The newest `limit` entries of the audit log, newest first.
     pub(crate) fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         let db = self.db();

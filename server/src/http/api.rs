@@ -83,7 +83,7 @@ impl ApiState {
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are
     /// synchronous, and admin calls are rare enough to take the lock whole.
-    async fn with_hq<T: Send + 'static>(
+    pub(crate) async fn with_hq<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Hq) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -403,22 +403,22 @@ pub(crate) struct ScopeView {
 pub(crate) struct CredentialView {
     /// Serial number, unique at this HQ; revocations name it.
     #[schema(example = 2)]
-    serial: u64,
+    pub(crate) serial: u64,
     /// The device's public key (hex).
-    device: String,
+    pub(crate) device: String,
     /// The person or station.
-    name: String,
+    pub(crate) name: String,
     /// `inspector`, `station`, `hq` or `enterprise`.
     #[schema(example = "inspector")]
-    role: String,
+    pub(crate) role: String,
     /// What it covers.
-    scope: ScopeView,
+    pub(crate) scope: ScopeView,
     /// Valid from (RFC 3339).
     #[schema(example = "2026-11-24T01:00:00Z")]
-    not_before: String,
+    pub(crate) not_before: String,
     /// Valid until (RFC 3339).
     #[schema(example = "2026-12-24T01:00:00Z")]
-    not_after: String,
+    pub(crate) not_after: String,
 }
 
 impl From<&Credential> for CredentialView {
@@ -537,20 +537,20 @@ pub(crate) async fn list_credentials(_: Admin, State(state): State<ApiState>) ->
 #[derive(Serialize, ToSchema)]
 pub(crate) struct DeviceView {
     /// Its newest credential.
-    credential: CredentialView,
+    pub(crate) credential: CredentialView,
     /// `valid`, `expired` or `revoked` now; `credential_state_label` in Chinese.
-    credential_state: String,
-    credential_state_label: String,
+    pub(crate) credential_state: String,
+    pub(crate) credential_state_label: String,
     /// When its last sync session with HQ ended (RFC 3339); absent if it never synced.
-    last_sync_at: Option<String>,
+    pub(crate) last_sync_at: Option<String>,
     /// Why that session failed (Chinese); absent if it ended well.
-    last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// Sync sessions so far, and how many failed.
-    sessions: i64,
-    failures: i64,
+    pub(crate) sessions: i64,
+    pub(crate) failures: i64,
     /// Batches of work it delivered that HQ keeps aside, undecided
     /// (`GET /api/v1/quarantine`): work not yet taken.
-    quarantined: usize,
+    pub(crate) quarantined: usize,
 }
 
 /// Every device, by name.
@@ -577,6 +577,12 @@ pub(crate) struct Devices {
     security(("admin_token" = []))
 )]
 pub(crate) async fn devices(_: Admin, State(state): State<ApiState>) -> Result<Json<Devices>, ApiError> {
+    Ok(Json(Devices { devices: device_views(&state).await? }))
+}
+
+/// Every device HQ issued a credential to, as the API and the console show
+/// it.
+pub(crate) async fn device_views(state: &ApiState) -> Result<Vec<DeviceView>, ApiError> {
     let found = state.with_hq(|hq| Ok(hq.devices()?)).await?;
     let kept = state.quarantine().await?;
     let now = field_client::now_ms();
@@ -604,7 +610,7 @@ pub(crate) async fn devices(_: Admin, State(state): State<ApiState>) -> Result<J
             }
         })
         .collect();
-    Ok(Json(Devices { devices }))
+    Ok(devices)
 }
 
 /// What to revoke: credential serials, device keys, or both.

@@ -48,6 +48,11 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/hazards", get(hazards))
         .route("/hazards/{id}", get(hazard))
         .route("/photos/{sha}", get(photo))
+        .route("/campaigns/{id}/register", get(register))
+        .route("/campaigns/{id}/reviews", get(reviews))
+        .route("/campaigns/{id}/conflicts", get(conflicts))
+        .route("/devices", get(devices))
+        .route("/devices/revoke", post(revoke))
         .with_state(state)
 }
 
@@ -119,7 +124,7 @@ struct ErrorPage<'a> {
 /// A page that says what went wrong, in a sentence.
 fn page_error(error: &ApiError) -> Response {
     let status = match error {
-        ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+        ApiError::BadQuery(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -306,6 +311,7 @@ struct EnterpriseRow {
 #[template(path = "campaign.html")]
 struct CampaignPage {
     viewer: Session,
+    id: String,
     name: String,
     as_of: String,
     time_zone: String,
@@ -314,26 +320,11 @@ struct CampaignPage {
 }
 
 async fn campaign(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    let Some(id) = id.parse::<sync_core::ids::DocId>().ok().filter(|d| d.kind() == sync_core::ids::DocKind::Campaign)
-    else {
-        let shown: String = id.chars().filter(|c| !c.is_control()).take(40).collect();
-        return page_error(&ApiError::BadQuery(format!("检查活动编号无效：{shown}（应为 cmp- 开头）")));
-    };
-    let key = id.to_string();
-    let found = read(&state, move |conn| {
-        let name: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
-            "SELECT name FROM campaigns WHERE id = ?1",
-            [&key],
-            |r| r.get(0),
-        ))?;
-        let progress = query::progress(conn, &key, &CutOff::At(jiff::Timestamp::now()))?;
-        Ok(name.zip(progress))
-    })
-    .await;
-    let (name, progress) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => return page_error(&ApiError::NotFound(format!("总部没有检查活动 {id}"))),
-        Err(error) => return page_error(&error),
+    let now = CutOff::At(jiff::Timestamp::now());
+    let (id, name, progress) = match about_campaign(&state, &id, move |conn, id| query::progress(conn, id, &now)).await
+    {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     let zone = sync_core::zone::Zone::named(&progress.time_zone).unwrap_or_default();
     let enterprises = progress
@@ -350,6 +341,7 @@ async fn campaign(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<
     let d = progress.definitions;
     let page = CampaignPage {
         viewer: viewer.session,
+        id,
         name,
         as_of: zone.minute(&progress.as_of),
         time_zone: progress.time_zone,
@@ -494,7 +486,20 @@ mod tests {
         let campaign = format!("/campaigns/cmp-{}", "ab".repeat(16));
         let hazard = format!("/hazards/{}", field_client::new_entity_id().unwrap());
         let photo = format!("/photos/{}", "ab".repeat(32));
-        for path in ["/", campaign.as_str(), "/audit", "/hazards?level=major", hazard.as_str(), photo.as_str()] {
+        let (reviews, conflicts, register) =
+            (format!("{campaign}/reviews"), format!("{campaign}/conflicts"), format!("{campaign}/register?format=csv"));
+        for path in [
+            "/",
+            campaign.as_str(),
+            "/audit",
+            "/hazards?level=major",
+            hazard.as_str(),
+            photo.as_str(),
+            "/devices",
+            reviews.as_str(),
+            conflicts.as_str(),
+            register.as_str(),
+        ] {
             assert!(goes_to_login(&console.get(path, None).await), "{path} without a session");
             assert!(goes_to_login(&console.get(path, Some("made-up")).await), "{path} with a made-up session");
         }
@@ -573,6 +578,49 @@ mod tests {
         let admin = console.session("王主任", "correct-horse-battery").await;
         let log = text(console.get("/audit", Some(&admin)).await).await;
         assert!(log.contains("添加用户") && log.contains("李分析") && log.contains("登录"), "{log}");
+    }
+
+    /// Revoking a device: an admin's, with the page's form token; recorded.
+    #[tokio::test]
+    async fn only_an_admin_revokes_and_it_is_recorded() {
+        let console = Console::new();
+        let tablet = sync_core::identity::DeviceKey::from_seed([7; 32]).public();
+        let form = crate::register::IssueForm {
+            device: tablet.to_string(),
+            name: "张三".into(),
+            role: "inspector".into(),
+            campaigns: Vec::new(),
+            enterprises: Vec::new(),
+            days: 30,
+            server: "127.0.0.1:4433".into(),
+        };
+        console.state.with_hq(move |hq| Ok(hq.issue(form, field_client::now_ms())?)).await.unwrap();
+        let revocations = |console: &Console| {
+            let db = rusqlite::Connection::open(console.data.join("hq.db")).unwrap();
+            db.query_row("SELECT COUNT(*) FROM revocation_lists", [], |r| r.get::<_, i64>(0)).unwrap()
+        };
+        let analyst = console.session("李分析", "staple-paper-clip").await;
+        let page = text(console.get("/devices", Some(&analyst)).await).await;
+        assert!(page.contains("张三") && !page.contains("吊销</button>"), "no revoke button for an analyst");
+        let csrf = form_token(&text(console.get("/", Some(&analyst)).await).await);
+        let key = tablet.to_string();
+        let cookies = format!("{SESSION}={analyst}");
+        let refused = console.post("/devices/revoke", &cookies, &[("csrf", &csrf), ("device", &key)]).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let admin = console.session("王主任", "correct-horse-battery").await;
+        let cookies = format!("{SESSION}={admin}");
+        let stale = console.post("/devices/revoke", &cookies, &[("csrf", &csrf), ("device", &key)]).await;
+        assert_eq!(stale.status(), StatusCode::FORBIDDEN, "another session's form token");
+        let csrf = form_token(&text(console.get("/devices", Some(&admin)).await).await);
+        let unknown = console.post("/devices/revoke", &cookies, &[("csrf", &csrf), ("device", &"0".repeat(64))]).await;
+        assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(revocations(&console), 0, "nothing revoked so far");
+        let done = console.post("/devices/revoke", &cookies, &[("csrf", &csrf), ("device", &key)]).await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        assert_eq!(revocations(&console), 1);
+        assert!(text(console.get("/devices", Some(&admin)).await).await.contains("已吊销"));
+        let log = text(console.get("/audit", Some(&admin)).await).await;
+        assert!(log.contains("吊销设备") && log.contains(&key[..16]), "{log}");
     }
 
     /// Text from the field is shown as text: a campaign named with markup.
@@ -821,6 +869,156 @@ async fn photo(
 ) -> Response {
     match super::photos::photo_bytes(&state, &sha, &params).await {
         Ok(bytes) => bytes.into_response(),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// The campaign's register as a file (`format=csv|xlsx|json|zip`).
+async fn register(
+    State(state): State<ApiState>,
+    _: Viewer,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    super::query::register_file(&state, &id, &params).await.unwrap_or_else(|error| page_error(&error))
+}
+
+/// Campaign `id` (checked), its name, and what `f` reads about it; or the
+/// page that says why not.
+async fn about_campaign<T: Send + 'static>(
+    state: &ApiState,
+    id: &str,
+    f: impl FnOnce(&rusqlite::Connection, &str) -> anyhow::Result<Option<T>> + Send + 'static,
+) -> Result<(String, String, T), Response> {
+    let id = super::query::campaign_id(id).map_err(|e| page_error(&e))?;
+    let key = id.clone();
+    let found = read(state, move |conn| {
+        let name: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT name FROM campaigns WHERE id = ?1",
+            [&key],
+            |r| r.get(0),
+        ))?;
+        Ok(match name {
+            Some(name) => f(conn, &key)?.map(|found| (name, found)),
+            None => None,
+        })
+    })
+    .await
+    .map_err(|e| page_error(&e))?;
+    match found {
+        Some((name, found)) => Ok((id, name, found)),
+        None => Err(page_error(&ApiError::NotFound(format!("总部没有检查活动 {id}")))),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reviews.html")]
+struct ReviewsPage {
+    viewer: Session,
+    id: String,
+    name: String,
+    reviews: Vec<query::ReviewView>,
+    checks: Vec<query::DocumentCheckView>,
+}
+
+/// A campaign's 四不放过 reviews and document checks.
+async fn reviews(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let read =
+        about_campaign(&state, &id, |conn, id| Ok(query::reviews(conn, id)?.zip(query::document_checks(conn, id)?)));
+    match read.await {
+        Ok((id, name, (reviews, checks))) => {
+            rendered(StatusCode::OK, &ReviewsPage { viewer: viewer.session, id, name, reviews, checks })
+        }
+        Err(page) => page,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "conflicts.html")]
+struct ConflictsPage {
+    viewer: Session,
+    id: String,
+    name: String,
+    conflicts: Vec<query::ConflictView>,
+}
+
+/// A campaign's conflicts needing review.
+async fn conflicts(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    match about_campaign(&state, &id, query::conflicts).await {
+        Ok((id, name, conflicts)) => {
+            rendered(StatusCode::OK, &ConflictsPage { viewer: viewer.session, id, name, conflicts })
+        }
+        Err(page) => page,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "devices.html")]
+struct DevicesPage {
+    viewer: Session,
+    admin: bool,
+    time_zone: &'static str,
+    devices: Vec<(String, &'static str, super::api::DeviceView)>,
+}
+
+/// Every device: last sync, work kept aside, credential state; revoke for
+/// admins.
+async fn devices(State(state): State<ApiState>, viewer: Viewer) -> Response {
+    let found = match super::api::device_views(&state).await {
+        Ok(found) => found,
+        Err(error) => return page_error(&error),
+    };
+    let zone = sync_core::zone::Zone::default();
+    let devices = found
+        .into_iter()
+        .map(|d| {
+            let last = d.last_sync_at.as_deref().map(|at| zone.minute(at)).unwrap_or_default();
+            let role = sync_core::credential::Role::parse(&d.credential.role).map_or("", |r| r.label());
+            (last, role, d)
+        })
+        .collect();
+    let admin = viewer.session.role == Role::Admin;
+    rendered(
+        StatusCode::OK,
+        &DevicesPage { viewer: viewer.session, admin, time_zone: sync_core::zone::DEFAULT, devices },
+    )
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    device: String,
+}
+
+/// Revokes every credential of one device (admins), recorded in the audit
+/// log.
+async fn revoke(State(state): State<ApiState>, viewer: Viewer, Form(form): Form<RevokeForm>) -> Response {
+    if !carries_token(&viewer, &form.csrf) {
+        return stale_form();
+    }
+    if viewer.session.role != Role::Admin {
+        return rendered(StatusCode::FORBIDDEN, &ErrorPage { message: "只有管理员可以吊销设备。" });
+    }
+    let device = form.device.clone();
+    let revoked = state
+        .with_hq(move |hq| {
+            let form = crate::register::RevokeForm { serials: Vec::new(), devices: vec![device] };
+            Ok(hq.revoke(form, field_client::now_ms())?)
+        })
+        .await;
+    let list = match revoked {
+        Ok(list) => list,
+        Err(error) => return page_error(&error),
+    };
+    let (accounts, user) = (state.accounts.clone(), viewer.session.user.clone());
+    let detail = format!("设备 {}（吊销名单第 {} 版）", form.device, list.version);
+    let recorded = blocking(move || {
+        accounts.record(&user, "吊销设备", &detail, field_client::now_ms()).map_err(ApiError::Internal)
+    });
+    match recorded.await {
+        Ok(()) => Redirect::to("/devices").into_response(),
         Err(error) => page_error(&error),
     }
 }

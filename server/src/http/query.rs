@@ -74,7 +74,7 @@ pub(crate) async fn campaigns(_: Admin, State(state): State<ApiState>) -> Result
     Ok(Json(Campaigns { campaigns }))
 }
 
-fn campaign_id(text: &str) -> Result<String, ApiError> {
+pub(super) fn campaign_id(text: &str) -> Result<String, ApiError> {
     text.parse::<DocId>()
         .ok()
         .filter(|id| id.kind() == sync_core::ids::DocKind::Campaign)
@@ -274,8 +274,18 @@ pub(crate) async fn register(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    known_params(&params, &["format"])?;
-    let id = campaign_id(&id)?;
+    register_file(&state, &id, &params).await
+}
+
+/// Campaign `id`'s register as a file in the format `params` asks, whoever
+/// may download it asked: the API's call, and the console's.
+pub(super) async fn register_file(
+    state: &ApiState,
+    id: &str,
+    params: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    known_params(params, &["format"])?;
+    let id = campaign_id(id)?;
     let format = match params.get("format").map(String::as_str) {
         None => ExportFormat::Csv,
         Some(name) => ExportFormat::parse(name).ok_or_else(|| {
@@ -283,7 +293,7 @@ pub(crate) async fn register(
         })?,
     };
     let (campaign, photos) = (id.clone(), state.photos.clone());
-    let written = read(&state, move |conn| {
+    let written = read(state, move |conn| {
         let Some(register) = query::register(conn, &campaign)? else { return Ok(None) };
         Ok(Some((export::register(&register, format, &photos)?, export::file_name(&register, format))))
     })

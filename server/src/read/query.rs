@@ -647,32 +647,32 @@ fn history(conn: &Connection, dossier: &str, id: &str) -> Result<Vec<HistoryEntr
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct ReviewItemView {
     /// `cause_identified`, …; `label` in Chinese.
-    kind: String,
-    label: String,
+    pub(crate) kind: String,
+    pub(crate) label: String,
     /// `pass`, `fail` or `not_applicable`; absent until judged.
-    verdict: Option<String>,
-    verdict_label: Option<String>,
-    evidence: String,
-    note: String,
+    pub(crate) verdict: Option<String>,
+    pub(crate) verdict_label: Option<String>,
+    pub(crate) evidence: String,
+    pub(crate) note: String,
 }
 
 /// A 四不放过 review of a past accident at an enterprise.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct ReviewView {
-    id: String,
-    dossier_id: String,
-    enterprise_code: String,
-    enterprise_name: Option<String>,
+    pub(crate) id: String,
+    pub(crate) dossier_id: String,
+    pub(crate) enterprise_code: String,
+    pub(crate) enterprise_name: Option<String>,
     /// YYYY-MM-DD.
-    accident_date: String,
-    accident_summary: String,
-    report_ref: String,
+    pub(crate) accident_date: String,
+    pub(crate) accident_summary: String,
+    pub(crate) report_ref: String,
     /// The four items, in their order.
-    items: Vec<ReviewItemView>,
+    pub(crate) items: Vec<ReviewItemView>,
     /// Items judged 不符合.
-    failed: usize,
+    pub(crate) failed: usize,
     /// Items not judged yet.
-    unjudged: usize,
+    pub(crate) unjudged: usize,
 }
 
 /// A campaign's 四不放过 reviews, by enterprise, then accident date. `None`
@@ -724,22 +724,22 @@ pub(crate) fn reviews(conn: &Connection, campaign: &str) -> Result<Option<Vec<Re
 /// A document-compliance check (证照资料检查) at an enterprise.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct DocumentCheckView {
-    id: String,
-    dossier_id: String,
-    enterprise_code: String,
-    enterprise_name: Option<String>,
+    pub(crate) id: String,
+    pub(crate) dossier_id: String,
+    pub(crate) enterprise_code: String,
+    pub(crate) enterprise_name: Option<String>,
     /// e.g. 安全生产许可证.
-    document_type: String,
-    name: String,
+    pub(crate) document_type: String,
+    pub(crate) name: String,
     /// `compliant`, `non_compliant`, `missing` or `expired`; `result_label`
     /// in Chinese.
-    result: String,
-    result_label: String,
+    pub(crate) result: String,
+    pub(crate) result_label: String,
     /// YYYY-MM-DD, if it has one.
-    expires_on: Option<String>,
-    note: String,
+    pub(crate) expires_on: Option<String>,
+    pub(crate) note: String,
     /// Anything but compliant: a gap for the briefing and the notice.
-    gap: bool,
+    pub(crate) gap: bool,
 }
 
 /// A campaign's document checks, by enterprise, then document type. `None`
@@ -776,26 +776,26 @@ pub(crate) fn document_checks(conn: &Connection, campaign: &str) -> Result<Optio
 /// Something in a dossier that waits for a person to decide.
 #[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub(crate) struct ConflictView {
-    dossier_id: String,
-    enterprise_code: String,
-    enterprise_name: Option<String>,
+    pub(crate) dossier_id: String,
+    pub(crate) enterprise_code: String,
+    pub(crate) enterprise_name: Option<String>,
     /// `field`: a field holding values two devices wrote at once (decided
     /// by writing one of them); `rule`: a hazard whose merged state breaks
     /// a rule, or whose rectification steps disagree.
-    kind: String,
+    pub(crate) kind: String,
     /// The record (hazard, review, check, visit) it belongs to.
-    record: String,
+    pub(crate) record: String,
     /// The field's path in the dossier, e.g. `hazards/<id>/level` (`field` only).
-    path: Option<String>,
-    field: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) field: Option<String>,
     /// The field's Chinese name.
-    label: String,
+    pub(crate) label: String,
     /// A safety-critical field (level, clause, loop, verdicts); rules always are.
-    critical: bool,
+    pub(crate) critical: bool,
     /// The competing values as stored (`field` only).
-    values: Vec<String>,
+    pub(crate) values: Vec<String>,
     /// What waits, in Chinese.
-    message: String,
+    pub(crate) message: String,
 }
 
 /// A campaign's conflicts needing review, safety-critical first. `None` if
