@@ -30,6 +30,8 @@ pub(crate) const ABSOLUTE: i64 = 12 * 60 * 60 * 1000;
 const MAX_FAILURES: usize = 5;
 /// The window failed logins are counted in (ms).
 const WINDOW: i64 = 15 * 60 * 1000;
+/// Past this many names and addresses with failures, the stale are forgotten.
+const MAX_TRACKED: usize = 10_000;
 /// A session's last use is written at most this often (ms).
 const SEEN_EVERY: i64 = 60 * 1000;
 /// Shortest password, in characters.
@@ -310,6 +312,11 @@ impl Accounts {
 
     fn failed(&self, keys: &[String], now: i64) {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        // Names and addresses whose failures are all past the window are
+        // forgotten, so guessing many names cannot fill memory.
+        if failures.len() > MAX_TRACKED {
+            failures.retain(|_, times| times.last().is_some_and(|t| now - t < WINDOW));
+        }
         for key in keys {
             failures.entry(key.clone()).or_default().push(now);
         }

@@ -79,6 +79,24 @@ impl FromRequestParts<ApiState> for Viewer {
     }
 }
 
+/// A form as a page sends it; one that does not read gets a page saying so
+/// in Chinese, and changes nothing.
+pub(crate) struct PageForm<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for PageForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Form::<T>::from_request(request, state).await {
+            Ok(Form(form)) => Ok(PageForm(form)),
+            Err(_) => {
+                let message = "表单内容无法识别，未做任何更改。请返回页面刷新后再试。";
+                Err(rendered(StatusCode::BAD_REQUEST, &ErrorPage { message }))
+            }
+        }
+    }
+}
+
 /// The value of cookie `name`, if the request carries it.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -184,7 +202,7 @@ async fn login(
     State(state): State<ApiState>,
     peer: Option<Extension<Peer>>,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    PageForm(form): PageForm<LoginForm>,
 ) -> Response {
     let expected = cookie(&headers, LOGIN_FORM).unwrap_or_default();
     if expected.is_empty() || !same_token(&form.csrf, &expected) {
@@ -232,7 +250,7 @@ fn stale_form() -> Response {
     rendered(StatusCode::FORBIDDEN, &ErrorPage { message })
 }
 
-async fn logout(State(state): State<ApiState>, viewer: Viewer, Form(form): Form<CsrfForm>) -> Response {
+async fn logout(State(state): State<ApiState>, viewer: Viewer, PageForm(form): PageForm<CsrfForm>) -> Response {
     if !carries_token(&viewer, &form.csrf) {
         return stale_form();
     }
@@ -542,6 +560,14 @@ mod tests {
             let refused = console.post("/logout", &format!("{SESSION}={token}"), &[("csrf", csrf)]).await;
             assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         }
+        let garbled = Request::post("/logout")
+            .header(header::COOKIE, format!("{SESSION}={token}"))
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("csrf"))
+            .unwrap();
+        let garbled = console.send(garbled).await;
+        assert_eq!(garbled.status(), StatusCode::BAD_REQUEST);
+        assert!(text(garbled).await.contains("表单内容无法识别"));
         assert_eq!(console.get("/", Some(&token)).await.status(), StatusCode::OK, "still signed in");
         let csrf = form_token(&text(console.get("/", Some(&token)).await).await);
         let out = console.post("/logout", &format!("{SESSION}={token}"), &[("csrf", &csrf)]).await;
@@ -994,7 +1020,7 @@ struct RevokeForm {
 
 /// Revokes every credential of one device (admins), recorded in the audit
 /// log.
-async fn revoke(State(state): State<ApiState>, viewer: Viewer, Form(form): Form<RevokeForm>) -> Response {
+async fn revoke(State(state): State<ApiState>, viewer: Viewer, PageForm(form): PageForm<RevokeForm>) -> Response {
     if !carries_token(&viewer, &form.csrf) {
         return stale_form();
     }
