@@ -36,24 +36,32 @@ use sync_core::model::{CampaignKind, RectificationStatus};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// HTTP to the server, as the API (a bearer token) or the console (a
+/// signed-in session's cookie).
 #[derive(Clone)]
 struct Api {
     client: Client<HttpConnector, Empty<axum::body::Bytes>>,
     base: String,
-    token: String,
+    /// The header that authenticates: its name and value.
+    auth: (&'static str, String),
 }
 
 impl Api {
     /// GETs `path`; the body, which must be a 200.
-    async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    async fn fetch(&self, path: &str) -> anyhow::Result<axum::body::Bytes> {
         let request = axum::http::Request::get(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.token))
+            .header(self.auth.0, &self.auth.1)
             .body(Empty::new())?;
         let response = self.client.request(request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         anyhow::ensure!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&body));
-        Ok(serde_json::from_slice(&body)?)
+        Ok(body)
+    }
+
+    /// GETs `path` as JSON.
+    async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_slice(&self.fetch(path).await?)?)
     }
 
     /// The p-th percentile of 200 timed GETs of `path`, in ms.
@@ -61,12 +69,48 @@ impl Api {
         let mut ms = Vec::with_capacity(200);
         for _ in 0..200 {
             let started = Instant::now();
-            self.get(path).await?;
+            self.fetch(path).await?;
             ms.push(started.elapsed().as_secs_f64() * 1e3);
         }
         Ok(percentile(&mut ms, p))
     }
 }
+
+/// The console's login as a browser does it (the form's own cookie and
+/// token, then the form): the session cookie header.
+async fn console_login(base: &str) -> anyhow::Result<String> {
+    use http_body_util::Full;
+    let client: Client<HttpConnector, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let cookie = |response: &axum::http::Response<_>, name: &str| {
+        response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+            v.strip_prefix(&format!("{name}=")).and_then(|rest| rest.split(';').next()).map(str::to_owned)
+        })
+    };
+    let page = client.request(axum::http::Request::get(format!("{base}/login")).body(Full::default())?).await?;
+    let form_cookie = cookie(&page, "fs_login").ok_or_else(|| anyhow::anyhow!("no login form cookie"))?;
+    let html = String::from_utf8(page.into_body().collect().await?.to_bytes().to_vec())?;
+    let at = html.find("name=\"csrf\" value=\"").ok_or_else(|| anyhow::anyhow!("no form token"))? + 19;
+    let csrf = html[at..].split('"').next().unwrap_or_default();
+    let form = format!("csrf={csrf}&name={}&password={CONSOLE_PASSWORD}", percent(CONSOLE_USER));
+    let request = axum::http::Request::post(format!("{base}/login"))
+        .header("cookie", format!("fs_login={form_cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::from(form))?;
+    let signed_in = client.request(request).await?;
+    let session = cookie(&signed_in, "fs_session").ok_or_else(|| anyhow::anyhow!("login refused"))?;
+    Ok(format!("fs_session={session}"))
+}
+
+/// `text` percent-encoded for a form.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// The analyst the benchmark signs in as.
+const CONSOLE_USER: &str = "基准分析员";
+const CONSOLE_PASSWORD: &str = "bench-password";
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -82,6 +126,12 @@ fn main() -> anyhow::Result<()> {
     let enterprises: usize = args.next().map_or(Ok(30), |a| a.parse())?;
     let hazards: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let burst_devices: usize = args.next().map_or(Ok(200), |a| a.parse())?;
+    // What is sampled during the burst: the API's list, or the console's pages.
+    let console_burst = match args.next().as_deref() {
+        None | Some("api") => false,
+        Some("console") => true,
+        Some(other) => anyhow::bail!("unknown sample kind {other} (api or console)"),
+    };
     let server_bin = std::env::var("FIELDSYNC_SERVER_BIN")?;
     let dir = tempfile::TempDir::new()?;
     let data = dir.path().join("hq");
@@ -118,9 +168,34 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    let mut add = Command::new(&server_bin)
+        .arg("--data")
+        .arg(&data)
+        .args(["user", "add", CONSOLE_USER])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(
+        &mut add.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?,
+        CONSOLE_PASSWORD.as_bytes(),
+    )?;
+    let added = add.wait_with_output()?;
+    anyhow::ensure!(
+        added.status.success() || String::from_utf8_lossy(&added.stderr).contains("已存在"),
+        "user add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
     let (child, quic, http) = serve(&server_bin, &data)?;
     let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_owned();
-    let api = Api { client: Client::builder(TokioExecutor::new()).build_http(), base: format!("http://{http}"), token };
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let api = Api { client, base: format!("http://{http}"), auth: ("authorization", format!("Bearer {token}")) };
+    let (_, hazard_id) = &ids[ids.len() / 2];
+    let pages = [
+        format!("/campaigns/{campaign_id}"),
+        format!("/hazards?campaign={campaign_id}&enterprise={}&status=rectifying", code(0)),
+        format!("/hazards/{hazard_id}"),
+    ];
     let list = format!("/api/v1/hazards?campaign={campaign_id}&enterprise={}&status=rectifying&limit=50", code(0));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(8).enable_all().build()?;
     let figures = runtime.block_on(async {
@@ -143,7 +218,6 @@ fn main() -> anyhow::Result<()> {
         let visible_s = synced.elapsed().as_secs_f64();
         let list_p95_ms = api.timed(&list, 0.95).await?;
         let progress_p95_ms = api.timed(&progress, 0.95).await?;
-        let (_, hazard_id) = &ids[ids.len() / 2];
         let hazard_p95_ms = api.timed(&format!("/api/v1/hazards/{hazard_id}"), 0.95).await?;
 
         // Receipt to visible: an edit, a sync, then the API until it shows.
@@ -162,9 +236,16 @@ fn main() -> anyhow::Result<()> {
             lags.push(receipted.elapsed().as_secs_f64() * 1e3);
         }
         let read_lag_p99_ms = percentile(&mut lags, 0.99);
-        anyhow::Ok((sync_s, visible_s, list_p95_ms, progress_p95_ms, hazard_p95_ms, read_lag_p99_ms))
+        // The console's pages, signed in.
+        let console = Api { auth: ("cookie", console_login(&api.base).await?), ..api.clone() };
+        let mut page_ms = Vec::new();
+        for page in &pages {
+            page_ms.push(console.timed(page, 0.95).await?);
+        }
+        anyhow::Ok((sync_s, visible_s, list_p95_ms, progress_p95_ms, hazard_p95_ms, read_lag_p99_ms, console, page_ms))
     })?;
-    let (sync_s, visible_s, list_p95_ms, progress_p95_ms, hazard_p95_ms, read_lag_p99_ms) = figures;
+    let (sync_s, visible_s, list_p95_ms, progress_p95_ms, hazard_p95_ms, read_lag_p99_ms, console, page_ms) = figures;
+    let page_p95_ms = page_ms.iter().copied().fold(0.0, f64::max);
     drop(child);
 
     let started = Instant::now();
@@ -172,7 +253,10 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(out.status.success(), "reindex: {}", String::from_utf8_lossy(&out.stderr));
     let reindex_s = started.elapsed().as_secs_f64();
 
-    let (during, sampled, bursts, burst_s) = list_during_bursts(&runtime, &server_bin, &data, &homes, &api, &list)?;
+    let (sampler, sampled_paths) = if console_burst { (&console, pages.to_vec()) } else { (&api, vec![list.clone()]) };
+    let (during, sampled, bursts, burst_s) =
+        during_bursts(&runtime, &server_bin, &data, &homes, sampler, &sampled_paths)?;
+    let during_key = if console_burst { "page_p95_during_burst_ms" } else { "list_p95_during_burst_ms" };
 
     let total = enterprises * hazards;
     println!(
@@ -185,34 +269,39 @@ fn main() -> anyhow::Result<()> {
         "receipt to visible, p99 of 50 edits: {read_lag_p99_ms} ms; reindex (process, from the store): {reindex_s:.2}s"
     );
     println!(
-        "the same list while {burst_devices} devices sync at once: p95 {during} ms over {sampled} samples in {bursts} burst(s), the last {burst_s:.2}s"
+        "console pages signed in, p95 over 200 GETs each: campaign {} ms, filtered hazard list {} ms, one hazard {} ms",
+        page_ms[0], page_ms[1], page_ms[2]
     );
+    let sampled_what = if console_burst { "the console's three pages in turn" } else { "the same list" };
     println!(
-        "{}",
-        serde_json::json!({
-            "enterprises": enterprises, "hazards": total,
-            "list_p95_ms": list_p95_ms, "progress_p95_ms": progress_p95_ms, "hazard_p95_ms": hazard_p95_ms,
-            "list_p95_during_burst_ms": during, "burst_samples": sampled, "burst_devices": burst_devices,
-            "bursts": bursts,
-            "read_lag_p99_ms": round(read_lag_p99_ms), "reindex_s": round(reindex_s),
-            "initial_sync_s": round(sync_s), "initial_visible_s": round(visible_s),
-        })
+        "{sampled_what} while {burst_devices} devices sync at once: p95 {during} ms over {sampled} samples in {bursts} burst(s), the last {burst_s:.2}s"
     );
+    let mut figures = serde_json::json!({
+        "enterprises": enterprises, "hazards": total,
+        "list_p95_ms": list_p95_ms, "progress_p95_ms": progress_p95_ms, "hazard_p95_ms": hazard_p95_ms,
+        "page_p95_ms": page_p95_ms, "campaign_page_p95_ms": page_ms[0], "list_page_p95_ms": page_ms[1],
+        "hazard_page_p95_ms": page_ms[2],
+        "burst_samples": sampled, "burst_devices": burst_devices, "bursts": bursts,
+        "read_lag_p99_ms": round(read_lag_p99_ms), "reindex_s": round(reindex_s),
+        "initial_sync_s": round(sync_s), "initial_visible_s": round(visible_s),
+    });
+    figures[during_key] = during.into();
+    println!("{figures}");
     Ok(())
 }
 
-/// The p95 of the list `path` taken back to back while the devices at
+/// The p95 of `paths` (in turn) taken back to back while the devices at
 /// `homes` sync at once with HQ at `data`, each burst from the same
 /// starting point (HQ and the devices as they are now), until at least
 /// [`BURST_SAMPLES`] were taken; with how many were, in how many bursts,
 /// and the last one's wall time.
-fn list_during_bursts(
+fn during_bursts(
     runtime: &tokio::runtime::Runtime,
     server_bin: &str,
     data: &Path,
     homes: &[PathBuf],
     api: &Api,
-    path: &str,
+    paths: &[String],
 ) -> anyhow::Result<(f64, usize, usize, f64)> {
     let start = data.with_file_name("before-burst");
     std::fs::create_dir_all(start.join("hq"))?;
@@ -242,9 +331,12 @@ fn list_during_bursts(
             };
             let sampler = async {
                 let mut ms = Vec::new();
-                while bursting.load(std::sync::atomic::Ordering::Relaxed) {
+                for path in paths.iter().cycle() {
+                    if !bursting.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
                     let started = Instant::now();
-                    api.get(path).await?;
+                    api.fetch(path).await?;
                     ms.push(started.elapsed().as_secs_f64() * 1e3);
                 }
                 anyhow::Ok(ms)
@@ -253,7 +345,7 @@ fn list_during_bursts(
             anyhow::Ok((sampled?, devices?.0))
         })?;
         drop(child);
-        eprintln!("burst {}: {} samples of the list in {wall:.2}s", bursts + 1, taken.len());
+        eprintln!("burst {}: {} samples in {wall:.2}s", bursts + 1, taken.len());
         samples.extend(taken);
         bursts += 1;
         burst_s = wall;
