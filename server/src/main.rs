@@ -218,6 +218,7 @@ fn issue(data: &std::path::Path, args: IssueArgs) -> Result<()> {
 fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let mut hq = register::Hq::open(data)?;
     let credential = hq.own_credential(data, now_ms())?;
+    let console = sync::Console::new(hq.console_key(data, now_ms())?)?;
     let token_created = hq.ensure_admin_token(data, now_ms())?;
     let store_dir = data.join("sync");
     let mut store = if store_dir.join("device.key").exists() {
@@ -252,6 +253,7 @@ fn serve(data: &std::path::Path, args: ServeArgs) -> Result<()> {
     let deriver = Arc::new(photos::Deriver::start(store_dir, photos::Copies::at(data), heard)?);
     let replica = replica.with_photo_hook(Arc::new(move |photo| deriver.arrived(photo)));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let replica = replica.with_console(console);
     let served = Served { hq, replica, read, metrics, credential, token_created };
     runtime.block_on(run_server(data, args, served))
 }

@@ -358,6 +358,27 @@ impl Hq {
         Ok(credential)
     }
 
+    /// The console's own device key (`<data>/console.key`), which signs the
+    /// changes people make in the console — never HQ's key — with a
+    /// credential of role hq named 总部控制台, issued again when none is
+    /// valid for another 30 days.
+    pub(crate) fn console_key(&mut self, data: &Path, now_ms: i64) -> Result<DeviceKey> {
+        let key = load_or_create_key(&data.join("console.key"))?;
+        let held = self.credential_of(&key.public())?.and_then(|bytes| SignedCredential::from_bytes(&bytes).ok());
+        if held.is_none_or(|c| c.credential().not_after <= now_ms + 30 * DAY_MS) {
+            let request = Request {
+                device: key.public(),
+                name: CONSOLE_NAME.into(),
+                role: Role::Hq,
+                scope: Scope::default(),
+                not_before: now_ms,
+                not_after: now_ms + 365 * DAY_MS,
+            };
+            self.record(request, now_ms)?;
+        }
+        Ok(key)
+    }
+
     /// HQ's public key, which devices pin.
     pub(crate) fn public_key(&self) -> DevicePublicKey {
         self.key.public()
@@ -590,27 +611,37 @@ pub(crate) fn admin_token_path(data: &Path) -> PathBuf {
     data.join(ADMIN_TOKEN_FILE)
 }
 
-/// The name on each device's newest credential, by device key, read from
+/// Who holds each device key: the name and role on its newest credential.
+#[derive(Clone, Debug)]
+pub(crate) struct Holder {
+    pub(crate) name: String,
+    /// An HQ device (HQ itself, the console): its changes' messages name
+    /// the account they were made for.
+    pub(crate) hq: bool,
+}
+
+/// The holder of each device's newest credential, by device key, read from
 /// the register under `data` on a read-only connection of its own (the
 /// read model names who signed each change); none before the register
 /// exists.
-pub(crate) fn holders_at(data: &Path) -> Result<HashMap<[u8; 32], String>> {
+pub(crate) fn holders_at(data: &Path) -> Result<HashMap<[u8; 32], Holder>> {
     let path = data.join("hq.db");
     if !path.exists() {
         return Ok(HashMap::new());
     }
     let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     db.busy_timeout(std::time::Duration::from_secs(5))?;
-    let mut statement = db.prepare("SELECT device, name FROM credentials ORDER BY serial")?;
-    let rows = statement.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
-    let mut names = HashMap::new();
+    let mut statement = db.prepare("SELECT device, name, role FROM credentials ORDER BY serial")?;
+    let rows =
+        statement.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let mut holders = HashMap::new();
     for row in rows {
-        let (device, name) = row?;
+        let (device, name, role) = row?;
         if let Ok(device) = <[u8; 32]>::try_from(device) {
-            names.insert(device, name);
+            holders.insert(device, Holder { name, hq: role == Role::Hq.as_str() });
         }
     }
-    Ok(names)
+    Ok(holders)
 }
 
 fn token_hash(token: &str) -> Vec<u8> {
@@ -636,19 +667,22 @@ fn create_owner_only(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The name on the console's credential: what a change it signs is shown as.
+pub(crate) const CONSOLE_NAME: &str = "总部控制台";
+
 fn load_or_create_key(path: &Path) -> Result<DeviceKey> {
     if path.exists() {
-        let text = fs::read_to_string(path).with_context(|| format!("无法读取总部密钥 {}", path.display()))?;
+        let text = fs::read_to_string(path).with_context(|| format!("无法读取密钥 {}", path.display()))?;
         let seed: [u8; 32] = hex::decode(text.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
-            .with_context(|| format!("总部密钥文件 {} 已损坏", path.display()))?;
+            .with_context(|| format!("密钥文件 {} 已损坏", path.display()))?;
         return Ok(DeviceKey::from_seed(seed));
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("无法获取随机数：{e}"))?;
     create_owner_only(path, hex::encode(seed).as_bytes())
-        .with_context(|| format!("无法创建总部密钥 {}", path.display()))?;
+        .with_context(|| format!("无法创建密钥 {}", path.display()))?;
     Ok(DeviceKey::from_seed(seed))
 }
 

@@ -1,7 +1,8 @@
 //! The web console in a real browser: Debian's Chromium, driven through
 //! chromedriver, against the real server process holding what a real device
 //! synced. An HQ analyst logs in, opens the campaign, filters the hazards,
-//! opens one with its photo, and logs out; a hazard whose title and
+//! opens one with its photo, decides two inspectors' conflicting clauses
+//! (which a tablet then holds), and logs out; a hazard whose title and
 //! description carry `<script>` and HTML attributes, recorded on the device,
 //! is shown as text on every page.
 //!
@@ -213,6 +214,48 @@ async fn an_analyst_works_through_the_console_in_a_real_browser() {
     client.goto(&format!("{base}/hazards")).await.unwrap();
     client.find(Locator::LinkText(HOSTILE_TITLE)).await.unwrap();
     assert!(!scripted(&client).await);
+
+    // Two inspectors name different major-hazard clauses for the same
+    // finding at once: a safety-critical conflict. The analyst decides it;
+    // the decision is a change signed by the console's own device, naming
+    // the analyst's account, and the other tablet holds it after its sync.
+    let mut second = Store::init(&dir.path().join("second"), "李四").unwrap();
+    enroll_as(&data, &second, "inspector", &server.addr.to_string());
+    second.sync_with_hq(Some(server.addr)).await.unwrap();
+    let clause = |i: usize| sync_core::codes::criteria()[i].id.clone();
+    for (store, i) in [(&mut tablet, 1), (&mut second, 2)] {
+        store
+            .edit(&dossier_id, |tx| {
+                dossier::modify_hazard(tx, &pictured_id, |h| {
+                    h.major_hazard_criterion = Some(clause(i));
+                    Ok(())
+                })
+            })
+            .unwrap();
+        store.sync_with_hq(Some(server.addr)).await.unwrap();
+    }
+    client.goto(&format!("{base}/campaigns/{campaign}/conflicts")).await.unwrap();
+    let choice = format!("form.decide input[name=choice][value='{}']", clause(1));
+    let started = Instant::now();
+    while client.find_all(Locator::Css(&choice)).await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the conflict never showed in the console");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.refresh().await.unwrap();
+    }
+    let form = client.find(Locator::Css("form.decide")).await.unwrap().text().await.unwrap();
+    assert!(form.contains("张三") && form.contains("李四"), "who wrote each value: {form}");
+    client.find(Locator::Css(&choice)).await.unwrap().click().await.unwrap();
+    follow(&client, Locator::Css("form.decide button[type=submit]"), "decided=1").await;
+    client.find(Locator::Css(".notice")).await.unwrap();
+    assert!(client.find_all(Locator::Css("form.decide")).await.unwrap().is_empty(), "the conflict is decided");
+    second.sync_with_hq(Some(server.addr)).await.unwrap();
+    let held = second.dossier(&dossier_id).unwrap();
+    assert_eq!(held.hazards[&pictured_id.to_string()].major_hazard_criterion, Some(clause(1)));
+    assert!(sync_core::doc::conflicts::conflicts(second.document(&dossier_id).unwrap()).unwrap().is_empty());
+    client.goto(&format!("{base}/hazards/{pictured_id}")).await.unwrap();
+    let history = client.find(Locator::XPath("//h2[contains(., '修改记录')]/following::table[1]")).await.unwrap();
+    let history = history.text().await.unwrap();
+    assert!(history.contains("总部控制台") && history.contains("决定人账户：李分析"), "{history}");
 
     // Log out: the pages are closed again.
     follow(&client, Locator::Css("header button[type=submit]"), "/login").await;

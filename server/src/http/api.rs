@@ -75,10 +75,12 @@ impl ApiState {
         let mut hq = Hq::open(dir).expect("a fresh register");
         hq.ensure_admin_token(dir, 0).expect("an admin token");
         let (read, _) = ReadModel::open(dir).expect("a fresh read model");
-        let sync = HqReplica::scratch(&dir.join("sync"), hq.seed());
+        let hq = Arc::new(Mutex::new(hq));
+        let sync =
+            HqReplica::scratch(&dir.join("sync"), hq.lock().expect("the register").seed()).with_register(hq.clone());
         let metrics = Arc::new(Metrics::new(read.lag()));
         let accounts = Arc::new(crate::accounts::Accounts::open(dir).expect("the accounts"));
-        ApiState::new(Arc::new(Mutex::new(hq)), Arc::new(read), sync, dir.join("sync"), metrics, accounts)
+        ApiState::new(hq, Arc::new(read), sync, dir.join("sync"), metrics, accounts)
     }
 
     /// Runs `f` on the register on the blocking pool: its SQLite calls are

@@ -27,6 +27,9 @@ use super::api::{ApiError, ApiState, blocking};
 use super::query::read;
 use crate::accounts::{AuditEntry, LoginError, Role, Session, same_token};
 use crate::read::query::{self, CutOff};
+use crate::sync::EditError;
+use sync_core::doc::ModelError;
+use sync_core::ids::DocId;
 
 /// The session cookie.
 const SESSION: &str = "fs_session";
@@ -51,6 +54,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/campaigns/{id}/register", get(register))
         .route("/campaigns/{id}/reviews", get(reviews))
         .route("/campaigns/{id}/conflicts", get(conflicts))
+        .route("/campaigns/{id}/conflicts/decide", post(decide))
         .route("/devices", get(devices))
         .route("/devices/revoke", post(revoke))
         .with_state(state)
@@ -577,6 +581,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_decision_needs_a_session_its_form_token_and_a_listed_conflict() {
+        let console = Console::new();
+        let campaign = DocId::new_campaign([7; 16]);
+        let dossier = DocId::dossier(&campaign, &"91640200MA76XYW123".parse().unwrap());
+        let action = format!("/campaigns/{campaign}/conflicts/decide");
+        let fields = |csrf: &'static str| {
+            [("csrf", csrf), ("dossier", dossier.as_str()), ("path", "hazards/x/level"), ("choice", "major")]
+                .map(|(k, v)| (k, v.to_owned()))
+        };
+        let form = fields("");
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(goes_to_login(&console.post(&action, "", &form).await), "without a session");
+        let token = console.session("李分析", "staple-paper-clip").await;
+        let cookies = format!("{SESSION}={token}");
+        assert_eq!(console.post(&action, &cookies, &form).await.status(), StatusCode::FORBIDDEN, "without its token");
+        let csrf = form_token(&text(console.get("/", Some(&token)).await).await);
+        let mut asked: Vec<(&str, &str)> = form.clone();
+        asked[0].1 = &csrf;
+        let unknown = console.post(&action, &cookies, &asked).await;
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND, "no such campaign at HQ");
+        assert!(text(unknown).await.contains("总部没有检查活动"));
+        asked[1].1 = "not-a-dossier";
+        let garbled = console.post(&action, &cookies, &asked).await;
+        assert_eq!(garbled.status(), StatusCode::NOT_FOUND);
+        let db = rusqlite::Connection::open(console.data.join("hq.db")).unwrap();
+        let decided: i64 =
+            db.query_row("SELECT COUNT(*) FROM audit_log WHERE action = '决定冲突'", [], |r| r.get(0)).unwrap();
+        assert_eq!(decided, 0, "nothing was decided or recorded");
+    }
+
+    #[tokio::test]
     async fn wrong_passwords_are_told_alike_and_limited() {
         let console = Console::new();
         let unknown = console.login("无此人", "whatever-password").await;
@@ -943,20 +978,51 @@ struct ReviewsPage {
     viewer: Session,
     id: String,
     name: String,
+    summaries: Vec<query::ReviewSummary>,
+    /// The one enterprise asked for, if any (its code and name).
+    only: Option<(String, String)>,
     reviews: Vec<query::ReviewView>,
     checks: Vec<query::DocumentCheckView>,
 }
 
-/// A campaign's 四不放过 reviews and document checks.
-async fn reviews(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    let read =
-        about_campaign(&state, &id, |conn, id| Ok(query::reviews(conn, id)?.zip(query::document_checks(conn, id)?)));
-    match read.await {
-        Ok((id, name, (reviews, checks))) => {
-            rendered(StatusCode::OK, &ReviewsPage { viewer: viewer.session, id, name, reviews, checks })
-        }
-        Err(page) => page,
+#[derive(Deserialize)]
+struct ReviewsQuery {
+    #[serde(default)]
+    enterprise: Option<String>,
+}
+
+/// A campaign's 四不放过 reviews — each enterprise summed up (mines first),
+/// then each accident — and its document checks; for one enterprise with
+/// `?enterprise=<code>`.
+async fn reviews(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(asked): Query<ReviewsQuery>,
+) -> Response {
+    let read = about_campaign(&state, &id, |conn, id| {
+        let (Some(reviews), Some(checks)) = (query::reviews(conn, id)?, query::document_checks(conn, id)?) else {
+            return Ok(None);
+        };
+        let summaries = query::review_summaries(conn, id, &reviews)?;
+        Ok(Some((summaries, reviews, checks)))
+    });
+    let (id, name, (summaries, mut reviews, mut checks)) = match read.await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let only = match asked.enterprise.filter(|code| !code.is_empty()) {
+        None => None,
+        Some(code) => match summaries.iter().find(|s| s.code == code) {
+            Some(found) => Some((found.code.clone(), found.name.clone())),
+            None => return page_error(&ApiError::NotFound(format!("本活动没有信用代码为 {code} 的企业"))),
+        },
+    };
+    if let Some((code, _)) = &only {
+        reviews.retain(|r| &r.enterprise_code == code);
+        checks.retain(|c| &c.enterprise_code == code);
     }
+    rendered(StatusCode::OK, &ReviewsPage { viewer: viewer.session, id, name, summaries, only, reviews, checks })
 }
 
 #[derive(Template)]
@@ -965,16 +1031,168 @@ struct ConflictsPage {
     viewer: Session,
     id: String,
     name: String,
-    conflicts: Vec<query::ConflictView>,
+    conflicts: Vec<ConflictRow>,
+    /// What the last decision did, or why it was not made.
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// A conflict as the page shows it: for a field, each value (stored, as
+/// read) with who wrote it.
+struct ConflictRow {
+    conflict: query::ConflictView,
+    choices: Vec<(String, String, String)>,
+}
+
+impl ConflictRow {
+    fn of(conflict: query::ConflictView) -> Self {
+        let field = conflict.field.clone().unwrap_or_default();
+        let choices = conflict
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let writers = conflict.writers.get(i).map(|w| w.join("、")).unwrap_or_default();
+                (value.clone(), sync_core::doc::conflicts::display(&field, value), writers)
+            })
+            .collect();
+        ConflictRow { conflict, choices }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConflictsQuery {
+    #[serde(default)]
+    decided: Option<String>,
 }
 
 /// A campaign's conflicts needing review.
-async fn conflicts(State(state): State<ApiState>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    match about_campaign(&state, &id, query::conflicts).await {
+async fn conflicts(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(asked): Query<ConflictsQuery>,
+) -> Response {
+    let notice = asked.decided.map(|_| "已记录您的决定（见审计日志）。各设备下次同步时会收到它。".to_owned());
+    conflicts_page(&state, viewer, &id, StatusCode::OK, notice, None).await
+}
+
+async fn conflicts_page(
+    state: &ApiState,
+    viewer: Viewer,
+    id: &str,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    match about_campaign(state, id, query::conflicts).await {
         Ok((id, name, conflicts)) => {
-            rendered(StatusCode::OK, &ConflictsPage { viewer: viewer.session, id, name, conflicts })
+            let conflicts = conflicts.into_iter().map(ConflictRow::of).collect();
+            rendered(status, &ConflictsPage { viewer: viewer.session, id, name, conflicts, notice, error })
         }
         Err(page) => page,
+    }
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    dossier: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    choice: String,
+}
+
+/// Decides a conflict: the chosen value is written again as a change
+/// signed by the console's device, naming the account, so it supersedes
+/// the competing values on every device that syncs. Recorded in the audit
+/// log.
+async fn decide(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    PageForm(form): PageForm<DecideForm>,
+) -> Response {
+    if !carries_token(&viewer, &form.csrf) {
+        return stale_form();
+    }
+    let account = viewer.session.user.clone();
+    let refuse = |status, message: String| conflicts_page(&state, viewer, &id, status, None, Some(message));
+    let Ok(dossier) = form.dossier.parse::<DocId>() else {
+        return refuse(StatusCode::BAD_REQUEST, "表单里的企业档案编号无效，未做任何更改。".into()).await;
+    };
+    let (campaign, asked) = (id.clone(), (dossier.to_string(), form.path.clone()));
+    let listed = read(&state, move |conn| {
+        let label: Option<(String, String)> = rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT label, enterprise_code FROM conflicts
+             WHERE campaign_id = ?1 AND dossier_id = ?2 AND path = ?3 AND kind = 'field'",
+            [&campaign, &asked.0, &asked.1],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ))?;
+        Ok(label)
+    });
+    let (label, enterprise) = match listed.await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            let message = "这个冲突已不在待审核列表中（可能已有人决定，或设备的新修改已消除它），未做任何更改。";
+            return refuse(StatusCode::CONFLICT, message.into()).await;
+        }
+        Err(error) => return page_error(&error),
+    };
+    let (path, choice) = (form.path.clone(), form.choice.clone());
+    let decided = state
+        .sync
+        .edit_for(&dossier, &account, move |tx| {
+            if !sync_core::doc::conflicts::conflicts(tx)?.iter().any(|c| c.path == path) {
+                return Err(ModelError::Rule(
+                    "这个字段已没有同时写入的不同值（可能已有人决定），未做任何更改。".into(),
+                ));
+            }
+            sync_core::doc::conflicts::resolve(tx, &path, &choice)
+        })
+        .await;
+    let shown = sync_core::doc::conflicts::display(form.path.rsplit('/').next().unwrap_or_default(), &form.choice);
+    match decided {
+        Ok(()) => {}
+        Err(EditError::Model(e)) => return refuse(StatusCode::CONFLICT, e.to_string()).await,
+        Err(EditError::NotFound(_)) => {
+            return refuse(StatusCode::NOT_FOUND, "总部没有这个企业档案，未做任何更改。".into()).await;
+        }
+        Err(e @ EditError::Refused(_)) => return refuse(StatusCode::CONFLICT, e.to_string()).await,
+        Err(e) => return page_error(&ApiError::Internal(e.into())),
+    }
+    let (accounts, user) = (state.accounts.clone(), account);
+    let detail = format!("{enterprise} {}：{label} 定为“{shown}”", form.path);
+    let recorded = blocking(move || {
+        accounts.record(&user, "决定冲突", &detail, field_client::now_ms()).map_err(ApiError::Internal)
+    });
+    if let Err(error) = recorded.await {
+        return page_error(&error);
+    }
+    settled(&state, &dossier, &form.path).await;
+    Redirect::to(&format!("/campaigns/{id}/conflicts?decided=1")).into_response()
+}
+
+/// Waits (at most 2 s) until the read model no longer lists the conflict
+/// at `path` of `dossier`, so the page the browser goes to next shows the
+/// decision.
+async fn settled(state: &ApiState, dossier: &DocId, path: &str) {
+    for _ in 0..40 {
+        let asked = (dossier.to_string(), path.to_owned());
+        let listed = read(state, move |conn| {
+            Ok(conn
+                .query_row("SELECT 1 FROM conflicts WHERE dossier_id = ?1 AND path = ?2", [&asked.0, &asked.1], |_| {
+                    Ok(())
+                })
+                .is_ok())
+        });
+        if !matches!(listed.await, Ok(true)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

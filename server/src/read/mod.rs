@@ -48,9 +48,10 @@ use sync_core::sync::replica::Replica as _;
 use sync_core::validate::{self, Typed};
 
 use crate::photos::{Copies, PhotoMeta};
+use crate::register::Holder;
 
 /// The layout of the tables; another value rebuilds them.
-const VERSION: i64 = 5;
+const VERSION: i64 = 6;
 
 /// At most this many documents wait with their records; further ones wait
 /// as ids (a dossier of 50 findings is about 100 KB as records).
@@ -108,12 +109,12 @@ CREATE INDEX document_checks_by_campaign ON document_checks (campaign_id, enterp
 CREATE TABLE conflicts (
     dossier_id TEXT NOT NULL, n INTEGER NOT NULL, campaign_id TEXT NOT NULL, enterprise_code TEXT NOT NULL,
     kind TEXT NOT NULL, record TEXT NOT NULL, path TEXT, field TEXT, label TEXT NOT NULL,
-    critical INTEGER NOT NULL, vals TEXT NOT NULL, message TEXT NOT NULL,
+    critical INTEGER NOT NULL, vals TEXT NOT NULL, writers TEXT NOT NULL, message TEXT NOT NULL,
     PRIMARY KEY (dossier_id, n));
 CREATE INDEX conflicts_by_campaign ON conflicts (campaign_id, critical, enterprise_code);
 CREATE TABLE history (
     dossier_id TEXT NOT NULL, hazard_id TEXT NOT NULL, change TEXT NOT NULL, at_ms INTEGER NOT NULL,
-    device TEXT, author TEXT, created INTEGER NOT NULL, fields TEXT NOT NULL,
+    device TEXT, author TEXT, account TEXT, created INTEGER NOT NULL, fields TEXT NOT NULL,
     PRIMARY KEY (dossier_id, hazard_id, change));
 CREATE TABLE photos (
     dossier_id TEXT NOT NULL, hazard_id TEXT NOT NULL, sha256 TEXT NOT NULL, after INTEGER NOT NULL,
@@ -366,9 +367,26 @@ impl Waiting {
 pub(super) struct Read {
     pub(super) conflicts: Vec<Conflict>,
     pub(super) changes: Vec<HazardChange>,
-    /// Each author's device key (hex) and the name HQ issued it a
-    /// credential under.
-    pub(super) signers: HashMap<ActorId, (String, Option<String>)>,
+    /// Who each author is.
+    pub(super) signers: HashMap<ActorId, Author>,
+}
+
+/// A change's author: the device key (hex) and who HQ issued it a
+/// credential to.
+pub(super) struct Author {
+    pub(super) device: String,
+    pub(super) holder: Option<Holder>,
+}
+
+impl Author {
+    /// How a person reads the author: the name on its credential, else
+    /// its device key.
+    pub(super) fn shown(&self) -> String {
+        match &self.holder {
+            Some(holder) => holder.name.clone(),
+            None => format!("未登记的设备 {}", &self.device[..self.device.len().min(12)]),
+        }
+    }
 }
 
 impl Read {
@@ -381,8 +399,8 @@ impl Read {
         let signers = signers
             .into_iter()
             .map(|proof| {
-                let name = names.get(&proof.key.to_bytes()).cloned();
-                (proof.actor_id(), (proof.key.to_string(), name))
+                let holder = names.get(&proof.key.to_bytes()).cloned();
+                (proof.actor_id(), Author { device: proof.key.to_string(), holder })
             })
             .collect();
         let beyond: std::collections::HashSet<ChangeHash> = doc.get_changes(until).iter().map(|c| c.hash()).collect();
@@ -393,7 +411,7 @@ impl Read {
 }
 
 /// The name on each device's credential, by key.
-type Names = HashMap<[u8; 32], String>;
+type Names = HashMap<[u8; 32], Holder>;
 
 /// The heads document `id` was projected at last (none if never).
 fn projected_heads(conn: &Connection, id: &DocId) -> Result<Vec<ChangeHash>> {

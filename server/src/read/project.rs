@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
-use sync_core::doc::conflicts::{self, Conflict};
+use sync_core::doc::conflicts;
 use sync_core::ids::DocId;
 use sync_core::model::{Campaign, Dossier};
 use sync_core::rectification::{self, Loop};
@@ -25,7 +25,7 @@ pub(super) fn document(conn: &Connection, doc: &Typed, read: &Read) -> Result<()
     match doc {
         Typed::Campaign(campaign) => campaign_rows(conn, campaign),
         Typed::Dossier(dossier) => {
-            conflict_rows(conn, dossier, &read.conflicts)?;
+            conflict_rows(conn, dossier, read)?;
             history_rows(conn, dossier, read)?;
             dossier_rows(conn, dossier)
         }
@@ -99,23 +99,32 @@ fn day(zone: &Zone, time: &str) -> String {
 /// What in a dossier waits for a person: fields holding concurrent values
 /// (`kind` `field`), and hazards whose merged state breaks a rule or whose
 /// rectification steps disagree (`rule`).
-fn conflict_rows(conn: &Connection, d: &Dossier, conflicts: &[Conflict]) -> Result<()> {
+fn conflict_rows(conn: &Connection, d: &Dossier, read: &Read) -> Result<()> {
     let dossier_id = d.id.to_string();
     conn.execute("DELETE FROM conflicts WHERE dossier_id = ?1", [&dossier_id])?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO conflicts (dossier_id, n, campaign_id, enterprise_code, kind, record, path, field, label,
-             critical, vals, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             critical, vals, writers, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let (campaign, enterprise) = (d.campaign_id.as_str(), d.enterprise.as_str());
     let mut n = 0;
-    for c in conflicts {
+    for c in &read.conflicts {
         n += 1;
         let values = serde_json::to_string(&c.values)?;
+        let writers: Vec<Vec<String>> = c
+            .writers
+            .iter()
+            .map(|actors| {
+                let shown = |a| read.signers.get(a).map_or_else(|| "未知作者".to_owned(), super::Author::shown);
+                actors.iter().map(shown).collect()
+            })
+            .collect();
+        let writers = serde_json::to_string(&writers)?;
         let shown: Vec<String> = c.values.iter().map(|v| conflicts::display(&c.field, v)).collect();
         let message = format!("{}有同时写入的不同值：{}", c.label, shown.join(" / "));
         insert.execute(params![
             dossier_id, n, campaign, enterprise, "field", c.record, c.path, c.field, c.label, c.critical, values,
-            message
+            writers, message
         ])?;
     }
     for issue in conflicts::rule_issues(d) {
@@ -132,6 +141,7 @@ fn conflict_rows(conn: &Connection, d: &Dossier, conflicts: &[Conflict]) -> Resu
             "规则",
             true,
             "[]",
+            "[]",
             issue.message
         ])?;
     }
@@ -141,12 +151,17 @@ fn conflict_rows(conn: &Connection, d: &Dossier, conflicts: &[Conflict]) -> Resu
 /// Adds the hazard changes `read` holds that are not there yet.
 fn history_rows(conn: &Connection, d: &Dossier, read: &Read) -> Result<()> {
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO history (dossier_id, hazard_id, change, at_ms, device, author, created, fields)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR IGNORE INTO history (dossier_id, hazard_id, change, at_ms, device, author, account, created,
+             fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let dossier_id = d.id.as_str();
     for c in &read.changes {
-        let (device, author) = read.signers.get(&c.actor).map_or((None, None), |(d, n)| (Some(d), n.as_deref()));
+        let signer = read.signers.get(&c.actor);
+        let device = signer.map(|s| s.device.as_str());
+        let holder = signer.and_then(|s| s.holder.as_ref());
+        let author = holder.map(|h| h.name.as_str());
+        // Anyone can write a message: only an HQ device's names an account.
+        let account = c.account.as_deref().filter(|_| holder.is_some_and(|h| h.hq));
         let fields = serde_json::to_string(&c.fields)?;
         insert.execute(params![
             dossier_id,
@@ -155,6 +170,7 @@ fn history_rows(conn: &Connection, d: &Dossier, read: &Read) -> Result<()> {
             c.at_ms,
             device,
             author,
+            account,
             c.created,
             fields
         ])?;

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Valu
 use serde::Serialize;
 use sync_core::codes::{AccidentType, CodeSystem};
 use sync_core::model::{
-    DocumentResult, HazardKind, HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind, ReviewItems,
-    Verdict,
+    DocumentResult, Domain, HazardKind, HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind,
+    ReviewItems, Verdict,
 };
 use sync_core::zone::Zone;
 
@@ -370,6 +370,9 @@ pub(crate) struct HistoryEntry {
     pub(crate) device: Option<String>,
     /// The name HQ issued that device's credential to.
     pub(crate) author: Option<String>,
+    /// For a change HQ's console made: the account of the person who made
+    /// it (a decision), named in the signed change.
+    pub(crate) account: Option<String>,
     /// Whether this change recorded the hazard.
     pub(crate) created: bool,
     /// The fields it wrote, by key (`level`, `steps`, `photos`, …).
@@ -622,15 +625,15 @@ fn photo_meta(conn: &Connection, photos: &[String]) -> Result<std::collections::
 /// they were projected (causal).
 fn history(conn: &Connection, dossier: &str, id: &str) -> Result<Vec<HistoryEntry>> {
     let mut statement = conn.prepare_cached(
-        "SELECT change, at_ms, device, author, created, fields FROM history
+        "SELECT change, at_ms, device, author, account, created, fields FROM history
          WHERE dossier_id = ?1 AND hazard_id = ?2 ORDER BY rowid",
     )?;
     let rows = statement.query_map([dossier, id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?))
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get::<_, String>(6)?))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (change, at_ms, device, author, created, fields) = row?;
+        let (change, at_ms, device, author, account, created, fields) = row?;
         let fields: Vec<String> = serde_json::from_str(&fields)?;
         let mut labels: Vec<String> = Vec::new();
         for label in fields.iter().map(|f| sync_core::doc::conflicts::label(f)) {
@@ -638,7 +641,8 @@ fn history(conn: &Connection, dossier: &str, id: &str) -> Result<Vec<HistoryEntr
                 labels.push(label.to_owned());
             }
         }
-        out.push(HistoryEntry { change, at: sync_core::doc::rfc3339(at_ms), device, author, created, fields, labels });
+        let at = sync_core::doc::rfc3339(at_ms);
+        out.push(HistoryEntry { change, at, device, author, account, created, fields, labels });
     }
     Ok(out)
 }
@@ -673,6 +677,54 @@ pub(crate) struct ReviewView {
     pub(crate) failed: usize,
     /// Items not judged yet.
     pub(crate) unjudged: usize,
+}
+
+/// One enterprise's 四不放过 reviews at a glance.
+#[derive(Debug)]
+pub(crate) struct ReviewSummary {
+    pub(crate) code: String,
+    pub(crate) name: String,
+    /// Its industry, in Chinese.
+    pub(crate) domain: &'static str,
+    /// A coal or metal/non-metal mine.
+    pub(crate) mine: bool,
+    /// Accidents reviewed.
+    pub(crate) accidents: usize,
+    /// Of them, those with an item judged 不符合.
+    pub(crate) failing: usize,
+    /// Items judged 不符合, and not judged yet, over all its reviews.
+    pub(crate) failed: usize,
+    pub(crate) unjudged: usize,
+}
+
+/// Every enterprise of `campaign` with its reviews summed up (`reviews`, as
+/// [`reviews`] reads them): mines first, then by code.
+pub(crate) fn review_summaries(
+    conn: &Connection,
+    campaign: &str,
+    reviews: &[ReviewView],
+) -> Result<Vec<ReviewSummary>> {
+    let mut statement =
+        conn.prepare_cached("SELECT code, name, domain FROM enterprises WHERE campaign_id = ?1 ORDER BY code")?;
+    let rows = statement.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (code, name, domain) = row?;
+        let domain = Domain::parse(&domain).unwrap_or(Domain::Other);
+        let own: Vec<&ReviewView> = reviews.iter().filter(|r| r.enterprise_code == code).collect();
+        out.push(ReviewSummary {
+            code,
+            name,
+            domain: domain.label(),
+            mine: matches!(domain, Domain::CoalMine | Domain::MetalNonmetalMine),
+            accidents: own.len(),
+            failing: own.iter().filter(|r| r.failed > 0).count(),
+            failed: own.iter().map(|r| r.failed).sum(),
+            unjudged: own.iter().map(|r| r.unjudged).sum(),
+        });
+    }
+    out.sort_by_key(|s| !s.mine);
+    Ok(out)
 }
 
 /// A campaign's 四不放过 reviews, by enterprise, then accident date. `None`
@@ -785,6 +837,8 @@ pub(crate) struct ConflictView {
     pub(crate) kind: String,
     /// The record (hazard, review, check, visit) it belongs to.
     pub(crate) record: String,
+    /// The hazard's title, when the record is a hazard.
+    pub(crate) hazard_title: Option<String>,
     /// The field's path in the dossier, e.g. `hazards/<id>/level` (`field` only).
     pub(crate) path: Option<String>,
     pub(crate) field: Option<String>,
@@ -794,6 +848,9 @@ pub(crate) struct ConflictView {
     pub(crate) critical: bool,
     /// The competing values as stored (`field` only).
     pub(crate) values: Vec<String>,
+    /// Who wrote each value, by index of `values`: the names on their
+    /// devices' credentials.
+    pub(crate) writers: Vec<Vec<String>>,
     /// What waits, in Chinese.
     pub(crate) message: String,
 }
@@ -806,8 +863,9 @@ pub(crate) fn conflicts(conn: &Connection, campaign: &str) -> Result<Option<Vec<
     }
     let mut statement = conn.prepare(
         "SELECT c.dossier_id, c.enterprise_code, e.name, c.kind, c.record, c.path, c.field, c.label, c.critical,
-                c.vals, c.message
+                c.vals, c.writers, c.message, h.title
          FROM conflicts c LEFT JOIN enterprises e ON e.campaign_id = c.campaign_id AND e.code = c.enterprise_code
+         LEFT JOIN hazards h ON h.dossier_id = c.dossier_id AND h.id = c.record
          WHERE c.campaign_id = ?1 ORDER BY c.critical DESC, c.enterprise_code, c.n",
     )?;
     let conflicts = statement.query_map([campaign], |r| {
@@ -817,12 +875,14 @@ pub(crate) fn conflicts(conn: &Connection, campaign: &str) -> Result<Option<Vec<
             enterprise_name: r.get(2)?,
             kind: r.get(3)?,
             record: r.get(4)?,
+            hazard_title: r.get(12)?,
             path: r.get(5)?,
             field: r.get(6)?,
             label: r.get(7)?,
             critical: r.get(8)?,
             values: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
-            message: r.get(10)?,
+            writers: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
+            message: r.get(11)?,
         })
     })?;
     Ok(Some(conflicts.collect::<Result<_, _>>()?))

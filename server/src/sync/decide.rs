@@ -83,8 +83,8 @@ impl HqReplica {
         let from: DevicePublicKey = entry.listed.source.parse().map_err(|_| refused("送来设备的公钥无效".into()))?;
         let hq = self.hq_key();
         let at = entry.listed.received_at;
-        let accepted =
-            sync_core::sync::decide::accept(&entry.doc, &entry.batch, &evidence, &hq, at, self).map_err(refused)?;
+        let accepted = sync_core::sync::decide::accept(&entry.doc, &entry.batch, &evidence, &hq, (at, None), self)
+            .map_err(refused)?;
         let Some(accepted) = accepted else {
             self.with_store(|s| s.decide_aside(id, "stored", &by, &note, now)).map_err(failed)?;
             return Ok("stored");

@@ -5,11 +5,13 @@
 //! photos): another backend is another implementation of those.
 
 mod decide;
+mod edit;
 mod replica;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub(crate) use decide::{DecideError, Verdict, outcome_label};
+pub(crate) use edit::{Console, EditError};
 use field_client::PhotoSide;
 pub(crate) use replica::{Durably, HqReplica};
 use sync_core::credential::SignedCredential;

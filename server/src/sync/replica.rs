@@ -38,6 +38,8 @@ pub(crate) struct HqReplica {
     durable: Durably,
     /// HQ's register, where authors' credentials are looked up.
     register: Option<Arc<Mutex<crate::register::Hq>>>,
+    /// The console's device identity, which signs HQ's own edits.
+    console: Option<Arc<super::edit::Console>>,
     /// Held by a decision on quarantined work from its reading of the entry
     /// to its write, so two people deciding one entry at once cannot both
     /// act (one accepting while the other rejects).
@@ -115,7 +117,15 @@ impl HqReplica {
         let aside = store.undecided_docs()?.into_iter().collect();
         let hq = Hq { store, key, tail, writes: 0, aside, in_flight: BTreeMap::new() };
         let deciding = Arc::new(tokio::sync::Mutex::new(()));
-        Ok(Self { hq: Arc::new(Mutex::new(hq)), durable, register: None, deciding, photo_arrived: None, home })
+        Ok(Self {
+            hq: Arc::new(Mutex::new(hq)),
+            durable,
+            register: None,
+            console: None,
+            deciding,
+            photo_arrived: None,
+            home,
+        })
     }
 
     /// A replica in a fresh store at `dir` signing with `seed`, heard by no
@@ -135,6 +145,24 @@ impl HqReplica {
     /// lacks them).
     pub(crate) fn with_register(self, register: Arc<Mutex<crate::register::Hq>>) -> Self {
         Self { register: Some(register), ..self }
+    }
+
+    /// Signs HQ's own edits ([`Self::edit_for`]) as `console`.
+    pub(crate) fn with_console(self, console: super::edit::Console) -> Self {
+        Self { console: Some(Arc::new(console)), ..self }
+    }
+
+    pub(super) fn console(&self) -> Option<Arc<super::edit::Console>> {
+        self.console.clone()
+    }
+
+    /// The register's newest revocation list (none without a register).
+    pub(super) fn revocations(&self) -> Option<sync_core::credential::RevocationList> {
+        let register = self.register.as_ref()?.lock().unwrap_or_else(PoisonError::into_inner);
+        register.revocation_list().unwrap_or_else(|error| {
+            tracing::error!(%error, "the register could not be read");
+            None
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Hq) -> T) -> T {

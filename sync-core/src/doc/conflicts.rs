@@ -12,7 +12,9 @@
 //! break a rule that ties fields together (see [`super::dossier::check_rules`]).
 
 use automerge::transaction::{Transactable, Transaction};
-use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use std::collections::BTreeMap;
+
+use automerge::{ActorId, ObjId, ObjType, ReadDoc, ScalarValue, Value};
 use serde::Serialize;
 
 use super::{ModelError, Tree, map_at, put_value, read_json};
@@ -34,6 +36,9 @@ pub struct Conflict {
     pub critical: bool,
     /// The distinct concurrent values, as text, sorted.
     pub values: Vec<String>,
+    /// Who wrote each value (by index of `values`): the actors of the
+    /// concurrent writes, each bound to a device key by its signatures.
+    pub writers: Vec<Vec<ActorId>>,
 }
 
 /// A rule broken by a merge.
@@ -143,10 +148,17 @@ pub fn conflicts(doc: &impl ReadDoc) -> Result<Vec<Conflict>, ModelError> {
         if parts.len() < 2 || !COLLECTIONS.contains(&parts[0]) || parts.iter().any(|p| super::UNION_MAPS.contains(p)) {
             continue;
         }
-        let mut texts: Vec<String> = values_of(doc, obj, key)?.into_iter().map(|(t, _, _)| t).collect();
-        texts.sort();
-        texts.dedup();
-        if texts.len() > 1 {
+        let mut written: BTreeMap<String, Vec<ActorId>> = BTreeMap::new();
+        for (text, _, id) in values_of(doc, obj, key)? {
+            let writers = written.entry(text).or_default();
+            if let ObjId::Id(_, actor, _) = id
+                && !writers.contains(&actor)
+            {
+                writers.push(actor);
+            }
+        }
+        if written.len() > 1 {
+            let (texts, writers) = written.into_iter().unzip();
             out.push(Conflict {
                 path: parts.join("/"),
                 record: parts[1].to_owned(),
@@ -154,6 +166,7 @@ pub fn conflicts(doc: &impl ReadDoc) -> Result<Vec<Conflict>, ModelError> {
                 label: label(key),
                 field: key.clone(),
                 values: texts,
+                writers,
             });
         }
     }

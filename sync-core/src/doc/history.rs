@@ -29,6 +29,10 @@ pub struct HazardChange {
     pub created: bool,
     /// The fields it wrote, by key (`level`, `steps`, `photos`, …), sorted.
     pub fields: BTreeSet<String>,
+    /// The change's message: the account HQ's console made it for
+    /// ([`super::edit_for`]). Anyone can write a message; believe it only
+    /// of a change signed by an HQ device.
+    pub account: Option<String>,
 }
 
 /// Where an object sits: its hazard, and the keys from the hazard down.
@@ -62,6 +66,7 @@ pub fn hazard_changes(doc: &Automerge, since: &[ChangeHash]) -> Vec<HazardChange
                 at_ms: change.timestamp(),
                 created,
                 fields,
+                account: change.message().map(str::to_owned),
             });
         }
     }

@@ -145,6 +145,20 @@ pub fn edit<T>(
         .map_err(|failed| failed.error)
 }
 
+/// Like [`edit`], made by HQ's console for a signed-in person: the change's
+/// message names their account ([`history::HazardChange::account`]), so the
+/// signed change says who decided as well as which device signed it.
+pub fn edit_for<T>(
+    doc: &mut Automerge,
+    now_ms: i64,
+    account: &str,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<T, ModelError>,
+) -> Result<Committed<T>, ModelError> {
+    doc.transact_with(|_| CommitOptions::default().with_time(now_ms).with_message(account.to_owned()), f)
+        .map(|ok| Committed { value: ok.result, hash: ok.hash })
+        .map_err(|failed| failed.error)
+}
+
 /// The actor of a document's genesis change, derived from the document id.
 pub fn genesis_actor(id: &DocId) -> ActorId {
     let mut hasher = Sha256::new();

@@ -3,6 +3,11 @@
 //! it: it is checked again as a session checks what arrives — signatures,
 //! credentials, scope, the document's rules — except for when it was made.
 //! Work that breaks the document's rules cannot be accepted, only rejected.
+//!
+//! The same check takes in a change HQ's console makes (a person's decision
+//! of a conflict), signed by the console's own device key: it is stored only
+//! as a device's work would be, with the console's credential judged now and
+//! against the revocation list.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +17,7 @@ use super::batch::{self, Arrived, Checked};
 use super::message::Evidence;
 use super::replica::Replica;
 use super::session::{head_signature, may_write};
-use crate::credential::{Credential, SignedCredential};
+use crate::credential::{Credential, RevocationList, SignedCredential};
 use crate::identity::{DevicePublicKey, HeadSignature};
 use crate::ids::DocId;
 use crate::rectification::Signer;
@@ -30,16 +35,18 @@ pub struct Accepted {
     pub evidence: Vec<(HeadSignature, Vec<u8>)>,
 }
 
-/// Checks kept-aside work of `doc` (its `batch` and `evidence`) for
-/// storing on `replica` (HQ's, signed by `hq`), with authors' credentials
-/// judged as valid at `at` whatever their revocation. `None`: every change
-/// of it is held already. The refusal says why, in Chinese.
+/// Checks work of `doc` that did not arrive by a session (its `batch` and
+/// `evidence`) for storing on `replica` (HQ's, signed by `hq`), with
+/// authors' credentials judged as valid at `at` and against `revocations`
+/// (none: whatever their revocation, for kept-aside work a person judged to
+/// be from before it). `None`: every change of it is held already. The
+/// refusal says why, in Chinese.
 pub fn accept(
     doc: &DocId,
     batch: &[u8],
     evidence: &[Evidence],
     hq: &DevicePublicKey,
-    at: i64,
+    (at, revocations): (i64, Option<&RevocationList>),
     replica: &impl Replica,
 ) -> Result<Option<Accepted>, String> {
     let arrived = batch::decode(batch).map_err(|e| format!("隔离的修改无法解码：{e}"))?;
@@ -59,7 +66,7 @@ pub fn accept(
                 .ok_or_else(|| format!("总部从未给作者设备 {key} 签发过凭证，不能接收"))?,
         };
         let signed = SignedCredential::from_bytes(&bytes).map_err(|e| format!("作者凭证无法解析：{e}"))?;
-        let author = signed.verify(hq, at, None).map_err(|e| format!("作者设备 {key} 的{e}"))?.clone();
+        let author = signed.verify(hq, at, revocations).map_err(|e| format!("作者设备 {key} 的{e}"))?.clone();
         if author.device_key().ok() != Some(key) {
             return Err(format!("作者设备 {key} 的凭证属于另一台设备"));
         }
