@@ -57,6 +57,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/campaigns/{id}/conflicts/decide", post(decide))
         .route("/devices", get(devices))
         .route("/devices/revoke", post(revoke))
+        .layer(axum::middleware::from_fn(secure_cookies))
         .with_state(state)
 }
 
@@ -120,6 +121,27 @@ fn set_cookie(name: &str, value: Option<&str>) -> HeaderValue {
         None => format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     };
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Served over TLS (by a proxy in front, which says so with
+/// `X-Forwarded-Proto: https`): every cookie is also Secure, so a browser
+/// never sends it over plain HTTP.
+async fn secure_cookies(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let tls = request.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let mut response = next.run(request).await;
+    if tls {
+        let secured: Vec<HeaderValue> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|cookie| HeaderValue::from_str(&format!("{}; Secure", cookie.to_str().ok()?)).ok())
+            .collect();
+        response.headers_mut().remove(header::SET_COOKIE);
+        for cookie in secured {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    response
 }
 
 /// To the login page, forgetting a session that ended.
@@ -609,6 +631,18 @@ mod tests {
         let decided: i64 =
             db.query_row("SELECT COUNT(*) FROM audit_log WHERE action = '决定冲突'", [], |r| r.get(0)).unwrap();
         assert_eq!(decided, 0, "nothing was decided or recorded");
+    }
+
+    #[tokio::test]
+    async fn cookies_are_secure_behind_tls() {
+        let console = Console::new();
+        let plain = console.get("/login", None).await;
+        assert!(plain.headers().get_all(header::SET_COOKIE).iter().all(|c| !c.to_str().unwrap().contains("Secure")));
+        let request = Request::get("/login").header("x-forwarded-proto", "https").body(Body::empty()).unwrap();
+        let page = console.send(request).await;
+        let cookies: Vec<&str> =
+            page.headers().get_all(header::SET_COOKIE).iter().map(|c| c.to_str().unwrap()).collect();
+        assert!(!cookies.is_empty() && cookies.iter().all(|c| c.ends_with("; Secure") && c.contains("HttpOnly")));
     }
 
     #[tokio::test]
