@@ -9,6 +9,7 @@
 //! token. HQ's identity and credential register: `register`.
 
 mod accounts;
+mod briefing;
 mod export;
 mod http;
 mod metrics;
@@ -88,6 +89,24 @@ enum Command {
     Reindex,
     /// 导出检查活动的隐患台账（服务运行时也可导出）
     Export(ExportArgs),
+    /// 生成检查活动的通报培训会材料（可编辑的 .pptx），每个文件附总部签名清单（服务运行时也可生成）
+    Briefing {
+        /// 检查活动编号（cmp- 开头）
+        #[arg(value_name = "活动编号")]
+        campaign: String,
+        /// 输出目录（默认：数据目录下的“通报培训会-<活动编号>”）
+        #[arg(long, value_name = "目录")]
+        out: Option<PathBuf>,
+    },
+    /// 核验通报材料文件：总部签名、签名清单和文件内容是否一致；不一致时指出改动之处
+    VerifyBriefing {
+        /// 要核验的文件（其签名清单 .manifest.json 和签名 .sig 须在同一目录）
+        #[arg(value_name = "文件")]
+        file: PathBuf,
+        /// 信任的总部公钥（默认：数据目录中总部的公钥）
+        #[arg(long, value_name = "公钥")]
+        hq_key: Option<String>,
+    },
     /// 总部控制台的用户：添加或列出（服务运行时也可操作）
     User {
         #[command(subcommand)]
@@ -273,6 +292,42 @@ fn export_register(data: &std::path::Path, args: ExportArgs) -> Result<()> {
     std::fs::write(&out, bytes).map_err(|e| anyhow::anyhow!("无法写入 {}：{e}", out.display()))?;
     let rows: usize = register.enterprises.iter().map(|(_, rows)| rows.len()).sum();
     println!("已导出隐患台账：{rows} 条隐患，{} 家企业 → {}", register.enterprises.len(), out.display());
+    Ok(())
+}
+
+/// `briefing`: the campaign's briefing files, signed.
+fn make_briefing(data: &std::path::Path, campaign: &str, out: Option<PathBuf>) -> Result<()> {
+    let id: sync_core::ids::DocId =
+        campaign.trim().parse().map_err(|_| anyhow::anyhow!("检查活动编号无效：{campaign}"))?;
+    let out = out.unwrap_or_else(|| data.join(format!("通报培训会-{id}")));
+    let started = std::time::Instant::now();
+    let written = briefing::write(data, &id, &out)?;
+    println!(
+        "已生成通报培训会材料（{} 页，其中典型隐患 {} 页，用时 {:.1} 秒）：",
+        written.slides,
+        written.typical,
+        started.elapsed().as_secs_f64()
+    );
+    for file in &written.files {
+        println!("  {}（附签名清单 .manifest.json 和签名 .sig）", file.display());
+    }
+    Ok(())
+}
+
+/// `verify-briefing`: a briefing file against its signed manifest.
+fn verify_briefing(data: &std::path::Path, file: &std::path::Path, hq_key: Option<&str>) -> Result<()> {
+    let hq: sync_core::identity::DevicePublicKey = match hq_key {
+        Some(key) => key.trim().parse().map_err(|_| anyhow::anyhow!("总部公钥无效：{key}"))?,
+        None if data.join("hq.key").exists() => register::Hq::open(data)?.public_key(),
+        None => anyhow::bail!("数据目录 {} 中没有总部密钥：请用 --hq-key 给出信任的总部公钥", data.display()),
+    };
+    let manifest = briefing::manifest::verify(file, &hq).map_err(|e| anyhow::anyhow!("核验失败：{e}"))?;
+    println!("核验通过：{} 由总部 {} 签名，内容未被改动。", file.display(), manifest.hq);
+    println!(
+        "生成依据：检查活动 {} 的 {} 个文档（各文档的版本见签名清单）。",
+        manifest.campaign,
+        manifest.documents.len()
+    );
     Ok(())
 }
 
@@ -508,6 +563,8 @@ fn run(cli: Cli) -> Result<()> {
         },
         Command::Reindex => reindex(&cli.data)?,
         Command::Export(args) => export_register(&cli.data, args)?,
+        Command::Briefing { campaign, out } => make_briefing(&cli.data, &campaign, out)?,
+        Command::VerifyBriefing { file, hq_key } => verify_briefing(&cli.data, &file, hq_key.as_deref())?,
         Command::User { action } => user(&cli.data, action)?,
         Command::Serve(args) => serve(&cli.data, args)?,
     }

@@ -89,6 +89,16 @@ impl Copies {
         self.dir.join(format!("{photo}-{}.jpg", size.suffix()))
     }
 
+    /// What was read from `photo`, reading the original at `original` and
+    /// writing its copies first if that was not done yet (the same bytes
+    /// the photo reader writes).
+    pub(crate) fn ensure(&self, photo: &PhotoId, original: &Path) -> Result<PhotoMeta> {
+        match self.meta(photo) {
+            Some(meta) => Ok(meta),
+            None => self.derive(photo, original),
+        }
+    }
+
     /// Reads the original at `original`, writes its copies, then its
     /// `.json` (last: a photo with a `.json` has all it will have).
     fn derive(&self, photo: &PhotoId, original: &Path) -> Result<PhotoMeta> {
@@ -105,7 +115,9 @@ impl Copies {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let partial = path.with_extension("part");
+    // A partial name of its own: the photo reader and a briefing may write
+    // the same copy at once.
+    let partial = path.with_extension(format!("part-{}-{:?}", std::process::id(), std::thread::current().id()));
     std::fs::write(&partial, bytes)?;
     std::fs::rename(&partial, path)?;
     Ok(())

@@ -379,6 +379,11 @@ impl Hq {
         Ok(key)
     }
 
+    /// HQ's signature over a briefing file's manifest.
+    pub(crate) fn sign_briefing(&self, manifest: &[u8]) -> [u8; 64] {
+        self.key.sign_with_domain(crate::briefing::manifest::DOMAIN, manifest)
+    }
+
     /// HQ's public key, which devices pin.
     pub(crate) fn public_key(&self) -> DevicePublicKey {
         self.key.public()

@@ -11,9 +11,11 @@
 pub mod bundle;
 pub mod codes;
 pub mod credential;
+pub mod deck;
 pub mod doc;
 pub mod identity;
 pub mod ids;
+pub mod knowledge;
 pub mod model;
 pub mod rectification;
 pub mod register;

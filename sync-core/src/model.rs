@@ -616,6 +616,25 @@ pub struct Briefing {
     pub campaign_id: DocId,
     /// Sections by id; shown in `position` order.
     pub sections: BTreeMap<String, BriefingSection>,
+    /// Typical hazards chosen for the deck, by pick id; none: the default
+    /// rule chooses ([`crate::deck`]).
+    #[serde(default)]
+    pub picks: BTreeMap<String, Pick>,
+}
+
+/// A typical hazard chosen for a slide of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pick {
+    /// The hazard: `"<dossier id>/<hazard id>"`.
+    pub hazard: String,
+    /// Sort key among the picks.
+    pub position: f64,
+    /// Speaker notes for its slide (Automerge text).
+    #[serde(default)]
+    pub notes: String,
+    /// Taken off the deck; picks are never deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 /// One section of the briefing.

@@ -42,6 +42,7 @@ const COLLECTIONS: &[(&str, DocKind, &str, &str)] = &[
     ("accident_reviews/*/items/*", DocKind::EnterpriseDossier, "review_item", "四不放过核查项"),
     ("hazards/*/rectification/steps/*", DocKind::EnterpriseDossier, "step", "整改步骤"),
     ("sections/*", DocKind::Briefing, "briefing_section", "章节"),
+    ("picks/*", DocKind::Briefing, "pick", "典型隐患"),
     ("items/*", DocKind::Checklist, "checklist_item", "检查项"),
 ];
 

@@ -1,16 +1,19 @@
 //! The briefing document (通报培训会): sections that reference findings,
-//! with notes and an order chosen by people.
+//! with notes and an order chosen by people, and the typical hazards
+//! chosen for slides of their own (picks), with speaker notes.
 //!
-//! Order is a number per section, not a list, so two people moving
-//! different sections offline never duplicate or drop one.
+//! Order is a number per section or pick, not a list, so two people moving
+//! different ones offline never duplicate or drop one. The picks map is
+//! made by the first pick (briefings began without it): two made at once
+//! are read as one (`UNION_MAPS`).
 
-use automerge::transaction::Transaction;
-use automerge::{Automerge, ReadDoc};
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use serde_json::json;
 
 use super::{ModelError, genesis, insert_record, modify_record};
 use crate::ids::{DocId, EntityId};
-use crate::model::{Briefing, BriefingSection, SCHEMA_VERSION};
+use crate::model::{Briefing, BriefingSection, Pick, SCHEMA_VERSION};
 
 /// The deterministic first state of the briefing of `campaign`.
 pub fn create(campaign: &DocId) -> Result<Automerge, ModelError> {
@@ -56,6 +59,29 @@ pub fn modify_section<R>(
 ) -> Result<R, ModelError> {
     modify_record(tx, &["sections", id.as_str()], "章节", change, |_, new| {
         if new.title.trim().is_empty() { Err(ModelError::Empty("章节标题")) } else { Ok(()) }
+    })
+}
+
+/// Chooses a typical hazard for a slide of its own.
+pub fn add_pick(tx: &mut Transaction<'_>, id: &EntityId, pick: &Pick) -> Result<(), ModelError> {
+    if tx.get(ROOT, "picks")?.is_none() {
+        tx.put_object(ROOT, "picks", ObjType::Map)?;
+    }
+    insert_record(tx, &["picks"], id.as_str(), "典型隐患", pick)
+}
+
+/// Changes a pick (its position, notes, or taking it off the deck).
+pub fn modify_pick<R>(
+    tx: &mut Transaction<'_>,
+    id: &EntityId,
+    change: impl FnOnce(&mut Pick) -> Result<R, ModelError>,
+) -> Result<R, ModelError> {
+    modify_record(tx, &["picks", id.as_str()], "典型隐患", change, |old, new| {
+        if old.hazard == new.hazard {
+            Ok(())
+        } else {
+            Err(ModelError::Rule("不能改变已选典型隐患所指的隐患".into()))
+        }
     })
 }
 

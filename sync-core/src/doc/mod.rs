@@ -47,7 +47,7 @@ const TEXT_FIELDS: &[&str] = &["notes"];
 /// the union of their concurrent copies: the rectification steps of a
 /// hazard recorded before steps existed, whose map the first step creates.
 /// Every other nested map is created with its parent record.
-const UNION_MAPS: &[&str] = &["steps"];
+const UNION_MAPS: &[&str] = &["steps", "picks"];
 
 /// The concurrent copies of the map at `obj[key]`, if it is one of
 /// [`UNION_MAPS`] and has several.
