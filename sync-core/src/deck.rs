@@ -752,3 +752,209 @@ fn quiz(knowledge: &Knowledge, found: &[Found<'_>]) -> (Slide, Slide) {
         .collect();
     (bullets("随堂测验", asked), bullets("测验答案", key))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::dossier::tests::sample_hazard;
+    use crate::doc::{self, edit};
+    use crate::ids::{DocId, EntityId};
+    use crate::model::{CampaignKind, Domain, Enterprise, Pick};
+    use automerge::Automerge;
+
+    const CODES: [&str; 2] = ["91640200MA76XYW123", "91640200MA76XYW131"];
+
+    struct World {
+        campaign: Campaign,
+        dossiers: Vec<Dossier>,
+        briefing: Briefing,
+        viewable: BTreeSet<String>,
+    }
+
+    /// Two enterprises; the first has a major hazard and three kinds of
+    /// general ones (two with photos HQ can show), the second one general
+    /// hazard without a photo and one deleted.
+    fn world() -> World {
+        let id = DocId::new_campaign([9; 16]);
+        let mut c = Automerge::new();
+        edit(&mut c, 1, |tx| {
+            doc::campaign::create(
+                tx,
+                &id,
+                "联合检查",
+                CampaignKind::ConstructionJointInspection,
+                "2026-11-24",
+                "2026-11-25",
+            )
+        })
+        .unwrap();
+        for (i, code) in CODES.iter().enumerate() {
+            let code = code.parse().unwrap();
+            let e = Enterprise {
+                name: format!("企业{}", i + 1),
+                dossier_id: DocId::dossier(&id, &code),
+                unified_social_credit_code: code,
+                domain: Domain::Construction,
+                project: String::new(),
+                address: String::new(),
+            };
+            edit(&mut c, 2, |tx| doc::campaign::add_enterprise(tx, &id, &e)).unwrap();
+        }
+        let campaign = doc::campaign::read(&c).unwrap();
+        let photo = |n: u8| crate::ids::sha256_hex(&[n]);
+        let mut first = vec![(
+            "重大",
+            Hazard {
+                level: HazardLevel::Major,
+                major_hazard_criterion: Some(codes::criteria()[0].id.clone()),
+                ..sample_hazard("重大隐患")
+            },
+        )];
+        for (n, (title, item, with_photo)) in [
+            ("甲1", "k/a", true),
+            ("甲2", "k/a", true),
+            ("甲3", "k/a", false),
+            ("乙1", "k/b", false),
+            ("乙2", "k/b", false),
+            ("丙1", "k/c", true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut h = Hazard { checklist_item: Some(item.into()), ..sample_hazard(title) };
+            h.found_at = format!("2026-11-24T0{n}:00:00Z");
+            if with_photo {
+                h.photos.insert(photo(n as u8), format!("{title}.jpg"));
+            }
+            first.push((title, h));
+        }
+        let second =
+            vec![("无照片", sample_hazard("无照片")), ("已删除", Hazard { deleted: true, ..sample_hazard("已删除") })];
+        let mut dossiers = Vec::new();
+        for (code, hazards) in CODES.iter().zip([first, second]) {
+            let mut d = doc::dossier::create(&id, &code.parse().unwrap()).unwrap();
+            for (i, (_, h)) in hazards.iter().enumerate() {
+                edit(&mut d, 3, |tx| doc::dossier::add_hazard(tx, &EntityId::new(1, i as u128 + 1), h)).unwrap();
+            }
+            dossiers.push(doc::dossier::read(&d).unwrap());
+        }
+        let briefing = doc::briefing::read(&doc::briefing::create(&id).unwrap()).unwrap();
+        let viewable = (0..6u8).map(photo).collect();
+        World { campaign, dossiers, briefing, viewable }
+    }
+
+    fn built(w: &World) -> Deck {
+        let (sections, signers) = (BTreeMap::new(), BTreeMap::new());
+        build(&Input {
+            campaign: &w.campaign,
+            dossiers: &w.dossiers,
+            briefing: &w.briefing,
+            sections: &sections,
+            basis: &[],
+            signers: &signers,
+            viewable: &w.viewable,
+            knowledge: Knowledge::bundled(),
+        })
+    }
+
+    fn typical(deck: &Deck) -> Vec<&Typical> {
+        deck.slides
+            .iter()
+            .filter_map(|s| match &s.body {
+                Body::Hazard(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn chart<'a>(deck: &'a Deck, title: &str) -> &'a Chart {
+        deck.slides
+            .iter()
+            .find_map(|s| match &s.body {
+                Body::Chart(c) if s.title == title => Some(c),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no chart {title}"))
+    }
+
+    #[test]
+    fn by_default_every_major_hazard_then_two_kinds_per_enterprise_with_photos() {
+        let deck = built(&world());
+        let titles: Vec<&str> = typical(&deck).iter().map(|t| t.title.as_str()).collect();
+        // k/a (3) is the most frequent kind, shown by its earliest finding
+        // with a photo; k/b (2) has no photo and is left out; k/c (1) next.
+        // The second enterprise's only kind has no photo.
+        assert_eq!(titles, ["重大隐患", "甲1", "丙1"]);
+        assert!(typical(&deck)[1].photo.is_some());
+    }
+
+    #[test]
+    fn people_choose_and_order_the_typical_hazards() {
+        let mut w = world();
+        let key = |d: usize, n: u128| format!("{}/{}", w.dossiers[d].id, EntityId::new(1, n));
+        let pick = |hazard: String, position: f64, notes: &str, removed: bool| Pick {
+            hazard,
+            position,
+            notes: notes.into(),
+            removed,
+        };
+        w.briefing.picks = [
+            ("01A", pick(key(0, 5), 2.0, "乙1 的讲解", false)),
+            ("01B", pick(key(1, 1), 1.0, "先讲这个", false)),
+            ("01C", pick(key(1, 1), 3.0, "同一隐患再选一次", false)),
+            ("01D", pick(key(0, 1), 0.5, "", true)),
+            ("01E", pick(key(1, 2), 0.1, "已删除的隐患", false)),
+        ]
+        .into_iter()
+        .map(|(id, p)| (id.to_owned(), p))
+        .collect();
+        let deck = built(&w);
+        let chosen: Vec<&str> = typical(&deck).iter().map(|t| t.title.as_str()).collect();
+        assert_eq!(chosen, ["无照片", "乙1"]);
+        let notes: Vec<&str> =
+            deck.slides.iter().filter(|s| matches!(s.body, Body::Hazard(_))).map(|s| s.notes.as_str()).collect();
+        assert!(notes[0].contains("先讲这个") && !notes[0].contains("再选一次"));
+        assert!(notes[0].contains(&format!("隐患编号：{}", key(1, 1))));
+        assert!(notes[1].contains("乙1 的讲解"));
+    }
+
+    #[test]
+    fn charts_count_what_the_dossiers_hold() {
+        let deck = built(&world());
+        let by_enterprise = chart(&deck, "各企业隐患数量");
+        assert_eq!(by_enterprise.categories, ["企业1", "企业2"]);
+        assert_eq!(by_enterprise.series[0].values, [6, 1], "general, the deleted one left out");
+        assert_eq!(by_enterprise.series[1].values, [1, 0], "major");
+        assert_eq!(chart(&deck, "隐患等级").series[0].values, [7, 1]);
+        let types = chart(&deck, "可能导致的事故类型");
+        assert_eq!(types.categories, ["坍塌"]);
+        assert_eq!(types.series[0].values, [8]);
+    }
+
+    #[test]
+    fn a_campaign_without_findings_says_so() {
+        let mut w = world();
+        for d in &mut w.dossiers {
+            d.hazards.clear();
+        }
+        let deck = built(&w);
+        assert!(typical(&deck).is_empty());
+        let said = |title: &str, text: &str| {
+            deck.slides
+                .iter()
+                .any(|s| s.title == title && matches!(&s.body, Body::Bullets(l) if l.iter().any(|l| l.contains(text))))
+        };
+        assert!(said("总体情况", "未发现事故隐患"));
+        assert!(said("典型隐患", "未发现"));
+        assert!(said("重大事故隐患", "未发现重大事故隐患"));
+        assert!(deck.slides.iter().all(|s| !matches!(s.body, Body::Chart(_))), "no charts of nothing");
+    }
+
+    #[test]
+    fn long_tables_go_over_several_slides() {
+        let rows = (0..(2 * ROWS + 1)).map(|i| vec![i.to_string()]);
+        let slides = paged("表", &["序号"], rows, "无");
+        assert_eq!(slides.len(), 3);
+        assert_eq!(slides[2].title, "表（3/3）");
+    }
+}

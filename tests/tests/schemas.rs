@@ -37,3 +37,29 @@ fn accident_table_and_criteria_are_complete() {
         assert!(codes::criteria().iter().any(|c| c.domain == domain), "no criteria for {domain}");
     }
 }
+
+#[test]
+fn the_knowledge_file_is_sourced_and_valid() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/work-injury-knowledge.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    common::assert_valid("work-injury-knowledge", &json);
+    let knowledge = sync_core::knowledge::Knowledge::bundled();
+    let cited = knowledge
+        .policy
+        .iter()
+        .map(|p| &p.source)
+        .chain(knowledge.prevention.values().flat_map(|p| p.points.iter().map(|pt| &pt.source)))
+        .chain(knowledge.quiz.iter().map(|q| &q.source));
+    for source in cited {
+        assert!(knowledge.sources.contains_key(source), "{source} is cited but not listed");
+    }
+    for (code, prevention) in &knowledge.prevention {
+        let entry =
+            codes::gb6441_1986().iter().find(|e| &e.code == code).unwrap_or_else(|| panic!("no accident type {code}"));
+        assert_eq!(entry.name, prevention.name, "{code}");
+    }
+    for q in &knowledge.quiz {
+        assert!(q.answer < q.choices.len(), "{}", q.id);
+    }
+}
