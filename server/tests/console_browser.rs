@@ -15,7 +15,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{CODE, Server, enroll_as, hazard, joint_campaign};
+use common::{CODE, Server, enroll_as, hazard, joint_campaign, jpeg};
 use fantoccini::{Client, ClientBuilder, Locator};
 use field_client::{Store, new_entity_id};
 use sync_core::doc::dossier;
@@ -94,16 +94,6 @@ async fn follow(client: &Client, locator: Locator<'_>, next: &str) {
 async fn scripted(client: &Client) -> bool {
     let value = client.execute("return window.__xss === undefined ? null : window.__xss;", vec![]).await.unwrap();
     !value.is_null()
-}
-
-/// A small JPEG, as a camera writes one.
-fn jpeg() -> Vec<u8> {
-    let image = image::RgbImage::from_fn(160, 120, |x, y| image::Rgb([(x * 3) as u8, (y * 2) as u8, 120]));
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
-        .unwrap();
-    bytes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

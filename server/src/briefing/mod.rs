@@ -105,15 +105,18 @@ pub(crate) fn gather(data: &Path, id: &DocId) -> Result<Sources> {
     Ok(Sources { campaign, dossiers, briefing, sections, basis, signers, viewable, heads })
 }
 
-/// Whether HQ can show photo `sha`: what it read from it says it decodes,
-/// or, not read yet, the original held looks like a JPEG or PNG.
+/// Whether HQ can show photo `sha`: what the photo reader read from it
+/// says it decodes, or, not read yet, the original held has the header of a
+/// JPEG or PNG image (decoding every photo here would take minutes).
 fn shows(copies: &Copies, home: &Path, sha: &str) -> bool {
     let Ok(photo) = sha.parse::<PhotoId>() else { return false };
     if let Some(meta) = copies.meta(&photo) {
         return meta.decodable;
     }
-    let Ok(bytes) = std::fs::read(original(home, &photo)) else { return false };
-    matches!(image::guess_format(&bytes), Ok(image::ImageFormat::Jpeg | image::ImageFormat::Png))
+    let Ok(file) = std::fs::File::open(original(home, &photo)) else { return false };
+    let Ok(reader) = image::ImageReader::new(std::io::BufReader::new(file)).with_guessed_format() else { return false };
+    matches!(reader.format(), Some(image::ImageFormat::Jpeg | image::ImageFormat::Png))
+        && reader.into_dimensions().is_ok()
 }
 
 /// Where HQ's store keeps the original of `photo`.

@@ -231,3 +231,13 @@ pub fn heads(store: &mut Store) -> Vec<(DocId, Vec<ChangeHash>)> {
     }
     out
 }
+
+/// A small JPEG, as a camera writes one.
+pub fn jpeg() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(160, 120, |x, y| image::Rgb([(x * 3) as u8, (y * 2) as u8, 120]));
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+        .unwrap();
+    bytes
+}
