@@ -24,7 +24,7 @@ use sync_core::model::{HazardLevel, Pick};
 const MARKUP: &str = "<b>连墙件&\"缺失\"</b> ]]> '整层'";
 
 /// Every part of a ZIP, by name.
-fn parts(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+fn unzip(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     let mut out = BTreeMap::new();
     for i in 0..archive.len() {
@@ -36,14 +36,14 @@ fn parts(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// The text of every `a:t` (and `c:v`) of an XML part, in order; panics if
+/// The text of every `a:t`, `c:v` and `w:t` of an XML part, in order; panics if
 /// the part is not well-formed.
 fn texts(xml: &[u8]) -> Vec<String> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     let (mut out, mut inside, mut buf) = (Vec::new(), false, Vec::new());
     loop {
         match reader.read_event_into(&mut buf).unwrap_or_else(|e| panic!("not well-formed XML: {e}")) {
-            quick_xml::events::Event::Start(e) => inside = matches!(e.name().as_ref(), "a:t" | "c:v"),
+            quick_xml::events::Event::Start(e) => inside = matches!(e.name().as_ref(), "a:t" | "c:v" | "w:t"),
             quick_xml::events::Event::Text(t) if inside => out.push(t.xml10_content().into_owned()),
             quick_xml::events::Event::GeneralRef(r) if inside => {
                 let c = match r.as_ref() {
@@ -138,7 +138,7 @@ async fn a_deck_from_synced_findings_reads_back_signed_and_the_same_each_time() 
     assert!(String::from_utf8_lossy(&made.stdout).contains("典型隐患 2 页"));
     let deck_path = out.join("通报培训会.pptx");
     let bytes = std::fs::read(&deck_path).unwrap();
-    let parts = parts(&bytes);
+    let parts = unzip(&bytes);
     for (name, content) in &parts {
         if name.ends_with(".xml") || name.ends_with(".rels") {
             texts(content);
@@ -200,12 +200,38 @@ async fn a_deck_from_synced_findings_reads_back_signed_and_the_same_each_time() 
     assert_eq!(range.get_value((1, 0)).unwrap().to_string(), "某建设集团");
     assert_eq!(range.get_value((1, 1)).unwrap().to_string(), "2");
 
+    // The same slides as one HTML file: the photo inlined, texts escaped,
+    // no script and nothing fetched from outside.
+    let html = std::fs::read_to_string(out.join("通报培训会.html")).unwrap();
+    assert!(html.contains("data:image/jpeg;base64,"));
+    assert!(html.contains("b&#62;连墙件&#38;") && !html.contains("<b>连墙件"), "markup escaped");
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
+    assert!(html.contains("<svg") && html.contains("@media print"));
+
+    // A rectification notice per enterprise, listing its hazards, and the
+    // ZIP of them all.
+    let notice = |n: &str| unzip(&std::fs::read(out.join("整改通知书").join(n)).unwrap());
+    let first_notice = texts(&notice("001-某建设集团.docx")["word/document.xml"]).concat();
+    assert!(
+        first_notice.contains("整改通知书") && first_notice.contains(MARKUP) && first_notice.contains("未选的隐患")
+    );
+    assert!(first_notice.contains(&long_title) && !first_notice.contains("另一企业的隐患"));
+    assert!(texts(&notice("002-另一建设公司.docx")["word/document.xml"]).concat().contains("另一企业的隐患"));
+    let zipped = unzip(&std::fs::read(out.join("整改通知书.zip")).unwrap());
+    assert_eq!(zipped.keys().collect::<Vec<_>>(), ["001-某建设集团.docx", "002-另一建设公司.docx"]);
+
     // The same documents, the same bytes.
     let again = dir.path().join("again");
     assert!(briefing(&data, campaign.as_str(), &again).status.success());
     assert_eq!(std::fs::read(again.join("通报培训会.pptx")).unwrap(), bytes, "byte-identical deck");
     let manifest = |dir: &Path| std::fs::read(dir.join("通报培训会.pptx.manifest.json")).unwrap();
     assert_eq!(manifest(&again), manifest(&out));
+    assert_eq!(
+        std::fs::read(again.join("整改通知书.zip")).unwrap(),
+        std::fs::read(out.join("整改通知书.zip")).unwrap()
+    );
+    assert_eq!(std::fs::read(again.join("通报培训会.html")).unwrap().len(), html.len());
+    assert_eq!(std::fs::read_to_string(again.join("通报培训会.html")).unwrap(), html, "byte-identical page");
 
     // Signed: it verifies; a changed slide is named, and so is a changed manifest.
     let verify = |file: &Path| server_command(&data, &["verify-briefing", file.to_str().unwrap()]);

@@ -247,6 +247,33 @@ async fn an_analyst_works_through_the_console_in_a_real_browser() {
     let history = history.text().await.unwrap();
     assert!(history.contains("总部控制台") && history.contains("决定人账户：李分析"), "{history}");
 
+    // Preparing the briefing: the analyst picks this hazard as typical and
+    // writes the speaker's note; both are signed edits of the briefing
+    // document that a tablet receives; the deck downloads.
+    follow(&client, Locator::Css("form.inline button[type=submit]"), &format!("/campaigns/{campaign}/briefing")).await;
+    let chosen = client.find(Locator::Css("tbody")).await.unwrap().text().await.unwrap();
+    assert!(chosen.contains("外架连墙件缺失"), "{chosen}");
+    let notes = client.find(Locator::Css("form.notes textarea")).await.unwrap();
+    notes.send_keys("讲解时强调连墙件<整层>缺失的后果").await.unwrap();
+    follow(&client, Locator::Css("form.notes button[type=submit]"), &format!("/campaigns/{campaign}/briefing")).await;
+    let fetched = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.querySelector('a[href$=\"deck.pptx\"]').href)
+               .then(r => r.arrayBuffer().then(b => done([r.status, b.byteLength])));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched[0], 200, "the deck downloads");
+    assert!(fetched[1].as_u64().unwrap() > 10_000);
+    second.sync_with_hq(Some(server.addr)).await.unwrap();
+    let briefing =
+        sync_core::doc::briefing::read(second.document(&sync_core::ids::DocId::briefing(&campaign)).unwrap()).unwrap();
+    let pick = briefing.picks.values().next().expect("the tablet holds the pick");
+    assert_eq!(pick.hazard, format!("{dossier_id}/{pictured_id}"));
+    assert_eq!(pick.notes, "讲解时强调连墙件<整层>缺失的后果");
+
     // Log out: the pages are closed again.
     follow(&client, Locator::Css("header button[type=submit]"), "/login").await;
     client.goto(&format!("{base}/hazards/{hostile_id}")).await.unwrap();

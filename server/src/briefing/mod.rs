@@ -1,6 +1,8 @@
 //! The briefing training meeting (通报培训会) at HQ: the deck, built from
 //! the merged documents HQ holds (`sync_core::deck` says what it shows),
-//! written as an editable .pptx ([`pptx`]), each file signed with a
+//! written as an editable .pptx ([`pptx`]) and as one self-contained HTML
+//! file ([`html`]); and a rectification notice (整改通知书) per enterprise
+//! as .docx ([`docx`]), with a ZIP of them all. Each file is signed with a
 //! manifest ([`manifest`]).
 //!
 //! Everything is read from disk on read-only connections of its own (the
@@ -8,6 +10,8 @@
 //! copies), so a briefing is made beside a running server without touching
 //! its sessions. The same documents give the same bytes.
 
+pub(crate) mod docx;
+pub(crate) mod html;
 pub(crate) mod manifest;
 pub(crate) mod pptx;
 
@@ -155,6 +159,35 @@ fn picture(data: &Path, sha: &str) -> Option<pptx::Picture> {
     Some(pptx::Picture { jpeg, width, height })
 }
 
+/// Each enterprise's notice, by file name: enterprises in the order of
+/// their codes, numbered in that order.
+fn notices(sources: &Sources) -> Result<Vec<(String, Vec<u8>)>> {
+    let year = sources.campaign.end_date.get(..4).unwrap_or_default();
+    let mut out = Vec::with_capacity(sources.dossiers.len());
+    for (n, dossier) in sources.dossiers.iter().enumerate() {
+        let serial = format!("工伤风险检查整改〔{year}〕{:03}号", n + 1);
+        let bytes = docx::notice(&docx::Notice { serial, campaign: &sources.campaign, dossier })?;
+        let name = match sources.campaign.enterprises.get(&dossier.enterprise) {
+            Some(e) if !e.name.trim().is_empty() => e.name.clone(),
+            _ => dossier.enterprise.clone(),
+        };
+        out.push((format!("{:03}-{}.docx", n + 1, file_name(&name)), bytes));
+    }
+    Ok(out)
+}
+
+/// `name` as a file name on any system: no path separators, reserved or
+/// control characters, at most 60 characters.
+fn file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|'))
+        .take(60)
+        .collect();
+    let cleaned = cleaned.trim().trim_matches('.').to_owned();
+    if cleaned.is_empty() { "企业".into() } else { cleaned }
+}
+
 /// What was written.
 pub(crate) struct Written {
     pub(crate) files: Vec<PathBuf>,
@@ -167,12 +200,27 @@ pub(crate) struct Written {
 pub(crate) fn write(data: &Path, id: &DocId, out: &Path) -> Result<Written> {
     let sources = gather(data, id)?;
     let deck = deck(&sources);
-    let pptx = pptx::write(&deck, &|sha| picture(data, sha))?;
+    let photo = |sha: &str| picture(data, sha);
+    let pptx = pptx::write(&deck, &photo)?;
+    let html = html::write(&deck, &photo)?;
     std::fs::create_dir_all(out).with_context(|| format!("无法创建目录 {}", out.display()))?;
     let hq = crate::register::Hq::open(data)?;
     let mut files = Vec::new();
-    let path = out.join("通报培训会.pptx");
-    manifest::write_signed(&path, &pptx, &sources, &hq)?;
+    for (name, bytes) in [("通报培训会.pptx", pptx), ("通报培训会.html", html)] {
+        let path = out.join(name);
+        manifest::write_signed(&path, &bytes, &sources, &hq)?;
+        files.push(path);
+    }
+    let notices = notices(&sources)?;
+    let folder = out.join("整改通知书");
+    std::fs::create_dir_all(&folder).with_context(|| format!("无法创建目录 {}", folder.display()))?;
+    for (name, bytes) in &notices {
+        let path = folder.join(name);
+        manifest::write_signed(&path, bytes, &sources, &hq)?;
+        files.push(path);
+    }
+    let path = out.join("整改通知书.zip");
+    manifest::write_signed(&path, &pptx::zip(notices)?, &sources, &hq)?;
     files.push(path);
     let typical = deck.slides.iter().filter(|s| matches!(s.body, deck::Body::Hazard(_))).count();
     Ok(Written { files, slides: deck.slides.len() + 1, typical })

@@ -977,6 +977,6 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 19);
+        assert_eq!(operations, 20);
     }
 }

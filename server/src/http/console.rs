@@ -52,6 +52,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/hazards/{id}", get(hazard))
         .route("/photos/{sha}", get(photo))
         .route("/campaigns/{id}/register", get(register))
+        .route("/campaigns/{id}/briefing/{file}", get(briefing_file))
         .route("/campaigns/{id}/reviews", get(reviews))
         .route("/campaigns/{id}/conflicts", get(conflicts))
         .route("/campaigns/{id}/conflicts/decide", post(decide))
@@ -63,7 +64,7 @@ pub(crate) fn router(state: ApiState) -> Router {
 
 /// Whoever is signed in, for a page that needs it.
 pub(crate) struct Viewer {
-    session: Session,
+    pub(super) session: Session,
     token: String,
 }
 
@@ -86,7 +87,7 @@ impl FromRequestParts<ApiState> for Viewer {
 
 /// A form as a page sends it; one that does not read gets a page saying so
 /// in Chinese, and changes nothing.
-pub(crate) struct PageForm<T>(T);
+pub(crate) struct PageForm<T>(pub(super) T);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for PageForm<T> {
     type Rejection = Response;
@@ -161,12 +162,12 @@ struct LoginPage {
 
 #[derive(Template)]
 #[template(path = "error.html")]
-struct ErrorPage<'a> {
-    message: &'a str,
+pub(super) struct ErrorPage<'a> {
+    pub(super) message: &'a str,
 }
 
 /// A page that says what went wrong, in a sentence.
-fn page_error(error: &ApiError) -> Response {
+pub(super) fn page_error(error: &ApiError) -> Response {
     let status = match error {
         ApiError::BadQuery(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -182,7 +183,7 @@ fn page_error(error: &ApiError) -> Response {
     rendered(status, &ErrorPage { message: &message })
 }
 
-fn rendered(status: StatusCode, page: &impl Template) -> Response {
+pub(super) fn rendered(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
@@ -266,12 +267,12 @@ struct CsrfForm {
 }
 
 /// Whether a form sent from a page carries that session's form token.
-fn carries_token(viewer: &Viewer, sent: &str) -> bool {
+pub(super) fn carries_token(viewer: &Viewer, sent: &str) -> bool {
     same_token(sent, &viewer.session.csrf)
 }
 
 /// The answer to a form without its session's form token: nothing changed.
-fn stale_form() -> Response {
+pub(super) fn stale_form() -> Response {
     let message = "表单已过期或不是从本控制台的页面提交的，未做任何更改。请返回页面刷新后再试。";
     rendered(StatusCode::FORBIDDEN, &ErrorPage { message })
 }
@@ -976,6 +977,12 @@ async fn register(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     super::query::register_file(&state, &id, &params).await.unwrap_or_else(|error| page_error(&error))
+}
+
+/// A file of the campaign's briefing (通报培训会), built from what HQ holds
+/// now, with its signed manifest.
+async fn briefing_file(State(state): State<ApiState>, _: Viewer, Path((id, file)): Path<(String, String)>) -> Response {
+    super::briefing::briefing_file(&state, &id, &file).await.unwrap_or_else(|error| page_error(&error))
 }
 
 /// Campaign `id` (checked), its name, and what `f` reads about it; or the

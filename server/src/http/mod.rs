@@ -3,9 +3,11 @@
 //! and the read API ([`query`]: what HQ holds), with their OpenAPI document.
 
 pub(crate) mod api;
+mod briefing;
 mod console;
 pub(crate) mod ops;
 mod photos;
+mod prepare;
 mod quarantine;
 mod query;
 
@@ -24,8 +26,10 @@ pub(crate) fn router(state: api::ApiState) -> Router {
         .merge(ops::router(state.clone()))
         .merge(api::router(state.clone()))
         .merge(query::router(state.clone()))
+        .merge(briefing::router(state.clone()))
         .merge(quarantine::router(state.clone()))
         .merge(photos::router(state.clone()))
+        .merge(prepare::router(state.clone()))
         .merge(console::router(state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -49,6 +53,7 @@ pub(crate) fn router(state: api::ApiState) -> Router {
         query::campaigns,
         query::progress,
         query::register,
+        briefing::file,
         query::reviews,
         query::document_checks,
         query::conflicts,
