@@ -193,6 +193,23 @@ async fn a_deck_from_synced_findings_reads_back_signed_and_the_same_each_time() 
     .map(String::from);
     assert_eq!(chart, expected);
     assert_eq!(&chart[3..5], ["2", "1"]);
+    let all = |sql: &str| -> Vec<(String, i64)> {
+        let mut statement = read.prepare(sql).unwrap();
+        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    // The pie: general, then major.
+    let levels = all("SELECT level, COUNT(*) FROM hazards WHERE NOT deleted GROUP BY level ORDER BY level");
+    let pie = texts(&parts["ppt/charts/chart2.xml"]);
+    assert_eq!(pie[3..], levels.iter().map(|(_, n)| n.to_string()).collect::<Vec<_>>()[..]);
+    // Accident types: a bar chart lists from the bottom, so the largest last.
+    let types = all("SELECT accident_type, COUNT(*) FROM hazards WHERE NOT deleted GROUP BY accident_type");
+    let bars = texts(&parts["ppt/charts/chart4.xml"]);
+    let named: Vec<String> = types
+        .iter()
+        .map(|(code, _)| sync_core::codes::AccidentType::gb6441_1986(code).unwrap().name().to_owned())
+        .collect();
+    assert_eq!(bars[1..=named.len()], named[..]);
+    assert_eq!(bars[named.len() + 1..], types.iter().map(|(_, n)| n.to_string()).collect::<Vec<_>>()[..]);
     // Each chart's data is a workbook "Edit data" opens.
     let workbook = &parts["ppt/embeddings/Microsoft_Excel_Worksheet1.xlsx"];
     let mut sheet: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(workbook.clone())).unwrap();
@@ -258,6 +275,30 @@ async fn a_deck_from_synced_findings_reads_back_signed_and_the_same_each_time() 
         String::from_utf8(manifest(&out)).unwrap().replace(campaign.as_str(), &format!("cmp-{}", "0".repeat(32)));
     std::fs::write(&manifest_path, text).unwrap();
     assert!(String::from_utf8_lossy(&verify(&deck_path).stderr).contains("签名无效"));
+
+    // A campaign without findings: a deck, a page and a notice that say so.
+    let empty = tablet
+        .create_campaign(
+            "无隐患的检查",
+            sync_core::model::CampaignKind::ConstructionJointInspection,
+            "2026-11-26",
+            "2026-11-27",
+        )
+        .unwrap();
+    add_enterprise(&mut tablet, &empty, CODE, "某建设集团");
+    tablet.open_dossier(&empty, CODE).unwrap();
+    tablet.sync_with_hq(Some(server.addr)).await.unwrap();
+    let quiet = dir.path().join("quiet");
+    let made = briefing(&data, empty.as_str(), &quiet);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let deck = unzip(&std::fs::read(quiet.join("通报培训会.pptx")).unwrap());
+    assert!(!deck.keys().any(|k| k.starts_with("ppt/charts/")), "no charts of nothing");
+    let said: String =
+        deck.iter().filter(|(k, _)| k.starts_with("ppt/slides/slide")).map(|(_, v)| texts(v).concat()).collect();
+    assert!(said.contains("本次检查未发现事故隐患") && said.contains("签到表"));
+    assert!(std::fs::read_to_string(quiet.join("通报培训会.html")).unwrap().contains("本次检查未发现事故隐患"));
+    let notice = unzip(&std::fs::read(quiet.join("整改通知书").join("001-某建设集团.docx")).unwrap());
+    assert!(texts(&notice["word/document.xml"]).concat().contains("本次检查未发现事故隐患"));
 
     // Bad requests are told in Chinese and write nothing.
     let nowhere = dir.path().join("nowhere");
