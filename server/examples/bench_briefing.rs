@@ -35,12 +35,14 @@ struct Measured {
 
 fn main() -> anyhow::Result<()> {
     let server_bin = std::env::var("FIELDSYNC_SERVER_BIN")?;
-    let dir = tempfile::TempDir::new()?;
+    let temporary = tempfile::TempDir::new()?;
+    // BENCH_KEEP=<dir>: the data stays there, to look at afterwards.
+    let dir = std::env::var_os("BENCH_KEEP").map_or_else(|| temporary.path().to_path_buf(), std::path::PathBuf::from);
     let started = Instant::now();
     let bases = base_photos()?;
-    eprintln!("made {} camera-sized JPEGs to vary in {:.1}s", bases.len(), started.elapsed().as_secs_f64());
-    let small =
-        run(&server_bin, &dir.path().join("small"), &Case { enterprises: 4, hazards: 200, photos: 600 }, &bases)?;
+    let sizes: Vec<String> = bases.iter().map(|b| format!("{:.1} MB", b.len() as f64 / 1e6)).collect();
+    eprintln!("made camera-sized JPEGs to vary ({}) in {:.1}s", sizes.join(", "), started.elapsed().as_secs_f64());
+    let small = run(&server_bin, &dir.join("small"), &Case { enterprises: 4, hazards: 200, photos: 600 }, &bases)?;
     eprintln!(
         "(a) 4 × 200 hazards, 600 photos: sync {:.1}s, then the briefing in {:.2}s ({}), deck {:.1} MB",
         small.sync_s,
@@ -48,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         small.slides,
         small.pptx_bytes as f64 / 1e6
     );
-    let wall = run(&server_bin, &dir.path().join("wall"), &Case { enterprises: 30, hazards: 200, photos: 60 }, &bases)?;
+    let wall = run(&server_bin, &dir.join("wall"), &Case { enterprises: 30, hazards: 200, photos: 60 }, &bases)?;
     eprintln!(
         "(b) 30 × 200 hazards, 60 photos: sync {:.1}s, then the briefing in {:.2}s ({})",
         wall.sync_s, wall.deck_s, wall.slides
@@ -153,12 +155,21 @@ fn run(server_bin: &str, dir: &Path, case: &Case, bases: &[Vec<u8>]) -> anyhow::
     let sync_s = synced.elapsed().as_secs_f64();
     let started = Instant::now();
     let out = dir.join("briefing");
-    let made =
-        Command::new(server_bin).arg("--data").arg(&data).args(["briefing", c.as_str(), "--out"]).arg(&out).output()?;
+    let made = Command::new(server_bin)
+        .arg("--data")
+        .arg(&data)
+        .args(["briefing", c.as_str(), "--out"])
+        .arg(&out)
+        .env("RUST_LOG", "fieldsync_server::briefing=info")
+        .env("NO_COLOR", "1")
+        .output()?;
     let deck_s = started.elapsed().as_secs_f64();
     anyhow::ensure!(made.status.success(), "briefing: {}", String::from_utf8_lossy(&made.stderr));
     let said = String::from_utf8_lossy(&made.stdout);
-    let slides = said.lines().next().unwrap_or_default().to_owned();
+    // Where the time went: the briefing logs the end of each phase.
+    let phases: Vec<&str> = said.lines().filter_map(|l| l.split_once("phase=")).map(|(_, p)| p).collect();
+    eprintln!("  phases: {}", phases.join(", "));
+    let slides = said.lines().find(|l| l.starts_with("已生成")).unwrap_or_default().to_owned();
     let pptx_bytes = std::fs::metadata(out.join("通报培训会.pptx"))?.len();
     Ok(Measured { sync_s, deck_s, pptx_bytes, slides })
 }

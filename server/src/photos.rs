@@ -155,7 +155,8 @@ fn read(bytes: &[u8]) -> (PhotoMeta, Option<Derived>) {
     };
     meta.decodable = true;
     (meta.width, meta.height) = (Some(image.width()), Some(image.height()));
-    match (jpeg(&image.thumbnail(THUMB, THUMB)), jpeg(&screen(image))) {
+    let screen = screen(image);
+    match (jpeg(&screen.thumbnail(THUMB, THUMB)), jpeg(&screen)) {
         (Ok(thumb), Ok(screen)) => (meta, Some((thumb, screen))),
         (Err(error), _) | (_, Err(error)) => {
             tracing::warn!(%error, "photo copies not encoded");
@@ -166,13 +167,34 @@ fn read(bytes: &[u8]) -> (PhotoMeta, Option<Derived>) {
     }
 }
 
-/// The image at most [`SCREEN`] on its longer side.
+/// The image at most [`SCREEN`] on its longer side, halved (each pixel the
+/// mean of a 2 × 2 block) as often as it takes: a camera's 4000 × 3000
+/// photo gives 1000 × 750. About 25 ms for 12 MP, where a triangle filter
+/// to exactly 1600 took 230 ms; a briefing may wait for dozens of these.
 fn screen(image: DynamicImage) -> DynamicImage {
     if image.width().max(image.height()) <= SCREEN {
-        image
-    } else {
-        image.resize(SCREEN, SCREEN, image::imageops::FilterType::Triangle)
+        return image;
     }
+    let mut rgb = image.into_rgb8();
+    while rgb.width().max(rgb.height()) > SCREEN {
+        rgb = halved(&rgb);
+    }
+    DynamicImage::ImageRgb8(rgb)
+}
+
+/// `image` at half its size, each pixel the mean of a 2 × 2 block.
+fn halved(image: &image::RgbImage) -> image::RgbImage {
+    let (w, h) = (image.width() / 2, image.height() / 2);
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let mut sum = [0u32; 3];
+        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let p = image.get_pixel(2 * x + dx, 2 * y + dy);
+            for c in 0..3 {
+                sum[c] += u32::from(p[c]);
+            }
+        }
+        image::Rgb(sum.map(|v| ((v + 2) / 4) as u8))
+    })
 }
 
 fn jpeg(image: &DynamicImage) -> Result<Vec<u8>, image::ImageError> {
@@ -304,7 +326,7 @@ mod tests {
         let thumb = image::load_from_memory(&thumb).unwrap();
         let screen = image::load_from_memory(&screen).unwrap();
         assert_eq!((thumb.width(), thumb.height()), (320, 160));
-        assert_eq!((screen.width(), screen.height()), (1600, 800));
+        assert_eq!((screen.width(), screen.height()), (1000, 500), "halved until at most 1600");
 
         let (meta, copies) = read(b"\xff\xd8\xff\xe0 not really a jpeg");
         assert!(!meta.decodable && copies.is_none());

@@ -188,6 +188,37 @@ fn file_name(name: &str) -> String {
     if cleaned.is_empty() { "企业".into() } else { cleaned }
 }
 
+/// Makes the screen copies the deck's slides show that the photo reader
+/// has not made yet, on every core: a camera's photo takes a few hundred
+/// milliseconds to decode and scale. A photo that fails is left to its slide
+/// to say so.
+fn prepare_pictures(data: &Path, deck: &Deck) {
+    let copies = Copies::at(data);
+    let missing: Vec<PhotoId> = deck
+        .slides
+        .iter()
+        .filter_map(|s| match &s.body {
+            deck::Body::Hazard(t) => t.photo.as_deref()?.parse::<PhotoId>().ok(),
+            _ => None,
+        })
+        .filter(|photo| copies.meta(photo).is_none())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(2, usize::from).min(missing.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let home = data.join("sync");
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while let Some(photo) = missing.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    if let Err(error) = copies.ensure(photo, &original(&home, photo)) {
+                        tracing::warn!(%photo, error = format!("{error:#}"), "photo copy not made for the briefing");
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// What was written.
 pub(crate) struct Written {
     pub(crate) files: Vec<PathBuf>,
@@ -198,11 +229,19 @@ pub(crate) struct Written {
 /// Builds the briefing of campaign `id` from HQ's data directory `data`
 /// into directory `out`: the deck, each file with its signed manifest.
 pub(crate) fn write(data: &Path, id: &DocId, out: &Path) -> Result<Written> {
+    let started = std::time::Instant::now();
+    let phase = |name: &str| tracing::info!(phase = name, ms = started.elapsed().as_millis() as u64, "briefing");
     let sources = gather(data, id)?;
+    phase("gathered");
     let deck = deck(&sources);
+    phase("deck");
+    prepare_pictures(data, &deck);
+    phase("pictures");
     let photo = |sha: &str| picture(data, sha);
     let pptx = pptx::write(&deck, &photo)?;
+    phase("pptx");
     let html = html::write(&deck, &photo)?;
+    phase("html");
     std::fs::create_dir_all(out).with_context(|| format!("无法创建目录 {}", out.display()))?;
     let hq = crate::register::Hq::open(data)?;
     let mut files = Vec::new();
@@ -211,7 +250,9 @@ pub(crate) fn write(data: &Path, id: &DocId, out: &Path) -> Result<Written> {
         manifest::write_signed(&path, &bytes, &sources, &hq)?;
         files.push(path);
     }
+    phase("signed");
     let notices = notices(&sources)?;
+    phase("notices");
     let folder = out.join("整改通知书");
     std::fs::create_dir_all(&folder).with_context(|| format!("无法创建目录 {}", folder.display()))?;
     for (name, bytes) in &notices {
@@ -222,6 +263,7 @@ pub(crate) fn write(data: &Path, id: &DocId, out: &Path) -> Result<Written> {
     let path = out.join("整改通知书.zip");
     manifest::write_signed(&path, &pptx::zip(notices)?, &sources, &hq)?;
     files.push(path);
+    phase("written");
     let typical = deck.slides.iter().filter(|s| matches!(s.body, deck::Body::Hazard(_))).count();
     Ok(Written { files, slides: deck.slides.len() + 1, typical })
 }
