@@ -381,7 +381,7 @@ impl Hq {
 
     /// HQ's signature over a briefing file's manifest.
     pub(crate) fn sign_briefing(&self, manifest: &[u8]) -> [u8; 64] {
-        self.key.sign_with_domain(crate::briefing::manifest::DOMAIN, manifest)
+        self.key.sign_with_domain(BRIEFING_DOMAIN, manifest)
     }
 
     /// HQ's public key, which devices pin.
@@ -671,6 +671,9 @@ fn create_owner_only(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all()?;
     Ok(())
 }
+
+/// The domain of HQ's signature over a briefing file's manifest.
+pub(crate) const BRIEFING_DOMAIN: &[u8] = b"fieldsync/briefing/v1";
 
 /// The name on the console's credential: what a change it signs is shown as.
 pub(crate) const CONSOLE_NAME: &str = "总部控制台";

@@ -15,10 +15,7 @@ use sync_core::identity::DevicePublicKey;
 use sync_core::ids::sha256_hex;
 
 use super::Sources;
-use crate::register::Hq;
-
-/// The signature's domain.
-pub(crate) const DOMAIN: &[u8] = b"fieldsync/briefing/v1";
+use crate::register::{BRIEFING_DOMAIN, Hq};
 
 /// What a briefing file was built from, and what it holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -112,7 +109,7 @@ pub(crate) fn verify(file: &Path, hq: &DevicePublicKey) -> Result<Manifest, Fail
         .and_then(|s| hex::decode(s.trim()).ok())
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
         .ok_or(Failed::BadSignature)?;
-    hq.verify_with_domain(DOMAIN, &text, &signature).map_err(|_| Failed::BadSignature)?;
+    hq.verify_with_domain(BRIEFING_DOMAIN, &text, &signature).map_err(|_| Failed::BadSignature)?;
     let bytes = std::fs::read(file).map_err(|e| Failed::Changed(format!("无法读取文件：{e}")))?;
     if sha256_hex(&bytes) == manifest.sha256 {
         return Ok(manifest);

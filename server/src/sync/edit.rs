@@ -7,47 +7,12 @@
 //! receipt, projected, and sent on to every device in scope by their next
 //! sync.
 
-use std::sync::{Mutex, PoisonError};
-
 use sync_core::automerge::transaction::Transaction;
 use sync_core::doc::{self, ModelError};
-use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
 use sync_core::ids::DocId;
 use sync_core::sync::message::Evidence;
 
 use super::replica::{Arriving, HqReplica};
-
-/// The console's device identity: its key, and the nonce of the actor it
-/// writes as.
-pub(crate) struct Console {
-    key: DeviceKey,
-    /// A fresh actor per process, and again after a write that failed: a
-    /// change that never became durable may have been seen by a session,
-    /// and its actor's sequence number is not to be used for another.
-    nonce: Mutex<StoreNonce>,
-}
-
-impl Console {
-    pub(crate) fn new(key: DeviceKey) -> Result<Self, EditError> {
-        Ok(Self { key, nonce: Mutex::new(fresh_nonce()?) })
-    }
-
-    fn proof(&self) -> ActorProof {
-        ActorProof { key: self.key.public(), nonce: *self.nonce.lock().unwrap_or_else(PoisonError::into_inner) }
-    }
-
-    fn renew(&self) {
-        if let Ok(nonce) = fresh_nonce() {
-            *self.nonce.lock().unwrap_or_else(PoisonError::into_inner) = nonce;
-        }
-    }
-}
-
-fn fresh_nonce() -> Result<StoreNonce, EditError> {
-    let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce).map_err(|e| EditError::Failed(format!("无法获取随机数：{e}")))?;
-    Ok(StoreNonce(nonce))
-}
 
 /// Why an edit was not made. Nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +59,7 @@ impl HqReplica {
             return Ok(committed.value);
         };
         let batch = copy.bundle([hash]).map_err(|e| EditError::Failed(e.to_string()))?.bytes().to_vec();
-        let signature = console.key.sign_head(id, &proof, hash);
+        let signature = console.key().sign_head(id, &proof, hash);
         let evidence = Evidence { lookup: true, ..Evidence::new(&signature, Vec::new()) };
         let revocations = self.revocations();
         let accepted =
@@ -108,7 +73,7 @@ impl HqReplica {
             checked: accepted.checked,
             evidence: accepted.evidence,
             batch: None,
-            from: console.key.public(),
+            from: console.key().public(),
         };
         if let Err(error) = self.write(id, arriving, None).await {
             console.renew();

@@ -11,9 +11,9 @@ mod replica;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub(crate) use decide::{DecideError, Verdict, outcome_label};
-pub(crate) use edit::{Console, EditError};
+pub(crate) use edit::EditError;
 use field_client::PhotoSide;
-pub(crate) use replica::{Durably, HqReplica};
+pub(crate) use replica::{Console, Durably, HqReplica};
 use sync_core::credential::SignedCredential;
 use sync_core::identity::DevicePublicKey;
 use sync_core::sync::replica::Local;

@@ -20,7 +20,7 @@ use field_client::{Blobs, PhotoSide, Store, StoreError, Synced};
 use serde_bytes::ByteBuf;
 use sync_core::automerge::{Automerge, ChangeHash};
 use sync_core::credential::SignedRevocations;
-use sync_core::identity::ActorProof;
+use sync_core::identity::{ActorProof, StoreNonce};
 use sync_core::identity::{DeviceKey, DevicePublicKey, HeadSignature};
 use sync_core::ids::{DocId, DocTag, PhotoId};
 use sync_core::sync::batch::{Arrived, Checked};
@@ -39,7 +39,7 @@ pub(crate) struct HqReplica {
     /// HQ's register, where authors' credentials are looked up.
     register: Option<Arc<Mutex<crate::register::Hq>>>,
     /// The console's device identity, which signs HQ's own edits.
-    console: Option<Arc<super::edit::Console>>,
+    console: Option<Arc<Console>>,
     /// Held by a decision on quarantined work from its reading of the entry
     /// to its write, so two people deciding one entry at once cannot both
     /// act (one accepting while the other rejects).
@@ -148,11 +148,11 @@ impl HqReplica {
     }
 
     /// Signs HQ's own edits ([`Self::edit_for`]) as `console`.
-    pub(crate) fn with_console(self, console: super::edit::Console) -> Self {
+    pub(crate) fn with_console(self, console: Console) -> Self {
         Self { console: Some(Arc::new(console)), ..self }
     }
 
-    pub(super) fn console(&self) -> Option<Arc<super::edit::Console>> {
+    pub(super) fn console(&self) -> Option<Arc<Console>> {
         self.console.clone()
     }
 
@@ -180,6 +180,45 @@ impl HqReplica {
             f(&mut hq.store)
         })
     }
+}
+
+/// The console's device identity (HQ's own edits, `edit.rs`): its key, and
+/// the nonce of the actor it writes as.
+pub(crate) struct Console {
+    key: DeviceKey,
+    /// A fresh actor per process, and again after a write that failed: a
+    /// change that never became durable may have been seen by a session,
+    /// and its actor's sequence number is not to be used for another.
+    nonce: Mutex<StoreNonce>,
+}
+
+impl Console {
+    pub(crate) fn new(key: DeviceKey) -> Result<Self, getrandom::Error> {
+        Ok(Self { key, nonce: Mutex::new(fresh_nonce()?) })
+    }
+
+    /// The device key, which signs.
+    pub(super) fn key(&self) -> &DeviceKey {
+        &self.key
+    }
+
+    /// The actor it writes as now.
+    pub(super) fn proof(&self) -> ActorProof {
+        ActorProof { key: self.key.public(), nonce: *self.nonce.lock().unwrap_or_else(PoisonError::into_inner) }
+    }
+
+    /// A fresh actor, after a write that failed.
+    pub(super) fn renew(&self) {
+        if let Ok(nonce) = fresh_nonce() {
+            *self.nonce.lock().unwrap_or_else(PoisonError::into_inner) = nonce;
+        }
+    }
+}
+
+fn fresh_nonce() -> Result<StoreNonce, getrandom::Error> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce)?;
+    Ok(StoreNonce(nonce))
 }
 
 /// Changes to store, as a session or a decision checked them.
