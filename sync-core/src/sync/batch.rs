@@ -96,20 +96,28 @@ impl Arrived {
         }
     }
 
-    /// `held` (none: a document not held) with this applied.
-    pub fn applied_to(&self, held: Option<Automerge>) -> Result<Automerge, automerge::AutomergeError> {
-        Ok(match (held, self) {
-            (None, Arrived::Document { doc, .. }) => (**doc).clone(),
-            (held, Arrived::Changes(changes)) => {
-                let mut doc = held.unwrap_or_default();
-                doc.apply_changes(changes.iter().cloned())?;
-                doc
-            }
-            (Some(mut doc), Arrived::Document { doc: whole, .. }) => {
-                doc.merge(&mut (**whole).clone())?;
-                doc
-            }
-        })
+    /// `held` (none: a document not held) with this applied. Changes that
+    /// parsed can still be inconsistent in ways Automerge's apply panics on
+    /// (found by fuzzing): contained here, and refused.
+    pub fn applied_to(&self, held: Option<Automerge>) -> Result<Automerge, String> {
+        let apply = || -> Result<Automerge, automerge::AutomergeError> {
+            Ok(match (held, self) {
+                (None, Arrived::Document { doc, .. }) => (**doc).clone(),
+                (held, Arrived::Changes(changes)) => {
+                    let mut doc = held.unwrap_or_default();
+                    doc.apply_changes(changes.iter().cloned())?;
+                    doc
+                }
+                (Some(mut doc), Arrived::Document { doc: whole, .. }) => {
+                    doc.merge(&mut (**whole).clone())?;
+                    doc
+                }
+            })
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(apply)) {
+            Ok(applied) => applied.map_err(|e| e.to_string()),
+            Err(_) => Err("修改内容自相矛盾，无法合并".into()),
+        }
     }
 
     /// `held` (none: not held) with this applied and checked by the
@@ -120,7 +128,7 @@ impl Arrived {
         // Kept for the rules' judgement of a change made on exactly what is
         // held (a clone shares the document's columns).
         let before = held.clone();
-        let result = self.applied_to(held).map_err(|e| Invalid(e.to_string()))?;
+        let result = self.applied_to(held).map_err(Invalid)?;
         if !result.get_missing_deps(&[]).is_empty() {
             return Err(Invalid("缺少前置修改".into()));
         }
