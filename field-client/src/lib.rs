@@ -21,7 +21,7 @@ use std::path::PathBuf;
 pub use db::{Decision, Quarantined, quarantined};
 pub use photos::{Blobs, PhotoProgress, PhotoReport, PhotoSide, PhotosOwed, Progress, blob_path};
 pub use store::{ImportReport, RecordRef, ReviewEntry, Store, new_entity_id, stored_document, stored_signers};
-pub use sync::{AsideEntry, HeldBack, RelayEvent, SyncReport, Synced, serve};
+pub use sync::{AsideEntry, HeldBack, RelayEvent, Standing, SyncReport, Synced, serve};
 
 /// The starter checklists shipped with the client (`schemas/checklists/`).
 pub(crate) const STARTER_CHECKLISTS: &[&str] = &[

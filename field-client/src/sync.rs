@@ -800,6 +800,38 @@ impl Store {
     pub fn held_back(&self) -> Result<Vec<HeldBack>, StoreError> {
         Ok(self.db.meta("held_back")?.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default())
     }
+
+    /// Where this device's own work stands with HQ.
+    pub fn standing(&mut self) -> Result<Standing, StoreError> {
+        Ok(Standing {
+            enrolled: self.enrollment()?.is_some(),
+            unreceipted: self.unreceipted()?.iter().map(|(_, n)| n).sum(),
+            owed: self.photos_owed()?,
+            held: self.held_back()?,
+        })
+    }
+}
+
+/// Where a device's own work stands with HQ: what "safe to leave" rests on.
+#[derive(Debug)]
+pub struct Standing {
+    /// Whether the device holds an HQ credential at all.
+    pub enrolled: bool,
+    /// Its own changes no HQ receipt covers yet.
+    pub unreceipted: usize,
+    /// Its own photos HQ is not known to hold.
+    pub owed: photos::PhotosOwed,
+    /// Documents the last sync with HQ held back.
+    pub held: Vec<HeldBack>,
+}
+
+impl Standing {
+    /// "Safe to leave": HQ holds all of this device's work — every own
+    /// change has HQ's receipt, HQ is known to hold every photo of it, and
+    /// nothing was held back.
+    pub fn safe_to_leave(&self) -> bool {
+        self.enrolled && self.unreceipted == 0 && self.owed.photos == 0 && self.held.is_empty()
+    }
 }
 
 /// What `sync_reporting` did: the document session, then the photo

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use field_client::net::NetError;
-use field_client::{PhotoProgress, PhotoReport, RelayEvent, Store, StoreError, export, new_entity_id, now_ms};
+use field_client::{
+    PhotoProgress, PhotoReport, RelayEvent, Standing, Store, StoreError, export, new_entity_id, now_ms,
+};
 use serde_json::json;
 use sync_core::codes;
 use sync_core::doc::dossier::HazardInput;
@@ -811,9 +813,8 @@ fn run(cli: Cli) -> Result<()> {
             let (photos_sent, photos_received) = photos.map_or((0, 0), |p| (p.sent, p.received));
             let held = held_back(&summary);
             let to_hq = peer.is_none();
-            let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
-            let owed = store.photos_owed()?;
-            let safe = pending == 0 && owed.photos == 0;
+            let standing = store.standing()?;
+            let (pending, owed, safe) = (standing.unreceipted, standing.owed, standing.safe_to_leave());
             out.emit(
                 json!({ "sent": sent, "received": received, "receipts": summary.receipts,
                         "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": photo_errors,
@@ -1511,12 +1512,10 @@ fn status(store: &mut Store, out: &Out) -> Result<()> {
     let review = store.review_items()?;
     let conflicts: usize = review.iter().map(|e| e.conflicts.len() + e.rules.len()).sum();
     let trusted = store.trusted()?.len();
-    let enrolled = store.enrollment()?.is_some();
-    let pending: usize = store.unreceipted()?.iter().map(|(_, n)| n).sum();
-    let owed = store.photos_owed()?;
     let missing = store.missing_photos()?;
-    let held = store.held_back()?;
-    let safe = enrolled && pending == 0 && owed.photos == 0 && held.is_empty();
+    let standing = store.standing()?;
+    let safe = standing.safe_to_leave();
+    let Standing { enrolled, unreceipted: pending, owed, held } = standing;
     out.emit(
         json!({ "name": store.device_name(), "public_key": store.public_key().to_string(), "campaigns": campaigns,
                 "hazards": hazards, "open_hazards": open, "conflicts": conflicts, "local_changes": local,

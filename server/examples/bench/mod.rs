@@ -156,12 +156,24 @@ pub(crate) fn record_site(
 /// The real server on loopback ports, with HQ's data in `data`: the
 /// process, its sync (QUIC) and HTTP addresses.
 pub(crate) fn serve(server_bin: &str, data: &Path) -> anyhow::Result<(KillOnDrop, SocketAddr, SocketAddr)> {
+    serve_at(server_bin, data, "127.0.0.1:0", Stdio::inherit())
+}
+
+/// As [`serve`], syncing (QUIC) at `quic` — a restarted server at the same
+/// address is the same HQ to its devices — with its log to `log`.
+pub(crate) fn serve_at(
+    server_bin: &str,
+    data: &Path,
+    quic: &str,
+    log: Stdio,
+) -> anyhow::Result<(KillOnDrop, SocketAddr, SocketAddr)> {
     let mut child = KillOnDrop(
         Command::new(server_bin)
             .arg("--data")
             .arg(data)
-            .args(["serve", "--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["serve", "--quic", quic, "--http", "127.0.0.1:0"])
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()?,
     );
     let mut lines = BufReader::new(child.0.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
