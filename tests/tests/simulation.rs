@@ -6,20 +6,29 @@
 //! pairs (device↔HQ, device↔relay, relay↔HQ, device↔device) whose messages
 //! are dropped, duplicated, reordered or cut off, with crashes between
 //! receiving changes and storing them. Then every node syncs cleanly.
+//! Schedules also draw, each at random, the kinds of trouble the field
+//! brings: HQ revoking an inspector's credential mid-day (the list spreads
+//! by hellos; the revoked device goes on working and syncing with whoever
+//! still talks to it); work handed over on USB sticks without its authors'
+//! credentials, some of it by a device HQ never enrolled; and the relay
+//! forwarding to HQ in the same moments as authors sync with HQ directly
+//! (sessions interleaved message by message).
 //! Checked: every receipt any node holds names changes HQ has durably
-//! stored (at every step, not only at the end); all replicas converge; each
-//! device holds receipts covering all of its own changes.
+//! stored (at every step, not only at the end); all replicas converge with
+//! HQ, except for work HQ must refuse (a revoked author's, an author HQ never
+//! enrolled, and what depends on it) — nothing else is held back; each
+//! enrolled device holds receipts covering all of its own work HQ takes.
 //!
 //! `SIM_SEEDS=N` runs N schedules (default 1,000) from seed `SIM_FROM`
 //! (default 0); `SIM_SEED=S` runs one. A failure prints its seed.
 //! `scripts/simulate` runs many more than CI does.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde_bytes::ByteBuf;
-use sync_core::automerge::{Automerge, ChangeHash};
+use sync_core::automerge::{ActorId, Automerge, ChangeHash};
 use sync_core::codes::AccidentType;
-use sync_core::credential::{Credential, Role, Scope, SignedCredential};
+use sync_core::credential::{Credential, RevocationList, Role, Scope, SignedCredential, SignedRevocations};
 use sync_core::doc::{self, campaign as campaign_doc, dossier};
 use sync_core::identity::{ActorProof, DeviceKey, DevicePublicKey, HeadSignature, StoreNonce};
 use sync_core::ids::{CreditCode, DocId, DocKind, DocTag, EntityId};
@@ -66,6 +75,15 @@ struct Node {
     wholes: BTreeMap<DocId, (Vec<ChangeHash>, Whole)>,
     /// HQ only: the receipt log's last hash and length.
     log: (Vec<u8>, u64),
+    /// HQ only: the register of credentials it issued, by device key.
+    register: HashMap<[u8; 32], Vec<u8>>,
+    /// The newest revocation list this node holds.
+    revocations: Option<SignedRevocations>,
+    /// When each change arrived here.
+    received: HashMap<(DocId, ChangeHash), i64>,
+    /// Whether HQ enrolled this device: an unenrolled one signs its work
+    /// but holds no credential, and never syncs (it hands work on by USB).
+    enrolled: bool,
 }
 
 impl Node {
@@ -94,6 +112,10 @@ impl Node {
             receipts: BTreeMap::new(),
             wholes: BTreeMap::new(),
             log: (vec![0; 32], 0),
+            register: HashMap::new(),
+            revocations: None,
+            received: HashMap::new(),
+            enrolled: true,
         }
     }
 
@@ -108,7 +130,8 @@ impl Node {
             && let Some(hash) = done.hash
         {
             let sig = self.key.sign_head(id, &self.proof, hash);
-            self.evidence.insert((id.clone(), hash), (sig, self.credential.to_bytes()));
+            let credential = if self.enrolled { self.credential.to_bytes() } else { Vec::new() };
+            self.evidence.insert((id.clone(), hash), (sig, credential));
         }
     }
 
@@ -125,6 +148,7 @@ impl Node {
     /// is kept whole if nothing of the document was held before.
     fn apply(
         &mut self,
+        now: i64,
         doc: &DocId,
         changes: Arrived,
         evidence: Vec<(HeadSignature, Vec<u8>)>,
@@ -132,7 +156,11 @@ impl Node {
     ) {
         let held = self.docs.contains_key(doc);
         let count = changes.len();
+        let before = self.docs.get(doc).map(Automerge::get_heads).unwrap_or_default();
         let applied = changes.applied_to(self.docs.get(doc).cloned()).unwrap();
+        for change in applied.get_changes_meta(&before) {
+            self.received.entry((doc.clone(), change.hash)).or_insert(now);
+        }
         if let Some(batch) = batch.filter(|_| !held) {
             let kept = evidence.iter().map(|(s, c)| Evidence::new(s, c.clone())).collect();
             self.wholes.insert(doc.clone(), (applied.get_heads(), Whole { batch, evidence: kept, changes: count }));
@@ -229,13 +257,64 @@ impl Replica for Node {
         let (heads, whole) = self.wholes.get(doc)?;
         (*heads == self.docs.get(doc)?.get_heads()).then(|| whole.clone())
     }
+    fn received_at(&self, doc: &DocId, head: &ChangeHash) -> Option<i64> {
+        self.received.get(&(doc.clone(), *head)).copied()
+    }
+    fn author_credential(&self, author: &DevicePublicKey) -> Option<Vec<u8>> {
+        self.register.get(&author.to_bytes()).cloned()
+    }
 }
+
+/// The trouble one schedule brings, drawn from its seed.
+#[derive(Debug)]
+struct Trouble {
+    /// The step at which HQ revokes the first inspector's credential.
+    revoke_at: Option<usize>,
+    /// Work goes round on USB sticks, without its authors' credentials.
+    handoffs: bool,
+    /// The last device was never enrolled (HQ's register lacks it): its work
+    /// only travels by USB stick. Only with `handoffs`.
+    unenrolled: bool,
+    /// The relay forwards to HQ while a device syncs with HQ directly.
+    concurrent: bool,
+}
+
+/// What the schedules exercised, summed over a run.
+#[derive(Default)]
+struct Seen {
+    revoked: usize,
+    handoffs: usize,
+    unenrolled: usize,
+    concurrent: usize,
+    quarantined: usize,
+    withheld: usize,
+    refused: usize,
+}
+
+/// The first inspector: the one a revocation names.
+const REVOKED: usize = 2;
 
 struct World {
     hq_key: DeviceKey,
     nodes: Vec<Node>,
     campaign: DocId,
     rng: Rng,
+    trouble: Trouble,
+    /// HQ's clock: a minute a step.
+    now: i64,
+    /// When the revocation took effect, once it has.
+    revoked_since: Option<i64>,
+    seen: Seen,
+}
+
+/// One session under way: its two ends, each end's session, the messages
+/// in flight each way, and inputs waiting to be handled.
+struct Live {
+    ends: [usize; 2],
+    sessions: [Session; 2],
+    queues: [VecDeque<Message>; 2],
+    finished: [bool; 2],
+    inputs: Vec<(usize, Input)>,
 }
 
 impl World {
@@ -245,6 +324,19 @@ impl World {
         for d in 0..3 {
             nodes.push(Node::new(&hq_key, 2 + d, Role::Inspector));
         }
+        let mut rng = Rng(seed);
+        let handoffs = rng.chance(50);
+        let trouble = Trouble {
+            revoke_at: rng.chance(50).then(|| rng.below(40)),
+            handoffs,
+            unenrolled: handoffs && rng.chance(50),
+            concurrent: rng.chance(50),
+        };
+        let last = nodes.len() - 1;
+        nodes[last].enrolled = !trouble.unenrolled;
+        let register =
+            nodes.iter().filter(|n| n.enrolled).map(|n| (n.key.public().to_bytes(), n.credential.to_bytes())).collect();
+        nodes[HQ].register = register;
         let campaign = DocId::new_campaign([7; 16]);
         let hq = &mut nodes[HQ];
         hq.edit(&campaign, |tx| {
@@ -269,14 +361,14 @@ impl World {
             };
             hq.edit(&campaign, |tx| campaign_doc::add_enterprise(tx, &campaign, &enterprise));
         }
-        World { hq_key, nodes, campaign, rng: Rng(seed) }
+        World { hq_key, nodes, campaign, rng, trouble, now: NOW, revoked_since: None, seen: Seen::default() }
     }
 
     fn config(&self, me: usize, peer: usize) -> SessionConfig {
         SessionConfig {
             credential: self.nodes[me].credential.clone(),
             hq: self.hq_key.public(),
-            revocations: None,
+            revocations: self.nodes[me].revocations.clone(),
             peer_key: self.nodes[peer].key.public(),
         }
     }
@@ -306,89 +398,153 @@ impl World {
         }
     }
 
-    /// Runs one session between `a` and `b`. With `faults`, messages may be
-    /// dropped, duplicated, reordered or cut, and a node may crash between
-    /// receiving changes and storing them.
-    fn session(&mut self, a: usize, b: usize, faults: bool) -> Result<bool, String> {
-        let mut sessions = [Session::new(self.config(a, b)), Session::new(self.config(b, a))];
-        let ends = [a, b];
-        let mut queues: [VecDeque<Message>; 2] = [VecDeque::new(), VecDeque::new()];
-        let mut finished = [false, false];
-        let mut inputs: Vec<(usize, Input)> = vec![(0, Input::Start), (1, Input::Start)];
-        for _ in 0..10_000 {
-            for (side, input) in std::mem::take(&mut inputs) {
-                let node = ends[side];
-                let effects = sessions[side].handle(NOW, &self.nodes[node], input);
-                for effect in effects {
-                    match effect {
-                        Effect::Send(m) => queues[side].push_back(m),
-                        Effect::Persist { token, doc, changes, evidence, batch, .. } => {
-                            if faults && self.rng.chance(3) {
-                                return Ok(false); // crashed before the write was durable
-                            }
-                            self.nodes[node].apply(&doc, changes, evidence, batch);
-                            let receipt = (node == HQ).then(|| {
-                                let peer = self.nodes[ends[1 - side]].key.public();
-                                self.nodes[HQ].receipt(&doc, &peer)
-                            });
-                            inputs.push((side, Input::Persisted { token, receipt }));
-                        }
-                        Effect::StoreReceipts(receipts) => {
-                            for (body, receipt) in receipts {
-                                let doc: DocId = body.doc.parse().map_err(|e| format!("{e}"))?;
-                                self.nodes[node].keep_receipt(doc, body, receipt);
-                            }
-                        }
-                        Effect::StoreRevocations(_) => {}
-                        Effect::Load { doc, .. } => inputs.push((side, Input::Loaded(doc))),
-                        Effect::Quarantine { .. } => {}
-                        Effect::Finished(summary) => {
-                            let peer = self.nodes[ends[1 - side]].key.public().to_bytes();
-                            for (doc, heads) in summary.checkpoints {
-                                self.nodes[node].checkpoints.insert((peer, doc), heads);
-                            }
-                            finished[side] = true;
-                        }
-                        Effect::Close(error) => {
-                            if !faults {
-                                return Err(format!("clean session {a}↔{b} failed: {error}"));
-                            }
-                            return Ok(false);
-                        }
-                    }
-                }
+    /// HQ revokes the first inspector's credential, effective now.
+    fn revoke(&mut self) {
+        let serial = self.nodes[REVOKED].credential.credential().serial;
+        let list = RevocationList {
+            version: 1,
+            issued_at: self.now,
+            serials: [serial].into(),
+            serials_at: [(serial, self.now)].into(),
+            ..RevocationList::default()
+        };
+        self.nodes[HQ].revocations = Some(SignedRevocations::issue(&self.hq_key, list));
+        self.revoked_since = Some(self.now);
+        self.seen.revoked += 1;
+    }
+
+    /// Everything `from` holds copied to `to` by USB stick: the documents
+    /// merged, each signature carried without its author's credential (an
+    /// older export, or an author not yet enrolled), so `to` cannot vouch
+    /// for that work to anyone but HQ.
+    fn handoff(&mut self, from: usize, to: usize) {
+        let (docs, evidence) = (self.nodes[from].docs.clone(), self.nodes[from].evidence.clone());
+        let now = self.now;
+        let node = &mut self.nodes[to];
+        for (id, theirs) in docs {
+            let before = node.docs.get(&id).map(Automerge::get_heads).unwrap_or_default();
+            let mine = node.docs.entry(id.clone()).or_default();
+            mine.merge(&mut theirs.clone()).unwrap();
+            for change in mine.get_changes_meta(&before) {
+                node.received.entry((id.clone(), change.hash)).or_insert(now);
             }
-            if finished == [true, true] {
-                return Ok(true);
-            }
-            // Deliver one message, perhaps badly.
-            let from = match (queues[0].is_empty(), queues[1].is_empty()) {
-                (true, true) if inputs.is_empty() && faults => return Ok(false), // stalled: a lost message
-                (true, true) if inputs.is_empty() => return Err(format!("clean session {a}↔{b} stalled")),
-                (true, true) => continue,
-                (false, true) => 0,
-                (true, false) => 1,
-                (false, false) => self.rng.below(2),
-            };
-            let Some(message) = queues[from].pop_front() else { continue };
-            if faults {
-                match self.rng.below(100) {
-                    0..=2 => continue,                                                 // dropped
-                    3..=4 => inputs.push((1 - from, Input::Message(message.clone()))), // duplicated
-                    5..=6 if !queues[from].is_empty() => {
-                        // reordered: the next one overtakes it
-                        let next = queues[from].pop_front().unwrap();
-                        queues[from].push_front(message);
-                        inputs.push((1 - from, Input::Message(next)));
-                        continue;
-                    }
-                    7 => return Ok(false), // connection cut
-                    _ => {}
-                }
-            }
-            inputs.push((1 - from, Input::Message(message)));
         }
-        Err(format!("session {a}↔{b} did not end"))
+        for (at, (sig, _)) in evidence {
+            node.evidence.entry(at).or_insert((sig, Vec::new()));
+        }
+        self.seen.handoffs += 1;
+    }
+
+    fn session(&mut self, a: usize, b: usize, faults: bool) -> Result<bool, String> {
+        Ok(self.sessions(&[(a, b)], faults)?[0])
+    }
+
+    /// Runs sessions between the given pairs at once, their messages
+    /// interleaved at random. With `faults`, messages may be dropped,
+    /// duplicated, reordered or cut, and a node may crash between receiving
+    /// changes and storing them. Whether each ended cleanly.
+    fn sessions(&mut self, pairs: &[(usize, usize)], faults: bool) -> Result<Vec<bool>, String> {
+        let mut live: Vec<Live> = pairs
+            .iter()
+            .map(|&(a, b)| Live {
+                ends: [a, b],
+                sessions: [Session::new(self.config(a, b)), Session::new(self.config(b, a))],
+                queues: [VecDeque::new(), VecDeque::new()],
+                finished: [false, false],
+                inputs: vec![(0, Input::Start), (1, Input::Start)],
+            })
+            .collect();
+        let mut over: Vec<Option<bool>> = vec![None; pairs.len()];
+        for _ in 0..10_000 * pairs.len() {
+            let open: Vec<usize> = (0..live.len()).filter(|&i| over[i].is_none()).collect();
+            if open.is_empty() {
+                break;
+            }
+            let i = open[self.rng.below(open.len())];
+            over[i] = self.step(&mut live[i], faults)?;
+        }
+        over.into_iter().zip(pairs).map(|(o, (a, b))| o.ok_or_else(|| format!("session {a}↔{b} did not end"))).collect()
+    }
+
+    /// Handles one session's waiting inputs, then delivers one of its
+    /// messages, perhaps badly. `Some` once it has ended.
+    fn step(&mut self, live: &mut Live, faults: bool) -> Result<Option<bool>, String> {
+        let [a, b] = live.ends;
+        for (side, input) in std::mem::take(&mut live.inputs) {
+            let node = live.ends[side];
+            let effects = live.sessions[side].handle(self.now, &self.nodes[node], input);
+            for effect in effects {
+                match effect {
+                    Effect::Send(m) => live.queues[side].push_back(m),
+                    Effect::Persist { token, doc, changes, evidence, batch, .. } => {
+                        if faults && self.rng.chance(3) {
+                            return Ok(Some(false)); // crashed before the write was durable
+                        }
+                        self.nodes[node].apply(self.now, &doc, changes, evidence, batch);
+                        let receipt = (node == HQ).then(|| {
+                            let peer = self.nodes[live.ends[1 - side]].key.public();
+                            self.nodes[HQ].receipt(&doc, &peer)
+                        });
+                        live.inputs.push((side, Input::Persisted { token, receipt }));
+                    }
+                    Effect::StoreReceipts(receipts) => {
+                        for (body, receipt) in receipts {
+                            let doc: DocId = body.doc.parse().map_err(|e| format!("{e}"))?;
+                            self.nodes[node].keep_receipt(doc, body, receipt);
+                        }
+                    }
+                    Effect::StoreRevocations(list) => self.nodes[node].revocations = Some(list),
+                    Effect::Load { doc, .. } => live.inputs.push((side, Input::Loaded(doc))),
+                    Effect::Quarantine(_) => self.seen.quarantined += 1,
+                    Effect::Finished(summary) => {
+                        self.seen.withheld += summary.withheld.len();
+                        let peer = self.nodes[live.ends[1 - side]].key.public().to_bytes();
+                        for (doc, heads) in summary.checkpoints {
+                            self.nodes[node].checkpoints.insert((peer, doc), heads);
+                        }
+                        live.finished[side] = true;
+                    }
+                    Effect::Close(error) => {
+                        if !faults {
+                            return Err(format!("clean session {a}↔{b} failed: {error}"));
+                        }
+                        self.seen.refused += usize::from(self.revoked_since.is_some() && live.ends.contains(&REVOKED));
+                        return Ok(Some(false));
+                    }
+                }
+            }
+        }
+        if live.finished == [true, true] {
+            return Ok(Some(true));
+        }
+        let from = match (live.queues[0].is_empty(), live.queues[1].is_empty()) {
+            (true, true) if live.inputs.is_empty() && faults => return Ok(Some(false)), // stalled: a lost message
+            (true, true) if live.inputs.is_empty() => return Err(format!("clean session {a}↔{b} stalled")),
+            (true, true) => return Ok(None),
+            (false, true) => 0,
+            (true, false) => 1,
+            (false, false) => self.rng.below(2),
+        };
+        let Some(message) = live.queues[from].pop_front() else { return Ok(None) };
+        if faults {
+            match self.rng.below(100) {
+                0..=2 => return Ok(None),                                               // dropped
+                3..=4 => live.inputs.push((1 - from, Input::Message(message.clone()))), // duplicated
+                // Reordered: the next one overtakes it. Never `Done`, the
+                // last thing on the stream: QUIC delivers a stream's data
+                // in order, so a peer sees every verdict before `Done`.
+                5..=6 if live.queues[from].front().is_some_and(|next| !matches!(next, Message::Done)) => {
+                    let next = live.queues[from].pop_front().unwrap();
+                    live.queues[from].push_front(message);
+                    live.inputs.push((1 - from, Input::Message(next)));
+                    return Ok(None);
+                }
+                7 => return Ok(Some(false)), // connection cut
+                _ => {}
+            }
+        }
+        live.inputs.push((1 - from, Input::Message(message)));
+        Ok(None)
     }
 
     /// Every receipt anyone holds names changes HQ has stored.
@@ -409,70 +565,166 @@ impl World {
         Ok(())
     }
 
+    /// The devices that sync with HQ at the end: enrolled, not revoked.
+    fn in_good_standing(&self) -> Vec<usize> {
+        (2..self.nodes.len())
+            .filter(|&d| self.nodes[d].enrolled && !(self.revoked_since.is_some() && d == REVOKED))
+            .collect()
+    }
+
+    /// Authors whose work HQ may refuse: the revoked one, and one HQ never
+    /// enrolled.
+    fn refusable(&self) -> Vec<ActorId> {
+        (2..self.nodes.len())
+            .filter(|&d| !self.nodes[d].enrolled || (self.revoked_since.is_some() && d == REVOKED))
+            .map(|d| self.nodes[d].proof.actor_id())
+            .collect()
+    }
+
     fn run(&mut self) -> Result<(), String> {
         let n = self.nodes.len();
+        let last = n - 1;
         // Day 1: devices get the campaign (some via the relay), edit offline,
         // and sync in random pairs over a faulty network.
         for step in 0..40 {
-            match self.rng.below(3) {
+            self.now += 60_000;
+            if self.trouble.revoke_at == Some(step) {
+                self.revoke();
+            }
+            match self.rng.below(4) {
                 0 => {
                     let device = 2 + self.rng.below(n - 2);
                     self.edit(device, step);
                 }
+                1 if self.trouble.handoffs => {
+                    let from = 2 + self.rng.below(n - 2);
+                    let to = 2 + self.rng.below(n - 2);
+                    if from != to {
+                        self.handoff(from, to);
+                    }
+                }
+                1 if self.trouble.concurrent => {
+                    // The relay forwards what a device gave it while that
+                    // device, back in signal, syncs with HQ itself.
+                    let device = 2 + self.rng.below(n - 3);
+                    self.session(device, RELAY, true)?;
+                    self.sessions(&[(RELAY, HQ), (device, HQ)], true)?;
+                    self.seen.concurrent += 1;
+                    self.check_receipts()?;
+                }
                 _ => {
                     let a = self.rng.below(n);
                     let b = self.rng.below(n);
-                    if a != b {
+                    let unenrolled = !self.nodes[a].enrolled || !self.nodes[b].enrolled;
+                    if a != b && !unenrolled {
                         self.session(a, b, true)?;
                         self.check_receipts()?;
                     }
                 }
             }
         }
-        // Day 2 evening: everyone reaches HQ, directly or through the relay.
+        if !self.nodes[last].enrolled {
+            self.seen.unenrolled += 1;
+        }
+        // Day 2 evening: everyone in good standing reaches HQ, directly or
+        // through the relay (at the same time, in concurrent schedules).
+        let devices = self.in_good_standing();
         for _ in 0..2 {
-            for device in 2..n {
+            for &device in &devices {
                 self.session(device, RELAY, false)?;
             }
+            if self.trouble.concurrent {
+                let mut pairs = vec![(RELAY, HQ)];
+                pairs.extend(devices.iter().map(|&d| (d, HQ)));
+                self.sessions(&pairs, false)?;
+            } else {
+                self.session(RELAY, HQ, false)?;
+                for &device in &devices {
+                    self.session(device, HQ, false)?;
+                }
+            }
+        }
+        // What reached HQ in that last round at the same time as the relay
+        // synced: the relay and the devices pick it up now.
+        if self.trouble.concurrent {
             self.session(RELAY, HQ, false)?;
-            for device in 2..n {
+            for &device in &devices {
                 self.session(device, HQ, false)?;
             }
         }
         self.check_receipts()?;
+        self.check_converged(&devices)
+    }
+
+    /// Every node in good standing (and the relay) holds all HQ holds, and
+    /// what it holds beyond that is work HQ must refuse or depends on it;
+    /// each device in good standing has HQ's receipt for all its own other
+    /// work.
+    fn check_converged(&self, devices: &[usize]) -> Result<(), String> {
         let hq = &self.nodes[HQ];
-        for (i, node) in self.nodes.iter().enumerate() {
+        let refusable = self.refusable();
+        for i in std::iter::once(RELAY).chain(devices.iter().copied()) {
+            let node = &self.nodes[i];
             for (doc, am) in &node.docs {
-                let theirs = am.get_heads();
-                let ours = hq.docs.get(doc).map(Automerge::get_heads).unwrap_or_default();
-                if theirs != ours {
-                    return Err(format!("node {i} differs from HQ on {doc}"));
+                let theirs = hq.docs.get(doc);
+                let all = theirs.map(|t| t.get_changes_meta(&[])).unwrap_or_default();
+                if let Some(change) = all.iter().find(|c| am.get_change_meta_by_hash(&c.hash).is_none()) {
+                    return Err(format!("node {i} lacks change {} of {doc} that HQ holds", change.hash));
                 }
-            }
-            if i >= 2 {
-                for (doc, am) in &node.docs {
-                    let mine = am.get_changes(&[]).into_iter().filter(|c| *c.actor_id() == node.proof.actor_id());
-                    for change in mine {
-                        let covered = node.receipts.get(doc).into_iter().flatten().any(|(body, _)| {
-                            let heads: Vec<ChangeHash> = body
-                                .heads
-                                .iter()
-                                .filter_map(|h| h.as_slice().try_into().ok().map(ChangeHash))
-                                .collect();
-                            hq.docs[doc].get_changes(&heads).iter().all(|c| c.hash() != change.hash())
-                        });
-                        if !covered {
-                            return Err(format!(
-                                "device {i} has no receipt covering change {} of {doc}",
-                                change.hash()
-                            ));
-                        }
+                let refused = refused_work(am, theirs, &refusable);
+                let beyond = am
+                    .get_changes(&[])
+                    .into_iter()
+                    .filter(|c| theirs.is_none_or(|t| t.get_change_meta_by_hash(&c.hash()).is_none()));
+                for change in beyond {
+                    if !refused.contains(&change.hash()) {
+                        return Err(format!(
+                            "node {i} holds change {} of {doc} that HQ never took, by an author in good standing",
+                            change.hash()
+                        ));
+                    }
+                }
+                if i == RELAY {
+                    continue;
+                }
+                let mine = am.get_changes(&[]).into_iter().filter(|c| *c.actor_id() == node.proof.actor_id());
+                for change in mine.filter(|c| !refused.contains(&c.hash())) {
+                    let covered = node.receipts.get(doc).into_iter().flatten().any(|(body, _)| {
+                        let heads: Vec<ChangeHash> =
+                            body.heads.iter().filter_map(|h| h.as_slice().try_into().ok().map(ChangeHash)).collect();
+                        theirs.is_some_and(|t| t.get_changes(&heads).iter().all(|c| c.hash() != change.hash()))
+                    });
+                    if !covered {
+                        return Err(format!("device {i} has no receipt covering change {} of {doc}", change.hash()));
                     }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The changes of `am` that HQ (holding `hq`) does not and may refuse:
+/// those written by a `refusable` author or depending on such a change, and
+/// (as one signature over an author's latest change vouches for all of
+/// theirs in a batch) the other work of an author with such a change.
+fn refused_work(am: &Automerge, hq: Option<&Automerge>, refusable: &[ActorId]) -> HashSet<ChangeHash> {
+    let beyond: Vec<_> = am
+        .get_changes(&[])
+        .into_iter()
+        .filter(|c| hq.is_none_or(|h| h.get_change_meta_by_hash(&c.hash()).is_none()))
+        .collect();
+    let mut refused = HashSet::new();
+    let mut authors = HashSet::new();
+    // In causal order: a change's dependencies come before it.
+    for change in &beyond {
+        if refusable.contains(change.actor_id()) || change.deps().iter().any(|d| refused.contains(d)) {
+            refused.insert(change.hash());
+            authors.insert(change.actor_id().clone());
+        }
+    }
+    refused.extend(beyond.iter().filter(|c| authors.contains(c.actor_id())).map(|c| c.hash()));
+    refused
 }
 
 fn hazard(title: &str) -> Hazard {
@@ -504,12 +756,38 @@ fn devices_relay_and_hq_converge_under_faults() {
             from..from + count.unwrap_or(1_000)
         }
     };
+    let mut seen = Seen::default();
     for seed in seeds.clone() {
-        if let Err(message) = World::new(seed).run() {
+        let mut world = World::new(seed);
+        if let Err(message) = world.run() {
             panic!(
-                "simulation failed with seed {seed} (rerun: SIM_SEED={seed} cargo test --test simulation): {message}"
+                "simulation failed with seed {seed} (rerun: SIM_SEED={seed} cargo test --test simulation): {message} \
+                 ({:?})",
+                world.trouble
             );
         }
+        let s = world.seen;
+        seen.revoked += s.revoked;
+        seen.handoffs += s.handoffs;
+        seen.unenrolled += s.unenrolled;
+        seen.concurrent += s.concurrent;
+        seen.quarantined += s.quarantined;
+        seen.withheld += s.withheld;
+        seen.refused += s.refused;
     }
-    println!("{} schedules converged (seeds {}..{})", seeds.end - seeds.start, seeds.start, seeds.end);
+    println!(
+        "{} schedules converged (seeds {}..{}): {} with a revocation ({} sessions refused the revoked device), \
+         {} USB handoffs without credentials ({} schedules with a device HQ never enrolled), \
+         {} times the relay and a device synced with HQ at once; {} documents quarantined at HQ, {} withheld",
+        seeds.end - seeds.start,
+        seeds.start,
+        seeds.end,
+        seen.revoked,
+        seen.refused,
+        seen.handoffs,
+        seen.unenrolled,
+        seen.concurrent,
+        seen.quarantined,
+        seen.withheld
+    );
 }

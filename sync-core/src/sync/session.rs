@@ -904,10 +904,17 @@ impl Session {
         let mut gone = verify::cut_out(&infos, &heads, &refused.keys().cloned().collect());
         let kept = arrived.without(|h| gone.contains(h));
         let kept_infos: Vec<_> = infos.iter().filter(|c| !gone.contains(&c.hash)).cloned().collect();
+        // The signatures that vouch for what is kept: not the refused
+        // authors', nor those over a head cut out with their work.
+        let vouching: Vec<HeadSignature> = heads
+            .iter()
+            .filter(|s| !refused.contains_key(&s.actor.actor_id()) && !gone.contains(&s.head))
+            .cloned()
+            .collect();
         let accepted = verify::verify_changes(
             &id,
             &kept_infos,
-            &heads.iter().filter(|s| !refused.contains_key(&s.actor.actor_id())).cloned().collect::<Vec<_>>(),
+            &vouching,
             |k| authors.contains_key(&k.to_bytes()),
             |h| replica.has_change(&id, h),
             |h| kept.change(h),
