@@ -4,8 +4,8 @@
 //!
 //! Each schedule: random offline edits, then random sessions between random
 //! pairs (device↔HQ, device↔relay, relay↔HQ, device↔device) whose messages
-//! are dropped, duplicated, reordered or cut off, with crashes between
-//! receiving changes and storing them. Then every node syncs cleanly.
+//! are lost with their connection, duplicated or reordered, with crashes
+//! between receiving changes and storing them. Then every node syncs cleanly.
 //! Schedules also draw, each at random, the kinds of trouble the field
 //! brings: HQ revoking an inspector's credential mid-day (the list spreads
 //! by hellos; the revoked device goes on working and syncing with whoever
@@ -440,7 +440,7 @@ impl World {
     }
 
     /// Runs sessions between the given pairs at once, their messages
-    /// interleaved at random. With `faults`, messages may be dropped,
+    /// interleaved at random. With `faults`, messages may be lost,
     /// duplicated, reordered or cut, and a node may crash between receiving
     /// changes and storing them. Whether each ended cleanly.
     fn sessions(&mut self, pairs: &[(usize, usize)], faults: bool) -> Result<Vec<bool>, String> {
@@ -528,7 +528,9 @@ impl World {
         let Some(message) = live.queues[from].pop_front() else { return Ok(None) };
         if faults {
             match self.rng.below(100) {
-                0..=2 => return Ok(None),                                               // dropped
+                // Lost: QUIC retransmits, so a message is lost only with
+                // its connection.
+                0..=2 => return Ok(Some(false)),
                 3..=4 => live.inputs.push((1 - from, Input::Message(message.clone()))), // duplicated
                 // Reordered: the next one overtakes it. Never `Done`, the
                 // last thing on the stream: QUIC delivers a stream's data
@@ -705,9 +707,10 @@ impl World {
 }
 
 /// The changes of `am` that HQ (holding `hq`) does not and may refuse:
-/// those written by a `refusable` author or depending on such a change, and
-/// (as one signature over an author's latest change vouches for all of
-/// theirs in a batch) the other work of an author with such a change.
+/// those written by a `refusable` author, those depending on a refused
+/// change, and (one signature over an author's latest change vouches for
+/// all of theirs in a batch) all the work of an author with a refused
+/// change — until nothing more follows.
 fn refused_work(am: &Automerge, hq: Option<&Automerge>, refusable: &[ActorId]) -> HashSet<ChangeHash> {
     let beyond: Vec<_> = am
         .get_changes(&[])
@@ -715,16 +718,20 @@ fn refused_work(am: &Automerge, hq: Option<&Automerge>, refusable: &[ActorId]) -
         .filter(|c| hq.is_none_or(|h| h.get_change_meta_by_hash(&c.hash()).is_none()))
         .collect();
     let mut refused = HashSet::new();
-    let mut authors = HashSet::new();
-    // In causal order: a change's dependencies come before it.
-    for change in &beyond {
-        if refusable.contains(change.actor_id()) || change.deps().iter().any(|d| refused.contains(d)) {
-            refused.insert(change.hash());
-            authors.insert(change.actor_id().clone());
+    let mut authors: HashSet<ActorId> = refusable.iter().cloned().collect();
+    loop {
+        let before = refused.len();
+        // In causal order: a change's dependencies come before it.
+        for change in &beyond {
+            if authors.contains(change.actor_id()) || change.deps().iter().any(|d| refused.contains(d)) {
+                refused.insert(change.hash());
+                authors.insert(change.actor_id().clone());
+            }
+        }
+        if refused.len() == before {
+            return refused;
         }
     }
-    refused.extend(beyond.iter().filter(|c| authors.contains(c.actor_id())).map(|c| c.hash()));
-    refused
 }
 
 fn hazard(title: &str) -> Hazard {
