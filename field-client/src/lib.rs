@@ -11,10 +11,12 @@
 pub mod cli;
 mod db;
 pub mod export;
+pub mod files;
 pub mod net;
 mod photos;
 mod store;
 mod sync;
+pub mod words;
 
 use std::path::PathBuf;
 
@@ -63,7 +65,7 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     /// A photo file could not be read.
-    #[error("无法读取照片 {0}：{1}")]
+    #[error("无法读取照片 {}：{}", .0.display(), words::io(.1))]
     Photo(PathBuf, std::io::Error),
     /// An edit broke a rule of the model.
     #[error(transparent)]
@@ -89,10 +91,10 @@ pub enum StoreError {
     #[error("本地数据损坏：{0}")]
     Corrupt(String),
     /// SQLite failed.
-    #[error("本地数据库错误：{0}")]
+    #[error("本地数据库错误：{}", words::db(.0))]
     Db(#[from] rusqlite::Error),
     /// A file operation failed.
-    #[error("文件操作失败：{0}")]
+    #[error("文件操作失败：{}", words::io(.0))]
     Io(std::io::Error),
     /// The store thread stopped.
     #[error("本地数据库线程已停止")]

@@ -375,11 +375,46 @@ pub async fn connect(
     config.transport_config(Arc::new(transport()));
     endpoint.set_default_client_config(config);
     let connecting = endpoint.connect(addr, "fieldsync").map_err(|e| NetError::Connection(e.to_string()))?;
-    let connection = tokio::time::timeout(CONNECT, connecting)
-        .await
-        .map_err(|_| NetError::Connection(format!("{addr} 没有应答（对方未开机或网络不通）")))?
-        .map_err(|e| broken(&e))?;
+    let connected = tokio::time::timeout(CONNECT, connecting);
+    let connection = tokio::select! {
+        connected = connected => connected
+            .map_err(|_| NetError::Connection(format!("{addr} 没有应答（对方未开机或网络不通）")))?
+            .map_err(|e| broken(&e))?,
+        refusal = said_no(addr) => return Err(NetError::Connection(refusal)),
+    };
     Ok((endpoint, connection))
+}
+
+/// Why the network already said no to `addr`, if it does: nothing listens
+/// there (the peer's system answers a datagram with "port unreachable",
+/// which a connected UDP socket reports) or there is no route to it. Runs
+/// beside the handshake, so a peer that is there costs nothing; without
+/// such an answer it never ends, and the handshake's own timeout holds.
+async fn said_no(addr: SocketAddr) -> String {
+    let probe = async {
+        let bind: SocketAddr = if addr.is_ipv6() { ([0u16; 8], 0).into() } else { ([0u8; 4], 0).into() };
+        let socket = tokio::net::UdpSocket::bind(bind).await?;
+        socket.connect(addr).await?;
+        // An empty datagram: a QUIC endpoint drops it unread.
+        socket.send(&[]).await?;
+        let mut buf = [0u8; 1];
+        loop {
+            socket.recv(&mut buf).await?;
+        }
+    };
+    let error: std::io::Error = match probe.await {
+        Ok(never) => never,
+        Err(error) => error,
+    };
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            format!("{addr} 上没有同步服务在运行（对方拒绝连接，请确认地址和端口，或对方程序是否已启动）")
+        }
+        std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable => {
+            format!("网络不通，无法到达 {addr}（请检查网络连接）")
+        }
+        _ => std::future::pending().await,
+    }
 }
 
 /// The peer's identity key, as its certificate proved it.

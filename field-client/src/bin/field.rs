@@ -495,6 +495,9 @@ enum ExportCmd {
         /// 写入的文件（默认输出到屏幕）
         #[arg(long)]
         out: Option<PathBuf>,
+        /// 文件已存在时覆盖它
+        #[arg(long)]
+        force: bool,
     },
     /// 导出隐患排查治理台账 CSV
     Csv {
@@ -503,6 +506,9 @@ enum ExportCmd {
         /// 写入的文件（默认输出到屏幕）
         #[arg(long)]
         out: Option<PathBuf>,
+        /// 文件已存在时覆盖它
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -513,6 +519,9 @@ enum BundleCmd {
         /// 数据包文件路径
         #[arg(long)]
         out: PathBuf,
+        /// 文件已存在时覆盖它
+        #[arg(long)]
+        force: bool,
     },
     /// 校验并导入数据包
     Import {
@@ -530,9 +539,47 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("错误：{e:#}");
+            eprintln!("错误：{}", in_words(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes, each in Chinese: a file system or database
+/// failure as `field_client::words` tells it (once, where an outer message
+/// already told it).
+fn in_words(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let told = if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            field_client::words::io(io)
+        } else if let Some(db) = cause.downcast_ref::<rusqlite::Error>() {
+            field_client::words::db(db)
+        } else {
+            cause.to_string()
+        };
+        if !text.contains(&told) {
+            if !text.is_empty() {
+                text.push('：');
+            }
+            text.push_str(&told);
+        }
+    }
+    text
+}
+
+/// Writes `bytes` to standard output. A reader that has gone (`field …
+/// | head`) ends the program quietly: nothing is lost, since every change
+/// is durable before anything is printed.
+fn say(bytes: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("错误：无法输出：{}", field_client::words::io(&e));
+        std::process::exit(1);
     }
 }
 
@@ -553,11 +600,8 @@ struct Out {
 
 impl Out {
     fn emit(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
-        if self.json {
-            println!("{value}");
-        } else {
-            println!("{}", text());
-        }
+        let line = if self.json { value.to_string() } else { text() };
+        say(format!("{line}\n").as_bytes());
     }
 }
 
@@ -768,8 +812,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Relay { listen, forward_every } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let every = std::time::Duration::from_secs(forward_every.max(1));
-            let ready =
-                |addr| println!("安监站中转已启动：{addr}（每 {} 秒尝试转发到总部，Ctrl-C 停止）", every.as_secs());
+            let ready = |addr| {
+                say(format!("安监站中转已启动：{addr}（每 {} 秒尝试转发到总部，Ctrl-C 停止）\n", every.as_secs())
+                    .as_bytes())
+            };
             let told = Told::default();
             let report = |event| relay_event(&out, event, every.as_secs(), &told);
             let stop = async {
@@ -1564,10 +1610,15 @@ fn safety(enrolled: bool, pending: usize, owed: field_client::PhotosOwed) -> Str
 /// What `field sync` shows on standard error while it runs: a spinner with
 /// the time taken while it connects and syncs documents (connecting to an
 /// unreachable HQ takes up to 30 s; in the end-of-day rush a tablet may wait
-/// its turn), then the photos' progress. Hidden with `--json`; indicatif
-/// also hides it when standard error is not a terminal.
+/// its turn), then the photos' progress. Hidden with `--json`; where
+/// standard error is not a terminal (a station's script, a log) one line
+/// says whom it is connecting to instead.
 fn sync_bar(out: &Out, peer: &str) -> indicatif::ProgressBar {
     if out.json {
+        return indicatif::ProgressBar::hidden();
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("正在连接{peer} 并同步……");
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new_spinner();
@@ -1589,36 +1640,36 @@ fn photo_style(bar: &indicatif::ProgressBar) {
     }
 }
 
-fn write_out(path: Option<PathBuf>, bytes: &[u8]) -> Result<()> {
+fn write_out(path: Option<&Path>, bytes: &[u8], force: bool) -> Result<()> {
     match path {
-        Some(p) => std::fs::write(&p, bytes).with_context(|| format!("无法写入 {}", p.display())),
+        Some(p) => Ok(field_client::files::write_new(p, bytes, force)?),
         None => {
-            use std::io::Write;
-            std::io::stdout().write_all(bytes).context("无法输出")
+            say(bytes);
+            Ok(())
         }
     }
 }
 
 fn export_cmd(store: &mut Store, out: &Out, cmd: ExportCmd) -> Result<()> {
-    let (path, bytes, what) = match cmd {
-        ExportCmd::Json { campaign, out: path } => {
+    let (path, bytes, what, force) = match cmd {
+        ExportCmd::Json { campaign, out: path, force } => {
             let id = campaign_id(store, &campaign)?;
             let data = export::campaign(store, &id)?;
             let mut bytes = serde_json::to_vec_pretty(&data)?;
             bytes.push(b'\n');
-            (path, bytes, "JSON")
+            (path, bytes, "JSON", force)
         }
-        ExportCmd::Csv { campaign, out: path } => {
+        ExportCmd::Csv { campaign, out: path, force } => {
             let id = campaign_id(store, &campaign)?;
             let data = export::campaign(store, &id)?;
-            (path, export::register_csv(&data)?, "隐患台账 CSV")
+            (path, export::register_csv(&data)?, "隐患台账 CSV", force)
         }
     };
-    let to_file = path.clone();
-    write_out(path, &bytes)?;
-    if let Some(p) = to_file {
-        out.emit(json!({ "file": p, "bytes": bytes.len() }), || {
-            format!("已导出{what}到 {}（{} 字节）", p.display(), bytes.len())
+    write_out(path.as_deref(), &bytes, force)?;
+    if let Some(p) = path {
+        let shown = std::path::absolute(&p).unwrap_or(p);
+        out.emit(json!({ "file": shown, "bytes": bytes.len() }), || {
+            format!("已导出{what}到 {}（{} 字节）", shown.display(), bytes.len())
         });
     }
     Ok(())
@@ -1626,11 +1677,10 @@ fn export_cmd(store: &mut Store, out: &Out, cmd: ExportCmd) -> Result<()> {
 
 fn bundle_cmd(store: &mut Store, out: &Out, cmd: BundleCmd) -> Result<()> {
     match cmd {
-        BundleCmd::Export { out: path } => {
+        BundleCmd::Export { out: path, force } => {
             let bytes = store.export_bundle()?;
-            let tmp = path.with_extension("partial");
-            std::fs::write(&tmp, &bytes).with_context(|| format!("无法写入 {}", tmp.display()))?;
-            std::fs::rename(&tmp, &path).with_context(|| format!("无法写入 {}", path.display()))?;
+            field_client::files::write_new(&path, &bytes, force)?;
+            let path = std::path::absolute(&path).unwrap_or(path);
             out.emit(json!({ "file": path, "bytes": bytes.len() }), || {
                 format!(
                     "已导出数据包 {}（{} 字节）。对方需先信任本设备公钥：{}",
@@ -1665,13 +1715,16 @@ fn bundle_cmd(store: &mut Store, out: &Out, cmd: BundleCmd) -> Result<()> {
 fn read_bundle_file(path: &Path) -> Result<Vec<u8>, StoreError> {
     use std::io::Read;
     let limit = sync_core::bundle::MAX_BUNDLE_BYTES;
-    let file = std::fs::File::open(path).map_err(StoreError::Io)?;
-    let size = file.metadata().map_err(StoreError::Io)?.len();
+    let unreadable = |e: std::io::Error| {
+        StoreError::Invalid(format!("无法读取 {}：{}", path.display(), field_client::words::io(&e)))
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
     if size > limit {
         return Err(sync_core::bundle::BundleError::TooLarge { size, limit }.into());
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(StoreError::Io)?;
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(unreadable)?;
     if bytes.len() as u64 > limit {
         return Err(sync_core::bundle::BundleError::TooLarge { size: bytes.len() as u64, limit }.into());
     }

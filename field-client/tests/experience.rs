@@ -1,0 +1,150 @@
+//! The field experience, over the real `field` binary: what an inspector
+//! stumbled on when the product was tried as a new user would.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
+
+#[path = "../../tests/tests/common/mod.rs"]
+mod common;
+use common::{Device, field_bin};
+
+/// A device with one campaign; returns it and the campaign's id.
+fn inspector(root: &Path) -> (Device, String) {
+    let device = Device::new(root, "张三");
+    let campaign = device.json(&[
+        "campaign",
+        "create",
+        "--name",
+        "2026年建筑施工工伤风险联合检查",
+        "--kind",
+        "construction",
+        "--start",
+        "2026-11-24",
+        "--end",
+        "2026-11-25",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (device, campaign)
+}
+
+/// An export or a bundle never replaces a file that is there already (a
+/// decoy standing in for a file that mattered) unless `--force` is given;
+/// with it, the file is replaced whole.
+#[test]
+fn files_are_never_overwritten_unasked() {
+    let root = TempDir::new().unwrap();
+    let (device, campaign) = inspector(root.path());
+    let decoy = root.path().join("decoy.txt");
+    let decoy_arg = decoy.to_str().unwrap();
+    for args in [
+        vec!["export", "csv", &campaign, "--out", decoy_arg],
+        vec!["export", "json", &campaign, "--out", decoy_arg],
+        vec!["bundle", "export", "--out", decoy_arg],
+    ] {
+        fs::write(&decoy, "重要文件").unwrap();
+        let said = device.fails(&args);
+        assert!(said.contains("已存在") && said.contains("--force"), "{args:?}: {said}");
+        assert_eq!(fs::read_to_string(&decoy).unwrap(), "重要文件", "{args:?} touched the file");
+
+        let forced: Vec<&str> = args.iter().copied().chain(["--force"]).collect();
+        let told = device.ok(&forced);
+        assert!(told.contains(&*root.path().canonicalize().unwrap().to_string_lossy()), "says where: {told}");
+        assert_ne!(fs::read_to_string(&decoy).unwrap_or_default(), "重要文件");
+    }
+    // Nothing half-written is left beside it.
+    let left: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A file that cannot be written or read is told in Chinese, naming it.
+#[test]
+fn file_errors_are_told_in_chinese() {
+    let root = TempDir::new().unwrap();
+    let (device, campaign) = inspector(root.path());
+    let missing = root.path().join("没有这个目录").join("台账.csv");
+    let said = device.fails(&["export", "csv", &campaign, "--out", missing.to_str().unwrap()]);
+    assert!(said.contains("文件或目录不存在") && said.contains("台账.csv"), "{said}");
+    assert!(!said.contains("os error") && !said.contains("No such file"), "{said}");
+
+    let said = device.fails(&["bundle", "import", root.path().join("none.fsb").to_str().unwrap()]);
+    assert!(said.contains("无法读取") && said.contains("none.fsb") && !said.contains("os error"), "{said}");
+}
+
+/// Output piped into a reader that has gone (`field … | head`) ends the
+/// program quietly, for every kind of output.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let root = TempDir::new().unwrap();
+    let (device, campaign) = inspector(root.path());
+    for args in [
+        vec!["checklist", "show", "construction-jgj59"],
+        vec!["--json", "checklist", "show", "construction-jgj59"],
+        vec!["export", "json", &campaign],
+        vec!["status"],
+    ] {
+        let mut child = Command::new(field_bin())
+            .env("FIELD_HOME", &device.home)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before anything is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && said.is_empty(), "{args:?}: {:?} {said}", out.status);
+    }
+}
+
+/// Enrolls `device` with an HQ at `server` (a credential signed here with
+/// a stand-in HQ key).
+fn enroll(device: &Device, server: &str) {
+    use serde_bytes::ByteBuf;
+    use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
+    use sync_core::identity::DeviceKey;
+    let hq = DeviceKey::from_seed([7; 32]);
+    let key: sync_core::identity::DevicePublicKey = device.key().parse().unwrap();
+    let credential = SignedCredential::issue(
+        &hq,
+        Credential {
+            serial: 1,
+            device: ByteBuf::from(key.to_bytes().to_vec()),
+            name: "张三".into(),
+            role: Role::Inspector,
+            scope: Scope::default(),
+            not_before: 0,
+            not_after: i64::MAX,
+        },
+    );
+    device.ok(&["enroll", &Enrollment { hq: hq.public(), server: server.into(), credential }.to_string()]);
+}
+
+/// Where HQ's address has nothing listening, `field sync` run from a
+/// script (standard error not a terminal) says whom it is connecting to
+/// and fails at once with the reason, in Chinese, instead of waiting out
+/// the 30 s a silent network would take.
+#[test]
+fn sync_says_whom_it_waits_for_and_fails_fast_when_refused() {
+    let root = TempDir::new().unwrap();
+    let (device, _) = inspector(root.path());
+    // A port nothing listens on.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = format!("127.0.0.1:{port}");
+    enroll(&device, &server);
+    let started = std::time::Instant::now();
+    let said = device.fails(&["sync"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "waited {:?}", started.elapsed());
+    assert!(said.contains(&format!("正在连接总部 {server}")), "{said}");
+    assert!(said.contains("没有同步服务在运行"), "{said}");
+    assert!(!said.contains("os error") && !said.contains("refused"), "{said}");
+}
