@@ -11,6 +11,8 @@ use tempfile::TempDir;
 mod common;
 use common::{Device, field_bin};
 
+const CODE: &str = "91640200MA76XYW123";
+
 /// A device with one campaign; returns it and the campaign's id.
 fn inspector(root: &Path) -> (Device, String) {
     let device = Device::new(root, "张三");
@@ -147,4 +149,78 @@ fn sync_says_whom_it_waits_for_and_fails_fast_when_refused() {
     assert!(said.contains(&format!("正在连接总部 {server}")), "{said}");
     assert!(said.contains("没有同步服务在运行"), "{said}");
     assert!(!said.contains("os error") && !said.contains("refused"), "{said}");
+}
+
+/// The help for `--criterion` points to `field checklist criteria`, which
+/// lists the major-hazard criteria by industry and finds them by keyword —
+/// before any store exists, as on a new tablet.
+#[test]
+fn the_criteria_the_help_points_to_can_be_listed() {
+    let root = TempDir::new().unwrap();
+    let field = |args: &[&str]| {
+        Command::new(field_bin()).env("FIELD_HOME", root.path().join("none")).args(args).output().unwrap()
+    };
+    let help = String::from_utf8(field(&["hazard", "add", "--help"]).stdout).unwrap();
+    assert!(help.contains("field checklist criteria"), "{help}");
+
+    let out = field(&["--json", "checklist", "criteria", "脚手架", "--industry", "建筑施工"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = found.as_array().unwrap();
+    assert!(!found.is_empty());
+    for c in found {
+        assert_eq!(c["domain"], "construction");
+        assert!(c["text"].as_str().unwrap().contains("脚手架"), "{c}");
+        // Each id is one `--criterion` takes.
+        sync_core::codes::criterion(c["id"].as_str().unwrap()).unwrap();
+    }
+    let coal = field(&["checklist", "criteria", "--industry", "coal_mine"]);
+    assert!(String::from_utf8(coal.stdout).unwrap().contains("瓦斯超限作业"));
+    let none = field(&["checklist", "criteria", "不存在的条文"]);
+    assert!(!none.status.success() && String::from_utf8(none.stderr).unwrap().contains("没有找到"));
+}
+
+/// Texts have the schema's limits at the door, told in Chinese; a long
+/// description comes from a file (`@path`) or standard input (`-`).
+#[test]
+fn long_texts_come_from_files_within_the_limits() {
+    use std::io::Write;
+    let root = TempDir::new().unwrap();
+    let (device, campaign) = inspector(root.path());
+    device.ok(&["campaign", "add-enterprise", &campaign, "--name", "宁夏某建设集团有限公司", "--code", CODE]);
+    let add = |extra: &[&str]| -> Vec<String> {
+        ["hazard", "add", &campaign, CODE, "--accident-type", "09"].iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let long_title = "高".repeat(201);
+    let said = device.fails(&add(&["--title", &long_title]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(said.contains("超过上限 200"), "{said}");
+
+    let file = root.path().join("描述.txt");
+    fs::write(&file, "5层楼板东侧临边无防护栏杆。\n现场已拉警戒线。\n").unwrap();
+    let from_file = format!("@{}", file.display());
+    let added = device.json(
+        &add(&["--title", "临边无防护", "--description", &from_file]).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let shown = device.ok(&["hazard", "show", added["id"].as_str().unwrap()]);
+    assert!(shown.contains("5层楼板东侧临边无防护栏杆。\n现场已拉警戒线。"), "{shown}");
+
+    let mut child = Command::new(field_bin())
+        .env("FIELD_HOME", &device.home)
+        .args(add(&["--title", "洞口无盖板", "--description", "-", "--json"]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all("电梯井口未设置防护门。".as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"].as_str().unwrap().to_owned();
+    assert!(device.ok(&["hazard", "show", &id]).contains("电梯井口未设置防护门。"));
+
+    fs::write(&file, "描".repeat(5001)).unwrap();
+    let before = device.json(&["status"])["hazards"].clone();
+    let said = device
+        .fails(&add(&["--title", "过长", "--description", &from_file]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(said.contains("超过上限 5000"), "{said}");
+    assert_eq!(device.json(&["status"])["hazards"], before);
 }

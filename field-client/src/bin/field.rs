@@ -225,6 +225,15 @@ enum ChecklistCmd {
         #[arg(long)]
         section: Option<String>,
     },
+    /// 列出重大事故隐患判定条款（--criterion 用的编号），可按行业和关键词查找
+    Criteria {
+        /// 关键词：在条款编号、文件和条文中查找，如 脚手架、瓦斯
+        #[arg(value_name = "关键词")]
+        search: Option<String>,
+        /// 行业：construction（建筑施工）/ coal_mine（煤矿）/ metal_nonmetal_mine（金属非金属矿山），或中文
+        #[arg(long, value_name = "行业", value_parser = parse_domain)]
+        industry: Option<Domain>,
+    },
 }
 
 #[derive(Args)]
@@ -232,7 +241,7 @@ struct HazardFields {
     /// 隐患标题
     #[arg(long)]
     title: Option<String>,
-    /// 隐患描述
+    /// 隐患描述（@文件路径：从文件读取；-：从标准输入读取）
     #[arg(long)]
     description: Option<String>,
     /// unsafe_condition / unsafe_act / management_deficiency（或中文）
@@ -773,8 +782,13 @@ fn run(cli: Cli) -> Result<()> {
         });
         return Ok(());
     }
+    // The checklists and criteria are read-only and built in: no store needed.
+    let command = match cli.command {
+        Command::Checklist(cmd) => return checklist_cmd(&out, cmd),
+        command => command,
+    };
     let mut store = Store::open(&home)?;
-    match cli.command {
+    match command {
         Command::Init { .. } => bail!("{} 中已有设备数据，不能重复初始化", home.display()),
         Command::Whoami => {
             let key = store.public_key().to_string();
@@ -1149,6 +1163,34 @@ fn checklist_cmd(out: &Out, cmd: ChecklistCmd) -> Result<()> {
                 },
             );
         }
+        ChecklistCmd::Criteria { search, industry } => {
+            let found: Vec<_> = sync_core::codes::criteria()
+                .iter()
+                .filter(|c| industry.is_none_or(|d| c.domain == d.as_str()))
+                .filter(|c| {
+                    search.as_deref().is_none_or(|s| {
+                        [&c.id, &c.standard, &c.document_no, &c.clause, &c.text].iter().any(|f| f.contains(s))
+                    })
+                })
+                .collect();
+            if found.is_empty() {
+                bail!("没有找到符合条件的判定条款；可去掉关键词或行业再查");
+            }
+            out.emit(json!(found), || {
+                found
+                    .iter()
+                    .map(|c| {
+                        let industry = Domain::parse(&c.domain).map_or(c.domain.as_str(), Domain::label);
+                        format!(
+                            "{}	[{industry}] {} {}
+	{}",
+                            c.id, c.document_no, c.clause, c.text
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
         ChecklistCmd::Show { checklist, section } => {
             let list = find_checklist(&checklist)?;
             let items: Vec<_> =
@@ -1202,7 +1244,7 @@ impl HazardFields {
         let gps = self.gps.map(|v| parse_gps(&v, self.crs)).transpose()?;
         Ok(HazardInput {
             title: self.title,
-            description: self.description,
+            description: self.description.map(|d| long_text(&d)).transpose()?,
             kind: self.kind,
             accident_type: self.accident_type,
             level: self.level,
@@ -1212,6 +1254,37 @@ impl HazardFields {
             basis: self.basis,
         })
     }
+}
+
+/// A long text given on the command line as it is, or `@path` (read from
+/// that file) or `-` (read from standard input). Far more than any field
+/// holds is refused before it is read whole; the schema's own limit then
+/// says how much a field takes.
+fn long_text(given: &str) -> Result<String> {
+    use std::io::Read;
+    const MOST: u64 = 1 << 20;
+    let (mut reader, source): (Box<dyn Read>, String) = match given {
+        "-" => (Box::new(std::io::stdin()), "标准输入".to_owned()),
+        _ => match given.strip_prefix('@') {
+            Some(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| anyhow::anyhow!("无法读取 {path}：{}", field_client::words::io(&e)))?;
+                (Box::new(file), path.to_owned())
+            }
+            None => return Ok(given.to_owned()),
+        },
+    };
+    let mut bytes = Vec::new();
+    reader
+        .by_ref()
+        .take(MOST + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("无法读取 {source}：{}", field_client::words::io(&e)))?;
+    if bytes.len() as u64 > MOST {
+        bail!("{source} 的内容超过 1 MB，远超描述的长度上限");
+    }
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{source} 不是 UTF-8 编码的文本"))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
