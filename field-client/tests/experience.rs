@@ -224,3 +224,44 @@ fn long_texts_come_from_files_within_the_limits() {
     assert!(said.contains("超过上限 5000"), "{said}");
     assert_eq!(device.json(&["status"])["hazards"], before);
 }
+
+/// Times people read are in the campaign's time zone, not UTC; an accident
+/// dated after today is refused when recorded.
+#[test]
+fn dates_people_read_are_local() {
+    let root = TempDir::new().unwrap();
+    let device = Device::new(root.path(), "张三");
+    // UTC+14: its day is not UTC's for ten hours of every day.
+    let campaign = device.json(&[
+        "campaign",
+        "create",
+        "--name",
+        "远方检查",
+        "--kind",
+        "construction",
+        "--start",
+        "2026-11-24",
+        "--end",
+        "2026-11-25",
+        "--time-zone",
+        "Pacific/Kiritimati",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    device.ok(&["campaign", "add-enterprise", &campaign, "--name", "宁夏某建设集团有限公司", "--code", CODE]);
+    let id = device.json(&["hazard", "add", &campaign, CODE, "--title", "临边无防护", "--accident-type", "09"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = device.ok(&["hazard", "show", &id]);
+    let found = shown.lines().find_map(|l| l.split_once("发现时间：")).map(|(_, t)| t.trim().to_owned()).unwrap();
+    assert!(!found.contains('T') && !found.ends_with('Z'), "{shown}");
+    let csv = device.ok(&["export", "csv", &campaign]);
+    assert!(csv.contains(&found[..10]), "the register's 发现日期 is the same day as shown: {found} / {csv}");
+
+    let said =
+        device.fails(&["review", "add", &campaign, CODE, "--date", "2099-01-01", "--summary", "高处坠落一人死亡"]);
+    assert!(said.contains("晚于今天"), "{said}");
+    device.ok(&["review", "add", &campaign, CODE, "--date", "2025-06-01", "--summary", "高处坠落一人死亡"]);
+}

@@ -1395,15 +1395,17 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
         HazardCmd::Show { hazard } => {
             let r = store.find_hazard(&hazard)?;
             let h = dossier::hazard(store.document(&r.dossier)?, &r.record)?;
+            let campaign = dossier::read(store.document(&r.dossier)?)?.campaign_id;
+            let zone = Zone::of(&store.campaign(&campaign)?);
             out.emit(json!({ "id": r.record, "dossier": r.dossier, "hazard": h }), || {
-                describe_hazard(&r.record.to_string(), &h)
+                describe_hazard(&r.record.to_string(), &h, &zone)
             });
         }
     }
     Ok(())
 }
 
-fn describe_hazard(id: &str, h: &Hazard) -> String {
+fn describe_hazard(id: &str, h: &Hazard, zone: &Zone) -> String {
     let mut s = format!("隐患 {id}{}\n", if h.deleted { "【已删除】" } else { "" });
     s.push_str(&format!("标题：{}\n描述：{}\n", h.title, h.description));
     s.push_str(&format!(
@@ -1421,14 +1423,19 @@ fn describe_hazard(id: &str, h: &Hazard) -> String {
     if let Some(g) = h.location.gps {
         s.push_str(&format!("\tGPS：{},{}（{}）", g.lat, g.lon, g.crs.label()));
     }
-    s.push_str(&format!("\n依据：{}\n发现人：{}\t发现时间：{}\n", h.legal_basis, h.inspector, h.found_at));
+    s.push_str(&format!(
+        "\n依据：{}\n发现人：{}\t发现时间：{}\n",
+        h.legal_basis,
+        h.inspector,
+        zone.minute(&h.found_at)
+    ));
     s.push_str(&format!("整改前照片：{} 张\n", h.photos.len()));
-    s.push_str(&describe_loop(&Loop::of(&h.rectification)));
+    s.push_str(&describe_loop(&Loop::of(&h.rectification), zone));
     s.trim_end().to_owned()
 }
 
 /// Where a hazard's rectification stands, its steps and what comes next.
-fn describe_loop(lp: &Loop) -> String {
+fn describe_loop(lp: &Loop, zone: &Zone) -> String {
     let state = &lp.state;
     let mut s = format!("整改状态：{}", state.status.label());
     if let Some(p) = &state.plan {
@@ -1450,8 +1457,7 @@ fn describe_loop(lp: &Loop) -> String {
     }
     for e in &lp.history {
         let step = &e.step;
-        let mut line =
-            format!("  {} {}（记录人 {}）", Zone::default().minute(&step.at), step.kind.label(), step.author);
+        let mut line = format!("  {} {}（记录人 {}）", zone.minute(&step.at), step.kind.label(), step.author);
         match step.kind {
             StepKind::Plan => {
                 let mode = step.mode.map_or("", RectificationMode::label);
@@ -1523,6 +1529,8 @@ fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
 fn review_cmd(store: &mut Store, out: &Out, cmd: ReviewCmd) -> Result<()> {
     match cmd {
         ReviewCmd::Add { campaign, enterprise, date, summary, report } => {
+            let zone = Zone::of(&store.campaign(&campaign_id(store, &campaign)?)?);
+            dossier::check_accident_day(&date, &zone.day(&rfc3339(now_ms())).unwrap_or_default())?;
             let dossier_id = open_dossier(store, &campaign, &enterprise)?;
             let id = new_entity_id()?;
             let review = AccidentReview {

@@ -321,6 +321,17 @@ pub fn add_review(tx: &mut Transaction<'_>, id: &EntityId, review: &AccidentRevi
     insert_record(tx, &["accident_reviews"], id.as_str(), "四不放过核查", review)
 }
 
+/// A reviewed accident happened on or before `today` (the day, in the
+/// campaign's time zone, when a person records it): a later date is a slip
+/// of the keyboard. Checked on local edits; a date valid when written stays
+/// valid on every replica.
+pub fn check_accident_day(date: &str, today: &str) -> Result<(), ModelError> {
+    if check_date(date)? > check_date(today)? {
+        return Err(ModelError::Rule(format!("事故日期 {date} 晚于今天（{today}），请核对")));
+    }
+    Ok(())
+}
+
 /// Changes one item of a review.
 pub fn modify_review_item<R>(
     tx: &mut Transaction<'_>,
