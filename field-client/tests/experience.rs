@@ -265,3 +265,55 @@ fn dates_people_read_are_local() {
     assert!(said.contains("晚于今天"), "{said}");
     device.ok(&["review", "add", &campaign, CODE, "--date", "2025-06-01", "--summary", "高处坠落一人死亡"]);
 }
+
+/// Two inspectors on one enterprise, each trusting the other, both holding
+/// the campaign (passed by bundle).
+fn team(root: &Path) -> (Device, Device, String) {
+    let (a, campaign) = inspector(root);
+    let b = Device::new(root, "李四");
+    a.ok(&["trust", "add", &b.key(), "--name", "李四"]);
+    b.ok(&["trust", "add", &a.key(), "--name", "张三"]);
+    a.ok(&["campaign", "add-enterprise", &campaign, "--name", "宁夏某建设集团有限公司", "--code", CODE]);
+    exchange(&a, &b, root, "setup.fsb");
+    (a, b, campaign)
+}
+
+fn exchange(from: &Device, to: &Device, root: &Path, name: &str) {
+    let path = root.join(name);
+    from.ok(&["bundle", "export", "--out", path.to_str().unwrap(), "--force"]);
+    to.ok(&["bundle", "import", path.to_str().unwrap()]);
+}
+
+/// An inspector who explicitly sets a hazard's level to the value it has
+/// (confirming 一般) while a colleague raises it to 重大 leaves a trace:
+/// the merge holds a conflict to decide rather than the colleague's value
+/// standing unreviewed; it is decided by the field's Chinese name and value.
+#[test]
+fn confirming_a_safety_critical_value_surfaces_the_disagreement() {
+    let root = TempDir::new().unwrap();
+    let (a, b, campaign) = team(root.path());
+    let added = a.json(&["hazard", "add", &campaign, CODE, "--title", "外架连墙件缺失", "--accident-type", "09"]);
+    let id = added["id"].as_str().unwrap().to_owned();
+    exchange(&a, &b, root.path(), "a1.fsb");
+
+    a.ok(&["hazard", "edit", &id, "--level", "major", "--criterion", "jianzhi-2022-2/art7-1"]);
+    b.ok(&["hazard", "edit", &id, "--level", "一般"]);
+    exchange(&a, &b, root.path(), "a2.fsb");
+    exchange(&b, &a, root.path(), "b2.fsb");
+
+    let listed = b.json(&["conflicts", "list"]);
+    let level = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["conflicts"].as_array().unwrap().clone())
+        .find(|c| c["field"] == "level")
+        .unwrap_or_else(|| panic!("no level conflict: {listed}"));
+    assert_eq!(level["critical"], true);
+    let dossier = b.json(&["hazard", "show", &id])["dossier"].as_str().unwrap().to_owned();
+
+    b.ok(&["conflicts", "resolve", &dossier, &format!("{}/隐患等级", &id[..10]), "重大"]);
+    assert_eq!(b.json(&["hazard", "show", &id])["hazard"]["level"], "major");
+    let left = b.json(&["conflicts", "list"]);
+    assert!(!left.to_string().contains("\"level\""), "{left}");
+}

@@ -488,7 +488,7 @@ enum ConflictsCmd {
     Resolve {
         /// 企业档案编号（dos-…）
         dossier: String,
-        /// 冲突路径（list 中显示）
+        /// 冲突路径（list 中显示），或 隐患编号（前缀）/字段中文名，如 01M98/隐患等级
         path: String,
         /// 选定的值
         value: String,
@@ -1310,7 +1310,11 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
         HazardCmd::Edit { hazard, fields } => {
             let r = store.find_hazard(&hazard)?;
             let input = fields.input()?;
-            store.edit(&r.dossier, |tx| dossier::modify_hazard(tx, &r.record, |h| input.apply(h)))?;
+            let confirmed = input.clone();
+            store.edit(&r.dossier, |tx| {
+                dossier::modify_hazard(tx, &r.record, |h| input.apply(h))?;
+                confirmed.confirm(tx, &r.record)
+            })?;
             out.emit(json!({ "id": r.record }), || format!("已修改隐患 {}", r.record));
         }
         HazardCmd::Photo { hazard, files } => {
@@ -1611,7 +1615,7 @@ fn conflicts_cmd(store: &mut Store, out: &Out, cmd: ConflictsCmd) -> Result<()> 
                 }
                 if entries.iter().any(|e| !e.conflicts.is_empty()) {
                     s.push_str(
-                        "裁定冲突：field conflicts resolve 企业档案编号 冲突路径 选定的值（须为上面列出的值之一）",
+                        "裁定冲突：field conflicts resolve 企业档案编号 冲突路径（或 隐患编号/字段名，如 01M98/隐患等级） 选定的值（上面列出的值之一，可写中文）",
                     );
                 }
                 s.trim_end().to_owned()
@@ -1619,11 +1623,33 @@ fn conflicts_cmd(store: &mut Store, out: &Out, cmd: ConflictsCmd) -> Result<()> 
         }
         ConflictsCmd::Resolve { dossier: d, path, value } => {
             let id: DocId = d.parse()?;
+            let path = conflict_path(store, &id, &path)?;
             store.edit(&id, |tx| conflicts::resolve(tx, &path, &value))?;
             out.emit(json!({ "dossier": id, "path": path, "value": value }), || format!("已裁定 {path} = {value}"));
         }
     }
     Ok(())
+}
+
+/// The path of a conflict of dossier `id` as given: the path `conflicts
+/// list` shows, or a record's id (or its prefix) and the field's Chinese
+/// name, such as `01M98HX4/隐患等级`.
+fn conflict_path(store: &mut Store, id: &DocId, given: &str) -> Result<String> {
+    let open = conflicts::conflicts(store.document(id)?)?;
+    if open.iter().any(|c| c.path == given) {
+        return Ok(given.to_owned());
+    }
+    let (record, field) = given.rsplit_once(['/', ' ']).unwrap_or(("", given));
+    let record = record.trim().rsplit('/').next().unwrap_or_default();
+    let matching: Vec<_> = open
+        .iter()
+        .filter(|c| c.record.starts_with(record) && (c.label == field.trim() || c.field == field.trim()))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one.path.clone()),
+        [] => bail!("企业档案 {id} 中没有“{given}”这处冲突；field conflicts list 列出全部冲突"),
+        _ => bail!("“{given}”对应 {} 处冲突，请写出隐患编号：如 编号前缀/{}", matching.len(), field.trim()),
+    }
 }
 
 fn status(store: &mut Store, out: &Out) -> Result<()> {

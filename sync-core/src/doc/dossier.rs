@@ -80,6 +80,27 @@ impl HazardInput {
         }
         Ok(())
     }
+
+    /// Writes hazard `id`'s safety-critical fields this input gives (level,
+    /// criterion) even where they already hold that value. A write of the
+    /// same value is otherwise no write at all, so an inspector confirming
+    /// 一般 while a colleague writes 重大 would leave no trace and the
+    /// colleague's value would stand unreviewed; written, the two are
+    /// concurrent values of the field, a conflict to decide. (Automerge
+    /// skips a put of the value a field holds, so the field is cleared and
+    /// written again, in the same change.)
+    pub fn confirm(&self, tx: &mut Transaction<'_>, id: &EntityId) -> Result<(), ModelError> {
+        let obj = map_at(tx, &["hazards", id.as_str()])?;
+        let critical =
+            [("level", self.level.map(|l| l.as_str().to_owned())), ("major_hazard_criterion", self.criterion.clone())];
+        for (key, value) in critical {
+            if let Some(value) = value {
+                tx.delete(&obj, key)?;
+                tx.put(&obj, key, value)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A new hazard that `inspector` found at `found_at` (RFC 3339): from the
