@@ -287,7 +287,8 @@ fn exchange(from: &Device, to: &Device, root: &Path, name: &str) {
 /// An inspector who explicitly sets a hazard's level to the value it has
 /// (confirming 一般) while a colleague raises it to 重大 leaves a trace:
 /// the merge holds a conflict to decide rather than the colleague's value
-/// standing unreviewed; it is decided by the field's Chinese name and value.
+/// standing unreviewed. Until it is decided, every device shows the graver
+/// value, marked; it is decided by the field's Chinese name and value.
 #[test]
 fn confirming_a_safety_critical_value_surfaces_the_disagreement() {
     let root = TempDir::new().unwrap();
@@ -311,6 +312,13 @@ fn confirming_a_safety_critical_value_surfaces_the_disagreement() {
         .unwrap_or_else(|| panic!("no level conflict: {listed}"));
     assert_eq!(level["critical"], true);
     let dossier = b.json(&["hazard", "show", &id])["dossier"].as_str().unwrap().to_owned();
+    // Until someone decides, both show the graver value, marked.
+    for device in [&a, &b] {
+        let shown = device.ok(&["hazard", "show", &id]);
+        assert!(shown.contains("等级：重大") && shown.contains("【冲突待裁定】隐患等级"), "{shown}");
+        let listed = device.ok(&["hazard", "list"]);
+        assert!(listed.contains("重大【冲突待裁定】"), "{listed}");
+    }
 
     b.ok(&["conflicts", "resolve", &dossier, &format!("{}/隐患等级", &id[..10]), "重大"]);
     assert_eq!(b.json(&["hazard", "show", &id])["hazard"]["level"], "major");

@@ -1359,13 +1359,15 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
             };
             for id in dossiers {
                 let d = store.dossier(&id)?;
-                for (hid, h) in d.hazards {
+                let open = conflicts::conflicts(store.document(&id)?)?;
+                for (hid, mut h) in d.hazards {
+                    let marked = !conflicts::graver(&mut h, hid.as_str(), &open).is_empty();
                     let lp = Loop::of(&h.rectification);
                     let keep = (all || !h.deleted)
                         && level.is_none_or(|l| l == h.level)
                         && status.is_none_or(|s| s == lp.state.status);
                     if keep {
-                        rows.push((d.enterprise.clone(), hid, h, lp));
+                        rows.push((d.enterprise.clone(), hid, h, lp, marked));
                     }
                 }
             }
@@ -1373,7 +1375,9 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
             out.emit(
                 json!(
                     rows.iter()
-                        .map(|(e, id, h, _)| json!({"enterprise": e, "id": id, "hazard": h}))
+                        .map(
+                            |(e, id, h, _, marked)| json!({"enterprise": e, "id": id, "hazard": h, "conflict": marked})
+                        )
                         .collect::<Vec<_>>()
                 ),
                 || {
@@ -1381,11 +1385,12 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                         return "没有符合条件的隐患。".into();
                     }
                     let mut s = format!("共 {} 条隐患：\n", rows.len());
-                    for (_, id, h, lp) in &rows {
+                    for (_, id, h, lp, marked) in &rows {
                         let deleted = if h.deleted { "【已删除】" } else { "" };
                         let disputed = if lp.disputes.is_empty() { "" } else { "（有分歧）" };
+                        let conflict = if *marked { "【冲突待裁定】" } else { "" };
                         s.push_str(&format!(
-                            "{id}\t{}\t{}{disputed}\t{}\t{}{deleted}\n",
+                            "{id}\t{}{conflict}\t{}{disputed}\t{}\t{}{deleted}\n",
                             h.level.label(),
                             lp.state.status.label(),
                             h.accident_type.name(),
@@ -1398,11 +1403,25 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
         }
         HazardCmd::Show { hazard } => {
             let r = store.find_hazard(&hazard)?;
-            let h = dossier::hazard(store.document(&r.dossier)?, &r.record)?;
+            let mut h = dossier::hazard(store.document(&r.dossier)?, &r.record)?;
             let campaign = dossier::read(store.document(&r.dossier)?)?.campaign_id;
             let zone = Zone::of(&store.campaign(&campaign)?);
-            out.emit(json!({ "id": r.record, "dossier": r.dossier, "hazard": h }), || {
-                describe_hazard(&r.record.to_string(), &h, &zone)
+            let open = conflicts::conflicts(store.document(&r.dossier)?)?;
+            let marked = conflicts::graver(&mut h, r.record.as_str(), &open);
+            out.emit(json!({ "id": r.record, "dossier": r.dossier, "hazard": h, "conflicts": marked }), || {
+                let mut s = describe_hazard(&r.record.to_string(), &h, &zone);
+                for c in &marked {
+                    let values: Vec<String> = c.values.iter().map(|v| conflicts::display(&c.field, v)).collect();
+                    s.push_str(&format!(
+                        "\n【冲突待裁定】{}：{}（按较严重的显示，直到有人裁定：field conflicts resolve {} {}/{} 选定的值）",
+                        c.label,
+                        values.join(" / "),
+                        r.dossier,
+                        &r.record.as_str()[..10],
+                        c.label
+                    ));
+                }
+                s
             });
         }
     }

@@ -207,6 +207,27 @@ pub fn rule_issues(dossier: &crate::model::Dossier) -> Vec<RuleIssue> {
     out
 }
 
+/// Hazard `id` as people should see it while conflicts on it are open:
+/// where its level holds concurrent values, the graver (重大 over 一般),
+/// whichever one Automerge's deterministic pick is; where it has no
+/// criterion but a concurrent value names one, that one. Returns the open
+/// conflicts on the hazard, for the reader to mark.
+pub fn graver<'a>(hazard: &mut crate::model::Hazard, id: &str, open: &'a [Conflict]) -> Vec<&'a Conflict> {
+    let on: Vec<&Conflict> = open.iter().filter(|c| c.record == id).collect();
+    for c in &on {
+        match c.field.as_str() {
+            "level" if c.values.iter().any(|v| v == HazardLevel::Major.as_str()) => {
+                hazard.level = HazardLevel::Major;
+            }
+            "major_hazard_criterion" if hazard.major_hazard_criterion.is_none() => {
+                hazard.major_hazard_criterion = c.values.iter().find(|v| crate::codes::criterion(v).is_ok()).cloned();
+            }
+            _ => {}
+        }
+    }
+    on
+}
+
 /// Resolves the conflict at `path` by choosing one of its concurrent values
 /// (as listed, or as its Chinese label). The write supersedes every
 /// concurrent value and keeps the value's type; a chosen map is written
