@@ -533,6 +533,10 @@ impl Store {
         let endpoint = net::server_endpoint(&key, listen)?;
         ready(endpoint.local_addr().map_err(|e| NetError::Setup(e.to_string()))?);
         let mut timer = tokio::time::interval(forward_every);
+        // After a forward that took long (HQ out of reach for the connect
+        // timeout), the next comes an interval later, not all the missed
+        // ones at once.
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Connecting to HQ needs no store, so it waits beside the devices:
         // an unreachable HQ never keeps a device waiting.
         let mut forward: Option<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>> = None;

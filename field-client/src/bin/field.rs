@@ -747,9 +747,13 @@ fn relay_event(out: &Out, event: RelayEvent, every: u64, told: &Told) {
                         "photos_sent": photos_sent, "photos_received": photos_received, "photo_errors": errors,
                         "withheld": held.withheld, "quarantined": held.quarantined, "rejected": held.rejected }),
                 || {
-                    let mut text = format!(
-                        "[{time}] 已与总部同步：转发修改 {sent} 次，收到修改 {received} 次，总部回执 {receipts} 份；转发照片 {photos_sent} 张，收到照片 {photos_received} 张"
-                    );
+                    let mut text = if quiet {
+                        format!("[{time}] 已恢复与总部的连接，没有需要转发的数据")
+                    } else {
+                        format!(
+                            "[{time}] 已与总部同步：转发修改 {sent} 次，收到修改 {received} 次，总部回执 {receipts} 份；转发照片 {photos_sent} 张，收到照片 {photos_received} 张"
+                        )
+                    };
                     for line in held.lines("转发") {
                         text.push_str(&format!("\n[{time}] {line}"));
                     }
