@@ -312,16 +312,71 @@ fn confirming_a_safety_critical_value_surfaces_the_disagreement() {
         .unwrap_or_else(|| panic!("no level conflict: {listed}"));
     assert_eq!(level["critical"], true);
     let dossier = b.json(&["hazard", "show", &id])["dossier"].as_str().unwrap().to_owned();
-    // Until someone decides, both show the graver value, marked.
+    // Until someone decides, both show the graver value, marked, and so
+    // does the register.
     for device in [&a, &b] {
         let shown = device.ok(&["hazard", "show", &id]);
         assert!(shown.contains("等级：重大") && shown.contains("【冲突待裁定】隐患等级"), "{shown}");
         let listed = device.ok(&["hazard", "list"]);
         assert!(listed.contains("重大【冲突待裁定】"), "{listed}");
+        let row = register_row(device, &campaign, &id);
+        assert_eq!((row["隐患等级"].as_str(), row["待裁定冲突"].as_str()), ("重大", "隐患等级"), "{row:?}");
     }
 
     b.ok(&["conflicts", "resolve", &dossier, &format!("{}/隐患等级", &id[..10]), "重大"]);
     assert_eq!(b.json(&["hazard", "show", &id])["hazard"]["level"], "major");
     let left = b.json(&["conflicts", "list"]);
     assert!(!left.to_string().contains("\"level\""), "{left}");
+}
+
+/// The register's row of hazard `id` as exported by `device`, by column.
+fn register_row(device: &Device, campaign: &str, id: &str) -> std::collections::BTreeMap<String, String> {
+    let csv = device.ok(&["export", "csv", campaign]);
+    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let columns: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let row = reader.records().map(Result::unwrap).find(|r| &r[1] == id).unwrap();
+    columns.into_iter().zip(row.iter().map(str::to_owned)).collect()
+}
+
+/// The register names photos by where an export folder holds them, and
+/// `field export csv --photos` writes them there, beside the register;
+/// the verification's verdict has a column of its own.
+#[test]
+fn the_register_names_photos_a_person_can_find() {
+    let root = TempDir::new().unwrap();
+    let (device, campaign) = inspector(root.path());
+    device.ok(&["campaign", "add-enterprise", &campaign, "--name", "宁夏某建设集团有限公司", "--code", CODE]);
+    let photo = root.path().join("IMG_0001.jpg");
+    fs::write(&photo, [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3]).unwrap();
+    let added = device.json(&[
+        "hazard",
+        "add",
+        &campaign,
+        CODE,
+        "--title",
+        "临边无防护",
+        "--accident-type",
+        "09",
+        "--photo",
+        photo.to_str().unwrap(),
+    ]);
+    let id = added["id"].as_str().unwrap().to_owned();
+    device.ok(&["rectify", "plan", &id, "--mode", "immediate", "--owner", "王五", "--measures", "补设栏杆"]);
+    device.ok(&["rectify", "start", &id]);
+    device.ok(&["rectify", "submit", &id, "--by", "王五"]);
+    let row = register_row(&device, &campaign, &id);
+    let path = format!("照片/{id}/IMG_0001.jpg");
+    assert_eq!(row["整改前照片"], path);
+    assert!(row.contains_key("复查结论") && row.contains_key("复查意见"), "{row:?}");
+
+    let out = root.path().join("导出");
+    fs::create_dir(&out).unwrap();
+    let register = out.join("台账.csv");
+    let told = device.ok(&["export", "csv", &campaign, "--out", register.to_str().unwrap(), "--photos"]);
+    assert!(told.contains("照片 1 张"), "{told}");
+    assert_eq!(fs::read(out.join(&path)).unwrap(), fs::read(&photo).unwrap());
+    // Again: the register and its photos are kept unless --force.
+    let said = device.fails(&["export", "csv", &campaign, "--out", register.to_str().unwrap(), "--photos"]);
+    assert!(said.contains("已存在"), "{said}");
+    device.ok(&["export", "csv", &campaign, "--out", register.to_str().unwrap(), "--photos", "--force"]);
 }

@@ -79,50 +79,37 @@ pub(crate) fn register(register: &Register, format: ExportFormat, photos: &Path)
 /// A file name a person can find: `隐患台账-<campaign>.<ext>`, with
 /// characters file systems refuse replaced.
 pub(crate) fn file_name(register: &Register, format: ExportFormat) -> String {
-    format!("隐患台账-{}.{}", safe(&register.name), format.extension())
+    let name = sync_core::register::file_name(&register.name);
+    format!("隐患台账-{}.{}", if name.is_empty() { "检查活动" } else { &name }, format.extension())
 }
 
 /// `name` made safe as a file name in an archive.
-fn safe(name: &str) -> String {
-    let clean: String =
-        name.chars().map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c }).collect();
-    let clean = clean.trim().trim_start_matches('.').to_owned();
-    if clean.is_empty() { "照片".to_owned() } else { clean }
-}
-
-/// The XLSX, then each photo the register names as
-/// `照片/<序号>[-整改后]-<file name>`, stored as it is (photos are compressed
-/// already). A photo HQ does not hold (yet) is listed in `缺少的照片.txt`.
+/// The XLSX, then each photo the register names, at the path its cell
+/// gives (`照片/<隐患编号>/<文件名>`), stored as it is (photos are
+/// compressed already). A photo HQ does not hold (yet) is listed in
+/// `缺少的照片.txt`.
 fn zip(register: &Register, photos: &Path) -> Result<Vec<u8>> {
     let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     archive.start_file(file_name(register, ExportFormat::Xlsx), stored)?;
     archive.write_all(&xlsx(register)?)?;
-    let mut taken = BTreeSet::new();
     let mut missing = Vec::new();
     let rows = register.enterprises.iter().flat_map(|(_, rows)| rows);
     for (row, row_photos) in rows.zip(&register.photos) {
         let number = &row[0];
-        for (sha, name, after) in row_photos {
-            let file = sync_core::ids::is_blob_name(sha).then(|| field_client::blob_path(photos, sha));
+        for photo in row_photos {
+            let file = sync_core::ids::is_blob_name(&photo.sha).then(|| field_client::blob_path(photos, &photo.sha));
             let Some(bytes) = file.and_then(|f| std::fs::read(f).ok()) else {
-                missing.push(format!("{number}\t{sha}\t{name}"));
+                missing.push(format!("{number}\t{}\t{}", photo.sha, photo.path));
                 continue;
             };
-            let stage = if *after { "-整改后" } else { "" };
-            let mut entry = format!("照片/{number}{stage}-{}", safe(name));
-            let mut n = 1;
-            while !taken.insert(entry.clone()) {
-                n += 1;
-                entry = format!("照片/{number}{stage}-{n}-{}", safe(name));
-            }
-            archive.start_file(entry, stored)?;
+            archive.start_file(photo.path.as_str(), stored)?;
             archive.write_all(&bytes)?;
         }
     }
     if !missing.is_empty() {
         archive.start_file("缺少的照片.txt", stored)?;
-        let text = format!("总部尚未收到以下照片（序号、SHA-256、设备上的文件名）：\n{}\n", missing.join("\n"));
+        let text = format!("总部尚未收到以下照片（序号、SHA-256、台账中的文件名）：\n{}\n", missing.join("\n"));
         archive.write_all(text.as_bytes())?;
     }
     Ok(archive.finish()?.into_inner())

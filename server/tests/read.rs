@@ -440,6 +440,8 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     assert_eq!(lines[0], sync_core::register::REGISTER_COLUMNS.join(","));
     assert_eq!(lines.len(), 3, "two findings; the deleted one is left out");
     assert!(lines[1].starts_with(&format!("1,{}", ids[1])) && lines[2].starts_with(&format!("2,{}", ids[2])));
+    // Photos by the file names an export folder holds them under, not hashes.
+    assert!(lines[1].contains(&format!("照片/{}/IMG_0001.jpg", ids[1])) && !lines[1].contains(&photo), "{}", lines[1]);
     let (status, _, _, xlsx) = http.download(&format!("{register}?format=xlsx")).await;
     assert_eq!(status, StatusCode::OK);
     let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).unwrap();
@@ -471,7 +473,9 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
     assert!(names.contains(&"隐患台账-联合检查.xlsx".to_owned()), "{names:?}");
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut archive.by_name("照片/1-IMG_0001.jpg").unwrap(), &mut bytes).unwrap();
+    // Where the register's cell says it is.
+    let path = format!("照片/{}/IMG_0001.jpg", ids[1]);
+    std::io::Read::read_to_end(&mut archive.by_name(&path).unwrap(), &mut bytes).unwrap();
     assert_eq!(sync_core::ids::sha256_hex(&bytes), photo);
     let mut listed = String::new();
     std::io::Read::read_to_string(&mut archive.by_name("缺少的照片.txt").unwrap(), &mut listed).unwrap();

@@ -3,6 +3,10 @@
 //! XLSX — takes its columns and rows from here, so they agree; a later
 //! column is added here once.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::doc::conflicts::{self, Conflict};
+use crate::ids::DocId;
 use crate::model::{Campaign, CampaignKind, Dossier, Hazard};
 use crate::rectification::{self, Loop};
 use crate::zone::Zone;
@@ -40,8 +44,10 @@ pub const REGISTER_COLUMNS: &[&str] = &[
     "整改后照片",
     "复查人",
     "复查日期",
+    "复查结论",
     "复查意见",
     "整改状态",
+    "待裁定冲突",
     "整改记录",
 ];
 
@@ -105,9 +111,74 @@ impl Place {
     }
 }
 
+/// A photo as an export folder holds it beside the register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhotoFile {
+    /// Its SHA-256, its name in a store.
+    pub sha: String,
+    /// Where it goes, relative to the register, as the register's photo
+    /// cells name it: `照片/<隐患编号>/<file name>`.
+    pub path: String,
+    /// Taken after rectification (its file name begins `整改后-`).
+    pub after: bool,
+}
+
+/// Hazard `id`'s photos as an export folder holds them, in the order its
+/// register row lists them: before rectification, then after. A file name
+/// taken twice in one hazard gets `-2`, `-3` before its extension; a name
+/// that cannot be a file name (empty, a path) is made one.
+pub fn photo_files(id: &str, h: &Hazard) -> Vec<PhotoFile> {
+    let mut taken = BTreeSet::new();
+    let before = h.photos.iter().map(|(sha, name)| (sha, name, false));
+    let after = rectification::photos_after(&h.rectification).map(|(sha, name)| (sha, name, true));
+    before
+        .chain(after)
+        .map(|(sha, name, after)| {
+            let mut name = file_name(name);
+            if name.is_empty() {
+                name = format!("照片-{}", sha.get(..12).unwrap_or(sha));
+            }
+            let name = format!("{}{name}", if after { "整改后-" } else { "" });
+            let (stem, extension) = match name.rsplit_once('.') {
+                Some((stem, extension)) if !stem.is_empty() => (stem.to_owned(), format!(".{extension}")),
+                _ => (name.clone(), String::new()),
+            };
+            let mut path = format!("照片/{id}/{name}");
+            let mut n = 1;
+            while !taken.insert(path.clone()) {
+                n += 1;
+                path = format!("照片/{id}/{stem}-{n}{extension}");
+            }
+            PhotoFile { sha: sha.clone(), path, after }
+        })
+        .collect()
+}
+
+/// `name` as a file name in any system: no path separators, control or
+/// reserved characters, no leading dot; empty when nothing is left.
+pub fn file_name(name: &str) -> String {
+    let clean: String =
+        name.chars().map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c }).collect();
+    clean.trim().trim_start_matches('.').to_owned()
+}
+
+/// The photos of the register of `dossiers` (as [`rows`] lists them).
+pub fn photos(dossiers: &[Dossier]) -> Vec<PhotoFile> {
+    dossiers
+        .iter()
+        .flat_map(|d| d.hazards.iter().filter(|(_, h)| !h.deleted).flat_map(|(id, h)| photo_files(id, h)))
+        .collect()
+}
+
 /// The row of hazard `id`, found at `place`, in the register, without its
 /// sequence number (the first column, given by whoever lists the rows).
-pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
+/// `open` are the conflicts of its dossier: while one is open on this
+/// hazard the row reads its graver value ([`conflicts::graver`]) and names
+/// the fields to decide.
+pub fn row(place: &Place, id: &str, h: &Hazard, open: &[Conflict]) -> Vec<String> {
+    let mut h = h.clone();
+    let undecided: Vec<&str> = conflicts::graver(&mut h, id, open).iter().map(|c| c.label).collect();
+    let h = &h;
     let lp = Loop::of(&h.rectification);
     let state = &lp.state;
     let plan = state.plan.as_ref();
@@ -115,7 +186,8 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
     let rectifiers: Vec<&str> = state.reports.iter().map(|r| r.rectified_by.as_str()).collect();
     let done_on = state.reports.iter().filter_map(|r| r.at.as_deref()).max();
     let verification = state.verification.as_ref();
-    let after = rectification::photos_after(&h.rectification).map(|(sha, _)| sha);
+    let files = photo_files(id, h);
+    let photos = |after: bool| files.iter().filter(|f| f.after == after).map(|f| f.path.as_str()).collect::<Vec<_>>();
     let mut status = state.status.label().to_owned();
     if !lp.disputes.is_empty() {
         status.push_str("（有分歧待审核）");
@@ -140,7 +212,7 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
         h.level.label().to_owned(),
         h.major_hazard_criterion.clone().unwrap_or_default(),
         h.legal_basis.clone(),
-        h.photos.keys().cloned().collect::<Vec<_>>().join(";"),
+        photos(false).join(";"),
         plan.map(|p| p.measures.clone()).unwrap_or_default(),
         plan.map(|p| p.owner.clone()).unwrap_or_default(),
         plan.map(|p| p.mode.label().to_owned()).unwrap_or_default(),
@@ -148,11 +220,13 @@ pub fn row(place: &Place, id: &str, h: &Hazard) -> Vec<String> {
         plan.map(|p| p.interim_control.clone()).unwrap_or_default(),
         rectifiers.join("、"),
         done_on.map(|at| day(&place.zone, at)).unwrap_or_default(),
-        after.cloned().collect::<Vec<_>>().join(";"),
+        photos(true).join(";"),
         verification.map(|v| v.verifier.clone()).unwrap_or_default(),
         verification.and_then(|v| v.at.as_deref()).map(|at| day(&place.zone, at)).unwrap_or_default(),
+        verification.map(|v| v.result.label().to_owned()).unwrap_or_default(),
         verification.map(|v| v.note.clone()).unwrap_or_default(),
         status,
+        undecided.join("、"),
         history(&lp, &place.zone),
     ]
 }
@@ -222,17 +296,19 @@ pub fn step_rows(place: &Place, id: &str, h: &Hazard) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The register of `campaign` from its `dossiers`: rows numbered from 1,
-/// by enterprise as given, then by when found; deleted findings left out.
-pub fn rows(campaign: &Campaign, dossiers: &[Dossier]) -> Vec<Vec<String>> {
+/// The register of `campaign` from its `dossiers`, each with the conflicts
+/// `open` on it: rows numbered from 1, by enterprise as given, then by when
+/// found; deleted findings left out.
+pub fn rows(campaign: &Campaign, dossiers: &[Dossier], open: &BTreeMap<DocId, Vec<Conflict>>) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for dossier in dossiers {
         let place = Place::of(campaign, dossier);
+        let open = open.get(&dossier.id).map_or(&[][..], Vec::as_slice);
         let mut hazards: Vec<(&String, &Hazard)> = dossier.hazards.iter().filter(|(_, h)| !h.deleted).collect();
         hazards.sort_by(|a, b| (&a.1.found_at, a.0).cmp(&(&b.1.found_at, b.0)));
         for (id, h) in hazards {
             let mut row = vec![(out.len() + 1).to_string()];
-            row.extend(self::row(&place, id, h));
+            row.extend(self::row(&place, id, h, open));
             out.push(row);
         }
     }
@@ -259,7 +335,7 @@ mod tests {
         }))
         .unwrap();
         let hazard = crate::doc::dossier::tests::sample_hazard("临边无防护");
-        assert_eq!(row(&Place::of(&campaign, &dossier), "H1", &hazard).len() + 1, REGISTER_COLUMNS.len());
+        assert_eq!(row(&Place::of(&campaign, &dossier), "H1", &hazard, &[]).len() + 1, REGISTER_COLUMNS.len());
         let mut d = dossier.clone();
         d.hazards.insert("H1".into(), hazard.clone());
         d.hazards.insert("H0".into(), Hazard { deleted: true, ..hazard });
@@ -279,7 +355,7 @@ mod tests {
             (steps[0][4].as_str(), steps[0][6].as_str(), steps[0][8].as_str()),
             ("2026-11-24 09:30", "检查员", "2026-11-30")
         );
-        let rows = rows(&campaign, &[d]);
+        let rows = rows(&campaign, &[d], &BTreeMap::new());
         assert_eq!(rows.len(), 1, "deleted findings are left out");
         assert_eq!((rows[0][0].as_str(), rows[0][1].as_str(), rows[0][5].as_str()), ("1", "H1", "2026-11-23"));
     }
@@ -300,7 +376,7 @@ mod tests {
             zone: Zone::named(zone).unwrap(),
         };
         let found_on = |zone: &str| {
-            row(&place(zone), "H1", &hazard)[REGISTER_COLUMNS.iter().position(|c| *c == "发现日期").unwrap() - 1]
+            row(&place(zone), "H1", &hazard, &[])[REGISTER_COLUMNS.iter().position(|c| *c == "发现日期").unwrap() - 1]
                 .clone()
         };
         assert_eq!(found_on("Asia/Shanghai"), "2026-12-07");

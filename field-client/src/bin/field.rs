@@ -515,6 +515,9 @@ enum ExportCmd {
         /// 写入的文件（默认输出到屏幕）
         #[arg(long)]
         out: Option<PathBuf>,
+        /// 同时把台账列出的照片写到台账旁的“照片”目录（需 --out）
+        #[arg(long, requires = "out")]
+        photos: bool,
         /// 文件已存在时覆盖它
         #[arg(long)]
         force: bool,
@@ -1781,6 +1784,8 @@ fn write_out(path: Option<&Path>, bytes: &[u8], force: bool) -> Result<()> {
 }
 
 fn export_cmd(store: &mut Store, out: &Out, cmd: ExportCmd) -> Result<()> {
+    // The register's photos, written beside it once it is written.
+    let mut photos = None;
     let (path, bytes, what, force) = match cmd {
         ExportCmd::Json { campaign, out: path, force } => {
             let id = campaign_id(store, &campaign)?;
@@ -1789,17 +1794,31 @@ fn export_cmd(store: &mut Store, out: &Out, cmd: ExportCmd) -> Result<()> {
             bytes.push(b'\n');
             (path, bytes, "JSON", force)
         }
-        ExportCmd::Csv { campaign, out: path, force } => {
+        ExportCmd::Csv { campaign, out: path, photos: with_photos, force } => {
             let id = campaign_id(store, &campaign)?;
             let data = export::campaign(store, &id)?;
-            (path, export::register_csv(&data)?, "隐患台账 CSV", force)
+            let open = export::open_conflicts(store, &data)?;
+            let csv = export::register_csv(&data, &open)?;
+            photos = with_photos.then_some(data);
+            (path, csv, "隐患台账 CSV", force)
         }
     };
     write_out(path.as_deref(), &bytes, force)?;
-    if let Some(p) = path {
-        let shown = std::path::absolute(&p).unwrap_or(p);
-        out.emit(json!({ "file": shown, "bytes": bytes.len() }), || {
-            format!("已导出{what}到 {}（{} 字节）", shown.display(), bytes.len())
+    let Some(p) = path else { return Ok(()) };
+    let shown = std::path::absolute(&p).unwrap_or(p);
+    out.emit(json!({ "file": shown, "bytes": bytes.len() }), || {
+        format!("已导出{what}到 {}（{} 字节）", shown.display(), bytes.len())
+    });
+    if let Some(data) = photos {
+        let dir = shown.parent().unwrap_or(Path::new("/"));
+        let (written, missing) = export::register_photos(store, &data, dir, force)?;
+        let folder = dir.join("照片");
+        out.emit(json!({ "photos": written, "photos_dir": folder, "missing_photos": missing }), || {
+            let mut text = format!("已写出台账列出的照片 {written} 张到 {}", folder.display());
+            if !missing.is_empty() {
+                text.push_str(&format!("；本机没有其中 {} 张：{}", missing.len(), missing.join("、")));
+            }
+            text
         });
     }
     Ok(())

@@ -2,11 +2,14 @@
 //! connection of its own ([`super::ReadModel::reader`]); parameters arrive
 //! checked (`http::query` parses them) and are bound, never spliced.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
 use serde::Serialize;
 use sync_core::codes::{AccidentType, CodeSystem};
+use sync_core::doc::conflicts::Conflict;
 use sync_core::model::{
     DocumentResult, Domain, HazardKind, HazardLevel, RectificationMode, RectificationStatus, ReviewItemKind,
     ReviewItems, Verdict,
@@ -888,6 +891,32 @@ pub(crate) fn conflicts(conn: &Connection, campaign: &str) -> Result<Option<Vec<
     Ok(Some(conflicts.collect::<Result<_, _>>()?))
 }
 
+/// The conflicts open on `campaign`'s hazards, by hazard, as the register
+/// reads them.
+fn open_conflicts(conn: &Connection, campaign: &str) -> Result<BTreeMap<String, Vec<Conflict>>> {
+    let mut statement = conn.prepare(
+        "SELECT record, path, field, critical, vals FROM conflicts
+         WHERE campaign_id = ?1 AND kind = 'field' ORDER BY dossier_id, n",
+    )?;
+    let mut open: BTreeMap<String, Vec<Conflict>> = BTreeMap::new();
+    let mut rows = statement.query([campaign])?;
+    while let Some(r) = rows.next()? {
+        let (record, path, field): (String, Option<String>, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let field = field.unwrap_or_default();
+        let conflict = Conflict {
+            path: path.unwrap_or_default(),
+            record: record.clone(),
+            label: sync_core::doc::conflicts::label(&field),
+            field,
+            critical: r.get(3)?,
+            values: serde_json::from_str(&r.get::<_, String>(4)?)?,
+            writers: Vec::new(),
+        };
+        open.entry(record).or_default().push(conflict);
+    }
+    Ok(open)
+}
+
 fn campaign_held(conn: &Connection, campaign: &str) -> Result<bool> {
     Ok(conn.query_row("SELECT 1 FROM campaigns WHERE id = ?1", [campaign], |_| Ok(())).optional()?.is_some())
 }
@@ -900,9 +929,9 @@ pub(crate) struct Register {
     /// Per enterprise (by code): its name and its rows, numbered from 1
     /// across the whole register.
     pub(crate) enterprises: Vec<(String, Vec<Vec<String>>)>,
-    /// The photos of each row, in row order: (SHA-256, file name on the
-    /// device, taken after rectification).
-    pub(crate) photos: Vec<Vec<(String, String, bool)>>,
+    /// The photos of each row, in row order, where the register's cells
+    /// say they are.
+    pub(crate) photos: Vec<Vec<sync_core::register::PhotoFile>>,
     /// The rectification steps of those hazards (`sync_core::register::
     /// STEP_COLUMNS`), numbered from 1, in the rows' order.
     pub(crate) steps: Vec<Vec<String>>,
@@ -921,9 +950,9 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
     let zone = Zone::named(&zone).unwrap_or_default();
     let kind = sync_core::model::CampaignKind::parse(&kind)
         .ok_or_else(|| anyhow::anyhow!("读模型中的检查活动类型无效：{kind}"))?;
+    let open = open_conflicts(conn, campaign)?;
     let mut statement = conn.prepare(
-        "SELECT h.enterprise_code, COALESCE(e.name, h.enterprise_code), COALESCE(e.project, ''), h.id, h.record,
-                h.photos, h.photos_after
+        "SELECT h.enterprise_code, COALESCE(e.name, h.enterprise_code), COALESCE(e.project, ''), h.id, h.record
          FROM hazards h
          LEFT JOIN enterprises e ON e.campaign_id = h.campaign_id AND e.code = h.enterprise_code
          WHERE h.campaign_id = ?1 AND NOT h.deleted
@@ -935,25 +964,17 @@ pub(crate) fn register(conn: &Connection, campaign: &str) -> Result<Option<Regis
     let mut photos = Vec::new();
     let mut steps: Vec<Vec<String>> = Vec::new();
     while let Some(r) = rows.next()? {
-        let before = serde_json::from_str::<std::collections::BTreeMap<String, String>>(&r.get::<_, String>(5)?)?;
-        let after = serde_json::from_str::<std::collections::BTreeMap<String, String>>(&r.get::<_, String>(6)?)?;
-        photos.push(
-            before
-                .into_iter()
-                .map(|(s, f)| (s, f, false))
-                .chain(after.into_iter().map(|(s, f)| (s, f, true)))
-                .collect(),
-        );
         let (code, enterprise, project): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let (id, record): (String, String) = (r.get(3)?, r.get(4)?);
         let hazard: sync_core::model::Hazard = serde_json::from_str(&record)?;
+        photos.push(sync_core::register::photo_files(&id, &hazard));
         if enterprises.last().is_none_or(|(c, _, _)| *c != code) {
             enterprises.push((code.clone(), enterprise.clone(), Vec::new()));
         }
         let place = sync_core::register::Place { enterprise, code, project, kind, zone: zone.clone() };
         n += 1;
         let mut row = vec![n.to_string()];
-        row.extend(sync_core::register::row(&place, &id, &hazard));
+        row.extend(sync_core::register::row(&place, &id, &hazard, open.get(&id).map_or(&[], Vec::as_slice)));
         for step in sync_core::register::step_rows(&place, &id, &hazard) {
             steps.push(std::iter::once((steps.len() + 1).to_string()).chain(step).collect());
         }
