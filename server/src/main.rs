@@ -464,6 +464,7 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
         Some(addr) => Some(bind(addr)?),
         None => None,
     };
+    let stop = stop_requested();
     println!("FieldSync 总部服务器已启动");
     println!("总部公钥：{}", hq.public_key());
     println!("同步地址：{}", endpoint.local_addr()?);
@@ -485,7 +486,7 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
     let quic = endpoint.clone();
     tokio::select! {
         () = sync::serve(endpoint, replica, register, credential, hq_key, metrics, log) => {}
-        () = stop_requested() => {
+        () = stop => {
             // What was acknowledged is durable already; what was not, a
             // device sends again. Devices are told why at once instead of
             // waiting out the idle timeout.
@@ -498,22 +499,40 @@ async fn run_server(data: &std::path::Path, args: ServeArgs, served: Served) -> 
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM (a service manager stopping the server).
-async fn stop_requested() {
+/// Ctrl-C, or SIGTERM (a service manager stopping the server), heard from
+/// the moment this is called, not from when the future is first polled: a
+/// signal sent as soon as the server says it is up is never missed (and
+/// never kills it uncleanly).
+fn stop_requested() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok()]
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let [terminate, interrupt] = &mut signals;
+            tokio::select! {
+                () = heard(terminate.as_mut()) => {}
+                () = heard(interrupt.as_mut()) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The next signal `signal` brings; never, where it could not be listened to.
+#[cfg(unix)]
+async fn heard(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
