@@ -192,6 +192,7 @@ fn door_after_a_broken_merge(doc: &Automerge, dossier_id: &DocId, n: usize) -> a
 
 fn sample(i: usize) -> anyhow::Result<Hazard> {
     Ok(Hazard {
+        subcontractor: String::new(),
         title: format!("第{i}处：脚手架连墙件设置不符合规范要求，存在架体失稳风险"),
         description:
             "外脚手架连墙件未按专项施工方案设置，东侧12至13层整层缺失，部分连墙件采用柔性连接，架体有外倾迹象，\

@@ -177,7 +177,7 @@ fn value_name(id: &str) -> Option<&'static str> {
         "reason" => "原因",
         "owner" | "by" | "inspector" => "姓名",
         "inspectors" => "人员",
-        "org" => "单位",
+        "org" | "subcontractor" | "unit" => "单位",
         "project" => "项目",
         "address" => "地址",
         "server" | "peer" | "listen" | "http" | "quic" => "地址",

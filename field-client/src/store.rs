@@ -1096,6 +1096,7 @@ mod tests {
         let (mut store, _, dossier_id) = store_with_dossier(dir.path());
         let photo = PhotoId::from_digest([7; 32]);
         let hazard = Hazard {
+            subcontractor: String::new(),
             title: "临边未设防护栏杆".into(),
             description: "3号楼5层东侧临边未设防护栏杆".into(),
             hazard_kind: HazardKind::UnsafeCondition,

@@ -339,8 +339,9 @@ fn register_row(device: &Device, campaign: &str, id: &str) -> std::collections::
 }
 
 /// The register names photos by where an export folder holds them, and
-/// `field export csv --photos` writes them there, beside the register;
-/// the verification's verdict has a column of its own.
+/// `field export csv --photos` writes them there, beside the register; the
+/// sub-contractor and the responsible unit (DOMAIN.md) have columns, and
+/// the verification's verdict one of its own.
 #[test]
 fn the_register_names_photos_a_person_can_find() {
     let root = TempDir::new().unwrap();
@@ -361,13 +362,30 @@ fn the_register_names_photos_a_person_can_find() {
         photo.to_str().unwrap(),
     ]);
     let id = added["id"].as_str().unwrap().to_owned();
-    device.ok(&["rectify", "plan", &id, "--mode", "immediate", "--owner", "王五", "--measures", "补设栏杆"]);
+    device.ok(&["hazard", "edit", &id, "--subcontractor", "宁夏某劳务分包有限公司"]);
+    device.ok(&[
+        "rectify",
+        "plan",
+        &id,
+        "--mode",
+        "immediate",
+        "--owner",
+        "王五",
+        "--unit",
+        "宁夏某劳务分包有限公司",
+        "--measures",
+        "补设栏杆",
+    ]);
     device.ok(&["rectify", "start", &id]);
     device.ok(&["rectify", "submit", &id, "--by", "王五"]);
     let row = register_row(&device, &campaign, &id);
     let path = format!("照片/{id}/IMG_0001.jpg");
     assert_eq!(row["整改前照片"], path);
     assert!(row.contains_key("复查结论") && row.contains_key("复查意见"), "{row:?}");
+    assert_eq!(
+        (row["分包单位"].as_str(), row["整改责任单位"].as_str()),
+        ("宁夏某劳务分包有限公司", "宁夏某劳务分包有限公司")
+    );
 
     let out = root.path().join("导出");
     fs::create_dir(&out).unwrap();

@@ -537,6 +537,7 @@ fn own_photos(store: &Store) -> anyhow::Result<Vec<String>> {
 fn hazard(rng: &mut Findings, inspector: &str, sha: &str) -> anyhow::Result<Hazard> {
     let (title, description, location, legal_basis, _) = rng.finding();
     Ok(Hazard {
+        subcontractor: String::new(),
         title,
         description,
         hazard_kind: HazardKind::UnsafeCondition,

@@ -455,8 +455,9 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
     );
     let site = book.worksheet_range("某建设集团").unwrap();
     assert_eq!(site.height(), 3);
-    assert_eq!(cell(&site, 0, 12), "隐患标题");
-    assert_eq!(cell(&site, 1, 12), "临边无防护");
+    let title = sync_core::register::REGISTER_COLUMNS.iter().position(|c| *c == "隐患标题").unwrap() as u32;
+    assert_eq!(cell(&site, 0, title), "隐患标题");
+    assert_eq!(cell(&site, 1, title), "临边无防护");
     let steps = book.worksheet_range("整改步骤").unwrap();
     assert_eq!(steps.height(), 2, "one step");
     assert_eq!((cell(&steps, 0, 4), cell(&steps, 1, 1)), ("步骤".into(), ids[1].clone()));

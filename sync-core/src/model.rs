@@ -323,6 +323,9 @@ pub struct Hazard {
     pub major_hazard_criterion: Option<String>,
     /// Where.
     pub location: Location,
+    /// The sub-contractor (分包单位) whose work it is in, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subcontractor: String,
     /// Legal basis (依据条款).
     #[serde(default)]
     pub legal_basis: String,
@@ -470,6 +473,9 @@ pub struct Step {
     /// Plan: the responsible person (整改责任人).
     #[serde(default)]
     pub owner: String,
+    /// Plan: the unit responsible (整改责任单位), beside the person.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub responsible_unit: String,
     /// Plan: the measures.
     #[serde(default)]
     pub measures: String,
@@ -518,6 +524,7 @@ impl Step {
             mode: None,
             deadline: None,
             owner: String::new(),
+            responsible_unit: String::new(),
             measures: String::new(),
             interim_control: String::new(),
             rectified_by: None,

@@ -46,6 +46,8 @@ pub struct Plan {
     pub deadline: Option<String>,
     /// The responsible person.
     pub owner: String,
+    /// The unit responsible (整改责任单位), if named.
+    pub responsible_unit: String,
     /// The measures.
     pub measures: String,
     /// Interim controls.
@@ -216,6 +218,7 @@ fn initial(r: &Rectification) -> State {
         mode,
         deadline: r.deadline.clone(),
         owner: r.owner.clone(),
+        responsible_unit: String::new(),
         measures: r.measures.clone(),
         interim_control: r.interim_control.clone(),
     });
@@ -351,6 +354,7 @@ fn apply(mut state: State, id: &str, step: &Step) -> State {
                 mode,
                 deadline: step.deadline.clone(),
                 owner: step.owner.clone(),
+                responsible_unit: step.responsible_unit.clone(),
                 measures: step.measures.clone(),
                 interim_control: step.interim_control.clone(),
             });

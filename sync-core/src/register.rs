@@ -18,6 +18,7 @@ pub const REGISTER_COLUMNS: &[&str] = &[
     "被检查单位",
     "统一社会信用代码",
     "工程项目",
+    "分包单位",
     "发现日期",
     "排查类型",
     "检查人员",
@@ -35,6 +36,7 @@ pub const REGISTER_COLUMNS: &[&str] = &[
     "依据条款",
     "整改前照片",
     "整改措施",
+    "整改责任单位",
     "整改责任人",
     "整改方式",
     "整改期限",
@@ -64,6 +66,7 @@ pub const STEP_COLUMNS: &[&str] = &[
     "记录人身份",
     "整改方式",
     "整改期限",
+    "整改责任单位",
     "整改责任人",
     "整改措施",
     "临时管控措施",
@@ -197,6 +200,7 @@ pub fn row(place: &Place, id: &str, h: &Hazard, open: &[Conflict]) -> Vec<String
         place.enterprise.clone(),
         place.code.clone(),
         place.project.clone(),
+        h.subcontractor.clone(),
         day(&place.zone, &h.found_at),
         screening_type(place.kind).to_owned(),
         h.inspector.clone(),
@@ -214,6 +218,7 @@ pub fn row(place: &Place, id: &str, h: &Hazard, open: &[Conflict]) -> Vec<String
         h.legal_basis.clone(),
         photos(false).join(";"),
         plan.map(|p| p.measures.clone()).unwrap_or_default(),
+        plan.map(|p| p.responsible_unit.clone()).unwrap_or_default(),
         plan.map(|p| p.owner.clone()).unwrap_or_default(),
         plan.map(|p| p.mode.label().to_owned()).unwrap_or_default(),
         plan.and_then(|p| p.deadline.clone()).unwrap_or_default(),
@@ -283,6 +288,7 @@ pub fn step_rows(place: &Place, id: &str, h: &Hazard) -> Vec<Vec<String>> {
                 role.unwrap_or_default().to_owned(),
                 s.mode.map(|m| m.label().to_owned()).unwrap_or_default(),
                 s.deadline.clone().unwrap_or_default(),
+                s.responsible_unit.clone(),
                 s.owner.clone(),
                 s.measures.clone(),
                 s.interim_control.clone(),
@@ -357,7 +363,8 @@ mod tests {
         );
         let rows = rows(&campaign, &[d], &BTreeMap::new());
         assert_eq!(rows.len(), 1, "deleted findings are left out");
-        assert_eq!((rows[0][0].as_str(), rows[0][1].as_str(), rows[0][5].as_str()), ("1", "H1", "2026-11-23"));
+        let found = REGISTER_COLUMNS.iter().position(|c| *c == "发现日期").unwrap();
+        assert_eq!((rows[0][0].as_str(), rows[0][1].as_str(), rows[0][found].as_str()), ("1", "H1", "2026-11-23"));
     }
 
     /// Found at 02:47 Beijing time on 12-07: the register says 12-07 (not

@@ -380,6 +380,7 @@ fn final_value(d: &sync_core::model::Dossier, path: &str) -> Option<String> {
 
 fn new_hazard(title: &str) -> Hazard {
     Hazard {
+        subcontractor: String::new(),
         title: title.into(),
         description: "现场发现：".into(),
         hazard_kind: HazardKind::UnsafeCondition,

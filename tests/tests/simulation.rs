@@ -736,6 +736,7 @@ fn refused_work(am: &Automerge, hq: Option<&Automerge>, refusable: &[ActorId]) -
 
 fn hazard(title: &str) -> Hazard {
     Hazard {
+        subcontractor: String::new(),
         title: title.into(),
         description: String::new(),
         hazard_kind: HazardKind::UnsafeCondition,

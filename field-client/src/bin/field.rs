@@ -259,6 +259,9 @@ struct HazardFields {
     /// 隐患部位
     #[arg(long)]
     location: Option<String>,
+    /// 分包单位（隐患所在作业的分包单位）
+    #[arg(long)]
+    subcontractor: Option<String>,
     /// GPS 坐标：纬度,经度
     #[arg(long)]
     gps: Option<String>,
@@ -349,6 +352,9 @@ enum RectifyCmd {
         /// 整改责任人
         #[arg(long)]
         owner: String,
+        /// 整改责任单位（如 某劳务分包公司）
+        #[arg(long, default_value = "")]
+        unit: String,
         /// 整改措施
         #[arg(long)]
         measures: String,
@@ -1257,6 +1263,7 @@ impl HazardFields {
             level: self.level,
             criterion: self.criterion,
             location: self.location,
+            subcontractor: self.subcontractor,
             gps,
             basis: self.basis,
         })
@@ -1522,9 +1529,17 @@ fn describe_loop(lp: &Loop, zone: &Zone) -> String {
 
 fn rectify_cmd(store: &mut Store, out: &Out, cmd: RectifyCmd) -> Result<()> {
     let (hazard, step) = match cmd {
-        RectifyCmd::Plan { hazard, mode, deadline, owner, measures, interim } => (
+        RectifyCmd::Plan { hazard, mode, deadline, owner, unit, measures, interim } => (
             hazard,
-            Step { mode: Some(mode), deadline, owner, measures, interim_control: interim, ..Step::new(StepKind::Plan) },
+            Step {
+                mode: Some(mode),
+                deadline,
+                owner,
+                responsible_unit: unit,
+                measures,
+                interim_control: interim,
+                ..Step::new(StepKind::Plan)
+            },
         ),
         RectifyCmd::Start { hazard } => (hazard, Step::new(StepKind::Start)),
         RectifyCmd::Submit { hazard, by, photo } => {

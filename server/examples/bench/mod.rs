@@ -127,6 +127,7 @@ pub(crate) fn record_site(
         let id = new_entity_id()?;
         let (title, description, location, legal_basis, photos) = texts.finding();
         let mut hazard = Hazard {
+            subcontractor: String::new(),
             title,
             description,
             hazard_kind: HazardKind::UnsafeCondition,

@@ -498,6 +498,7 @@ mod tests {
     /// A general hazard titled `title`, found at `found_at`, nothing planned.
     fn hazard(title: &str, found_at: &str) -> Hazard {
         Hazard {
+            subcontractor: String::new(),
             title: title.into(),
             description: "外架连墙件缺失".into(),
             hazard_kind: HazardKind::UnsafeCondition,

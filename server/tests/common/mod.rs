@@ -203,6 +203,7 @@ pub fn add_enterprise(store: &mut Store, c: &DocId, code: &str, name: &str) {
 
 pub fn hazard(title: &str) -> Hazard {
     Hazard {
+        subcontractor: String::new(),
         title: title.into(),
         description: "现场发现".into(),
         hazard_kind: HazardKind::UnsafeCondition,

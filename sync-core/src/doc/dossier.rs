@@ -37,6 +37,8 @@ pub struct HazardInput {
     pub criterion: Option<String>,
     /// Where, in words.
     pub location: Option<String>,
+    /// The sub-contractor whose work it is in.
+    pub subcontractor: Option<String>,
     /// Where, as a GPS point.
     pub gps: Option<GeoPoint>,
     /// The clause it breaks.
@@ -71,6 +73,9 @@ impl HazardInput {
         }
         if let Some(v) = self.location {
             h.location.text = v;
+        }
+        if let Some(v) = self.subcontractor {
+            h.subcontractor = v;
         }
         if let Some(v) = self.gps {
             h.location.gps = Some(v);
@@ -115,6 +120,7 @@ pub fn new_hazard(
     found_at: String,
 ) -> Result<Hazard, ModelError> {
     let mut hazard = Hazard {
+        subcontractor: String::new(),
         title: String::new(),
         description: String::new(),
         hazard_kind: HazardKind::UnsafeCondition,
@@ -413,6 +419,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample_hazard(title: &str) -> Hazard {
         Hazard {
+            subcontractor: String::new(),
             title: title.into(),
             description: "外架连墙件缺失".into(),
             hazard_kind: HazardKind::UnsafeCondition,
