@@ -346,11 +346,11 @@ impl Lab {
         Ok(all)
     }
 
-    /// With HQ down: its stores pass SQLite's integrity check, and it holds
-    /// every change and photo the `holders` have its receipt for and all
-    /// the work of every claim. Photos in `verified` were read whole at an
-    /// earlier kill (their files are never rewritten): their presence is
-    /// enough.
+    /// With HQ down: its stores and the `holders'` pass SQLite's integrity
+    /// check, and it holds every change and photo the `holders` have its
+    /// receipt for and all the work of every claim. Photos in `verified`
+    /// were read whole at an earlier kill (their files are never rewritten):
+    /// their presence is enough.
     fn check_hq(&self, holders: &[PathBuf], claims: &[Claim], verified: &mut HashSet<String>) -> anyhow::Result<Found> {
         let mut found = Found::default();
         for file in ["sync/store.db", "hq.db", "read.db"] {
@@ -362,6 +362,11 @@ impl Lab {
         }
         let mut hq = Held { home: self.data.join("sync"), docs: HashMap::new(), verified };
         for holder in holders {
+            // The devices' stores too, read beside the processes using them.
+            if !intact(&holder.join("store.db")) {
+                eprintln!("{}'s store fails its integrity check", holder.display());
+                found.corrupt_stores += 1;
+            }
             let db = read_only(&holder.join("store.db"))?;
             let mut receipts = db.prepare("SELECT body FROM receipts")?;
             for body in receipts.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
