@@ -15,6 +15,11 @@ const CODE: &str = "91640200MA76XYW123";
 
 /// A device with one campaign; returns it and the campaign's id.
 fn inspector(root: &Path) -> (Device, String) {
+    inspector_in(root, sync_core::zone::DEFAULT)
+}
+
+/// As [`inspector`], the campaign kept in time zone `zone`.
+fn inspector_in(root: &Path, zone: &str) -> (Device, String) {
     let device = Device::new(root, "张三");
     let campaign = device.json(&[
         "campaign",
@@ -27,6 +32,8 @@ fn inspector(root: &Path) -> (Device, String) {
         "2026-11-24",
         "--end",
         "2026-11-25",
+        "--time-zone",
+        zone,
     ])["id"]
         .as_str()
         .unwrap()
@@ -230,25 +237,8 @@ fn long_texts_come_from_files_within_the_limits() {
 #[test]
 fn dates_people_read_are_local() {
     let root = TempDir::new().unwrap();
-    let device = Device::new(root.path(), "张三");
     // UTC+14: its day is not UTC's for ten hours of every day.
-    let campaign = device.json(&[
-        "campaign",
-        "create",
-        "--name",
-        "远方检查",
-        "--kind",
-        "construction",
-        "--start",
-        "2026-11-24",
-        "--end",
-        "2026-11-25",
-        "--time-zone",
-        "Pacific/Kiritimati",
-    ])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (device, campaign) = inspector_in(root.path(), "Pacific/Kiritimati");
     device.ok(&["campaign", "add-enterprise", &campaign, "--name", "宁夏某建设集团有限公司", "--code", CODE]);
     let id = device.json(&["hazard", "add", &campaign, CODE, "--title", "临边无防护", "--accident-type", "09"])["id"]
         .as_str()

@@ -337,7 +337,7 @@ impl Lab {
                 std::thread::sleep(Duration::from_millis(500));
             }
             if safe {
-                claim(shared, tablet.name, &tablet.home, own_photos(&store)?)?;
+                claim(shared, tablet.name, &tablet.home, held_photos(&store)?)?;
             } else {
                 eprintln!("{} is not safe to leave after a minute of syncing: {:?}", tablet.name, store.standing()?);
             }
@@ -495,7 +495,7 @@ fn work(
         let sync = store.sync_reporting(Some(target), to_hq, &|_| {});
         let synced = runtime.block_on(async { tokio::time::timeout(SYNC_LIMIT, sync).await });
         match synced {
-            Ok(Ok(_)) if store.standing()?.safe_to_leave() => claim(shared, name, home, own_photos(&store)?)?,
+            Ok(Ok(_)) if store.standing()?.safe_to_leave() => claim(shared, name, home, held_photos(&store)?)?,
             Ok(_) => {}
             Err(_) => {
                 drop(store);
@@ -530,8 +530,9 @@ fn claim(shared: &Shared, tablet: &str, home: &Path, photos: Vec<String>) -> any
     Ok(())
 }
 
-/// The photos the tablet's own hazards name.
-fn own_photos(store: &Store) -> anyhow::Result<Vec<String>> {
+/// Every photo the tablet holds: its own, and any that came to it (which
+/// came from HQ, so HQ holds them too).
+fn held_photos(store: &Store) -> anyhow::Result<Vec<String>> {
     let db = read_only(&store.home().join("store.db"))?;
     let mut blobs = db.prepare("SELECT sha256 FROM blobs")?;
     let all = blobs.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;

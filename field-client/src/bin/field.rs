@@ -1431,7 +1431,7 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
                         c.label,
                         values.join(" / "),
                         r.dossier,
-                        &r.record.as_str()[..10],
+                        r.record.as_str().get(..10).unwrap_or(r.record.as_str()),
                         c.label
                     ));
                 }
