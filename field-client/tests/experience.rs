@@ -115,11 +115,11 @@ fn a_closed_pipe_ends_quietly() {
     }
 }
 
-/// Enrolls `device` with an HQ at `server` (a credential signed here with
-/// a stand-in HQ key).
-fn enroll(device: &Device, server: &str) {
+/// Enrolls `device` as `name` in `role` with an HQ at `server` (a
+/// credential signed here with a stand-in HQ key).
+fn enroll_as(device: &Device, name: &str, role: sync_core::credential::Role, server: &str) {
     use serde_bytes::ByteBuf;
-    use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
+    use sync_core::credential::{Credential, Enrollment, Scope, SignedCredential};
     use sync_core::identity::DeviceKey;
     let hq = DeviceKey::from_seed([7; 32]);
     let key: sync_core::identity::DevicePublicKey = device.key().parse().unwrap();
@@ -128,14 +128,19 @@ fn enroll(device: &Device, server: &str) {
         Credential {
             serial: 1,
             device: ByteBuf::from(key.to_bytes().to_vec()),
-            name: "张三".into(),
-            role: Role::Inspector,
+            name: name.into(),
+            role,
             scope: Scope::default(),
             not_before: 0,
             not_after: i64::MAX,
         },
     );
     device.ok(&["enroll", &Enrollment { hq: hq.public(), server: server.into(), credential }.to_string()]);
+}
+
+/// Enrolls `device` as the inspector 张三.
+fn enroll(device: &Device, server: &str) {
+    enroll_as(device, "张三", sync_core::credential::Role::Inspector, server);
 }
 
 /// Where HQ's address has nothing listening, `field sync` run from a
@@ -387,4 +392,95 @@ fn the_register_names_photos_a_person_can_find() {
     let said = device.fails(&["export", "csv", &campaign, "--out", register.to_str().unwrap(), "--photos"]);
     assert!(said.contains("已存在"), "{said}");
     device.ok(&["export", "csv", &campaign, "--out", register.to_str().unwrap(), "--photos", "--force"]);
+}
+
+/// A station relay running as `field --json relay`, its console read line
+/// by line; stopped however the test ends.
+struct Relay {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Where it listens.
+    addr: String,
+}
+
+impl Relay {
+    fn start(station: &Device, forward_every: u64) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(field_bin())
+            .env("FIELD_HOME", &station.home)
+            .env_remove("RUST_LOG")
+            .args(["--json", "relay", "--listen", "127.0.0.1:0", "--forward-every", &forward_every.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let ready = lines.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        let addr = ready.split_once('：').and_then(|(_, rest)| rest.split_once('（')).unwrap().0.to_owned();
+        Self { child, lines, addr }
+    }
+
+    /// The console's next event (a JSON line) within `wait`, if any.
+    fn event(&self, wait: std::time::Duration) -> Option<serde_json::Value> {
+        let line = self.lines.recv_timeout(wait).ok()?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}")))
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tablet and the station's relay count the changes of their sync the
+/// same way, as what the other side did not have: a tablet does not count
+/// as sent the colleague's work it carries that the relay already holds.
+#[test]
+fn the_relay_and_the_tablets_count_changes_alike() {
+    use sync_core::credential::Role;
+    let root = TempDir::new().unwrap();
+    let (a, b, campaign) = team(root.path());
+    let station = Device::new(root.path(), "城关安监站");
+    // HQ's address answers nothing: the relay keeps what it gets.
+    for (device, name, role) in
+        [(&a, "张三", Role::Inspector), (&b, "李四", Role::Inspector), (&station, "城关安监站", Role::Station)]
+    {
+        enroll_as(device, name, role, "127.0.0.1:9");
+    }
+    let relay = Relay::start(&station, 3600);
+    let served = |name: &str| loop {
+        let event = relay.event(std::time::Duration::from_secs(30)).expect("the relay fell silent");
+        if event["event"] == "served" && event["device"] == name {
+            return event;
+        }
+    };
+    // 张三's morning reaches 李四 on a USB stick; 张三 goes on, then syncs
+    // first; 李四 adds one finding of his own and syncs after.
+    a.ok(&["hazard", "add", &campaign, CODE, "--title", "配电箱无门锁", "--accident-type", "05"]);
+    exchange(&a, &b, root.path(), "morning.fsb");
+    a.ok(&["hazard", "add", &campaign, CODE, "--title", "洞口未设防护栏", "--accident-type", "06"]);
+    let tablet = a.json(&["sync", "--peer", &relay.addr]);
+    let at_relay = served("张三");
+    assert_eq!(
+        (&tablet["sent"], &tablet["received"]),
+        (&at_relay["received"], &at_relay["sent"]),
+        "{tablet} {at_relay}"
+    );
+    b.ok(&["hazard", "add", &campaign, CODE, "--title", "塔吊限位失效", "--accident-type", "04"]);
+    let tablet = b.json(&["sync", "--peer", &relay.addr]);
+    let at_relay = served("李四");
+    assert_eq!(
+        (&tablet["sent"], &tablet["received"]),
+        (&at_relay["received"], &at_relay["sent"]),
+        "{tablet} {at_relay}"
+    );
+    // What moved: 李四's one finding went up, 张三's later one came down.
+    assert_eq!((tablet["sent"].as_u64(), tablet["received"].as_u64()), (Some(1), Some(1)), "{tablet}");
 }

@@ -229,7 +229,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ),
         ("receipts", Message::Receipts { receipts: vec![receipt] }),
         ("sent", Message::Sent { count: 1 }),
-        ("done", Message::Done),
+        ("done", Message::Done { stored: Some(1) }),
         (
             "quarantined",
             Message::Quarantined { doc: dossier_id.to_string(), message: "总部已拒收".into(), rejected: true },

@@ -50,7 +50,9 @@ fn vectors() -> Value {
             },
         ),
         ("sent", Message::Sent { count: 1 }),
-        ("done", Message::Done),
+        ("done", Message::Done { stored: Some(3) }),
+        // As a peer of an earlier version sends it: no count.
+        ("done_uncounted", Message::Done { stored: None }),
         (
             "quarantined",
             Message::Quarantined { doc: campaign.to_string(), message: "文档结构无效".into(), rejected: false },

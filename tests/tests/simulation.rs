@@ -535,7 +535,7 @@ impl World {
                 // Reordered: the next one overtakes it. Never `Done`, the
                 // last thing on the stream: QUIC delivers a stream's data
                 // in order, so a peer sees every verdict before `Done`.
-                5..=6 if live.queues[from].front().is_some_and(|next| !matches!(next, Message::Done)) => {
+                5..=6 if live.queues[from].front().is_some_and(|next| !matches!(next, Message::Done { .. })) => {
                     let next = live.queues[from].pop_front().unwrap();
                     live.queues[from].push_front(message);
                     live.inputs.push((1 - from, Input::Message(next)));

@@ -703,9 +703,7 @@ impl Told {
 fn relay_event(out: &Out, event: RelayEvent, every: u64, told: &Told) {
     let hq_down = &told.hq_down;
     let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
-    let moved = |summary: &Summary| {
-        (summary.sent.values().sum::<usize>(), summary.received.values().sum::<usize>(), summary.receipts)
-    };
+    let moved = |summary: &Summary| (summary.delivered(), summary.stored(), summary.receipts);
     let photo_counts =
         |photos: &Result<PhotoReport, NetError>| photos.as_ref().map_or((0, 0), |p| (p.sent, p.received));
     let photo_errors = |photos: &Result<PhotoReport, NetError>| match photos {
@@ -876,8 +874,7 @@ fn run(cli: Cli) -> Result<()> {
             bar.finish_and_clear();
             let report = report?;
             let summary = report.summary;
-            let sent: usize = summary.sent.values().sum();
-            let received: usize = summary.received.values().sum();
+            let (sent, received) = (summary.delivered(), summary.stored());
             let photos = report.photos.as_ref().ok();
             let mut photo_errors: Vec<String> = photos.map(|p| p.failed.clone()).unwrap_or_default();
             if let Err(error) = &report.photos {

@@ -166,7 +166,14 @@ pub enum Message {
     },
     /// The sender has durably stored everything the receiver sent (and the
     /// receiver's `Sent` arrived). A session ends when both sides sent it.
-    Done,
+    Done {
+        /// How many of the receiver's changes were new to the sender and
+        /// stored: both sides then count what moved alike (the receiver may
+        /// have sent changes the sender held already). `None` from a peer
+        /// of an earlier version, which did not say.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stored: Option<u32>,
+    },
     /// The sender kept changes of one `changes` message aside for review
     /// (its quarantine) instead of storing them: signed, but they would
     /// make the document invalid, or their author's credential was revoked
@@ -268,7 +275,8 @@ mod tests {
             Message::Hello { version: 1, credential: ByteBuf::from(vec![1, 2, 3]), revocations: None },
             Message::Catalog { docs: vec![DocHeads { id: "cmp-00".into(), heads: vec![ByteBuf::from(vec![7; 32])] }] },
             Message::Sent { count: 2 },
-            Message::Done,
+            Message::Done { stored: Some(2) },
+            Message::Done { stored: None },
             Message::Refused { code: RefusalCode::Credential, message: "凭证已过期".into() },
         ];
         let stream: Vec<u8> = messages.iter().flat_map(Message::to_frame).collect();

@@ -445,7 +445,7 @@ mod tests {
         }
         assert_eq!(out, messages);
         // A document message is not a photo message.
-        let done = crate::sync::message::Message::Done.to_frame();
+        let done = crate::sync::message::Message::Done { stored: Some(1) }.to_frame();
         assert!(PhotoMessage::from_body(&done[4..]).is_err());
     }
 }

@@ -135,6 +135,10 @@ pub struct Summary {
     pub sent: BTreeMap<DocId, usize>,
     /// Changes received and stored, per document.
     pub received: BTreeMap<DocId, usize>,
+    /// Changes of ours the peer stored, as its `done` said (`None`: a
+    /// peer of an earlier version did not say): fewer than [`Self::sent`]
+    /// where the peer held some already.
+    pub peer_stored: Option<usize>,
     /// Receipts received.
     pub receipts: usize,
     /// Heads both sides now hold, per document: store as checkpoints.
@@ -150,6 +154,20 @@ pub struct Summary {
     /// Documents whose changes HQ has already rejected, and why: decided,
     /// nobody need act.
     pub rejected: BTreeMap<DocId, String>,
+}
+
+impl Summary {
+    /// Changes that went to the peer and were new to it, counted as the
+    /// peer counts what it received: what it said it stored, else (an
+    /// earlier version's peer) what was sent.
+    pub fn delivered(&self) -> usize {
+        self.peer_stored.unwrap_or_else(|| self.sent.values().sum())
+    }
+
+    /// Changes that came from the peer and were new here, stored.
+    pub fn stored(&self) -> usize {
+        self.received.values().sum()
+    }
 }
 
 /// Why a session failed. Each closes only that session.
@@ -530,7 +548,10 @@ impl Session {
                 };
             }
             // The peer stored all we sent; our own writes may still be under way.
-            (Phase::Exchanging, Message::Done) if self.peer_sent.is_some() => self.peer_done = true,
+            (Phase::Exchanging, Message::Done { stored }) if self.peer_sent.is_some() => {
+                self.summary.peer_stored = stored.map(|n| n as usize);
+                self.peer_done = true;
+            }
             (_, other) => return Err(SyncError::Protocol(format!("此时不应收到 {}", kind(&other)))),
         }
         Ok(())
@@ -1045,7 +1066,8 @@ impl Session {
             return;
         }
         if !self.sent_done {
-            out.push(Effect::Send(Message::Done));
+            let stored = u32::try_from(self.summary.stored()).unwrap_or(u32::MAX);
+            out.push(Effect::Send(Message::Done { stored: Some(stored) }));
             self.sent_done = true;
         }
         if self.peer_done {
@@ -1089,7 +1111,7 @@ fn kind(message: &Message) -> &'static str {
         Message::Changes { .. } => "Changes",
         Message::Receipts { .. } => "Receipts",
         Message::Sent { .. } => "Sent",
-        Message::Done => "Done",
+        Message::Done { .. } => "Done",
         Message::Quarantined { .. } => "Quarantined",
         Message::Refused { .. } => "Refused",
     }
@@ -1381,7 +1403,7 @@ mod tests {
         effects.extend(session.run(replica, hello(&SignedCredential::issue(&s.hq, peer))));
         effects.extend(session.run(replica, Input::Message(Message::Catalog { docs: Vec::new() })));
         effects.extend(session.run(replica, Input::Message(Message::Sent { count: 0 })));
-        effects.extend(session.run(replica, Input::Message(Message::Done)));
+        effects.extend(session.run(replica, Input::Message(Message::Done { stored: Some(0) })));
         assert_eq!(closed_with(&effects), None);
         let sent = effects
             .iter()
@@ -1497,7 +1519,7 @@ mod tests {
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
 
         let mut session = server(&s, None);
-        let effects = session.run(&EMPTY, Input::Message(Message::Done));
+        let effects = session.run(&EMPTY, Input::Message(Message::Done { stored: Some(0) }));
         assert!(matches!(closed_with(&effects), Some(SyncError::Protocol(_))));
     }
 
@@ -1665,14 +1687,14 @@ mod tests {
         assert!(matches!(&asked[..], [Effect::Load { doc, whole: false }] if *doc == campaign), "{asked:?}");
         // The peer's count and end arrive before the document is ready.
         assert!(session.handle(NOW, &EMPTY, Input::Message(Message::Sent { count: 1 })).is_empty());
-        assert!(session.handle(NOW, &EMPTY, Input::Message(Message::Done)).is_empty());
+        assert!(session.handle(NOW, &EMPTY, Input::Message(Message::Done { stored: Some(0) })).is_empty());
         let loaded = session.handle(NOW, &EMPTY, Input::Loaded(campaign.clone()));
         let token = match &loaded[..] {
             [Effect::Persist { token, doc, .. }] if *doc == campaign => *token,
             other => panic!("{other:?}"),
         };
         let finished = session.handle(NOW, &EMPTY, Input::Persisted { token, receipt: None });
-        assert!(matches!(&finished[..], [Effect::Send(Message::Done), Effect::Finished(_)]), "{finished:?}");
+        assert!(matches!(&finished[..], [Effect::Send(Message::Done { .. }), Effect::Finished(_)]), "{finished:?}");
         // A document nobody asked for is a driver's mistake, refused.
         let mut session = server(&s, None);
         let stray = session.handle(NOW, &EMPTY, Input::Loaded(campaign));
