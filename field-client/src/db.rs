@@ -51,6 +51,8 @@ const MIGRATIONS: &[&str] = &[
 pub(crate) struct Db {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Opened to look only, while another process holds the store.
+    read_only: bool,
 }
 
 impl Drop for Db {
@@ -200,10 +202,38 @@ impl Db {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
+        Self::serving(conn, false)
+    }
+
+    /// Opens the database to read only, beside the process that holds the
+    /// store and writes it (WAL: each read sees what was committed when it
+    /// began). Writes are refused.
+    pub(crate) fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let version = user_version(&conn)?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::NewerStore { found: version, supported: MIGRATIONS.len() });
+        }
+        if version < MIGRATIONS.len() {
+            return Err(StoreError::Invalid(
+                "本地数据库需要升级后才能查看，请等正在使用它的 field 程序结束后再试".into(),
+            ));
+        }
+        Self::serving(conn, true)
+    }
+
+    fn serving(conn: Connection, read_only: bool) -> Result<Self, StoreError> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let thread =
             thread::Builder::new().name("field-store".into()).spawn(move || serve(conn, rx)).map_err(StoreError::Io)?;
-        Ok(Self { jobs: Some(jobs), thread: Some(thread) })
+        Ok(Self { jobs: Some(jobs), thread: Some(thread), read_only })
+    }
+
+    /// Whether this database was opened to read only.
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -242,6 +272,9 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Job::Write(
             batch,
@@ -260,6 +293,10 @@ impl Db {
         let reply: Box<dyn FnOnce(Result<(), StoreError>) + Send> = Box::new(move |result| {
             let _ = tx.send(result);
         });
+        if self.read_only {
+            reply(Err(StoreError::ReadOnly));
+            return rx;
+        }
         // A gone thread drops `reply`, and the receiver reports that.
         let _ = self.send(Job::Write(batch, reply));
         rx
@@ -791,9 +828,14 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
 
 /// Brings the schema to the newest version; each migration runs once, in
 /// its own transaction, tracked by `PRAGMA user_version`.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// The schema version the database is at (migrations applied).
+fn user_version(conn: &Connection) -> Result<usize, StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    Ok(usize::try_from(version).unwrap_or(usize::MAX))
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version = user_version(conn)?;
     if version > MIGRATIONS.len() {
         return Err(StoreError::NewerStore { found: version, supported: MIGRATIONS.len() });
     }

@@ -45,6 +45,9 @@ pub enum StoreError {
     /// Another process holds the store.
     #[error("另一个 field 程序正在使用 {0}，请等它结束后再试")]
     Locked(PathBuf),
+    /// The store was opened to look only (another process holds it).
+    #[error("另一个 field 程序（如安监站中转）正在使用本机数据，现在只能查看，不能修改；请等它结束后再试")]
+    ReadOnly,
     /// The store was written by a newer version.
     #[error("本地数据库版本 {found} 比本程序支持的 {supported} 新，请升级 field")]
     NewerStore {

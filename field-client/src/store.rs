@@ -72,7 +72,8 @@ pub struct Store {
     /// it: the session's next reads of it (`checkpoint`, `whole`) use this
     /// instead of reading the store again.
     pub(crate) warmed: std::cell::RefCell<Option<Warmed>>,
-    _lock: File,
+    /// The lock that keeps a second writer out (`None`: opened to look only).
+    _lock: Option<File>,
 }
 
 /// What `warm` read of a document about to go whole to `peer`.
@@ -170,7 +171,7 @@ impl Store {
             Write::Meta { key: "nonce", value: nonce.to_vec() },
             Write::Meta { key: "name", value: name.trim().as_bytes().to_vec() },
         ])?;
-        Self::assemble(home, db, seed, nonce, name.trim().to_owned(), lock)
+        Self::assemble(home, db, seed, nonce, name.trim().to_owned(), Some(lock))
     }
 
     /// Opens the store in `home`.
@@ -180,12 +181,26 @@ impl Store {
             return Err(StoreError::NotInitialized(home.to_path_buf()));
         }
         let lock = lock(home)?;
+        Self::opened(home, Db::open(&home.join("store.db"))?, Some(lock))
+    }
+
+    /// Opens the store in `home` to look only, beside the process that
+    /// holds it (a station relay): reads see what that process has
+    /// committed; every write is refused with [`StoreError::ReadOnly`].
+    pub fn open_read_only(home: &Path) -> Result<Self, StoreError> {
+        if !home.join("device.key").exists() {
+            return Err(StoreError::NotInitialized(home.to_path_buf()));
+        }
+        Self::opened(home, Db::open_read_only(&home.join("store.db"))?, None)
+    }
+
+    fn opened(home: &Path, db: Db, lock: Option<File>) -> Result<Self, StoreError> {
+        let key_path = home.join("device.key");
         let seed_hex = fs::read_to_string(&key_path).map_err(StoreError::Io)?;
         let seed: [u8; 32] = hex::decode(seed_hex.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| StoreError::Invalid(format!("设备密钥文件 {} 已损坏", key_path.display())))?;
-        let db = Db::open(&home.join("store.db"))?;
         let nonce: [u8; 16] = db
             .meta("nonce")?
             .and_then(|b| b.try_into().ok())
@@ -200,7 +215,7 @@ impl Store {
         seed: [u8; 32],
         nonce: [u8; 16],
         name: String,
-        lock: File,
+        lock: Option<File>,
     ) -> Result<Self, StoreError> {
         let key = DeviceKey::from_seed(seed);
         let proof = ActorProof { key: key.public(), nonce: StoreNonce(nonce) };
@@ -240,6 +255,11 @@ impl Store {
             }
         }
         for id in missing {
+            // Looking only: the index stays in memory; the holder writes it.
+            if self.db.read_only() {
+                self.loaded(&id)?;
+                continue;
+            }
             let doc = &self.loaded(&id)?.doc;
             let mut writes = vec![heads_write(&id, doc)];
             if id.kind() == DocKind::EnterpriseDossier {

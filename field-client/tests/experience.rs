@@ -484,3 +484,39 @@ fn the_relay_and_the_tablets_count_changes_alike() {
     // What moved: 李四's one finding went up, 张三's later one came down.
     assert_eq!((tablet["sent"].as_u64(), tablet["received"].as_u64()), (Some(1), Some(1)), "{tablet}");
 }
+
+/// While the station's relay holds its store all day, the clerk can still
+/// look: `field status`, the hazard list and an export run read-only and
+/// show what the relay has stored; an edit is refused, in Chinese, and
+/// changes nothing.
+#[test]
+fn the_station_can_look_while_its_relay_runs() {
+    use sync_core::credential::Role;
+    let root = TempDir::new().unwrap();
+    let (a, campaign) = inspector(root.path());
+    let station = Device::new(root.path(), "城关安监站");
+    enroll_as(&a, "张三", Role::Inspector, "127.0.0.1:9");
+    enroll_as(&station, "城关安监站", Role::Station, "127.0.0.1:9");
+    a.ok(&["campaign", "add-enterprise", &campaign, "--name", "宁夏某建设集团有限公司", "--code", CODE]);
+    a.ok(&["hazard", "add", &campaign, CODE, "--title", "配电箱无门锁", "--accident-type", "05"]);
+    let relay = Relay::start(&station, 3600);
+    a.ok(&["sync", "--peer", &relay.addr]);
+    relay.event(std::time::Duration::from_secs(30)).expect("the relay said nothing of the sync");
+
+    let out = station.run(&["status"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("只读查看"), "{stderr}");
+    assert!(stdout.contains("隐患 1 条"), "{stdout}");
+    let listed = station.ok(&["hazard", "list", "--campaign", &campaign]);
+    assert!(listed.contains("配电箱无门锁"), "{listed}");
+    let csv = root.path().join("台账.csv");
+    station.ok(&["export", "csv", &campaign, "--out", csv.to_str().unwrap()]);
+    assert!(fs::read_to_string(&csv).unwrap().contains("配电箱无门锁"));
+
+    let said = station.fails(&["hazard", "add", &campaign, CODE, "--title", "临边无防护", "--accident-type", "06"]);
+    assert!(said.contains("另一个 field 程序正在使用"), "{said}");
+    drop(relay);
+    let listed = station.ok(&["hazard", "list", "--campaign", &campaign]);
+    assert!(!listed.contains("临边无防护"), "{listed}");
+}

@@ -4,6 +4,7 @@
 //! and prints a Chinese summary (or JSON with `--json`).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -113,6 +114,24 @@ enum Command {
     /// 离线数据包（U 盘交换）
     #[command(subcommand)]
     Bundle(BundleCmd),
+}
+
+impl Command {
+    /// Whether the command only reads the store, so that it can run while
+    /// another process (a station relay) holds it.
+    fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Whoami
+                | Command::Status
+                | Command::Export(_)
+                | Command::Bundle(BundleCmd::Export { .. })
+                | Command::Trust(TrustCmd::List)
+                | Command::Campaign(CampaignCmd::List | CampaignCmd::Show { .. })
+                | Command::Hazard(HazardCmd::List { .. } | HazardCmd::Show { .. })
+                | Command::Conflicts(ConflictsCmd::List)
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -798,7 +817,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Checklist(cmd) => return checklist_cmd(&out, cmd),
         command => command,
     };
-    let mut store = Store::open(&home)?;
+    let mut store = match Store::open(&home) {
+        // A station's relay holds the store all day: the clerk can still look.
+        Err(StoreError::Locked(_)) if command.reads_only() => {
+            // On standard error: what goes to standard output may be a file.
+            let _ = writeln!(
+                std::io::stderr(),
+                "另一个 field 程序（如安监站中转）正在使用本机数据，以下为只读查看，显示此刻已保存的内容"
+            );
+            Store::open_read_only(&home)?
+        }
+        opened => opened?,
+    };
     match command {
         Command::Init { .. } => bail!("{} 中已有设备数据，不能重复初始化", home.display()),
         Command::Whoami => {
