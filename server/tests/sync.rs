@@ -835,3 +835,75 @@ async fn a_revoked_authors_work_is_cut_out_and_decided_at_hq() {
     relay.await.unwrap().unwrap();
     drop(server);
 }
+
+/// The station clerk's console (the real `field relay`, forwarding every
+/// second) reports what moved and nothing else: HQ out of reach is said
+/// once, not at every attempt; the forward once HQ is back says what went;
+/// idle forwards say nothing.
+#[tokio::test(flavor = "current_thread")]
+async fn the_relay_console_reports_only_what_moved() {
+    use std::io::BufRead;
+    use std::time::Duration;
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("hq");
+    let hq_addr = format!("127.0.0.1:{}", free_udp_port());
+    let station = dir.path().join("station");
+    enroll_as(&data, &Store::init(&station, "城关安监站").unwrap(), "station", &hq_addr);
+    let mut tablet = Store::init(&dir.path().join("张三"), "张三").unwrap();
+    enroll_as(&data, &tablet, "inspector", &hq_addr);
+
+    struct Relay(std::process::Child);
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut relay = Relay(
+        std::process::Command::new(common::field_bin())
+            .env("FIELD_HOME", &station)
+            .args(["--json", "relay", "--listen", "127.0.0.1:0", "--forward-every", "1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = relay.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+    let relay_addr = ready.split_once('：').and_then(|(_, rest)| rest.split_once('（')).unwrap().0.parse().unwrap();
+    let events = |wait: Duration| -> Vec<serde_json::Value> {
+        let until = std::time::Instant::now() + wait;
+        std::iter::from_fn(|| lines.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).ok())
+            .map(|line| serde_json::from_str(&line).unwrap())
+            .collect()
+    };
+
+    // HQ is down through four attempts: said once.
+    let said = events(Duration::from_millis(3500));
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0]["event"], "forward_failed", "{said:?}");
+
+    let c = joint_campaign(&mut tablet);
+    tablet.sync_with_peer(relay_addr).await.unwrap();
+    let server = Server::start_at(&data, &hq_addr);
+    let mut said = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !said.iter().any(|e: &serde_json::Value| e["event"] == "forwarded") {
+        assert!(std::time::Instant::now() < deadline, "never forwarded: {said:?}");
+        said.extend(events(Duration::from_millis(200)));
+    }
+    let forwarded = said.iter().find(|e| e["event"] == "forwarded").unwrap();
+    assert!(forwarded["sent"].as_u64().unwrap() > 0 && forwarded["receipts"].as_u64().unwrap() > 0, "{said:?}");
+    assert!(said.iter().all(|e| e["event"] == "served" || e["event"] == "forwarded"), "{said:?}");
+
+    // Nothing moves: three more forwards, nothing said.
+    let said = events(Duration::from_millis(3500));
+    assert!(said.is_empty(), "{said:?}");
+    assert!(c.to_string().starts_with("cmp-"));
+    drop(server);
+}

@@ -24,6 +24,14 @@ pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The `field` binary, built beside this test by `cargo test --workspace`.
+pub fn field_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join(format!("field{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not built: run `cargo test --workspace`", bin.display());
+    bin
+}
+
 /// Runs `fieldsync-server --data <data> <args>` to completion.
 pub fn server_command(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fieldsync-server")).arg("--data").arg(data).args(args).output().unwrap()

@@ -139,7 +139,7 @@ pub struct Summary {
     /// peer of an earlier version did not say): fewer than [`Self::sent`]
     /// where the peer held some already.
     pub peer_stored: Option<usize>,
-    /// Receipts received.
+    /// Receipts received that are newer than any held for their document.
     pub receipts: usize,
     /// Heads both sides now hold, per document: store as checkpoints.
     pub checkpoints: BTreeMap<DocId, Vec<ChangeHash>>,
@@ -524,11 +524,21 @@ impl Session {
                 for receipt in receipts {
                     let body = open_receipt(&receipt, &self.config.hq)?;
                     if let Ok(doc) = body.doc.parse::<DocId>() {
+                        // Counted when newer than any held: HQ passes on its
+                        // latest receipt of a document at every session.
+                        let newest_held = replica
+                            .receipts(&doc)
+                            .iter()
+                            .filter_map(|held| open_receipt(held, &self.config.hq).ok())
+                            .map(|held| held.seq)
+                            .max();
+                        if newest_held.is_none_or(|seq| seq < body.seq) {
+                            self.summary.receipts += 1;
+                        }
                         self.receipts_seen.entry(doc).or_default().push(body.clone());
                     }
                     opened.push((body, receipt));
                 }
-                self.summary.receipts += opened.len();
                 out.push(Effect::StoreReceipts(opened));
             }
             (Phase::Exchanging, Message::Sent { count }) if self.peer_sent.is_none_or(|c| c == count) => {
