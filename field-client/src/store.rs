@@ -563,7 +563,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound { what: "企业", id: enterprise.to_owned() })?;
         let code = entry.unified_social_credit_code.clone();
         let id = DocId::dossier(campaign, &code);
-        self.ensure_genesis(&id, || dossier::create(campaign, &code))?;
+        self.ensure_genesis(&id, || dossier::create(campaign, &code, &info.time_zone))?;
         Ok(id)
     }
 

@@ -520,3 +520,46 @@ fn the_station_can_look_while_its_relay_runs() {
     let listed = station.ok(&["hazard", "list", "--campaign", &campaign]);
     assert!(!listed.contains("临边无防护"), "{listed}");
 }
+
+/// A deadline may not precede the day a finding was made, read in the
+/// campaign's time zone — which the dossier carries, so every door reads
+/// it alike — not in China Standard Time. The zones are chosen so that,
+/// whatever the hour, at least one campaign's day differs from Beijing's.
+#[test]
+fn a_deadline_is_checked_against_the_local_day_of_the_finding() {
+    use sync_core::zone::Zone;
+    let root = TempDir::new().unwrap();
+    let mut checked = 0;
+    for zone in ["Pacific/Pago_Pago", "Pacific/Kiritimati"] {
+        let (device, campaign) = inspector_in(&root.path().join(zone.replace('/', "-")), zone);
+        device.ok(&["campaign", "add-enterprise", &campaign, "--name", "宁夏某建设集团有限公司", "--code", CODE]);
+        let id =
+            device.json(&["hazard", "add", &campaign, CODE, "--title", "临边无防护", "--accident-type", "09"])["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        let found_at = device.json(&["hazard", "show", &id])["hazard"]["found_at"].as_str().unwrap().to_owned();
+        let local = Zone::named(zone).unwrap().day(&found_at).unwrap();
+        let beijing = Zone::default().day(&found_at).unwrap();
+        let plan = |deadline: &str| {
+            let args = ["rectify", "plan", &id, "--mode", "deadline", "--deadline", deadline];
+            let mut args = args.to_vec();
+            args.extend(["--owner", "王五", "--measures", "设置防护栏杆"]);
+            device.run(&args)
+        };
+        if local < beijing {
+            // The finding's own day, already past in Beijing: allowed.
+            let out = plan(&local);
+            assert!(out.status.success(), "{zone}: {}", String::from_utf8_lossy(&out.stderr));
+            checked += 1;
+        } else if local > beijing {
+            // Beijing's day is the day before the finding, here.
+            let out = plan(&beijing);
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && said.contains("早于隐患的发现日期"), "{zone}: {said}");
+            assert!(plan(&local).status.success());
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "one of the zones always differs from Beijing's day");
+}

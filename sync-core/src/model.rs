@@ -279,6 +279,11 @@ pub struct Dossier {
     /// The enterprise's credit code.
     #[serde(default)]
     pub enterprise: String,
+    /// The campaign's time zone, copied into the dossier's deterministic
+    /// first state (empty: [`crate::zone::DEFAULT`]), so that every door
+    /// reads a finding's day alike without the campaign at hand.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time_zone: String,
     /// Site visits by id.
     pub site_visits: BTreeMap<String, SiteVisit>,
     /// Hazards (findings) by id.

@@ -25,7 +25,6 @@ use crate::model::{
     Rectification, RectificationMode, RectificationStatus, Step, StepKind, VerifyResult, calendar_date,
 };
 use crate::text::same_person;
-use crate::zone::Zone;
 
 /// Who records a step: the holder of this device's credential and its role
 /// (`inspector`, `enterprise`, …; `None` before enrollment).
@@ -459,13 +458,6 @@ pub fn photos_after(r: &Rectification) -> impl Iterator<Item = (&String, &String
     r.photos_after.iter().chain(reported)
 }
 
-/// The day a hazard was found, as the loop's rules read it (a deadline is
-/// not before it): in China Standard Time, [`Zone`]'s default, since a
-/// dossier does not carry its campaign's zone.
-pub fn found_on(found_at: &str) -> Option<String> {
-    Zone::default().day(found_at)
-}
-
 /// The rectification rate (整改率) of some hazards by a cut-off, with its
 /// definition beside the number.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -548,7 +540,7 @@ mod tests {
 
     fn dossier(actor: u8) -> Automerge {
         let campaign = DocId::new_campaign([3; 16]);
-        let mut doc = create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap();
+        let mut doc = create(&campaign, &"91640200MA76XYW123".parse().unwrap(), "").unwrap();
         doc.set_actor(ActorId::from(&[actor; 16][..]));
         edit(&mut doc, 1, |tx| add_hazard(tx, &hid(), &sample_hazard("临边无防护"))).unwrap();
         doc
@@ -565,6 +557,31 @@ mod tests {
 
     fn state(doc: &Automerge) -> Loop {
         Loop::of(&hazard(doc, &hid()).unwrap().rectification)
+    }
+
+    /// A deadline is checked against the finding's day in the campaign's
+    /// zone, which the dossier carries: found at 17:00 UTC on 12-07 is
+    /// 12-07 in Pago Pago but 12-08 in Beijing. The edit and the validator
+    /// (every door) read it alike.
+    #[test]
+    fn the_finding_day_is_the_campaigns() {
+        let found = |zone: &str| {
+            let campaign = DocId::new_campaign([3; 16]);
+            let mut doc = create(&campaign, &"91640200MA76XYW123".parse().unwrap(), zone).unwrap();
+            doc.set_actor(ActorId::from(&[1; 16][..]));
+            let h =
+                crate::model::Hazard { found_at: "2026-12-07T17:00:00Z".into(), ..sample_hazard("临边无防护") };
+            edit(&mut doc, 1, |tx| add_hazard(tx, &hid(), &h)).unwrap();
+            doc
+        };
+        let mut pago_pago = found("Pacific/Pago_Pago");
+        take(&mut pago_pago, "张三", plan("2026-12-07")).unwrap();
+        let id = DocId::dossier(&DocId::new_campaign([3; 16]), &"91640200MA76XYW123".parse().unwrap());
+        crate::validate::document(&id, &pago_pago).unwrap();
+        let err = take(&mut found(""), "张三", plan("2026-12-07")).unwrap_err().to_string();
+        assert!(err.contains("早于隐患的发现日期 2026-12-08"), "{err}");
+        let err = take(&mut found("Pacific/Pago_Pago"), "张三", plan("2026-12-06")).unwrap_err().to_string();
+        assert!(err.contains("早于隐患的发现日期 2026-12-07"), "{err}");
     }
 
     /// The six commands of the issue, each refused with the state and the

@@ -202,7 +202,8 @@ fn check_genesis(id: &DocId, change: &Change) -> Result<(), VerifyError> {
         DocKind::EnterpriseDossier => {
             let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;
             let enterprise = read_root_str(&alone, "enterprise").ok_or_else(bad)?;
-            doc::dossier::create(&campaign, &enterprise)
+            let zone: String = read_root_str(&alone, "time_zone").unwrap_or_default();
+            doc::dossier::create(&campaign, &enterprise, &zone)
         }
         DocKind::Briefing => {
             let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;

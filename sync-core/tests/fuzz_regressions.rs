@@ -137,7 +137,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let revocations = SignedRevocations::issue(&hq, list);
 
     // The dossier: its genesis, a hazard, a step of its rectification.
-    let genesis = dossier::create(&campaign_id, &enterprise).expect("genesis");
+    let genesis = dossier::create(&campaign_id, &enterprise, "").expect("genesis");
     let mut doc = genesis.fork().with_actor(proof.actor_id());
     let hazard_id = EntityId::new(1_790_000_000_000, 1);
     let input = dossier::HazardInput {

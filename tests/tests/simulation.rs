@@ -139,7 +139,7 @@ impl Node {
         let code: CreditCode = code.parse().unwrap();
         let id = DocId::dossier(campaign, &code);
         if !self.docs.contains_key(&id) {
-            self.docs.insert(id.clone(), dossier::create(campaign, &code).unwrap());
+            self.docs.insert(id.clone(), dossier::create(campaign, &code, "").unwrap());
         }
         id
     }

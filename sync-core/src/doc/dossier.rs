@@ -18,6 +18,7 @@ use crate::model::{
     Rectification, RectificationStatus, ReviewItemKind, SCHEMA_VERSION, SiteVisit, Step,
 };
 use crate::rectification::{self, Loop, Signer};
+use crate::zone::Zone;
 
 /// What an inspector says of a hazard, each part optional: the fields of
 /// `field hazard add` and `field hazard edit`.
@@ -178,10 +179,14 @@ pub fn tally(dossier: &Dossier) -> Tally {
     })
 }
 
-/// The deterministic first state of the dossier of `enterprise` in `campaign`.
-pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, ModelError> {
+/// The deterministic first state of the dossier of `enterprise` in
+/// `campaign`, whose time zone is `time_zone` (an IANA name; empty: the
+/// default). The zone is written only when it is not the default, so the
+/// first state of a dossier in China Standard Time is as it always was.
+pub fn create(campaign: &DocId, enterprise: &CreditCode, time_zone: &str) -> Result<Automerge, ModelError> {
     let id = DocId::dossier(campaign, enterprise);
-    let root = json!({
+    let zone = super::campaign::zone(time_zone)?;
+    let mut root = json!({
         "kind": "enterprise_dossier",
         "schema_version": SCHEMA_VERSION,
         "id": id.as_str(),
@@ -192,7 +197,18 @@ pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, Mo
         "accident_reviews": {},
         "document_checks": {},
     });
+    if zone.name() != crate::zone::DEFAULT {
+        root["time_zone"] = json!(zone.name());
+    }
     genesis(&id, root.as_object().ok_or_else(|| ModelError::Malformed("root".into()))?)
+}
+
+/// The zone a dossier's days are read in (its campaign's).
+fn zone_of(doc: &impl ReadDoc) -> Zone {
+    match doc.get(automerge::ROOT, "time_zone") {
+        Ok(Some((automerge::Value::Scalar(s), _))) => s.as_str().and_then(Zone::named).unwrap_or_default(),
+        _ => Zone::default(),
+    }
 }
 
 /// Reads the whole dossier.
@@ -325,7 +341,7 @@ pub fn add_step(
     step.author = signer.name.clone();
     step.author_role = signer.role.clone();
     step.at = at;
-    let found_on = rectification::found_on(&h.found_at);
+    let found_on = zone_of(tx).day(&h.found_at);
     rectification::check_step(&step, found_on.as_deref()).map_err(ModelError::Rule)?;
     rectification::admit(&before.state, &step).map_err(ModelError::Rule)?;
     // A hazard recorded before the steps has no map for them yet.
@@ -392,6 +408,7 @@ pub fn add_site_visit(tx: &mut Transaction<'_>, id: &EntityId, visit: &SiteVisit
 /// Checks what the schema cannot: codes and clauses exist, dates are days
 /// of the calendar, GPS points are on the globe.
 pub(crate) fn check_dossier(dossier: &Dossier) -> Result<(), ModelError> {
+    super::campaign::zone(&dossier.time_zone)?;
     for (id, hazard) in &dossier.hazards {
         check_values(hazard).map_err(|e| ModelError::Rule(format!("隐患 {id}：{e}")))?;
     }
@@ -484,7 +501,7 @@ pub(crate) mod tests {
 
     fn dossier() -> Automerge {
         let campaign = DocId::new_campaign([1; 16]);
-        create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap()
+        create(&campaign, &"91640200MA76XYW123".parse().unwrap(), "").unwrap()
     }
 
     #[test]
