@@ -10,6 +10,7 @@ use crate::{StoreError, words};
 /// Writes `bytes` to `path`: refused if something is there already, unless
 /// `overwrite`; written to a temporary file beside it, flushed to disk and
 /// renamed, so a crash or a full disk never leaves half a file at `path`.
+/// A folder the path names that is not there yet is made.
 pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), StoreError> {
     let shown = path.display();
     match fs::symlink_metadata(path) {
@@ -25,6 +26,13 @@ pub fn write_new(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), Store
         _ => Path::new("."),
     };
     let tmp = dir.join(format!(".{}.{}.partial", name.to_string_lossy(), std::process::id()));
+    fs::create_dir_all(dir).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AlreadyExists => format!("{} 已存在，但不是目录", dir.display()),
+            _ => words::io(&e),
+        };
+        StoreError::Invalid(format!("无法写入 {shown}：{why}"))
+    })?;
     let written = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;

@@ -72,6 +72,10 @@ fn files_are_never_overwritten_unasked() {
         .filter(|e| e.file_name().to_string_lossy().contains("partial"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    // A folder the path names that is not there yet is made.
+    let register = root.path().join("导出").join("隐患台账.csv");
+    device.ok(&["export", "csv", &campaign, "--out", register.to_str().unwrap()]);
+    assert!(fs::read_to_string(&register).unwrap().contains("隐患编号"));
 }
 
 /// A file that cannot be written or read is told in Chinese, naming it.
@@ -79,10 +83,12 @@ fn files_are_never_overwritten_unasked() {
 fn file_errors_are_told_in_chinese() {
     let root = TempDir::new().unwrap();
     let (device, campaign) = inspector(root.path());
-    let missing = root.path().join("没有这个目录").join("台账.csv");
-    let said = device.fails(&["export", "csv", &campaign, "--out", missing.to_str().unwrap()]);
-    assert!(said.contains("文件或目录不存在") && said.contains("台账.csv"), "{said}");
-    assert!(!said.contains("os error") && !said.contains("No such file"), "{said}");
+    // A folder in the path that is a file.
+    fs::write(root.path().join("报告"), "重要文件").unwrap();
+    let blocked = root.path().join("报告").join("台账.csv");
+    let said = device.fails(&["export", "csv", &campaign, "--out", blocked.to_str().unwrap()]);
+    assert!(said.contains("不是目录") && said.contains("台账.csv"), "{said}");
+    assert!(!said.contains("os error") && !said.contains("Not a directory"), "{said}");
 
     let said = device.fails(&["bundle", "import", root.path().join("none.fsb").to_str().unwrap()]);
     assert!(said.contains("无法读取") && said.contains("none.fsb") && !said.contains("os error"), "{said}");
