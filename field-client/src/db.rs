@@ -826,14 +826,14 @@ fn write_all(conn: &mut Connection, batches: Vec<Vec<Write>>) -> Result<(), Stor
     Ok(())
 }
 
-/// Brings the schema to the newest version; each migration runs once, in
-/// its own transaction, tracked by `PRAGMA user_version`.
 /// The schema version the database is at (migrations applied).
 fn user_version(conn: &Connection) -> Result<usize, StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     Ok(usize::try_from(version).unwrap_or(usize::MAX))
 }
 
+/// Brings the schema to the newest version; each migration runs once, in
+/// its own transaction, tracked by `PRAGMA user_version`.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version = user_version(conn)?;
     if version > MIGRATIONS.len() {

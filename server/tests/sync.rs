@@ -888,7 +888,7 @@ async fn the_relay_console_reports_only_what_moved() {
     assert_eq!(said.len(), 1, "{said:?}");
     assert_eq!(said[0]["event"], "forward_failed", "{said:?}");
 
-    let c = joint_campaign(&mut tablet);
+    joint_campaign(&mut tablet);
     tablet.sync_with_peer(relay_addr).await.unwrap();
     let server = Server::start_at(&data, &hq_addr);
     let mut said = Vec::new();
@@ -904,6 +904,5 @@ async fn the_relay_console_reports_only_what_moved() {
     // Nothing moves: three more forwards, nothing said.
     let said = events(Duration::from_millis(3500));
     assert!(said.is_empty(), "{said:?}");
-    assert!(c.to_string().starts_with("cmp-"));
     drop(server);
 }
