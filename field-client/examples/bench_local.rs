@@ -209,6 +209,7 @@ fn sample(i: usize) -> anyhow::Result<Hazard> {
             .collect(),
         inspector: "张三".into(),
         found_at: "2026-11-24T02:00:00Z".into(),
+        found_on: String::new(),
         checklist_item: Some("construction-jgj59/scaffold-02".into()),
         deleted: false,
         rectification: Rectification::default(),

@@ -563,7 +563,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound { what: "企业", id: enterprise.to_owned() })?;
         let code = entry.unified_social_credit_code.clone();
         let id = DocId::dossier(campaign, &code);
-        self.ensure_genesis(&id, || dossier::create(campaign, &code, &info.time_zone))?;
+        self.ensure_genesis(&id, || dossier::create(campaign, &code))?;
         Ok(id)
     }
 
@@ -1128,6 +1128,7 @@ mod tests {
             photos: [(photo.to_string(), "IMG_1.jpg".to_owned())].into(),
             inspector: "张三".into(),
             found_at: "2026-11-24T01:00:00Z".into(),
+            found_on: String::new(),
             checklist_item: None,
             deleted: false,
             rectification: Rectification::default(),

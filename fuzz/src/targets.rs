@@ -217,7 +217,7 @@ fn fixtures() -> &'static [(DocId, Option<Automerge>)] {
         let campaign = campaign();
         let enterprise = enterprise();
         let dossier = DocId::dossier(&campaign, &enterprise);
-        let genesis = sync_core::doc::dossier::create(&campaign, &enterprise, "").expect("the dossier's genesis");
+        let genesis = sync_core::doc::dossier::create(&campaign, &enterprise).expect("the dossier's genesis");
         assert!(!genesis.get_heads().is_empty());
         vec![(dossier.clone(), None), (dossier, Some(genesis)), (campaign, None)]
     })

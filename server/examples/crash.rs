@@ -555,6 +555,7 @@ fn hazard(rng: &mut Findings, inspector: &str, sha: &str) -> anyhow::Result<Haza
         photos: [(sha.to_owned(), "IMG_0001.jpg".to_owned())].into_iter().collect(),
         inspector: inspector.into(),
         found_at: "2026-11-24T02:00:00Z".into(),
+        found_on: String::new(),
         checklist_item: None,
         deleted: false,
         rectification: Rectification::default(),

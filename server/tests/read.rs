@@ -145,6 +145,7 @@ async fn what_devices_sync_is_read_over_http_and_reindex_rebuilds_the_same_table
             level,
             major_hazard_criterion: criterion,
             found_at: found_at.into(),
+            found_on: String::new(),
             inspector: "张三".into(),
             photos,
             ..hazard(title)

@@ -297,7 +297,7 @@ mod tests {
     /// A dossier with one hazard by `author`, and the bundle doc for it.
     fn signed_doc(author: &Device) -> BundleDoc {
         let campaign = DocId::new_campaign([9; 16]);
-        let mut am = dossier::create(&campaign, &"91640200MA76XYW123".parse().unwrap(), "").unwrap();
+        let mut am = dossier::create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap();
         am.set_actor(author.proof.actor_id());
         let id = DocId::dossier(&campaign, &"91640200MA76XYW123".parse().unwrap());
         let mut evidence = None;

@@ -832,7 +832,7 @@ mod tests {
             vec![("无照片", sample_hazard("无照片")), ("已删除", Hazard { deleted: true, ..sample_hazard("已删除") })];
         let mut dossiers = Vec::new();
         for (code, hazards) in CODES.iter().zip([first, second]) {
-            let mut d = doc::dossier::create(&id, &code.parse().unwrap(), "").unwrap();
+            let mut d = doc::dossier::create(&id, &code.parse().unwrap()).unwrap();
             for (i, (_, h)) in hazards.iter().enumerate() {
                 edit(&mut d, 3, |tx| doc::dossier::add_hazard(tx, &EntityId::new(1, i as u128 + 1), h)).unwrap();
             }

@@ -279,11 +279,6 @@ pub struct Dossier {
     /// The enterprise's credit code.
     #[serde(default)]
     pub enterprise: String,
-    /// The campaign's time zone, copied into the dossier's deterministic
-    /// first state (empty: [`crate::zone::DEFAULT`]), so that every door
-    /// reads a finding's day alike without the campaign at hand.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub time_zone: String,
     /// Site visits by id.
     pub site_visits: BTreeMap<String, SiteVisit>,
     /// Hazards (findings) by id.
@@ -344,6 +339,12 @@ pub struct Hazard {
     /// When it was found (RFC 3339, UTC).
     #[serde(default)]
     pub found_at: String,
+    /// The day it was found (YYYY-MM-DD) in its campaign's time zone,
+    /// recorded with it by the device that found it: the day a deadline may
+    /// not precede, read alike at every door without the campaign. Empty in
+    /// records made before it was kept: the day in China Standard Time.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub found_on: String,
     /// The checklist item it was raised from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checklist_item: Option<String>,

@@ -22,9 +22,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::model::{
-    Rectification, RectificationMode, RectificationStatus, Step, StepKind, VerifyResult, calendar_date,
+    Hazard, Rectification, RectificationMode, RectificationStatus, Step, StepKind, VerifyResult, calendar_date,
 };
 use crate::text::same_person;
+use crate::zone::Zone;
 
 /// Who records a step: the holder of this device's credential and its role
 /// (`inspector`, `enterprise`, …; `None` before enrollment).
@@ -458,6 +459,17 @@ pub fn photos_after(r: &Rectification) -> impl Iterator<Item = (&String, &String
     r.photos_after.iter().chain(reported)
 }
 
+/// The day a hazard was found, as the loop's rules read it (a deadline is
+/// not before it): the day recorded with it, in its campaign's zone; for a
+/// record made before that was kept, the day in China Standard Time,
+/// [`Zone`]'s default.
+pub fn found_on(h: &Hazard) -> Option<String> {
+    match h.found_on.is_empty() {
+        false => Some(h.found_on.clone()),
+        true => Zone::default().day(&h.found_at),
+    }
+}
+
 /// The rectification rate (整改率) of some hazards by a cut-off, with its
 /// definition beside the number.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -540,7 +552,7 @@ mod tests {
 
     fn dossier(actor: u8) -> Automerge {
         let campaign = DocId::new_campaign([3; 16]);
-        let mut doc = create(&campaign, &"91640200MA76XYW123".parse().unwrap(), "").unwrap();
+        let mut doc = create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap();
         doc.set_actor(ActorId::from(&[actor; 16][..]));
         edit(&mut doc, 1, |tx| add_hazard(tx, &hid(), &sample_hazard("临边无防护"))).unwrap();
         doc
@@ -559,29 +571,45 @@ mod tests {
         Loop::of(&hazard(doc, &hid()).unwrap().rectification)
     }
 
-    /// A deadline is checked against the finding's day in the campaign's
-    /// zone, which the dossier carries: found at 17:00 UTC on 12-07 is
-    /// 12-07 in Pago Pago but 12-08 in Beijing. The edit and the validator
-    /// (every door) read it alike.
+    /// A deadline is checked against the day recorded with the finding, in
+    /// its campaign's zone: found at 17:00 UTC on 12-07 is 12-07 in Pago
+    /// Pago but 12-08 in Beijing, the day read for a record without one.
+    /// The edit and the validator (every door) read it alike; a recorded
+    /// day that is no zone's day of the finding is refused.
     #[test]
-    fn the_finding_day_is_the_campaigns() {
-        let found = |zone: &str| {
-            let campaign = DocId::new_campaign([3; 16]);
-            let mut doc = create(&campaign, &"91640200MA76XYW123".parse().unwrap(), zone).unwrap();
-            doc.set_actor(ActorId::from(&[1; 16][..]));
-            let h =
-                crate::model::Hazard { found_at: "2026-12-07T17:00:00Z".into(), ..sample_hazard("临边无防护") };
-            edit(&mut doc, 1, |tx| add_hazard(tx, &hid(), &h)).unwrap();
-            doc
+    fn the_finding_day_is_the_one_recorded_with_it() {
+        let found = |day: &str| {
+            let mut doc = dossier(1);
+            let h = crate::model::Hazard {
+                found_at: "2026-12-07T17:00:00Z".into(),
+                found_on: day.into(),
+                ..sample_hazard("临边无防护")
+            };
+            edit(&mut doc, 1, |tx| add_hazard(tx, &EntityId::new(1, 2), &h)).map(|_| doc)
         };
-        let mut pago_pago = found("Pacific/Pago_Pago");
-        take(&mut pago_pago, "张三", plan("2026-12-07")).unwrap();
+        let other = || EntityId::new(1, 2);
+        let plan_on = |doc: &mut Automerge, deadline: &str| {
+            edit(doc, 2, |tx| {
+                add_step(
+                    tx,
+                    &other(),
+                    &EntityId::new(2, 1),
+                    plan(deadline),
+                    &signer("张三"),
+                    "2026-12-07T18:00:00Z".into(),
+                )
+            })
+        };
+        let mut pago_pago = found("2026-12-07").unwrap();
+        plan_on(&mut pago_pago, "2026-12-07").unwrap();
         let id = DocId::dossier(&DocId::new_campaign([3; 16]), &"91640200MA76XYW123".parse().unwrap());
         crate::validate::document(&id, &pago_pago).unwrap();
-        let err = take(&mut found(""), "张三", plan("2026-12-07")).unwrap_err().to_string();
+        let err = plan_on(&mut found("").unwrap(), "2026-12-07").unwrap_err().to_string();
         assert!(err.contains("早于隐患的发现日期 2026-12-08"), "{err}");
-        let err = take(&mut found("Pacific/Pago_Pago"), "张三", plan("2026-12-06")).unwrap_err().to_string();
+        let err = plan_on(&mut found("2026-12-07").unwrap(), "2026-12-06").unwrap_err().to_string();
         assert!(err.contains("早于隐患的发现日期 2026-12-07"), "{err}");
+        let err = found("2026-12-10").map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("与发现时间"), "{err}");
     }
 
     /// The six commands of the issue, each refused with the state and the

@@ -373,6 +373,7 @@ mod tests {
     fn dates_are_the_days_of_the_campaigns_zone() {
         let hazard = Hazard {
             found_at: "2026-12-06T18:47:00Z".into(),
+            found_on: String::new(),
             ..crate::doc::dossier::tests::sample_hazard("夜间作业照明不足")
         };
         let place = |zone: &str| Place {

@@ -15,7 +15,6 @@ use crate::ids::{DocId, DocKind, DocTag, EntityId, PhotoId};
 use crate::model::{Briefing, Campaign, Checklist, Dossier};
 use crate::rectification::{self, Loop, Signer};
 use crate::schema;
-use crate::zone::Zone;
 
 /// Why a document is not valid (Chinese, shown to people).
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -308,8 +307,7 @@ pub fn steps_kept<'a>(
             if after != at_deps.heads {
                 return Err(Invalid(format!("{place}：所记的前序步骤与它依据的记录不符")));
             }
-            let found_on = Zone::named(&dossier.time_zone).unwrap_or_default().day(&h.found_at);
-            rectification::check_step(step, found_on.as_deref())
+            rectification::check_step(step, rectification::found_on(h).as_deref())
                 .and_then(|()| rectification::admit(&at_deps.state, step))
                 .map_err(|why| Invalid(format!("{place}：{why}")))?;
             out.push(ArrivedStep {

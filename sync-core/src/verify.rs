@@ -202,8 +202,7 @@ fn check_genesis(id: &DocId, change: &Change) -> Result<(), VerifyError> {
         DocKind::EnterpriseDossier => {
             let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;
             let enterprise = read_root_str(&alone, "enterprise").ok_or_else(bad)?;
-            let zone: String = read_root_str(&alone, "time_zone").unwrap_or_default();
-            doc::dossier::create(&campaign, &enterprise, &zone)
+            doc::dossier::create(&campaign, &enterprise)
         }
         DocKind::Briefing => {
             let campaign: DocId = read_root_str(&alone, "campaign_id").ok_or_else(bad)?;

@@ -137,7 +137,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let revocations = SignedRevocations::issue(&hq, list);
 
     // The dossier: its genesis, a hazard, a step of its rectification.
-    let genesis = dossier::create(&campaign_id, &enterprise, "").expect("genesis");
+    let genesis = dossier::create(&campaign_id, &enterprise).expect("genesis");
     let mut doc = genesis.fork().with_actor(proof.actor_id());
     let hazard_id = EntityId::new(1_790_000_000_000, 1);
     let input = dossier::HazardInput {
@@ -148,7 +148,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         basis: Some("JGJ 59-2011 第3.3.3条".into()),
         ..Default::default()
     };
-    let hazard = dossier::new_hazard(input, None, "张三".into(), "2026-11-23T02:00:00Z".into()).expect("a hazard");
+    let zone = sync_core::zone::Zone::default();
+    let hazard =
+        dossier::new_hazard(input, None, "张三".into(), "2026-11-23T02:00:00Z".into(), &zone).expect("a hazard");
     edit(&mut doc, 1_790_000_000_000, |tx| dossier::add_hazard(tx, &hazard_id, &hazard)).expect("hazard added");
     let step = Step {
         mode: Some(RectificationMode::Deadline),

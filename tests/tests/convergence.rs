@@ -392,6 +392,7 @@ fn new_hazard(title: &str) -> Hazard {
         photos: BTreeMap::new(),
         inspector: "检查员".into(),
         found_at: "2026-11-24T01:00:00Z".into(),
+        found_on: String::new(),
         checklist_item: None,
         deleted: false,
         rectification: Rectification::default(),

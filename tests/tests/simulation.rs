@@ -139,7 +139,7 @@ impl Node {
         let code: CreditCode = code.parse().unwrap();
         let id = DocId::dossier(campaign, &code);
         if !self.docs.contains_key(&id) {
-            self.docs.insert(id.clone(), dossier::create(campaign, &code, "").unwrap());
+            self.docs.insert(id.clone(), dossier::create(campaign, &code).unwrap());
         }
         id
     }
@@ -748,6 +748,7 @@ fn hazard(title: &str) -> Hazard {
         photos: BTreeMap::new(),
         inspector: String::new(),
         found_at: "2026-11-24T01:00:00Z".into(),
+        found_on: String::new(),
         checklist_item: None,
         deleted: false,
         rectification: Rectification::default(),

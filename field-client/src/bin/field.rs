@@ -1334,7 +1334,8 @@ fn hazard_cmd(store: &mut Store, out: &Out, cmd: HazardCmd) -> Result<()> {
             let dossier_id = open_dossier(store, &campaign, &enterprise)?;
             let template = from_checklist.map(|id| checklist_item(&id).map(|item| (id, item))).transpose()?;
             let inspector = inspector.unwrap_or_else(|| store.device_name().to_owned());
-            let mut hazard = dossier::new_hazard(fields.input()?, template, inspector, rfc3339(now_ms()))?;
+            let zone = Zone::of(&store.campaign(&campaign_id(store, &campaign)?)?);
+            let mut hazard = dossier::new_hazard(fields.input()?, template, inspector, rfc3339(now_ms()), &zone)?;
             hazard.photos = attach(store, &photo)?.into_iter().collect();
             let id = new_entity_id()?;
             store.edit(&dossier_id, |tx| dossier::add_hazard(tx, &id, &hazard))?;

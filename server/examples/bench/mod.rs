@@ -139,6 +139,7 @@ pub(crate) fn record_site(
             photos: photos.into_iter().enumerate().map(|(p, sha)| (sha, format!("IMG_{p}.jpg"))).collect(),
             inspector: "张三".into(),
             found_at: "2026-11-24T02:00:00Z".into(),
+            found_on: String::new(),
             checklist_item: None,
             deleted: false,
             rectification: Rectification::default(),

@@ -510,6 +510,7 @@ mod tests {
             photos: BTreeMap::new(),
             inspector: "张三".into(),
             found_at: found_at.into(),
+            found_on: String::new(),
             checklist_item: None,
             deleted: false,
             rectification: Rectification::default(),
@@ -563,7 +564,7 @@ mod tests {
             ..hazard(&format!("外架{MARKUP}连墙件"), "2026-11-24T02:00:00Z")
         };
         let deleted = Hazard { deleted: true, ..hazard("已删除的隐患", "2026-11-24T01:00:00Z") };
-        let mut first = doc::dossier::create(&id, &CODES[0].parse().unwrap(), "").unwrap();
+        let mut first = doc::dossier::create(&id, &CODES[0].parse().unwrap()).unwrap();
         let ids: Vec<EntityId> = (1..=3).map(|n| EntityId::new(4, n)).collect();
         for (id, h) in ids.iter().zip([&major, &general, &deleted]) {
             edit(&mut first, 4, |tx| doc::dossier::add_hazard(tx, id, h)).unwrap();
@@ -580,7 +581,7 @@ mod tests {
             doc::dossier::add_step(tx, &ids[0], &EntityId::new(5, 1), plan, &signer, "2026-11-24T07:00:00Z".into())
         })
         .unwrap();
-        let second = doc::dossier::create(&id, &CODES[1].parse().unwrap(), "").unwrap();
+        let second = doc::dossier::create(&id, &CODES[1].parse().unwrap()).unwrap();
         let dossiers = [first, second].iter().map(|d| doc::dossier::read(d).unwrap()).collect();
         (campaign, dossiers)
     }

@@ -223,6 +223,7 @@ pub fn hazard(title: &str) -> Hazard {
         photos: Default::default(),
         inspector: String::new(),
         found_at: "2026-11-24T01:00:00Z".into(),
+        found_on: String::new(),
         checklist_item: None,
         deleted: false,
         rectification: Rectification::default(),

@@ -88,7 +88,7 @@ pub(crate) fn from_document(mut json: Json) -> Result<Campaign, ModelError> {
 }
 
 /// The zone of IANA name `name`, or why it is refused.
-pub(crate) fn zone(name: &str) -> Result<Zone, ModelError> {
+fn zone(name: &str) -> Result<Zone, ModelError> {
     Zone::named(name).ok_or_else(|| {
         let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
         ModelError::Rule(format!("时区无效：“{shown}”（应为时区数据库中的名称，如 Asia/Shanghai）"))

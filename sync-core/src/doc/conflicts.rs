@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn concurrent_writes_are_conflicts_until_resolved() {
         let campaign = DocId::new_campaign([2; 16]);
-        let mut a = create(&campaign, &"91640200MA76XYW123".parse().unwrap(), "").unwrap();
+        let mut a = create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap();
         a.set_actor(ActorId::from(&[1u8; 16][..]));
         let id = EntityId::new(1, 1);
         let mut hazard = crate::doc::dossier::tests::sample_hazard("临边防护缺失");

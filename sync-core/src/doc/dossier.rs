@@ -109,9 +109,10 @@ impl HazardInput {
     }
 }
 
-/// A new hazard that `inspector` found at `found_at` (RFC 3339): from the
-/// checklist item `template` (its id and the item) or from scratch, when
-/// the accident type must be given; then `input` applies. An item's
+/// A new hazard that `inspector` found at `found_at` (RFC 3339), in a
+/// campaign kept in `zone` (the day it was found is recorded in it): from
+/// the checklist item `template` (its id and the item) or from scratch,
+/// when the accident type must be given; then `input` applies. An item's
 /// major-hazard criterion is offered, not imposed: it is taken only when the
 /// inspector judges the hazard major and names no criterion.
 pub fn new_hazard(
@@ -119,7 +120,9 @@ pub fn new_hazard(
     template: Option<(String, ChecklistItem)>,
     inspector: String,
     found_at: String,
+    zone: &Zone,
 ) -> Result<Hazard, ModelError> {
+    let found_on = zone.day(&found_at).ok_or_else(|| ModelError::InvalidDate(found_at.clone()))?;
     let mut hazard = Hazard {
         subcontractor: String::new(),
         title: String::new(),
@@ -133,6 +136,7 @@ pub fn new_hazard(
         photos: Default::default(),
         inspector,
         found_at,
+        found_on,
         checklist_item: None,
         deleted: false,
         rectification: Rectification::default(),
@@ -179,14 +183,10 @@ pub fn tally(dossier: &Dossier) -> Tally {
     })
 }
 
-/// The deterministic first state of the dossier of `enterprise` in
-/// `campaign`, whose time zone is `time_zone` (an IANA name; empty: the
-/// default). The zone is written only when it is not the default, so the
-/// first state of a dossier in China Standard Time is as it always was.
-pub fn create(campaign: &DocId, enterprise: &CreditCode, time_zone: &str) -> Result<Automerge, ModelError> {
+/// The deterministic first state of the dossier of `enterprise` in `campaign`.
+pub fn create(campaign: &DocId, enterprise: &CreditCode) -> Result<Automerge, ModelError> {
     let id = DocId::dossier(campaign, enterprise);
-    let zone = super::campaign::zone(time_zone)?;
-    let mut root = json!({
+    let root = json!({
         "kind": "enterprise_dossier",
         "schema_version": SCHEMA_VERSION,
         "id": id.as_str(),
@@ -197,18 +197,7 @@ pub fn create(campaign: &DocId, enterprise: &CreditCode, time_zone: &str) -> Res
         "accident_reviews": {},
         "document_checks": {},
     });
-    if zone.name() != crate::zone::DEFAULT {
-        root["time_zone"] = json!(zone.name());
-    }
     genesis(&id, root.as_object().ok_or_else(|| ModelError::Malformed("root".into()))?)
-}
-
-/// The zone a dossier's days are read in (its campaign's).
-fn zone_of(doc: &impl ReadDoc) -> Zone {
-    match doc.get(automerge::ROOT, "time_zone") {
-        Ok(Some((automerge::Value::Scalar(s), _))) => s.as_str().and_then(Zone::named).unwrap_or_default(),
-        _ => Zone::default(),
-    }
 }
 
 /// Reads the whole dossier.
@@ -251,6 +240,9 @@ pub fn check_values(h: &Hazard) -> Result<(), ModelError> {
             return Err(ModelError::InvalidGps { lat: gps.lat, lon: gps.lon });
         }
     }
+    if !h.found_on.is_empty() {
+        check_found_on(h)?;
+    }
     let r = &h.rectification;
     for deadline in r.deadline.iter().chain(r.steps.values().filter_map(|s| s.deadline.as_ref())) {
         check_date(deadline)?;
@@ -261,6 +253,18 @@ pub fn check_values(h: &Hazard) -> Result<(), ModelError> {
         return Err(ModelError::Rule(format!("照片编号无效：{bad}")));
     }
     Ok(())
+}
+
+/// A hazard's recorded day is a date, and the day of its `found_at` in some
+/// time zone (UTC-12 to UTC+14: within a day of the UTC date).
+fn check_found_on(h: &Hazard) -> Result<(), ModelError> {
+    check_date(&h.found_on)?;
+    let day_in = |zone: &str| Zone::named(zone).and_then(|z| z.day(&h.found_at));
+    let (earliest, latest) = (day_in("Etc/GMT+12"), day_in("Etc/GMT-14"));
+    match (earliest, latest) {
+        (Some(earliest), Some(latest)) if earliest <= h.found_on && h.found_on <= latest => Ok(()),
+        _ => Err(ModelError::Rule(format!("发现日期 {} 与发现时间 {} 不符", h.found_on, h.found_at))),
+    }
 }
 
 /// The keys of every photo map of a hazard: before, after (recorded before
@@ -341,8 +345,7 @@ pub fn add_step(
     step.author = signer.name.clone();
     step.author_role = signer.role.clone();
     step.at = at;
-    let found_on = zone_of(tx).day(&h.found_at);
-    rectification::check_step(&step, found_on.as_deref()).map_err(ModelError::Rule)?;
+    rectification::check_step(&step, rectification::found_on(&h).as_deref()).map_err(ModelError::Rule)?;
     rectification::admit(&before.state, &step).map_err(ModelError::Rule)?;
     // A hazard recorded before the steps has no map for them yet.
     let path = ["hazards", hazard.as_str(), "rectification", "steps"];
@@ -408,7 +411,6 @@ pub fn add_site_visit(tx: &mut Transaction<'_>, id: &EntityId, visit: &SiteVisit
 /// Checks what the schema cannot: codes and clauses exist, dates are days
 /// of the calendar, GPS points are on the globe.
 pub(crate) fn check_dossier(dossier: &Dossier) -> Result<(), ModelError> {
-    super::campaign::zone(&dossier.time_zone)?;
     for (id, hazard) in &dossier.hazards {
         check_values(hazard).map_err(|e| ModelError::Rule(format!("隐患 {id}：{e}")))?;
     }
@@ -448,6 +450,7 @@ pub(crate) mod tests {
             photos: BTreeMap::new(),
             inspector: "张三".into(),
             found_at: "2026-11-23T02:00:00Z".into(),
+            found_on: String::new(),
             checklist_item: None,
             deleted: false,
             rectification: Rectification::default(),
@@ -458,7 +461,7 @@ pub(crate) mod tests {
     fn a_new_hazard_needs_an_accident_type_and_takes_a_criterion_only_when_major() {
         let at = || ("2026-11-23T02:00:00Z".to_owned(), "张三".to_owned());
         let (found_at, inspector) = at();
-        let bare = new_hazard(HazardInput::default(), None, inspector, found_at);
+        let bare = new_hazard(HazardInput::default(), None, inspector, found_at, &Zone::default());
         assert!(matches!(bare, Err(ModelError::Rule(why)) if why.contains("事故类型")));
 
         let item = ChecklistItem {
@@ -472,7 +475,8 @@ pub(crate) mod tests {
         };
         let from = |input: HazardInput| {
             let (found_at, inspector) = at();
-            new_hazard(input, Some(("jgj59/scaffold-01".into(), item.clone())), inspector, found_at).unwrap()
+            let template = Some(("jgj59/scaffold-01".into(), item.clone()));
+            new_hazard(input, template, inspector, found_at, &Zone::default()).unwrap()
         };
         let general = from(HazardInput::default());
         assert_eq!((general.level, general.major_hazard_criterion.as_ref()), (HazardLevel::General, None));
@@ -501,7 +505,7 @@ pub(crate) mod tests {
 
     fn dossier() -> Automerge {
         let campaign = DocId::new_campaign([1; 16]);
-        create(&campaign, &"91640200MA76XYW123".parse().unwrap(), "").unwrap()
+        create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap()
     }
 
     #[test]

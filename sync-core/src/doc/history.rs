@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn each_change_names_its_author_time_hazard_and_fields() {
         let campaign = DocId::new_campaign([2; 16]);
-        let mut a = create(&campaign, &"91640200MA76XYW123".parse().unwrap(), "").unwrap();
+        let mut a = create(&campaign, &"91640200MA76XYW123".parse().unwrap()).unwrap();
         a.set_actor(ActorId::from(&[1u8; 16][..]));
         let (first, second) = (EntityId::new(1, 1), EntityId::new(1, 2));
         let hazard = crate::doc::dossier::tests::sample_hazard("临边防护缺失");

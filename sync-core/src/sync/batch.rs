@@ -404,7 +404,7 @@ mod tests {
         let campaign = DocId::new_campaign([1; 16]);
         let code = "91640200MA76XYW123".parse().unwrap();
         let id = DocId::dossier(&campaign, &code);
-        let mut base = dossier::create(&campaign, &code, "").unwrap().with_actor(ActorId::from([1; 16]));
+        let mut base = dossier::create(&campaign, &code).unwrap().with_actor(ActorId::from([1; 16]));
         let hazard = EntityId::new(1, 1);
         let mut general = dossier::tests::sample_hazard("临边防护缺失");
         general.major_hazard_criterion = Some(crate::codes::criteria()[0].id.to_owned());
