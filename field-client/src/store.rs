@@ -258,6 +258,7 @@ impl Store {
             // Looking only: the index stays in memory; the holder writes it.
             if self.db.read_only() {
                 self.loaded(&id)?;
+                self.reindex(&id);
                 continue;
             }
             let doc = &self.loaded(&id)?.doc;
@@ -438,6 +439,11 @@ impl Store {
             return Ok(());
         }
         let mut doc = genesis()?;
+        // Looking only: the empty document is shown, not stored.
+        if self.db.read_only() {
+            self.keep(id, Loaded::new(doc, Tail::default()));
+            return Ok(());
+        }
         let mut writes = vec![Write::Doc { id: id.to_string(), kind: id.kind().as_str() }];
         writes.extend(doc.get_changes(&[]).iter().map(|c| change_write(id, c, "genesis")));
         writes.push(heads_write(id, &doc));
@@ -1177,6 +1183,37 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let _store = Store::init(dir.path(), "张三").unwrap();
         assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
+    }
+
+    /// Beside the process that holds a store, another may look: it reads
+    /// what was committed, an enterprise's dossier not yet stored reads as
+    /// empty (and stays unstored), and every write is refused.
+    #[test]
+    fn a_second_process_may_only_look() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (mut holder, campaign_id, _) = store_with_dossier(dir.path());
+        let code: sync_core::ids::CreditCode = "91640200MA76XYW124".parse().unwrap();
+        let enterprise = Enterprise {
+            name: "某劳务公司".into(),
+            unified_social_credit_code: code.clone(),
+            domain: Domain::Construction,
+            project: String::new(),
+            address: String::new(),
+            dossier_id: DocId::dossier(&campaign_id, &code),
+        };
+        holder.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+
+        let mut looker = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(looker.campaign(&campaign_id).unwrap().enterprises.len(), 2);
+        let unopened = looker.open_dossier(&campaign_id, code.as_str()).unwrap();
+        assert!(looker.dossier(&unopened).unwrap().hazards.is_empty());
+        assert!(holder.db.load(unopened.to_string()).unwrap().is_none(), "looking stores nothing");
+        let member =
+            sync_core::model::TeamMember {
+                name: "王五".into(), role: "检查员".into(), organization: String::new()
+            };
+        let refused = looker.edit(&campaign_id, |tx| campaign::add_member(tx, &new_entity_id().unwrap(), &member));
+        assert!(matches!(refused, Err(StoreError::ReadOnly)), "{refused:?}");
     }
 
     /// `n` local edits, each its own change.
