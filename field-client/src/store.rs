@@ -1092,21 +1092,27 @@ mod tests {
     use super::*;
     use sync_core::model::{CampaignKind, Domain, Enterprise};
 
+    /// Adds construction enterprise `code` to the campaign; returns its code.
+    fn add_enterprise(store: &mut Store, campaign_id: &DocId, code: &str, name: &str) -> sync_core::ids::CreditCode {
+        let code: sync_core::ids::CreditCode = code.parse().unwrap();
+        let enterprise = Enterprise {
+            name: name.into(),
+            unified_social_credit_code: code.clone(),
+            domain: Domain::Construction,
+            project: String::new(),
+            address: String::new(),
+            dossier_id: DocId::dossier(campaign_id, &code),
+        };
+        store.edit(campaign_id, |tx| campaign::add_enterprise(tx, campaign_id, &enterprise)).unwrap();
+        code
+    }
+
     fn store_with_dossier(home: &Path) -> (Store, DocId, DocId) {
         let mut store = Store::init(home, "张三").unwrap();
         let campaign_id = store
             .create_campaign("联合检查", CampaignKind::ConstructionJointInspection, "2026-11-24", "2026-11-25")
             .unwrap();
-        let code: sync_core::ids::CreditCode = "91640200MA76XYW123".parse().unwrap();
-        let enterprise = Enterprise {
-            name: "某建设集团".into(),
-            unified_social_credit_code: code.clone(),
-            domain: Domain::Construction,
-            project: String::new(),
-            address: String::new(),
-            dossier_id: DocId::dossier(&campaign_id, &code),
-        };
-        store.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let code = add_enterprise(&mut store, &campaign_id, "91640200MA76XYW123", "某建设集团");
         let dossier_id = store.open_dossier(&campaign_id, code.as_str()).unwrap();
         (store, campaign_id, dossier_id)
     }
@@ -1192,16 +1198,7 @@ mod tests {
     fn a_second_process_may_only_look() {
         let dir = tempfile::TempDir::new().unwrap();
         let (mut holder, campaign_id, _) = store_with_dossier(dir.path());
-        let code: sync_core::ids::CreditCode = "91640200MA76XYW124".parse().unwrap();
-        let enterprise = Enterprise {
-            name: "某劳务公司".into(),
-            unified_social_credit_code: code.clone(),
-            domain: Domain::Construction,
-            project: String::new(),
-            address: String::new(),
-            dossier_id: DocId::dossier(&campaign_id, &code),
-        };
-        holder.edit(&campaign_id, |tx| campaign::add_enterprise(tx, &campaign_id, &enterprise)).unwrap();
+        let code = add_enterprise(&mut holder, &campaign_id, "91640200MA76XYW124", "某劳务公司");
 
         let mut looker = Store::open_read_only(dir.path()).unwrap();
         assert_eq!(looker.campaign(&campaign_id).unwrap().enterprises.len(), 2);

@@ -472,21 +472,18 @@ fn the_relay_and_the_tablets_count_changes_alike() {
     a.ok(&["hazard", "add", &campaign, CODE, "--title", "配电箱无门锁", "--accident-type", "05"]);
     exchange(&a, &b, root.path(), "morning.fsb");
     a.ok(&["hazard", "add", &campaign, CODE, "--title", "洞口未设防护栏", "--accident-type", "06"]);
-    let tablet = a.json(&["sync", "--peer", &relay.addr]);
-    let at_relay = served("张三");
-    assert_eq!(
-        (&tablet["sent"], &tablet["received"]),
-        (&at_relay["received"], &at_relay["sent"]),
-        "{tablet} {at_relay}"
-    );
+    // Syncs `device` (named `name`) with the relay: what it says, checked
+    // against what the relay says of it.
+    let sync = |device: &Device, name: &str| {
+        let tablet = device.json(&["sync", "--peer", &relay.addr]);
+        let at_relay = served(name);
+        let each_way = (&tablet["sent"], &tablet["received"]);
+        assert_eq!(each_way, (&at_relay["received"], &at_relay["sent"]), "{tablet} {at_relay}");
+        tablet
+    };
+    sync(&a, "张三");
     b.ok(&["hazard", "add", &campaign, CODE, "--title", "塔吊限位失效", "--accident-type", "04"]);
-    let tablet = b.json(&["sync", "--peer", &relay.addr]);
-    let at_relay = served("李四");
-    assert_eq!(
-        (&tablet["sent"], &tablet["received"]),
-        (&at_relay["received"], &at_relay["sent"]),
-        "{tablet} {at_relay}"
-    );
+    let tablet = sync(&b, "李四");
     // What moved: 李四's one finding went up, 张三's later one came down.
     assert_eq!((tablet["sent"].as_u64(), tablet["received"].as_u64()), (Some(1), Some(1)), "{tablet}");
 }
