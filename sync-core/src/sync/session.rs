@@ -559,7 +559,9 @@ impl Session {
             }
             // The peer stored all we sent; our own writes may still be under way.
             (Phase::Exchanging, Message::Done { stored }) if self.peer_sent.is_some() => {
-                self.summary.peer_stored = stored.map(|n| n as usize);
+                // It cannot have stored more of ours than we sent.
+                let sent: usize = self.summary.sent.values().sum();
+                self.summary.peer_stored = stored.map(|n| (n as usize).min(sent));
                 self.peer_done = true;
             }
             (_, other) => return Err(SyncError::Protocol(format!("此时不应收到 {}", kind(&other)))),
