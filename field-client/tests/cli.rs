@@ -25,21 +25,7 @@ fn team(root: &Path) -> (Device, Device, String) {
     let b = Device::new(root, "李四");
     a.ok(&["trust", "add", &b.key(), "--name", "李四"]);
     b.ok(&["trust", "add", &a.key(), "--name", "张三"]);
-    let campaign = a.json(&[
-        "campaign",
-        "create",
-        "--name",
-        "2026年建筑施工工伤风险联合检查",
-        "--kind",
-        "construction",
-        "--start",
-        "2026-11-24",
-        "--end",
-        "2026-11-25",
-    ])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let campaign = a.create_campaign(None);
     a.ok(&[
         "campaign",
         "add-enterprise",

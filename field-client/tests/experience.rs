@@ -21,23 +21,7 @@ fn inspector(root: &Path) -> (Device, String) {
 /// As [`inspector`], the campaign kept in time zone `zone`.
 fn inspector_in(root: &Path, zone: &str) -> (Device, String) {
     let device = Device::new(root, "张三");
-    let campaign = device.json(&[
-        "campaign",
-        "create",
-        "--name",
-        "2026年建筑施工工伤风险联合检查",
-        "--kind",
-        "construction",
-        "--start",
-        "2026-11-24",
-        "--end",
-        "2026-11-25",
-        "--time-zone",
-        zone,
-    ])["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let campaign = device.create_campaign(Some(zone));
     (device, campaign)
 }
 

@@ -8,12 +8,14 @@
 //! The seeds are made here: valid inputs that must get past each decoder.
 //! Set `FIELDSYNC_WRITE_FUZZ_SEEDS=1` to write them to `fuzz/corpus/`.
 
+mod fixtures;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_bytes::ByteBuf;
 use sync_core::bundle::{self, Bundle, BundleDoc};
-use sync_core::credential::{Credential, Enrollment, RevocationList, Role, Scope, SignedCredential, SignedRevocations};
+use sync_core::credential::{Enrollment, RevocationList, SignedRevocations};
 use sync_core::doc::{campaign, dossier, edit};
 use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
 use sync_core::ids::{DocId, EntityId, PhotoId, sha256_hex};
@@ -118,18 +120,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let campaign_id = targets::campaign();
     let enterprise = targets::enterprise();
     let dossier_id = DocId::dossier(&campaign_id, &enterprise);
-    let credential = SignedCredential::issue(
-        &hq,
-        Credential {
-            serial: 7,
-            device: ByteBuf::from(tablet.public().to_bytes().to_vec()),
-            name: "张三".into(),
-            role: Role::Inspector,
-            scope: Scope { campaigns: Some([campaign_id.clone()].into()), enterprises: None },
-            not_before: 1_790_000_000_000,
-            not_after: 1_792_592_000_000,
-        },
-    );
+    let credential = fixtures::inspector_credential(&hq, &tablet, &campaign_id);
     let mut list = RevocationList { version: 2, issued_at: 1_790_000_000_000, ..RevocationList::default() };
     list.serials.insert(9);
     list.serials_at.insert(9, 1_790_000_000_000);

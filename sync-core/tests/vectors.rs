@@ -3,9 +3,11 @@
 //! against the same file. Set `FIELDSYNC_WRITE_VECTORS=1` to regenerate
 //! after a deliberate format change.
 
+mod fixtures;
+
 use serde_bytes::ByteBuf;
 use serde_json::{Value, json};
-use sync_core::credential::{Credential, Enrollment, Role, Scope, SignedCredential};
+use sync_core::credential::Enrollment;
 use sync_core::identity::{ActorProof, DeviceKey, StoreNonce};
 use sync_core::ids::DocId;
 use sync_core::ids::PhotoId;
@@ -18,18 +20,7 @@ fn vectors() -> Value {
     let hq = DeviceKey::from_seed([1; 32]);
     let tablet = DeviceKey::from_seed([2; 32]);
     let campaign = DocId::new_campaign([3; 16]);
-    let credential = SignedCredential::issue(
-        &hq,
-        Credential {
-            serial: 7,
-            device: ByteBuf::from(tablet.public().to_bytes().to_vec()),
-            name: "张三".into(),
-            role: Role::Inspector,
-            scope: Scope { campaigns: Some([campaign.clone()].into()), enterprises: None },
-            not_before: 1_790_000_000_000,
-            not_after: 1_792_592_000_000,
-        },
-    );
+    let credential = fixtures::inspector_credential(&hq, &tablet, &campaign);
     let proof = ActorProof { key: tablet.public(), nonce: StoreNonce([4; 16]) };
     let head = sync_core::automerge::ChangeHash([5; 32]);
     let signed_head = tablet.sign_head(&campaign, &proof, head);

@@ -95,6 +95,25 @@ impl Device {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Creates the construction campaign of the CLI tests, kept in time
+    /// zone `zone` (`None`: the default); returns its id.
+    pub fn create_campaign(&self, zone: Option<&str>) -> String {
+        let mut args = vec![
+            "campaign",
+            "create",
+            "--name",
+            "2026年建筑施工工伤风险联合检查",
+            "--kind",
+            "construction",
+            "--start",
+            "2026-11-24",
+            "--end",
+            "2026-11-25",
+        ];
+        args.extend(zone.into_iter().flat_map(|zone| ["--time-zone", zone]));
+        self.json(&args)["id"].as_str().unwrap().to_owned()
+    }
+
     pub fn key(&self) -> String {
         self.json(&["whoami"])["public_key"].as_str().unwrap().to_owned()
     }
